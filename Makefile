@@ -1,0 +1,84 @@
+# tide — GNU Makefile.  See README.md for the targets.
+#   make                 release build (-O2 -g) of build/libtide.so and build/libtide.a
+#   make DEBUG=1         debug build with invariant checks (build/debug)
+#   make SANITIZE=thread|undefined|address   sanitizer build (build/<sanitizer>)
+#   make test            unit, api, misuse, stress and real-program tests
+#   make check           the stress tests again under SANITIZE=thread and =undefined
+#   make bench [QUICK=1] the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
+#   make bench-instr     instructions per malloc/free pair (callgrind)
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DEBUG   ?= 0
+SANITIZE ?=
+
+ifeq ($(SANITIZE),)
+  ifeq ($(DEBUG),0)
+    BUILD ?= build
+  else
+    BUILD ?= build/debug
+  endif
+else
+  BUILD ?= build/$(SANITIZE)
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS_BASE := -std=gnu11 -g -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
+               -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+               -fno-semantic-interposition -Iinclude -Isrc $(WARN)
+ifeq ($(DEBUG),0)
+  OPT := -O2 -DNDEBUG -DTIDE_DEBUG=0
+else
+  OPT := -O1 -DTIDE_DEBUG=$(DEBUG)
+endif
+ifneq ($(SANITIZE),)
+  OPT += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -DTIDE_SANITIZE=1
+  LDSAN := -fsanitize=$(SANITIZE)
+endif
+override CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
+
+SRCS    := $(wildcard src/*.c)
+HDRS    := $(wildcard src/*.h) include/tide.h
+
+.PHONY: all test check bench bench-instr install clean lib
+all: lib
+lib: $(BUILD)/libtide.so $(BUILD)/libtide.a
+
+# Unity build: src/static.c includes every module so the compiler can inline
+# across files; the other .c files are never compiled on their own.
+$(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -c src/static.c -o $@
+
+$(BUILD)/libtide.so: $(BUILD)/tide.o
+	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-soname,libtide.so -o $@ $< -ldl
+
+$(BUILD)/libtide.a: $(BUILD)/tide.o
+	rm -f $@ && ar rcs $@ $<
+
+test: lib
+	BUILD=$(BUILD) CC=$(CC) bash tests/run.sh
+
+check:
+	$(MAKE) SANITIZE=thread lib
+	$(MAKE) SANITIZE=undefined lib
+	BUILD=build/thread SANITIZE=thread bash tests/run.sh stress
+	BUILD=build/undefined SANITIZE=undefined bash tests/run.sh stress
+
+bench: lib
+	QUICK=$(QUICK) bash bench/run.sh
+
+bench-instr: lib
+	bash bench/instr.sh
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(BUILD)/libtide.so $(DESTDIR)$(PREFIX)/lib/libtide.so
+	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(PREFIX)/lib/libtide.a
+	install -m 644 include/tide.h $(DESTDIR)$(PREFIX)/include/tide.h
+	install -m 755 tools/tide-run $(DESTDIR)$(PREFIX)/bin/tide-run
+	sed -e 's|@PREFIX@|$(PREFIX)|g' tools/tide.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tide.pc
+
+clean:
+	rm -rf build

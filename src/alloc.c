@@ -1,0 +1,181 @@
+/* alloc.c — the allocation entry points.  The fast path (a size class, one
+ * span, pop a block) is inline in malloc; everything else is in noinline
+ * slow paths: setting up the thread's heap, refilling a class, large and
+ * huge blocks, the backup heap of exited threads. */
+#include "tide_internal.h"
+
+/* Pops a block of class cls from h, refilling the class if needed.  Sets
+ * errno = ENOMEM and returns NULL when memory ran out. */
+static void *heap_alloc_class(tide_heap_t *h, int cls)
+{
+    tide_span_t *s = h->direct[cls];
+    if (!s->free) {
+        s = tidei_heap_find_span(h, cls);
+        if (!s) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    tide_block_t *b = s->free;
+    s->free = b->next;
+    s->used++;
+    b->key = 0;
+    return b;
+}
+
+/* A large or huge block: page runs up to TIDE_LARGE_MAX (alignment slack
+ * included), its own mapping above. */
+static void *big_alloc(size_t n, size_t align, bool zero)
+{
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    tidei_init();
+    size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
+    if (n <= TIDE_LARGE_MAX - slack)
+        return tidei_large_alloc(n, align, zero);
+    return tidei_huge_alloc(n, align, zero);
+}
+
+/* Allocation by a thread whose heap is gone: class cls from the backup heap,
+ * under its lock. */
+static void *backup_alloc_class(int cls)
+{
+    pthread_mutex_lock(&tidei_backup_lock);
+    void *p = heap_alloc_class(&tidei_backup_heap, cls);
+    pthread_mutex_unlock(&tidei_backup_lock);
+    return p;
+}
+
+/* The calling thread's heap, set up on first use; NULL if the thread's heap
+ * is gone (it is exiting) or could not be made. */
+static tide_heap_t *current_heap(void)
+{
+    tide_heap_t *h = tidei_tls_heap;
+    if (tide_unlikely(h == &tidei_empty_heap))
+        h = tidei_thread_init();
+    return h;
+}
+
+/* Small block of class cls for the calling thread, whatever its state. */
+static void *class_alloc(int cls)
+{
+    tide_heap_t *h = current_heap();
+    if (tide_unlikely(!h))
+        return backup_alloc_class(cls);
+    return heap_alloc_class(h, cls);
+}
+
+static tide_noinline void *malloc_slow(size_t n)
+{
+    if (n > TIDE_SMALL_MAX)
+        return big_alloc(n, 0, false);
+    return class_alloc(tidei_class_of(n));
+}
+
+/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
+void *tidei_malloc(size_t n)
+{
+    if (tide_likely(n <= TIDE_SMALL_MAX)) {
+        tide_heap_t *h = tidei_tls_heap;
+        tide_span_t *s = h->direct[tidei_class_of(n)];
+        tide_block_t *b = s->free;
+        if (tide_likely(b != NULL)) {
+            s->free = b->next;
+            s->used++;
+            b->key = 0;
+            return b;
+        }
+    }
+    return malloc_slow(n);
+}
+
+void *tidei_calloc(size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (n > TIDE_SMALL_MAX)
+        return big_alloc(n, 0, true);  /* skips clearing pages known to be zero */
+    void *p = tidei_malloc(n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+/* Aligned allocation; align is a power of two (the caller checked).  Small
+ * requests with align <= page size come from the first class whose block
+ * size is a multiple of align (spans start on a page, so every block of it
+ * is aligned); the rest are page runs or mappings aligned as asked. */
+void *tidei_aligned(size_t align, size_t n, const char *op)
+{
+    (void)op;
+    if (align <= 16)
+        return tidei_malloc(n);
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align <= TIDE_PAGE_SIZE && n <= TIDE_SMALL_MAX) {
+        int cls = tidei_class_of(n);
+        while (cls < TIDE_N_CLASSES && (tidei_class_size[cls] & (align - 1)) != 0)
+            cls++;
+        if (cls < TIDE_N_CLASSES)
+            return class_alloc(cls);
+    }
+    return big_alloc(n, align, false);
+}
+
+/* realloc: grows or shrinks in place where it can (same class, neighbouring
+ * free pages, mremap for huge blocks), else moves.  realloc(p, 0) frees p
+ * and returns NULL, as glibc does.  On failure p is untouched. */
+void *tidei_realloc(void *p, size_t n)
+{
+    if (!p)
+        return tidei_malloc(n);
+    tide_span_t *s = tidei_checked_span(p, "realloc");
+    if (n == 0) {
+        tidei_free(p);
+        return NULL;
+    }
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t usable;
+    if (s->kind == TIDE_SPAN_SMALL) {
+        usable = s->block_size;
+        if (n <= usable && (n > usable / 2 || usable <= 64))
+            return p;
+    } else if (s->kind == TIDE_SPAN_LARGE) {
+        usable = s->n_pages << TIDE_PAGE_SHIFT;
+        size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
+        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
+            if (pages == s->n_pages)
+                return p;
+            if (pages < s->n_pages) {
+                tidei_run_shrink(s, pages);
+                return p;
+            }
+            if (tidei_run_grow(s, pages))
+                return p;
+        }
+    } else {
+        usable = s->n_pages << TIDE_PAGE_SHIFT;
+        if (n > TIDE_LARGE_MAX) {
+            void *q = tidei_huge_realloc(s, n);
+            if (!q)
+                errno = ENOMEM;
+            return q;
+        }
+    }
+    void *q = tidei_malloc(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, n < usable ? n : usable);
+    tidei_free(p);
+    return q;
+}

@@ -1,0 +1,151 @@
+/* free.c — free, and the checks that catch misuse.  The page map tells, in
+ * O(1), whether a pointer is the start of a live tide block; anything else is
+ * reported in one line naming the operation and the address, then abort().
+ *
+ * Double frees: a freed small block carries tidei_free_key in its second
+ * word.  Finding the key on free is only a hint (the program may have stored
+ * that value); the span's free lists confirm it.  The owner thread sees all
+ * of them; another thread sees the remote list only, so a block freed by its
+ * owner and then again by another thread is caught only if the owner has
+ * not reused it (documented in docs/misuse.md).  Large and huge blocks are
+ * caught exactly until their pages are handed out again. */
+#include "tide_internal.h"
+
+static tide_noinline void report_not_ours(const void *p, const char *op)
+{
+    tidei_misuse(op, p, "pointer not allocated by tide (or already freed)");
+}
+
+static tide_noinline void report_interior(const void *p, const char *op, tide_span_t *s)
+{
+    uintptr_t base;
+    size_t size;
+    if (s->kind == TIDE_SPAN_SMALL) {
+        uint64_t off = (uintptr_t)p - s->start;
+        size = s->block_size;
+        base = s->start + (uintptr_t)((off * s->recip) >> 32) * size;
+        if (base > (uintptr_t)p) {
+            base -= size;
+        }
+    } else {
+        base = s->start;
+        size = s->n_pages << TIDE_PAGE_SHIFT;
+    }
+    tidei_misuse(op, p, "interior pointer (block %p of %zu bytes)", (void *)base, size);
+}
+
+/* Whether p is a handed-out-able block start of small span s. */
+tide_inline bool small_block_ok(const tide_span_t *s, const void *p)
+{
+    uint64_t off = (uintptr_t)p - s->start;
+    uint64_t idx = (off * s->recip) >> 32;
+    return idx * s->block_size == off && idx < s->n_built;
+}
+
+/* Checks that p is a live block for op (realloc, malloc_usable_size, free)
+ * and returns its span; reports and aborts otherwise. */
+tide_span_t *tidei_checked_span(const void *p, const char *op)
+{
+    tide_span_t *s = tidei_pagemap_lookup(p);
+    if (!s)
+        report_not_ours(p, op);
+    switch (s->kind) {
+    case TIDE_SPAN_SMALL: {
+        if (!small_block_ok(s, p))
+            report_interior(p, op, s);
+        const tide_block_t *b = p;
+        bool owner = atomic_load_explicit(&s->heap, relaxed) == tidei_tls_heap;
+        if (b->key == tidei_free_key && tidei_span_holds_free(s, b, owner))
+            tidei_misuse(op, p, "block already freed");
+        return s;
+    }
+    case TIDE_SPAN_LARGE:
+    case TIDE_SPAN_HUGE:
+        if ((uintptr_t)p != s->start)
+            report_interior(p, op, s);
+        return s;
+    default:
+        tidei_misuse(op, p, "block already freed");
+    }
+}
+
+/* Free by the owner of s of a block that failed the fast checks: an
+ * interior pointer, or one that carries the free key. */
+static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b)
+{
+    if (!small_block_ok(s, b))
+        report_interior(b, "free", s);
+    if (b->key == tidei_free_key && tidei_span_holds_free(s, b, true))
+        tidei_misuse("free", b, "double free");
+    b->key = tidei_free_key;
+    b->next = s->local_free;
+    s->local_free = b;
+    s->used--;
+    if (s->in_full || s->used == 0)
+        tidei_heap_free_local_slow(h, s);
+}
+
+/* Free of a block whose span the calling thread does not own. */
+static tide_noinline void free_other(tide_span_t *s, void *p)
+{
+    switch (s->kind) {
+    case TIDE_SPAN_SMALL: {
+        tide_block_t *b = p;
+        if (!small_block_ok(s, p))
+            report_interior(p, "free", s);
+        if (b->key == tidei_free_key && tidei_span_holds_free(s, b, false))
+            tidei_misuse("free", p, "double free");
+        b->key = tidei_free_key;
+        tidei_heap_free_remote(s, b);
+        return;
+    }
+    case TIDE_SPAN_LARGE:
+        if ((uintptr_t)p != s->start)
+            report_interior(p, "free", s);
+        tidei_large_free(s);
+        return;
+    case TIDE_SPAN_HUGE:
+        if ((uintptr_t)p != s->start)
+            report_interior(p, "free", s);
+        tidei_huge_free(s);
+        return;
+    default:
+        tidei_misuse("free", p, "double free");
+    }
+}
+
+/* free: any thread, any time. */
+void tidei_free(void *p)
+{
+    if (tide_unlikely(p == NULL))
+        return;
+    tide_span_t *s = tidei_pagemap_lookup(p);
+    if (tide_unlikely(s == NULL))
+        report_not_ours(p, "free");
+    tide_heap_t *h = tidei_tls_heap;
+    if (tide_likely(atomic_load_explicit(&s->heap, relaxed) == h)) {
+        tide_block_t *b = p;
+        uint64_t off = (uintptr_t)p - s->start;
+        uint64_t idx = (off * s->recip) >> 32;
+        if (tide_unlikely(idx * s->block_size != off || idx >= s->n_built || b->key == tidei_free_key)) {
+            free_local_checked(h, s, b);
+            return;
+        }
+        b->key = tidei_free_key;
+        b->next = s->local_free;
+        s->local_free = b;
+        if (tide_unlikely(s->in_full | (--s->used == 0)))
+            tidei_heap_free_local_slow(h, s);
+        return;
+    }
+    free_other(s, p);
+}
+
+/* The usable size of live block p; misuse is reported as for free. */
+size_t tidei_usable_size(const void *p, const char *op)
+{
+    tide_span_t *s = tidei_checked_span(p, op);
+    if (s->kind == TIDE_SPAN_SMALL)
+        return s->block_size;
+    return s->n_pages << TIDE_PAGE_SHIFT;
+}

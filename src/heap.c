@@ -1,0 +1,404 @@
+/* heap.c — thread heaps: per-class bins of spans, lock-free remote frees,
+ * the notify protocol for full spans, and abandonment/adoption of the spans
+ * of exited threads.
+ *
+ * Lock order: tidei_backup_lock -> tidei_heaps_lock -> tidei_arena.lock.
+ * tidei_heaps_lock guards the heap registry, the heap pool and the
+ * abandoned-span lists.  A thread's own heap is touched without any lock.
+ *
+ * Remote frees.  A block freed by a thread that does not own its span is
+ * pushed with a CAS on span->remote; the owner takes the whole list with one
+ * CAS when it needs blocks of that class.  A span with no free block leaves
+ * the bins for the heap's full list, so the owner would never look at it:
+ * it is marked USE_NOTIFY, and the first remote free to it instead pushes
+ * the block onto heap->notify (state NOTIFYING while it does), which the
+ * owner drains on its slow path, putting the span back in its bin.
+ *
+ * Exit.  A thread's key destructor abandons its heap: every span is set to
+ * NEVER (waiting out a NOTIFYING free), pending frees are collected, empty
+ * spans go back to the page allocator and the rest to the abandoned lists,
+ * with heap = NULL.  Remote frees to them go on working (plain pushes); any
+ * thread that needs a span of that class adopts one, and the page allocator
+ * sweeps them for free pages before it maps a new chunk, so no freed block
+ * is stranded.  The emptied heap is pooled for the next thread. */
+#include <sched.h>
+
+#include "tide_internal.h"
+
+pthread_mutex_t tidei_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define EMPTY_DIRECT { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span }
+
+/* The heap of a thread that has none yet: every bin empty, so malloc takes
+ * the slow path, which sets up a real heap. */
+tide_heap_t tidei_empty_heap = { .direct = EMPTY_DIRECT };
+
+/* The heap of threads whose own heap is gone (allocation from late TLS or
+ * key destructors), used under tidei_backup_lock. */
+tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true };
+
+tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
+static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
+static tide_span_t *abandoned[TIDE_N_CLASSES]; /* spans of exited threads, per class */
+static _Atomic size_t n_abandoned;   /* spans on those lists */
+
+__thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
+
+/* ---- bin and full lists (owner only) ---- */
+
+static void bin_push(tide_heap_t *h, tide_span_t *s)
+{
+    int c = s->cls;
+    s->prev = NULL;
+    s->next = h->bins[c];
+    if (s->next)
+        s->next->prev = s;
+    h->bins[c] = s;
+    h->direct[c] = s;
+}
+
+static void bin_remove(tide_heap_t *h, tide_span_t *s)
+{
+    int c = s->cls;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->bins[c] = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    h->direct[c] = h->bins[c] ? h->bins[c] : &tidei_empty_span;
+}
+
+static void full_push(tide_heap_t *h, tide_span_t *s)
+{
+    s->in_full = 1;
+    s->prev = NULL;
+    s->next = h->full;
+    if (s->next)
+        s->next->prev = s;
+    h->full = s;
+}
+
+static void full_remove(tide_heap_t *h, tide_span_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        h->full = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_full = 0;
+}
+
+/* ---- notify states ---- */
+
+/* NORMAL with an empty remote list -> USE_NOTIFY.  False if a remote free
+ * got in first (the span is not full any more) or a notify is under way. */
+static bool span_try_mark_full(tide_span_t *s)
+{
+    uintptr_t expected = TIDE_RS_NORMAL;
+    return atomic_compare_exchange_strong_explicit(&s->remote, &expected, TIDE_RS_USE_NOTIFY, acq_rel, relaxed);
+}
+
+/* Sets the notify state of s to st, keeping the list.  With wait, first waits
+ * for a NOTIFYING free to finish; without it, leaves NOTIFYING alone. */
+static void span_set_state(tide_span_t *s, uintptr_t st, bool wait)
+{
+    uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+    for (;;) {
+        if ((old & TIDE_RS_MASK) == TIDE_RS_NOTIFYING) {
+            if (!wait)
+                return;
+            sched_yield();
+            old = atomic_load_explicit(&s->remote, relaxed);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &old, (old & ~TIDE_RS_MASK) | st, acq_rel, relaxed))
+            return;
+    }
+}
+
+/* Moves s from the full list back into its bin. */
+static void span_unfull(tide_heap_t *h, tide_span_t *s)
+{
+    full_remove(h, s);
+    uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+    while ((old & TIDE_RS_MASK) == TIDE_RS_USE_NOTIFY &&
+           !atomic_compare_exchange_weak_explicit(&s->remote, &old, old & ~TIDE_RS_MASK, acq_rel, relaxed))
+        ;
+    bin_push(h, s);
+}
+
+/* Gives the empty span s back to the page allocator, unless it is the only
+ * span of its class (kept to avoid thrashing) or a remote free is still
+ * finishing its notify (then it stays, empty, in the bin). */
+static void span_retire(tide_heap_t *h, tide_span_t *s)
+{
+    if (h->bins[s->cls] == s && s->next == NULL)
+        return;
+    if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
+        return;
+    bin_remove(h, s);
+    h->n_spans--;
+    atomic_store_explicit(&s->heap, NULL, relaxed);
+    tidei_run_free(s);
+}
+
+/* Slow part of the owner's free: s was on the full list, or is now empty. */
+void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
+{
+    if (s->in_full)
+        span_unfull(h, s);
+    if (s->used == 0)
+        span_retire(h, s);
+}
+
+/* Frees the blocks other threads freed into this heap's full spans. */
+static void heap_drain_notify(tide_heap_t *h)
+{
+    if (!atomic_load_explicit(&h->notify, relaxed))
+        return;
+    tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
+    while (b) {
+        tide_block_t *next = b->next;
+        tide_span_t *s = tidei_pagemap_lookup(b);
+        tide_debug_assert(s && s->kind == TIDE_SPAN_SMALL && atomic_load_explicit(&s->heap, relaxed) == h);
+        b->next = s->local_free;
+        s->local_free = b;
+        s->used--;
+        tidei_heap_free_local_slow(h, s);
+        b = next;
+    }
+}
+
+/* Free of block b of span s by a thread that does not own s (b->key is set).
+ * Lock-free; any thread. */
+void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
+{
+    uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+    for (;;) {
+        if ((old & TIDE_RS_MASK) == TIDE_RS_USE_NOTIFY) {
+            if (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (old & ~TIDE_RS_MASK) | TIDE_RS_NOTIFYING,
+                                                       acq_rel, relaxed))
+                continue;
+            /* The owner cannot abandon s while it is NOTIFYING. */
+            tide_heap_t *h = atomic_load_explicit(&s->heap, acquire);
+            tide_block_t *head = atomic_load_explicit(&h->notify, relaxed);
+            do {
+                b->next = head;
+            } while (!atomic_compare_exchange_weak_explicit(&h->notify, &head, b, release, relaxed));
+            span_set_state(s, TIDE_RS_NORMAL, false);
+            return;
+        }
+        b->next = (tide_block_t *)(old & ~TIDE_RS_MASK);
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
+                                                  release, relaxed))
+            return;
+    }
+}
+
+/* ---- heaps ---- */
+
+static void heap_reset(tide_heap_t *h)
+{
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        h->direct[c] = &tidei_empty_span;
+        h->bins[c] = NULL;
+    }
+    h->full = NULL;
+    atomic_store_explicit(&h->notify, NULL, relaxed);
+    h->n_spans = 0;
+}
+
+/* A heap for a new thread: a pooled one or a new one.  NULL if metadata
+ * memory ran out.  Takes tidei_heaps_lock. */
+tide_heap_t *tidei_heap_acquire(void)
+{
+    pthread_mutex_lock(&tidei_heaps_lock);
+    tide_heap_t *h = heap_pool;
+    if (h) {
+        heap_pool = h->next_pool;
+    } else {
+        pthread_mutex_lock(&tidei_arena.lock);
+        h = tidei_meta_alloc(sizeof *h);
+        pthread_mutex_unlock(&tidei_arena.lock);
+        if (h) {
+            h->next_all = tidei_heaps;
+            tidei_heaps = h;
+        }
+    }
+    if (h) {
+        heap_reset(h);
+        h->in_use = true;
+    }
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    return h;
+}
+
+/* Adopts up to a few abandoned spans of class cls into h; returns one with a
+ * free block (now the bin head), or NULL. */
+static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        if (!__atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED))  /* peek: a miss only means a fresh span */
+            return NULL;
+        pthread_mutex_lock(&tidei_heaps_lock);
+        tide_span_t *s = abandoned[cls];
+        if (s) {
+            __atomic_store_n(&abandoned[cls], s->next, __ATOMIC_RELAXED);
+            n_abandoned--;
+        }
+        pthread_mutex_unlock(&tidei_heaps_lock);
+        if (!s)
+            return NULL;
+        s->next = s->prev = NULL;
+        atomic_store_explicit(&s->heap, h, release);
+        span_set_state(s, TIDE_RS_NORMAL, true);
+        h->n_spans++;
+        tidei_span_collect(s);
+        if (s->free) {
+            bin_push(h, s);
+            return s;
+        }
+        if (span_try_mark_full(s))
+            full_push(h, s);
+        else
+            bin_push(h, s);
+    }
+    return NULL;
+}
+
+/* Returns a span of class cls with a free block, at the head of h's bin
+ * (h->direct[cls]), or NULL if memory ran out.  Owner only. */
+tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
+{
+    tide_span_t *s = h->bins[cls];
+    if (s) {
+        tidei_span_collect(s);
+        if (s->free)
+            return s;
+    }
+    heap_drain_notify(h);
+    for (s = h->bins[cls]; s;) {
+        tide_span_t *next = s->next;
+        if (!s->free)
+            tidei_span_collect(s);
+        if (s->free) {
+            if (h->bins[cls] != s) {
+                bin_remove(h, s);
+                bin_push(h, s);
+            }
+            return s;
+        }
+        if (span_try_mark_full(s)) {
+            bin_remove(h, s);
+            full_push(h, s);
+        }
+        s = next;
+    }
+    s = heap_adopt(h, cls);
+    if (s)
+        return s;
+    s = tidei_run_alloc(tidei_class_pages[cls], 0, true);
+    if (!s)
+        return NULL;
+    tidei_span_init_small(s, cls);
+    atomic_store_explicit(&s->heap, h, release);
+    h->n_spans++;
+    tidei_span_collect(s);
+    bin_push(h, s);
+    return s;
+}
+
+/* Puts s (owned by nobody now) on the abandoned list, or frees it if empty.
+ * Called with tidei_heaps_lock held. */
+static void span_abandon_locked(tide_span_t *s)
+{
+    tidei_span_take_remote(s);
+    if (s->used == 0) {
+        tidei_run_free(s);
+        return;
+    }
+    s->in_full = 0;
+    s->prev = NULL;
+    s->next = abandoned[s->cls];
+    __atomic_store_n(&abandoned[s->cls], s, __ATOMIC_RELAXED);
+    n_abandoned++;
+}
+
+/* Abandons every span of h (its thread is exiting) and pools h.  Called by
+ * the exiting thread itself, with no lock held. */
+void tidei_heap_abandon(tide_heap_t *h)
+{
+    /* 1. No remote free may notify h from now on. */
+    for (int c = 0; c < TIDE_N_CLASSES; c++)
+        for (tide_span_t *s = h->bins[c]; s; s = s->next)
+            span_set_state(s, TIDE_RS_NEVER, true);
+    for (tide_span_t *s = h->full; s; s = s->next)
+        span_set_state(s, TIDE_RS_NEVER, true);
+    /* 2. Take the notifications that got in before. */
+    tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
+    while (b) {
+        tide_block_t *next = b->next;
+        tide_span_t *s = tidei_pagemap_lookup(b);
+        b->next = s->local_free;
+        s->local_free = b;
+        s->used--;
+        b = next;
+    }
+    /* 3. Hand every span over. */
+    pthread_mutex_lock(&tidei_heaps_lock);
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        for (tide_span_t *s = h->bins[c], *next; s; s = next) {
+            next = s->next;
+            atomic_store_explicit(&s->heap, NULL, release);
+            span_abandon_locked(s);
+        }
+    }
+    for (tide_span_t *s = h->full, *next; s; s = next) {
+        next = s->next;
+        atomic_store_explicit(&s->heap, NULL, release);
+        span_abandon_locked(s);
+    }
+    heap_reset(h);
+    h->in_use = false;
+    h->next_pool = heap_pool;
+    heap_pool = h;
+    pthread_mutex_unlock(&tidei_heaps_lock);
+}
+
+/* Collects the remote frees of every abandoned span and gives the empty ones
+ * back to the page allocator.  True if any was freed.  Takes
+ * tidei_heaps_lock (the caller must not hold it or the arena lock). */
+bool tidei_abandoned_sweep(void)
+{
+    bool freed = false;
+    if (!atomic_load_explicit(&n_abandoned, relaxed))  /* peek: a stale zero only delays the sweep */
+        return false;
+    pthread_mutex_lock(&tidei_heaps_lock);
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        tide_span_t **link = &abandoned[c];
+        while (*link) {
+            tide_span_t *s = *link;
+            tidei_span_take_remote(s);
+            if (s->used == 0) {
+                __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
+                n_abandoned--;
+                tidei_run_free(s);
+                freed = true;
+            } else {
+                link = &s->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    return freed;
+}
+
+size_t tidei_abandoned_count(void)
+{
+    return atomic_load_explicit(&n_abandoned, relaxed);
+}

@@ -1,0 +1,111 @@
+/* init.c — process start-up, thread start-up and exit, fork.
+ *
+ * Process init is lazy (the first malloc, which may come before main, from
+ * the dynamic loader or another library's constructor) and also runs from a
+ * constructor.  It never allocates, except pthread_atfork, which may call
+ * malloc: that comes last, after the state says "ready", so the nested call
+ * works.
+ *
+ * Threads get a heap on their first allocation; a pthread key destructor
+ * abandons it at exit.  Allocation after that (later key destructors, TLS
+ * destructors) goes to the backup heap.
+ *
+ * fork: the prepare handler takes tidei_backup_lock, tidei_heaps_lock and the
+ * arena lock (the lock order); parent and child release them.  In the child
+ * only the forking thread runs: the heaps of the other threads keep their
+ * spans (their blocks are the child's copies; blocks of them freed in the
+ * child are pushed to their remote lists) — see docs/fork.md. */
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "tide_internal.h"
+
+uintptr_t tidei_free_key;
+_Atomic int tidei_init_state;        /* 0 not started, 1 in progress, 2 ready */
+static pthread_key_t thread_key;     /* destructor: thread_done */
+
+enum { THREAD_NEW = 0, THREAD_LIVE = 1, THREAD_DEAD = 2 };
+static __thread uint8_t thread_state;
+
+static void thread_done(void *arg)
+{
+    tide_heap_t *h = arg;
+    tidei_tls_heap = &tidei_empty_heap;
+    thread_state = THREAD_DEAD;
+    tidei_heap_abandon(h);
+}
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&tidei_backup_lock);
+    pthread_mutex_lock(&tidei_heaps_lock);
+    pthread_mutex_lock(&tidei_arena.lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&tidei_arena.lock);
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    pthread_mutex_unlock(&tidei_backup_lock);
+}
+
+static void fork_child(void)
+{
+    pthread_mutex_init(&tidei_arena.lock, NULL);
+    pthread_mutex_init(&tidei_heaps_lock, NULL);
+    pthread_mutex_init(&tidei_backup_lock, NULL);
+}
+
+static uintptr_t make_key(void)
+{
+    uintptr_t k = 0;
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r)
+        memcpy(&k, r + 8, sizeof k);
+    k ^= (uintptr_t)&k * 0x9e3779b97f4a7c15ull;
+    k |= 1;  /* odd: never a valid pointer into a block */
+    return k;
+}
+
+void tidei_init_slow(void)
+{
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&tidei_init_state, &expected, 1, acq_rel, acquire)) {
+        if (sysconf(_SC_PAGESIZE) != (long)TIDE_PAGE_SIZE)
+            tidei_fatal("tide: this build assumes %zu-byte pages, the system has %ld\n",
+                        TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
+        tidei_options_init();
+        tidei_classes_init();
+        tidei_free_key = make_key();
+        if (pthread_key_create(&thread_key, thread_done) != 0)
+            tidei_fatal("tide: pthread_key_create failed\n");
+        atomic_store_explicit(&tidei_init_state, 2, release);
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        return;
+    }
+    while (atomic_load_explicit(&tidei_init_state, acquire) != 2)
+        sched_yield();
+}
+
+/* Sets up the calling thread's heap.  Returns NULL if the thread has already
+ * given its heap up (it is exiting) or memory ran out; the caller then uses
+ * the backup heap. */
+tide_heap_t *tidei_thread_init(void)
+{
+    tidei_init();
+    if (thread_state == THREAD_DEAD)
+        return NULL;
+    tide_heap_t *h = tidei_heap_acquire();
+    if (!h)
+        return NULL;
+    tidei_tls_heap = h;
+    thread_state = THREAD_LIVE;
+    /* May call calloc (glibc, keys >= 32): the heap is already in place. */
+    pthread_setspecific(thread_key, h);
+    return h;
+}
+
+__attribute__((constructor)) static void tide_constructor(void)
+{
+    tidei_init();
+}

@@ -1,0 +1,49 @@
+/* meta.c — out-of-band metadata: span descriptors, chunk descriptors and
+ * heaps are carved from their own mappings, never from the pages they
+ * describe, so an overflow from a user block cannot reach them.  tide never
+ * calls the system malloc.  All functions here need the arena lock. */
+#include "tide_internal.h"
+
+/* Returns size bytes of zeroed, 64-byte aligned metadata, or NULL when the
+ * OS refuses memory.  Never freed: callers recycle what they get. */
+void *tidei_meta_alloc(size_t size)
+{
+    tide_arena_t *a = &tidei_arena;
+    size = (size + 63) & ~(size_t)63;
+    if (a->meta_cur + size > a->meta_end) {
+        size_t region = size > TIDE_META_REGION ? (size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1)
+                                                : TIDE_META_REGION;
+        char *r = tidei_os_map(region);
+        if (!r)
+            return NULL;
+        a->meta_bytes += region;
+        a->meta_cur = (uintptr_t)r;
+        a->meta_end = (uintptr_t)r + region;
+    }
+    void *p = (void *)a->meta_cur;
+    a->meta_cur += size;
+    return p;
+}
+
+/* A zeroed span descriptor, or NULL. */
+tide_span_t *tidei_span_new(void)
+{
+    tide_arena_t *a = &tidei_arena;
+    tide_span_t *s = a->span_pool;
+    if (s) {
+        a->span_pool = s->next;
+        memset(s, 0, sizeof *s);
+        return s;
+    }
+    return tidei_meta_alloc(sizeof(tide_span_t));
+}
+
+void tidei_span_delete(tide_span_t *s)
+{
+    tide_arena_t *a = &tidei_arena;
+    s->kind = TIDE_SPAN_FREE;
+    s->n_pages = 0;
+    atomic_store_explicit(&s->heap, NULL, relaxed);
+    s->next = a->span_pool;
+    a->span_pool = s;
+}

@@ -1,0 +1,98 @@
+/* os.c — the OS layer: the only file that calls mmap, munmap, mremap and
+ * madvise.  Every request is counted so that tests can make the Nth one fail
+ * (TIDE_CONF=os_fail_at=N / os_fail_from=N); a failure is reported to the
+ * caller as NULL/false and becomes ENOMEM at the API. */
+#define _GNU_SOURCE
+#include <sys/mman.h>
+
+#include "tide_internal.h"
+
+static _Atomic size_t n_requests;    /* OS requests made so far */
+
+size_t tidei_os_n_requests(void)
+{
+    return atomic_load_explicit(&n_requests, relaxed);
+}
+
+/* Counts a request; true if the test hook says it must fail. */
+static bool injected_failure(void)
+{
+    size_t n = atomic_fetch_add_explicit(&n_requests, 1, relaxed) + 1;
+    if (tidei_opt.os_fail_at > 0 && n == (size_t)tidei_opt.os_fail_at)
+        return true;
+    if (tidei_opt.os_fail_from > 0 && n >= (size_t)tidei_opt.os_fail_from)
+        return true;
+    return false;
+}
+
+/* Maps size bytes (a multiple of the page size) of zeroed read-write memory,
+ * or returns NULL. */
+void *tidei_os_map(size_t size)
+{
+    if (injected_failure())
+        return NULL;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Reserves size bytes of address space that is committed only when touched
+ * (MAP_NORESERVE): for the page map's leaves. */
+void *tidei_os_reserve(size_t size)
+{
+    if (injected_failure())
+        return NULL;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Maps size bytes aligned to align (a power of two, >= page size) by mapping
+ * more and trimming the ends. */
+void *tidei_os_map_aligned(size_t size, size_t align)
+{
+    if (align <= TIDE_PAGE_SIZE)
+        return tidei_os_map(size);
+    if (size + align < size)
+        return NULL;
+    char *p = tidei_os_map(size + align);
+    if (!p)
+        return NULL;
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = a - (uintptr_t)p;
+    size_t tail = align - head;
+    if (head)
+        munmap(p, head);
+    if (tail)
+        munmap((char *)a + size, tail);
+    return (void *)a;
+}
+
+void tidei_os_unmap(void *p, size_t size)
+{
+    if (munmap(p, size) != 0)
+        tidei_fatal("tide: internal error: munmap(%p, %zu) failed (errno %d)\n", p, size, errno);
+}
+
+/* Resizes a mapping: in place, or (may_move) wherever the kernel finds room,
+ * moving the pages without copying them.  NULL if it cannot. */
+void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move)
+{
+    if (injected_failure())
+        return NULL;
+    void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
+    return q == MAP_FAILED ? NULL : q;
+}
+
+/* Gives the pages back to the OS; the range stays mapped and reads as zero
+ * when touched again. */
+bool tidei_os_decommit(void *p, size_t size)
+{
+    return madvise(p, size, MADV_DONTNEED) == 0;
+}
+
+/* Moves the pages of [p, p + old_size) to dest (a mapping of new_size bytes
+ * that the caller owns, which it replaces), growing them to new_size. */
+bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest)
+{
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+    return q == dest;
+}

@@ -1,0 +1,198 @@
+/* override.c — the exported names: the standard allocation interface, the
+ * glibc extensions and __libc_* aliases (so that every allocation in a
+ * process under tide-run is tide's, libc's own included), and the tide_*
+ * API.  Nothing else leaves libtide.so (check with nm -D). */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tide_internal.h"
+
+static bool is_pow2(size_t x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+tide_export void *malloc(size_t n)
+{
+    return tidei_malloc(n);
+}
+
+tide_export void free(void *p)
+{
+    tidei_free(p);
+}
+
+void cfree(void *p);
+tide_export void cfree(void *p)
+{
+    tidei_free(p);
+}
+
+tide_export void *calloc(size_t count, size_t size)
+{
+    return tidei_calloc(count, size);
+}
+
+tide_export void *realloc(void *p, size_t n)
+{
+    return tidei_realloc(p, n);
+}
+
+tide_export void *reallocarray(void *p, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return tidei_realloc(p, n);
+}
+
+/* aligned_alloc and memalign: any power-of-two alignment; anything else is
+ * EINVAL (glibc's memalign rounds a bad alignment up; tide refuses it). */
+tide_export void *aligned_alloc(size_t align, size_t n)
+{
+    if (!is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return tidei_aligned(align, n, "aligned_alloc");
+}
+
+tide_export void *memalign(size_t align, size_t n)
+{
+    if (!is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return tidei_aligned(align, n, "memalign");
+}
+
+tide_export int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (!is_pow2(align) || align % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = tidei_aligned(align, n, "posix_memalign");
+    if (!p) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+tide_export void *valloc(size_t n)
+{
+    return tidei_aligned(TIDE_PAGE_SIZE, n, "valloc");
+}
+
+tide_export void *pvalloc(size_t n)
+{
+    size_t rounded = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    if (rounded < n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return tidei_aligned(TIDE_PAGE_SIZE, rounded ? rounded : TIDE_PAGE_SIZE, "pvalloc");
+}
+
+tide_export size_t malloc_usable_size(void *p)
+{
+    return p ? tidei_usable_size(p, "malloc_usable_size") : 0;
+}
+
+tide_export int tide_trim(void)
+{
+    tidei_init();
+    bool released = tidei_abandoned_sweep();
+    released |= tidei_arena_trim();
+    return released ? 1 : 0;
+}
+
+tide_export int malloc_trim(size_t pad)
+{
+    (void)pad;
+    return tide_trim();
+}
+
+/* Every glibc tunable is accepted and ignored: tide is tuned by TIDE_CONF. */
+tide_export int mallopt(int param, int value)
+{
+    (void)param;
+    (void)value;
+    return 1;
+}
+
+tide_export struct mallinfo2 mallinfo2(void)
+{
+    struct tide_stats st;
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    tide_stats_get(&st);
+    mi.arena = st.n_chunks * TIDE_CHUNK_SIZE;
+    mi.hblks = 0;
+    mi.hblkhd = st.huge_bytes;
+    mi.fordblks = st.free_run_bytes;
+    mi.uordblks = mi.arena - st.free_run_bytes;
+    mi.usmblks = 0;
+    mi.keepcost = 0;
+    return mi;
+}
+
+tide_export struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = (int)m2.arena;
+    mi.hblkhd = (int)m2.hblkhd;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    return mi;
+}
+
+tide_export void malloc_stats(void)
+{
+    tidei_stats_print(2);
+}
+
+tide_export int malloc_info(int options, FILE *fp)
+{
+    if (options != 0 || !fp) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct tide_stats st;
+    tide_stats_get(&st);
+    fprintf(fp, "<malloc version=\"tide-%d.%d\">\n", TIDE_VERSION_MAJOR, TIDE_VERSION_MINOR);
+    fprintf(fp, "<heap nr=\"0\">\n<sizes>\n</sizes>\n");
+    fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+    fprintf(fp, "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n", st.free_run_bytes);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n", st.committed_bytes);
+    fprintf(fp, "<system type=\"max\" size=\"%zu\"/>\n", st.mapped_bytes);
+    fprintf(fp, "</heap>\n");
+    fprintf(fp, "<total type=\"mmap\" count=\"0\" size=\"%zu\"/>\n", st.huge_bytes);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n", st.committed_bytes);
+    fprintf(fp, "<system type=\"max\" size=\"%zu\"/>\n", st.mapped_bytes);
+    fprintf(fp, "</malloc>\n");
+    return 0;
+}
+
+tide_export const char *tide_version(void)
+{
+    return "tide 0.1";
+}
+
+/* glibc's internal names, used by some programs and by libc itself.  (The
+ * aliases do not repeat the targets' attributes from glibc's headers.) */
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+tide_export void *__libc_malloc(size_t n) __attribute__((alias("malloc")));
+tide_export void __libc_free(void *p) __attribute__((alias("free")));
+tide_export void *__libc_calloc(size_t c, size_t n) __attribute__((alias("calloc")));
+tide_export void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc")));
+tide_export void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memalign")));
+tide_export void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
+tide_export void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
+tide_export int __posix_memalign(void **out, size_t a, size_t n) __attribute__((alias("posix_memalign")));

@@ -1,0 +1,160 @@
+/* print.c — formatted output that never allocates: tide reports misuse from
+ * inside malloc and free, where stdio (which may call malloc) is off limits.
+ * Supports %s %d %ld %zu %zx %lu %lx %x %p %c %%, no widths. */
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tide_internal.h"
+
+typedef struct out_buf {
+    char data[512];              /* pending bytes */
+    size_t len;                  /* bytes in data */
+    int fd;                      /* where they go */
+} out_buf_t;
+
+static void out_flush(out_buf_t *o)
+{
+    size_t done = 0;
+    while (done < o->len) {
+        ssize_t w = write(o->fd, o->data + done, o->len - done);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        done += (size_t)w;
+    }
+    o->len = 0;
+}
+
+static void out_char(out_buf_t *o, char c)
+{
+    if (o->len == sizeof o->data)
+        out_flush(o);
+    o->data[o->len++] = c;
+}
+
+static void out_str(out_buf_t *o, const char *s)
+{
+    if (!s)
+        s = "(null)";
+    while (*s)
+        out_char(o, *s++);
+}
+
+static void out_uint(out_buf_t *o, unsigned long v, unsigned base)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (n)
+        out_char(o, tmp[--n]);
+}
+
+static void out_format(out_buf_t *o_, const char *fmt, va_list ap)
+{
+#define o (*o_)
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') {
+            out_char(&o, *f);
+            continue;
+        }
+        f++;
+        bool is_long = false;
+        while (*f == 'l' || *f == 'z') {
+            is_long = true;
+            f++;
+        }
+        switch (*f) {
+        case 's': out_str(&o, va_arg(ap, const char *)); break;
+        case 'c': out_char(&o, (char)va_arg(ap, int)); break;
+        case 'd': {
+            long v = is_long ? va_arg(ap, long) : va_arg(ap, int);
+            if (v < 0) {
+                out_char(&o, '-');
+                out_uint(&o, (unsigned long)-v, 10);
+            } else {
+                out_uint(&o, (unsigned long)v, 10);
+            }
+            break;
+        }
+        case 'u': out_uint(&o, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10); break;
+        case 'x': out_uint(&o, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16); break;
+        case 'p':
+            out_str(&o, "0x");
+            out_uint(&o, (unsigned long)(uintptr_t)va_arg(ap, void *), 16);
+            break;
+        case '%': out_char(&o, '%'); break;
+        case '\0': f--; break;
+        default: out_char(&o, '%'); out_char(&o, *f); break;
+        }
+    }
+#undef o
+}
+
+void tidei_vprintf(int fd, const char *fmt, va_list ap)
+{
+    int saved = errno;
+    out_buf_t o;
+    o.len = 0;
+    o.fd = fd;
+    out_format(&o, fmt, ap);
+    out_flush(&o);
+    errno = saved;
+}
+
+void tidei_printf(int fd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tidei_vprintf(fd, fmt, ap);
+    va_end(ap);
+}
+
+void tidei_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tidei_vprintf(2, fmt, ap);
+    va_end(ap);
+}
+
+void tidei_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tidei_vprintf(2, fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+/* Reports a misuse in one line, `tide: OP(ADDR): WHAT`, and aborts.  Called
+ * with no lock held (abort runs no atexit handlers, but a SIGABRT handler may
+ * call malloc). */
+void tidei_misuse(const char *op, const void *p, const char *what, ...)
+{
+    out_buf_t o;
+    o.len = 0;
+    o.fd = 2;
+    out_str(&o, "tide: ");
+    out_str(&o, op);
+    out_str(&o, "(0x");
+    out_uint(&o, (unsigned long)(uintptr_t)p, 16);
+    out_str(&o, "): ");
+    va_list ap;
+    va_start(ap, what);
+    out_format(&o, what, ap);
+    va_end(ap);
+    out_char(&o, '\n');
+    out_flush(&o);
+    abort();
+}
+
+void tidei_assert_fail(const char *expr, const char *file, int line)
+{
+    tidei_fatal("tide: internal error: assertion `%s' failed at %s:%d\n", expr, file, line);
+}

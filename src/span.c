@@ -1,0 +1,171 @@
+/* span.c — size classes, and spans: page runs cut into blocks of one class.
+ *
+ * A span's blocks are in one of four places: handed out (counted in `used`),
+ * on `free` (the owner's malloc pops them), on `local_free` (the owner's free
+ * pushes them), or on the lock-free `remote` list (other threads push them;
+ * still counted in `used` until the owner collects them).  Blocks past
+ * `n_built` have never been touched: they are carved lazily, a page or so at
+ * a time, so a fresh span commits memory only as it is used. */
+#include "tide_internal.h"
+
+uint32_t tidei_class_size[TIDE_N_CLASSES];
+uint16_t tidei_class_pages[TIDE_N_CLASSES];
+
+/* The span of an empty heap's bins: it never has a free block, so the malloc
+ * fast path falls through to the slow path, which sets the heap up. */
+tide_span_t tidei_empty_span;
+
+/* Fills the class tables: sizes, and for each class the span length (in
+ * pages) that wastes least at the end of the span among the lengths that
+ * hold at least TIDE_SPAN_MIN_BYTES or 8 blocks. */
+void tidei_classes_init(void)
+{
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        size_t size;
+        if (c <= 8) {
+            size = c == 0 ? 16 : (size_t)c * 16;
+        } else {
+            int k = c - 9;           /* 0.. : 8 classes per power of two from 128 */
+            int b = 7 + k / 8;
+            int j = k % 8;
+            size = ((size_t)1 << b) + (size_t)(j + 1) * ((size_t)1 << (b - 3));
+        }
+        tidei_class_size[c] = (uint32_t)size;
+        size_t min_bytes = size * 8 > TIDE_SPAN_MIN_BYTES ? size * 8 : TIDE_SPAN_MIN_BYTES;
+        size_t lo = (min_bytes + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
+        size_t best = lo, best_waste = SIZE_MAX;
+        for (size_t pages = lo; pages <= lo * 2 && pages <= TIDE_SPAN_MAX_PAGES; pages++) {
+            size_t bytes = pages << TIDE_PAGE_SHIFT;
+            size_t waste = (bytes % size) * 1000 / bytes;  /* per mille */
+            if (waste < best_waste) {
+                best = pages;
+                best_waste = waste;
+            }
+            if (waste < 10)
+                break;
+        }
+        tidei_class_pages[c] = (uint16_t)best;
+    }
+    tide_assert(tidei_class_of(TIDE_SMALL_MAX) == TIDE_N_CLASSES - 1);
+    tide_assert(tidei_class_size[TIDE_N_CLASSES - 1] == TIDE_SMALL_MAX);
+}
+
+/* Turns the fresh run of s (kind FREE from tidei_run_alloc) into a SMALL span
+ * of class cls with no block built yet. */
+void tidei_span_init_small(tide_span_t *s, int cls)
+{
+    uint32_t size = tidei_class_size[cls];
+    s->kind = TIDE_SPAN_SMALL;
+    s->cls = (uint8_t)cls;
+    s->block_size = size;
+    s->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+    s->n_blocks = (uint32_t)((s->n_pages << TIDE_PAGE_SHIFT) / size);
+    s->n_built = 0;
+    s->used = 0;
+    s->free = NULL;
+    s->local_free = NULL;
+    s->in_full = 0;
+    atomic_store_explicit(&s->remote, TIDE_RS_NORMAL, relaxed);
+}
+
+/* Carves the next batch of never-used blocks onto s->free: up to the end of
+ * the page after the next block's, at least one block. */
+static void span_extend(tide_span_t *s)
+{
+    uintptr_t first = s->start + (uintptr_t)s->n_built * s->block_size;
+    uintptr_t limit = ((first + TIDE_PAGE_SIZE) & ~(TIDE_PAGE_SIZE - 1)) + TIDE_PAGE_SIZE;
+    uint32_t n = (uint32_t)((limit - first) / s->block_size);
+    if (n == 0)
+        n = 1;
+    if (n > s->n_blocks - s->n_built)
+        n = s->n_blocks - s->n_built;
+    tide_block_t *b = (tide_block_t *)first;
+    for (uint32_t i = 0; i + 1 < n; i++) {
+        tide_block_t *next = (tide_block_t *)((char *)b + s->block_size);
+        b->next = next;
+        b = next;
+    }
+    b->next = s->free;
+    s->free = (tide_block_t *)first;
+    s->n_built += n;
+}
+
+/* Takes the whole remote list of s (keeping its notify state), moves its
+ * blocks to local_free and returns how many there were.  Owner only (or
+ * whoever holds an abandoned span under tidei_heaps_lock). */
+size_t tidei_span_take_remote(tide_span_t *s)
+{
+    uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+    if ((old & ~TIDE_RS_MASK) == 0)
+        return 0;
+    while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, old & TIDE_RS_MASK, acquire, relaxed))
+        ;
+    tide_block_t *list = (tide_block_t *)(old & ~TIDE_RS_MASK);
+    if (!list)
+        return 0;
+    size_t n = 1;
+    tide_block_t *tail = list;
+    while (tail->next) {
+        tail = tail->next;
+        n++;
+    }
+    tail->next = s->local_free;
+    s->local_free = list;
+    tide_debug_assert(n <= s->used);
+    s->used -= (uint32_t)n;
+    return n;
+}
+
+/* Refills s->free (called when it is empty): remote frees first, then the
+ * owner's own frees, then fresh blocks.  Leaves s->free NULL only when every
+ * block is out.  Owner only. */
+void tidei_span_collect(tide_span_t *s)
+{
+    tidei_span_take_remote(s);
+    if (s->local_free) {
+        tide_block_t *b = s->local_free;
+        s->local_free = NULL;
+        if (!s->free) {
+            s->free = b;
+        } else {
+            tide_block_t *t = b;
+            while (t->next)
+                t = t->next;
+            t->next = s->free;
+            s->free = b;
+        }
+    }
+    if (!s->free && s->n_built < s->n_blocks)
+        span_extend(s);
+}
+
+/* Whether b is on list, walking at most max nodes and, when checked, only
+ * nodes that are block starts of s (so a list changing under a non-owner's
+ * walk can never lead it out of s's pages). */
+static bool list_holds(const tide_span_t *s, const tide_block_t *list, const tide_block_t *b,
+                       size_t max, bool checked)
+{
+    for (size_t i = 0; list && i < max; list = list->next, i++) {
+        if (list == b)
+            return true;
+        if (checked && ((uintptr_t)list < s->start || (uintptr_t)list >= s->start + s->n_pages * TIDE_PAGE_SIZE ||
+                        !tidei_is_block_start(s, list)))
+            return false;
+    }
+    return false;
+}
+
+/* Confirms a suspected double free: whether b is on one of s's free lists.
+ * The owner checks all of them; another thread can safely check only the
+ * remote list (the owner alone pops it, and never while we read: a popped
+ * node we might still follow is tide memory, and the walk is bounded). */
+bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner)
+{
+    size_t max = s->n_blocks;
+    const tide_block_t *remote = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
+    if (list_holds(s, remote, b, max, !owner))
+        return true;
+    if (!owner)
+        return false;
+    return list_holds(s, s->free, b, max, false) || list_holds(s, s->local_free, b, max, false);
+}

@@ -1,0 +1,18 @@
+/* static.c — the unity build: one translation unit for the whole library,
+ * so that the compiler can inline across modules (the fast paths in
+ * alloc.c/free.c use the page map, classes and heaps of the others). */
+#define _GNU_SOURCE
+#include "print.c"
+#include "options.c"
+#include "os.c"
+#include "pagemap.c"
+#include "meta.c"
+#include "large.c"
+#include "chunk.c"
+#include "span.c"
+#include "heap.c"
+#include "init.c"
+#include "alloc.c"
+#include "free.c"
+#include "stats.c"
+#include "override.c"

@@ -1,0 +1,180 @@
+/* tide_internal.h — internal declarations, grouped by the file that defines
+ * them.  Every name here has hidden visibility (the build uses
+ * -fvisibility=hidden); only override.c and the tide_* API export symbols. */
+#ifndef TIDE_INTERNAL_H
+#define TIDE_INTERNAL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "tide_types.h"
+#include "tide.h"
+
+#define tide_likely(x)    __builtin_expect(!!(x), 1)
+#define tide_unlikely(x)  __builtin_expect(!!(x), 0)
+#define tide_noinline     __attribute__((noinline))
+#define tide_inline       static inline __attribute__((always_inline))
+#define tide_export       __attribute__((visibility("default")))
+
+#ifndef TIDE_DEBUG
+#define TIDE_DEBUG 0
+#endif
+#ifndef TIDE_SANITIZE
+#define TIDE_SANITIZE 0
+#endif
+static const int tidei_debug = TIDE_DEBUG;
+
+/* Three tiers of checks (see STYLE.md). */
+#define tide_assert(c) \
+    do { if (tide_unlikely(!(c))) tidei_assert_fail(#c, __FILE__, __LINE__); } while (0)
+#define tide_debug_assert(c) \
+    do { if (tidei_debug >= 1 && tide_unlikely(!(c))) tidei_assert_fail(#c, __FILE__, __LINE__); } while (0)
+#define tide_expensive_assert(c) \
+    do { if (tidei_debug >= 2 && tide_unlikely(!(c))) tidei_assert_fail(#c, __FILE__, __LINE__); } while (0)
+
+#define relaxed memory_order_relaxed
+#define acquire memory_order_acquire
+#define release memory_order_release
+#define acq_rel memory_order_acq_rel
+
+/* ---- print.c: output that never allocates ---- */
+void tidei_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tidei_vprintf(int fd, const char *fmt, va_list ap);
+__attribute__((noreturn)) void tidei_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+__attribute__((noreturn)) void tidei_misuse(const char *op, const void *p, const char *what, ...);
+__attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
+void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- options.c ---- */
+typedef struct tide_options {
+    long os_fail_at;             /* fail the Nth OS request once (testing); 0 = off */
+    long os_fail_from;           /* fail the Nth and every later OS request (testing); 0 = off */
+    long huge_cache_mb;          /* MiB of freed huge mappings kept for reuse */
+    long chunk_cache;            /* fully free chunks kept mapped */
+    long verbose;                /* print the options at start-up */
+} tide_options_t;
+extern tide_options_t tidei_opt;
+void tidei_options_init(void);
+
+/* ---- os.c: the only file that calls mmap/munmap/madvise/mremap ---- */
+void *tidei_os_map(size_t size);
+void *tidei_os_map_aligned(size_t size, size_t align);
+void tidei_os_unmap(void *p, size_t size);
+void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
+bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest);
+void *tidei_os_reserve(size_t size);
+bool tidei_os_decommit(void *p, size_t size);
+size_t tidei_os_n_requests(void);
+
+/* ---- pagemap.c ---- */
+extern _Atomic(tide_span_t **) tidei_pagemap[(size_t)1 << TIDE_MAP_TOP_BITS];
+bool tidei_pagemap_ensure(uintptr_t start, size_t n_pages);
+void tidei_pagemap_set(uintptr_t start, size_t n_pages, tide_span_t *s);
+void tidei_pagemap_set_one(uintptr_t addr, tide_span_t *s);
+
+/* The span whose page holds p, or NULL (not tide's, or inside a free run).
+ * O(1): a range check and two loads.  Any thread, any time. */
+tide_inline tide_span_t *tidei_pagemap_lookup(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (tide_unlikely(a >> TIDE_VA_BITS))
+        return NULL;
+    uintptr_t page = a >> TIDE_PAGE_SHIFT;
+    tide_span_t **leaf = atomic_load_explicit(&tidei_pagemap[page >> TIDE_MAP_LEAF_BITS], relaxed);
+    if (tide_unlikely(leaf == NULL))
+        return NULL;
+    return __atomic_load_n(&leaf[page & (((uintptr_t)1 << TIDE_MAP_LEAF_BITS) - 1)], __ATOMIC_RELAXED);
+}
+
+/* ---- span.c: size classes and spans ---- */
+extern uint32_t tidei_class_size[TIDE_N_CLASSES];
+extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
+extern tide_span_t tidei_empty_span;
+void tidei_classes_init(void);
+void tidei_span_init_small(tide_span_t *s, int cls);
+void tidei_span_collect(tide_span_t *s);
+size_t tidei_span_take_remote(tide_span_t *s);
+bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
+
+/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX). */
+tide_inline int tidei_class_of(size_t n)
+{
+    if (n <= 128)
+        return (int)((n + 15) >> 4);  /* class 0 (16-byte blocks) serves malloc(0) */
+    size_t m = n - 1;
+    int b = 63 - __builtin_clzl(m);
+    return 8 + ((b - 7) << 3) + (int)((m >> (b - 3)) & 7) + 1;
+}
+
+/* Whether p is the start of a block of small span s (p inside s). */
+tide_inline bool tidei_is_block_start(const tide_span_t *s, const void *p)
+{
+    uint64_t off = (uintptr_t)p - s->start;
+    return ((off * s->recip) >> 32) * s->block_size == off;
+}
+
+/* ---- chunk.c: the page allocator (arena), large and huge blocks ---- */
+extern tide_arena_t tidei_arena;
+void tidei_arena_init(void);
+tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, bool sweep);
+void tidei_run_free(tide_span_t *s);
+bool tidei_run_grow(tide_span_t *s, size_t new_pages);
+void tidei_run_shrink(tide_span_t *s, size_t new_pages);
+void *tidei_large_alloc(size_t n, size_t align, bool zero);
+void tidei_large_free(tide_span_t *s);
+void *tidei_huge_alloc(size_t n, size_t align, bool zero);
+void tidei_huge_free(tide_span_t *s);
+void *tidei_huge_realloc(tide_span_t *s, size_t n);
+bool tidei_arena_trim(void);
+void tidei_arena_validate(void);
+
+/* ---- large.c: the free-range index (arena lock held) ---- */
+void tidei_index_insert(tide_span_t *r);
+void tidei_index_remove(tide_span_t *r);
+tide_span_t *tidei_index_find(size_t n_pages);
+
+/* ---- meta.c: out-of-band metadata (call with the arena lock held) ---- */
+void *tidei_meta_alloc(size_t size);
+tide_span_t *tidei_span_new(void);
+void tidei_span_delete(tide_span_t *s);
+
+/* ---- heap.c: thread heaps ---- */
+extern pthread_mutex_t tidei_heaps_lock;
+extern pthread_mutex_t tidei_backup_lock;
+extern tide_heap_t tidei_empty_heap;
+extern tide_heap_t tidei_backup_heap;
+extern tide_heap_t *tidei_heaps;
+extern __thread tide_heap_t *tidei_tls_heap;
+tide_heap_t *tidei_heap_acquire(void);
+void tidei_heap_abandon(tide_heap_t *h);
+tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
+void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
+void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
+bool tidei_abandoned_sweep(void);
+size_t tidei_abandoned_count(void);
+
+/* ---- init.c: process and thread start-up, fork ---- */
+extern uintptr_t tidei_free_key;
+extern _Atomic int tidei_init_state;
+void tidei_init_slow(void);
+tide_heap_t *tidei_thread_init(void);
+tide_inline void tidei_init(void)
+{
+    if (tide_unlikely(atomic_load_explicit(&tidei_init_state, acquire) != 2))
+        tidei_init_slow();
+}
+
+/* ---- alloc.c / free.c: the entry points ---- */
+void *tidei_malloc(size_t n);
+void *tidei_calloc(size_t count, size_t size);
+void *tidei_realloc(void *p, size_t n);
+void *tidei_aligned(size_t align, size_t n, const char *op);
+void tidei_free(void *p);
+size_t tidei_usable_size(const void *p, const char *op);
+tide_span_t *tidei_checked_span(const void *p, const char *op);
+
+/* ---- stats.c ---- */
+void tidei_stats_print(int fd);
+
+#endif /* TIDE_INTERNAL_H */

@@ -1,0 +1,109 @@
+/* tide_types.h — every internal structure, every field commented. */
+#ifndef TIDE_TYPES_H
+#define TIDE_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tide_config.h"
+
+/* A free small block.  Every block is at least 16 bytes, so both words
+ * exist.  The second word holds the process's free key while the block is
+ * free: finding it on free() is the cheap hint of a double free. */
+typedef struct tide_block {
+    struct tide_block *next;     /* next free block in the same list */
+    uintptr_t key;               /* tidei_free_key while free, 0 once handed out */
+} tide_block_t;
+
+/* What a span descriptor describes. */
+typedef enum tide_span_kind {
+    TIDE_SPAN_FREE = 0,          /* a free page run in a chunk (in the free-range index) */
+    TIDE_SPAN_SMALL,             /* a run of pages cut into blocks of one size class */
+    TIDE_SPAN_LARGE,             /* one large block: a page run in a chunk */
+    TIDE_SPAN_HUGE,              /* one huge block, mapped on its own */
+} tide_span_kind_t;
+
+/* Notify states, kept in the low two bits of tide_span_t.remote. */
+enum {
+    TIDE_RS_NORMAL = 0,          /* remote frees just push on the remote list */
+    TIDE_RS_USE_NOTIFY = 1,      /* span is full: the next remote free tells the owner heap */
+    TIDE_RS_NOTIFYING = 2,       /* a remote free is telling the owner right now */
+    TIDE_RS_NEVER = 3,           /* span is abandoned (or being): never notify */
+};
+#define TIDE_RS_MASK ((uintptr_t)3)
+
+struct tide_heap;
+struct tide_chunk;
+
+/* A span descriptor.  Lives out of band (metadata regions), never in the
+ * pages it describes.  The first fields are the ones the malloc and free fast
+ * paths touch. */
+typedef struct tide_span {
+    tide_block_t *free;          /* SMALL: blocks ready for the owner's malloc */
+    tide_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
+    uint32_t used;               /* SMALL: blocks out (remote frees count until collected) */
+    uint32_t block_size;         /* SMALL: bytes per block */
+    uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for the block-start test */
+    uint8_t kind;                /* tide_span_kind_t */
+    uint8_t cls;                 /* SMALL: size class */
+    uint8_t in_full;             /* SMALL: on the owner's full list, not in a bin */
+    uint8_t is_zero;             /* FREE/LARGE: every page is known to be zero */
+    _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
+    uintptr_t start;             /* address of the first page (first block) */
+    _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
+    uint32_t n_blocks;           /* SMALL: blocks the span can hold */
+    uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
+    size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
+    struct tide_chunk *chunk;    /* chunk holding the run; NULL for HUGE */
+    struct tide_span *next;      /* list link: bin, full list, free-range bin, abandoned, cache */
+    struct tide_span *prev;      /* list link, back */
+} tide_span_t;
+
+/* A chunk: TIDE_CHUNK_SIZE bytes of address space for spans and large
+ * blocks.  The descriptor is out of band. */
+typedef struct tide_chunk {
+    uintptr_t base;              /* first byte of the chunk */
+    size_t n_free_pages;         /* pages in free runs */
+    struct tide_chunk *next;     /* all chunks, doubly linked */
+    struct tide_chunk *prev;     /* back link */
+} tide_chunk_t;
+
+/* A thread heap.  Only its owner thread touches it, except `notify` (pushed
+ * by other threads) and the registry links (under tidei_heaps_lock). */
+typedef struct tide_heap {
+    tide_span_t *direct[TIDE_N_CLASSES]; /* span malloc takes from, per class: the bin head, or &tidei_empty_span */
+    tide_span_t *bins[TIDE_N_CLASSES];   /* spans with (possibly) free blocks, per class */
+    tide_span_t *full;           /* spans with no free block, waiting for a notify */
+    _Atomic(tide_block_t *) notify; /* blocks of full spans freed by other threads */
+    struct tide_heap *next_all;  /* registry of every heap (tidei_heaps_lock) */
+    struct tide_heap *next_pool; /* pool of unused heaps (tidei_heaps_lock) */
+    size_t n_spans;              /* SMALL spans owned */
+    bool in_use;                 /* owned by a live thread (or it is the backup heap) */
+} tide_heap_t;
+
+/* The page allocator: free-range index over all chunks, plus the chunks and
+ * the huge-block cache.  Everything here is under `lock`. */
+typedef struct tide_arena {
+    pthread_mutex_t lock;        /* see chunk.c for the lock order */
+    tide_span_t *bins[TIDE_CHUNK_PAGES + 1]; /* free runs by exact length in pages */
+    uint64_t bitmap[TIDE_CHUNK_PAGES / 64 + 1]; /* bit n set: bins[n] non-empty */
+    uint64_t summary;            /* bit w set: bitmap[w] non-zero */
+    tide_chunk_t *chunks;        /* every mapped chunk */
+    size_t n_chunks;             /* chunks mapped */
+    size_t n_empty_chunks;       /* chunks that are one whole free run */
+    size_t free_pages;           /* pages in free runs, all chunks */
+    size_t huge_bytes;           /* bytes mapped for live huge blocks */
+    size_t n_huge;               /* live huge blocks */
+    tide_span_t *huge_cache;     /* freed huge mappings kept for reuse (HUGE spans, not in the map) */
+    size_t huge_cache_bytes;     /* bytes in huge_cache */
+    size_t n_huge_cache;         /* entries in huge_cache */
+    tide_span_t *span_pool;      /* unused span descriptors */
+    uintptr_t meta_cur;          /* next free byte of the current metadata region */
+    uintptr_t meta_end;          /* end of the current metadata region */
+    size_t meta_bytes;           /* bytes mapped for metadata */
+} tide_arena_t;
+
+#endif /* TIDE_TYPES_H */
