@@ -84,9 +84,11 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
 }
 
 /* Cuts n_pages (aligned to align_pages pages, a power of two, 0 or 1 for
- * none) out of free run r; returns r, now describing the cut run with every
- * page mapped to it (kind still FREE: the caller sets it).  Arena lock held. */
-static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages)
+ * none) out of free run r; returns r, now of the given kind and describing
+ * the cut run with every page mapped to it.  The kind must be set here,
+ * under the lock: a neighbour being freed must never see it as FREE.  Arena
+ * lock held. */
+static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages, tide_span_kind_t kind)
 {
     tide_chunk_t *c = r->chunk;
     tidei_index_remove(r);
@@ -109,6 +111,7 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
         n_pages += tail;
         tail = 0;
     }
+    r->kind = (uint8_t)kind;
     r->start = start + PAGES_BYTES(head);
     r->n_pages = n_pages;
     tidei_pagemap_set(r->start, n_pages, r);
@@ -116,18 +119,20 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
     return r;
 }
 
-/* Allocates a run of n_pages pages, aligned to align_pages pages.  Returns
- * its descriptor (kind FREE, for the caller to set; is_zero says whether the
- * pages are known to be zero), or NULL when the OS refuses memory.  With
+/* Allocates a run of n_pages pages, aligned to align_pages pages, for a span
+ * of the given kind (SMALL or LARGE).  Returns its descriptor (is_zero says
+ * whether the pages are known to be zero), or NULL when the OS refuses memory.  With
  * sweep, abandoned spans are swept for free pages before a chunk is mapped.
  * Takes the arena lock; the caller must not hold it or tidei_heaps_lock when
  * sweep is true. */
-tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, bool sweep)
+tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool sweep)
 {
     tide_arena_t *a = &tidei_arena;
     size_t need = n_pages + (align_pages > 1 ? align_pages - 1 : 0);
     if (need > TIDE_CHUNK_PAGES)
         return NULL;
+    if (tidei_debug >= 2)
+        tidei_arena_validate();
     pthread_mutex_lock(&a->lock);
     tide_span_t *r = tidei_index_find(need);
     if (!r && sweep) {
@@ -143,7 +148,7 @@ tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, bool sweep)
         }
         r = tidei_index_find(need);
     }
-    r = run_carve(r, n_pages, align_pages);
+    r = run_carve(r, n_pages, align_pages, kind);
     pthread_mutex_unlock(&a->lock);
     return r;
 }
@@ -253,12 +258,11 @@ void *tidei_large_alloc(size_t n, size_t align, bool zero)
 {
     size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
     size_t align_pages = align > TIDE_PAGE_SIZE ? align >> TIDE_PAGE_SHIFT : 0;
-    tide_span_t *s = tidei_run_alloc(pages, align_pages, true);
+    tide_span_t *s = tidei_run_alloc(pages, align_pages, TIDE_SPAN_LARGE, true);
     if (!s) {
         errno = ENOMEM;
         return NULL;
     }
-    s->kind = TIDE_SPAN_LARGE;
     void *p = (void *)s->start;
     if (zero && !s->is_zero)
         memset(p, 0, n);

@@ -103,15 +103,13 @@ static bool span_try_mark_full(tide_span_t *s)
     return atomic_compare_exchange_strong_explicit(&s->remote, &expected, TIDE_RS_USE_NOTIFY, acq_rel, relaxed);
 }
 
-/* Sets the notify state of s to st, keeping the list.  With wait, first waits
- * for a NOTIFYING free to finish; without it, leaves NOTIFYING alone. */
-static void span_set_state(tide_span_t *s, uintptr_t st, bool wait)
+/* Sets the notify state of s to st, keeping the list; first waits for a
+ * NOTIFYING free to finish its push. */
+static void span_set_state(tide_span_t *s, uintptr_t st)
 {
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
     for (;;) {
         if ((old & TIDE_RS_MASK) == TIDE_RS_NOTIFYING) {
-            if (!wait)
-                return;
             sched_yield();
             old = atomic_load_explicit(&s->remote, relaxed);
             continue;
@@ -190,7 +188,10 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
             do {
                 b->next = head;
             } while (!atomic_compare_exchange_weak_explicit(&h->notify, &head, b, release, relaxed));
-            span_set_state(s, TIDE_RS_NORMAL, false);
+            /* NOTIFYING -> NORMAL; only list pushes can race with this. */
+            old = atomic_load_explicit(&s->remote, relaxed);
+            while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, old & ~TIDE_RS_MASK, release, relaxed))
+                ;
             return;
         }
         b->next = (tide_block_t *)(old & ~TIDE_RS_MASK);
@@ -256,7 +257,7 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
             return NULL;
         s->next = s->prev = NULL;
         atomic_store_explicit(&s->heap, h, release);
-        span_set_state(s, TIDE_RS_NORMAL, true);
+        span_set_state(s, TIDE_RS_NORMAL);
         h->n_spans++;
         tidei_span_collect(s);
         if (s->free) {
@@ -302,7 +303,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     s = heap_adopt(h, cls);
     if (s)
         return s;
-    s = tidei_run_alloc(tidei_class_pages[cls], 0, true);
+    s = tidei_run_alloc(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL, true);
     if (!s)
         return NULL;
     tidei_span_init_small(s, cls);
@@ -336,9 +337,9 @@ void tidei_heap_abandon(tide_heap_t *h)
     /* 1. No remote free may notify h from now on. */
     for (int c = 0; c < TIDE_N_CLASSES; c++)
         for (tide_span_t *s = h->bins[c]; s; s = s->next)
-            span_set_state(s, TIDE_RS_NEVER, true);
+            span_set_state(s, TIDE_RS_NEVER);
     for (tide_span_t *s = h->full; s; s = s->next)
-        span_set_state(s, TIDE_RS_NEVER, true);
+        span_set_state(s, TIDE_RS_NEVER);
     /* 2. Take the notifications that got in before. */
     tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
     while (b) {

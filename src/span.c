@@ -50,7 +50,7 @@ void tidei_classes_init(void)
     tide_assert(tidei_class_size[TIDE_N_CLASSES - 1] == TIDE_SMALL_MAX);
 }
 
-/* Turns the fresh run of s (kind FREE from tidei_run_alloc) into a SMALL span
+/* Turns the fresh run of s (from tidei_run_alloc with kind SMALL) into a span
  * of class cls with no block built yet. */
 void tidei_span_init_small(tide_span_t *s, int cls)
 {

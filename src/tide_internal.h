@@ -117,7 +117,7 @@ tide_inline bool tidei_is_block_start(const tide_span_t *s, const void *p)
 /* ---- chunk.c: the page allocator (arena), large and huge blocks ---- */
 extern tide_arena_t tidei_arena;
 void tidei_arena_init(void);
-tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, bool sweep);
+tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool sweep);
 void tidei_run_free(tide_span_t *s);
 bool tidei_run_grow(tide_span_t *s, size_t new_pages);
 void tidei_run_shrink(tide_span_t *s, size_t new_pages);
