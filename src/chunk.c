@@ -462,6 +462,7 @@ bool tidei_arena_trim(void)
         for (tide_span_t *r = a->bins[n]; r; r = r->next) {
             if (!r->is_zero && tidei_os_decommit((void *)r->start, PAGES_BYTES(r->n_pages))) {
                 r->is_zero = true;
+                a->zero_free_pages += r->n_pages;
                 released = true;
             }
         }

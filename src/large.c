@@ -32,6 +32,8 @@ void tidei_index_insert(tide_span_t *r)
     a->bins[n] = r;
     bit_set(a, n);
     a->free_pages += n;
+    if (r->is_zero)
+        a->zero_free_pages += n;
 }
 
 void tidei_index_remove(tide_span_t *r)
@@ -48,6 +50,8 @@ void tidei_index_remove(tide_span_t *r)
     if (!a->bins[n])
         bit_clear(a, n);
     a->free_pages -= n;
+    if (r->is_zero)
+        a->zero_free_pages -= n;
 }
 
 /* The smallest free run of at least n pages, or NULL.  Not removed. */
@@ -109,12 +113,17 @@ void tidei_arena_validate(void)
                         (void *)c->base, c->n_free_pages, chunk_free);
         total_free += chunk_free;
     }
-    size_t binned = 0;
-    for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++)
-        for (tide_span_t *r = a->bins[n]; r; r = r->next)
+    size_t binned = 0, zero = 0;
+    for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++) {
+        for (tide_span_t *r = a->bins[n]; r; r = r->next) {
             binned += n;
+            zero += r->is_zero ? n : 0;
+        }
+    }
     if (binned != total_free || binned != a->free_pages)
         tidei_fatal("tide: validate: bins hold %zu free pages, chunks %zu, counter %zu\n",
                     binned, total_free, a->free_pages);
+    if (zero != a->zero_free_pages)
+        tidei_fatal("tide: validate: bins hold %zu zero pages, counter %zu\n", zero, a->zero_free_pages);
     pthread_mutex_unlock(&a->lock);
 }

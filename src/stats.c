@@ -22,7 +22,7 @@ tide_export int tide_stats_get(struct tide_stats *st)
     st->huge_cached_bytes = a->huge_cache_bytes;
     st->free_run_bytes = a->free_pages << TIDE_PAGE_SHIFT;
     st->mapped_bytes = a->n_chunks * TIDE_CHUNK_SIZE + a->huge_bytes + a->huge_cache_bytes;
-    st->committed_bytes = st->mapped_bytes;
+    st->committed_bytes = st->mapped_bytes - (a->zero_free_pages << TIDE_PAGE_SHIFT);
     pthread_mutex_unlock(&a->lock);
     return 0;
 }

@@ -95,6 +95,7 @@ typedef struct tide_arena {
     size_t n_chunks;             /* chunks mapped */
     size_t n_empty_chunks;       /* chunks that are one whole free run */
     size_t free_pages;           /* pages in free runs, all chunks */
+    size_t zero_free_pages;      /* of those, pages known zero (never touched or decommitted) */
     size_t huge_bytes;           /* bytes mapped for live huge blocks */
     size_t n_huge;               /* live huge blocks */
     tide_span_t *huge_cache;     /* freed huge mappings kept for reuse (HUGE spans, not in the map) */
