@@ -33,7 +33,7 @@ static void *big_alloc(size_t n, size_t align, bool zero)
     }
     tidei_init();
     size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
-    if (n <= TIDE_LARGE_MAX - slack)
+    if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
         return tidei_large_alloc(n, align, zero);
     return tidei_huge_alloc(n, align, zero);
 }
