@@ -39,7 +39,9 @@ tide_inline bool small_block_ok(const tide_span_t *s, const void *p)
 {
     uint64_t off = (uintptr_t)p - s->start;
     uint64_t idx = (off * s->recip) >> 32;
-    return idx * s->block_size == off && idx < s->n_built;
+    /* A remote freer reads n_built while the owner may extend the span:
+     * either value covers every block already handed out. */
+    return idx * s->block_size == off && idx < __atomic_load_n(&s->n_built, __ATOMIC_RELAXED);
 }
 
 /* Checks that p is a live block for op (realloc, malloc_usable_size, free)

@@ -87,7 +87,7 @@ static void span_extend(tide_span_t *s)
     }
     b->next = s->free;
     s->free = (tide_block_t *)first;
-    s->n_built += n;
+    __atomic_store_n(&s->n_built, s->n_built + n, __ATOMIC_RELAXED);  /* read by remote frees */
 }
 
 /* Takes the whole remote list of s (keeping its notify state), moves its
