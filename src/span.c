@@ -55,7 +55,8 @@ void tidei_classes_init(void)
 void tidei_span_init_small(tide_span_t *s, int cls)
 {
     uint32_t size = tidei_class_size[cls];
-    s->kind = TIDE_SPAN_SMALL;
+    /* kind was set under the arena lock: neighbours being freed read it. */
+    tide_debug_assert(s->kind == TIDE_SPAN_SMALL);
     s->cls = (uint8_t)cls;
     s->block_size = size;
     s->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
