@@ -38,12 +38,17 @@ static void *big_alloc(size_t n, size_t align, bool zero)
     return tidei_huge_alloc(n, align, zero);
 }
 
-/* Allocation by a thread whose heap is gone: class cls from the backup heap,
- * under its lock. */
+/* Allocation by a thread whose heap is gone (a late key or TLS destructor):
+ * class cls from the backup heap, under its lock.  The backup heap keeps no
+ * span between calls: all its blocks are freed remotely, so a span it kept
+ * would never be retired; abandoned, it is swept like any other. */
 static void *backup_alloc_class(int cls)
 {
     pthread_mutex_lock(&tidei_backup_lock);
     void *p = heap_alloc_class(&tidei_backup_heap, cls);
+    int e = errno;
+    tidei_heap_give_up_spans(&tidei_backup_heap);
+    errno = e;
     pthread_mutex_unlock(&tidei_backup_lock);
     return p;
 }

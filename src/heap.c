@@ -40,8 +40,14 @@ tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true };
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
-static tide_span_t *abandoned[TIDE_N_CLASSES]; /* spans of exited threads, per class */
-static _Atomic size_t n_abandoned;   /* spans on those lists */
+/* Spans nobody owns (their thread exited), per class: `abandoned` holds the
+ * ones with a free block, `abandoned_full` the ones that had none when they
+ * were abandoned (they come back when a sweep or an adopter finds remote
+ * frees in them).  Keeping them apart means adoption never wades through
+ * full spans. */
+static tide_span_t *abandoned[TIDE_N_CLASSES];
+static tide_span_t *abandoned_full[TIDE_N_CLASSES];
+static _Atomic size_t n_abandoned;   /* spans on both lists */
 
 __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 
@@ -239,37 +245,57 @@ tide_heap_t *tidei_heap_acquire(void)
     return h;
 }
 
-/* Adopts up to a few abandoned spans of class cls into h; returns one with a
- * free block (now the bin head), or NULL. */
-static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
+/* Whether s has a block to give without its owner's help: on a free list,
+ * not yet carved, or freed remotely. */
+static bool span_has_free(const tide_span_t *s)
 {
-    for (int tries = 0; tries < 8; tries++) {
-        if (!__atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED))  /* peek: a miss only means a fresh span */
-            return NULL;
-        pthread_mutex_lock(&tidei_heaps_lock);
-        tide_span_t *s = abandoned[cls];
-        if (s) {
-            __atomic_store_n(&abandoned[cls], s->next, __ATOMIC_RELAXED);
-            n_abandoned--;
-        }
-        pthread_mutex_unlock(&tidei_heaps_lock);
-        if (!s)
-            return NULL;
-        s->next = s->prev = NULL;
-        atomic_store_explicit(&s->heap, h, release);
-        span_set_state(s, TIDE_RS_NORMAL);
-        h->n_spans++;
-        tidei_span_collect(s);
-        if (s->free) {
-            bin_push(h, s);
+    return s->free || s->local_free || s->n_built < s->n_blocks ||
+           (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK);
+}
+
+/* Takes an abandoned span of class cls with a free block off its list, or
+ * NULL.  Looks at a few full ones too, in case remote frees refilled them.
+ * tidei_heaps_lock held. */
+static tide_span_t *abandoned_take_locked(int cls)
+{
+    tide_span_t *s = abandoned[cls];
+    if (s) {
+        __atomic_store_n(&abandoned[cls], s->next, __ATOMIC_RELAXED);
+        atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
+        return s;
+    }
+    tide_span_t **link = &abandoned_full[cls];
+    for (int i = 0; i < 8 && *link; i++, link = &(*link)->next) {
+        s = *link;
+        if (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK) {
+            __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
+            atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
             return s;
         }
-        if (span_try_mark_full(s))
-            full_push(h, s);
-        else
-            bin_push(h, s);
     }
     return NULL;
+}
+
+/* Adopts an abandoned span of class cls with a free block into h; returns
+ * it (now the bin head), or NULL. */
+static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
+{
+    /* peek: a miss only means a fresh span */
+    if (!__atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED) && !__atomic_load_n(&abandoned_full[cls], __ATOMIC_RELAXED))
+        return NULL;
+    pthread_mutex_lock(&tidei_heaps_lock);
+    tide_span_t *s = abandoned_take_locked(cls);
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    if (!s)
+        return NULL;
+    s->next = s->prev = NULL;
+    atomic_store_explicit(&s->heap, h, release);
+    span_set_state(s, TIDE_RS_NORMAL);
+    h->n_spans++;
+    tidei_span_collect(s);
+    tide_debug_assert(s->free);
+    bin_push(h, s);
+    return s;
 }
 
 /* Returns a span of class cls with a free block, at the head of h's bin
@@ -325,14 +351,16 @@ static void span_abandon_locked(tide_span_t *s)
     }
     s->in_full = 0;
     s->prev = NULL;
-    s->next = abandoned[s->cls];
-    __atomic_store_n(&abandoned[s->cls], s, __ATOMIC_RELAXED);
-    n_abandoned++;
+    tide_span_t **list = span_has_free(s) ? &abandoned[s->cls] : &abandoned_full[s->cls];
+    s->next = *list;
+    __atomic_store_n(list, s, __ATOMIC_RELAXED);
+    atomic_fetch_add_explicit(&n_abandoned, 1, relaxed);
 }
 
-/* Abandons every span of h (its thread is exiting) and pools h.  Called by
- * the exiting thread itself, with no lock held. */
-void tidei_heap_abandon(tide_heap_t *h)
+/* Hands every span of h to the abandoned set, where any heap may adopt it
+ * and sweeps free it once empty; h is left empty.  Called by h's owner with
+ * tidei_heaps_lock and the arena lock not held. */
+void tidei_heap_give_up_spans(tide_heap_t *h)
 {
     /* 1. No remote free may notify h from now on. */
     for (int c = 0; c < TIDE_N_CLASSES; c++)
@@ -365,6 +393,15 @@ void tidei_heap_abandon(tide_heap_t *h)
         span_abandon_locked(s);
     }
     heap_reset(h);
+    pthread_mutex_unlock(&tidei_heaps_lock);
+}
+
+/* Abandons every span of h (its thread is exiting) and pools h.  Called by
+ * the exiting thread itself, with no lock held. */
+void tidei_heap_abandon(tide_heap_t *h)
+{
+    tidei_heap_give_up_spans(h);
+    pthread_mutex_lock(&tidei_heaps_lock);
     h->in_use = false;
     h->next_pool = heap_pool;
     heap_pool = h;
@@ -381,17 +418,23 @@ bool tidei_abandoned_sweep(void)
         return false;
     pthread_mutex_lock(&tidei_heaps_lock);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
-        tide_span_t **link = &abandoned[c];
-        while (*link) {
-            tide_span_t *s = *link;
-            tidei_span_take_remote(s);
-            if (s->used == 0) {
-                __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
-                n_abandoned--;
-                tidei_run_free(s);
-                freed = true;
-            } else {
-                link = &s->next;
+        for (int full = 0; full < 2; full++) {
+            tide_span_t **link = full ? &abandoned_full[c] : &abandoned[c];
+            while (*link) {
+                tide_span_t *s = *link;
+                size_t got = tidei_span_take_remote(s);
+                if (s->used == 0) {
+                    __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
+                    atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
+                    tidei_run_free(s);
+                    freed = true;
+                } else if (full && got) {  /* has free blocks again */
+                    __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
+                    s->next = abandoned[c];
+                    __atomic_store_n(&abandoned[c], s, __ATOMIC_RELAXED);
+                } else {
+                    link = &s->next;
+                }
             }
         }
     }

@@ -148,6 +148,7 @@ extern tide_heap_t *tidei_heaps;
 extern __thread tide_heap_t *tidei_tls_heap;
 tide_heap_t *tidei_heap_acquire(void);
 void tidei_heap_abandon(tide_heap_t *h);
+void tidei_heap_give_up_spans(tide_heap_t *h);
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
