@@ -51,8 +51,10 @@ $(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -c src/static.c -o $@
 
+# nodelete: a dlopen'ed libtide.so must never be unloaded, since blocks it
+# handed out and its pthread key destructor outlive a dlclose.
 $(BUILD)/libtide.so: $(BUILD)/tide.o
-	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-soname,libtide.so -o $@ $< -ldl
+	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,libtide.so -o $@ $< -ldl
 
 $(BUILD)/libtide.a: $(BUILD)/tide.o
 	rm -f $@ && ar rcs $@ $<

@@ -4,11 +4,11 @@
  *
  * Double frees: a freed small block carries tidei_free_key in its second
  * word.  Finding the key on free is only a hint (the program may have stored
- * that value); the span's free lists confirm it.  The owner thread sees all
- * of them; another thread sees the remote list only, so a block freed by its
- * owner and then again by another thread is caught only if the owner has
- * not reused it (documented in docs/misuse.md).  Large and huge blocks are
- * caught exactly until their pages are handed out again. */
+ * that value); the owner thread confirms it on the span's free lists.
+ * Another thread cannot read those lists and takes the key as proof (a
+ * handed-out block has its key cleared; docs/misuse.md).  Blocks carved but
+ * never handed out carry the key too.  Large and huge blocks are caught
+ * exactly until their pages are handed out again. */
 #include "tide_internal.h"
 
 static tide_noinline void report_not_ours(const void *p, const char *op)

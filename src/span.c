@@ -70,7 +70,9 @@ void tidei_span_init_small(tide_span_t *s, int cls)
 }
 
 /* Carves the next batch of never-used blocks onto s->free: up to the end of
- * the page after the next block's, at least one block. */
+ * the page after the next block's, at least one block.  Each carries the
+ * free key like a freed block, so that freeing one tide never handed out is
+ * caught as misuse. */
 static void span_extend(tide_span_t *s)
 {
     uintptr_t first = s->start + (uintptr_t)s->n_built * s->block_size;
@@ -81,12 +83,15 @@ static void span_extend(tide_span_t *s)
     if (n > s->n_blocks - s->n_built)
         n = s->n_blocks - s->n_built;
     tide_block_t *b = (tide_block_t *)first;
+    uintptr_t key = tidei_free_key;
     for (uint32_t i = 0; i + 1 < n; i++) {
         tide_block_t *next = (tide_block_t *)((char *)b + s->block_size);
         b->next = next;
+        b->key = key;
         b = next;
     }
     b->next = s->free;
+    b->key = key;
     s->free = (tide_block_t *)first;
     __atomic_store_n(&s->n_built, s->n_built + n, __ATOMIC_RELAXED);  /* read by remote frees */
 }
@@ -140,33 +145,26 @@ void tidei_span_collect(tide_span_t *s)
         span_extend(s);
 }
 
-/* Whether b is on list, walking at most max nodes and, when checked, only
- * nodes that are block starts of s (so a list changing under a non-owner's
- * walk can never lead it out of s's pages). */
-static bool list_holds(const tide_span_t *s, const tide_block_t *list, const tide_block_t *b,
-                       size_t max, bool checked)
+/* Whether b is on list, walking at most max nodes. */
+static bool list_holds(const tide_block_t *list, const tide_block_t *b, size_t max)
 {
-    for (size_t i = 0; list && i < max; list = list->next, i++) {
+    for (size_t i = 0; list && i < max; list = list->next, i++)
         if (list == b)
             return true;
-        if (checked && ((uintptr_t)list < s->start || (uintptr_t)list >= s->start + s->n_pages * TIDE_PAGE_SIZE ||
-                        !tidei_is_block_start(s, list)))
-            return false;
-    }
     return false;
 }
 
-/* Confirms a suspected double free: whether b is on one of s's free lists.
- * The owner checks all of them; another thread can safely check only the
- * remote list (the owner alone pops it, and never while we read: a popped
- * node we might still follow is tide memory, and the walk is bounded). */
+/* Confirms a suspected double free (b carries the free key): whether b is
+ * free.  The owner of s searches all its lists, so a program that stored
+ * the key's value in a live block is never accused.  Another thread cannot
+ * read the owner's private lists safely, and takes the key as proof: every
+ * block has its key cleared when it is handed out, so a live block holds it
+ * only if the program wrote tide's random per-process secret there. */
 bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner)
 {
+    if (!owner)
+        return true;
     size_t max = s->n_blocks;
     const tide_block_t *remote = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
-    if (list_holds(s, remote, b, max, !owner))
-        return true;
-    if (!owner)
-        return false;
-    return list_holds(s, s->free, b, max, false) || list_holds(s, s->local_free, b, max, false);
+    return list_holds(remote, b, max) || list_holds(s->free, b, max) || list_holds(s->local_free, b, max);
 }
