@@ -36,11 +36,16 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
     return r;
 }
 
+static bool release_caches_locked(void);
+static bool release_caches(void);
+
 /* Maps a new chunk and indexes it as one free run.  Arena lock held. */
 static bool chunk_grow(void)
 {
     tide_arena_t *a = &tidei_arena;
     void *base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
+    if (!base && release_caches_locked())
+        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
     if (!base)
         return false;
     tide_chunk_t *c = tidei_meta_alloc(sizeof *c);
@@ -101,11 +106,15 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
         head = (((start + align - 1) & ~(align - 1)) - start) >> TIDE_PAGE_SHIFT;
     }
     size_t tail = r->n_pages - head - n_pages;
-    /* Leftovers become free runs of their own; if metadata runs out they
-     * stay part of the cut run (wasted, but never lost). */
+    /* Leftovers become free runs of their own.  If metadata runs out, the
+     * alignment padding cannot be cut off (the run would start unaligned):
+     * the run goes back and the caller gets NULL.  A tail stays part of the
+     * cut run (wasted, but never lost). */
     if (head && !free_run_make(c, start, head, r->is_zero)) {
-        n_pages += head;
-        head = 0;
+        if (r->n_pages == TIDE_CHUNK_PAGES)
+            tidei_arena.n_empty_chunks++;
+        tidei_index_insert(r);
+        return NULL;
     }
     if (tail && !free_run_make(c, start + PAGES_BYTES(head + n_pages), tail, r->is_zero)) {
         n_pages += tail;
@@ -321,6 +330,8 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     }
     pthread_mutex_unlock(&a->lock);
     void *p = tidei_os_map_aligned(size, align);
+    if (!p && release_caches())
+        p = tidei_os_map_aligned(size, align);
     if (!p)
         goto oom;
     pthread_mutex_lock(&a->lock);
@@ -385,10 +396,15 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n)
         return NULL;
     if (size == old)
         return (void *)s->start;
+    /* Address space given back is cleared from the page map under the
+     * arena lock, in the same critical section: another thread may map the
+     * range as soon as it is free, and registers it under that lock. */
     if (size < old) {
-        if (!tidei_os_remap((void *)s->start, old, size, false))
-            return (void *)s->start;  /* keep the bigger mapping */
         pthread_mutex_lock(&a->lock);
+        if (!tidei_os_remap((void *)s->start, old, size, false)) {
+            pthread_mutex_unlock(&a->lock);
+            return (void *)s->start;  /* keep the bigger mapping */
+        }
         tidei_pagemap_set(s->start + size, (old - size) >> TIDE_PAGE_SHIFT, NULL);
         s->n_pages = size >> TIDE_PAGE_SHIFT;
         a->huge_bytes -= old - size;
@@ -410,6 +426,8 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n)
     /* Move: map the destination first (so the page map can cover it before
      * anything moves), then move the pages onto it. */
     void *dest = tidei_os_map(size);
+    if (!dest && release_caches())
+        dest = tidei_os_map(size);
     if (!dest)
         return NULL;
     pthread_mutex_lock(&a->lock);
@@ -418,12 +436,11 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n)
         tidei_os_unmap(dest, size);
         return NULL;
     }
-    pthread_mutex_unlock(&a->lock);
     if (!tidei_os_remap_fixed((void *)s->start, old, size, dest)) {
+        pthread_mutex_unlock(&a->lock);
         tidei_os_unmap(dest, size);
         return NULL;
     }
-    pthread_mutex_lock(&a->lock);
     tidei_pagemap_set(s->start, s->n_pages, NULL);
     s->start = (uintptr_t)dest;
     s->n_pages = size >> TIDE_PAGE_SHIFT;
@@ -433,14 +450,12 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n)
     return dest;
 }
 
-/* Gives back every free page: unmaps fully free chunks and cached huge
- * mappings, decommits the other free runs.  True if anything went back.
- * Takes the arena lock. */
-bool tidei_arena_trim(void)
+/* Unmaps the cached huge mappings and the fully free chunks.  True if there
+ * were any.  Arena lock held. */
+static bool release_caches_locked(void)
 {
     tide_arena_t *a = &tidei_arena;
     bool released = false;
-    pthread_mutex_lock(&a->lock);
     while (a->huge_cache) {
         tide_span_t *s = a->huge_cache;
         a->huge_cache = s->next;
@@ -458,6 +473,28 @@ bool tidei_arena_trim(void)
             released = true;
         }
     }
+    return released;
+}
+
+/* After the OS refused a mapping: gives back the cached address space, so
+ * that a retry can succeed.  True if anything went back.  Takes the arena
+ * lock. */
+static bool release_caches(void)
+{
+    pthread_mutex_lock(&tidei_arena.lock);
+    bool released = release_caches_locked();
+    pthread_mutex_unlock(&tidei_arena.lock);
+    return released;
+}
+
+/* Gives back every free page: unmaps fully free chunks and cached huge
+ * mappings, decommits the other free runs.  True if anything went back.
+ * Takes the arena lock. */
+bool tidei_arena_trim(void)
+{
+    tide_arena_t *a = &tidei_arena;
+    pthread_mutex_lock(&a->lock);
+    bool released = release_caches_locked();
     for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++) {
         for (tide_span_t *r = a->bins[n]; r; r = r->next) {
             if (!r->is_zero && tidei_os_decommit((void *)r->start, PAGES_BYTES(r->n_pages))) {

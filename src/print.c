@@ -76,7 +76,7 @@ static void out_format(out_buf_t *o_, const char *fmt, va_list ap)
             long v = is_long ? va_arg(ap, long) : va_arg(ap, int);
             if (v < 0) {
                 out_char(&o, '-');
-                out_uint(&o, (unsigned long)-v, 10);
+                out_uint(&o, 0UL - (unsigned long)v, 10);
             } else {
                 out_uint(&o, (unsigned long)v, 10);
             }
