@@ -1,0 +1,184 @@
+/* stress.h — helpers shared by the programs in tests/stress/ (not a test:
+ * the runner compiles only the .c files).
+ *
+ *   st_report(fmt, ...)   records an error from any thread (the first message
+ *                         is kept, all are counted); st_check_errors() turns
+ *                         them into a failed CHECK in the calling test
+ *   st_ops(n)             an operation count, scaled down under TSan, where
+ *                         every access costs ~10x, and by STRESS_SCALE=K
+ *                         (a multiplier, for soak runs by hand)
+ *   st_map/st_unmap       bookkeeping memory straight from mmap, so that the
+ *                         test's own arrays do not show in tide's figures
+ *   st_spawn/st_join      pthread_create/join that FAIL the test on error
+ *
+ * Every count in these programs is a number of operations, never a time:
+ * the work is the same on a fast and a slow machine. */
+#ifndef STRESS_H
+#define STRESS_H
+
+#include "testhelper.h"
+
+#include <stdatomic.h>
+
+#ifdef TH_REDIRECT
+#define ST_TSAN 1
+#else
+#define ST_TSAN 0
+#endif
+
+/* Under SANITIZE=undefined an error must fail the program: UBSan's
+ * default is to print and go on, and the runner shows stderr only for
+ * programs that fail.  (Used only when the UBSan runtime is linked; the
+ * options apply to libtide's code too.) */
+__attribute__((visibility("default"), used)) const char *__ubsan_default_options(void);
+__attribute__((visibility("default"), used)) const char *__ubsan_default_options(void)
+{
+    return "halt_on_error=1:print_stacktrace=1";
+}
+
+/* ---- errors seen by worker threads ---- */
+
+static atomic_int st_n_errors;
+static char st_first_error[400];
+static atomic_flag st_first_taken = ATOMIC_FLAG_INIT;
+
+__attribute__((unused, format(printf, 1, 2)))
+static void st_report(const char *fmt, ...)
+{
+    atomic_fetch_add(&st_n_errors, 1);
+    if (!atomic_flag_test_and_set(&st_first_taken)) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(st_first_error, sizeof st_first_error, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* True once any thread reported an error (workers stop early on it). */
+static inline bool st_failed(void)
+{
+    return atomic_load_explicit(&st_n_errors, memory_order_relaxed) != 0;
+}
+
+/* Call from the test function after joining the workers: a failed check
+ * with the first message if any worker reported, and a reset. */
+#define st_check_errors() do { \
+        int n_ = atomic_load(&st_n_errors); \
+        CHECKF(n_ == 0, "%d errors, first: %s", n_, st_first_error); \
+        atomic_store(&st_n_errors, 0); \
+        atomic_flag_clear(&st_first_taken); \
+    } while (0)
+
+/* ---- operation counts ---- */
+
+__attribute__((unused))
+static long st_ops(long n)
+{
+    static long mult = -1;
+    if (mult < 0) {
+        const char *e = getenv("STRESS_SCALE");
+        mult = e && atol(e) > 0 ? atol(e) : 1;
+    }
+    long v = n * mult;
+    if (ST_TSAN)
+        v /= 4;
+    return v > 0 ? v : 1;
+}
+
+/* ---- bookkeeping memory that bypasses malloc ---- */
+
+__attribute__((unused))
+static void *st_map(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "st_map(%zu) failed\n", n);
+        abort();
+    }
+    return p;
+}
+
+__attribute__((unused))
+static void st_unmap(void *p, size_t n)
+{
+    munmap(p, n);
+}
+
+/* ---- threads ---- */
+
+/* pthread_create, with a failed check (and false) if it fails. */
+#define st_spawn(t, fn, arg) st_spawn_at(__FILE__, __LINE__, (t), (fn), (arg))
+__attribute__((unused))
+static bool st_spawn_at(const char *file, int line, pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    int e = pthread_create(t, NULL, fn, arg);
+    if (e != 0) {
+        th_fail_at(file, line, "pthread_create: %s", strerror(e));
+        return false;
+    }
+    return true;
+}
+
+#define st_join(t) do { int e_ = pthread_join((t), NULL); \
+        CHECKF(e_ == 0, "pthread_join: %s", strerror(e_)); } while (0)
+
+/* ---- blocks with checked contents ---- */
+
+/* A block and the size it was asked with. */
+typedef struct { void *p; size_t n; } st_blk;
+
+/* Allocates n bytes with malloc and fills them; reports failure. */
+__attribute__((unused))
+static st_blk st_new(size_t n)
+{
+    void *p = malloc(n);
+    if (!p) {
+        st_report("malloc(%zu) failed", n);
+        return (st_blk){ NULL, 0 };
+    }
+    th_fill(p, n, TH_SEED(p, n));
+    return (st_blk){ p, n };
+}
+
+/* Verifies and frees b (nothing for a NULL block); `who` names the path. */
+__attribute__((unused))
+static void st_free(st_blk b, const char *who)
+{
+    if (!b.p)
+        return;
+    if (!th_verify(b.p, b.n, TH_SEED(b.p, b.n)))
+        st_report("%s: block %p of %zu bytes corrupted before free", who, b.p, b.n);
+    free(b.p);
+}
+
+/* A size for a mixed workload: mostly small, some medium and large. */
+__attribute__((unused))
+static size_t st_rand_size(th_rng *r)
+{
+    uint64_t k = th_rand(r) % 1000;
+    if (k < 850) return th_rand_range(r, 1, 256);
+    if (k < 980) return th_rand_range(r, 257, 16 * KiB);
+    if (k < 998) return th_rand_range(r, 16 * KiB + 1, 256 * KiB);
+    return th_rand_range(r, 256 * KiB + 1, 2 * MiB);
+}
+
+/* tide_trim(), when linked with tide (the symbol is weak). */
+__attribute__((unused))
+static void st_trim(void)
+{
+    if (tide_trim)
+        tide_trim();
+}
+
+/* tide_stats_get, or zeroes when not linked with tide. */
+__attribute__((unused))
+static struct tide_stats st_stats(void)
+{
+    struct tide_stats s;
+    memset(&s, 0, sizeof s);
+    if (tide_stats_get)
+        tide_stats_get(&s);
+    return s;
+}
+
+#endif /* STRESS_H */
