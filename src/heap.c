@@ -53,6 +53,7 @@ __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 
 /* ---- bin and full lists (owner only) ---- */
 
+/* Puts s at the head of its bin: malloc takes from it next. */
 static void bin_push(tide_heap_t *h, tide_span_t *s)
 {
     int c = s->cls;
@@ -60,8 +61,26 @@ static void bin_push(tide_heap_t *h, tide_span_t *s)
     s->next = h->bins[c];
     if (s->next)
         s->next->prev = s;
+    else
+        h->bin_tails[c] = s;
     h->bins[c] = s;
     h->direct[c] = s;
+}
+
+/* Puts s at the tail of its bin: a span that just got one block back
+ * collects more frees before malloc comes to it. */
+static void bin_append(tide_heap_t *h, tide_span_t *s)
+{
+    int c = s->cls;
+    tide_span_t *t = h->bin_tails[c];
+    if (!t) {
+        bin_push(h, s);
+        return;
+    }
+    s->next = NULL;
+    s->prev = t;
+    t->next = s;
+    h->bin_tails[c] = s;
 }
 
 static void bin_remove(tide_heap_t *h, tide_span_t *s)
@@ -73,6 +92,8 @@ static void bin_remove(tide_heap_t *h, tide_span_t *s)
         h->bins[c] = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    else
+        h->bin_tails[c] = s->prev;
     s->next = s->prev = NULL;
     h->direct[c] = h->bins[c] ? h->bins[c] : &tidei_empty_span;
 }
@@ -125,7 +146,8 @@ static void span_set_state(tide_span_t *s, uintptr_t st)
     }
 }
 
-/* Moves s from the full list back into its bin. */
+/* Moves s from the full list back into its bin, at the tail: with only the
+ * block just freed, it would send the next two mallocs down the slow path. */
 static void span_unfull(tide_heap_t *h, tide_span_t *s)
 {
     full_remove(h, s);
@@ -133,7 +155,7 @@ static void span_unfull(tide_heap_t *h, tide_span_t *s)
     while ((old & TIDE_RS_MASK) == TIDE_RS_USE_NOTIFY &&
            !atomic_compare_exchange_weak_explicit(&s->remote, &old, old & ~TIDE_RS_MASK, acq_rel, relaxed))
         ;
-    bin_push(h, s);
+    bin_append(h, s);
 }
 
 /* Gives the empty span s back to the page allocator, unless it is the only
@@ -214,6 +236,7 @@ static void heap_reset(tide_heap_t *h)
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         h->direct[c] = &tidei_empty_span;
         h->bins[c] = NULL;
+        h->bin_tails[c] = NULL;
     }
     h->full = NULL;
     atomic_store_explicit(&h->notify, NULL, relaxed);

@@ -76,6 +76,7 @@ typedef struct tide_chunk {
 typedef struct tide_heap {
     tide_span_t *direct[TIDE_N_CLASSES]; /* span malloc takes from, per class: the bin head, or &tidei_empty_span */
     tide_span_t *bins[TIDE_N_CLASSES];   /* spans with (possibly) free blocks, per class */
+    tide_span_t *bin_tails[TIDE_N_CLASSES]; /* the last span of each bin */
     tide_span_t *full;           /* spans with no free block, waiting for a notify */
     _Atomic(tide_block_t *) notify; /* blocks of full spans freed by other threads */
     struct tide_heap *next_all;  /* registry of every heap (tidei_heaps_lock) */
