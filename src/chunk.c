@@ -287,25 +287,73 @@ void tidei_large_free(tide_span_t *s)
 
 /* Takes a cached mapping of at least size bytes (and at most 25 % more)
  * aligned to align, or NULL.  Arena lock held. */
+static void huge_cache_unlink(tide_span_t *s)
+{
+    tide_arena_t *a = &tidei_arena;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        a->huge_cache = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    a->huge_cache_bytes -= PAGES_BYTES(s->n_pages);
+    a->n_huge_cache--;
+}
+
+/* A cached mapping for a huge block of size bytes aligned to align, or NULL.
+ * Takes the smallest that is big enough if it is at most 12.5 % bigger (the
+ * size-class waste bound); else, if align is a page, the biggest smaller
+ * one, which the caller grows with mremap (its pages are resident already:
+ * only the difference is faulted in); else a bigger one, whose tail the
+ * caller gives back.  Arena lock held. */
 static tide_span_t *huge_cache_take(size_t size, size_t align)
 {
     tide_arena_t *a = &tidei_arena;
+    tide_span_t *best = NULL, *below = NULL;
     for (tide_span_t *s = a->huge_cache; s; s = s->next) {
         size_t have = PAGES_BYTES(s->n_pages);
-        if (have >= size && have - size <= size / 4 && (s->start & (align - 1)) == 0) {
-            if (s->prev)
-                s->prev->next = s->next;
-            else
-                a->huge_cache = s->next;
-            if (s->next)
-                s->next->prev = s->prev;
-            s->next = s->prev = NULL;
-            a->huge_cache_bytes -= have;
-            a->n_huge_cache--;
-            return s;
+        if ((s->start & (align - 1)) != 0)
+            continue;
+        if (have >= size) {
+            if (!best || have < PAGES_BYTES(best->n_pages))
+                best = s;
+        } else if (!below || have > PAGES_BYTES(below->n_pages)) {
+            below = s;
         }
     }
-    return NULL;
+    if (below && align <= TIDE_PAGE_SIZE && (!best || PAGES_BYTES(best->n_pages) - size > size / 8))
+        best = below;
+    if (best)
+        huge_cache_unlink(best);
+    return best;
+}
+
+/* Fits the cached mapping s (from huge_cache_take) to size bytes: gives
+ * back the tail of a bigger one beyond 12.5 %, or grows a smaller one in
+ * place or by moving it.
+ * False if it cannot grow (s is then unmapped and deleted).  No lock held. */
+static bool huge_cache_fit(tide_span_t *s, size_t size)
+{
+    size_t have = PAGES_BYTES(s->n_pages);
+    if (have >= size) {
+        if (have - size > size / 8) {
+            tidei_os_unmap((void *)(s->start + size), have - size);
+            s->n_pages = size >> TIDE_PAGE_SHIFT;
+        }
+        return true;
+    }
+    void *q = tidei_os_remap((void *)s->start, have, size, true);
+    if (!q) {
+        tidei_os_unmap((void *)s->start, have);
+        pthread_mutex_lock(&tidei_arena.lock);
+        tidei_span_delete(s);
+        pthread_mutex_unlock(&tidei_arena.lock);
+        return false;
+    }
+    s->start = (uintptr_t)q;
+    s->n_pages = size >> TIDE_PAGE_SHIFT;
+    return true;
 }
 
 void *tidei_huge_alloc(size_t n, size_t align, bool zero)
@@ -318,40 +366,43 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
         goto oom;
     pthread_mutex_lock(&a->lock);
     tide_span_t *s = huge_cache_take(size, align);
-    if (s) {
-        s->kind = TIDE_SPAN_HUGE;
-        tidei_pagemap_set(s->start, s->n_pages, s);
-        a->huge_bytes += PAGES_BYTES(s->n_pages);
-        a->n_huge++;
-        pthread_mutex_unlock(&a->lock);
-        if (zero)
-            memset((void *)s->start, 0, n);
-        return (void *)s->start;
-    }
     pthread_mutex_unlock(&a->lock);
-    void *p = tidei_os_map_aligned(size, align);
-    if (!p && release_caches())
-        p = tidei_os_map_aligned(size, align);
-    if (!p)
-        goto oom;
-    pthread_mutex_lock(&a->lock);
-    s = tidei_span_new();
-    if (!s || !tidei_pagemap_ensure((uintptr_t)p, size >> TIDE_PAGE_SHIFT)) {
-        if (s)
-            tidei_span_delete(s);
+    bool fresh = false;
+    if (!s || !huge_cache_fit(s, size)) {
+        void *p = tidei_os_map_aligned(size, align);
+        if (!p && release_caches())
+            p = tidei_os_map_aligned(size, align);
+        if (!p)
+            goto oom;
+        pthread_mutex_lock(&a->lock);
+        s = tidei_span_new();
         pthread_mutex_unlock(&a->lock);
-        tidei_os_unmap(p, size);
+        if (!s) {
+            tidei_os_unmap(p, size);
+            goto oom;
+        }
+        s->start = (uintptr_t)p;
+        s->n_pages = size >> TIDE_PAGE_SHIFT;
+        fresh = true;
+    }
+    pthread_mutex_lock(&a->lock);
+    if (!tidei_pagemap_ensure(s->start, s->n_pages)) {
+        void *p = (void *)s->start;
+        size_t bytes = PAGES_BYTES(s->n_pages);
+        tidei_span_delete(s);
+        pthread_mutex_unlock(&a->lock);
+        tidei_os_unmap(p, bytes);
         goto oom;
     }
     s->kind = TIDE_SPAN_HUGE;
-    s->start = (uintptr_t)p;
-    s->n_pages = size >> TIDE_PAGE_SHIFT;
-    s->is_zero = true;
+    s->is_zero = fresh;
     tidei_pagemap_set(s->start, s->n_pages, s);
-    a->huge_bytes += size;
+    a->huge_bytes += PAGES_BYTES(s->n_pages);
     a->n_huge++;
     pthread_mutex_unlock(&a->lock);
-    return p;
+    if (zero && !fresh)
+        memset((void *)s->start, 0, n);
+    return (void *)s->start;
 oom:
     errno = ENOMEM;
     return NULL;
@@ -366,6 +417,17 @@ void tidei_huge_free(tide_span_t *s)
     tidei_pagemap_set(s->start, s->n_pages, NULL);
     a->huge_bytes -= size;
     a->n_huge--;
+    /* Make room by unmapping the oldest entries (the list's tail). */
+    if (size <= limit) {
+        while (a->huge_cache && (a->huge_cache_bytes + size > limit || a->n_huge_cache >= 16)) {
+            tide_span_t *old = a->huge_cache;
+            while (old->next)
+                old = old->next;
+            huge_cache_unlink(old);
+            tidei_os_unmap((void *)old->start, PAGES_BYTES(old->n_pages));
+            tidei_span_delete(old);
+        }
+    }
     if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16) {
         s->kind = TIDE_SPAN_FREE;
         s->prev = NULL;
