@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# instr.sh — instructions per malloc/free pair on the fast path, for tide and
+# the peers, counted by valgrind --tool=callgrind (make bench-instr).
+#
+# For each allocator and each size (16, 64, 256 bytes) build/bench/instr runs
+# a warm-up and then K pairs of malloc(size)/free, once with K=K1 and once with
+# K=K2; (Ir(K2) - Ir(K1)) / (K2 - K1) is the cost of one pair with start-up,
+# initialisation and warm-up cancelled out.  The same is done with the calls
+# left out (mode=empty) and subtracted, so the figure is the allocator's
+# instructions alone (its PLT stub included: every preloaded malloc pays it).
+# The occasional refill of a thread cache or free list is part of the figure,
+# spread over the pairs it serves, as it is in a real program.
+# Instruction counts do not depend on the load of the machine, unlike times;
+# they are not times either (a cache miss or a long dependency chain costs
+# cycles that no instruction count shows).
+#
+#   ALLOCATORS="tide glibc ..."  SIZES="16 64 256"  restrict the run
+#   TIDE_LIB=/path/libtide.so    measure another build of tide (e.g. one with
+#                                a fast-path change, built in a scratch tree)
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+ALLOCATORS=${ALLOCATORS:-tide glibc jemalloc mimalloc tcmalloc}
+SIZES=${SIZES:-16 64 256}
+K1=100000
+K2=300000
+OUT=$ROOT/build/bench
+LIBDIR=/usr/lib/x86_64-linux-gnu
+
+die() { echo "bench/instr.sh: $*" >&2; exit 1; }
+
+alloc_lib() {
+    case "$1" in
+        tide)     echo "${TIDE_LIB:-$ROOT/build/libtide.so}" ;;
+        glibc)    echo "" ;;
+        jemalloc) echo "$LIBDIR/libjemalloc.so.2" ;;
+        mimalloc) echo "$LIBDIR/libmimalloc.so.2" ;;
+        tcmalloc) echo "$LIBDIR/libtcmalloc_minimal.so.4" ;;
+        *)        die "unknown allocator '$1'" ;;
+    esac
+}
+
+# Install what is missing, or name it and stop: no allocator is skipped.
+pkgs=""
+command -v valgrind >/dev/null 2>&1 || pkgs="$pkgs valgrind"
+command -v gcc >/dev/null 2>&1 || pkgs="$pkgs gcc"
+for a in $ALLOCATORS; do
+    lib=$(alloc_lib "$a")
+    [ -z "$lib" ] || [ -e "$lib" ] || case "$a" in
+        jemalloc) pkgs="$pkgs libjemalloc-dev" ;;
+        mimalloc) pkgs="$pkgs libmimalloc-dev" ;;
+        tcmalloc) pkgs="$pkgs libgoogle-perftools-dev" ;;
+    esac
+done
+if [ -n "$pkgs" ]; then
+    echo "installing:$pkgs" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=900 $pkgs >&2 ||
+        { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+              -o DPkg::Lock::Timeout=900 $pkgs >&2; } || die "could not install:$pkgs"
+fi
+
+mkdir -p "$OUT"
+for prog in instr which_malloc; do
+    if [ ! -x "$OUT/$prog" ] || [ "bench/$prog.c" -nt "$OUT/$prog" ] || [ bench/bench.h -nt "$OUT/$prog" ]; then
+        gcc -std=c11 -O2 -g -pthread -Wall -Wextra -o "$OUT/$prog" "bench/$prog.c" -ldl || die "cannot build bench/$prog.c"
+    fi
+done
+case " $ALLOCATORS " in
+    *" tide "*) [ -n "${TIDE_LIB:-}" ] || [ -f build/libtide.so ] || make lib >&2 ||
+                    die "make lib failed: tide cannot be measured" ;;
+esac
+
+# prefix ALLOC: the words that start valgrind with the allocator preloaded
+# (valgrind passes LD_PRELOAD on to the program it runs; callgrind itself
+# replaces no malloc).  WANT: the object that must define malloc.
+prefix() {
+    local lib
+    lib=$(alloc_lib "$1")
+    if [ -n "$lib" ]; then PREFIX=(env LD_PRELOAD="$lib"); WANT=$(basename "$lib")
+    else PREFIX=(env); WANT=libc.so.6; lib=$(ldconfig -p | awk '$1 == "libc.so.6" { print $NF; exit }'); fi
+    WANT_FILE=$(basename "$(readlink -f "$lib")")   # the file callgrind names
+}
+
+for a in $ALLOCATORS; do
+    prefix "$a"
+    got=$("${PREFIX[@]}" "$OUT/which_malloc") || die "$a: a trial malloc failed"
+    case "$got" in *"/$WANT") ;; *) die "$a: malloc comes from '$got', not $WANT" ;; esac
+done
+
+TMP=$(mktemp -d /tmp/tide-instr.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+
+# ir ALLOC SIZE K MODE: total instructions of one run; in pairs mode, also
+# checks that callgrind saw code of the allocator's object run (an "ob=" or
+# "cob=" record naming its file), so the count is the allocator's.
+ir() {
+    prefix "$1"
+    "${PREFIX[@]}" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
+        "$OUT/instr" size="$2" k="$3" mode="$4" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
+    if [ "$4" = pairs ] && ! grep -q "^c\?ob=([0-9]*) .*/$WANT_FILE\$" "$TMP/cg.out"; then
+        echo "bench/instr.sh: $1: callgrind saw no code of $WANT_FILE" >&2
+        return 1
+    fi
+    awk '/^(summary|totals):/ { print $2; exit }' "$TMP/cg.out"
+}
+
+per_pair() { # ALLOC SIZE MODE
+    local i1 i2
+    i1=$(ir "$1" "$2" "$K1" "$3") && i2=$(ir "$1" "$2" "$K2" "$3") || return 1
+    awk -v a="$i1" -v b="$i2" -v k1="$K1" -v k2="$K2" 'BEGIN { printf "%.1f", (b - a) / (k2 - k1) }'
+}
+
+[ -n "${TIDE_LIB:-}" ] && echo "tide is $TIDE_LIB" >&2
+echo "instructions per malloc+free pair (callgrind; (Ir(K=$K2) - Ir(K=$K1)) / $((K2 - K1)), loop overhead subtracted)" >&2
+declare -A result
+for size in $SIZES; do
+    loop=$(per_pair glibc "$size" empty) || die "callgrind failed"
+    for a in $ALLOCATORS; do
+        echo "  $a size=$size" >&2
+        pairs=$(per_pair "$a" "$size" pairs) || die "callgrind failed for $a size=$size"
+        result[$a,$size]=$(awk -v p="$pairs" -v l="$loop" 'BEGIN { printf "%.1f", p - l }')
+    done
+done
+
+printf '\nInstructions per malloc+free pair, fast path (callgrind; fewer is better)\n'
+printf '%-10s' allocator
+for size in $SIZES; do printf '%10s' "${size} B"; done
+printf '\n'
+for a in $ALLOCATORS; do
+    printf '%-10s' "$a"
+    for size in $SIZES; do printf '%10s' "${result[$a,$size]}"; done
+    printf '\n'
+done
