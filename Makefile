@@ -2,6 +2,8 @@
 #   make                 release build (-O2 -g) of build/libtide.so and build/libtide.a
 #   make DEBUG=1         debug build with invariant checks (build/debug)
 #   make SANITIZE=thread|undefined|address   sanitizer build (build/<sanitizer>)
+#   make STATS=0         build/nostats: no counting on the fast paths (only to
+#                        measure what the accounting costs; its stats are wrong)
 #   make test            unit, api, misuse, stress and real-program tests
 #   make check           the stress tests again under SANITIZE=thread and =undefined
 #   make bench [QUICK=1] the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
@@ -13,8 +15,12 @@ PREFIX  ?= /usr/local
 DEBUG   ?= 0
 SANITIZE ?=
 
+STATS   ?= 1
+
 ifeq ($(SANITIZE),)
-  ifeq ($(DEBUG),0)
+  ifneq ($(STATS),1)
+    BUILD ?= build/nostats
+  else ifeq ($(DEBUG),0)
     BUILD ?= build
   else
     BUILD ?= build/debug
@@ -35,6 +41,9 @@ endif
 ifneq ($(SANITIZE),)
   OPT += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -DTIDE_SANITIZE=1
   LDSAN := -fsanitize=$(SANITIZE)
+endif
+ifneq ($(STATS),1)
+  OPT += -DTIDE_STATS=0
 endif
 override CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 

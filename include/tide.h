@@ -21,24 +21,127 @@ extern "C" {
 #define TIDE_VERSION_MAJOR 0
 #define TIDE_VERSION_MINOR 1
 
-/* Process-wide figures about the memory tide holds, in bytes unless the name
- * says otherwise.  Folded from all heaps at the time of the call: exact when
- * no other thread is allocating, approximate (each field a recent value)
- * while they do. */
+/* Number of small size classes (blocks of up to 64 KiB); larger blocks are
+ * "large" (page runs, up to 4 MiB) or "huge" (a mapping each). */
+#define TIDE_N_CLASSES 81
+
+/* Figures of one small size class. */
+struct tide_class_stats {
+    size_t block_size;       /* usable bytes of every block of the class */
+    size_t live_blocks;      /* blocks handed out and not freed */
+    uint64_t n_malloc;       /* blocks ever handed out */
+    uint64_t n_free;         /* blocks ever freed (n_malloc - n_free = live_blocks) */
+    size_t n_spans;          /* spans of the class owned by thread heaps */
+    size_t cached_blocks;    /* free blocks in those spans, ready for their owners' mallocs */
+};
+
+/* Process-wide figures, in bytes unless the name says otherwise.  Folded
+ * from per-thread counters at the time of the call: exact when no other
+ * thread is allocating or freeing, approximate (each counter a recent value)
+ * while they do.  Fields marked "ever" are cumulative since start-up. */
 struct tide_stats {
-    size_t mapped_bytes;     /* address space tide holds: chunks plus huge mappings */
-    size_t committed_bytes;  /* of mapped_bytes, the part that may be resident (not decommitted) */
-    size_t huge_bytes;       /* address space in live huge blocks (each mapped on its own) */
-    size_t huge_cached_bytes;/* freed huge mappings kept for reuse */
-    size_t n_chunks;         /* chunks (8 MiB each) currently mapped */
+    /* -- live blocks: handed out by malloc & co. and not freed -- */
+    size_t live_bytes;       /* usable bytes in live blocks (small + large + huge) */
+    size_t live_blocks;      /* live blocks, all sizes */
+    size_t small_live_bytes; /* usable bytes in live small blocks (<= 64 KiB) */
+    size_t large_live_bytes; /* bytes in live large blocks (page runs in chunks) */
+    size_t n_large;          /* live large blocks */
+    size_t huge_bytes;       /* bytes in live huge blocks (each mapped on its own) */
+    size_t n_huge;           /* live huge blocks */
+    uint64_t n_malloc;       /* blocks ever allocated, all sizes */
+    uint64_t n_free;         /* blocks ever freed, all sizes */
+    uint64_t requested_bytes;/* bytes ever asked for by those allocations (the live
+                                part of it is not tracked: see docs/stats.md) */
+    /* -- memory held for reuse -- */
+    size_t cached_bytes;     /* free small blocks in spans of thread heaps */
+    size_t abandoned_bytes;  /* free small blocks in spans of exited threads */
+    size_t pending_remote_frees; /* blocks freed by a thread other than their owner, not yet taken back */
     size_t free_run_bytes;   /* pages in chunks that hold no span and no large block */
-    size_t n_heaps;          /* thread heaps that exist (live threads, plus ones kept for reuse) */
-    size_t n_abandoned_spans;/* spans of exited threads not yet adopted by another */
+    size_t huge_cached_bytes;/* freed huge mappings kept for reuse */
+    /* -- spans by state -- */
+    size_t n_spans;          /* small spans owned by thread heaps */
+    size_t n_full_spans;     /* of those, spans with no free block (on a full list) */
+    size_t n_abandoned_spans;/* small spans of exited threads not yet adopted by another */
+    /* -- address space and the OS -- */
+    size_t mapped_bytes;     /* address space tide holds: chunks, huge mappings and cache */
+    size_t committed_bytes;  /* of mapped_bytes, the part that may be resident (not decommitted) */
+    size_t returned_bytes;   /* bytes ever given back to the OS (unmapped or decommitted) */
+    size_t metadata_bytes;   /* bytes mapped for tide's own metadata (span descriptors, heaps) */
+    size_t n_chunks;         /* chunks (8 MiB each) currently mapped */
+    size_t n_heaps;          /* thread heaps in use (live threads) */
+    size_t n_heaps_total;    /* thread heaps ever made (the rest are pooled for new threads) */
+    struct tide_class_stats classes[TIDE_N_CLASSES]; /* per small size class */
 };
 
 /* Fills *st.  Takes tide's global locks briefly; do not call from a signal
  * handler.  Returns 0, or -1 with errno = EINVAL when st is NULL. */
 int tide_stats_get(struct tide_stats *st);
+
+/* Figures of one thread heap (exact when its thread is not allocating). */
+struct tide_heap_stats {
+    unsigned id;             /* the heap's number, from 1 in order of creation */
+    int tid;                 /* kernel thread id of its thread; 0 if pooled (no thread) */
+    size_t n_spans;          /* small spans it owns */
+    size_t n_full_spans;     /* of those, with no free block */
+    size_t cached_bytes;     /* free blocks in its spans (its cache) */
+    size_t used_bytes;       /* blocks out of its spans (live, or freed by other threads and pending) */
+    uint64_t n_malloc;       /* blocks its threads ever allocated from it */
+    uint64_t n_free;         /* blocks its threads ever freed (into any heap) */
+};
+
+/* Copies the figures of up to max thread heaps to out[] and returns how many
+ * heaps exist (may exceed max).  Same rules as tide_stats_get. */
+size_t tide_stats_heaps(struct tide_heap_stats *out, size_t max);
+
+/* Writes the human-readable report (the one of TIDE_CONF=stats=1 and
+ * malloc_stats) to file descriptor fd, or JSON (docs/stats.md gives the
+ * schema) when json is non-zero.  Does not allocate.  Returns 0, or -1 when
+ * a write failed. */
+int tide_stats_print(int fd, int json);
+
+/* ---- heap walk and address lookup ---- */
+
+#define TIDE_CLASS_LARGE (-1)    /* size_class of a large block */
+#define TIDE_CLASS_HUGE  (-2)    /* size_class of a huge block */
+
+/* A block, as the heap walk and tide_block_info report it. */
+struct tide_block {
+    void *ptr;               /* the block's first byte (what malloc returned) */
+    size_t size;             /* its usable size */
+    int size_class;          /* small class index, TIDE_CLASS_LARGE or TIDE_CLASS_HUGE */
+    unsigned heap;           /* id of the owning thread heap; 0 for large, huge and
+                                blocks of exited threads' spans */
+};
+
+typedef void (*tide_walk_fn)(const struct tide_block *b, void *arg);
+
+/* Calls fn(block, arg) once for every live block.  It first records every
+ * live block (with the allocator's locks held) and then calls fn with no
+ * lock held, so fn may allocate and free; blocks it allocates are not
+ * visited.  Exact when no other thread allocates or frees during the
+ * recording, and only then safe: the free lists of a running thread's heap
+ * are read without its cooperation.  Call it from a single-threaded
+ * program, with the other threads stopped or waiting, or at exit.  Returns
+ * the number of blocks visited, or -1 with errno = ENOMEM when there was no
+ * memory for the record. */
+long tide_heap_walk(tide_walk_fn fn, void *arg);
+
+enum tide_block_state {
+    TIDE_BLOCK_NOT_TIDE = 0, /* not memory tide handed out or holds */
+    TIDE_BLOCK_FREE = 1,     /* tide's, not in a live block (a free block or free pages) */
+    TIDE_BLOCK_LIVE = 2,     /* inside a live block */
+};
+
+/* What the address p is: fills *info (info->block describes the block
+ * containing p when the state is LIVE, or the free block or page run when
+ * FREE) and returns the state.  Any thread, any time; whether a small block
+ * owned by another running thread is free is told by the mark tide leaves
+ * in freed blocks (exact unless the program stores that mark itself). */
+struct tide_block_info {
+    enum tide_block_state state;
+    struct tide_block block;
+};
+int tide_block_info(const void *p, struct tide_block_info *info);
 
 /* Returns every free page tide can give back now: drains the remote frees of
  * abandoned spans, releases empty spans and fully free chunks, and empties

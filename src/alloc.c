@@ -6,7 +6,7 @@
 
 /* Pops a block of class cls from h, refilling the class if needed.  Sets
  * errno = ENOMEM and returns NULL when memory ran out. */
-static void *heap_alloc_class(tide_heap_t *h, int cls)
+static void *heap_alloc_class(tide_heap_t *h, int cls, size_t n)
 {
     tide_span_t *s = h->direct[cls];
     if (!s->free) {
@@ -20,6 +20,8 @@ static void *heap_alloc_class(tide_heap_t *h, int cls)
     s->free = b->next;
     s->used++;
     b->key = 0;
+    h->ctr.malloc[cls]++;
+    h->ctr.requested += n;
     return b;
 }
 
@@ -32,6 +34,7 @@ static void *big_alloc(size_t n, size_t align, bool zero)
         return NULL;
     }
     tidei_init();
+    atomic_fetch_add_explicit(&tidei_global_ctr.requested, n, relaxed);
     size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
     if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
         return tidei_large_alloc(n, align, zero);
@@ -42,10 +45,10 @@ static void *big_alloc(size_t n, size_t align, bool zero)
  * class cls from the backup heap, under its lock.  The backup heap keeps no
  * span between calls: all its blocks are freed remotely, so a span it kept
  * would never be retired; abandoned, it is swept like any other. */
-static void *backup_alloc_class(int cls)
+static void *backup_alloc_class(int cls, size_t n)
 {
     pthread_mutex_lock(&tidei_backup_lock);
-    void *p = heap_alloc_class(&tidei_backup_heap, cls);
+    void *p = heap_alloc_class(&tidei_backup_heap, cls, n);
     int e = errno;
     tidei_heap_give_up_spans(&tidei_backup_heap);
     errno = e;
@@ -64,19 +67,19 @@ static tide_heap_t *current_heap(void)
 }
 
 /* Small block of class cls for the calling thread, whatever its state. */
-static void *class_alloc(int cls)
+static void *class_alloc(int cls, size_t n)
 {
     tide_heap_t *h = current_heap();
     if (tide_unlikely(!h))
-        return backup_alloc_class(cls);
-    return heap_alloc_class(h, cls);
+        return backup_alloc_class(cls, n);
+    return heap_alloc_class(h, cls, n);
 }
 
 static tide_noinline void *malloc_slow(size_t n)
 {
     if (n > TIDE_SMALL_MAX)
         return big_alloc(n, 0, false);
-    return class_alloc(tidei_class_of(n));
+    return class_alloc(tidei_class_of(n), n);
 }
 
 /* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
@@ -84,12 +87,15 @@ void *tidei_malloc(size_t n)
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;
-        tide_span_t *s = h->direct[tidei_class_of(n)];
+        int cls = tidei_class_of(n);
+        tide_span_t *s = h->direct[cls];
         tide_block_t *b = s->free;
         if (tide_likely(b != NULL)) {
             s->free = b->next;
             s->used++;
             b->key = 0;
+            tidei_count(h->ctr.malloc[cls]++);
+            tidei_count(h->ctr.requested += n);
             return b;
         }
     }
@@ -129,7 +135,7 @@ void *tidei_aligned(size_t align, size_t n, const char *op)
         while (cls < TIDE_N_CLASSES && (tidei_class_size[cls] & (align - 1)) != 0)
             cls++;
         if (cls < TIDE_N_CLASSES)
-            return class_alloc(cls);
+            return class_alloc(cls, n);
     }
     return big_alloc(n, align, false);
 }

@@ -125,6 +125,11 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
     r->n_pages = n_pages;
     tidei_pagemap_set(r->start, n_pages, r);
     c->n_free_pages -= n_pages;
+    if (kind == TIDE_SPAN_LARGE) {
+        tidei_arena.n_large++;
+        tidei_arena.n_large_malloc++;
+        tidei_arena.large_pages += n_pages;
+    }
     return r;
 }
 
@@ -172,6 +177,10 @@ void tidei_run_free(tide_span_t *s)
     uintptr_t start = s->start;
     size_t n = s->n_pages;
     c->n_free_pages += n;
+    if (s->kind == TIDE_SPAN_LARGE) {
+        a->n_large--;
+        a->large_pages -= n;
+    }
     tidei_pagemap_set(start, n, NULL);
     bool is_zero = false;
     tide_span_t *left = start > c->base ? tidei_pagemap_lookup((void *)(start - TIDE_PAGE_SIZE)) : NULL;
@@ -235,6 +244,7 @@ bool tidei_run_grow(tide_span_t *s, size_t new_pages)
         tidei_pagemap_set(end, extra, s);
         s->n_pages = new_pages;
         c->n_free_pages -= extra;
+        a->large_pages += extra;
         ok = true;
     }
     pthread_mutex_unlock(&a->lock);
@@ -255,6 +265,7 @@ void tidei_run_shrink(tide_span_t *s, size_t new_pages)
         t->n_pages = s->n_pages - new_pages;
         tidei_pagemap_set(t->start, t->n_pages, t);
         s->n_pages = new_pages;
+        a->n_large++;  /* the tail counts as a block until tidei_run_free */
     }
     pthread_mutex_unlock(&a->lock);
     if (t)
@@ -399,6 +410,12 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     tidei_pagemap_set(s->start, s->n_pages, s);
     a->huge_bytes += PAGES_BYTES(s->n_pages);
     a->n_huge++;
+    a->n_huge_malloc++;
+    s->prev = NULL;
+    s->next = a->huge_live;
+    if (s->next)
+        s->next->prev = s;
+    a->huge_live = s;
     pthread_mutex_unlock(&a->lock);
     if (zero && !fresh)
         memset((void *)s->start, 0, n);
@@ -417,6 +434,12 @@ void tidei_huge_free(tide_span_t *s)
     tidei_pagemap_set(s->start, s->n_pages, NULL);
     a->huge_bytes -= size;
     a->n_huge--;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        a->huge_live = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     /* Make room by unmapping the oldest entries (the list's tail). */
     if (size <= limit) {
         while (a->huge_cache && (a->huge_cache_bytes + size > limit || a->n_huge_cache >= 16)) {

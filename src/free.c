@@ -83,6 +83,7 @@ static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tid
     b->next = s->local_free;
     s->local_free = b;
     s->used--;
+    h->ctr.free_local[s->cls]++;
     if (s->in_full || s->used == 0)
         tidei_heap_free_local_slow(h, s);
 }
@@ -98,7 +99,13 @@ static tide_noinline void free_other(tide_span_t *s, void *p)
         if (b->key == tidei_free_key && tidei_span_holds_free(s, b, false))
             tidei_misuse("free", p, "double free");
         b->key = tidei_free_key;
+        int cls = s->cls;  /* read before the push: then the owner may retire s */
         tidei_heap_free_remote(s, b);
+        tide_heap_t *h = tidei_tls_heap;
+        if (tide_likely(h != &tidei_empty_heap))
+            h->ctr.free_remote[cls]++;
+        else  /* a thread without a heap: before its first malloc, or exiting */
+            atomic_fetch_add_explicit(&tidei_global_ctr.free_remote[cls], 1, relaxed);
         return;
     }
     case TIDE_SPAN_LARGE:
@@ -136,6 +143,7 @@ void tidei_free(void *p)
         b->key = tidei_free_key;
         b->next = s->local_free;
         s->local_free = b;
+        tidei_count(h->ctr.free_local[s->cls]++);
         if (tide_unlikely(s->in_full | (--s->used == 0)))
             tidei_heap_free_local_slow(h, s);
         return;

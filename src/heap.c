@@ -22,6 +22,8 @@
  * sweeps them for free pages before it maps a new chunk, so no freed block
  * is stranded.  The emptied heap is pooled for the next thread. */
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "tide_internal.h"
 
@@ -36,7 +38,7 @@ tide_heap_t tidei_empty_heap = { .direct = EMPTY_DIRECT };
 
 /* The heap of threads whose own heap is gone (allocation from late TLS or
  * key destructors), used under tidei_backup_lock. */
-tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true };
+tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true, .tid = -1 };
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
@@ -48,6 +50,7 @@ static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reus
 static tide_span_t *abandoned[TIDE_N_CLASSES];
 static tide_span_t *abandoned_full[TIDE_N_CLASSES];
 static _Atomic size_t n_abandoned;   /* spans on both lists */
+size_t tidei_abandoned_spans[TIDE_N_CLASSES]; /* spans on both lists, per class (tidei_heaps_lock) */
 
 __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 
@@ -100,6 +103,7 @@ static void bin_remove(tide_heap_t *h, tide_span_t *s)
 
 static void full_push(tide_heap_t *h, tide_span_t *s)
 {
+    h->ctr.n_full++;
     s->in_full = 1;
     s->prev = NULL;
     s->next = h->full;
@@ -118,6 +122,7 @@ static void full_remove(tide_heap_t *h, tide_span_t *s)
         s->next->prev = s->prev;
     s->next = s->prev = NULL;
     s->in_full = 0;
+    h->ctr.n_full--;
 }
 
 /* ---- notify states ---- */
@@ -169,6 +174,7 @@ static void span_retire(tide_heap_t *h, tide_span_t *s)
         return;
     bin_remove(h, s);
     h->n_spans--;
+    h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_run_free(s);
 }
@@ -195,6 +201,7 @@ static void heap_drain_notify(tide_heap_t *h)
         b->next = s->local_free;
         s->local_free = b;
         s->used--;
+        h->ctr.collected[s->cls]++;
         tidei_heap_free_local_slow(h, s);
         b = next;
     }
@@ -241,6 +248,7 @@ static void heap_reset(tide_heap_t *h)
     h->full = NULL;
     atomic_store_explicit(&h->notify, NULL, relaxed);
     h->n_spans = 0;
+    h->ctr.n_full = 0;
 }
 
 /* A heap for a new thread: a pooled one or a new one.  NULL if metadata
@@ -256,13 +264,18 @@ tide_heap_t *tidei_heap_acquire(void)
         h = tidei_meta_alloc(sizeof *h);
         pthread_mutex_unlock(&tidei_arena.lock);
         if (h) {
+            static unsigned n_made;
+            h->id = ++n_made;
             h->next_all = tidei_heaps;
-            tidei_heaps = h;
+            /* published with release: the signal-time report walks the
+             * registry without the lock */
+            __atomic_store_n(&tidei_heaps, h, __ATOMIC_RELEASE);
         }
     }
     if (h) {
         heap_reset(h);
         h->in_use = true;
+        h->tid = (int)syscall(SYS_gettid);
     }
     pthread_mutex_unlock(&tidei_heaps_lock);
     return h;
@@ -285,6 +298,7 @@ static tide_span_t *abandoned_take_locked(int cls)
     if (s) {
         __atomic_store_n(&abandoned[cls], s->next, __ATOMIC_RELAXED);
         atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
+        tidei_abandoned_spans[cls]--;
         return s;
     }
     tide_span_t **link = &abandoned_full[cls];
@@ -293,6 +307,7 @@ static tide_span_t *abandoned_take_locked(int cls)
         if (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK) {
             __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
             atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
+            tidei_abandoned_spans[cls]--;
             return s;
         }
     }
@@ -315,7 +330,9 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
     atomic_store_explicit(&s->heap, h, release);
     span_set_state(s, TIDE_RS_NORMAL);
     h->n_spans++;
-    tidei_span_collect(s);
+    h->ctr.spans[cls]++;
+    h->ctr.moved_in[cls] += s->used;
+    h->ctr.collected[cls] += tidei_span_collect(s);
     tide_debug_assert(s->free);
     bin_push(h, s);
     return s;
@@ -327,7 +344,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
 {
     tide_span_t *s = h->bins[cls];
     if (s) {
-        tidei_span_collect(s);
+        h->ctr.collected[cls] += tidei_span_collect(s);
         if (s->free)
             return s;
     }
@@ -335,7 +352,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     for (s = h->bins[cls]; s;) {
         tide_span_t *next = s->next;
         if (!s->free)
-            tidei_span_collect(s);
+            h->ctr.collected[cls] += tidei_span_collect(s);
         if (s->free) {
             if (h->bins[cls] != s) {
                 bin_remove(h, s);
@@ -358,7 +375,8 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     tidei_span_init_small(s, cls);
     atomic_store_explicit(&s->heap, h, release);
     h->n_spans++;
-    tidei_span_collect(s);
+    h->ctr.spans[cls]++;
+    tidei_span_collect(s);  /* a new span: carves its first blocks */
     bin_push(h, s);
     return s;
 }
@@ -367,7 +385,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
  * Called with tidei_heaps_lock held. */
 static void span_abandon_locked(tide_span_t *s)
 {
-    tidei_span_take_remote(s);
+    atomic_fetch_add_explicit(&tidei_global_ctr.collected[s->cls], tidei_span_take_remote(s), relaxed);
     if (s->used == 0) {
         tidei_run_free(s);
         return;
@@ -378,6 +396,16 @@ static void span_abandon_locked(tide_span_t *s)
     s->next = *list;
     __atomic_store_n(list, s, __ATOMIC_RELAXED);
     atomic_fetch_add_explicit(&n_abandoned, 1, relaxed);
+    tidei_abandoned_spans[s->cls]++;
+}
+
+/* Hands s, a span of h, to the abandoned set.  tidei_heaps_lock held. */
+static void give_up_span_locked(tide_heap_t *h, tide_span_t *s)
+{
+    h->ctr.moved_out[s->cls] += s->used;
+    h->ctr.spans[s->cls]--;
+    atomic_store_explicit(&s->heap, NULL, release);
+    span_abandon_locked(s);
 }
 
 /* Hands every span of h to the abandoned set, where any heap may adopt it
@@ -399,6 +427,7 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
         b->next = s->local_free;
         s->local_free = b;
         s->used--;
+        h->ctr.collected[s->cls]++;
         b = next;
     }
     /* 3. Hand every span over. */
@@ -406,14 +435,12 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         for (tide_span_t *s = h->bins[c], *next; s; s = next) {
             next = s->next;
-            atomic_store_explicit(&s->heap, NULL, release);
-            span_abandon_locked(s);
+            give_up_span_locked(h, s);
         }
     }
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
-        atomic_store_explicit(&s->heap, NULL, release);
-        span_abandon_locked(s);
+        give_up_span_locked(h, s);
     }
     heap_reset(h);
     pthread_mutex_unlock(&tidei_heaps_lock);
@@ -446,9 +473,11 @@ bool tidei_abandoned_sweep(void)
             while (*link) {
                 tide_span_t *s = *link;
                 size_t got = tidei_span_take_remote(s);
+                atomic_fetch_add_explicit(&tidei_global_ctr.collected[c], got, relaxed);
                 if (s->used == 0) {
                     __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
                     atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
+                    tidei_abandoned_spans[c]--;
                     tidei_run_free(s);
                     freed = true;
                 } else if (full && got) {  /* has free blocks again */

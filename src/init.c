@@ -76,6 +76,7 @@ void tidei_init_slow(void)
                         TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
         tidei_options_init();
         tidei_classes_init();
+        tidei_stats_init();
         tidei_free_key = make_key();
         if (pthread_key_create(&thread_key, thread_done) != 0)
             tidei_fatal("tide: pthread_key_create failed\n");

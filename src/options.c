@@ -4,6 +4,7 @@
  * An unknown key or a bad value gets a one-line warning that names it and
  * lists the valid keys; the rest of the string is still applied.  Parsing
  * never allocates (it runs inside the first malloc). */
+#include <signal.h>
 #include <stdlib.h>
 
 #include "tide_internal.h"
@@ -14,25 +15,51 @@ tide_options_t tidei_opt = {
     .huge_cache_mb = 64,
     .chunk_cache = 2,
     .verbose = 0,
+    .stats = 0,
+    .stats_file = "",
+    .stats_signal = 0,
 };
+
+typedef enum { OPT_INT, OPT_WORD, OPT_PATH, OPT_SIGNAL } option_kind_t;
 
 typedef struct option_desc {
     const char *name;            /* key in TIDE_CONF */
-    long *value;                 /* where the parsed value goes */
-    long min, max;               /* accepted range */
+    long *value;                 /* where the parsed value goes (INT, WORD, SIGNAL) */
+    long min, max;               /* accepted range (INT) */
     const char *help;            /* one line for TIDE_CONF=help */
+    option_kind_t kind;          /* INT: a decimal integer; WORD: one of words[] (value = index);
+                                    PATH: a string (to path); SIGNAL: a name or number */
+    const char *const *words;    /* WORD: the accepted words, NULL-terminated */
+    char *path;                  /* PATH: where the string goes (TIDE_PATH_MAX bytes) */
 } option_desc_t;
+
+static const char *const stats_words[] = { "0", "1", "json", NULL };
+
+/* Signal names TIDE_CONF accepts (with or without SIG), besides numbers. */
+static const struct { const char *name; int sig; } signal_names[] = {
+    { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "INT", SIGINT },
+    { "QUIT", SIGQUIT }, { "TERM", SIGTERM }, { "PROF", SIGPROF }, { "URG", SIGURG },
+    { "WINCH", SIGWINCH }, { "PWR", SIGPWR }, { "TTIN", SIGTTIN }, { "TTOU", SIGTTOU },
+};
 
 static const option_desc_t option_table[] = {
     { "huge_cache_mb", &tidei_opt.huge_cache_mb, 0, 1L << 20,
-      "MiB of freed huge (> 4 MiB) mappings kept for reuse" },
+      "MiB of freed huge (> 4 MiB) mappings kept for reuse", OPT_INT, NULL, NULL },
     { "chunk_cache", &tidei_opt.chunk_cache, 0, 1L << 20,
-      "fully free 8 MiB chunks kept mapped instead of unmapped" },
-    { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)" },
+      "fully free 8 MiB chunks kept mapped instead of unmapped", OPT_INT, NULL, NULL },
+    { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",
+      OPT_INT, NULL, NULL },
+    { "stats", &tidei_opt.stats, 0, 2, "print a report of the heap at exit: 0, 1 (text) or json",
+      OPT_WORD, stats_words, NULL },
+    { "stats_file", NULL, 0, 0, "write that report to this file instead of stderr (%p: the pid)",
+      OPT_PATH, NULL, tidei_opt.stats_file },
+    { "stats_signal", &tidei_opt.stats_signal, 0, 0,
+      "print the report whenever this signal arrives (SIGUSR2, USR2 or a number; 0 = off)",
+      OPT_SIGNAL, NULL, NULL },
     { "os_fail_at", &tidei_opt.os_fail_at, 0, 1L << 40,
-      "testing: make the Nth request to the OS fail, once (0 = off)" },
+      "testing: make the Nth request to the OS fail, once (0 = off)", OPT_INT, NULL, NULL },
     { "os_fail_from", &tidei_opt.os_fail_from, 0, 1L << 40,
-      "testing: make the Nth and every later request to the OS fail (0 = off)" },
+      "testing: make the Nth and every later request to the OS fail (0 = off)", OPT_INT, NULL, NULL },
 };
 #define N_OPTIONS (sizeof option_table / sizeof option_table[0])
 
@@ -44,12 +71,101 @@ static void list_keys(void)
     tidei_warn("\n");
 }
 
+/* Prints the current value of o. */
+static void print_value(const option_desc_t *o)
+{
+    switch (o->kind) {
+    case OPT_WORD: tidei_warn("%s", o->words[*o->value]); break;
+    case OPT_PATH: tidei_warn("%s", o->path); break;
+    default: tidei_warn("%ld", *o->value); break;
+    }
+}
+
 static void print_help(void)
 {
     tidei_warn("tide options (TIDE_CONF=key=value,...):\n");
     tidei_warn("  %s  %s\n", "help", "print this list");
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        tidei_warn("  %s=%ld  %s\n", option_table[i].name, *option_table[i].value, option_table[i].help);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        tidei_warn("  %s=", option_table[i].name);
+        print_value(&option_table[i]);
+        tidei_warn("  %s\n", option_table[i].help);
+    }
+}
+
+/* Parses a signal: a number in 1..64 or a name from signal_names, with or
+ * without the SIG prefix. */
+static bool parse_signal(const char *s, size_t len, long *out)
+{
+    if (len > 3 && memcmp(s, "SIG", 3) == 0) {
+        s += 3;
+        len -= 3;
+    }
+    for (size_t i = 0; i < sizeof signal_names / sizeof signal_names[0]; i++) {
+        if (strlen(signal_names[i].name) == len && memcmp(signal_names[i].name, s, len) == 0) {
+            *out = signal_names[i].sig;
+            return true;
+        }
+    }
+    long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > 64)
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (len == 0 || v > 64 || v == SIGKILL || v == SIGSTOP)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_long(const char *s, size_t len, long *out);
+
+/* Parses the value of o; false if it is not one o accepts. */
+static bool parse_value(const option_desc_t *o, const char *val, size_t len)
+{
+    long v;
+    switch (o->kind) {
+    case OPT_INT:
+        if (!parse_long(val, len, &v) || v < o->min || v > o->max)
+            return false;
+        *o->value = v;
+        return true;
+    case OPT_WORD:
+        for (long i = 0; o->words[i]; i++) {
+            if (strlen(o->words[i]) == len && memcmp(o->words[i], val, len) == 0) {
+                *o->value = i;
+                return true;
+            }
+        }
+        return false;
+    case OPT_PATH:
+        if (len == 0 || len >= TIDE_PATH_MAX)
+            return false;
+        memcpy(o->path, val, len);
+        o->path[len] = 0;
+        return true;
+    case OPT_SIGNAL:
+        if (!parse_signal(val, len, &v))
+            return false;
+        *o->value = v;
+        return true;
+    }
+    return false;
+}
+
+/* Tells what o accepts, for the warning about a bad value. */
+static void print_wanted(const option_desc_t *o)
+{
+    switch (o->kind) {
+    case OPT_INT: tidei_warn("want an integer in %ld..%ld", o->min, o->max); break;
+    case OPT_WORD:
+        tidei_warn("want one of");
+        for (int i = 0; o->words[i]; i++)
+            tidei_warn(" %s", o->words[i]);
+        break;
+    case OPT_PATH: tidei_warn("want a path of 1..%d bytes", TIDE_PATH_MAX - 1); break;
+    case OPT_SIGNAL: tidei_warn("want a signal name such as SIGUSR2, or a number"); break;
+    }
 }
 
 /* Parses a decimal integer in [len] bytes; false on anything else. */
@@ -83,14 +199,12 @@ static void apply(const char *key, size_t key_len, const char *val, size_t val_l
         const option_desc_t *o = &option_table[i];
         if (strlen(o->name) != key_len || memcmp(o->name, key, key_len) != 0)
             continue;
-        long v;
-        if (!has_val || !parse_long(val, val_len, &v) || v < o->min || v > o->max) {
-            tidei_warn("tide: TIDE_CONF: bad value for %s (want an integer in %ld..%ld); ",
-                       o->name, o->min, o->max);
+        if (!has_val || !parse_value(o, val, val_len)) {
+            tidei_warn("tide: TIDE_CONF: bad value for %s (", o->name);
+            print_wanted(o);
+            tidei_warn("); ");
             list_keys();
-            return;
         }
-        *o->value = v;
         return;
     }
     char name[64];
@@ -124,8 +238,10 @@ void tidei_options_init(void)
     }
     if (tidei_opt.verbose) {
         tidei_warn("tide %d.%d:", TIDE_VERSION_MAJOR, TIDE_VERSION_MINOR);
-        for (size_t i = 0; i < N_OPTIONS; i++)
-            tidei_warn(" %s=%ld", option_table[i].name, *option_table[i].value);
+        for (size_t i = 0; i < N_OPTIONS; i++) {
+            tidei_warn(" %s=", option_table[i].name);
+            print_value(&option_table[i]);
+        }
         tidei_warn("\n");
     }
 }

@@ -70,6 +70,7 @@ void tidei_os_unmap(void *p, size_t size)
 {
     if (munmap(p, size) != 0)
         tidei_fatal("tide: internal error: munmap(%p, %zu) failed (errno %d)\n", p, size, errno);
+    atomic_fetch_add_explicit(&tidei_global_ctr.returned, size, relaxed);
 }
 
 /* Resizes a mapping: in place, or (may_move) wherever the kernel finds room,
@@ -79,14 +80,21 @@ void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move)
     if (injected_failure())
         return NULL;
     void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
-    return q == MAP_FAILED ? NULL : q;
+    if (q == MAP_FAILED)
+        return NULL;
+    if (new_size < old_size)
+        atomic_fetch_add_explicit(&tidei_global_ctr.returned, old_size - new_size, relaxed);
+    return q;
 }
 
 /* Gives the pages back to the OS; the range stays mapped and reads as zero
  * when touched again. */
 bool tidei_os_decommit(void *p, size_t size)
 {
-    return madvise(p, size, MADV_DONTNEED) == 0;
+    if (madvise(p, size, MADV_DONTNEED) != 0)
+        return false;
+    atomic_fetch_add_explicit(&tidei_global_ctr.returned, size, relaxed);
+    return true;
 }
 
 /* Moves the pages of [p, p + old_size) to dest (a mapping of new_size bytes

@@ -125,18 +125,28 @@ tide_export int mallopt(int param, int value)
     return 1;
 }
 
+/* glibc's fields, filled with tide's figures: arena = address space of the
+ * chunks, uordblks = bytes in live small and large blocks, fordblks = the
+ * rest of the chunks (free blocks, free pages), fsmblks = free small blocks
+ * cached in heaps, hblks/hblkhd = live huge blocks and their bytes,
+ * ordblks = blocks cached in heaps, usmblks = bytes mapped in all. */
 tide_export struct mallinfo2 mallinfo2(void)
 {
     struct tide_stats st;
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
     tide_stats_get(&st);
+    size_t cached_blocks = 0;
+    for (int c = 0; c < TIDE_N_CLASSES; c++)
+        cached_blocks += st.classes[c].cached_blocks;
     mi.arena = st.n_chunks * TIDE_CHUNK_SIZE;
-    mi.hblks = 0;
+    mi.ordblks = cached_blocks;
+    mi.hblks = st.n_huge;
     mi.hblkhd = st.huge_bytes;
-    mi.fordblks = st.free_run_bytes;
-    mi.uordblks = mi.arena - st.free_run_bytes;
-    mi.usmblks = 0;
+    mi.usmblks = st.mapped_bytes;
+    mi.fsmblks = st.cached_bytes;
+    mi.uordblks = st.small_live_bytes + st.large_live_bytes;
+    mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
     mi.keepcost = 0;
     return mi;
 }
@@ -158,6 +168,8 @@ tide_export void malloc_stats(void)
     tidei_stats_print(2);
 }
 
+/* XML in the shape glibc's malloc_info writes: one <heap> (tide's chunks),
+ * whose <sizes> list the free blocks cached per size class, then totals. */
 tide_export int malloc_info(int options, FILE *fp)
 {
     if (options != 0 || !fp) {
@@ -166,16 +178,34 @@ tide_export int malloc_info(int options, FILE *fp)
     }
     struct tide_stats st;
     tide_stats_get(&st);
-    fprintf(fp, "<malloc version=\"tide-%d.%d\">\n", TIDE_VERSION_MAJOR, TIDE_VERSION_MINOR);
-    fprintf(fp, "<heap nr=\"0\">\n<sizes>\n</sizes>\n");
+    size_t free_count = 0, free_bytes = 0;
+    fprintf(fp, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+    for (int c = 1; c < TIDE_N_CLASSES; c++) {
+        const struct tide_class_stats *cs = &st.classes[c];
+        size_t blocks = cs->cached_blocks + (c == 1 ? st.classes[0].cached_blocks : 0);
+        if (!blocks)
+            continue;
+        size_t from = c == 1 ? 1 : st.classes[c - 1].block_size + 1;
+        fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", from, cs->block_size,
+                blocks * cs->block_size, blocks);
+        free_count += blocks;
+        free_bytes += blocks * cs->block_size;
+    }
+    fprintf(fp, "</sizes>\n");
     fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
-    fprintf(fp, "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n", st.free_run_bytes);
-    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n", st.committed_bytes);
-    fprintf(fp, "<system type=\"max\" size=\"%zu\"/>\n", st.mapped_bytes);
+    fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", free_count, free_bytes + st.free_run_bytes);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n", st.n_chunks * TIDE_CHUNK_SIZE);
+    fprintf(fp, "<system type=\"max\" size=\"%zu\"/>\n", st.n_chunks * TIDE_CHUNK_SIZE);
+    fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n", st.n_chunks * TIDE_CHUNK_SIZE);
+    fprintf(fp, "<aspace type=\"mprotect\" size=\"%zu\"/>\n", st.n_chunks * TIDE_CHUNK_SIZE);
     fprintf(fp, "</heap>\n");
-    fprintf(fp, "<total type=\"mmap\" count=\"0\" size=\"%zu\"/>\n", st.huge_bytes);
+    fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n");
+    fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", free_count, free_bytes + st.free_run_bytes);
+    fprintf(fp, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", st.n_huge, st.huge_bytes);
     fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n", st.committed_bytes);
     fprintf(fp, "<system type=\"max\" size=\"%zu\"/>\n", st.mapped_bytes);
+    fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n", st.mapped_bytes);
+    fprintf(fp, "<aspace type=\"mprotect\" size=\"%zu\"/>\n", st.mapped_bytes);
     fprintf(fp, "</malloc>\n");
     return 0;
 }

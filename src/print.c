@@ -11,6 +11,7 @@ typedef struct out_buf {
     char data[512];              /* pending bytes */
     size_t len;                  /* bytes in data */
     int fd;                      /* where they go */
+    bool failed;                 /* a write failed */
 } out_buf_t;
 
 static void out_flush(out_buf_t *o)
@@ -21,6 +22,7 @@ static void out_flush(out_buf_t *o)
         if (w <= 0) {
             if (w < 0 && errno == EINTR)
                 continue;
+            o->failed = true;
             break;
         }
         done += (size_t)w;
@@ -96,23 +98,26 @@ static void out_format(out_buf_t *o_, const char *fmt, va_list ap)
 #undef o
 }
 
-void tidei_vprintf(int fd, const char *fmt, va_list ap)
+int tidei_vprintf(int fd, const char *fmt, va_list ap)
 {
     int saved = errno;
     out_buf_t o;
     o.len = 0;
     o.fd = fd;
+    o.failed = false;
     out_format(&o, fmt, ap);
     out_flush(&o);
     errno = saved;
+    return o.failed ? -1 : 0;
 }
 
-void tidei_printf(int fd, const char *fmt, ...)
+int tidei_printf(int fd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    tidei_vprintf(fd, fmt, ap);
+    int r = tidei_vprintf(fd, fmt, ap);
     va_end(ap);
+    return r;
 }
 
 void tidei_warn(const char *fmt, ...)
@@ -140,6 +145,7 @@ void tidei_misuse(const char *op, const void *p, const char *what, ...)
     out_buf_t o;
     o.len = 0;
     o.fd = 2;
+    o.failed = false;
     out_str(&o, "tide: ");
     out_str(&o, op);
     out_str(&o, "(0x");

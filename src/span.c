@@ -124,10 +124,10 @@ size_t tidei_span_take_remote(tide_span_t *s)
 
 /* Refills s->free (called when it is empty): remote frees first, then the
  * owner's own frees, then fresh blocks.  Leaves s->free NULL only when every
- * block is out.  Owner only. */
-void tidei_span_collect(tide_span_t *s)
+ * block is out.  Returns how many remote frees it took.  Owner only. */
+size_t tidei_span_collect(tide_span_t *s)
 {
-    tidei_span_take_remote(s);
+    size_t got = tidei_span_take_remote(s);
     if (s->local_free) {
         tide_block_t *b = s->local_free;
         s->local_free = NULL;
@@ -143,6 +143,7 @@ void tidei_span_collect(tide_span_t *s)
     }
     if (!s->free && s->n_built < s->n_blocks)
         span_extend(s);
+    return got;
 }
 
 /* Whether b is on list, walking at most max nodes. */

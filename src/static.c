@@ -15,4 +15,5 @@
 #include "alloc.c"
 #include "free.c"
 #include "stats.c"
+#include "walk.c"
 #include "override.c"

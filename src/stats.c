@@ -1,6 +1,182 @@
-/* stats.c — the figures tide can give exactly today (address space, chunks,
- * huge blocks, heaps) and the report malloc_stats() prints. */
+/* stats.c — accounting: folds the counters every thread heap keeps for
+ * itself into process-wide figures (tide_stats_get, tide_stats_heaps), and
+ * prints them: the text report (TIDE_CONF=stats=1, malloc_stats), JSON
+ * (stats=json), at exit, on a signal (stats_signal=SIG), or on request
+ * (tide_stats_print).
+ *
+ * Each heap's counters are written by its owner with plain stores and read
+ * here without synchronisation: the readers below are exempt from
+ * ThreadSanitizer and read through volatile, and a 64-bit aligned load does
+ * not tear.  So a reader sees every counter at some recent value: exact
+ * when the program is quiescent, approximate while it runs.  Every
+ * difference of counters is clamped at zero for that reason.
+ *
+ * How the small-block figures follow from the counters (per class):
+ *   live     = sum(malloc) - sum(free_local + free_remote) - global free_remote
+ *   pending  = sum(free_remote) + global free_remote - sum(collected) - global collected
+ *   used(h)  = malloc - free_local - collected + moved_in - moved_out   (blocks out of h's spans)
+ *   cached(h)= spans(h) * blocks per span - used(h)
+ * and the spans of exited threads hold sum(moved_out - moved_in) - global
+ * collected blocks.
+ *
+ * The signal-time report takes no lock (the signal may interrupt a thread
+ * holding one): it reads the registry of heaps (published with release),
+ * the arena and the abandoned counts as they are, and skips the walk over
+ * large and huge blocks. */
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include "tide_internal.h"
+
+tide_global_counters_t tidei_global_ctr;
+
+#define TIDE_NO_TSAN __attribute__((no_sanitize("thread"), noinline))
+#define READ(x) (*(volatile __typeof__(x) *)&(x))
+
+static size_t class_blocks(int c)
+{
+    return ((size_t)tidei_class_pages[c] << TIDE_PAGE_SHIFT) / tidei_class_size[c];
+}
+
+static uint64_t clamp(int64_t v)
+{
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Sums that are not fields of struct tide_stats. */
+typedef struct fold_extra {
+    uint64_t collected[TIDE_N_CLASSES];   /* remote frees taken back, all heaps and global */
+    uint64_t free_remote[TIDE_N_CLASSES]; /* remote frees made, all heaps and global */
+    int64_t abandoned_out[TIDE_N_CLASSES];/* blocks out of abandoned spans */
+} fold_extra_t;
+
+/* Adds heap h's counters to st and x, and fills hs (if not NULL). */
+TIDE_NO_TSAN static void fold_heap(const tide_heap_t *h, struct tide_stats *st, fold_extra_t *x,
+                                    struct tide_heap_stats *hs)
+{
+    struct tide_heap_stats one;
+    memset(&one, 0, sizeof one);
+    one.id = READ(h->id);
+    one.tid = READ(h->in_use) ? READ(h->tid) : 0;
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        uint64_t m = READ(h->ctr.malloc[c]);
+        uint64_t fl = READ(h->ctr.free_local[c]);
+        uint64_t fr = READ(h->ctr.free_remote[c]);
+        uint64_t col = READ(h->ctr.collected[c]);
+        uint64_t in = READ(h->ctr.moved_in[c]);
+        uint64_t out = READ(h->ctr.moved_out[c]);
+        uint64_t sp = READ(h->ctr.spans[c]);
+        uint64_t used = clamp((int64_t)(m - fl - col + in - out));
+        uint64_t cached = clamp((int64_t)(sp * class_blocks(c) - used));
+        st->classes[c].n_malloc += m;
+        st->classes[c].n_free += fl + fr;
+        st->classes[c].n_spans += sp;
+        st->classes[c].cached_blocks += cached;
+        x->collected[c] += col;
+        x->free_remote[c] += fr;
+        x->abandoned_out[c] += (int64_t)(out - in);
+        one.n_spans += sp;
+        one.cached_bytes += cached * tidei_class_size[c];
+        one.used_bytes += used * tidei_class_size[c];
+        one.n_malloc += m;
+        one.n_free += fl + fr;
+    }
+    one.n_full_spans = READ(h->ctr.n_full);
+    st->n_spans += one.n_spans;
+    st->n_full_spans += one.n_full_spans;
+    st->requested_bytes += READ(h->ctr.requested);
+    if (hs)
+        *hs = one;
+}
+
+/* The figures of the arena (chunks, large and huge blocks, address space):
+ * read under its lock, or as they are (signal time). */
+TIDE_NO_TSAN static void fold_arena(struct tide_stats *st, uint64_t *n_large_malloc, uint64_t *n_huge_malloc)
+{
+    tide_arena_t *a = &tidei_arena;
+    st->n_chunks = READ(a->n_chunks);
+    st->huge_bytes = READ(a->huge_bytes);
+    st->n_huge = READ(a->n_huge);
+    st->huge_cached_bytes = READ(a->huge_cache_bytes);
+    st->free_run_bytes = READ(a->free_pages) << TIDE_PAGE_SHIFT;
+    st->large_live_bytes = READ(a->large_pages) << TIDE_PAGE_SHIFT;
+    st->n_large = READ(a->n_large);
+    st->metadata_bytes = READ(a->meta_bytes);
+    st->mapped_bytes = st->n_chunks * TIDE_CHUNK_SIZE + st->huge_bytes + st->huge_cached_bytes;
+    size_t zero = READ(a->zero_free_pages) << TIDE_PAGE_SHIFT;
+    st->committed_bytes = st->mapped_bytes > zero ? st->mapped_bytes - zero : 0;
+    *n_large_malloc = READ(a->n_large_malloc);
+    *n_huge_malloc = READ(a->n_huge_malloc);
+}
+
+/* Abandoned spans per class (tidei_heaps_lock held, or signal time). */
+TIDE_NO_TSAN static size_t abandoned_spans(int c)
+{
+    return READ(tidei_abandoned_spans[c]);
+}
+
+/* Fills st (and up to max_heaps entries of hs, setting *n_heaps_out to the
+ * number of heaps).  locked: take the locks (never at signal time). */
+static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, size_t max_heaps,
+                          size_t *n_heaps_out, bool locked)
+{
+    fold_extra_t x;
+    memset(st, 0, sizeof *st);
+    memset(&x, 0, sizeof x);
+    if (locked)
+        pthread_mutex_lock(&tidei_heaps_lock);
+    size_t k = 0;
+    for (tide_heap_t *h = __atomic_load_n(&tidei_heaps, __ATOMIC_ACQUIRE); h; h = h->next_all) {
+        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL);
+        st->n_heaps_total++;
+        if (READ(h->in_use))
+            st->n_heaps++;
+        k++;
+    }
+    fold_heap(&tidei_backup_heap, st, &x, NULL);
+    size_t ab_spans[TIDE_N_CLASSES];
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        ab_spans[c] = abandoned_spans(c);
+        st->n_abandoned_spans += ab_spans[c];
+    }
+    if (locked)
+        pthread_mutex_unlock(&tidei_heaps_lock);
+    if (n_heaps_out)
+        *n_heaps_out = k;
+
+    uint64_t n_large_malloc, n_huge_malloc;
+    if (locked)
+        pthread_mutex_lock(&tidei_arena.lock);
+    fold_arena(st, &n_large_malloc, &n_huge_malloc);
+    if (locked)
+        pthread_mutex_unlock(&tidei_arena.lock);
+
+    uint64_t pending = 0;
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        struct tide_class_stats *cs = &st->classes[c];
+        uint64_t gfree = atomic_load_explicit(&tidei_global_ctr.free_remote[c], relaxed);
+        uint64_t gcol = atomic_load_explicit(&tidei_global_ctr.collected[c], relaxed);
+        cs->block_size = tidei_class_size[c];
+        cs->n_free += gfree;
+        cs->live_blocks = clamp((int64_t)(cs->n_malloc - cs->n_free));
+        pending += clamp((int64_t)(x.free_remote[c] + gfree - x.collected[c] - gcol));
+        uint64_t ab_out = clamp(x.abandoned_out[c] - (int64_t)gcol);
+        st->abandoned_bytes += clamp((int64_t)(ab_spans[c] * class_blocks(c) - ab_out)) * cs->block_size;
+        st->small_live_bytes += cs->live_blocks * cs->block_size;
+        st->cached_bytes += cs->cached_blocks * cs->block_size;
+        st->live_blocks += cs->live_blocks;
+        st->n_malloc += cs->n_malloc;
+        st->n_free += cs->n_free;
+    }
+    st->pending_remote_frees = pending;
+    st->live_bytes = st->small_live_bytes + st->large_live_bytes + st->huge_bytes;
+    st->live_blocks += st->n_large + st->n_huge;
+    st->n_malloc += n_large_malloc + n_huge_malloc;
+    st->n_free += (n_large_malloc - st->n_large) + (n_huge_malloc - st->n_huge);
+    st->requested_bytes += atomic_load_explicit(&tidei_global_ctr.requested, relaxed);
+    st->returned_bytes = atomic_load_explicit(&tidei_global_ctr.returned, relaxed);
+}
 
 tide_export int tide_stats_get(struct tide_stats *st)
 {
@@ -9,33 +185,297 @@ tide_export int tide_stats_get(struct tide_stats *st)
         return -1;
     }
     tidei_init();
-    memset(st, 0, sizeof *st);
-    pthread_mutex_lock(&tidei_heaps_lock);
-    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
-        st->n_heaps++;
-    pthread_mutex_unlock(&tidei_heaps_lock);
-    st->n_abandoned_spans = tidei_abandoned_count();
-    tide_arena_t *a = &tidei_arena;
-    pthread_mutex_lock(&a->lock);
-    st->n_chunks = a->n_chunks;
-    st->huge_bytes = a->huge_bytes;
-    st->huge_cached_bytes = a->huge_cache_bytes;
-    st->free_run_bytes = a->free_pages << TIDE_PAGE_SHIFT;
-    st->mapped_bytes = a->n_chunks * TIDE_CHUNK_SIZE + a->huge_bytes + a->huge_cache_bytes;
-    st->committed_bytes = st->mapped_bytes - (a->zero_free_pages << TIDE_PAGE_SHIFT);
-    pthread_mutex_unlock(&a->lock);
+    stats_collect(st, NULL, 0, NULL, true);
     return 0;
 }
 
-/* Prints the report of malloc_stats() to fd. */
-void tidei_stats_print(int fd)
+tide_export size_t tide_stats_heaps(struct tide_heap_stats *out, size_t max)
 {
     struct tide_stats st;
-    tide_stats_get(&st);
-    tidei_printf(fd, "tide %d.%d\n", TIDE_VERSION_MAJOR, TIDE_VERSION_MINOR);
-    tidei_printf(fd, "  mapped:        %zu bytes (%zu chunks of %zu bytes, %zu bytes huge, %zu bytes huge cache)\n",
-                 st.mapped_bytes, st.n_chunks, TIDE_CHUNK_SIZE, st.huge_bytes, st.huge_cached_bytes);
-    tidei_printf(fd, "  committed:     %zu bytes\n", st.committed_bytes);
-    tidei_printf(fd, "  free runs:     %zu bytes\n", st.free_run_bytes);
-    tidei_printf(fd, "  heaps:         %zu (abandoned spans: %zu)\n", st.n_heaps, st.n_abandoned_spans);
+    size_t n;
+    tidei_init();
+    stats_collect(&st, out, out ? max : 0, &n, true);
+    return n;
+}
+
+/* ---- the report ---- */
+
+/* One line of the size histogram: blocks of one size. */
+typedef struct hist_entry {
+    size_t size;                 /* usable bytes per block */
+    size_t count;                /* live blocks */
+} hist_entry_t;
+
+#define HIST_MAX (TIDE_N_CLASSES + 96)
+
+typedef struct hist {
+    hist_entry_t e[HIST_MAX];
+    size_t n;                    /* entries used */
+    size_t other_count;          /* blocks of sizes that found no entry */
+    size_t other_bytes;
+} hist_t;
+
+static void hist_add(hist_t *h, size_t size, size_t count)
+{
+    for (size_t i = TIDE_N_CLASSES; i < h->n; i++) {  /* large and huge sizes repeat */
+        if (h->e[i].size == size) {
+            h->e[i].count += count;
+            return;
+        }
+    }
+    if (h->n == HIST_MAX) {
+        h->other_count += count;
+        h->other_bytes += size * count;
+        return;
+    }
+    h->e[h->n].size = size;
+    h->e[h->n].count = count;
+    h->n++;
+}
+
+/* Large blocks (walking the runs of every chunk) and huge blocks (their
+ * list) into the histogram.  Arena lock held. */
+static void hist_add_big_locked(hist_t *h)
+{
+    tide_arena_t *a = &tidei_arena;
+    for (tide_chunk_t *c = a->chunks; c; c = c->next) {
+        uintptr_t p = c->base, end = c->base + TIDE_CHUNK_SIZE;
+        while (p < end) {
+            tide_span_t *s = tidei_pagemap_lookup((void *)p);
+            if (!s)  /* cannot happen: every run's first page is mapped */
+                break;
+            if (s->kind == TIDE_SPAN_LARGE)
+                hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
+            p = s->start + (s->n_pages << TIDE_PAGE_SHIFT);
+        }
+    }
+    for (tide_span_t *s = a->huge_live; s; s = s->next)
+        hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
+}
+
+/* Sorts by bytes, largest first (insertion sort: at most HIST_MAX entries). */
+static void hist_sort(hist_t *h)
+{
+    for (size_t i = 1; i < h->n; i++) {
+        hist_entry_t v = h->e[i];
+        size_t j = i;
+        while (j > 0 && h->e[j - 1].size * h->e[j - 1].count < v.size * v.count) {
+            h->e[j] = h->e[j - 1];
+            j--;
+        }
+        h->e[j] = v;
+    }
+}
+
+/* Writes part/whole as a percentage with one decimal, e.g. "12.5". */
+static void put_percent(int fd, size_t part, size_t whole, int *err)
+{
+    size_t tenths = whole ? (size_t)(((unsigned __int128)part * 1000 + whole / 2) / whole) : 0;
+    *err |= tidei_printf(fd, "%zu.%zu", tenths / 10, tenths % 10);
+}
+
+static void hist_build(hist_t *h, const struct tide_stats *st, bool locked)
+{
+    memset(h, 0, sizeof *h);
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        h->e[c].size = st->classes[c].block_size;
+        h->e[c].count = st->classes[c].live_blocks;
+    }
+    h->e[1].count += h->e[0].count;  /* class 0 (malloc(0)) has 16-byte blocks like class 1 */
+    h->e[0].count = 0;
+    h->n = TIDE_N_CLASSES;
+    if (locked) {
+        pthread_mutex_lock(&tidei_arena.lock);
+        hist_add_big_locked(h);
+        pthread_mutex_unlock(&tidei_arena.lock);
+    } else {
+        /* no walk at signal time: the large and huge blocks as one line each */
+        if (st->n_large)
+            hist_add(h, st->large_live_bytes / st->n_large, st->n_large);
+        if (st->n_huge)
+            hist_add(h, st->huge_bytes / st->n_huge, st->n_huge);
+    }
+    hist_sort(h);
+}
+
+static int print_text(int fd, const struct tide_stats *st, const struct tide_heap_stats *hs, size_t n_hs,
+                      const hist_t *h, bool locked)
+{
+    int err = 0;
+    err |= tidei_printf(fd, "tide %d.%d heap report, pid %d%s\n", TIDE_VERSION_MAJOR, TIDE_VERSION_MINOR,
+                        (int)getpid(), locked ? "" : " (at a signal: large and huge sizes averaged)");
+    err |= tidei_printf(fd, "  live:       %zu bytes in %zu blocks (small %zu bytes; large %zu bytes in %zu; huge %zu bytes in %zu)\n",
+                        st->live_bytes, st->live_blocks, st->small_live_bytes, st->large_live_bytes, st->n_large,
+                        st->huge_bytes, st->n_huge);
+    err |= tidei_printf(fd, "  ever:       %lu mallocs, %lu frees, %lu bytes requested\n",
+                        (unsigned long)st->n_malloc, (unsigned long)st->n_free, (unsigned long)st->requested_bytes);
+    err |= tidei_printf(fd, "  cached:     %zu bytes free in thread heaps, %zu bytes in exited threads' spans, %zu remote frees pending\n",
+                        st->cached_bytes, st->abandoned_bytes, st->pending_remote_frees);
+    err |= tidei_printf(fd, "  spans:      %zu in thread heaps (%zu full), %zu abandoned; free page runs %zu bytes\n",
+                        st->n_spans, st->n_full_spans, st->n_abandoned_spans, st->free_run_bytes);
+    err |= tidei_printf(fd, "  memory:     %zu bytes mapped (%zu chunks, %zu bytes huge cache), %zu committed, %zu metadata, %zu returned to the OS\n",
+                        st->mapped_bytes, st->n_chunks, st->huge_cached_bytes, st->committed_bytes,
+                        st->metadata_bytes, st->returned_bytes);
+    err |= tidei_printf(fd, "  heaps:      %zu in use, %zu made\n", st->n_heaps, st->n_heaps_total);
+    err |= tidei_printf(fd, "  live memory by block size, largest first:\n");
+    for (size_t i = 0; i < h->n && h->e[i].count; i++) {
+        size_t bytes = h->e[i].size * h->e[i].count;
+        err |= tidei_printf(fd, "    %zu bytes * %zu blocks (", h->e[i].size, h->e[i].count);
+        put_percent(fd, h->e[i].count, st->live_blocks, &err);
+        err |= tidei_printf(fd, " %%) = %zu bytes (", bytes);
+        put_percent(fd, bytes, st->live_bytes, &err);
+        err |= tidei_printf(fd, " %%)\n");
+    }
+    if (h->other_count)
+        err |= tidei_printf(fd, "    (other sizes) %zu blocks = %zu bytes\n", h->other_count, h->other_bytes);
+    err |= tidei_printf(fd, "  thread heaps:\n");
+    for (size_t i = 0; i < n_hs; i++) {
+        const struct tide_heap_stats *e = &hs[i];
+        err |= tidei_printf(fd, "    heap %u %s%d: %zu spans (%zu full), %zu bytes cached, %zu bytes used, %lu mallocs, %lu frees\n",
+                            e->id, e->tid ? "thread " : "pooled", e->tid, e->n_spans, e->n_full_spans,
+                            e->cached_bytes, e->used_bytes, (unsigned long)e->n_malloc, (unsigned long)e->n_free);
+    }
+    return err ? -1 : 0;
+}
+
+static int print_json(int fd, const struct tide_stats *st, const struct tide_heap_stats *hs, size_t n_hs,
+                      const hist_t *h, bool locked)
+{
+    int err = 0;
+    err |= tidei_printf(fd, "{\"tide\": \"%d.%d\", \"pid\": %d, \"exact_sizes\": %s,\n", TIDE_VERSION_MAJOR,
+                        TIDE_VERSION_MINOR, (int)getpid(), locked ? "true" : "false");
+#define J(field) err |= tidei_printf(fd, "  \"" #field "\": %lu,\n", (unsigned long)st->field)
+    J(live_bytes); J(live_blocks); J(small_live_bytes); J(large_live_bytes); J(n_large); J(huge_bytes);
+    J(n_huge); J(n_malloc); J(n_free); J(requested_bytes); J(cached_bytes); J(abandoned_bytes);
+    J(pending_remote_frees); J(free_run_bytes); J(huge_cached_bytes); J(n_spans); J(n_full_spans);
+    J(n_abandoned_spans); J(mapped_bytes); J(committed_bytes); J(returned_bytes); J(metadata_bytes);
+    J(n_chunks); J(n_heaps); J(n_heaps_total);
+#undef J
+    err |= tidei_printf(fd, "  \"classes\": [");
+    const char *sep = "";
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        const struct tide_class_stats *cs = &st->classes[c];
+        err |= tidei_printf(fd, "%s\n    {\"class\": %d, \"block_size\": %zu, \"live_blocks\": %zu, \"n_malloc\": %lu, "
+                            "\"n_free\": %lu, \"n_spans\": %zu, \"cached_blocks\": %zu}",
+                            sep, c, cs->block_size, cs->live_blocks, (unsigned long)cs->n_malloc,
+                            (unsigned long)cs->n_free, cs->n_spans, cs->cached_blocks);
+        sep = ",";
+    }
+    err |= tidei_printf(fd, "\n  ],\n  \"histogram\": [");
+    sep = "";
+    for (size_t i = 0; i < h->n && h->e[i].count; i++) {
+        err |= tidei_printf(fd, "%s\n    {\"size\": %zu, \"blocks\": %zu, \"bytes\": %zu}", sep, h->e[i].size,
+                            h->e[i].count, h->e[i].size * h->e[i].count);
+        sep = ",";
+    }
+    err |= tidei_printf(fd, "\n  ],\n  \"heaps\": [");
+    sep = "";
+    for (size_t i = 0; i < n_hs; i++) {
+        const struct tide_heap_stats *e = &hs[i];
+        err |= tidei_printf(fd, "%s\n    {\"id\": %u, \"tid\": %d, \"n_spans\": %zu, \"n_full_spans\": %zu, "
+                            "\"cached_bytes\": %zu, \"used_bytes\": %zu, \"n_malloc\": %lu, \"n_free\": %lu}",
+                            sep, e->id, e->tid, e->n_spans, e->n_full_spans, e->cached_bytes, e->used_bytes,
+                            (unsigned long)e->n_malloc, (unsigned long)e->n_free);
+        sep = ",";
+    }
+    err |= tidei_printf(fd, "\n  ]\n}\n");
+    return err ? -1 : 0;
+}
+
+/* Heaps listed in the report; more are summed in the totals only. */
+#define REPORT_HEAPS 64
+
+static int report(int fd, bool json, bool locked)
+{
+    struct tide_stats st;
+    struct tide_heap_stats hs[REPORT_HEAPS];
+    hist_t h;
+    size_t n;
+    stats_collect(&st, hs, REPORT_HEAPS, &n, locked);
+    hist_build(&h, &st, locked);
+    if (n > REPORT_HEAPS)
+        n = REPORT_HEAPS;
+    return json ? print_json(fd, &st, hs, n, &h, locked) : print_text(fd, &st, hs, n, &h, locked);
+}
+
+tide_export int tide_stats_print(int fd, int json)
+{
+    tidei_init();
+    return report(fd, json != 0, true);
+}
+
+void tidei_stats_print(int fd)
+{
+    report(fd, false, true);
+}
+
+/* Opens the report's destination: stats_file (with %p replaced by the pid),
+ * appended to, or stderr.  Async-signal-safe.  Returns the fd, or -1. */
+static int open_report_file(void)
+{
+    const char *path = tidei_opt.stats_file;
+    if (!path[0])
+        return 2;
+    char buf[TIDE_PATH_MAX + 24];
+    size_t n = 0;
+    for (const char *p = path; *p && n < sizeof buf - 24; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            char digits[16];
+            int k = 0;
+            for (unsigned v = (unsigned)getpid(); v || !k; v /= 10)
+                digits[k++] = (char)('0' + v % 10);
+            while (k)
+                buf[n++] = digits[--k];
+            p++;
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = 0;
+    return open(buf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+static void report_to_file(bool locked)
+{
+    int saved = errno;
+    int fd = open_report_file();
+    if (fd < 0) {
+        if (locked)
+            tidei_warn("tide: cannot open stats_file %s (errno %d)\n", tidei_opt.stats_file, errno);
+        errno = saved;
+        return;
+    }
+    report(fd, tidei_opt.stats == 2, locked);
+    if (fd != 2)
+        close(fd);
+    errno = saved;
+}
+
+static void on_stats_signal(int sig)
+{
+    (void)sig;
+    report_to_file(false);
+}
+
+/* Installs the stats_signal handler (process init; sigaction never
+ * allocates). */
+void tidei_stats_init(void)
+{
+    if (tidei_opt.stats_signal <= 0)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stats_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction((int)tidei_opt.stats_signal, &sa, NULL) != 0)
+        tidei_warn("tide: cannot handle signal %ld for stats_signal (errno %d)\n", tidei_opt.stats_signal, errno);
+}
+
+/* The report at exit (stats=1 or json).  libtide's destructors run after
+ * the program's own atexit handlers and destructors. */
+__attribute__((destructor)) static void stats_at_exit(void)
+{
+    if (tidei_opt.stats && atomic_load_explicit(&tidei_init_state, acquire) == 2)
+        report_to_file(true);
 }

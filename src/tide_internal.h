@@ -38,21 +38,33 @@ static const int tidei_debug = TIDE_DEBUG;
 #define release memory_order_release
 #define acq_rel memory_order_acq_rel
 
+/* Accounting on the fast paths: `make STATS=0` compiles it out, only to
+ * measure what it costs (the figures of that build are wrong). */
+#ifndef TIDE_STATS
+#define TIDE_STATS 1
+#endif
+#define tidei_count(e) do { if (TIDE_STATS) (void)(e); } while (0)
+
 /* ---- print.c: output that never allocates ---- */
-void tidei_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tidei_vprintf(int fd, const char *fmt, va_list ap);
+/* Both return 0, or -1 when a write failed. */
+int tidei_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int tidei_vprintf(int fd, const char *fmt, va_list ap);
 __attribute__((noreturn)) void tidei_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void tidei_misuse(const char *op, const void *p, const char *what, ...);
 __attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
 void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- options.c ---- */
+#define TIDE_PATH_MAX 256
 typedef struct tide_options {
     long os_fail_at;             /* fail the Nth OS request once (testing); 0 = off */
     long os_fail_from;           /* fail the Nth and every later OS request (testing); 0 = off */
     long huge_cache_mb;          /* MiB of freed huge mappings kept for reuse */
     long chunk_cache;            /* fully free chunks kept mapped */
     long verbose;                /* print the options at start-up */
+    long stats;                  /* report at exit: 0 no, 1 text, 2 JSON */
+    char stats_file[TIDE_PATH_MAX]; /* report to this file ("" = stderr; %p = pid) */
+    long stats_signal;           /* print the report on this signal (0 = none) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -93,7 +105,7 @@ extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
 extern tide_span_t tidei_empty_span;
 void tidei_classes_init(void);
 void tidei_span_init_small(tide_span_t *s, int cls);
-void tidei_span_collect(tide_span_t *s);
+size_t tidei_span_collect(tide_span_t *s);
 size_t tidei_span_take_remote(tide_span_t *s);
 bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
 
@@ -153,6 +165,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
 bool tidei_abandoned_sweep(void);
+extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 size_t tidei_abandoned_count(void);
 
 /* ---- init.c: process and thread start-up, fork ---- */
@@ -176,6 +189,8 @@ size_t tidei_usable_size(const void *p, const char *op);
 tide_span_t *tidei_checked_span(const void *p, const char *op);
 
 /* ---- stats.c ---- */
+extern tide_global_counters_t tidei_global_ctr;
+void tidei_stats_init(void);
 void tidei_stats_print(int fd);
 
 #endif /* TIDE_INTERNAL_H */

@@ -13,8 +13,8 @@
 /* A free small block.  Every block is at least 16 bytes, so both words
  * exist.  The second word holds the process's free key while the block is
  * free: finding it on free() is the cheap hint of a double free. */
-typedef struct tide_block {
-    struct tide_block *next;     /* next free block in the same list */
+typedef struct tide_free_block {
+    struct tide_free_block *next; /* next free block in the same list */
     uintptr_t key;               /* tidei_free_key while free, 0 once handed out */
 } tide_block_t;
 
@@ -71,6 +71,33 @@ typedef struct tide_chunk {
     struct tide_chunk *prev;     /* back link */
 } tide_chunk_t;
 
+/* A heap's counters, per size class.  Written only by the heap's owner
+ * thread (plain increments: no lock, no atomic read-modify-write), read by
+ * stats.c, which folds every heap's counters into process-wide figures.
+ * The figures are exact when the program is quiescent; while threads run,
+ * a reader sees each counter at some recent value (aligned 64-bit loads
+ * do not tear on the platforms tide supports).  Counts are cumulative and
+ * survive the thread: a pooled heap keeps them for its next owner. */
+typedef struct tide_heap_counters {
+    uint64_t malloc[TIDE_N_CLASSES];      /* blocks handed out by this heap */
+    uint64_t free_local[TIDE_N_CLASSES];  /* blocks this thread freed into spans of its own */
+    uint64_t free_remote[TIDE_N_CLASSES]; /* blocks this thread freed into spans of other heaps (or none) */
+    uint64_t collected[TIDE_N_CLASSES];   /* remote frees taken back into this heap's spans */
+    uint64_t moved_in[TIDE_N_CLASSES];    /* blocks out of spans this heap adopted, at adoption */
+    uint64_t moved_out[TIDE_N_CLASSES];   /* blocks out of spans this heap gave up, at the time */
+    uint64_t spans[TIDE_N_CLASSES];       /* SMALL spans owned now */
+    uint64_t requested;                   /* bytes asked for by the mallocs counted in `malloc` */
+    uint64_t n_full;                      /* spans on the full list now */
+} tide_heap_counters_t;
+
+/* Counters of work no thread heap owns (slow paths only, so atomics). */
+typedef struct tide_global_counters {
+    _Atomic uint64_t free_remote[TIDE_N_CLASSES]; /* small frees by threads without a heap */
+    _Atomic uint64_t collected[TIDE_N_CLASSES];   /* remote frees taken from spans nobody owns */
+    _Atomic uint64_t requested;   /* bytes asked for by large and huge mallocs */
+    _Atomic uint64_t returned;    /* bytes given back to the OS: unmapped or decommitted */
+} tide_global_counters_t;
+
 /* A thread heap.  Only its owner thread touches it, except `notify` (pushed
  * by other threads) and the registry links (under tidei_heaps_lock). */
 typedef struct tide_heap {
@@ -83,6 +110,9 @@ typedef struct tide_heap {
     struct tide_heap *next_pool; /* pool of unused heaps (tidei_heaps_lock) */
     size_t n_spans;              /* SMALL spans owned */
     bool in_use;                 /* owned by a live thread (or it is the backup heap) */
+    int tid;                     /* kernel thread id of the owner (0: none, -1: the backup heap) */
+    unsigned id;                 /* number of the heap, from 1, in order of creation */
+    tide_heap_counters_t ctr;    /* owner-written counters (stats.c) */
 } tide_heap_t;
 
 /* The page allocator: free-range index over all chunks, plus the chunks and
@@ -99,6 +129,11 @@ typedef struct tide_arena {
     size_t zero_free_pages;      /* of those, pages known zero (never touched or decommitted) */
     size_t huge_bytes;           /* bytes mapped for live huge blocks */
     size_t n_huge;               /* live huge blocks */
+    tide_span_t *huge_live;      /* live huge blocks, doubly linked (for the heap walk) */
+    uint64_t n_huge_malloc;      /* huge blocks ever allocated */
+    size_t large_pages;          /* pages in live large blocks */
+    size_t n_large;              /* live large blocks */
+    uint64_t n_large_malloc;     /* large blocks ever allocated */
     tide_span_t *huge_cache;     /* freed huge mappings kept for reuse (HUGE spans, not in the map) */
     size_t huge_cache_bytes;     /* bytes in huge_cache */
     size_t n_huge_cache;         /* entries in huge_cache */

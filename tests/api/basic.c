@@ -24,7 +24,8 @@ static void symbols_are_tide(void)
         "malloc_trim", "mallopt", "mallinfo", "mallinfo2", "malloc_stats", "malloc_info", "cfree",
         "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
         "__libc_valloc", "__libc_pvalloc", "__posix_memalign",
-        "tide_version", "tide_stats_get", "tide_trim",
+        "tide_version", "tide_stats_get", "tide_trim", "tide_stats_heaps", "tide_stats_print", "tide_heap_walk",
+        "tide_block_info",
     };
 #ifdef TH_STATIC
     /* dladdr names the executable as argv[0]-like path; compare with the

@@ -50,7 +50,7 @@ static void setup(void)
     tidei_init();            /* the real start-up parse (TIDE_CONF of the test run) */
     unsetenv("TIDE_CONF");
     tidei_opt = (tide_options_t){ .os_fail_at = 0, .os_fail_from = 0, .huge_cache_mb = 64, .chunk_cache = 2,
-                                  .verbose = 0 };
+                                  .verbose = 0, .stats = 0, .stats_file = "", .stats_signal = 0 };
     defaults = tidei_opt;
     CHECK(N_OPTIONS >= 5);
 }
@@ -76,9 +76,11 @@ static void values(void)
     out = parse(",,chunk_cache=0,,huge_cache_mb=1048576,");
     CHECKF(out[0] == 0, "printed \"%s\"", out);
     CHECK(tidei_opt.chunk_cache == 0 && tidei_opt.huge_cache_mb == 1048576);
-    /* each option of the table, at its minimum and maximum */
+    /* each integer option of the table, at its minimum and maximum */
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char conf[128];
+        if (option_table[i].kind != OPT_INT)
+            continue;
         snprintf(conf, sizeof conf, "%s=%ld", option_table[i].name, option_table[i].max);
         out = parse(conf);
         bool loud = option_table[i].value == &tidei_opt.verbose;   /* verbose=1 prints the options */
@@ -91,6 +93,34 @@ static void values(void)
     /* The last of two settings wins. */
     parse("chunk_cache=1,chunk_cache=9");
     CHECK(tidei_opt.chunk_cache == 9);
+}
+
+/* Options that take a word, a path or a signal. */
+static void other_kinds(void)
+{
+    const char *out = parse("stats=json,stats_file=/tmp/x.%p.txt,stats_signal=SIGUSR2");
+    CHECKF(out[0] == 0, "printed \"%s\"", out);
+    CHECK(tidei_opt.stats == 2 && strcmp(tidei_opt.stats_file, "/tmp/x.%p.txt") == 0 && tidei_opt.stats_signal == SIGUSR2);
+    out = parse("stats=1,stats_signal=USR1");
+    CHECK(out[0] == 0 && tidei_opt.stats == 1 && tidei_opt.stats_signal == SIGUSR1);
+    out = parse("stats=0,stats_signal=12");
+    CHECK(out[0] == 0 && tidei_opt.stats == 0 && tidei_opt.stats_signal == 12);
+    static const char *const bad[] = { "stats=2", "stats=JSON", "stats=", "stats_file=", "stats_signal=SIGFOO",
+                                       "stats_signal=9", "stats_signal=65", "stats_signal=" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        out = parse(bad[i]);
+        CHECKF(strstr(out, "bad value for stats") && lists_all_keys(out) && count_char(out, '\n') == 1,
+               "%s: printed \"%s\"", bad[i], out);
+        CHECKF(tidei_opt.stats == 0 && tidei_opt.stats_file[0] == 0 && tidei_opt.stats_signal == 0,
+               "%s changed an option", bad[i]);
+    }
+    char conf[400];
+    memset(conf, 0, sizeof conf);
+    strcpy(conf, "stats_file=");
+    memset(conf + 11, 'p', 300);
+    out = parse(conf);
+    CHECKF(strstr(out, "bad value for stats_file") && tidei_opt.stats_file[0] == 0, "a 300-byte path: \"%s\"", out);
+    tidei_opt = defaults;
 }
 
 /* An unknown key: one line naming it and listing the valid keys; the
@@ -152,7 +182,12 @@ static void help_and_verbose(void)
     CHECKF(strstr(out, "tide options"), "help printed \"%s\"", out);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char want[128];
-        snprintf(want, sizeof want, "%s=%ld", option_table[i].name, *option_table[i].value);
+        if (option_table[i].kind == OPT_PATH)
+            snprintf(want, sizeof want, "%s=%s", option_table[i].name, option_table[i].path);
+        else if (option_table[i].kind == OPT_WORD)
+            snprintf(want, sizeof want, "%s=%s", option_table[i].name, option_table[i].words[*option_table[i].value]);
+        else
+            snprintf(want, sizeof want, "%s=%ld", option_table[i].name, *option_table[i].value);
         CHECKF(strstr(out, want), "help does not show \"%s\": \"%s\"", want, out);
         CHECKF(strstr(out, option_table[i].help), "help does not describe %s", option_table[i].name);
     }
@@ -169,6 +204,7 @@ int main(void)
     setup();
     RUN(empty);
     RUN(values);
+    RUN(other_kinds);
     RUN(unknown_key);
     RUN(bad_values);
     RUN(help_and_verbose);

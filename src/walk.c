@@ -1,0 +1,206 @@
+/* walk.c — the heap walk (every live block) and the lookup of an address
+ * (tide_block_info), both built on the page map.
+ *
+ * The walk records first and calls back afterwards: with tidei_heaps_lock
+ * and the arena lock held, it goes over the runs of every chunk and the list
+ * of huge blocks and writes each live block to a buffer mapped for the
+ * purpose; then it drops the locks and hands the blocks to the callback,
+ * which may therefore allocate.  A small span's live blocks are its carved
+ * blocks minus those on its free lists (free, local_free, the remote list)
+ * and those waiting on its owner's notify list.  Reading the lists of a
+ * heap whose thread is running is a race the caller must rule out (see
+ * tide.h). */
+#include "tide_internal.h"
+
+/* The record: a growing array of blocks in its own mapping. */
+typedef struct record {
+    struct tide_block *b;        /* the blocks */
+    size_t n;                    /* used */
+    size_t cap;                  /* room for */
+    bool failed;                 /* the OS refused memory */
+} record_t;
+
+static void record_add(record_t *r, void *ptr, size_t size, int cls, unsigned heap)
+{
+    if (r->failed)
+        return;
+    if (r->n == r->cap) {
+        size_t old = r->cap * sizeof *r->b;
+        size_t bytes = old ? old * 2 : (size_t)1 << 20;
+        void *p = old ? tidei_os_remap(r->b, old, bytes, true) : tidei_os_map(bytes);
+        if (!p) {
+            r->failed = true;
+            return;
+        }
+        r->b = p;
+        r->cap = bytes / sizeof *r->b;
+    }
+    struct tide_block *e = &r->b[r->n++];
+    e->ptr = ptr;
+    e->size = size;
+    e->size_class = cls;
+    e->heap = heap;
+}
+
+/* Marks in bits[] the blocks of s that list holds (at most max of them). */
+static void mark_list(const tide_span_t *s, const tide_block_t *list, uint64_t *bits, size_t max)
+{
+    uintptr_t end = s->start + (uintptr_t)s->n_blocks * s->block_size;
+    for (size_t i = 0; list && i < max; list = list->next, i++) {
+        uintptr_t a = (uintptr_t)list;
+        if (a < s->start || a >= end)  /* a notify list mixes spans */
+            continue;
+        size_t idx = (size_t)(((uint64_t)(a - s->start) * s->recip) >> 32);
+        bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+    }
+}
+
+/* Records the live blocks of small span s.  Both locks held. */
+static void record_small(record_t *r, tide_span_t *s)
+{
+    uint64_t bits[(TIDE_SPAN_MAX_PAGES * TIDE_PAGE_SIZE / 16 + 63) / 64];
+    size_t words = (s->n_blocks + 63) / 64;
+    memset(bits, 0, words * sizeof bits[0]);
+    size_t max = s->n_blocks;
+    tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
+    mark_list(s, s->free, bits, max);
+    mark_list(s, s->local_free, bits, max);
+    mark_list(s, (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK), bits, max);
+    if (h)
+        mark_list(s, atomic_load_explicit(&h->notify, acquire), bits, SIZE_MAX);
+    unsigned id = h ? h->id : 0;
+    for (size_t i = 0; i < s->n_built; i++) {
+        if (!(bits[i / 64] >> (i % 64) & 1))
+            record_add(r, (void *)(s->start + i * s->block_size), s->block_size, s->cls, id);
+    }
+}
+
+tide_export long tide_heap_walk(tide_walk_fn fn, void *arg)
+{
+    tidei_init();
+    record_t r = { NULL, 0, 0, false };
+    tide_arena_t *a = &tidei_arena;
+    pthread_mutex_lock(&tidei_heaps_lock);
+    pthread_mutex_lock(&a->lock);
+    for (tide_chunk_t *c = a->chunks; c; c = c->next) {
+        uintptr_t p = c->base, end = c->base + TIDE_CHUNK_SIZE;
+        while (p < end) {
+            tide_span_t *s = tidei_pagemap_lookup((void *)p);
+            if (!s)
+                break;
+            if (s->kind == TIDE_SPAN_SMALL)
+                record_small(&r, s);
+            else if (s->kind == TIDE_SPAN_LARGE)
+                record_add(&r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
+            p = s->start + (s->n_pages << TIDE_PAGE_SHIFT);
+        }
+    }
+    for (tide_span_t *s = a->huge_live; s; s = s->next)
+        record_add(&r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
+    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    long n = -1;
+    if (r.failed) {
+        errno = ENOMEM;
+    } else {
+        for (size_t i = 0; i < r.n; i++)
+            fn(&r.b[i], arg);
+        n = (long)r.n;
+    }
+    if (r.b) {
+        tidei_os_unmap(r.b, r.cap * sizeof *r.b);
+        /* scratch memory, not heap memory: not counted as returned */
+        atomic_fetch_sub_explicit(&tidei_global_ctr.returned, r.cap * sizeof *r.b, relaxed);
+    }
+    return n;
+}
+
+/* Whether the block b of small span s is free.  The owner (or anyone, for a
+ * span nobody owns, under tidei_heaps_lock) searches the lists; another
+ * thread goes by the free key. */
+static bool small_is_free(tide_span_t *s, const tide_block_t *b, size_t idx)
+{
+    if (idx >= __atomic_load_n(&s->n_built, __ATOMIC_RELAXED))
+        return true;  /* never carved */
+    if (b->key != tidei_free_key)
+        return false;
+    tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
+    if (h != tidei_tls_heap)
+        return true;
+    if (tidei_span_holds_free(s, b, true))
+        return true;
+    const tide_block_t *n = atomic_load_explicit(&h->notify, acquire);
+    for (; n; n = n->next)  /* freed by another thread into a full span */
+        if (n == b)
+            return true;
+    return false;
+}
+
+tide_export int tide_block_info(const void *p, struct tide_block_info *info)
+{
+    tidei_init();
+    struct tide_block_info out;
+    memset(&out, 0, sizeof out);
+    tide_span_t *s = tidei_pagemap_lookup(p);
+    if (s && s->kind == TIDE_SPAN_SMALL) {
+        uint64_t off = (uintptr_t)p - s->start;
+        size_t idx = (size_t)((off * s->recip) >> 32);
+        if ((uint64_t)idx * s->block_size > off)
+            idx--;
+        if (idx < s->n_blocks) {
+            const tide_block_t *b = (const tide_block_t *)(s->start + idx * s->block_size);
+            out.block.ptr = (void *)b;
+            out.block.size = s->block_size;
+            out.block.size_class = s->cls;
+            tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
+            out.block.heap = h ? h->id : 0;
+            out.state = small_is_free(s, b, idx) ? TIDE_BLOCK_FREE : TIDE_BLOCK_LIVE;
+        } else {  /* the tail of a span that no block covers */
+            out.state = TIDE_BLOCK_FREE;
+            out.block.ptr = (void *)(s->start + (uintptr_t)s->n_blocks * s->block_size);
+            out.block.size = s->start + (s->n_pages << TIDE_PAGE_SHIFT) - (uintptr_t)out.block.ptr;
+            out.block.size_class = s->cls;
+        }
+    } else if (s && (s->kind == TIDE_SPAN_LARGE || s->kind == TIDE_SPAN_HUGE)) {
+        out.state = TIDE_BLOCK_LIVE;
+        out.block.ptr = (void *)s->start;
+        out.block.size = s->n_pages << TIDE_PAGE_SHIFT;
+        out.block.size_class = s->kind == TIDE_SPAN_LARGE ? TIDE_CLASS_LARGE : TIDE_CLASS_HUGE;
+    } else {
+        /* In a free page run (the page map marks only its ends), a cached
+         * huge mapping, or not tide's: ask the arena. */
+        tide_arena_t *a = &tidei_arena;
+        uintptr_t addr = (uintptr_t)p;
+        pthread_mutex_lock(&a->lock);
+        for (tide_chunk_t *c = a->chunks; c && !out.state; c = c->next) {
+            if (addr - c->base >= TIDE_CHUNK_SIZE)
+                continue;
+            for (uintptr_t q = c->base; q < c->base + TIDE_CHUNK_SIZE;) {
+                tide_span_t *r = tidei_pagemap_lookup((void *)q);
+                if (!r)
+                    break;
+                uintptr_t end = r->start + (r->n_pages << TIDE_PAGE_SHIFT);
+                if (addr < end) {
+                    out.state = TIDE_BLOCK_FREE;
+                    out.block.ptr = (void *)r->start;
+                    out.block.size = r->n_pages << TIDE_PAGE_SHIFT;
+                    out.block.size_class = TIDE_CLASS_LARGE;
+                    break;
+                }
+                q = end;
+            }
+        }
+        for (tide_span_t *r = a->huge_cache; r && !out.state; r = r->next) {
+            if (addr - r->start < (r->n_pages << TIDE_PAGE_SHIFT)) {
+                out.state = TIDE_BLOCK_FREE;
+                out.block.ptr = (void *)r->start;
+                out.block.size = r->n_pages << TIDE_PAGE_SHIFT;
+                out.block.size_class = TIDE_CLASS_HUGE;
+            }
+        }
+        pthread_mutex_unlock(&a->lock);
+    }
+    if (info)
+        *info = out;
+    return (int)out.state;
+}
