@@ -11,6 +11,8 @@
 #                               when src/ has uncommitted changes)
 #   TIDE_LIB=/path/libtide.so   measure that build of tide (the CSV's commit
 #                               then says "+lib" and the path is printed)
+#   ALLOCATORS="tide tide-nostats"  also measures `make STATS=0` (tide without
+#                               the fast-path accounting), to see what it costs
 #
 # BENCH takes names from the list printed by `bash bench/run.sh --list`; a
 # name also selects its numbered variants (larson = larson-1 .. larson-8).
@@ -128,6 +130,7 @@ done
 alloc_lib() { # allocator -> the shared object preloaded for it ("" = none)
     case "$1" in
         tide)     echo "$OUT/libtide.so" ;;
+        tide-nostats) echo "$OUT/libtide-nostats.so" ;;
         glibc)    echo "" ;;
         jemalloc) echo "$LIBDIR/libjemalloc.so.2" ;;
         mimalloc) echo "$LIBDIR/libmimalloc.so.2" ;;
@@ -213,6 +216,14 @@ case " $ALLOCATORS " in
         fi
         cp "$TIDE_SRC" "$OUT/libtide.so.tmp" && mv "$OUT/libtide.so.tmp" "$OUT/libtide.so" ||
             die "cannot copy $TIDE_SRC" ;;
+esac
+
+case " $ALLOCATORS " in
+    *" tide-nostats "*)
+        [ -z "${TIDE_LIB:-}${TIDE_REV:-}" ] || die "tide-nostats is built from the working tree: not with TIDE_LIB or TIDE_REV"
+        make -s STATS=0 lib >&2 || die "make STATS=0 lib failed"
+        cp build/nostats/libtide.so "$OUT/libtide-nostats.so.tmp" &&
+            mv "$OUT/libtide-nostats.so.tmp" "$OUT/libtide-nostats.so" || die "cannot copy build/nostats/libtide.so" ;;
 esac
 
 # links_other_allocator PROGRAM: does it link jemalloc, tcmalloc or mimalloc?
@@ -496,9 +507,16 @@ for rep in $(seq "$REPS"); do
 done
 note "done in $SECONDS s"
 
-cp "$CSV" "$RESULTS/latest$SUFFIX.csv"
-"$PY" bench/report.py --png "$RESULTS/latest$SUFFIX.png" "$RESULTS/latest$SUFFIX.csv" || die "bench/report.py failed"
-echo "results: $CSV, $RESULTS/latest$SUFFIX.csv, $RESULTS/latest$SUFFIX.png"
+# latest.{csv,png} are the figures docs/benchmarks.md shows: only a run of
+# the whole suite against every peer replaces them.
+if [ -z "$BENCH" ] && [ "$ALLOCATORS" = "tide glibc jemalloc mimalloc tcmalloc" ] && [ -z "${TIDE_LIB:-}" ]; then
+    cp "$CSV" "$RESULTS/latest$SUFFIX.csv"
+    "$PY" bench/report.py --png "$RESULTS/latest$SUFFIX.png" "$RESULTS/latest$SUFFIX.csv" || die "bench/report.py failed"
+    echo "results: $CSV, $RESULTS/latest$SUFFIX.csv, $RESULTS/latest$SUFFIX.png"
+else
+    "$PY" bench/report.py --png "${CSV%.csv}.png" "$CSV" || die "bench/report.py failed"
+    echo "results: $CSV, ${CSV%.csv}.png (a partial run: latest$SUFFIX.* left as they were)"
+fi
 if [ "$n_fail" -gt 0 ]; then
     echo "$n_fail runs FAILED; their logs are in $LOGS" >&2
     exit 1
