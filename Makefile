@@ -8,7 +8,7 @@
 #   make check           the stress tests again under SANITIZE=thread and =undefined
 #   make bench [QUICK=1] the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make bench-instr     instructions per malloc/free pair (callgrind)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (also bin/tide-heap and share/tide/tide-gdb.py)
 
 CC      ?= cc
 PREFIX  ?= /usr/local
@@ -84,11 +84,14 @@ bench-instr: lib
 	bash bench/instr.sh
 
 install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	           $(DESTDIR)$(PREFIX)/share/tide
 	install -m 755 $(BUILD)/libtide.so $(DESTDIR)$(PREFIX)/lib/libtide.so
 	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(PREFIX)/lib/libtide.a
 	install -m 644 include/tide.h $(DESTDIR)$(PREFIX)/include/tide.h
 	install -m 755 tools/tide-run $(DESTDIR)$(PREFIX)/bin/tide-run
+	install -m 755 tools/tide-heap $(DESTDIR)$(PREFIX)/bin/tide-heap
+	install -m 644 tools/gdb/tide-gdb.py $(DESTDIR)$(PREFIX)/share/tide/tide-gdb.py
 	sed -e 's|@PREFIX@|$(PREFIX)|g' tools/tide.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tide.pc
 
 clean:

@@ -331,9 +331,13 @@ static int print_text(int fd, const struct tide_stats *st, const struct tide_hea
     err |= tidei_printf(fd, "  thread heaps:\n");
     for (size_t i = 0; i < n_hs; i++) {
         const struct tide_heap_stats *e = &hs[i];
-        err |= tidei_printf(fd, "    heap %u %s%d: %zu spans (%zu full), %zu bytes cached, %zu bytes used, %lu mallocs, %lu frees\n",
-                            e->id, e->tid ? "thread " : "pooled", e->tid, e->n_spans, e->n_full_spans,
-                            e->cached_bytes, e->used_bytes, (unsigned long)e->n_malloc, (unsigned long)e->n_free);
+        if (e->tid)
+            err |= tidei_printf(fd, "    heap %u thread %d:", e->id, e->tid);
+        else
+            err |= tidei_printf(fd, "    heap %u pooled:", e->id);
+        err |= tidei_printf(fd, " %zu spans (%zu full), %zu bytes cached, %zu bytes used, %lu mallocs, %lu frees\n",
+                            e->n_spans, e->n_full_spans, e->cached_bytes, e->used_bytes,
+                            (unsigned long)e->n_malloc, (unsigned long)e->n_free);
     }
     return err ? -1 : 0;
 }

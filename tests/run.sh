@@ -3,7 +3,8 @@
 #
 #   BUILD=build CC=cc bash tests/run.sh [GROUP...]
 #
-# Groups, in this order: unit api misuse oom stress programs (default: all).
+# Groups, in this order: unit api misuse oom stress introspect programs
+# (default: all).
 #
 # Conventions (every group follows them):
 #   tests/<group>/*.c   compiled with -O1 -g -pthread -Iinclude -Itests, linked
@@ -19,10 +20,11 @@
 #   Each program prints lines `PASS name`, `FAIL name: reason`, `SKIP name:
 #   reason`; they are printed here with "<group>/<program>: " before the
 #   name.  A program that hangs past its timeout, or crashes or exits non-zero
-#   without a FAIL line, counts as one FAIL.  A C file may ask for a longer
-#   timeout with a comment `th-timeout: SECONDS` in its first 40 lines, and an
-#   api test is also linked statically with $BUILD/libtide.a (-DTH_STATIC,
-#   program <name>-static) when it has a comment `th-static: yes`.
+#   without a FAIL line, counts as one FAIL.  A test (C or shell) may ask for
+#   another timeout with a comment `th-timeout: SECONDS` in its first 40
+#   lines, and an api test is also linked statically with $BUILD/libtide.a
+#   (-DTH_STATIC, program <name>-static) when it has a comment `th-static:
+#   yes`.
 #
 # Environment:
 #   TEST_TIMEOUT=S       per-program timeout in seconds (default 300)
@@ -46,7 +48,7 @@ GLIBC=${TIDE_TESTS_GLIBC:-0}
 TIDE_RUN=$ROOT/tools/tide-run
 export ROOT BUILD CC SANITIZE TIDE_RUN
 
-ALL_GROUPS="unit api misuse oom stress programs"
+ALL_GROUPS="unit api misuse oom stress introspect programs"
 if [ $# -gt 0 ]; then groups="$*"; else groups=$ALL_GROUPS; fi
 for g in $groups; do
     case " $ALL_GROUPS " in *" $g "*) ;; *) echo "run.sh: unknown group '$g' (groups: $ALL_GROUPS)" >&2; exit 2 ;; esac
@@ -205,7 +207,7 @@ run_group() {
             n_skip=$((n_skip + 1))
             continue
         fi
-        run_prog "$g/$name" "$TEST_TIMEOUT" bash "$src"
+        run_prog "$g/$name" "$(timeout_of "$src")" bash "$src"
     done
 }
 

@@ -84,6 +84,8 @@ pt_build_probe() {
 #include <string.h>
 #include <unistd.h>
 
+#include "tide.h"
+
 /* Whether libtide.so is mapped, from /proc/self/maps, read with plain
  * system calls (a name split across two reads is caught by the overlap). */
 static int tide_mapped(void)
@@ -111,8 +113,6 @@ static int tide_mapped(void)
     return found;
 }
 
-/* struct tide_stats from include/tide.h, up to the field used here. */
-struct probe_stats { size_t mapped_bytes, committed_bytes, huge_bytes, rest[8]; };
 
 /* Whether the malloc the process calls is tide's. */
 static int tide_malloc(void)
@@ -120,13 +120,13 @@ static int tide_malloc(void)
     void *h = dlopen("libtide.so", RTLD_NOW | RTLD_NOLOAD);
     if (!h)
         return 0;
-    int (*get)(struct probe_stats *) = (int (*)(struct probe_stats *))dlsym(h, "tide_stats_get");
+    int (*get)(struct tide_stats *) = (int (*)(struct tide_stats *))dlsym(h, "tide_stats_get");
     dlclose(h);
     if (!get)
         return 0;
     void *(*volatile mf)(size_t) = malloc;
     void (*volatile ff)(void *) = free;
-    struct probe_stats a, b;
+    static struct tide_stats a, b;  /* several KiB: not on the stack of a start-up constructor */
     memset(&a, 0, sizeof a);
     memset(&b, 0, sizeof b);
     get(&a);
@@ -154,7 +154,7 @@ __attribute__((constructor)) static void tide_probe(void)
     }
 }
 EOF
-    "$CC" -shared -fPIC -O1 -o "$PROBE" "$PT_TMP/probe.c" -ldl 2>"$PT_TMP/probe.err"
+    "$CC" -shared -fPIC -O1 -I"$ROOT/include" -o "$PROBE" "$PT_TMP/probe.c" -ldl 2>"$PT_TMP/probe.err"
 }
 
 # run_sys LOG CMD...: CMD under the system allocator (probe only).

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# introspect/gdb.sh — tools/tide-heap and tools/gdb/tide-gdb.py read tide's
+# heap from outside the process, without running anything in it, and find
+# exactly what tide itself reports.
+#
+# tests/introspect/progs/pattern.c builds a known heap with three threads
+# (small blocks of several classes freed locally, remotely, onto a notify
+# list and into an abandoned span; large blocks, one freed; a huge block),
+# prints tide_block_info() of addresses of every kind, tide_stats_get(),
+# tide_stats_heaps() and tide_stats_print(), and waits with every thread
+# blocked.  Then, on the live process (gdb -p) and on a core file of it
+# (gcore), tide-heap's totals, histogram, thread heaps and block lookups must
+# match the program's own figures exactly (progs/check.py); `-w -v` must count
+# the same live blocks on the spans' free lists, and lists and counters must
+# agree.  The core is made after the live readings: its figures matching the
+# program's proves those readings changed nothing.  A static build (libtide.a,
+# symbols in the program itself) is read live too.
+#
+# SKIPs only when ptrace is not permitted (yama ptrace_scope, or a container
+# without CAP_SYS_PTRACE), and for SANITIZE=thread|address builds (their
+# shadow memory makes a core file of terabytes of address space).
+# th-timeout: 120 (the script itself stops waiting after 30 s at each step)
+set -u
+: "${ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${BUILD:=$ROOT/build}"
+: "${CC:=cc}"
+: "${SANITIZE:=}"
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+cd "$ROOT"
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+
+case $SANITIZE in
+    thread|address) skip gdb "not on a SANITIZE=$SANITIZE build (its shadow mappings make core files huge)"; exit 0 ;;
+esac
+for tool in gdb gcore python3; do
+    if ! command -v $tool >/dev/null 2>&1; then
+        fail gdb "$tool is not installed (Debian: apt-get install gdb python3; .ci/run installs them)"
+        exit 1
+    fi
+done
+scope=$(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo 0)
+if [ "$scope" = 3 ] || { [ "$scope" != 0 ] && [ "$(id -u)" != 0 ]; }; then
+    skip gdb "ptrace is not permitted (kernel.yama.ptrace_scope = $scope; run as root or set it to 0)"
+    exit 0
+fi
+
+odir=$BUILD/tests/introspect
+mkdir -p "$odir"
+tmp=$(mktemp -d "$odir/gdb.XXXXXX")
+pids=()
+stop() {  # stop PID: kills a program started here, and reaps it quietly
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do stop "$p"; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+exe=$odir/pattern
+CFLAGS_P=(-std=gnu11 -O1 -g -pthread -Wall -Wextra -Iinclude -Itests)
+[ "$SANITIZE" = undefined ] && CFLAGS_P+=(-fsanitize=undefined)
+if ! "$CC" "${CFLAGS_P[@]}" -o "$exe" tests/introspect/progs/pattern.c \
+        -Wl,--no-as-needed "$BUILD/libtide.so" -Wl,-rpath,"$BUILD" 2>"$tmp/cc.log"; then
+    fail gdb_build "pattern.c does not compile: $(head -c 300 "$tmp/cc.log" | tr '\n' ' ')"
+    exit 1
+fi
+static_ok=0
+if [ -z "$SANITIZE" ] && "$CC" "${CFLAGS_P[@]}" -o "$exe-static" tests/introspect/progs/pattern.c \
+        -Wl,--whole-archive "$BUILD/libtide.a" -Wl,--no-whole-archive -ldl 2>"$tmp/cc-static.log"; then
+    static_ok=1
+fi
+
+# start NAME EXE: runs EXE in the background (stdout to $tmp/NAME.out) and
+# waits for its `ready` line; sets $pid.
+start() {
+    local name=$1 exe=$2 i
+    "$exe" 60 >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+    pid=$!
+    pids+=("$pid")
+    for ((i = 0; i < 300; i++)); do
+        grep -qx ready "$tmp/$name.out" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    fail "${name}_start" "the program did not get ready: $(tail -c 300 "$tmp/$name.err" | tr '\n' ' ')"
+    return 1
+}
+
+# heap NAME ARGS...: tools/tide-heap ARGS > $tmp/NAME.txt; false (and a FAIL)
+# if it failed.
+heap() {
+    local name=$1
+    shift
+    if ! timeout 30 tools/tide-heap "$@" >"$tmp/$name.txt" 2>"$tmp/$name.err"; then
+        if grep -q 'Operation not permitted' "$tmp/$name.err"; then
+            skip gdb "ptrace is not permitted here: $(head -n 2 "$tmp/$name.err" | tr '\n' ' ')"
+            exit 0
+        fi
+        fail "$name" "tide-heap $* failed: $(head -c 400 "$tmp/$name.err" | tr '\n' ' ')"
+        return 1
+    fi
+    return 0
+}
+
+start pattern "$exe" || exit 1
+blocks=()
+while read -r _ _ addr _; do blocks+=(-b "$addr"); done < <(grep '^block ' "$tmp/pattern.out")
+
+# ---- live ----
+if heap gdb_live "${blocks[@]}" -b 'a[500]' -b '(char *)huge + 12345' "$pid" &&
+   heap gdb_live_walk -w -v "$pid"; then
+    python3 tests/introspect/progs/check.py gdb_live "$tmp/pattern.out" "$tmp/gdb_live.txt" "$tmp/gdb_live_walk.txt"
+    a500=$(awk '$1 == "block" && $2 == "a_live" { print $3 }' "$tmp/pattern.out")
+    hugeb=$(awk '$1 == "block" && $2 == "huge_live" { print $3 }' "$tmp/pattern.out")
+    if grep -qx "$a500: live: block $a500, 112 bytes, class 7, heap 1" "$tmp/gdb_live.txt" &&
+       grep -q "^0x[0-9a-f]*: live: block $hugeb, 10485760 bytes, class huge, heap 0" "$tmp/gdb_live.txt"; then
+        pass gdb_live_expressions
+    else
+        fail gdb_live_expressions "tide block a[500] / (char *)huge + 12345 not found live in the output"
+    fi
+fi
+
+# Function calls are refused, not made; a bad address and no argument are errors.
+timeout 30 gdb -nx -q -batch -ex "source tools/gdb/tide-gdb.py" -ex 'tide block malloc(1)' -ex 'tide block' \
+    -ex 'tide frobnicate' -ex 'tide block 0' -p "$pid" >"$tmp/calls.txt" 2>&1
+if grep -q "tide block: cannot evaluate 'malloc(1)': Cannot call functions" "$tmp/calls.txt" &&
+   grep -q '^usage: tide block ADDR' "$tmp/calls.txt" &&
+   grep -q "^tide: unknown subcommand 'frobnicate'" "$tmp/calls.txt" &&
+   grep -q "^0x0: not tide's" "$tmp/calls.txt"; then
+    pass gdb_no_calls
+else
+    fail gdb_no_calls "unexpected output: $(grep -iE 'tide|usage|call' "$tmp/calls.txt" | head -c 400 | tr '\n' ' ')"
+fi
+
+# ---- core file ----
+if timeout 30 gcore -o "$tmp/core" "$pid" >"$tmp/gcore.log" 2>&1 && [ -f "$tmp/core.$pid" ]; then
+    stop "$pid"
+    if heap gdb_core "${blocks[@]}" "$tmp/core.$pid" "$exe" && heap gdb_core_walk -w -v "$tmp/core.$pid" "$exe"; then
+        python3 tests/introspect/progs/check.py gdb_core "$tmp/pattern.out" "$tmp/gdb_core.txt" "$tmp/gdb_core_walk.txt"
+        if head -n 1 "$tmp/gdb_core.txt" | grep -q "read by gdb from the core file of pid $pid"; then
+            pass gdb_core_header
+        else
+            fail gdb_core_header "first line: $(head -n 1 "$tmp/gdb_core.txt")"
+        fi
+    fi
+    rm -f "$tmp/core.$pid"
+else
+    fail gdb_core "gcore $pid failed: $(tail -c 300 "$tmp/gcore.log" | tr '\n' ' ')"
+fi
+
+# ---- a program linked with libtide.a: the symbols are in the program ----
+if [ $static_ok = 1 ]; then
+    if start static "$exe-static"; then
+        heap gdb_static "$pid" &&
+            python3 tests/introspect/progs/check.py gdb_static "$tmp/static.out" "$tmp/gdb_static.txt" |
+            grep -E '^(PASS|FAIL) gdb_static_(stats|heap|threads)'
+        stop "$pid"
+    fi
+elif [ -z "$SANITIZE" ]; then
+    fail gdb_static "pattern.c does not link with libtide.a: $(head -c 300 "$tmp/cc-static.log" | tr '\n' ' ')"
+else
+    skip gdb_static "the static variant runs on builds without a sanitizer"
+fi
+
+# ---- usage and a process without tide ----
+tools/tide-heap >/dev/null 2>"$tmp/usage.err"
+st1=$?
+sleep 30 &
+sp=$!
+pids+=("$sp")
+tools/tide-heap "$sp" >/dev/null 2>"$tmp/notide.err"
+st2=$?
+stop "$sp"
+if [ $st1 = 2 ] && grep -q '^usage: tide-heap' "$tmp/usage.err" && [ $st2 = 1 ] &&
+   grep -q "^tide: libtide's symbols not found" "$tmp/notide.err"; then
+    pass tide_heap_usage
+else
+    fail tide_heap_usage "no arguments: status $st1; a process without tide: status $st2, $(head -c 200 "$tmp/notide.err")"
+fi
+exit 0
