@@ -16,6 +16,7 @@
  * spans (their blocks are the child's copies; blocks of them freed in the
  * child are pushed to their remote lists) — see docs/fork.md. */
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tide_internal.h"
@@ -49,11 +50,24 @@ static void fork_parent(void)
     pthread_mutex_unlock(&tidei_backup_lock);
 }
 
+/* In the child the forking thread is the only thread: it still holds the
+ * locks fork_prepare took, and releases them.  The heaps of the parent's
+ * other threads have no thread here: they are marked so (tid 0, not in
+ * use) but keep their spans (docs/fork.md); the forking thread's heap gets
+ * its new tid. */
 static void fork_child(void)
 {
-    pthread_mutex_init(&tidei_arena.lock, NULL);
-    pthread_mutex_init(&tidei_heaps_lock, NULL);
-    pthread_mutex_init(&tidei_backup_lock, NULL);
+    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
+        if (h == tidei_tls_heap) {
+            h->tid = (int)syscall(SYS_gettid);
+        } else if (h->in_use) {
+            h->in_use = false;
+            h->tid = 0;
+        }
+    }
+    pthread_mutex_unlock(&tidei_arena.lock);
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    pthread_mutex_unlock(&tidei_backup_lock);
 }
 
 static uintptr_t make_key(void)

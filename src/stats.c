@@ -53,8 +53,9 @@ typedef struct fold_extra {
 
 /* Adds heap h's counters to st and x, and fills hs (if not NULL). */
 TIDE_NO_TSAN static void fold_heap(const tide_heap_t *h, struct tide_stats *st, fold_extra_t *x,
-                                    struct tide_heap_stats *hs)
+                                    struct tide_heap_stats *hs, bool *in_use)
 {
+    *in_use = READ(h->in_use);
     struct tide_heap_stats one;
     memset(&one, 0, sizeof one);
     one.id = READ(h->id);
@@ -128,13 +129,15 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
         pthread_mutex_lock(&tidei_heaps_lock);
     size_t k = 0;
     for (tide_heap_t *h = __atomic_load_n(&tidei_heaps, __ATOMIC_ACQUIRE); h; h = h->next_all) {
-        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL);
+        bool in_use;
+        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL, &in_use);
         st->n_heaps_total++;
-        if (READ(h->in_use))
+        if (in_use)
             st->n_heaps++;
         k++;
     }
-    fold_heap(&tidei_backup_heap, st, &x, NULL);
+    bool backup_in_use;
+    fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use);
     size_t ab_spans[TIDE_N_CLASSES];
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         ab_spans[c] = abandoned_spans(c);
@@ -217,7 +220,7 @@ typedef struct hist {
 
 static void hist_add(hist_t *h, size_t size, size_t count)
 {
-    for (size_t i = TIDE_N_CLASSES; i < h->n; i++) {  /* large and huge sizes repeat */
+    for (size_t i = 1; i < h->n; i++) {  /* a page-sized large block may match a class */
         if (h->e[i].size == size) {
             h->e[i].count += count;
             return;

@@ -136,9 +136,14 @@ static bool small_is_free(tide_span_t *s, const tide_block_t *b, size_t idx)
     return false;
 }
 
-tide_export int tide_block_info(const void *p, struct tide_block_info *info)
+/* The lookup, with the arena lock held: no span can be freed and no chunk
+ * unmapped meanwhile, so the block read for its free key stays mapped.  The
+ * descriptor of a small span is filled in by its owner after the carve,
+ * without the lock, and the owner's free lists change under it: those reads
+ * are racy by design (the answer is a snapshot) and exempt from TSan. */
+__attribute__((no_sanitize("thread"), noinline)) static void block_info_locked(const void *p,
+                                                                             struct tide_block_info *o)
 {
-    tidei_init();
     struct tide_block_info out;
     memset(&out, 0, sizeof out);
     tide_span_t *s = tidei_pagemap_lookup(p);
@@ -171,7 +176,6 @@ tide_export int tide_block_info(const void *p, struct tide_block_info *info)
          * huge mapping, or not tide's: ask the arena. */
         tide_arena_t *a = &tidei_arena;
         uintptr_t addr = (uintptr_t)p;
-        pthread_mutex_lock(&a->lock);
         for (tide_chunk_t *c = a->chunks; c && !out.state; c = c->next) {
             if (addr - c->base >= TIDE_CHUNK_SIZE)
                 continue;
@@ -198,8 +202,17 @@ tide_export int tide_block_info(const void *p, struct tide_block_info *info)
                 out.block.size_class = TIDE_CLASS_HUGE;
             }
         }
-        pthread_mutex_unlock(&a->lock);
     }
+    *o = out;
+}
+
+tide_export int tide_block_info(const void *p, struct tide_block_info *info)
+{
+    tidei_init();
+    struct tide_block_info out;
+    pthread_mutex_lock(&tidei_arena.lock);
+    block_info_locked(p, &out);
+    pthread_mutex_unlock(&tidei_arena.lock);
     if (info)
         *info = out;
     return (int)out.state;
