@@ -8,6 +8,8 @@
 #   make check           the stress tests again under SANITIZE=thread and =undefined
 #   make bench [QUICK=1] the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make bench-instr     instructions per malloc/free pair (callgrind)
+#   make bench-rss [QUICK=1]  memory given back to the OS after load drops:
+#                        rss-recovery (bench/rss.c), the bursty chart, redis FLUSHALL
 #   make install PREFIX=/usr/local   (also bin/tide-heap and share/tide/tide-gdb.py)
 
 CC      ?= cc
@@ -50,7 +52,7 @@ override CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 SRCS    := $(wildcard src/*.c)
 HDRS    := $(wildcard src/*.h) include/tide.h
 
-.PHONY: all test check bench bench-instr install clean lib
+.PHONY: all test check bench bench-instr bench-rss install clean lib
 all: lib
 lib: $(BUILD)/libtide.so $(BUILD)/libtide.a
 
@@ -82,6 +84,11 @@ bench: lib
 
 bench-instr: lib
 	bash bench/instr.sh
+
+bench-rss: lib
+	QUICK=$(QUICK) BENCH=rss-recovery bash bench/run.sh
+	QUICK=$(QUICK) bash bench/bursty.sh
+	QUICK=$(QUICK) bash bench/redis-flush.sh
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \

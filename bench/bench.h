@@ -11,6 +11,10 @@
  *                        allocation whose result is never read is still made
  *   bench_arg()          "key=value" command-line arguments with defaults
  *   bench_result()       the one machine-readable line each benchmark prints
+ *   bench_rss_kb()       this process's resident set size, read without
+ *                        allocating (for the benchmarks of memory given back)
+ *   bench_mix_*()        block sizes in the shape of a server's heap: mostly
+ *                        small blocks, some medium, large and huge ones
  *
  * The result line is
  *   RESULT name=<bench> metric=<ops_per_s|seconds> value=<x> [key=value ...]
@@ -27,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 /* Monotonic wall-clock time in seconds. */
 static inline double bench_now(void)
@@ -138,6 +144,90 @@ static inline void bench_result(const char *name, const char *metric, double val
     printf("RESULT name=%s metric=%s value=%.6g%s%s\n", name, metric, value,
            buf[0] ? " " : "", buf);
     fflush(stdout);
+}
+
+/* Resident set size of this process in KiB, from the second field of
+ * /proc/self/statm (resident pages: anonymous, file and shared alike).
+ * Reads with read() into a stack buffer and parses by hand: it never calls
+ * malloc, so it can watch the allocator without disturbing it.  Returns -1
+ * if the file cannot be read. */
+static inline long bench_rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    const char *c = buf;
+    while (*c && *c != ' ') /* skip the first field, the total size */
+        c++;
+    while (*c == ' ')
+        c++;
+    long pages = 0;
+    while (*c >= '0' && *c <= '9')
+        pages = pages * 10 + (*c++ - '0');
+    return pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* The size mix of bench_mix_next: four kinds of block, each with its share
+ * of the bytes (not of the blocks).  By count, almost every block is small. */
+enum { BENCH_MIX_SMALL, BENCH_MIX_MEDIUM, BENCH_MIX_LARGE, BENCH_MIX_HUGE, BENCH_MIX_KINDS };
+static const struct {
+    size_t min, max; /* log-uniform range of the block sizes */
+    double share;    /* fraction of the bytes in blocks of this kind */
+} bench_mix_kinds[BENCH_MIX_KINDS] = {
+    {16, 4096, 0.40},                  /* small: 16 B .. 4 KiB */
+    {4097, 65536, 0.20},               /* medium: up to 64 KiB */
+    {65537, 4u << 20, 0.25},           /* large: 64 KiB .. 4 MiB */
+    {(4u << 20) + 1, 16u << 20, 0.15}, /* huge: 4 MiB .. 16 MiB */
+};
+
+typedef struct bench_mix {
+    bench_rng rng;                    /* picks the size within a kind */
+    uint64_t bytes[BENCH_MIX_KINDS];  /* bytes handed out so far, per kind */
+    uint64_t total;                   /* sum of bytes[] */
+} bench_mix;
+
+static inline void bench_mix_init(bench_mix *m, uint64_t seed)
+{
+    memset(m, 0, sizeof *m);
+    bench_rng_seed(&m->rng, seed);
+}
+
+/* The next block size.  The kinds are interleaved, not allocated one after
+ * the other: each call serves the kind furthest behind its share of the
+ * bytes so far, so small blocks come between the large ones as in a real
+ * program, and any prefix of the sequence has about the right mix.  The
+ * sequence depends only on the seed. */
+static inline size_t bench_mix_next(bench_mix *m)
+{
+    int kind = 0;
+    double worst = 2.0;
+    for (int k = 0; k < BENCH_MIX_KINDS; k++) {
+        double got = m->total ? (double)m->bytes[k] / (double)m->total : 0.0;
+        double lag = got / bench_mix_kinds[k].share; /* < 1: behind its share */
+        if (lag < worst) {
+            worst = lag;
+            kind = k;
+        }
+    }
+    size_t size = bench_rng_logrange(&m->rng, bench_mix_kinds[kind].min, bench_mix_kinds[kind].max);
+    m->bytes[kind] += size;
+    m->total += size;
+    return size;
+}
+
+/* Writes one byte in every 4 KiB page of the block and its last byte, so
+ * that every page it spans is resident. */
+static inline void bench_touch(unsigned char *p, size_t size)
+{
+    for (size_t off = 0; off < size; off += 4096)
+        p[off] = (unsigned char)((off >> 12) + 1);
+    p[size - 1] = (unsigned char)size;
 }
 
 #endif /* TIDE_BENCH_H */

@@ -17,7 +17,11 @@ prints:
      geometric mean;
   4. thread scaling of larson and xmalloc, in millions of operations per
      second, next to the machine's core count;
-  5. the load average seen before the runs (other processes on the machine).
+  5. the load average seen before the runs (other processes on the machine);
+  6. RSS recovery (bench/rss.c, unit "ratio"): the fraction of a burst of
+     memory still resident at each sample after the last free, per
+     allocator.  These benchmarks measure no speed and lower is better, so
+     they are kept out of tables 1-4 and of the chart.
 If tide has no successful run in the file, the first allocator in it takes
 its place as the reference, and the headings say so.
 With --png, draws the speed and RSS ratios as two bar charts (gnuplot).
@@ -33,6 +37,7 @@ import sys
 import tempfile
 
 NOISY = 0.15  # a benchmark whose repetitions spread wider than this is flagged
+RATIO = "ratio"  # unit of the RSS recovery benchmarks: a fraction, lower is better
 
 
 def load(path):
@@ -71,6 +76,20 @@ def num(s):
     return None if s in (None, "", "NA") else float(s)
 
 
+def detail_fields(s):
+    """The key=value fields of the CSV's detail column (absent in older CSVs)."""
+    out = {}
+    for word in (s or "").split():
+        k, eq, v = word.partition("=")
+        if eq:
+            out[k] = v
+    return out
+
+
+def is_recovery(bench, unit):
+    return unit == RATIO or bench.startswith("rss-recovery")
+
+
 class Table:
     """Rows of cells printed either as aligned text or as Markdown."""
 
@@ -105,22 +124,38 @@ class Run:
     def __init__(self, rows):
         self.rows = rows
         self.benches, self.allocs = [], []
+        self.recovery = []  # the RSS recovery benchmarks, not in self.benches
         runs = {}  # (bench, alloc) -> [(value, rss_kb)] of the successful runs
+        details = {}  # (bench, alloc) -> [detail fields] of the successful runs
         self.units = {}
         self.n_failed = 0
         for r in rows:
             b, a = r["bench"], r["allocator"]
-            if b not in self.benches:
+            if is_recovery(b, r["unit"]):
+                if b not in self.recovery:
+                    self.recovery.append(b)
+            elif b not in self.benches:
                 self.benches.append(b)
             if a not in self.allocs:
                 self.allocs.append(a)
             runs.setdefault((b, a), [])
             if r["status"] == "ok" and num(r["value"]) is not None:
                 runs[b, a].append((num(r["value"]), num(r["rss_kb"])))
+                details.setdefault((b, a), []).append(detail_fields(r.get("detail")))
                 self.units[b] = r["unit"]
             else:
                 self.n_failed += 1
-        self.med, self.rss, self.spread = {}, {}, {}
+        # recovery figures: (bench, alloc, key) -> median over the repetitions
+        # of each numeric detail field (r0, r100, ..., baseline_kb, peak_kb)
+        self.detail = {}
+        for (b, a), ds in details.items():
+            if b not in self.recovery:
+                continue
+            for k in {k for d in ds for k in d}:
+                vs = [num(d[k]) for d in ds if k in d and re.match(r"^-?[0-9.]+(e[-+]?[0-9]+)?$", d[k])]
+                if vs:
+                    self.detail[b, a, k] = statistics.median(vs)
+        self.med, self.rss, self.spread, self.halfrange = {}, {}, {}, {}
         for (b, a), vs in runs.items():
             vals = [v for v, _ in vs]
             rsss = [s for _, s in vs if s is not None]
@@ -128,6 +163,8 @@ class Run:
             self.rss[b, a] = statistics.median(rsss) if rsss else None
             if len(vals) > 1 and self.med[b, a]:
                 self.spread[b, a] = (max(vals) - min(vals)) / 2 / self.med[b, a]
+            if len(vals) > 1:
+                self.halfrange[b, a] = (max(vals) - min(vals)) / 2
         self.ref = "tide" if any(self.med.get((b, "tide")) for b in self.benches) else self.allocs[0]
         self.peers = [a for a in self.allocs if a != self.ref]
 
@@ -165,9 +202,20 @@ def report(run, markdown):
                    % (sum(loads) / len(loads), max(loads), nproc))
     if run.n_failed:
         out.append("%d runs FAILED and are left out of the medians (see build/bench/logs).\n" % run.n_failed)
-    if ref != "tide":
+    if ref != "tide" and run.benches:
         out.append("tide has no successful run in this file: ratios are to %s instead.\n" % ref)
 
+    if run.benches:
+        out.extend(speed_tables(run, markdown))
+    for b in run.recovery:
+        out.append(recovery_table(run, b, markdown))
+    return "\n".join(out)
+
+
+def speed_tables(run, markdown):
+    """Tables 1-4: medians, speed, peak RSS, thread scaling."""
+    ref, peers, nproc = run.ref, run.peers, run.rows[0]["nproc"]
+    out = []
     t = Table("Medians (noise = widest half-range of one allocator's repetitions, %% of its "
               "median; ! = over %d %%)" % (100 * NOISY), ["bench"] + run.allocs + ["noise"])
     for b in run.benches:
@@ -214,7 +262,39 @@ def report(run, markdown):
                     cells.append("%.1f" % (v / 1e6) if v else "-")
                 t.add(cells)
         out.append(t.render(markdown))
-    return "\n".join(out)
+    return out
+
+
+def recovery_table(run, b, markdown):
+    """Table 6: for each allocator, the fraction of the burst still resident
+    at each sample (medians over the repetitions)."""
+    keys = sorted({k for (bb, _, k) in run.detail if bb == b and re.match(r"^r\d+$", k)},
+                  key=lambda k: int(k[1:]))
+    t = Table("RSS recovery (%s): (RSS - baseline)/(peak - baseline) at %s s after the last free; "
+              "1 = nothing went back to the OS, 0 = all of it; lower is better" %
+              (b, ", ".join("%g" % (int(k[1:]) / 1000) for k in keys) or "-"),
+              ["allocator", "burst MiB"] + ["%g s" % (int(k[1:]) / 1000) for k in keys] +
+              ["MiB kept", "noise"])
+    main_ms = None
+    for a in run.allocs:
+        base, peak = run.detail.get((b, a, "baseline_kb")), run.detail.get((b, a, "peak_kb"))
+        cells = [a, "%.0f" % ((peak - base) / 1024) if base is not None and peak is not None else "-"]
+        last = None
+        for k in keys:
+            r = run.detail.get((b, a, k))
+            cells.append("-" if r is None else "%.2f" % r)
+            last = r if r is not None else last
+        # MiB of the burst still resident at the last sample
+        cells.append("%.0f" % (last * (peak - base) / 1024) if last is not None and base is not None
+                     and peak is not None else "-")
+        hr = run.halfrange.get((b, a))
+        cells.append("-" if hr is None else "%.2f" % hr)
+        t.add(cells)
+        main_ms = run.detail.get((b, a, "at_ms"), main_ms)
+    return t.render(markdown) + (
+        "(burst MiB: peak - baseline RSS; MiB kept: the part of the burst still resident at the last "
+        "sample; noise: half-range (max - min) / 2 of the repetitions' ratio at %s s, the figure "
+        "the CSV keeps)\n" % ("-" if main_ms is None else "%g" % (main_ms / 1000)))
 
 
 def draw(png, run):
@@ -291,6 +371,8 @@ def main():
     if png:
         if not run.peers:
             print("report.py: one allocator only, no chart drawn", file=sys.stderr)
+        elif not run.benches:
+            print("report.py: no speed benchmark in this file, no chart drawn", file=sys.stderr)
         else:
             draw(png, run)
 

@@ -18,6 +18,12 @@
 # name also selects its numbered variants (larson = larson-1 .. larson-8).
 # Each C benchmark prints its own figure (a RESULT line); real programs are
 # timed from outside.  /usr/bin/time gives every run's peak RSS and CPU time.
+# rss-recovery (bench/rss.c) is no race: its figure is the fraction of a
+# burst of memory still resident 1 s after it was all freed (lower is
+# better); its other samples go to the CSV's last column, detail (the extra
+# fields of every C benchmark's RESULT line), and bench/report.py gives it a
+# table of its own.  make bench-rss runs it with bench/bursty.sh and
+# bench/redis-flush.sh, which show memory going back over time.
 # The loops are: for rep, for bench, for allocator, and the order of the
 # allocators rotates from one rep to the next, so that drift of the machine
 # and the position in the sequence hit all allocators alike.  The median of
@@ -38,6 +44,7 @@
 # checks that each allocator really serves malloc: in a test program
 # (bench/which_malloc.c) and, through the dynamic linker's own record of its
 # symbol bindings (LD_DEBUG=bindings), in every real program of the suite.
+# The table of allocators and these checks are in bench/allocators.sh.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +58,6 @@ if [ "$QUICK" = 1 ]; then REPS=${REPS:-3}; TIMEOUT=60; else REPS=${REPS:-5}; TIM
 OUT=$ROOT/build/bench
 LOGS=$OUT/logs
 RESULTS=$ROOT/bench/results
-LIBDIR=/usr/lib/x86_64-linux-gnu
 NPROC=$(nproc)
 PY=/usr/bin/python3   # Debian's python3: the one the python benchmark runs too
 
@@ -64,7 +70,8 @@ ALL_BENCHES="fast-lifo fast-batch
 larson-1 larson-2 larson-4 larson-8
 xmalloc-1 xmalloc-2 xmalloc-4 xmalloc-8
 cache-thrash cache-scratch mstress large realloc-double realloc-step
-python lua sqlite gxx redis"
+python lua sqlite gxx redis
+rss-recovery"
 
 # Sizes: full run / QUICK run.  A full run of a C benchmark takes about
 # 0.3-2 s on an idle machine, a QUICK one about a tenth of that.  QUICK also
@@ -74,12 +81,12 @@ if [ "$QUICK" = 1 ]; then
     N_FAST=5000000; N_LARSON=1000000; LARSON_ROUNDS=20; N_XMALLOC=600000; N_CACHE=50000
     N_MSTRESS=200000; MSTRESS_SLOTS=2000; N_LARGE=200; N_RDOUBLE=5000000; N_RSTEP=600000
     PY_SCALE=0.3; LUA_SCALE=0.2; SQL_ROWS=40000; GXX_FLAGS="-O1 -DUSE_REGEX=0 -DSCALE=1"
-    REDIS_N=15000
+    REDIS_N=15000; RSS_MB=48; RSS_LAST_MS=1000
 else
     N_FAST=50000000; N_LARSON=20000000; LARSON_ROUNDS=50; N_XMALLOC=10000000; N_CACHE=500000
     N_MSTRESS=4000000; MSTRESS_SLOTS=5000; N_LARGE=1500; N_RDOUBLE=100000000; N_RSTEP=10000000
     PY_SCALE=2; LUA_SCALE=1; SQL_ROWS=200000; GXX_FLAGS="-O2 -DUSE_REGEX=1 -DSCALE=6"
-    REDIS_N=100000
+    REDIS_N=100000; RSS_MB=300; RSS_LAST_MS=3000
 fi
 CACHE_THREADS=$NPROC; [ "$CACHE_THREADS" -lt 2 ] && CACHE_THREADS=2
 REDIS_TESTS=set,get,incr,lpush,lpop,sadd,hset,zadd,mset
@@ -98,6 +105,7 @@ c_bench_cmd() {
         large)          echo "$OUT/large ops=$N_LARGE" ;;
         realloc-double) echo "$OUT/realloc mode=double ops=$N_RDOUBLE" ;;
         realloc-step)   echo "$OUT/realloc mode=step ops=$N_RSTEP" ;;
+        rss-recovery)   echo "$OUT/rss threads=4 mb=$RSS_MB last_ms=$RSS_LAST_MS" ;;
     esac
 }
 
@@ -127,22 +135,9 @@ for w in $BENCH; do
 done
 
 # ---------------------------------------------------------- the allocators
-alloc_lib() { # allocator -> the shared object preloaded for it ("" = none)
-    case "$1" in
-        tide)     echo "$OUT/libtide.so" ;;
-        tide-nostats) echo "$OUT/libtide-nostats.so" ;;
-        glibc)    echo "" ;;
-        jemalloc) echo "$LIBDIR/libjemalloc.so.2" ;;
-        mimalloc) echo "$LIBDIR/libmimalloc.so.2" ;;
-        tcmalloc) echo "$LIBDIR/libtcmalloc_minimal.so.4" ;;
-        *)        return 1 ;;
-    esac
-}
-LIBC=$(ldconfig -p | awk '$1 == "libc.so.6" { print $NF; exit }')
-declare -A ALLOC_LIB
-for a in $ALLOCATORS; do
-    ALLOC_LIB[$a]=$(alloc_lib "$a") || die "unknown allocator '$a' (tide glibc jemalloc mimalloc tcmalloc)"
-done
+# The table of allocators, alloc_env and the checks are in bench/allocators.sh.
+. "$ROOT/bench/allocators.sh"
+alloc_init
 
 # ---------------------------------------------------------- dependencies
 # Installs what is missing with apt-get; names what still is and stops.
@@ -161,9 +156,7 @@ need gnuplot gnuplot-nox
 need "$PY" python3
 for a in $ALLOCATORS; do
     case "$a" in
-        jemalloc) need "${ALLOC_LIB[jemalloc]}" libjemalloc-dev ;;
-        mimalloc) need "${ALLOC_LIB[mimalloc]}" libmimalloc-dev ;;
-        tcmalloc) need "${ALLOC_LIB[tcmalloc]}" libgoogle-perftools-dev ;;
+        jemalloc | mimalloc | tcmalloc) need "${ALLOC_LIB[$a]}" "$(alloc_package "$a")" ;;
     esac
 done
 for b in $BENCHES; do
@@ -187,96 +180,18 @@ fi
 # ---------------------------------------------------------- build
 mkdir -p "$OUT" "$LOGS" "$RESULTS"
 BENCH_CFLAGS="-std=c11 -O2 -g -pthread -Wall -Wextra"
-for prog in fastpath larson xmalloc cache mstress large realloc which_malloc instr; do
+for prog in fastpath larson xmalloc cache mstress large realloc rss which_malloc instr; do
     if [ ! -x "$OUT/$prog" ] || [ "bench/$prog.c" -nt "$OUT/$prog" ] || [ bench/bench.h -nt "$OUT/$prog" ]; then
         gcc $BENCH_CFLAGS -o "$OUT/$prog" "bench/$prog.c" -ldl || die "cannot build bench/$prog.c"
     fi
 done
-if [ ! -f "$OUT/libglibc_shim.so" ] || [ bench/glibc_shim.c -nt "$OUT/libglibc_shim.so" ]; then
-    gcc -std=c11 -O2 -Wall -Wextra -fPIC -shared -o "$OUT/libglibc_shim.so" bench/glibc_shim.c -ldl ||
-        die "cannot build bench/glibc_shim.c"
-fi
-TIDE_SRC=build/libtide.so
-case " $ALLOCATORS " in
-    *" tide "*)
-        if [ -n "${TIDE_LIB:-}" ]; then
-            TIDE_SRC=$TIDE_LIB
-            [ -f "$TIDE_SRC" ] || die "TIDE_LIB=$TIDE_LIB does not exist"
-        elif [ -n "${TIDE_REV:-}" ]; then
-            # a clean build of a committed revision, in a tree of its own,
-            # so that edits in the working tree during the run change nothing
-            rev=$(git rev-parse --short "$TIDE_REV") || die "TIDE_REV=$TIDE_REV: no such revision"
-            rm -rf "$OUT/tide-rev" && mkdir -p "$OUT/tide-rev" &&
-                git archive "$rev" Makefile src include | tar -x -C "$OUT/tide-rev" &&
-                make -s -C "$OUT/tide-rev" lib >&2 || die "cannot build revision $rev"
-            TIDE_SRC=$OUT/tide-rev/build/libtide.so
-        else
-            # make bench has just run make lib; bash bench/run.sh needs it here
-            make -s lib >&2 || die "make lib failed: tide cannot be measured (ALLOCATORS=\"glibc jemalloc mimalloc tcmalloc\" measures the peers alone)"
-        fi
-        cp "$TIDE_SRC" "$OUT/libtide.so.tmp" && mv "$OUT/libtide.so.tmp" "$OUT/libtide.so" ||
-            die "cannot copy $TIDE_SRC" ;;
-esac
-
-case " $ALLOCATORS " in
-    *" tide-nostats "*)
-        [ -z "${TIDE_LIB:-}${TIDE_REV:-}" ] || die "tide-nostats is built from the working tree: not with TIDE_LIB or TIDE_REV"
-        make -s STATS=0 lib >&2 || die "make STATS=0 lib failed"
-        cp build/nostats/libtide.so "$OUT/libtide-nostats.so.tmp" &&
-            mv "$OUT/libtide-nostats.so.tmp" "$OUT/libtide-nostats.so" || die "cannot copy build/nostats/libtide.so" ;;
-esac
-
-# links_other_allocator PROGRAM: does it link jemalloc, tcmalloc or mimalloc?
-# (Asked once per program: ldd is slow on a loaded machine.)
-declare -A LINKS_OTHER
-links_other_allocator() {
-    local path
-    if [ -z "${LINKS_OTHER[$1]:-}" ]; then
-        LINKS_OTHER[$1]=no
-        path=$(command -v "$1") && ldd "$path" 2>/dev/null | grep -Eq 'lib(jemalloc|tcmalloc|mimalloc)' &&
-            LINKS_OTHER[$1]=yes
-    fi
-    [ "${LINKS_OTHER[$1]}" = yes ]
-}
-
-# alloc_env ALLOC PROGRAM: sets PREFIX to the words that run PROGRAM under
-# ALLOC (an env command line: timeout and /usr/bin/time exec it) and WANT to
-# the file name of the object that must define malloc in it.
-alloc_env() {
-    local lib=${ALLOC_LIB[$1]}
-    if [ "$1" = glibc ]; then
-        if links_other_allocator "$2"; then
-            lib=$OUT/libglibc_shim.so
-        fi
-    fi
-    if [ -n "$lib" ]; then
-        PREFIX=(env LD_PRELOAD="$lib")
-        WANT=${lib##*/}
-        LIBFILE=$lib
-    else
-        PREFIX=(env)
-        WANT=libc.so.6
-        LIBFILE=$LIBC
-    fi
-}
+alloc_build_helpers
+alloc_take_tide
 
 # ---------------------------------------------------------- is it really them?
-# 1. A test program: dladdr() of malloc must name the allocator's object (a
-#    misspelt or unloadable preload is ignored by ld.so with only a warning).
-for a in $ALLOCATORS; do
-    alloc_env "$a" "$OUT/which_malloc"
-    got=$("${PREFIX[@]}" "$OUT/which_malloc" 2>&1) || die "$a: a trial malloc failed: $got"
-    case "$got" in
-        *"/$WANT") ;;
-        *) die "$a: malloc comes from '$got', not $WANT" ;;
-    esac
-done
-
-# 2. The real programs: with LD_BIND_NOW=1 LD_DEBUG=bindings the dynamic
-#    linker logs, for every object of the process, which object each symbol
-#    reference was bound to.  Every reference to malloc, free, calloc,
-#    realloc and malloc_usable_size, from any object (libc's own, a linked
-#    libjemalloc's, libstdc++'s...), must go to the allocator under test.
+# A test program (bench/which_malloc.c), then every real program of the suite
+# through the dynamic linker's own record of its symbol bindings.
+alloc_check_which_malloc
 REAL_PROGS=""
 for b in $BENCHES; do
     case "$b" in
@@ -287,42 +202,7 @@ for b in $BENCHES; do
         redis)  REAL_PROGS="$REAL_PROGS $(command -v redis-server)" ;;
     esac
 done
-# A check that passed is remembered in build/bench/verified, keyed on the
-# program's and the preloaded object's size and time, and not made again
-# (the LD_DEBUG runs take seconds on a loaded machine).
-VERIFY=$(mktemp -d /tmp/tide-bench-verify.XXXXXX)
-touch "$OUT/verified"
-for prog in $REAL_PROGS; do
-    for a in $ALLOCATORS; do
-        alloc_env "$a" "$prog"
-        key="$a $prog $WANT $(stat -L -c '%s %Y' "$prog" "$LIBFILE" | tr '\n' ' ')"
-        grep -qxF "$key" "$OUT/verified" && continue
-        rm -f "$VERIFY"/ld.*
-        "${PREFIX[@]}" LD_BIND_NOW=1 LD_DEBUG=bindings LD_DEBUG_OUTPUT="$VERIFY/ld" \
-            "$prog" --version </dev/null >/dev/null 2>&1
-        targets=$(cat "$VERIFY"/ld.* 2>/dev/null |
-            sed -n "s/.*binding file .* to \([^ ]*\) \[[0-9]*\]: normal symbol \`\(malloc\|free\|calloc\|realloc\|malloc_usable_size\)'.*/\1:\2/p" |
-            sort -u)
-        seen=0
-        for ts in $targets; do
-            t=${ts%:*}
-            # the shim's own dlsym of glibc's malloc_usable_size
-            [ "$WANT:$(basename "$ts")" = libglibc_shim.so:libc.so.6:malloc_usable_size ] && continue
-            case "$(basename "$t")" in
-                "$WANT") seen=1 ;;
-                # a non-PIE executable that takes malloc's address holds a
-                # canonical PLT entry for it, and the other objects bind to
-                # that stub; the stub jumps through the executable's own slot,
-                # which must then be bound to $WANT (seen=1)
-                "$(basename "$prog")") ;;
-                *) die "$a: in $prog, malloc/free/... bind to $t, not $WANT" ;;
-            esac
-        done
-        [ $seen = 1 ] || die "$a: no binding of malloc to $WANT seen in $prog (LD_DEBUG gave: $targets)"
-        echo "$key" >>"$OUT/verified"
-    done
-done
-rm -rf "$VERIFY"
+alloc_check_bindings $REAL_PROGS
 note "checked: malloc comes from the allocator under test in which_malloc and in:$REAL_PROGS"
 
 # ---------------------------------------------------------- one run
@@ -419,17 +299,19 @@ run_redis() { # alloc log
 run_one() {
     local b=$1 a=$2 r=$3 cmd log line metric
     log=$LOGS/$b.$a.$r.log
-    VALUE=NA; UNIT=s; STATUS=ok; WALL=NA; CPU=NA; RSS=NA; RC=0
+    VALUE=NA; UNIT=s; STATUS=ok; WALL=NA; CPU=NA; RSS=NA; RC=0; DETAIL=
     cmd=$(c_bench_cmd "$b")
     if [ -n "$cmd" ]; then
         timed "$log" "$a" $cmd
         VALUE=""; metric=""
         while read -r line; do
-            if [[ "$line" =~ ^RESULT\ .*\ metric=([^ ]+)\ value=([^ ]+) ]]; then
-                metric=${BASH_REMATCH[1]}; VALUE=${BASH_REMATCH[2]}
+            if [[ "$line" =~ ^RESULT\ .*\ metric=([^ ]+)\ value=([^ ]+)\ *(.*)$ ]]; then
+                metric=${BASH_REMATCH[1]}; VALUE=${BASH_REMATCH[2]}; DETAIL=${BASH_REMATCH[3]//,/;}
             fi
         done <"$log"
-        case "$metric" in ops_per_s) UNIT=ops/s ;; *) UNIT=s ;; esac
+        # ratio: a fraction where lower is better (rss-recovery), that
+        # bench/report.py keeps out of the speed and peak RSS tables
+        case "$metric" in ops_per_s) UNIT=ops/s ;; ratio) UNIT=ratio ;; *) UNIT=s ;; esac
         if [ "$RC" != 0 ] || [ -z "$VALUE" ]; then STATUS=fail; VALUE=NA; fi
         return
     fi
@@ -470,7 +352,7 @@ MACHINE=$(uname -n)
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo | tr ',' ';')
 SUFFIX=""; [ "$QUICK" = 1 ] && SUFFIX=-quick
 CSV=$RESULTS/$STAMP-${COMMIT%+*}$SUFFIX.csv
-echo "machine,nproc,cpu,date,commit,quick,bench,allocator,rep,value,unit,wall_s,cpu_s,rss_kb,status,load1" >"$CSV"
+echo "machine,nproc,cpu,date,commit,quick,bench,allocator,rep,value,unit,wall_s,cpu_s,rss_kb,status,load1,detail" >"$CSV"
 
 n_alloc=$(echo $ALLOCATORS | wc -w)
 n_total=$(( $(echo "$BENCHES" | wc -w) * n_alloc * REPS ))
@@ -501,7 +383,7 @@ for rep in $(seq "$REPS"); do
                 printf ' FAILED (exit %s, see %s)\n' "$RC" "$LOGS/$b.$a.$rep.log" >&2
                 n_fail=$((n_fail + 1))
             fi
-            echo "$MACHINE,$NPROC,$CPU_MODEL,$DATE,$COMMIT,$QUICK,$b,$a,$rep,$VALUE,$UNIT,$WALL,$CPU,$RSS,$STATUS,$load" >>"$CSV"
+            echo "$MACHINE,$NPROC,$CPU_MODEL,$DATE,$COMMIT,$QUICK,$b,$a,$rep,$VALUE,$UNIT,$WALL,$CPU,$RSS,$STATUS,$load,$DETAIL" >>"$CSV"
         done
     done
 done
@@ -515,7 +397,7 @@ if [ -z "$BENCH" ] && [ "$ALLOCATORS" = "tide glibc jemalloc mimalloc tcmalloc" 
     echo "results: $CSV, $RESULTS/latest$SUFFIX.csv, $RESULTS/latest$SUFFIX.png"
 else
     "$PY" bench/report.py --png "${CSV%.csv}.png" "$CSV" || die "bench/report.py failed"
-    echo "results: $CSV, ${CSV%.csv}.png (a partial run: latest$SUFFIX.* left as they were)"
+    echo "results: $CSV$([ -f "${CSV%.csv}.png" ] && echo ", ${CSV%.csv}.png") (a partial run: latest$SUFFIX.* left as they were)"
 fi
 if [ "$n_fail" -gt 0 ]; then
     echo "$n_fail runs FAILED; their logs are in $LOGS" >&2
