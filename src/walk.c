@@ -118,7 +118,7 @@ tide_export long tide_heap_walk(tide_walk_fn fn, void *arg)
 /* Whether the block b of small span s is free.  The owner (or anyone, for a
  * span nobody owns, under tidei_heaps_lock) searches the lists; another
  * thread goes by the free key. */
-static bool small_is_free(tide_span_t *s, const tide_block_t *b, size_t idx)
+__attribute__((no_sanitize("thread"))) static bool small_is_free(tide_span_t *s, const tide_block_t *b, size_t idx)
 {
     if (idx >= __atomic_load_n(&s->n_built, __ATOMIC_RELAXED))
         return true;  /* never carved */
