@@ -77,6 +77,7 @@ static void *class_alloc(int cls, size_t n)
 
 static tide_noinline void *malloc_slow(size_t n)
 {
+    tidei_scav_start();
     if (n > TIDE_SMALL_MAX)
         return big_alloc(n, 0, false);
     return class_alloc(tidei_class_of(n), n);

@@ -20,7 +20,7 @@ tide_arena_t tidei_arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
 /* Makes a FREE descriptor for [start, start + n pages) of chunk c, maps its
  * first and last pages to it and indexes it.  NULL if metadata ran out (the
  * pages are then unreachable until the chunk is unmapped: only under OOM). */
-static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bool is_zero)
+static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bool is_zero, uint64_t dirty_ms)
 {
     tide_span_t *r = tidei_span_new();
     if (!r)
@@ -30,6 +30,7 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
     r->n_pages = n;
     r->chunk = c;
     r->is_zero = is_zero;
+    r->dirty_ms = is_zero ? 0 : dirty_ms;
     tidei_pagemap_set_one(start, r);
     tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), r);
     tidei_index_insert(r);
@@ -38,6 +39,24 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
 
 static bool release_caches_locked(void);
 static bool release_caches(void);
+
+/* Gives the pages of free run r back to the OS now (TIDE_CONF purge:
+ * MADV_DONTNEED, after which they read as zero, or MADV_FREE).  Arena lock
+ * held.  True if they went back. */
+static bool purge_run_locked(tide_span_t *r)
+{
+    if (!r->dirty_ms)
+        return false;
+    bool dontneed = tidei_opt.purge == 0;
+    if (!tidei_os_purge((void *)r->start, PAGES_BYTES(r->n_pages), dontneed))
+        return false;
+    r->dirty_ms = 0;
+    if (dontneed && !r->is_zero) {
+        r->is_zero = true;
+        tidei_arena.zero_free_pages += r->n_pages;
+    }
+    return true;
+}
 
 /* Maps a new chunk and indexes it as one free run.  Arena lock held. */
 static bool chunk_grow(void)
@@ -52,7 +71,7 @@ static bool chunk_grow(void)
     if (!c || !tidei_pagemap_ensure((uintptr_t)base, TIDE_CHUNK_PAGES))
         goto fail;
     c->base = (uintptr_t)base;
-    if (!free_run_make(c, c->base, TIDE_CHUNK_PAGES, true))
+    if (!free_run_make(c, c->base, TIDE_CHUNK_PAGES, true, 0))
         goto fail;
     c->n_free_pages = TIDE_CHUNK_PAGES;
     c->next = a->chunks;
@@ -110,13 +129,13 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
      * alignment padding cannot be cut off (the run would start unaligned):
      * the run goes back and the caller gets NULL.  A tail stays part of the
      * cut run (wasted, but never lost). */
-    if (head && !free_run_make(c, start, head, r->is_zero)) {
+    if (head && !free_run_make(c, start, head, r->is_zero, r->dirty_ms)) {
         if (r->n_pages == TIDE_CHUNK_PAGES)
             tidei_arena.n_empty_chunks++;
         tidei_index_insert(r);
         return NULL;
     }
-    if (tail && !free_run_make(c, start + PAGES_BYTES(head + n_pages), tail, r->is_zero)) {
+    if (tail && !free_run_make(c, start + PAGES_BYTES(head + n_pages), tail, r->is_zero, r->dirty_ms)) {
         n_pages += tail;
         tail = 0;
     }
@@ -204,14 +223,24 @@ void tidei_run_free(tide_span_t *s)
     s->start = start;
     s->n_pages = n;
     s->is_zero = is_zero;
+    s->dirty_ms = tidei_now_ms();
     s->next = s->prev = NULL;
     tidei_pagemap_set_one(start, s);
     tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), s);
     tidei_index_insert(s);
+    bool released = false;
     if (n == TIDE_CHUNK_PAGES) {
         a->n_empty_chunks++;
-        if (a->n_empty_chunks > (size_t)tidei_opt.chunk_cache)
+        if (a->n_empty_chunks > (size_t)tidei_opt.chunk_cache) {
             chunk_release(c, s);
+            released = true;
+        }
+    }
+    if (!released) {
+        if (tidei_opt.decay_ms == 0)
+            purge_run_locked(s);
+        else if (tidei_opt.decay_ms > 0)
+            tidei_scav_wanted();
     }
     pthread_mutex_unlock(&a->lock);
     if (tidei_debug >= 2)
@@ -451,8 +480,11 @@ void tidei_huge_free(tide_span_t *s)
             tidei_span_delete(old);
         }
     }
-    if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16) {
+    if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16 && tidei_opt.decay_ms != 0) {
         s->kind = TIDE_SPAN_FREE;
+        s->dirty_ms = tidei_now_ms();
+        if (tidei_opt.decay_ms > 0)
+            tidei_scav_wanted();
         s->prev = NULL;
         s->next = a->huge_cache;
         if (s->next)
@@ -584,11 +616,69 @@ bool tidei_arena_trim(void)
         for (tide_span_t *r = a->bins[n]; r; r = r->next) {
             if (!r->is_zero && tidei_os_decommit((void *)r->start, PAGES_BYTES(r->n_pages))) {
                 r->is_zero = true;
+                r->dirty_ms = 0;
                 a->zero_free_pages += r->n_pages;
                 released = true;
             }
         }
     }
     pthread_mutex_unlock(&a->lock);
+    return released;
+}
+
+/* Bytes purged per hold of the arena lock: the scavenger lets allocating
+ * threads in between batches. */
+#define PURGE_BATCH ((size_t)8 << 20)
+
+/* The scavenger's work on the arena: purges the free runs that have been
+ * free for at least decay ms and unmaps the cached huge mappings as old, in
+ * batches.  Sets *next_ms to the time the next one falls due (UINT64_MAX if
+ * none is dirty).  True if anything went back to the OS.  Takes the arena
+ * lock. */
+bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
+{
+    tide_arena_t *a = &tidei_arena;
+    bool released = false, again = true;
+    while (again) {
+        again = false;
+        uint64_t next = UINT64_MAX;
+        size_t done = 0;
+        pthread_mutex_lock(&a->lock);
+        for (tide_span_t *s = a->huge_cache, *nx; s; s = nx) {
+            nx = s->next;
+            if (now - s->dirty_ms >= decay) {
+                huge_cache_unlink(s);
+                tidei_os_unmap((void *)s->start, PAGES_BYTES(s->n_pages));
+                tidei_span_delete(s);
+                released = true;
+            } else if (s->dirty_ms + decay < next) {
+                next = s->dirty_ms + decay;
+            }
+        }
+        for (size_t w = 0; w <= TIDE_CHUNK_PAGES / 64 && !again; w++) {
+            for (uint64_t bits = a->bitmap[w]; bits && !again; bits &= bits - 1) {
+                size_t n = w * 64 + (size_t)__builtin_ctzll(bits);
+                for (tide_span_t *r = a->bins[n]; r; r = r->next) {
+                    if (!r->dirty_ms)
+                        continue;
+                    if (now - r->dirty_ms < decay) {
+                        if (r->dirty_ms + decay < next)
+                            next = r->dirty_ms + decay;
+                        continue;
+                    }
+                    if (purge_run_locked(r)) {
+                        released = true;
+                        done += PAGES_BYTES(r->n_pages);
+                    }
+                    if (done >= PURGE_BATCH) {
+                        again = true;  /* rescan after letting others in */
+                        break;
+                    }
+                }
+            }
+        }
+        pthread_mutex_unlock(&a->lock);
+        *next_ms = next;
+    }
     return released;
 }

@@ -88,8 +88,9 @@ static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tid
         tidei_heap_free_local_slow(h, s);
 }
 
-/* Free of a block whose span the calling thread does not own. */
-static tide_noinline void free_other(tide_span_t *s, void *p)
+/* Free of a block whose span the calling thread does not own (or a large
+ * or huge block). */
+static void free_other_work(tide_span_t *s, void *p)
 {
     switch (s->kind) {
     case TIDE_SPAN_SMALL: {
@@ -123,6 +124,19 @@ static tide_noinline void free_other(tide_span_t *s, void *p)
     }
 }
 
+static tide_noinline void free_other(tide_span_t *s, void *p)
+{
+    free_other_work(s, p);
+    tidei_scav_start();
+}
+
+/* The owner's free emptied s or took it off the full list. */
+static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
+{
+    tidei_heap_free_local_slow(h, s);
+    tidei_scav_start();
+}
+
 /* free: any thread, any time. */
 void tidei_free(void *p)
 {
@@ -145,7 +159,7 @@ void tidei_free(void *p)
         s->local_free = b;
         tidei_count(h->ctr.free_local[s->cls]++);
         if (tide_unlikely(s->in_full | (--s->used == 0)))
-            tidei_heap_free_local_slow(h, s);
+            free_local_slow(h, s);
         return;
     }
     free_other(s, p);

@@ -68,6 +68,7 @@ static void fork_child(void)
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
     pthread_mutex_unlock(&tidei_backup_lock);
+    tidei_scav_after_fork_child();
 }
 
 static uintptr_t make_key(void)

@@ -18,6 +18,8 @@ tide_options_t tidei_opt = {
     .stats = 0,
     .stats_file = "",
     .stats_signal = 0,
+    .decay_ms = 1000,
+    .purge = 0,
 };
 
 typedef enum { OPT_INT, OPT_WORD, OPT_PATH, OPT_SIGNAL } option_kind_t;
@@ -34,6 +36,7 @@ typedef struct option_desc {
 } option_desc_t;
 
 static const char *const stats_words[] = { "0", "1", "json", NULL };
+static const char *const purge_words[] = { "dontneed", "free", NULL };
 
 /* Signal names TIDE_CONF accepts (with or without SIG), besides numbers. */
 static const struct { const char *name; int sig; } signal_names[] = {
@@ -49,6 +52,11 @@ static const option_desc_t option_table[] = {
       "fully free 8 MiB chunks kept mapped instead of unmapped", OPT_INT, NULL, NULL },
     { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",
       OPT_INT, NULL, NULL },
+    { "decay_ms", &tidei_opt.decay_ms, -1, 3600000,
+      "free pages go back to the OS after staying free this long (0: at once, -1: never)", OPT_INT, NULL, NULL },
+    { "purge", &tidei_opt.purge, 0, 1,
+      "how free pages go back: dontneed (RSS drops at once) or free (MADV_FREE: when the kernel needs them)",
+      OPT_WORD, purge_words, NULL },
     { "stats", &tidei_opt.stats, 0, 2, "print a report of the heap at exit: 0, 1 (text) or json",
       OPT_WORD, stats_words, NULL },
     { "stats_file", NULL, 0, 0, "write that report to this file instead of stderr (%p: the pid)",

@@ -4,6 +4,7 @@
  * caller as NULL/false and becomes ENOMEM at the API. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
+#include <time.h>
 
 #include "tide_internal.h"
 
@@ -85,6 +86,28 @@ void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move)
     if (new_size < old_size)
         atomic_fetch_add_explicit(&tidei_global_ctr.returned, old_size - new_size, relaxed);
     return q;
+}
+
+/* Milliseconds of the monotonic clock (coarse: a few ms of resolution,
+ * a vDSO read with no system call). */
+uint64_t tidei_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Purges free pages: with dontneed, MADV_DONTNEED (RSS drops at once and the
+ * pages read as zero when touched again), else MADV_FREE (the kernel takes
+ * them when it needs memory; until then they keep their contents). */
+bool tidei_os_purge(void *p, size_t size, bool dontneed)
+{
+    if (dontneed)
+        return tidei_os_decommit(p, size);
+    if (madvise(p, size, MADV_FREE) != 0)
+        return false;
+    atomic_fetch_add_explicit(&tidei_global_ctr.returned, size, relaxed);
+    return true;
 }
 
 /* Gives the pages back to the OS; the range stays mapped and reads as zero

@@ -14,6 +14,7 @@
 #include "init.c"
 #include "alloc.c"
 #include "free.c"
+#include "scav.c"
 #include "stats.c"
 #include "walk.c"
 #include "override.c"

@@ -65,6 +65,8 @@ typedef struct tide_options {
     long stats;                  /* report at exit: 0 no, 1 text, 2 JSON */
     char stats_file[TIDE_PATH_MAX]; /* report to this file ("" = stderr; %p = pid) */
     long stats_signal;           /* print the report on this signal (0 = none) */
+    long decay_ms;               /* free pages go back to the OS after this long (0 at once, -1 never) */
+    long purge;                  /* how: 0 MADV_DONTNEED, 1 MADV_FREE */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -77,6 +79,8 @@ void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
 bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest);
 void *tidei_os_reserve(size_t size);
 bool tidei_os_decommit(void *p, size_t size);
+bool tidei_os_purge(void *p, size_t size, bool dontneed);
+uint64_t tidei_now_ms(void);
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
@@ -139,6 +143,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero);
 void tidei_huge_free(tide_span_t *s);
 void *tidei_huge_realloc(tide_span_t *s, size_t n);
 bool tidei_arena_trim(void);
+bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 void tidei_arena_validate(void);
 
 /* ---- large.c: the free-range index (arena lock held) ---- */
@@ -187,6 +192,19 @@ void *tidei_aligned(size_t align, size_t n, const char *op);
 void tidei_free(void *p);
 size_t tidei_usable_size(const void *p, const char *op);
 tide_span_t *tidei_checked_span(const void *p, const char *op);
+
+/* ---- scav.c: the scavenger ---- */
+void tidei_scav_wanted(void);
+void tidei_scav_start_slow(void);
+void tidei_scav_after_fork_child(void);
+bool tidei_scav_is_wanted(void);
+/* Starts the scavenger if something waits for it: only from entry points
+ * with no tide lock held and no heap operation under way. */
+tide_inline void tidei_scav_start(void)
+{
+    if (tide_unlikely(tidei_scav_is_wanted()))
+        tidei_scav_start_slow();
+}
 
 /* ---- stats.c ---- */
 extern tide_global_counters_t tidei_global_ctr;

@@ -58,6 +58,8 @@ typedef struct tide_span {
     uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
     size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
     struct tide_chunk *chunk;    /* chunk holding the run; NULL for HUGE */
+    uint64_t dirty_ms;           /* FREE run / cached huge mapping: when its pages were last
+                                    freed (tidei_now_ms); 0 = nothing to purge */
     struct tide_span *next;      /* list link: bin, full list, free-range bin, abandoned, cache */
     struct tide_span *prev;      /* list link, back */
 } tide_span_t;
