@@ -24,7 +24,8 @@
 #   another timeout with a comment `th-timeout: SECONDS` in its first 40
 #   lines, and an api test is also linked statically with $BUILD/libtide.a
 #   (-DTH_STATIC, program <name>-static) when it has a comment `th-static:
-#   yes`.
+#   yes`.  A C test runs with TIDE_CONF=VALUE when it has a comment
+#   `th-conf: VALUE` there (tide reads TIDE_CONF before main).
 #
 # Environment:
 #   TEST_TIMEOUT=S       per-program timeout in seconds (default 300)
@@ -90,6 +91,11 @@ timeout_of() {
     local t
     t=$(head -n 40 "$1" 2>/dev/null | sed -n 's/.*th-timeout: *\([0-9][0-9]*\).*/\1/p' | head -n 1)
     echo "${t:-$TEST_TIMEOUT}"
+}
+
+# conf_of FILE: the th-conf of a source (TIDE_CONF for it), or nothing
+conf_of() {
+    head -n 40 "$1" 2>/dev/null | sed -n 's/.*th-conf: *\([^ ]*\).*/\1/p' | head -n 1
 }
 
 # run_prog LABEL TIMEOUT CMD...: runs one test program and tallies its lines.
@@ -188,15 +194,18 @@ run_group() {
             link=("${SANFLAGS[@]}" -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" -Wl,--pop-state
                   -Wl,-rpath,"$BUILD" -ldl)
         fi
+        local envp=() conf
+        conf=$(conf_of "$src")
+        [ -n "$conf" ] && envp=(env TIDE_CONF="$conf")
         if compile "$g/$name" "$exe" "$src" "${link[@]}"; then
-            run_prog "$g/$name" "$tmo" "$exe"
+            run_prog "$g/$name" "$tmo" "${envp[@]}" "$exe"
         fi
         # The static variant: the same test linked with libtide.a.
         if [ "$g" = api ] && [ "$GLIBC" = 0 ] && [ -z "$SANITIZE" ] &&
            head -n 40 "$src" | grep -q 'th-static: *yes'; then
             if compile "$g/$name-static" "$exe-static" "$src" -DTH_STATIC -rdynamic \
                    -Wl,--whole-archive "$BUILD/libtide.a" -Wl,--no-whole-archive -ldl; then
-                run_prog "$g/$name-static" "$tmo" "$exe-static"
+                run_prog "$g/$name-static" "$tmo" "${envp[@]}" "$exe-static"
             fi
         fi
     done

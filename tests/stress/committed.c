@@ -1,5 +1,7 @@
 /* stress/committed.c — memory freed into the spans of an exited thread is
  * reused: the committed-memory test of the design brief.
+ * th-conf: decay_ms=-1   (no scavenger: it would decommit free pages between
+ * the measurements, and the third thread's reuse of them would count as growth)
  *
  * One thread allocates a million small blocks and exits (its spans are
  * abandoned, full); a second frees them all (remote frees into abandoned

@@ -24,6 +24,7 @@
 #include "../../src/init.c"
 #include "../../src/alloc.c"
 #include "../../src/free.c"
+#include "../../src/scav.c"
 #include "../../src/stats.c"
 
 /* Runs fn in a child with fd 2 captured; returns the wait status and puts
