@@ -75,16 +75,24 @@ static void *class_alloc(int cls, size_t n)
     return heap_alloc_class(h, cls, n);
 }
 
-static tide_noinline void *malloc_slow(size_t n)
+static tide_noinline void *malloc_slow_work(size_t n)
 {
-    tidei_scav_start();
     if (n > TIDE_SMALL_MAX)
         return big_alloc(n, 0, false);
     return class_alloc(tidei_class_of(n), n);
 }
 
+static tide_noinline void *malloc_slow(size_t n)
+{
+    tidei_busy_enter();
+    tidei_scav_start();
+    void *p = malloc_slow_work(n);
+    tidei_busy_leave();
+    return p;
+}
+
 /* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
-void *tidei_malloc(size_t n)
+tide_fast_text void *tidei_malloc(size_t n)
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;

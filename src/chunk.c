@@ -201,9 +201,20 @@ void tidei_run_free(tide_span_t *s)
         a->large_pages -= n;
     }
     tidei_pagemap_set(start, n, NULL);
+    /* With decay_ms=0 the freed pages are purged now: these pages only, not
+     * the neighbours they merge with (those keep their own time).  Pages an
+     * idle heap gives back (tidei_purge_now) are due at once: the scavenger
+     * purges them, merged, in its next round. */
     bool is_zero = false;
+    uint64_t dirty = tidei_now_ms();
+    if (tidei_opt.decay_ms == 0 && tidei_os_purge((void *)start, PAGES_BYTES(n), tidei_opt.purge == 0)) {
+        is_zero = tidei_opt.purge == 0;
+        dirty = 0;
+    }
     tide_span_t *left = start > c->base ? tidei_pagemap_lookup((void *)(start - TIDE_PAGE_SIZE)) : NULL;
     if (left && left->kind == TIDE_SPAN_FREE && left->chunk == c) {
+        is_zero &= left->is_zero;
+        dirty = dirty > left->dirty_ms ? dirty : left->dirty_ms;
         tidei_index_remove(left);
         tidei_pagemap_set_one(start - TIDE_PAGE_SIZE, NULL);
         start = left->start;
@@ -213,6 +224,8 @@ void tidei_run_free(tide_span_t *s)
     uintptr_t end = start + PAGES_BYTES(n);
     tide_span_t *right = end < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)end) : NULL;
     if (right && right->kind == TIDE_SPAN_FREE && right->chunk == c) {
+        is_zero &= right->is_zero;
+        dirty = dirty > right->dirty_ms ? dirty : right->dirty_ms;
         tidei_index_remove(right);
         tidei_pagemap_set_one(end, NULL);
         n += right->n_pages;
@@ -223,7 +236,7 @@ void tidei_run_free(tide_span_t *s)
     s->start = start;
     s->n_pages = n;
     s->is_zero = is_zero;
-    s->dirty_ms = tidei_now_ms();
+    s->dirty_ms = is_zero ? 0 : tidei_purge_now ? 1 : dirty;
     s->next = s->prev = NULL;
     tidei_pagemap_set_one(start, s);
     tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), s);
@@ -236,12 +249,8 @@ void tidei_run_free(tide_span_t *s)
             released = true;
         }
     }
-    if (!released) {
-        if (tidei_opt.decay_ms == 0)
-            purge_run_locked(s);
-        else if (tidei_opt.decay_ms > 0)
-            tidei_scav_wanted();
-    }
+    if (!released && s->dirty_ms && tidei_opt.decay_ms > 0)
+        tidei_scav_wanted();
     pthread_mutex_unlock(&a->lock);
     if (tidei_debug >= 2)
         tidei_arena_validate();

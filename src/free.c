@@ -102,6 +102,8 @@ static void free_other_work(tide_span_t *s, void *p)
         b->key = tidei_free_key;
         int cls = s->cls;  /* read before the push: then the owner may retire s */
         tidei_heap_free_remote(s, b);
+        if (tidei_opt.decay_ms > 0)
+            tidei_scav_wanted();  /* the owner may be idle: the scavenger watches it */
         tide_heap_t *h = tidei_tls_heap;
         if (tide_likely(h != &tidei_empty_heap))
             h->ctr.free_remote[cls]++;
@@ -126,19 +128,23 @@ static void free_other_work(tide_span_t *s, void *p)
 
 static tide_noinline void free_other(tide_span_t *s, void *p)
 {
+    tidei_busy_enter();
     free_other_work(s, p);
     tidei_scav_start();
+    tidei_busy_leave();
 }
 
 /* The owner's free emptied s or took it off the full list. */
 static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
+    tidei_busy_enter();
     tidei_heap_free_local_slow(h, s);
     tidei_scav_start();
+    tidei_busy_leave();
 }
 
 /* free: any thread, any time. */
-void tidei_free(void *p)
+tide_fast_text void tidei_free(void *p)
 {
     if (tide_unlikely(p == NULL))
         return;
@@ -151,7 +157,9 @@ void tidei_free(void *p)
         uint64_t off = (uintptr_t)p - s->start;
         uint64_t idx = (off * s->recip) >> 32;
         if (tide_unlikely(idx * s->block_size != off || idx >= s->n_built || b->key == tidei_free_key)) {
+            tidei_busy_enter();
             free_local_checked(h, s, b);
+            tidei_busy_leave();
             return;
         }
         b->key = tidei_free_key;

@@ -163,20 +163,22 @@ static void span_unfull(tide_heap_t *h, tide_span_t *s)
     bin_append(h, s);
 }
 
-/* Gives the empty span s back to the page allocator, unless it is the only
- * span of its class (kept to avoid thrashing) or a remote free is still
- * finishing its notify (then it stays, empty, in the bin). */
-static void span_retire(tide_heap_t *h, tide_span_t *s)
+/* Gives the empty span s back to the page allocator (true), unless
+ * keep_last and it is the only span of its class (kept to avoid thrashing),
+ * or a remote free is still finishing its notify (then it stays, empty, in
+ * the bin). */
+static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
 {
-    if (h->bins[s->cls] == s && s->next == NULL)
-        return;
+    if (keep_last && h->bins[s->cls] == s && s->next == NULL)
+        return false;
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
-        return;
+        return false;
     bin_remove(h, s);
     h->n_spans--;
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_run_free(s);
+    return true;
 }
 
 /* Slow part of the owner's free: s was on the full list, or is now empty. */
@@ -184,8 +186,8 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     if (s->in_full)
         span_unfull(h, s);
-    if (s->used == 0)
-        span_retire(h, s);
+    if (s->used == 0 && !span_retire_any(h, s, true) && tidei_opt.decay_ms > 0)
+        tidei_scav_wanted();  /* an empty span kept: returned if the thread goes idle */
 }
 
 /* Frees the blocks other threads freed into this heap's full spans. */
@@ -236,6 +238,33 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
     }
 }
 
+/* Gives back what h caches: takes in the frees other threads made into its
+ * spans and returns every empty span, the last of its class included, to
+ * the page allocator.  Spans with a live block keep their free blocks.
+ * Run by h's owner (from its reclaim signal handler when it is idle, or
+ * tide_trim).  True if a span went back. */
+bool tidei_heap_release(tide_heap_t *h)
+{
+    bool freed = false;
+    heap_drain_notify(h);
+    for (tide_span_t *s = h->full, *next; s; s = next) {
+        next = s->next;
+        size_t got = tidei_span_take_remote(s);
+        h->ctr.collected[s->cls] += got;
+        if (got)
+            span_unfull(h, s);
+    }
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        for (tide_span_t *s = h->bins[c], *next; s; s = next) {
+            next = s->next;
+            h->ctr.collected[c] += tidei_span_take_remote(s);
+            if (s->used == 0)
+                freed |= span_retire_any(h, s, false);
+        }
+    }
+    return freed;
+}
+
 /* ---- heaps ---- */
 
 static void heap_reset(tide_heap_t *h)
@@ -276,6 +305,8 @@ tide_heap_t *tidei_heap_acquire(void)
         heap_reset(h);
         h->in_use = true;
         h->tid = (int)syscall(SYS_gettid);
+        h->thread = pthread_self();
+        h->has_thread = true;
     }
     pthread_mutex_unlock(&tidei_heaps_lock);
     return h;
@@ -453,6 +484,7 @@ void tidei_heap_abandon(tide_heap_t *h)
     tidei_heap_give_up_spans(h);
     pthread_mutex_lock(&tidei_heaps_lock);
     h->in_use = false;
+    h->has_thread = false;
     h->next_pool = heap_pool;
     heap_pool = h;
     pthread_mutex_unlock(&tidei_heaps_lock);

@@ -27,17 +27,21 @@ static pthread_key_t thread_key;     /* destructor: thread_done */
 
 enum { THREAD_NEW = 0, THREAD_LIVE = 1, THREAD_DEAD = 2 };
 static __thread uint8_t thread_state;
+__thread unsigned tidei_busy;
 
 static void thread_done(void *arg)
 {
     tide_heap_t *h = arg;
+    tidei_busy_enter();
     tidei_tls_heap = &tidei_empty_heap;
     thread_state = THREAD_DEAD;
     tidei_heap_abandon(h);
+    tidei_busy_leave();
 }
 
 static void fork_prepare(void)
 {
+    tidei_busy_enter();
     pthread_mutex_lock(&tidei_backup_lock);
     pthread_mutex_lock(&tidei_heaps_lock);
     pthread_mutex_lock(&tidei_arena.lock);
@@ -48,6 +52,7 @@ static void fork_parent(void)
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
     pthread_mutex_unlock(&tidei_backup_lock);
+    tidei_busy_leave();
 }
 
 /* In the child the forking thread is the only thread: it still holds the
@@ -60,15 +65,19 @@ static void fork_child(void)
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
         if (h == tidei_tls_heap) {
             h->tid = (int)syscall(SYS_gettid);
-        } else if (h->in_use) {
-            h->in_use = false;
-            h->tid = 0;
+        } else {
+            h->has_thread = false;
+            if (h->in_use) {
+                h->in_use = false;
+                h->tid = 0;
+            }
         }
     }
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
     pthread_mutex_unlock(&tidei_backup_lock);
     tidei_scav_after_fork_child();
+    tidei_busy_leave();
 }
 
 static uintptr_t make_key(void)

@@ -8,35 +8,39 @@
 
 #include "tide_internal.h"
 
+/* Everything here but malloc and free runs marked busy (scav.c): a reclaim
+ * signal that interrupts it leaves the heap alone. */
+#define BUSY(expr) ({ tidei_busy_enter(); __typeof__(expr) busy_r_ = (expr); tidei_busy_leave(); busy_r_; })
+
 static bool is_pow2(size_t x)
 {
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-tide_export void *malloc(size_t n)
+tide_export tide_fast_text void *malloc(size_t n)
 {
     return tidei_malloc(n);
 }
 
-tide_export void free(void *p)
+tide_export tide_fast_text void free(void *p)
 {
     tidei_free(p);
 }
 
 void cfree(void *p);
-tide_export void cfree(void *p)
+tide_export tide_fast_text void cfree(void *p)
 {
     tidei_free(p);
 }
 
 tide_export void *calloc(size_t count, size_t size)
 {
-    return tidei_calloc(count, size);
+    return BUSY(tidei_calloc(count, size));
 }
 
 tide_export void *realloc(void *p, size_t n)
 {
-    return tidei_realloc(p, n);
+    return BUSY(tidei_realloc(p, n));
 }
 
 tide_export void *reallocarray(void *p, size_t count, size_t size)
@@ -46,7 +50,7 @@ tide_export void *reallocarray(void *p, size_t count, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return tidei_realloc(p, n);
+    return BUSY(tidei_realloc(p, n));
 }
 
 /* aligned_alloc and memalign: any power-of-two alignment; anything else is
@@ -57,7 +61,7 @@ tide_export void *aligned_alloc(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return tidei_aligned(align, n, "aligned_alloc");
+    return BUSY(tidei_aligned(align, n, "aligned_alloc"));
 }
 
 tide_export void *memalign(size_t align, size_t n)
@@ -66,7 +70,7 @@ tide_export void *memalign(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return tidei_aligned(align, n, "memalign");
+    return BUSY(tidei_aligned(align, n, "memalign"));
 }
 
 tide_export int posix_memalign(void **out, size_t align, size_t n)
@@ -74,7 +78,7 @@ tide_export int posix_memalign(void **out, size_t align, size_t n)
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = tidei_aligned(align, n, "posix_memalign");
+    void *p = BUSY(tidei_aligned(align, n, "posix_memalign"));
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -85,7 +89,7 @@ tide_export int posix_memalign(void **out, size_t align, size_t n)
 
 tide_export void *valloc(size_t n)
 {
-    return tidei_aligned(TIDE_PAGE_SIZE, n, "valloc");
+    return BUSY(tidei_aligned(TIDE_PAGE_SIZE, n, "valloc"));
 }
 
 tide_export void *pvalloc(size_t n)
@@ -95,20 +99,29 @@ tide_export void *pvalloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return tidei_aligned(TIDE_PAGE_SIZE, rounded ? rounded : TIDE_PAGE_SIZE, "pvalloc");
+    return BUSY(tidei_aligned(TIDE_PAGE_SIZE, rounded ? rounded : TIDE_PAGE_SIZE, "pvalloc"));
 }
 
 tide_export size_t malloc_usable_size(void *p)
 {
-    return p ? tidei_usable_size(p, "malloc_usable_size") : 0;
+    return p ? BUSY(tidei_usable_size(p, "malloc_usable_size")) : 0;
+}
+
+/* Every heap gives back its empty spans (the caller's own here, the
+ * others' from their reclaim signal handlers), then the empty spans of
+ * exited threads, then every free page. */
+static int trim(void)
+{
+    tidei_init();
+    bool released = tidei_reclaim_all();
+    released |= tidei_abandoned_sweep();
+    released |= tidei_arena_trim();
+    return released ? 1 : 0;
 }
 
 tide_export int tide_trim(void)
 {
-    tidei_init();
-    bool released = tidei_abandoned_sweep();
-    released |= tidei_arena_trim();
-    return released ? 1 : 0;
+    return BUSY(trim());
 }
 
 tide_export int malloc_trim(size_t pad)

@@ -14,10 +14,28 @@
  * again the same way.  It sleeps until the next free run falls due, and
  * with nothing dirty until woken.  It never allocates and blocks every
  * signal.  decay_ms=0 purges in the freeing thread at once and needs no
- * thread; decay_ms=-1 never purges. */
+ * thread; decay_ms=-1 never purges.
+ *
+ * Idle threads.  Memory cached in a thread's heap (empty spans it keeps,
+ * frees other threads made into its spans) can only be given back by that
+ * thread: its malloc and free fast paths touch the heap with no lock and no
+ * atomic read-modify-write.  So the scavenger watches every heap's
+ * counters; when a heap that holds spans has not changed for the decay
+ * delay, it sends its thread the reclaim signal (reclaim_signal, SIGRTMAX-2
+ * by default).  The handler runs on that thread, which is by definition not
+ * running its own code meanwhile; it releases the heap (tidei_heap_release)
+ * unless the thread was inside tide: in a fast path (the interrupted program
+ * counter lies in the tide_fast_text section) or anywhere else in tide
+ * (tidei_busy, set by every other entry point), in which case it notes the
+ * miss and the scavenger asks again later.  A heap is asked once per idle
+ * period.  The signal interrupts a blocking system call of the thread; with
+ * SA_RESTART most are restarted, but sleeps, poll and epoll_wait return
+ * EINTR, as they do for any signal (docs/scavenger.md).  If the program has
+ * its own handler on that signal, tide never sends it. */
 #include <signal.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include "tide_internal.h"
 
@@ -26,6 +44,168 @@ static _Atomic int scav_state;
 static _Atomic bool scav_asleep;      /* waiting with nothing due: needs a wake-up */
 static pthread_mutex_t scav_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t scav_cv;
+
+/* ---- the reclaim signal ---- */
+
+extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
+extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
+static int reclaim_sig;              /* 0: idle threads are not asked */
+__thread bool tidei_purge_now;       /* runs freed now are purged at once (reclaim) */
+
+static void on_reclaim(int sig, siginfo_t *si, void *ucv)
+{
+    (void)sig;
+    (void)si;
+    tide_heap_t *h = tidei_tls_heap;
+    if (h == &tidei_empty_heap)
+        return;
+    int saved = errno;
+    uintptr_t pc = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
+#else
+    (void)ucv;
+    pc = (uintptr_t)__start_tide_fast_text;  /* unknown: always "inside" */
+#endif
+    if (tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text)) {
+        atomic_store_explicit(&h->reclaim_missed, true, relaxed);
+    } else {
+        /* the heap has been idle for the decay delay: the pages it gives
+         * back are due at once (the scavenger purges them in its next
+         * round, a few ms from now) */
+        tidei_busy_enter();
+        tidei_purge_now = true;
+        tidei_heap_release(h);
+        tidei_purge_now = false;
+        tidei_busy_leave();
+        atomic_store_explicit(&h->reclaims, atomic_load_explicit(&h->reclaims, relaxed) + 1, release);
+    }
+    errno = saved;
+}
+
+/* Installs the handler unless the program has one on that signal.  At the
+ * scavenger's start. */
+static void reclaim_install(void)
+{
+    int sig = (int)tidei_opt.reclaim_signal;
+    if (sig < 0)
+        sig = SIGRTMAX - 2;
+    if (sig == 0)
+        return;
+    struct sigaction old, sa;
+    if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
+                                                                       : old.sa_handler != SIG_DFL))
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_reclaim;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) == 0)
+        reclaim_sig = sig;
+}
+
+/* Whether the handler is still ours (the program may have replaced it). */
+static bool reclaim_ours(void)
+{
+    struct sigaction cur;
+    return reclaim_sig && sigaction(reclaim_sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+           cur.sa_sigaction == on_reclaim;
+}
+
+/* A heap's counters summed: changes whenever its thread mallocs or frees. */
+__attribute__((no_sanitize("thread"))) static uint64_t heap_activity(const tide_heap_t *h)
+{
+    const volatile tide_heap_counters_t *c = &h->ctr;
+    uint64_t sum = c->requested;
+    for (int i = 0; i < TIDE_N_CLASSES; i++)
+        sum += c->malloc[i] + c->free_local[i] + c->free_remote[i];
+    return sum;
+}
+
+__attribute__((no_sanitize("thread"))) static size_t heap_spans(const tide_heap_t *h)
+{
+    return *(const volatile size_t *)&h->n_spans;
+}
+
+/* Asks the threads of heaps idle for decay ms to release their caches.
+ * Sets *next_ms to when the next heap may fall idle.  Returns whether some
+ * heap holds spans and is watched (the scavenger must keep ticking). */
+static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
+{
+    bool watching = false;
+    if (!reclaim_sig)
+        return false;
+    bool ours = reclaim_ours();
+    pthread_mutex_lock(&tidei_heaps_lock);
+    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
+        if (!h->has_thread)
+            continue;
+        uint64_t act = heap_activity(h);
+        if (act != h->scav_activity || atomic_load_explicit(&h->reclaim_missed, relaxed)) {
+            atomic_store_explicit(&h->reclaim_missed, false, relaxed);
+            h->scav_activity = act;
+            h->scav_since_ms = now;
+            h->scav_released = false;
+        }
+        if (h->scav_released || heap_spans(h) == 0)
+            continue;
+        watching = true;
+        if (now - h->scav_since_ms < decay) {
+            if (h->scav_since_ms + decay < *next_ms)
+                *next_ms = h->scav_since_ms + decay;
+            continue;
+        }
+        /* has_thread under tidei_heaps_lock: the thread has not yet passed
+         * the locked part of its exit, so its pthread_t is valid */
+        if (ours && pthread_kill(h->thread, reclaim_sig) == 0) {
+            h->scav_released = true;
+            /* purge what the handler gives back soon after */
+            if (now + 20 < *next_ms)
+                *next_ms = now + 20;
+        }
+    }
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    return watching;
+}
+
+/* tide_trim: the caller's heap releases now, every other heap is asked and
+ * waited for (up to 100 ms: a thread inside tide or blocked with the signal
+ * masked does not answer).  True if the caller's heap released a span
+ * (what the others release is seen by the arena trim that follows). */
+bool tidei_reclaim_all(void)
+{
+    tide_heap_t *self = tidei_tls_heap;
+    bool released = false;
+    if (self != &tidei_empty_heap)
+        released = tidei_heap_release(self);
+    if (!reclaim_sig || !reclaim_ours())
+        return released;
+    enum { MAX_WAIT = 256 };
+    tide_heap_t *asked[MAX_WAIT];
+    uint32_t before[MAX_WAIT];
+    int n = 0;
+    pthread_mutex_lock(&tidei_heaps_lock);
+    for (tide_heap_t *h = tidei_heaps; h && n < MAX_WAIT; h = h->next_all) {
+        if (h == self || !h->has_thread || heap_spans(h) == 0)
+            continue;
+        before[n] = atomic_load_explicit(&h->reclaims, acquire);
+        if (pthread_kill(h->thread, reclaim_sig) == 0)
+            asked[n++] = h;
+    }
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    for (int tries = 0; tries < 100; tries++) {
+        int left = 0;
+        for (int i = 0; i < n; i++)
+            left += atomic_load_explicit(&asked[i]->reclaims, acquire) == before[i];
+        if (!left)
+            break;
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return released;
+}
 
 static uint64_t ms_until(uint64_t due, uint64_t now)
 {
@@ -38,20 +218,28 @@ static void *scav_main(void *arg)
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
     uint64_t decay = (uint64_t)tidei_opt.decay_ms;
     for (;;) {
-        uint64_t now = tidei_now_ms(), next;
+        uint64_t now = tidei_now_ms(), next, next_heap = UINT64_MAX;
+        bool watching = reclaim_idle(now, decay, &next_heap);
         tidei_abandoned_sweep();
         tidei_arena_purge(now, decay, &next);
+        now = tidei_now_ms();
+        if (next_heap < next)
+            next = next_heap;
+        /* heaps are watched in steps of a tenth of the delay: one idle since
+         * just after a look is seen at most that late */
+        if (watching && next > now + decay / 10)
+            next = now + decay / 10;
         pthread_mutex_lock(&scav_mu);
         if (next == UINT64_MAX) {
             atomic_store_explicit(&scav_asleep, true, relaxed);
             pthread_cond_wait(&scav_cv, &scav_mu);
             atomic_store_explicit(&scav_asleep, false, relaxed);
         } else {
-            /* at least a tenth of the delay between rounds: a run freed
-             * just after this one falls due with the next batch */
+            /* at least 10 ms between rounds: runs falling due together are
+             * purged in one batch */
             uint64_t wait = ms_until(next, now);
-            if (wait < decay / 10)
-                wait = decay / 10;
+            if (wait < 10)
+                wait = 10;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += (time_t)(wait / 1000);
@@ -96,6 +284,7 @@ void tidei_scav_start_slow(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);  /* the new thread inherits it */
+    reclaim_install();
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -123,3 +312,4 @@ bool tidei_scav_is_wanted(void)
 {
     return atomic_load_explicit(&scav_state, relaxed) == SCAV_WANTED;
 }
+

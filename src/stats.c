@@ -188,7 +188,9 @@ tide_export int tide_stats_get(struct tide_stats *st)
         return -1;
     }
     tidei_init();
+    tidei_busy_enter();
     stats_collect(st, NULL, 0, NULL, true);
+    tidei_busy_leave();
     return 0;
 }
 
@@ -197,7 +199,9 @@ tide_export size_t tide_stats_heaps(struct tide_heap_stats *out, size_t max)
     struct tide_stats st;
     size_t n;
     tidei_init();
+    tidei_busy_enter();
     stats_collect(&st, out, out ? max : 0, &n, true);
+    tidei_busy_leave();
     return n;
 }
 
@@ -408,12 +412,17 @@ static int report(int fd, bool json, bool locked)
 tide_export int tide_stats_print(int fd, int json)
 {
     tidei_init();
-    return report(fd, json != 0, true);
+    tidei_busy_enter();
+    int r = report(fd, json != 0, true);
+    tidei_busy_leave();
+    return r;
 }
 
 void tidei_stats_print(int fd)
 {
+    tidei_busy_enter();
     report(fd, false, true);
+    tidei_busy_leave();
 }
 
 /* Opens the report's destination: stats_file (with %p replaced by the pid),
@@ -461,7 +470,9 @@ static void report_to_file(bool locked)
 static void on_stats_signal(int sig)
 {
     (void)sig;
+    tidei_busy_enter();
     report_to_file(false);
+    tidei_busy_leave();
 }
 
 /* Installs the stats_signal handler (process init; sigaction never
@@ -483,6 +494,9 @@ void tidei_stats_init(void)
  * the program's own atexit handlers and destructors. */
 __attribute__((destructor)) static void stats_at_exit(void)
 {
-    if (tidei_opt.stats && atomic_load_explicit(&tidei_init_state, acquire) == 2)
+    if (tidei_opt.stats && atomic_load_explicit(&tidei_init_state, acquire) == 2) {
+        tidei_busy_enter();
         report_to_file(true);
+        tidei_busy_leave();
+    }
 }

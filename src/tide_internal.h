@@ -16,6 +16,11 @@
 #define tide_noinline     __attribute__((noinline))
 #define tide_inline       static inline __attribute__((always_inline))
 #define tide_export       __attribute__((visibility("default")))
+/* The malloc and free fast paths live in a section of their own, so that
+ * the reclaim signal handler can tell from the interrupted program counter
+ * whether its thread is in the middle of one (scav.c).  GCC does not split
+ * functions with a section attribute into hot and cold parts. */
+#define tide_fast_text    __attribute__((section("tide_fast_text")))
 
 #ifndef TIDE_DEBUG
 #define TIDE_DEBUG 0
@@ -67,6 +72,7 @@ typedef struct tide_options {
     long stats_signal;           /* print the report on this signal (0 = none) */
     long decay_ms;               /* free pages go back to the OS after this long (0 at once, -1 never) */
     long purge;                  /* how: 0 MADV_DONTNEED, 1 MADV_FREE */
+    long reclaim_signal;         /* signal that asks an idle thread to release its cache (0 = off) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -166,6 +172,7 @@ extern __thread tide_heap_t *tidei_tls_heap;
 tide_heap_t *tidei_heap_acquire(void);
 void tidei_heap_abandon(tide_heap_t *h);
 void tidei_heap_give_up_spans(tide_heap_t *h);
+bool tidei_heap_release(tide_heap_t *h);
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
@@ -194,6 +201,22 @@ size_t tidei_usable_size(const void *p, const char *op);
 tide_span_t *tidei_checked_span(const void *p, const char *op);
 
 /* ---- scav.c: the scavenger ---- */
+/* Non-zero while the thread runs tide code other than the malloc/free fast
+ * paths (those are told by their program counter): the reclaim signal
+ * handler then leaves the heap alone.  Plain TLS stores, compiler barriers. */
+extern __thread unsigned tidei_busy;
+tide_inline void tidei_busy_enter(void)
+{
+    tidei_busy++;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+tide_inline void tidei_busy_leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    tidei_busy--;
+}
+bool tidei_reclaim_all(void);
+extern __thread bool tidei_purge_now;
 void tidei_scav_wanted(void);
 void tidei_scav_start_slow(void);
 void tidei_scav_after_fork_child(void);

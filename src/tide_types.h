@@ -115,6 +115,13 @@ typedef struct tide_heap {
     int tid;                     /* kernel thread id of the owner (0: none, -1: the backup heap) */
     unsigned id;                 /* number of the heap, from 1, in order of creation */
     tide_heap_counters_t ctr;    /* owner-written counters (stats.c) */
+    pthread_t thread;            /* the owner thread (valid while has_thread) */
+    bool has_thread;             /* thread is a live thread (tidei_heaps_lock) */
+    _Atomic uint32_t reclaims;   /* times the owner ran tidei_heap_release for the scavenger or a trim */
+    _Atomic bool reclaim_missed; /* a reclaim signal found the owner inside tide: try again */
+    uint64_t scav_activity;      /* scavenger only: the counters' sum when last looked at */
+    uint64_t scav_since_ms;      /* scavenger only: since when that sum has not changed */
+    bool scav_released;          /* scavenger only: released since the last activity */
 } tide_heap_t;
 
 /* The page allocator: free-range index over all chunks, plus the chunks and

@@ -75,7 +75,7 @@ static void record_small(record_t *r, tide_span_t *s)
     }
 }
 
-tide_export long tide_heap_walk(tide_walk_fn fn, void *arg)
+static long heap_walk(tide_walk_fn fn, void *arg)
 {
     tidei_init();
     record_t r = { NULL, 0, 0, false };
@@ -210,10 +210,20 @@ tide_export int tide_block_info(const void *p, struct tide_block_info *info)
 {
     tidei_init();
     struct tide_block_info out;
+    tidei_busy_enter();
     pthread_mutex_lock(&tidei_arena.lock);
     block_info_locked(p, &out);
     pthread_mutex_unlock(&tidei_arena.lock);
+    tidei_busy_leave();
     if (info)
         *info = out;
     return (int)out.state;
+}
+
+tide_export long tide_heap_walk(tide_walk_fn fn, void *arg)
+{
+    tidei_busy_enter();
+    long n = heap_walk(fn, arg);
+    tidei_busy_leave();
+    return n;
 }
