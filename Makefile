@@ -64,8 +64,8 @@ $(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile
 
 # nodelete: a dlopen'ed libtide.so must never be unloaded, since blocks it
 # handed out and its pthread key destructor outlive a dlclose.
-$(BUILD)/libtide.so: $(BUILD)/tide.o
-	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,-soname,libtide.so -o $@ $< -ldl
+$(BUILD)/libtide.so: $(BUILD)/tide.o src/tide.map
+	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--version-script=src/tide.map -Wl,-soname,libtide.so -o $@ $< -ldl
 
 $(BUILD)/libtide.a: $(BUILD)/tide.o
 	rm -f $@ && ar rcs $@ $<
