@@ -77,10 +77,11 @@ if [ -z "$SANITIZE" ] && "$CC" "${CFLAGS_P[@]}" -o "$exe-static" tests/introspec
 fi
 
 # start NAME EXE: runs EXE in the background (stdout to $tmp/NAME.out) and
-# waits for its `ready` line; sets $pid.
+# waits for its `ready` line; sets $pid.  Without the scavenger: the program
+# waits idle, and the heap it describes must stay as it is while gdb reads it.
 start() {
     local name=$1 exe=$2 i
-    "$exe" 60 >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+    TIDE_CONF=decay_ms=-1 "$exe" 60 >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
     pid=$!
     pids+=("$pid")
     for ((i = 0; i < 300; i++)); do
