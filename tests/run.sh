@@ -72,6 +72,10 @@ SANFLAGS=()
 if [ -n "$SANITIZE" ] && [ "$GLIBC" = 0 ]; then
     SANFLAGS=(-fsanitize="$SANITIZE" -fno-omit-frame-pointer)
     [ "$SANITIZE" = thread ] && SANFLAGS+=(-DTH_REDIRECT)
+    # tide starts its scavenger thread again in a forked child (of a process
+    # that had threads, since the scavenger is one); TSan refuses that unless
+    # told otherwise
+    [ "$SANITIZE" = thread ] && export TSAN_OPTIONS="die_after_fork=0${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
 fi
 
 fail_line() {   # fail_line LABEL REASON
