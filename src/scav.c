@@ -49,7 +49,7 @@ static pthread_cond_t scav_cv;
 
 extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
 extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
-static int reclaim_sig;              /* 0: idle threads are not asked */
+static _Atomic int reclaim_sig;      /* 0: idle threads are not asked */
 __thread bool tidei_purge_now;       /* runs freed now are purged at once (reclaim) */
 
 static void on_reclaim(int sig, siginfo_t *si, void *ucv)
@@ -86,9 +86,12 @@ static void on_reclaim(int sig, siginfo_t *si, void *ucv)
 }
 
 /* Installs the handler unless the program has one on that signal.  At the
- * scavenger's start. */
+ * scavenger's start or the first tide_trim, once. */
 static void reclaim_install(void)
 {
+    static _Atomic bool done;
+    if (atomic_exchange_explicit(&done, true, acq_rel))
+        return;
     int sig = (int)tidei_opt.reclaim_signal;
     if (sig < 0)
         sig = SIGRTMAX - 2;
@@ -180,6 +183,7 @@ bool tidei_reclaim_all(void)
     bool released = false;
     if (self != &tidei_empty_heap)
         released = tidei_heap_release(self);
+    reclaim_install();
     if (!reclaim_sig || !reclaim_ours())
         return released;
     enum { MAX_WAIT = 256 };

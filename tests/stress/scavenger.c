@@ -1,0 +1,249 @@
+/* stress/scavenger.c — memory goes back to the OS when load drops (issue 5).
+ * th-conf: decay_ms=200
+ * th-timeout: 120
+ *
+ * RSS is read from /proc/self/statm.  Each test makes a burst of BURST
+ * bytes in mixed sizes, frees it, and then checks that the resident set
+ * falls back to within 10 % of the burst of where it was before, within a
+ * few decay delays (decay_ms=200 here, so the whole program takes seconds):
+ *   decay_returns_memory   one thread frees its own blocks;
+ *   idle_threads_reclaimed threads free half their blocks and half of
+ *                          another thread's, then wait on a condition
+ *                          variable: their caches and the frees pending in
+ *                          their spans come back only through the reclaim
+ *                          signal, with no help from them;
+ *   reclaim_spares_busy    a thread that keeps allocating and freeing is
+ *                          never damaged by reclaim signals (contents checked);
+ *   fork_restarts          a child of a process whose scavenger runs gets
+ *                          its own (its burst comes back too).
+ * Under TSan the bursts are smaller (ST_TSAN) and the RSS checks are not made
+ * (TSan's shadow memory moves RSS); the tests then only show that the
+ * scavenger, the signal handler and the owner threads do not race. */
+#include "stress.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include "tide.h"
+
+#define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)96 << 20))
+
+static long rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    long size, res;
+    if (sscanf(buf, "%ld %ld", &size, &res) != 2)
+        return -1;
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Waits up to ms for RSS to fall to at most limit_kb; returns the last RSS. */
+static long wait_rss_below(long limit_kb, int ms)
+{
+    long r = rss_kb();
+    for (int t = 0; t < ms && r > limit_kb; t += 20) {
+        usleep(20000);
+        r = rss_kb();
+    }
+    return r;
+}
+
+/* Allocates about bytes in mixed sizes (mostly small, some large) into a
+ * table of blocks mapped with mmap; returns how many. */
+static size_t burst(st_blk *tab, size_t max, size_t bytes, uint64_t seed)
+{
+    th_rng r = { seed };
+    size_t n = 0, total = 0;
+    while (total < bytes && n < max) {
+        size_t sz = th_rand(&r) % 64 == 0 ? th_rand_range(&r, 70000, 300000) : th_rand_range(&r, 16, 2000);
+        tab[n] = st_new(sz);
+        total += sz;
+        n++;
+    }
+    return n;
+}
+
+#define MAX_BLOCKS 400000
+
+static void decay_returns_memory(void)
+{
+    TIDE_ONLY();
+    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
+    long base = rss_kb();
+    size_t n = burst(tab, MAX_BLOCKS, BURST, 1);
+    long peak = rss_kb();
+    for (size_t i = 0; i < n; i++)
+        st_free(tab[i], "decay");
+    long limit = base + (peak - base) / 10;
+    long r = wait_rss_below(limit, 3000);
+    st_check_errors();
+    if (!ST_TSAN)
+        CHECKF(r <= limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld", r, base,
+               peak, limit);
+    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
+}
+
+/* ---- idle threads ---- */
+
+#define T 3
+
+static st_blk *ttab[T];
+static size_t tn[T];
+static pthread_barrier_t allocated, freed;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int done;
+
+static void *idle_worker(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    tn[t] = burst(ttab[t], MAX_BLOCKS / T, BURST / T, 100 + (uint64_t)t);
+    pthread_barrier_wait(&allocated);
+    /* its own even blocks, and the odd blocks of the next thread */
+    for (size_t i = 0; i < tn[t]; i += 2)
+        st_free(ttab[t][i], "owner");
+    int u = (t + 1) % T;
+    for (size_t i = 1; i < tn[u]; i += 2)
+        st_free(ttab[u][i], "neighbour");
+    pthread_barrier_wait(&freed);
+    pthread_mutex_lock(&mu);
+    while (!done)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    /* alive again after being reclaimed: the heap still works */
+    st_blk again[100];
+    for (int i = 0; i < 100; i++)
+        again[i] = st_new((size_t)(16 + i * 37));
+    for (int i = 0; i < 100; i++)
+        st_free(again[i], "after reclaim");
+    return NULL;
+}
+
+static void idle_threads_reclaimed(void)
+{
+    TIDE_ONLY();
+    pthread_t th[T];
+    done = 0;
+    pthread_barrier_init(&allocated, NULL, T);
+    pthread_barrier_init(&freed, NULL, T + 1);
+    for (int t = 0; t < T; t++)
+        ttab[t] = st_map(MAX_BLOCKS / T * sizeof(st_blk));
+    long base = rss_kb();
+    for (int t = 0; t < T; t++)
+        if (!st_spawn(&th[t], idle_worker, (void *)(intptr_t)t))
+            return;
+    pthread_barrier_wait(&freed);
+    long peak = rss_kb();
+    long limit = base + (peak - base) / 10;
+    long r = wait_rss_below(limit, 3000);
+    struct tide_stats st;
+    tide_stats_get(&st);
+    pthread_mutex_lock(&mu);
+    done = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (int t = 0; t < T; t++)
+        st_join(th[t]);
+    st_check_errors();
+    CHECKF(st.pending_remote_frees == 0, "%zu remote frees still pending in the idle threads' spans",
+           st.pending_remote_frees);
+    if (!ST_TSAN)
+        CHECKF(r <= limit, "RSS %ld KiB 3 s after idle threads freed a burst (before %ld, peak %ld): want <= %ld", r,
+               base, peak, limit);
+    for (int t = 0; t < T; t++)
+        st_unmap(ttab[t], MAX_BLOCKS / T * sizeof(st_blk));
+}
+
+/* ---- a busy thread under reclaim signals ---- */
+
+static atomic_int stop_busy;
+
+static void *busy_worker(void *arg)
+{
+    th_rng r = { (uint64_t)(intptr_t)arg };
+    st_blk keep[256];
+    memset(keep, 0, sizeof keep);
+    while (!atomic_load(&stop_busy)) {
+        size_t i = th_rand(&r) % 256;
+        if (keep[i].p)
+            st_free(keep[i], "busy");
+        keep[i] = st_new(th_rand_range(&r, 8, 3000));
+        if (th_rand(&r) % 4096 == 0)
+            usleep(300000);  /* idle now and then: long enough to be asked */
+    }
+    for (int i = 0; i < 256; i++)
+        if (keep[i].p)
+            st_free(keep[i], "busy");
+    return NULL;
+}
+
+static void reclaim_spares_busy(void)
+{
+    TIDE_ONLY();
+    pthread_t th[2];
+    atomic_store(&stop_busy, 0);
+    for (int t = 0; t < 2; t++)
+        if (!st_spawn(&th[t], busy_worker, (void *)(intptr_t)(t + 7)))
+            return;
+    for (int i = 0; i < 20; i++) {
+        usleep(100000);
+        tide_trim();  /* asks every heap too */
+    }
+    atomic_store(&stop_busy, 1);
+    for (int t = 0; t < 2; t++)
+        st_join(th[t]);
+    st_check_errors();
+}
+
+/* ---- fork ---- */
+
+static void fork_restarts(void)
+{
+    TIDE_ONLY();
+    if (ST_TSAN) {
+        th_skip("under TSan: fork in a multi-threaded process");
+        return;
+    }
+    /* make sure the parent's scavenger runs */
+    void *p = malloc(200000);
+    free(p);
+    usleep(50000);
+    pid_t pid = fork();
+    if (pid == 0) {
+        st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
+        long base = rss_kb();
+        size_t n = burst(tab, MAX_BLOCKS, BURST, 5);
+        long peak = rss_kb();
+        for (size_t i = 0; i < n; i++)
+            free(tab[i].p);
+        long limit = base + (peak - base) / 10;
+        long r = wait_rss_below(limit, 3000);
+        if (r > limit) {
+            fprintf(stderr, "child: RSS %ld KiB after its burst (before %ld, peak %ld)\n", r, base, peak);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    CHECKF(pid > 0, "fork failed");
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's burst did not come back (status %#x)", status);
+}
+
+int main(void)
+{
+    RUN(on_tide);
+    RUN(decay_returns_memory);
+    RUN(idle_threads_reclaimed);
+    RUN(reclaim_spares_busy);
+    RUN(fork_restarts);
+    return th_summary();
+}
