@@ -149,6 +149,31 @@ int tide_block_info(const void *p, struct tide_block_info *info);
  * otherwise.  malloc_trim(pad) is the same call (pad is ignored). */
 int tide_trim(void);
 
+/* ---- giving idle threads' memory back (the scavenger) ---- */
+
+/* How a runtime that already knows how to stop its threads lets tide's
+ * scavenger stop them, instead of tide's own reclaim signal.  All callbacks
+ * get `arg`.  self() is called by a thread when it gets its tide heap (its
+ * first allocation) and returns a handle naming it; suspend(handle) stops
+ * that thread and returns 0 once it is stopped (anything else: it could
+ * not); resume(handle) lets it go on; release_handle(handle) is called when the
+ * thread's heap is given up (the thread exits) and the handle will not be
+ * used again.  While a thread is stopped, tide looks at its heap and, if
+ * the thread is not inside tide, takes back what the heap caches. */
+struct tide_thread_suspender {
+    void *(*self)(void *arg);
+    int (*suspend)(void *thread, void *arg);
+    void (*resume)(void *thread, void *arg);
+    void (*release_handle)(void *thread, void *arg);
+    void *arg;
+};
+
+/* Installs the suspender (copied), or with NULL goes back to tide's own
+ * mechanism.  Threads that got their heap before the call keep tide's own
+ * mechanism.  Returns 0, or -1 with errno = EINVAL when a callback is
+ * missing. */
+int tide_set_thread_suspender(const struct tide_thread_suspender *s);
+
 /* The version string, e.g. "tide 0.1". */
 const char *tide_version(void);
 

@@ -100,11 +100,15 @@ tide_fast_text void *tidei_malloc(size_t n)
         tide_span_t *s = h->direct[cls];
         tide_block_t *b = s->free;
         if (tide_likely(b != NULL)) {
+            /* the counters move before the first write to the heap: a
+             * thread stopped by a suspender (scav.c) with its counters
+             * unchanged has written nothing */
+            tidei_count(h->ctr.malloc[cls]++);
+            tidei_count(h->ctr.requested += n);
+            atomic_signal_fence(memory_order_seq_cst);
             s->free = b->next;
             s->used++;
             b->key = 0;
-            tidei_count(h->ctr.malloc[cls]++);
-            tidei_count(h->ctr.requested += n);
             return b;
         }
     }

@@ -162,10 +162,11 @@ tide_fast_text void tidei_free(void *p)
             tidei_busy_leave();
             return;
         }
+        tidei_count(h->ctr.free_local[s->cls]++);  /* first: see tidei_malloc */
+        atomic_signal_fence(memory_order_seq_cst);
         b->key = tidei_free_key;
         b->next = s->local_free;
         s->local_free = b;
-        tidei_count(h->ctr.free_local[s->cls]++);
         if (tide_unlikely(s->in_full | (--s->used == 0)))
             free_local_slow(h, s);
         return;

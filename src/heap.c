@@ -171,6 +171,8 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
 {
     if (keep_last && h->bins[s->cls] == s && s->next == NULL)
         return false;
+    if (tidei_keep_direct && h->direct[s->cls] == s)
+        return false;  /* the owner is suspended, maybe mid-malloc on it */
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;
     bin_remove(h, s);
@@ -482,6 +484,7 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
 void tidei_heap_abandon(tide_heap_t *h)
 {
     tidei_heap_give_up_spans(h);
+    tidei_scav_thread_end(h);
     pthread_mutex_lock(&tidei_heaps_lock);
     h->in_use = false;
     h->has_thread = false;

@@ -127,6 +127,7 @@ tide_heap_t *tidei_thread_init(void)
     thread_state = THREAD_LIVE;
     /* May call calloc (glibc, keys >= 32): the heap is already in place. */
     pthread_setspecific(thread_key, h);
+    tidei_scav_thread_start(h);
     return h;
 }
 

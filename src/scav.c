@@ -50,6 +50,69 @@ static pthread_cond_t scav_cv;
 extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
 extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
 static _Atomic int reclaim_sig;      /* 0: idle threads are not asked */
+__thread bool tidei_keep_direct;     /* releasing a suspended thread's heap: keep direct spans */
+
+/* ---- the embedder's suspender ---- */
+
+static struct tide_thread_suspender suspender;  /* tidei_heaps_lock */
+static _Atomic bool have_suspender;
+
+tide_export int tide_set_thread_suspender(const struct tide_thread_suspender *sp)
+{
+    if (sp && (!sp->self || !sp->suspend || !sp->resume || !sp->release_handle)) {
+        errno = EINVAL;
+        return -1;
+    }
+    tidei_init();
+    tidei_busy_enter();
+    pthread_mutex_lock(&tidei_heaps_lock);
+    if (sp)
+        suspender = *sp;
+    atomic_store_explicit(&have_suspender, sp != NULL, release);
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    tidei_busy_leave();
+    return 0;
+}
+
+/* A thread got heap h: with a suspender, ask for its handle (by the thread
+ * itself, no tide lock held). */
+void tidei_scav_thread_start(tide_heap_t *h)
+{
+    if (!atomic_load_explicit(&have_suspender, acquire))
+        return;
+    tidei_busy_enter();
+    pthread_mutex_lock(&tidei_heaps_lock);
+    struct tide_thread_suspender sp = suspender;
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    void *handle = sp.self(sp.arg);
+    pthread_mutex_lock(&tidei_heaps_lock);
+    h->sus_handle = handle;
+    h->busy_addr = &tidei_busy;
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    tidei_busy_leave();
+}
+
+/* h's thread is giving it up: its handle is released (after any scavenger
+ * round that uses it, which holds tidei_heaps_lock). */
+void tidei_scav_thread_end(tide_heap_t *h)
+{
+    pthread_mutex_lock(&tidei_heaps_lock);
+    void *handle = h->sus_handle;
+    struct tide_thread_suspender sp = suspender;
+    h->sus_handle = NULL;
+    pthread_mutex_unlock(&tidei_heaps_lock);
+    if (handle)
+        sp.release_handle(handle, sp.arg);
+}
+
+/* With h's thread stopped by the suspender: takes back what h caches if the
+ * thread is not inside tide.  Inside a malloc or free fast path it can only
+ * be before its counters moved (they move before any write), so the
+ * counters unchanged since the idle sample and tidei_busy clear mean it
+ * has written nothing since; the direct spans, which such a malloc may be
+ * about to pop from, are kept.  tidei_heaps_lock held. */
+static bool release_suspended(tide_heap_t *h, uint64_t activity_then);
+
 __thread bool tidei_purge_now;       /* runs freed now are purged at once (reclaim) */
 
 static void on_reclaim(int sig, siginfo_t *si, void *ucv)
@@ -118,6 +181,11 @@ static bool reclaim_ours(void)
 }
 
 /* A heap's counters summed: changes whenever its thread mallocs or frees. */
+__attribute__((no_sanitize("thread"))) static unsigned read_busy(const tide_heap_t *h)
+{
+    return *h->busy_addr;
+}
+
 __attribute__((no_sanitize("thread"))) static uint64_t heap_activity(const tide_heap_t *h)
 {
     const volatile tide_heap_counters_t *c = &h->ctr;
@@ -132,15 +200,34 @@ __attribute__((no_sanitize("thread"))) static size_t heap_spans(const tide_heap_
     return *(const volatile size_t *)&h->n_spans;
 }
 
+static bool release_suspended(tide_heap_t *h, uint64_t activity_then)
+{
+    struct tide_thread_suspender sp = suspender;
+    if (sp.suspend(h->sus_handle, sp.arg) != 0)
+        return false;
+    bool done = false;
+    if (read_busy(h) == 0 && heap_activity(h) == activity_then) {
+        tidei_keep_direct = true;
+        tidei_purge_now = true;
+        tidei_heap_release(h);
+        tidei_purge_now = false;
+        tidei_keep_direct = false;
+        done = true;
+    }
+    sp.resume(h->sus_handle, sp.arg);
+    return done;
+}
+
 /* Asks the threads of heaps idle for decay ms to release their caches.
  * Sets *next_ms to when the next heap may fall idle.  Returns whether some
  * heap holds spans and is watched (the scavenger must keep ticking). */
 static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
 {
     bool watching = false;
-    if (!reclaim_sig)
+    bool sus = atomic_load_explicit(&have_suspender, acquire);
+    if (!reclaim_sig && !sus)
         return false;
-    bool ours = reclaim_ours();
+    bool ours = !sus && reclaim_sig && reclaim_ours();
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
         if (!h->has_thread)
@@ -162,7 +249,15 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
         }
         /* has_thread under tidei_heaps_lock: the thread has not yet passed
          * the locked part of its exit, so its pthread_t is valid */
-        if (ours && pthread_kill(h->thread, reclaim_sig) == 0) {
+        if (h->sus_handle) {
+            if (release_suspended(h, act)) {
+                h->scav_released = true;
+                if (now + 20 < *next_ms)
+                    *next_ms = now + 20;
+            } else {
+                h->scav_since_ms = now;  /* busy: look again after another delay */
+            }
+        } else if (ours && pthread_kill(h->thread, reclaim_sig) == 0) {
             h->scav_released = true;
             /* purge what the handler gives back soon after */
             if (now + 20 < *next_ms)
@@ -183,6 +278,15 @@ bool tidei_reclaim_all(void)
     bool released = false;
     if (self != &tidei_empty_heap)
         released = tidei_heap_release(self);
+    bool sus = atomic_load_explicit(&have_suspender, acquire);
+    if (sus) {
+        pthread_mutex_lock(&tidei_heaps_lock);
+        for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
+            if (h != self && h->has_thread && h->sus_handle && heap_spans(h))
+                release_suspended(h, heap_activity(h));
+        pthread_mutex_unlock(&tidei_heaps_lock);
+        return released;
+    }
     reclaim_install();
     if (!reclaim_sig || !reclaim_ours())
         return released;

@@ -216,6 +216,9 @@ tide_inline void tidei_busy_leave(void)
     tidei_busy--;
 }
 bool tidei_reclaim_all(void);
+extern __thread bool tidei_keep_direct;
+void tidei_scav_thread_start(tide_heap_t *h);
+void tidei_scav_thread_end(tide_heap_t *h);
 extern __thread bool tidei_purge_now;
 void tidei_scav_wanted(void);
 void tidei_scav_start_slow(void);

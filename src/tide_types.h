@@ -122,6 +122,8 @@ typedef struct tide_heap {
     uint64_t scav_activity;      /* scavenger only: the counters' sum when last looked at */
     uint64_t scav_since_ms;      /* scavenger only: since when that sum has not changed */
     bool scav_released;          /* scavenger only: released since the last activity */
+    void *sus_handle;            /* the embedder's handle of the owner (tide_set_thread_suspender), or NULL */
+    const volatile unsigned *busy_addr; /* the owner's tidei_busy, read while it is suspended */
 } tide_heap_t;
 
 /* The page allocator: free-range index over all chunks, plus the chunks and
