@@ -151,6 +151,12 @@ int tide_trim(void);
 
 /* ---- giving idle threads' memory back (the scavenger) ---- */
 
+/* Sets the decay delay: free pages go back to the OS after staying free
+ * this many milliseconds (0: at once, -1: never; TIDE_CONF decay_ms sets it
+ * at start-up, 500 by default).  Returns the previous value, or -2 with
+ * errno = EINVAL when ms is not in -1..3600000. */
+long tide_set_decay_ms(long ms);
+
 /* How a runtime that already knows how to stop its threads lets tide's
  * scavenger stop them, instead of tide's own reclaim signal.  All callbacks
  * get `arg`.  self() is called by a thread when it gets its tide heap (its

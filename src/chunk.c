@@ -207,7 +207,7 @@ void tidei_run_free(tide_span_t *s)
      * purges them, merged, in its next round. */
     bool is_zero = false;
     uint64_t dirty = tidei_now_ms();
-    if (tidei_opt.decay_ms == 0 && tidei_os_purge((void *)start, PAGES_BYTES(n), tidei_opt.purge == 0)) {
+    if (tidei_decay() == 0 && tidei_os_purge((void *)start, PAGES_BYTES(n), tidei_opt.purge == 0)) {
         is_zero = tidei_opt.purge == 0;
         dirty = 0;
     }
@@ -249,7 +249,7 @@ void tidei_run_free(tide_span_t *s)
             released = true;
         }
     }
-    if (!released && s->dirty_ms && tidei_opt.decay_ms > 0)
+    if (!released && s->dirty_ms && tidei_decay() > 0)
         tidei_scav_wanted();
     pthread_mutex_unlock(&a->lock);
     if (tidei_debug >= 2)
@@ -489,10 +489,10 @@ void tidei_huge_free(tide_span_t *s)
             tidei_span_delete(old);
         }
     }
-    if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16 && tidei_opt.decay_ms != 0) {
+    if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16 && tidei_decay() != 0) {
         s->kind = TIDE_SPAN_FREE;
         s->dirty_ms = tidei_now_ms();
-        if (tidei_opt.decay_ms > 0)
+        if (tidei_decay() > 0)
             tidei_scav_wanted();
         s->prev = NULL;
         s->next = a->huge_cache;

@@ -188,7 +188,7 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     if (s->in_full)
         span_unfull(h, s);
-    if (s->used == 0 && !span_retire_any(h, s, true) && tidei_opt.decay_ms > 0)
+    if (s->used == 0 && !span_retire_any(h, s, true) && tidei_decay() > 0)
         tidei_scav_wanted();  /* an empty span kept: returned if the thread goes idle */
 }
 

@@ -99,6 +99,7 @@ void tidei_init_slow(void)
             tidei_fatal("tide: this build assumes %zu-byte pages, the system has %ld\n",
                         TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
         tidei_options_init();
+        atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
         tidei_classes_init();
         tidei_stats_init();
         tidei_free_key = make_key();

@@ -51,6 +51,20 @@ extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
 extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
 static _Atomic int reclaim_sig;      /* 0: idle threads are not asked */
 __thread bool tidei_keep_direct;     /* releasing a suspended thread's heap: keep direct spans */
+_Atomic long tidei_decay_ms = 500;   /* TIDE_CONF decay_ms, then tide_set_decay_ms */
+
+tide_export long tide_set_decay_ms(long ms)
+{
+    if (ms < -1 || ms > 3600000) {
+        errno = EINVAL;
+        return -2;
+    }
+    tidei_init();
+    long old = atomic_exchange_explicit(&tidei_decay_ms, ms, relaxed);
+    if (ms > 0)
+        tidei_scav_wanted();  /* wakes a scavenger that waits with nothing due */
+    return old;
+}
 
 /* ---- the embedder's suspender ---- */
 
@@ -324,12 +338,16 @@ static void *scav_main(void *arg)
 {
     (void)arg;
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
-    uint64_t decay = (uint64_t)tidei_opt.decay_ms;
     for (;;) {
-        uint64_t now = tidei_now_ms(), next, next_heap = UINT64_MAX;
-        bool watching = reclaim_idle(now, decay, &next_heap);
-        tidei_abandoned_sweep();
-        tidei_arena_purge(now, decay, &next);
+        long d = tidei_decay();  /* tide_set_decay_ms may change it */
+        uint64_t decay = d > 0 ? (uint64_t)d : 0;
+        uint64_t now = tidei_now_ms(), next = UINT64_MAX, next_heap = UINT64_MAX;
+        bool watching = false;
+        if (d >= 0) {
+            watching = reclaim_idle(now, decay, &next_heap);
+            tidei_abandoned_sweep();
+            tidei_arena_purge(now, decay, &next);
+        }
         now = tidei_now_ms();
         if (next_heap < next)
             next = next_heap;

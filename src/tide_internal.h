@@ -216,6 +216,12 @@ tide_inline void tidei_busy_leave(void)
     tidei_busy--;
 }
 bool tidei_reclaim_all(void);
+extern _Atomic long tidei_decay_ms;
+/* The decay delay in force (TIDE_CONF decay_ms, or tide_set_decay_ms). */
+tide_inline long tidei_decay(void)
+{
+    return atomic_load_explicit(&tidei_decay_ms, relaxed);
+}
 extern __thread bool tidei_keep_direct;
 void tidei_scav_thread_start(tide_heap_t *h);
 void tidei_scav_thread_end(tide_heap_t *h);

@@ -1,0 +1,157 @@
+/* stress/scav_never.c — decay_ms=-1 keeps freed memory; malloc_trim(0)
+ * gives it back at once, from every heap; tide_set_decay_ms turns the
+ * scavenger on at run time.
+ * th-conf: decay_ms=-1
+ * th-timeout: 120
+ *
+ *   never_keeps        a freed burst is still resident a second later;
+ *   trim_every_heap    an idle thread's cached spans and the remote frees
+ *                      pending in them come back with malloc_trim(0), which
+ *                      says so (returns 1);
+ *   set_decay_at_run_time  tide_set_decay_ms(100) returns the old value
+ *                      (-1), rejects a bad one, and the next freed burst
+ *                      goes back within a second. */
+#include "stress.h"
+
+#include <fcntl.h>
+
+#include "tide.h"
+
+#define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)64 << 20))
+#define MAX_BLOCKS 300000
+
+static long rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    long size, res;
+    if (sscanf(buf, "%ld %ld", &size, &res) != 2)
+        return -1;
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static size_t burst(st_blk *tab, size_t bytes, uint64_t seed)
+{
+    th_rng r = { seed };
+    size_t n = 0, total = 0;
+    while (total < bytes && n < MAX_BLOCKS) {
+        size_t sz = th_rand(&r) % 64 == 0 ? th_rand_range(&r, 70000, 300000) : th_rand_range(&r, 16, 2000);
+        tab[n++] = st_new(sz);
+        total += sz;
+    }
+    return n;
+}
+
+static void never_keeps(void)
+{
+    TIDE_ONLY();
+    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
+    long base = rss_kb();
+    size_t n = burst(tab, BURST, 1);
+    long peak = rss_kb();
+    for (size_t i = 0; i < n; i++)
+        st_free(tab[i], "never");
+    usleep(1000000);
+    long r = rss_kb();
+    st_check_errors();
+    if (!ST_TSAN)
+        CHECKF(r - base >= (peak - base) / 2, "decay_ms=-1: RSS fell from %ld to %ld KiB (base %ld) with no trim", peak,
+               r, base);
+    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
+}
+
+static st_blk *wtab;
+static size_t wn;
+static pthread_barrier_t b_alloc, b_freed;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int done;
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    wn = burst(wtab, BURST, 2);
+    pthread_barrier_wait(&b_alloc);
+    for (size_t i = 0; i < wn; i += 2)  /* the even ones; main frees the odd ones */
+        st_free(wtab[i], "worker");
+    pthread_barrier_wait(&b_freed);
+    pthread_mutex_lock(&mu);
+    while (!done)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+static void trim_every_heap(void)
+{
+    TIDE_ONLY();
+    wtab = st_map(MAX_BLOCKS * sizeof *wtab);
+    pthread_barrier_init(&b_alloc, NULL, 2);
+    pthread_barrier_init(&b_freed, NULL, 2);
+    done = 0;
+    long base = rss_kb();
+    pthread_t t;
+    if (!st_spawn(&t, worker, NULL))
+        return;
+    pthread_barrier_wait(&b_alloc);
+    for (size_t i = 1; i < wn; i += 2)  /* remote frees into the worker's spans */
+        st_free(wtab[i], "main");
+    pthread_barrier_wait(&b_freed);
+    long peak = rss_kb();
+    int t1 = malloc_trim(0);
+    long r = rss_kb();
+    struct tide_stats st;
+    tide_stats_get(&st);
+    pthread_mutex_lock(&mu);
+    done = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    st_join(t);
+    st_check_errors();
+    CHECKF(t1 == 1, "malloc_trim(0) returned %d after a burst was freed", t1);
+    CHECKF(st.pending_remote_frees == 0, "%zu remote frees still pending after malloc_trim", st.pending_remote_frees);
+    if (!ST_TSAN)
+        CHECKF(r <= base + (peak - base) / 10, "RSS %ld KiB after malloc_trim (base %ld, peak %ld)", r, base, peak);
+    st_unmap(wtab, MAX_BLOCKS * sizeof *wtab);
+}
+
+static void set_decay_at_run_time(void)
+{
+    TIDE_ONLY();
+    errno = 0;
+    CHECK(tide_set_decay_ms(5000000) == -2 && errno == EINVAL);
+    CHECK(tide_set_decay_ms(100) == -1);
+    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
+    long base = rss_kb();
+    size_t n = burst(tab, BURST, 3);
+    long peak = rss_kb();
+    for (size_t i = 0; i < n; i++)
+        st_free(tab[i], "runtime");
+    long limit = base + (peak - base) / 10, r = rss_kb();
+    for (int i = 0; i < 100 && r > limit; i++) {
+        usleep(20000);
+        r = rss_kb();
+    }
+    st_check_errors();
+    if (!ST_TSAN)
+        CHECKF(r <= limit, "decay_ms set to 100 at run time: RSS %ld KiB 2 s after a freed burst (base %ld, peak %ld)",
+               r, base, peak);
+    CHECK(tide_set_decay_ms(-1) == 100);
+    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
+}
+
+int main(void)
+{
+    RUN(on_tide);
+    RUN(never_keeps);
+    RUN(trim_every_heap);
+    RUN(set_decay_at_run_time);
+    return th_summary();
+}
