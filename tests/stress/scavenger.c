@@ -143,9 +143,16 @@ static void idle_threads_reclaimed(void)
     pthread_barrier_wait(&freed);
     long peak = rss_kb();
     long limit = base + (peak - base) / 10;
-    long r = wait_rss_below(limit, 3000);
+    /* up to 3 s for both: RSS down, and every idle heap reclaimed (RSS may
+     * get below the limit before the last heap has answered) */
+    long r = rss_kb();
     struct tide_stats st;
     tide_stats_get(&st);
+    for (int t = 0; t < 150 && (r > limit || st.pending_remote_frees); t++) {
+        usleep(20000);
+        r = rss_kb();
+        tide_stats_get(&st);
+    }
     pthread_mutex_lock(&mu);
     done = 1;
     pthread_cond_broadcast(&cv);
