@@ -20,23 +20,6 @@
 #define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)64 << 20))
 #define MAX_BLOCKS 300000
 
-static long rss_kb(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    long size, res;
-    if (sscanf(buf, "%ld %ld", &size, &res) != 2)
-        return -1;
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static size_t burst(st_blk *tab, size_t bytes, uint64_t seed)
 {
     th_rng r = { seed };
@@ -53,13 +36,13 @@ static void never_keeps(void)
 {
     TIDE_ONLY();
     st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-    long base = rss_kb();
+    long base = st_rss_kb();
     size_t n = burst(tab, BURST, 1);
-    long peak = rss_kb();
+    long peak = st_rss_kb();
     for (size_t i = 0; i < n; i++)
         st_free(tab[i], "never");
     usleep(1000000);
-    long r = rss_kb();
+    long r = st_rss_kb();
     st_check_errors();
     if (!ST_TSAN)
         CHECKF(r - base >= (peak - base) / 2, "decay_ms=-1: RSS fell from %ld to %ld KiB (base %ld) with no trim", peak,
@@ -96,7 +79,7 @@ static void trim_every_heap(void)
     pthread_barrier_init(&b_alloc, NULL, 2);
     pthread_barrier_init(&b_freed, NULL, 2);
     done = 0;
-    long base = rss_kb();
+    long base = st_rss_kb();
     pthread_t t;
     if (!st_spawn(&t, worker, NULL))
         return;
@@ -104,9 +87,9 @@ static void trim_every_heap(void)
     for (size_t i = 1; i < wn; i += 2)  /* remote frees into the worker's spans */
         st_free(wtab[i], "main");
     pthread_barrier_wait(&b_freed);
-    long peak = rss_kb();
+    long peak = st_rss_kb();
     int t1 = malloc_trim(0);
-    long r = rss_kb();
+    long r = st_rss_kb();
     struct tide_stats st;
     tide_stats_get(&st);
     pthread_mutex_lock(&mu);
@@ -129,15 +112,15 @@ static void set_decay_at_run_time(void)
     CHECK(tide_set_decay_ms(5000000) == -2 && errno == EINVAL);
     CHECK(tide_set_decay_ms(100) == -1);
     st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-    long base = rss_kb();
+    long base = st_rss_kb();
     size_t n = burst(tab, BURST, 3);
-    long peak = rss_kb();
+    long peak = st_rss_kb();
     for (size_t i = 0; i < n; i++)
         st_free(tab[i], "runtime");
-    long limit = base + (peak - base) / 10, r = rss_kb();
+    long limit = base + (peak - base) / 10, r = st_rss_kb();
     for (int i = 0; i < 100 && r > limit; i++) {
         usleep(20000);
-        r = rss_kb();
+        r = st_rss_kb();
     }
     st_check_errors();
     if (!ST_TSAN)

@@ -28,30 +28,13 @@
 
 #define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)96 << 20))
 
-static long rss_kb(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    long size, res;
-    if (sscanf(buf, "%ld %ld", &size, &res) != 2)
-        return -1;
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* Waits up to ms for RSS to fall to at most limit_kb; returns the last RSS. */
 static long wait_rss_below(long limit_kb, int ms)
 {
-    long r = rss_kb();
+    long r = st_rss_kb();
     for (int t = 0; t < ms && r > limit_kb; t += 20) {
         usleep(20000);
-        r = rss_kb();
+        r = st_rss_kb();
     }
     return r;
 }
@@ -77,9 +60,9 @@ static void decay_returns_memory(void)
 {
     TIDE_ONLY();
     st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-    long base = rss_kb();
+    long base = st_rss_kb();
     size_t n = burst(tab, MAX_BLOCKS, BURST, 1);
-    long peak = rss_kb();
+    long peak = st_rss_kb();
     for (size_t i = 0; i < n; i++)
         st_free(tab[i], "decay");
     long limit = base + (peak - base) / 10;
@@ -136,21 +119,21 @@ static void idle_threads_reclaimed(void)
     pthread_barrier_init(&freed, NULL, T + 1);
     for (int t = 0; t < T; t++)
         ttab[t] = st_map(MAX_BLOCKS / T * sizeof(st_blk));
-    long base = rss_kb();
+    long base = st_rss_kb();
     for (int t = 0; t < T; t++)
         if (!st_spawn(&th[t], idle_worker, (void *)(intptr_t)t))
             return;
     pthread_barrier_wait(&freed);
-    long peak = rss_kb();
+    long peak = st_rss_kb();
     long limit = base + (peak - base) / 10;
     /* up to 3 s for both: RSS down, and every idle heap reclaimed (RSS may
      * get below the limit before the last heap has answered) */
-    long r = rss_kb();
+    long r = st_rss_kb();
     struct tide_stats st;
     tide_stats_get(&st);
     for (int t = 0; t < 150 && (r > limit || st.pending_remote_frees); t++) {
         usleep(20000);
-        r = rss_kb();
+        r = st_rss_kb();
         tide_stats_get(&st);
     }
     pthread_mutex_lock(&mu);
@@ -226,9 +209,9 @@ static void fork_restarts(void)
     pid_t pid = fork();
     if (pid == 0) {
         st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-        long base = rss_kb();
+        long base = st_rss_kb();
         size_t n = burst(tab, MAX_BLOCKS, BURST, 5);
-        long peak = rss_kb();
+        long peak = st_rss_kb();
         for (size_t i = 0; i < n; i++)
             free(tab[i].p);
         long limit = base + (peak - base) / 10;

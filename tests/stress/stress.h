@@ -18,6 +18,7 @@
 
 #include "testhelper.h"
 
+#include <fcntl.h>
 #include <stdatomic.h>
 
 #ifdef TH_REDIRECT
@@ -102,6 +103,28 @@ __attribute__((unused))
 static void st_unmap(void *p, size_t n)
 {
     munmap(p, n);
+}
+
+/* ---- resident memory ---- */
+
+/* The process's resident set in KiB, from /proc/self/statm (read without
+ * allocating), or -1. */
+__attribute__((unused))
+static long st_rss_kb(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    long size, res;
+    if (sscanf(buf, "%ld %ld", &size, &res) != 2)
+        return -1;
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 /* ---- threads ---- */
