@@ -11,6 +11,7 @@
  *                        allocation whose result is never read is still made
  *   bench_arg()          "key=value" command-line arguments with defaults
  *   bench_result()       the one machine-readable line each benchmark prints
+ *   bench_sleep_until(t) sleeps until bench_now() reaches t
  *   bench_rss_kb()       this process's resident set size, read without
  *                        allocating (for the benchmarks of memory given back)
  *   bench_mix_*()        block sizes in the shape of a server's heap: mostly
@@ -144,6 +145,17 @@ static inline void bench_result(const char *name, const char *metric, double val
     printf("RESULT name=%s metric=%s value=%.6g%s%s\n", name, metric, value,
            buf[0] ? " " : "", buf);
     fflush(stdout);
+}
+
+/* Sleeps until bench_now() reaches t (seconds), through interruptions. */
+static inline void bench_sleep_until(double t)
+{
+    double d = t - bench_now();
+    if (d <= 0)
+        return;
+    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
 }
 
 /* Resident set size of this process in KiB, from the second field of

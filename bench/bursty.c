@@ -77,16 +77,6 @@ static long count_blocks(uint64_t s)
     return n;
 }
 
-static void sleep_until(double t)
-{
-    double d = t - bench_now();
-    if (d <= 0)
-        return;
-    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static void free_half(worker *w, long first, uint64_t *checksum)
 {
     for (long i = first; i < w->n_blocks; i += 2) {
@@ -105,7 +95,7 @@ static void *run(void *arg)
         if (w->index == 0)
             next_start = t_zero + (double)(lead_ms + k * every_ms) / 1000;
         pthread_barrier_wait(&barrier);
-        sleep_until(next_start);
+        bench_sleep_until(next_start);
         if (w->index == 0)
             burst_start[k] = bench_now();
 
@@ -122,7 +112,7 @@ static void *run(void *arg)
         if (w->index == 0)
             burst_peak[k] = bench_now();
         pthread_barrier_wait(&barrier);
-        sleep_until(burst_peak[k] + (double)hold_ms / 1000);
+        bench_sleep_until(burst_peak[k] + (double)hold_ms / 1000);
 
         free_half(w, 0, &w->checksum);
         pthread_barrier_wait(&barrier);
@@ -200,7 +190,7 @@ int main(int argc, char **argv)
     double stop = 0;
     for (long k = 0; n < MAX_SAMPLES; k++) {
         double t = t_zero + (double)(k * sample_ms) / 1000;
-        sleep_until(t);
+        bench_sleep_until(t);
         sample_t[n] = t_ms_of(bench_now());
         sample_kb[n] = bench_rss_kb();
         n++;

@@ -123,16 +123,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-static void sleep_until(double t)
-{
-    double d = t - bench_now();
-    if (d <= 0)
-        return;
-    struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 int main(int argc, char **argv)
 {
     n_workers = (int)bench_arg(argc, argv, "threads", 4);
@@ -191,7 +181,7 @@ int main(int argc, char **argv)
     long rss[N_SAMPLES];
     int n_taken = 0;
     for (size_t s = 0; s < N_SAMPLES && sample_ms[s] <= last_ms; s++) {
-        sleep_until(t_freed + (double)sample_ms[s] / 1000);
+        bench_sleep_until(t_freed + (double)sample_ms[s] / 1000);
         rss[s] = bench_rss_kb();
         n_taken++;
     }

@@ -249,7 +249,7 @@ void tidei_run_free(tide_span_t *s)
             released = true;
         }
     }
-    if (!released && s->dirty_ms && tidei_decay() > 0)
+    if (!released && s->dirty_ms)
         tidei_scav_wanted();
     pthread_mutex_unlock(&a->lock);
     if (tidei_debug >= 2)
@@ -492,8 +492,7 @@ void tidei_huge_free(tide_span_t *s)
     if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16 && tidei_decay() != 0) {
         s->kind = TIDE_SPAN_FREE;
         s->dirty_ms = tidei_now_ms();
-        if (tidei_decay() > 0)
-            tidei_scav_wanted();
+        tidei_scav_wanted();
         s->prev = NULL;
         s->next = a->huge_cache;
         if (s->next)
@@ -633,6 +632,14 @@ bool tidei_arena_trim(void)
     }
     pthread_mutex_unlock(&a->lock);
     return released;
+}
+
+/* The run of chunk c after prev (the first with prev NULL), or NULL at the
+ * end: every run's first page maps to its descriptor.  Arena lock held. */
+tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev)
+{
+    uintptr_t p = prev ? prev->start + PAGES_BYTES(prev->n_pages) : c->base;
+    return p < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)p) : NULL;
 }
 
 /* Bytes purged per hold of the arena lock: the scavenger lets allocating

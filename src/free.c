@@ -102,8 +102,7 @@ static void free_other_work(tide_span_t *s, void *p)
         b->key = tidei_free_key;
         int cls = s->cls;  /* read before the push: then the owner may retire s */
         tidei_heap_free_remote(s, b);
-        if (tidei_decay() > 0)
-            tidei_scav_wanted();  /* the owner may be idle: the scavenger watches it */
+        tidei_scav_wanted();  /* the owner may be idle: the scavenger watches it */
         tide_heap_t *h = tidei_tls_heap;
         if (tide_likely(h != &tidei_empty_heap))
             h->ctr.free_remote[cls]++;

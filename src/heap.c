@@ -176,7 +176,6 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;
     bin_remove(h, s);
-    h->n_spans--;
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_run_free(s);
@@ -188,7 +187,7 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     if (s->in_full)
         span_unfull(h, s);
-    if (s->used == 0 && !span_retire_any(h, s, true) && tidei_decay() > 0)
+    if (s->used == 0 && !span_retire_any(h, s, true))
         tidei_scav_wanted();  /* an empty span kept: returned if the thread goes idle */
 }
 
@@ -278,7 +277,6 @@ static void heap_reset(tide_heap_t *h)
     }
     h->full = NULL;
     atomic_store_explicit(&h->notify, NULL, relaxed);
-    h->n_spans = 0;
     h->ctr.n_full = 0;
 }
 
@@ -362,7 +360,6 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
     s->next = s->prev = NULL;
     atomic_store_explicit(&s->heap, h, release);
     span_set_state(s, TIDE_RS_NORMAL);
-    h->n_spans++;
     h->ctr.spans[cls]++;
     h->ctr.moved_in[cls] += s->used;
     h->ctr.collected[cls] += tidei_span_collect(s);
@@ -407,7 +404,6 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         return NULL;
     tidei_span_init_small(s, cls);
     atomic_store_explicit(&s->heap, h, release);
-    h->n_spans++;
     h->ctr.spans[cls]++;
     tidei_span_collect(s);  /* a new span: carves its first blocks */
     bin_push(h, s);

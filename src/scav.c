@@ -39,9 +39,10 @@
 
 #include "tide_internal.h"
 
-enum { SCAV_NONE = 0, SCAV_WANTED = 1, SCAV_STARTING = 2, SCAV_RUNNING = 3, SCAV_FAILED = 4 };
-static _Atomic int scav_state;
-static _Atomic bool scav_asleep;      /* waiting with nothing due: needs a wake-up */
+_Atomic int tidei_scav_state;        /* TIDE_SCAV_* */
+_Atomic bool tidei_scav_asleep;      /* waiting with nothing due: needs a wake-up */
+#define scav_state tidei_scav_state
+#define scav_asleep tidei_scav_asleep
 static pthread_mutex_t scav_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t scav_cv;
 
@@ -209,9 +210,14 @@ __attribute__((no_sanitize("thread"))) static uint64_t heap_activity(const tide_
     return sum;
 }
 
-__attribute__((no_sanitize("thread"))) static size_t heap_spans(const tide_heap_t *h)
+/* SMALL spans the heap owns (its counters; read as heap_activity does). */
+__attribute__((no_sanitize("thread"))) static uint64_t heap_spans(const tide_heap_t *h)
 {
-    return *(const volatile size_t *)&h->n_spans;
+    const volatile tide_heap_counters_t *c = &h->ctr;
+    uint64_t n = 0;
+    for (int i = 0; i < TIDE_N_CLASSES; i++)
+        n += c->spans[i];
+    return n;
 }
 
 static bool release_suspended(tide_heap_t *h, uint64_t activity_then)
@@ -381,14 +387,14 @@ static void *scav_main(void *arg)
     return NULL;
 }
 
-/* Something is left to return (called under the arena lock, so it only
- * takes note or wakes a sleeping scavenger; it never starts a thread). */
-void tidei_scav_wanted(void)
+/* The slow part of tidei_scav_wanted: takes note, or wakes the sleeping
+ * scavenger; it never starts a thread. */
+void tidei_scav_wanted_slow(void)
 {
     int st = atomic_load_explicit(&scav_state, relaxed);
-    if (st == SCAV_NONE) {
-        atomic_compare_exchange_strong_explicit(&scav_state, &st, SCAV_WANTED, relaxed, relaxed);
-    } else if (st == SCAV_RUNNING && atomic_load_explicit(&scav_asleep, relaxed)) {
+    if (st == TIDE_SCAV_NONE) {
+        atomic_compare_exchange_strong_explicit(&scav_state, &st, TIDE_SCAV_WANTED, relaxed, relaxed);
+    } else if (st == TIDE_SCAV_RUNNING && atomic_load_explicit(&scav_asleep, relaxed)) {
         pthread_mutex_lock(&scav_mu);
         pthread_cond_signal(&scav_cv);
         pthread_mutex_unlock(&scav_mu);
@@ -399,8 +405,8 @@ void tidei_scav_wanted(void)
  * points with no tide lock held and no heap operation under way. */
 void tidei_scav_start_slow(void)
 {
-    int st = SCAV_WANTED;
-    if (!atomic_compare_exchange_strong_explicit(&scav_state, &st, SCAV_STARTING, acq_rel, relaxed))
+    int st = TIDE_SCAV_WANTED;
+    if (!atomic_compare_exchange_strong_explicit(&scav_state, &st, TIDE_SCAV_STARTING, acq_rel, relaxed))
         return;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -421,7 +427,7 @@ void tidei_scav_start_slow(void)
     errno = e;
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    atomic_store_explicit(&scav_state, ok ? SCAV_RUNNING : SCAV_FAILED, release);
+    atomic_store_explicit(&scav_state, ok ? TIDE_SCAV_RUNNING : TIDE_SCAV_FAILED, release);
 }
 
 /* In a forked child: the scavenger did not survive the fork; start again
@@ -431,11 +437,6 @@ void tidei_scav_after_fork_child(void)
     pthread_mutex_init(&scav_mu, NULL);
     atomic_store_explicit(&scav_asleep, false, relaxed);
     int st = atomic_load_explicit(&scav_state, relaxed);
-    atomic_store_explicit(&scav_state, st == SCAV_NONE ? SCAV_NONE : SCAV_WANTED, relaxed);
-}
-
-bool tidei_scav_is_wanted(void)
-{
-    return atomic_load_explicit(&scav_state, relaxed) == SCAV_WANTED;
+    atomic_store_explicit(&scav_state, st == TIDE_SCAV_NONE ? TIDE_SCAV_NONE : TIDE_SCAV_WANTED, relaxed);
 }
 

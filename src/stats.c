@@ -245,17 +245,10 @@ static void hist_add(hist_t *h, size_t size, size_t count)
 static void hist_add_big_locked(hist_t *h)
 {
     tide_arena_t *a = &tidei_arena;
-    for (tide_chunk_t *c = a->chunks; c; c = c->next) {
-        uintptr_t p = c->base, end = c->base + TIDE_CHUNK_SIZE;
-        while (p < end) {
-            tide_span_t *s = tidei_pagemap_lookup((void *)p);
-            if (!s)  /* cannot happen: every run's first page is mapped */
-                break;
+    for (tide_chunk_t *c = a->chunks; c; c = c->next)
+        tidei_for_each_run(c, s)
             if (s->kind == TIDE_SPAN_LARGE)
                 hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
-            p = s->start + (s->n_pages << TIDE_PAGE_SHIFT);
-        }
-    }
     for (tide_span_t *s = a->huge_live; s; s = s->next)
         hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
 }

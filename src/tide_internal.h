@@ -149,6 +149,10 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero);
 void tidei_huge_free(tide_span_t *s);
 void *tidei_huge_realloc(tide_span_t *s, size_t n);
 bool tidei_arena_trim(void);
+tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev);
+/* Every run of chunk c, free or not, in address order.  Arena lock held. */
+#define tidei_for_each_run(c, s) \
+    for (tide_span_t *s = tidei_chunk_next_run((c), NULL); s; s = tidei_chunk_next_run((c), s))
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 void tidei_arena_validate(void);
 
@@ -226,16 +230,33 @@ extern __thread bool tidei_keep_direct;
 void tidei_scav_thread_start(tide_heap_t *h);
 void tidei_scav_thread_end(tide_heap_t *h);
 extern __thread bool tidei_purge_now;
-void tidei_scav_wanted(void);
+enum { TIDE_SCAV_NONE = 0, TIDE_SCAV_WANTED, TIDE_SCAV_STARTING, TIDE_SCAV_RUNNING, TIDE_SCAV_FAILED };
+extern _Atomic int tidei_scav_state;
+extern _Atomic bool tidei_scav_asleep;
+void tidei_scav_wanted_slow(void);
 void tidei_scav_start_slow(void);
 void tidei_scav_after_fork_child(void);
-bool tidei_scav_is_wanted(void);
 /* Starts the scavenger if something waits for it: only from entry points
  * with no tide lock held and no heap operation under way. */
 tide_inline void tidei_scav_start(void)
 {
-    if (tide_unlikely(tidei_scav_is_wanted()))
+    if (tide_unlikely(atomic_load_explicit(&tidei_scav_state, relaxed) == TIDE_SCAV_WANTED))
         tidei_scav_start_slow();
+}
+
+/* Something is left for the scavenger to return: records the wish (the
+ * thread starts at the next entry point) or wakes it if it sleeps with
+ * nothing due; nothing when decay is 0 or -1 or it is awake already.  Any
+ * context, arena lock included. */
+tide_inline void tidei_scav_wanted(void)
+{
+    if (tidei_decay() <= 0)
+        return;
+    int st = atomic_load_explicit(&tidei_scav_state, relaxed);
+    if (tide_likely(st == TIDE_SCAV_RUNNING ? !atomic_load_explicit(&tidei_scav_asleep, relaxed)
+                                            : st != TIDE_SCAV_NONE))
+        return;
+    tidei_scav_wanted_slow();
 }
 
 /* ---- stats.c ---- */

@@ -110,7 +110,6 @@ typedef struct tide_heap {
     _Atomic(tide_block_t *) notify; /* blocks of full spans freed by other threads */
     struct tide_heap *next_all;  /* registry of every heap (tidei_heaps_lock) */
     struct tide_heap *next_pool; /* pool of unused heaps (tidei_heaps_lock) */
-    size_t n_spans;              /* SMALL spans owned */
     bool in_use;                 /* owned by a live thread (or it is the backup heap) */
     int tid;                     /* kernel thread id of the owner (0: none, -1: the backup heap) */
     unsigned id;                 /* number of the heap, from 1, in order of creation */

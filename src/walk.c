@@ -83,16 +83,11 @@ static long heap_walk(tide_walk_fn fn, void *arg)
     pthread_mutex_lock(&tidei_heaps_lock);
     pthread_mutex_lock(&a->lock);
     for (tide_chunk_t *c = a->chunks; c; c = c->next) {
-        uintptr_t p = c->base, end = c->base + TIDE_CHUNK_SIZE;
-        while (p < end) {
-            tide_span_t *s = tidei_pagemap_lookup((void *)p);
-            if (!s)
-                break;
+        tidei_for_each_run(c, s) {
             if (s->kind == TIDE_SPAN_SMALL)
                 record_small(&r, s);
             else if (s->kind == TIDE_SPAN_LARGE)
                 record_add(&r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
-            p = s->start + (s->n_pages << TIDE_PAGE_SHIFT);
         }
     }
     for (tide_span_t *s = a->huge_live; s; s = s->next)
@@ -179,19 +174,14 @@ __attribute__((no_sanitize("thread"), noinline)) static void block_info_locked(c
         for (tide_chunk_t *c = a->chunks; c && !out.state; c = c->next) {
             if (addr - c->base >= TIDE_CHUNK_SIZE)
                 continue;
-            for (uintptr_t q = c->base; q < c->base + TIDE_CHUNK_SIZE;) {
-                tide_span_t *r = tidei_pagemap_lookup((void *)q);
-                if (!r)
-                    break;
-                uintptr_t end = r->start + (r->n_pages << TIDE_PAGE_SHIFT);
-                if (addr < end) {
+            tidei_for_each_run(c, r) {
+                if (addr < r->start + (r->n_pages << TIDE_PAGE_SHIFT)) {
                     out.state = TIDE_BLOCK_FREE;
                     out.block.ptr = (void *)r->start;
                     out.block.size = r->n_pages << TIDE_PAGE_SHIFT;
                     out.block.size_class = TIDE_CLASS_LARGE;
                     break;
                 }
-                q = end;
             }
         }
         for (tide_span_t *r = a->huge_cache; r && !out.state; r = r->next) {

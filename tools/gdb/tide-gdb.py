@@ -310,7 +310,7 @@ class Tide(object):
     def _heap(self, v):
         ctr = v["ctr"]
         h = {"addr": int(v.address), "id": int(v["id"]), "tid": int(v["tid"]), "in_use": bool(int(v["in_use"])),
-             "notify": int(v["notify"]), "n_spans": int(v["n_spans"]), "full": int(v["full"]),
+             "notify": int(v["notify"]), "full": int(v["full"]),
              "requested": int(ctr["requested"]), "n_full": int(ctr["n_full"])}
         for f in ("malloc", "free_local", "free_remote", "collected", "moved_in", "moved_out", "spans"):
             h[f] = self.ints(ctr[f])
