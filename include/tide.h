@@ -180,6 +180,23 @@ struct tide_thread_suspender {
  * missing. */
 int tide_set_thread_suspender(const struct tide_thread_suspender *s);
 
+/* ---- heap profile and leak check (docs/profiling.md) ---- */
+
+/* Writes a heap profile (gperftools' text heap profile, which google-pprof
+ * reads) of the allocations sampled so far: estimated live and allocated
+ * bytes and blocks per call stack.  path NULL: TIDE_CONF prof_file.
+ * Returns 0, or -1 with errno set: EINVAL when profiling is off (TIDE_CONF
+ * prof=1 turns it on), or why the file could not be written. */
+int tide_prof_dump(const char *path);
+
+/* Looks for leaks now: live blocks that nothing reachable points to (the
+ * roots are every writable mapping that is not tide's heap: module data,
+ * stacks, thread-local storage, other allocators' memory; the calling
+ * thread's registers).  Prints the report as leak_check=1 does at exit, to
+ * leak_file or stderr, and returns the number of leaked blocks, or -1 with
+ * errno = ENOMEM.  Other threads must not allocate or free meanwhile. */
+long tide_leak_check(void);
+
 /* The version string, e.g. "tide 0.1". */
 const char *tide_version(void);
 

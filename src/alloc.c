@@ -4,9 +4,10 @@
  * huge blocks, the backup heap of exited threads. */
 #include "tide_internal.h"
 
-/* Pops a block of class cls from h, refilling the class if needed.  Sets
- * errno = ENOMEM and returns NULL when memory ran out. */
-static void *heap_alloc_class(tide_heap_t *h, int cls, size_t n)
+/* Pops a block of class cls from h (its sampler already charged),
+ * refilling the class if needed.  Sets errno = ENOMEM and returns NULL when
+ * memory ran out. */
+static void *class_pop(tide_heap_t *h, int cls)
 {
     tide_span_t *s = h->direct[cls];
     if (!s->free) {
@@ -21,12 +22,44 @@ static void *heap_alloc_class(tide_heap_t *h, int cls, size_t n)
     s->used++;
     b->key = 0;
     h->ctr.malloc[cls]++;
-    h->ctr.requested += n;
     return b;
 }
 
-/* A large or huge block: page runs up to TIDE_LARGE_MAX (alignment slack
- * included), its own mapping above. */
+/* Page runs up to TIDE_LARGE_MAX (alignment slack included), a mapping of
+ * its own above. */
+static void *pages_alloc(size_t n, size_t align, bool zero)
+{
+    size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
+    if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
+        return tidei_large_alloc(n, align, zero);
+    return tidei_huge_alloc(n, align, zero);
+}
+
+/* An allocation whose charge ran h's sampler countdown out (prof.c): a
+ * sample on pages of its own, or the usual block with its stack recorded
+ * (leak_check=full), or just the usual block.  cls < 0: a large or huge
+ * block. */
+static tide_noinline void *prof_alloc(tide_heap_t *h, int cls, size_t n, size_t align, bool zero)
+{
+    int what = tidei_prof_event(h, n);
+    if (what == TIDE_PROF_SAMPLE)
+        return tidei_prof_sampled_alloc(n, align, zero);
+    void *p = cls >= 0 ? class_pop(h, cls) : pages_alloc(n, align, zero);
+    if (p && what == TIDE_PROF_RECORD)
+        tidei_prof_record(p, n, tidei_prof_site_here());
+    return p;
+}
+
+/* A block of class cls for a request of n bytes, from h. */
+static void *heap_alloc_class(tide_heap_t *h, int cls, size_t n, size_t align)
+{
+    if (tide_unlikely(tidei_prof_charge(h, n)))
+        return prof_alloc(h, cls, n, align, false);
+    return class_pop(h, cls);
+}
+
+/* A large or huge block, charged to the calling thread's sampler when it
+ * has a heap. */
 static void *big_alloc(size_t n, size_t align, bool zero)
 {
     if (n > PTRDIFF_MAX) {
@@ -34,11 +67,14 @@ static void *big_alloc(size_t n, size_t align, bool zero)
         return NULL;
     }
     tidei_init();
-    atomic_fetch_add_explicit(&tidei_global_ctr.requested, n, relaxed);
-    size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
-    if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
-        return tidei_large_alloc(n, align, zero);
-    return tidei_huge_alloc(n, align, zero);
+    tide_heap_t *h = tidei_tls_heap;
+    if (h == &tidei_empty_heap || !h) {
+        atomic_fetch_add_explicit(&tidei_global_ctr.requested, n, relaxed);
+        return pages_alloc(n, align, zero);
+    }
+    if (tide_unlikely(tidei_prof_charge(h, n)))
+        return prof_alloc(h, -1, n, align, zero);
+    return pages_alloc(n, align, zero);
 }
 
 /* Allocation by a thread whose heap is gone (a late key or TLS destructor):
@@ -48,7 +84,7 @@ static void *big_alloc(size_t n, size_t align, bool zero)
 static void *backup_alloc_class(int cls, size_t n)
 {
     pthread_mutex_lock(&tidei_backup_lock);
-    void *p = heap_alloc_class(&tidei_backup_heap, cls, n);
+    void *p = heap_alloc_class(&tidei_backup_heap, cls, n, 0);
     int e = errno;
     tidei_heap_give_up_spans(&tidei_backup_heap);
     errno = e;
@@ -66,27 +102,37 @@ static tide_heap_t *current_heap(void)
     return h;
 }
 
-/* Small block of class cls for the calling thread, whatever its state. */
-static void *class_alloc(int cls, size_t n)
+/* Small block of class cls for the calling thread, whatever its state;
+ * align is what the caller asked for (0: malloc's). */
+static void *class_alloc(int cls, size_t n, size_t align)
 {
     tide_heap_t *h = current_heap();
     if (tide_unlikely(!h))
         return backup_alloc_class(cls, n);
-    return heap_alloc_class(h, cls, n);
+    return heap_alloc_class(h, cls, n, align);
 }
 
 static tide_noinline void *malloc_slow_work(size_t n)
 {
     if (n > TIDE_SMALL_MAX)
         return big_alloc(n, 0, false);
-    return class_alloc(tidei_class_of(n), n);
+    return class_alloc(tidei_class_of(n), n, 0);
 }
 
-static tide_noinline void *malloc_slow(size_t n)
+static tide_noclone void *malloc_slow(size_t n)
 {
     tidei_busy_enter();
     tidei_scav_start();
     void *p = malloc_slow_work(n);
+    tidei_busy_leave();
+    return p;
+}
+
+/* The fast path's charge ran the sampler's countdown out. */
+static tide_noclone void *malloc_prof(tide_heap_t *h, int cls, size_t n)
+{
+    tidei_busy_enter();
+    void *p = prof_alloc(h, cls, n, 0, false);
     tidei_busy_leave();
     return p;
 }
@@ -102,9 +148,11 @@ tide_fast_text void *tidei_malloc(size_t n)
         if (tide_likely(b != NULL)) {
             /* the counters move before the first write to the heap: a
              * thread stopped by a suspender (scav.c) with its counters
-             * unchanged has written nothing */
+             * unchanged has written nothing.  The sampler's countdown is
+             * also the count of requested bytes. */
+            if (tide_unlikely(tidei_prof_charge(h, n)))
+                return malloc_prof(h, cls, n);
             tidei_count(h->ctr.malloc[cls]++);
-            tidei_count(h->ctr.requested += n);
             atomic_signal_fence(memory_order_seq_cst);
             s->free = b->next;
             s->used++;
@@ -113,6 +161,13 @@ tide_fast_text void *tidei_malloc(size_t n)
         }
     }
     return malloc_slow(n);
+}
+
+/* Whether fn is one of the functions above that a program's call can
+ * enter tide by (malloc tail-calls its slow paths): see prof.c. */
+bool tidei_alloc_is_entry(uintptr_t fn)
+{
+    return fn == (uintptr_t)malloc_slow || fn == (uintptr_t)malloc_prof || fn == (uintptr_t)tidei_malloc;
 }
 
 void *tidei_calloc(size_t count, size_t size)
@@ -148,7 +203,7 @@ void *tidei_aligned(size_t align, size_t n, const char *op)
         while (cls < TIDE_N_CLASSES && (tidei_class_size[cls] & (align - 1)) != 0)
             cls++;
         if (cls < TIDE_N_CLASSES)
-            return class_alloc(cls, n);
+            return class_alloc(cls, n, align);
     }
     return big_alloc(n, align, false);
 }
@@ -177,7 +232,7 @@ void *tidei_realloc(void *p, size_t n)
     } else if (s->kind == TIDE_SPAN_LARGE) {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
-        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
+        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX && !s->prof_site) {  /* a sample moves */
             if (pages == s->n_pages)
                 return p;
             if (pages < s->n_pages) {
@@ -189,7 +244,7 @@ void *tidei_realloc(void *p, size_t n)
         }
     } else {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
-        if (n > TIDE_LARGE_MAX) {
+        if (n > TIDE_LARGE_MAX && !s->prof_site) {
             void *q = tidei_huge_realloc(s, n);
             if (!q)
                 errno = ENOMEM;

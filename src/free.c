@@ -113,11 +113,15 @@ static void free_other_work(tide_span_t *s, void *p)
     case TIDE_SPAN_LARGE:
         if ((uintptr_t)p != s->start)
             report_interior(p, "free", s);
+        if (s->prof_site)
+            tidei_prof_free(s);
         tidei_large_free(s);
         return;
     case TIDE_SPAN_HUGE:
         if ((uintptr_t)p != s->start)
             report_interior(p, "free", s);
+        if (s->prof_site)
+            tidei_prof_free(s);
         tidei_huge_free(s);
         return;
     default:

@@ -102,6 +102,7 @@ void tidei_init_slow(void)
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
         tidei_classes_init();
         tidei_stats_init();
+        tidei_prof_init();
         tidei_free_key = make_key();
         if (pthread_key_create(&thread_key, thread_done) != 0)
             tidei_fatal("tide: pthread_key_create failed\n");

@@ -11,18 +11,31 @@ void *tidei_meta_alloc(size_t size)
     tide_arena_t *a = &tidei_arena;
     size = (size + 63) & ~(size_t)63;
     if (a->meta_cur + size > a->meta_end) {
-        size_t region = size > TIDE_META_REGION ? (size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1)
+        size_t need = size + 64;  /* the region's header first */
+        size_t region = need > TIDE_META_REGION ? (need + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1)
                                                 : TIDE_META_REGION;
         char *r = tidei_os_map(region);
         if (!r)
             return NULL;
+        tidei_meta_region_t *hd = (tidei_meta_region_t *)r;
+        hd->next = a->meta_regions;
+        hd->size = region;
+        a->meta_regions = hd;
         a->meta_bytes += region;
-        a->meta_cur = (uintptr_t)r;
+        a->meta_cur = (uintptr_t)r + 64;
         a->meta_end = (uintptr_t)r + region;
     }
     void *p = (void *)a->meta_cur;
     a->meta_cur += size;
     return p;
+}
+
+/* Unmaps scratch memory (a record, a table): not heap memory, so not
+ * counted as returned to the OS. */
+void tidei_scratch_unmap(void *p, size_t size)
+{
+    tidei_os_unmap(p, size);
+    atomic_fetch_sub_explicit(&tidei_global_ctr.returned, size, relaxed);
 }
 
 /* A zeroed span descriptor, or NULL. */

@@ -21,6 +21,13 @@ tide_options_t tidei_opt = {
     .decay_ms = 500,
     .purge = 0,
     .reclaim_signal = -1,        /* -1: SIGRTMAX - 2, picked at start-up */
+    .prof = 0,
+    .prof_sample = 524288,
+    .prof_file = "tide.%p.heap",
+    .prof_signal = 0,
+    .leak_check = 0,
+    .leak_file = "",
+    .leak_exitcode = 23,
 };
 
 typedef enum { OPT_INT, OPT_WORD, OPT_PATH, OPT_SIGNAL } option_kind_t;
@@ -38,6 +45,7 @@ typedef struct option_desc {
 
 static const char *const stats_words[] = { "0", "1", "json", NULL };
 static const char *const purge_words[] = { "dontneed", "free", NULL };
+static const char *const leak_words[] = { "0", "1", "full", NULL };
 
 /* Signal names TIDE_CONF accepts (with or without SIG), besides numbers. */
 static const struct { const char *name; int sig; } signal_names[] = {
@@ -68,6 +76,21 @@ static const option_desc_t option_table[] = {
     { "stats_signal", &tidei_opt.stats_signal, 0, 0,
       "print the report whenever this signal arrives (SIGUSR2, USR2 or a number; 0 = off)",
       OPT_SIGNAL, NULL, NULL },
+    { "prof", &tidei_opt.prof, 0, 1,
+      "sample allocations and write a heap profile at exit (0|1; docs/profiling.md)", OPT_INT, NULL, NULL },
+    { "prof_sample", &tidei_opt.prof_sample, 1, 1L << 40,
+      "mean bytes allocated between two samples", OPT_INT, NULL, NULL },
+    { "prof_file", NULL, 0, 0, "where heap profiles go (%p: the pid, %n: the dump number)",
+      OPT_PATH, NULL, tidei_opt.prof_file },
+    { "prof_signal", &tidei_opt.prof_signal, 0, 0,
+      "write a heap profile whenever this signal arrives (0 = off)", OPT_SIGNAL, NULL, NULL },
+    { "leak_check", &tidei_opt.leak_check, 0, 2,
+      "report unreachable blocks at exit: 0, 1 (sampled stacks) or full (every stack)",
+      OPT_WORD, leak_words, NULL },
+    { "leak_file", NULL, 0, 0, "write the leak report to this file instead of stderr (%p: the pid)",
+      OPT_PATH, NULL, tidei_opt.leak_file },
+    { "leak_exitcode", &tidei_opt.leak_exitcode, 0, 255,
+      "exit status of a process in which the leak check found leaks", OPT_INT, NULL, NULL },
     { "os_fail_at", &tidei_opt.os_fail_at, 0, 1L << 40,
       "testing: make the Nth request to the OS fail, once (0 = off)", OPT_INT, NULL, NULL },
     { "os_fail_from", &tidei_opt.os_fail_from, 0, 1L << 40,

@@ -127,3 +127,21 @@ bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest)
     void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
     return q == dest;
 }
+
+/* The symbolizer's read-only views of object files (symbolize.c) are not
+ * counted as OS requests: they are not heap memory, and a failure costs only
+ * symbol names. */
+
+/* Maps the first size bytes (size > 0) of the file open on fd read-only and
+ * private, or returns NULL.  The caller may close fd afterwards. */
+void *tidei_os_map_file(int fd, size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Unmaps a view of tidei_os_map_file (p and size as it was mapped). */
+void tidei_os_unmap_file(void *p, size_t size)
+{
+    munmap(p, size);
+}

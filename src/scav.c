@@ -204,7 +204,7 @@ __attribute__((no_sanitize("thread"))) static unsigned read_busy(const tide_heap
 __attribute__((no_sanitize("thread"))) static uint64_t heap_activity(const tide_heap_t *h)
 {
     const volatile tide_heap_counters_t *c = &h->ctr;
-    uint64_t sum = c->requested;
+    uint64_t sum = (uint64_t)c->sample_left;  /* every malloc moves it */
     for (int i = 0; i < TIDE_N_CLASSES; i++)
         sum += c->malloc[i] + c->free_local[i] + c->free_remote[i];
     return sum;

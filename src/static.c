@@ -17,4 +17,7 @@
 #include "scav.c"
 #include "stats.c"
 #include "walk.c"
+#include "prof.c"
+#include "symbolize.c"
+#include "leak.c"
 #include "override.c"

@@ -14,6 +14,13 @@
 #define tide_likely(x)    __builtin_expect(!!(x), 1)
 #define tide_unlikely(x)  __builtin_expect(!!(x), 0)
 #define tide_noinline     __attribute__((noinline))
+/* A function whose address the profiler compares with the frames it
+ * unwinds (tidei_is_entry_point): GCC must not call a clone of it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define tide_noclone      __attribute__((noinline, noclone))
+#else
+#define tide_noclone      __attribute__((noinline))
+#endif
 #define tide_inline       static inline __attribute__((always_inline))
 #define tide_export       __attribute__((visibility("default")))
 /* The malloc and free fast paths live in a section of their own, so that
@@ -73,6 +80,13 @@ typedef struct tide_options {
     long decay_ms;               /* free pages go back to the OS after this long (0 at once, -1 never) */
     long purge;                  /* how: 0 MADV_DONTNEED, 1 MADV_FREE */
     long reclaim_signal;         /* signal that asks an idle thread to release its cache (0 = off) */
+    long prof;                   /* sample allocations for a heap profile (0|1) */
+    long prof_sample;            /* mean bytes between samples */
+    char prof_file[TIDE_PATH_MAX]; /* where profiles go (%p pid, %n dump number) */
+    long prof_signal;            /* write a profile on this signal (0 = none) */
+    long leak_check;             /* at exit: 0 no, 1 sampled stacks, 2 (full) every stack */
+    char leak_file[TIDE_PATH_MAX]; /* leak report to this file ("" = stderr; %p = pid) */
+    long leak_exitcode;          /* exit status when something leaked */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -87,6 +101,8 @@ void *tidei_os_reserve(size_t size);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_now_ms(void);
+void *tidei_os_map_file(int fd, size_t size);
+void tidei_os_unmap_file(void *p, size_t size);
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
@@ -165,6 +181,7 @@ tide_span_t *tidei_index_find(size_t n_pages);
 void *tidei_meta_alloc(size_t size);
 tide_span_t *tidei_span_new(void);
 void tidei_span_delete(tide_span_t *s);
+void tidei_scratch_unmap(void *p, size_t size);
 
 /* ---- heap.c: thread heaps ---- */
 extern pthread_mutex_t tidei_heaps_lock;
@@ -258,6 +275,67 @@ tide_inline void tidei_scav_wanted(void)
         return;
     tidei_scav_wanted_slow();
 }
+
+/* ---- prof.c: the sampler, call sites, the heap profile ---- */
+enum { TIDE_PROF_NONE = 0, TIDE_PROF_RECORD, TIDE_PROF_SAMPLE };
+extern bool tidei_prof_on;
+extern bool tidei_prof_full;
+void tidei_prof_init(void);
+void tidei_prof_signal_init(void);
+int tidei_prof_event(tide_heap_t *h, size_t n);
+uint32_t tidei_prof_site_here(void);
+void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero);
+void tidei_prof_free(tide_span_t *s);
+void tidei_prof_record(void *p, size_t n, uint32_t id);
+uint32_t tidei_prof_lookup(const void *p, size_t *size);
+const uintptr_t *tidei_prof_frames(uint32_t id, int *n);
+void tidei_prof_at_exit(void);
+int tidei_copy_maps(int fd);
+int tidei_prof_scratch(uintptr_t *out, int max);
+void tidei_expand_path(const char *pattern, char *buf, size_t len, unsigned seq);
+bool tidei_is_entry_point(uintptr_t fn);
+bool tidei_alloc_is_entry(uintptr_t fn);
+
+/* Charges n bytes to h's sampler countdown; true when the allocation must
+ * go to tidei_prof_event. */
+tide_inline bool tidei_prof_charge(tide_heap_t *h, size_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
+    /* one subtraction from memory and a branch on its flags, which GCC
+     * does not produce from the C below (it loads, subtracts, stores and
+     * tests: three instructions more on every malloc) */
+    __asm__ goto("subq %1, %0\n\tjle %l[due]" : "+m"(h->ctr.sample_left) : "r"((int64_t)n) : "cc" : due);
+    return false;
+due:
+    return true;
+#else
+    return (h->ctr.sample_left -= (int64_t)n) <= 0;
+#endif
+}
+
+/* Bytes requested from heap h so far (its counters, read by anyone). */
+tide_inline uint64_t tidei_heap_requested(const tide_heap_counters_t *c)
+{
+    return c->requested + (uint64_t)(c->sample_armed - c->sample_left);
+}
+
+/* ---- walk.c ---- */
+struct tide_block *tidei_live_blocks(size_t *n, size_t *cap);
+void tidei_live_blocks_free(struct tide_block *b, size_t cap);
+
+/* ---- symbolize.c ---- */
+/* Writes a description of code address pc into buf (always NUL-terminated,
+ * truncated to len; nothing is written when len is 0):
+ * "FUNC+0xOFF (MODULE+0xMODOFF)" when a symbol covers pc, "(MODULE+0xMODOFF)"
+ * when only the module is known, "0xPC" otherwise.  MODOFF is what
+ * addr2line -e MODULE takes.  Never allocates; not async-signal-safe;
+ * callers serialize. */
+void tidei_symbolize(uintptr_t pc, char *buf, size_t len);
+/* Unmaps every file the symbolizer mapped and empties its cache. */
+void tidei_symbolize_done(void);
+
+/* ---- leak.c ---- */
+long tidei_leak_check(bool at_exit);
 
 /* ---- stats.c ---- */
 extern tide_global_counters_t tidei_global_ctr;

@@ -62,6 +62,8 @@ typedef struct tide_span {
                                     freed (tidei_now_ms); 0 = nothing to purge */
     struct tide_span *next;      /* list link: bin, full list, free-range bin, abandoned, cache */
     struct tide_span *prev;      /* list link, back */
+    uint32_t prof_site;          /* LARGE/HUGE: site of a sampled block (prof.c); 0 = not sampled */
+    size_t prof_size;            /* LARGE/HUGE, sampled: the bytes requested */
 } tide_span_t;
 
 /* A chunk: TIDE_CHUNK_SIZE bytes of address space for spans and large
@@ -88,7 +90,12 @@ typedef struct tide_heap_counters {
     uint64_t moved_in[TIDE_N_CLASSES];    /* blocks out of spans this heap adopted, at adoption */
     uint64_t moved_out[TIDE_N_CLASSES];   /* blocks out of spans this heap gave up, at the time */
     uint64_t spans[TIDE_N_CLASSES];       /* SMALL spans owned now */
-    uint64_t requested;                   /* bytes asked for by the mallocs counted in `malloc` */
+    uint64_t requested;                   /* bytes asked for by the mallocs counted in `malloc`, up to
+                                             the last sampler event; add sample_armed - sample_left
+                                             (tidei_heap_requested) */
+    int64_t sample_left;                  /* the sampler's countdown: bytes until the next event
+                                             (prof.c); every malloc subtracts its size */
+    int64_t sample_armed;                 /* what the countdown was armed with at the last event */
     uint64_t n_full;                      /* spans on the full list now */
 } tide_heap_counters_t;
 
@@ -123,7 +130,15 @@ typedef struct tide_heap {
     bool scav_released;          /* scavenger only: released since the last activity */
     void *sus_handle;            /* the embedder's handle of the owner (tide_set_thread_suspender), or NULL */
     const volatile unsigned *busy_addr; /* the owner's tidei_busy, read while it is suspended */
+    int64_t prof_left;           /* leak_check=full: bytes until the next profile sample */
+    uint64_t prof_rng;           /* the sampler's random state (0: not seeded) */
 } tide_heap_t;
+
+/* The header of a metadata region (the leak checker skips them). */
+typedef struct tidei_meta_region {
+    struct tidei_meta_region *next; /* the region mapped before */
+    size_t size;                 /* bytes, header included */
+} tidei_meta_region_t;
 
 /* The page allocator: free-range index over all chunks, plus the chunks and
  * the huge-block cache.  Everything here is under `lock`. */
@@ -151,6 +166,7 @@ typedef struct tide_arena {
     uintptr_t meta_cur;          /* next free byte of the current metadata region */
     uintptr_t meta_end;          /* end of the current metadata region */
     size_t meta_bytes;           /* bytes mapped for metadata */
+    tidei_meta_region_t *meta_regions; /* every metadata region, newest first */
 } tide_arena_t;
 
 #endif /* TIDE_TYPES_H */

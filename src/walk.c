@@ -75,25 +75,56 @@ static void record_small(record_t *r, tide_span_t *s)
     }
 }
 
-static long heap_walk(tide_walk_fn fn, void *arg)
+/* Records every live block into r, with both locks held. */
+static void record_live(record_t *r)
 {
-    tidei_init();
-    record_t r = { NULL, 0, 0, false };
     tide_arena_t *a = &tidei_arena;
     pthread_mutex_lock(&tidei_heaps_lock);
     pthread_mutex_lock(&a->lock);
     for (tide_chunk_t *c = a->chunks; c; c = c->next) {
         tidei_for_each_run(c, s) {
             if (s->kind == TIDE_SPAN_SMALL)
-                record_small(&r, s);
+                record_small(r, s);
             else if (s->kind == TIDE_SPAN_LARGE)
-                record_add(&r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
+                record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
         }
     }
     for (tide_span_t *s = a->huge_live; s; s = s->next)
-        record_add(&r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
+        record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
+}
+
+/* Unmaps a record. */
+void tidei_live_blocks_free(struct tide_block *b, size_t cap)
+{
+    if (b)
+        tidei_scratch_unmap(b, cap * sizeof *b);
+}
+
+/* Every live block, in a mapping of room for *cap of them (release it
+ * with tidei_live_blocks_free); *n of them.  NULL with errno = ENOMEM when
+ * memory ran out, and also when there is no live block (then *n = 0). */
+struct tide_block *tidei_live_blocks(size_t *n, size_t *cap)
+{
+    record_t r = { NULL, 0, 0, false };
+    record_live(&r);
+    if (r.failed) {
+        tidei_live_blocks_free(r.b, r.cap);
+        errno = ENOMEM;
+        *n = *cap = 0;
+        return NULL;
+    }
+    *n = r.n;
+    *cap = r.cap;
+    return r.b;
+}
+
+static long heap_walk(tide_walk_fn fn, void *arg)
+{
+    tidei_init();
+    record_t r = { NULL, 0, 0, false };
+    record_live(&r);
     long n = -1;
     if (r.failed) {
         errno = ENOMEM;
@@ -102,11 +133,7 @@ static long heap_walk(tide_walk_fn fn, void *arg)
             fn(&r.b[i], arg);
         n = (long)r.n;
     }
-    if (r.b) {
-        tidei_os_unmap(r.b, r.cap * sizeof *r.b);
-        /* scratch memory, not heap memory: not counted as returned */
-        atomic_fetch_sub_explicit(&tidei_global_ctr.returned, r.cap * sizeof *r.b, relaxed);
-    }
+    tidei_live_blocks_free(r.b, r.cap);
     return n;
 }
 

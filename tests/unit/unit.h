@@ -26,6 +26,10 @@
 #include "../../src/free.c"
 #include "../../src/scav.c"
 #include "../../src/stats.c"
+#include "../../src/walk.c"
+#include "../../src/prof.c"
+#include "../../src/symbolize.c"
+#include "../../src/leak.c"
 
 /* Runs fn in a child with fd 2 captured; returns the wait status and puts
  * what the child wrote to stderr in buf (NUL-terminated). */

@@ -1,0 +1,530 @@
+/* leak.c — the leak checker (leak_check=1|full, tide_leak_check).
+ *
+ * A leak is a live block that nothing the program can still reach points
+ * to.  The check is conservative marking, as a garbage collector's:
+ *   1. record every live block (walk.c) and sort them by address;
+ *   2. scan the roots: every readable, writable, private mapping of the
+ *      process that is not tide's own memory.  That is the data and bss of
+ *      every loaded module, every thread's stack (the calling thread's from
+ *      its stack pointer up, its registers spilled there first), thread-
+ *      local storage (static TLS sits in the stacks' mappings or in the
+ *      loader's; dynamic TLS blocks are tide blocks reached from the
+ *      thread's DTV), and memory other allocators got from mmap (CPython's
+ *      object arenas, for one: scanning it is what keeps a Python program
+ *      from being reported whole).  Tide's chunks, huge blocks, metadata,
+ *      page map and the profiler's tables are skipped: they are the heap
+ *      being judged, or tide's bookkeeping, which points at every block;
+ *   3. every aligned word that points into a live block, at its start or
+ *      inside it, marks the block, whose words are scanned in turn;
+ *   4. an unmarked block is leaked: directly if no other leaked block
+ *      points to it, indirectly otherwise (freeing the direct ones would
+ *      free those).
+ * A word that only looks like a pointer keeps a block alive, so a check can
+ * miss a leak; it cannot report a block the program can still reach
+ * through an ordinary pointer.
+ *
+ * The report groups leaked blocks by the stack that allocated them
+ * (prof.c: sampled blocks carry one; leak_check=full gives every block
+ * one), biggest first, and counts the blocks without one.  Every buffer
+ * here is mapped for the purpose and never comes from the heap. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "tide_internal.h"
+
+/* A growing array in a mapping of its own. */
+typedef struct scratch {
+    void *p;
+    size_t n, cap, elem;
+    bool failed;
+} scratch_t;
+
+static void *scratch_push(scratch_t *s)
+{
+    if (s->failed)
+        return NULL;
+    if (s->n == s->cap) {
+        size_t old = s->cap * s->elem;
+        size_t bytes = old ? old * 2 : (size_t)64 << 10;
+        void *p = old ? tidei_os_remap(s->p, old, bytes, true) : tidei_os_map(bytes);
+        if (!p) {
+            s->failed = true;
+            return NULL;
+        }
+        s->p = p;
+        s->cap = bytes / s->elem;
+    }
+    return (char *)s->p + s->elem * s->n++;
+}
+
+static void scratch_free(scratch_t *s)
+{
+    if (s->p)
+        tidei_scratch_unmap(s->p, s->cap * s->elem);
+    s->p = NULL;
+    s->n = s->cap = 0;
+}
+
+typedef struct leak_range {
+    uintptr_t lo, hi;
+} leak_range_t;
+
+enum { UNMARKED = 0, REACHABLE = 1, INDIRECT = 2 };
+
+/* The state of one check. */
+typedef struct leak {
+    struct tide_block *b;        /* live blocks, sorted by address */
+    size_t n, cap;               /* blocks, room (walk.c's record) */
+    uint8_t *mark;               /* per block: UNMARKED, REACHABLE, INDIRECT */
+    size_t mark_bytes;           /* size of mark's mapping */
+    uintptr_t lo, hi;            /* from the first block's start to the last one's end */
+    scratch_t stack;             /* blocks marked, not yet scanned (size_t) */
+    scratch_t skip;              /* tide's own ranges (leak_range_t), sorted */
+} leak_t;
+
+/* ---- sorting without qsort (which may allocate) ---- */
+
+static void sift_blocks(struct tide_block *b, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && (uintptr_t)b[c + 1].ptr > (uintptr_t)b[c].ptr)
+            c++;
+        if ((uintptr_t)b[c].ptr <= (uintptr_t)b[i].ptr)
+            return;
+        struct tide_block t = b[i];
+        b[i] = b[c];
+        b[c] = t;
+        i = c;
+    }
+}
+
+static void sort_blocks(struct tide_block *b, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_blocks(b, i, n);
+    for (size_t end = n; end-- > 1;) {
+        struct tide_block t = b[0];
+        b[0] = b[end];
+        b[end] = t;
+        sift_blocks(b, 0, end);
+    }
+}
+
+static void sort_ranges(leak_range_t *r, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {  /* a few hundred at most */
+        leak_range_t t = r[i];
+        size_t j = i;
+        for (; j > 0 && r[j - 1].lo > t.lo; j--)
+            r[j] = r[j - 1];
+        r[j] = t;
+    }
+}
+
+/* ---- marking ---- */
+
+/* The index of the live block containing address v, or SIZE_MAX. */
+static size_t find_block(const leak_t *l, uintptr_t v)
+{
+    if (v - l->lo >= l->hi - l->lo)
+        return SIZE_MAX;
+    size_t lo = 0, hi = l->n;  /* the last block starting at or below v */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)l->b[mid].ptr <= v)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    uintptr_t start = (uintptr_t)l->b[lo].ptr;
+    return v >= start && v - start < l->b[lo].size ? lo : SIZE_MAX;
+}
+
+/* Scans [lo, hi) word by word: blocks it points to whose mark is `from`
+ * get mark `to` (and go on the stack when to is REACHABLE).  `self` is
+ * never marked (a block pointing to itself). */
+__attribute__((no_sanitize("address", "thread"))) static void scan(leak_t *l, uintptr_t lo, uintptr_t hi,
+                                                                   uint8_t from, uint8_t to, size_t self)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
+        uintptr_t v = *(const volatile uintptr_t *)a;
+        size_t i = find_block(l, v);
+        if (i == SIZE_MAX || i == self || l->mark[i] != from)
+            continue;
+        l->mark[i] = to;
+        if (to == REACHABLE) {
+            size_t *e = scratch_push(&l->stack);
+            if (e)
+                *e = i;
+        }
+    }
+}
+
+/* Marks everything reachable from the blocks on the stack. */
+static void drain(leak_t *l)
+{
+    while (l->stack.n) {
+        size_t i = ((size_t *)l->stack.p)[--l->stack.n];
+        uintptr_t p = (uintptr_t)l->b[i].ptr;
+        scan(l, p, p + l->b[i].size, UNMARKED, REACHABLE, i);
+    }
+}
+
+/* Scans [lo, hi) minus tide's own ranges as a root. */
+static void scan_root(leak_t *l, uintptr_t lo, uintptr_t hi)
+{
+    const leak_range_t *sk = l->skip.p;
+    for (size_t k = 0; k < l->skip.n && lo < hi; k++) {
+        if (sk[k].hi <= lo)
+            continue;
+        if (sk[k].lo >= hi)
+            break;
+        if (sk[k].lo > lo)
+            scan(l, lo, sk[k].lo, UNMARKED, REACHABLE, SIZE_MAX);
+        lo = sk[k].hi;
+    }
+    if (lo < hi)
+        scan(l, lo, hi, UNMARKED, REACHABLE, SIZE_MAX);
+    drain(l);
+}
+
+static void skip_add(leak_t *l, uintptr_t lo, size_t len)
+{
+    leak_range_t *r = scratch_push(&l->skip);
+    if (r) {
+        r->lo = lo;
+        r->hi = lo + len;
+    }
+}
+
+/* Tide's own memory, which is not a root. */
+static void collect_skips(leak_t *l)
+{
+    tide_arena_t *a = &tidei_arena;
+    pthread_mutex_lock(&a->lock);
+    for (tide_chunk_t *c = a->chunks; c; c = c->next)
+        skip_add(l, c->base, TIDE_CHUNK_SIZE);
+    for (tide_span_t *s = a->huge_live; s; s = s->next)
+        skip_add(l, s->start, s->n_pages << TIDE_PAGE_SHIFT);
+    for (tide_span_t *s = a->huge_cache; s; s = s->next)
+        skip_add(l, s->start, s->n_pages << TIDE_PAGE_SHIFT);
+    for (tidei_meta_region_t *m = a->meta_regions; m; m = m->next)
+        skip_add(l, (uintptr_t)m, m->size);
+    pthread_mutex_unlock(&a->lock);
+    for (size_t t = 0; t < ((size_t)1 << TIDE_MAP_TOP_BITS); t++) {
+        tide_span_t **leaf = atomic_load_explicit(&tidei_pagemap[t], relaxed);
+        if (leaf)
+            skip_add(l, (uintptr_t)leaf, ((size_t)1 << TIDE_MAP_LEAF_BITS) * sizeof *leaf);
+    }
+    leak_range_t pr[8];
+    int np = tidei_prof_scratch((uintptr_t *)pr, 8);
+    for (int i = 0; i < np; i++)
+        skip_add(l, pr[i].lo, pr[i].hi - pr[i].lo);
+    skip_add(l, (uintptr_t)l->b, l->cap * sizeof *l->b);
+    skip_add(l, (uintptr_t)l->mark, l->mark_bytes);
+    /* the stack and this list grow while they are used: reserve them now */
+    for (int i = 0; i < 2; i++) {
+        scratch_t *s = i ? &l->stack : &l->skip;
+        size_t n = s->n;
+        while (s->cap < (i ? l->n + 1 : s->n + 8) && scratch_push(s))
+            ;
+        s->n = n;
+    }
+    skip_add(l, (uintptr_t)l->stack.p, l->stack.cap * l->stack.elem);
+    skip_add(l, (uintptr_t)l->skip.p, l->skip.cap * l->skip.elem);
+    sort_ranges(l->skip.p, l->skip.n);
+}
+
+/* Parses a hex number at *s, moving past it. */
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;; (*s)++) {
+        char c = **s;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return v;
+        v = v * 16 + (uintptr_t)d;
+    }
+}
+
+/* Scans one line of /proc/self/maps as a root if it is readable, writable
+ * and private, and not a device.  The mapping holding sp is scanned from
+ * sp up (below it lie dead frames). */
+static void scan_maps_line(leak_t *l, const char *line, uintptr_t sp)
+{
+    const char *s = line;
+    uintptr_t lo = parse_hex(&s);
+    if (*s++ != '-')
+        return;
+    uintptr_t hi = parse_hex(&s);
+    if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || s[3] != 'p')
+        return;
+    const char *path = s;
+    for (int field = 0; field < 4 && *path; field++) {  /* perms offset dev inode */
+        while (*path && *path != ' ')
+            path++;
+        while (*path == ' ')
+            path++;
+    }
+    if (strncmp(path, "/dev/", 5) == 0 && strncmp(path, "/dev/zero", 9) != 0)
+        return;
+    if (strncmp(path, "[vvar]", 6) == 0 || strncmp(path, "[vsyscall]", 10) == 0)
+        return;
+    if (sp >= lo && sp < hi)
+        lo = sp & ~(uintptr_t)7;
+    scan_root(l, lo, hi);
+}
+
+/* Scans every root listed in /proc/self/maps. */
+static bool scan_maps(leak_t *l, uintptr_t sp)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[8192];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+        buf[have] = 0;
+        char *line = buf, *nl;
+        while ((nl = strchr(line, '\n')) != NULL) {
+            *nl = 0;
+            scan_maps_line(l, line, sp);
+            line = nl + 1;
+        }
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1)  /* a line longer than the buffer: drop it */
+            have = 0;
+    }
+    close(fd);
+    return true;
+}
+
+/* ---- the report ---- */
+
+typedef struct group {
+    uint64_t key;                /* site * 2 + indirect; all ones = empty slot */
+    size_t blocks, bytes;
+} group_t;
+
+static void sift_groups(group_t *g, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && g[c + 1].bytes < g[c].bytes)
+            c++;
+        if (g[c].bytes >= g[i].bytes)
+            return;
+        group_t t = g[i];
+        g[i] = g[c];
+        g[c] = t;
+        i = c;
+    }
+}
+
+/* Sorts groups by bytes, biggest first (a heap with the smallest on top). */
+static void sort_groups(group_t *g, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_groups(g, i, n);
+    for (size_t end = n; end-- > 1;) {
+        group_t t = g[0];
+        g[0] = g[end];
+        g[end] = t;
+        sift_groups(g, 0, end);
+    }
+}
+
+static int open_leak_file(void)
+{
+    if (!tidei_opt.leak_file[0])
+        return 2;
+    char path[TIDE_PATH_MAX + 64];
+    tidei_expand_path(tidei_opt.leak_file, path, sizeof path, 0);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        tidei_warn("tide: cannot open leak_file %s (errno %d); reporting on stderr\n", path, errno);
+    return fd < 0 ? 2 : fd;
+}
+
+static int print_group(int fd, const group_t *g)
+{
+    uint32_t site = (uint32_t)(g->key >> 1);
+    const char *how = g->key & 1 ? "indirectly" : "directly";
+    if (!site)
+        return tidei_printf(fd, "tide: %zu bytes in %zu blocks leaked %s with no recorded stack%s\n", g->bytes,
+                            g->blocks, how,
+                            tidei_prof_full ? "" : " (leak_check=full records every stack)");
+    int err = tidei_printf(fd, "tide: %zu bytes in %zu blocks leaked %s, allocated at:\n", g->bytes, g->blocks, how);
+    int n;
+    const uintptr_t *pc = tidei_prof_frames(site, &n);
+    for (int i = 0; i < n && !err; i++) {
+        char sym[512];
+        tidei_symbolize(pc[i] - 1, sym, sizeof sym);  /* in the call, not after it */
+        err |= tidei_printf(fd, "    #%d 0x%lx %s\n", i, (unsigned long)pc[i], sym);
+    }
+    return err;
+}
+
+/* Groups the leaked blocks by site and kind and prints the report.
+ * Returns the number of leaked blocks. */
+static size_t leak_report(leak_t *l)
+{
+    size_t leaked = 0, leaked_bytes = 0, direct = 0, kept = 0, kept_bytes = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->mark[i] == REACHABLE) {
+            kept++;
+            kept_bytes += l->b[i].size;
+        } else {
+            leaked++;
+            direct += l->mark[i] == UNMARKED;
+        }
+    }
+    int fd = open_leak_file();
+    if (!leaked) {
+        tidei_printf(fd, "tide: leak check: no leaks; %zu bytes in %zu blocks still reachable\n", kept_bytes, kept);
+        if (fd != 2)
+            close(fd);
+        return 0;
+    }
+    size_t cap = 16;
+    while (cap < 2 * leaked)
+        cap *= 2;
+    group_t *g = tidei_os_map(cap * sizeof *g);
+    if (!g) {
+        tidei_printf(fd, "tide: leak check: %zu blocks leaked (no memory to group them)\n", leaked);
+        if (fd != 2)
+            close(fd);
+        return leaked;
+    }
+    memset(g, 0xff, cap * sizeof *g);
+    size_t n_groups = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->mark[i] == REACHABLE)
+            continue;
+        size_t bytes = l->b[i].size;
+        uint32_t site = tidei_prof_lookup(l->b[i].ptr, &bytes);
+        leaked_bytes += bytes;
+        uint64_t key = (uint64_t)site * 2 + (l->mark[i] == INDIRECT);
+        size_t k = (size_t)(key * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
+        while (g[k].key != UINT64_MAX && g[k].key != key)
+            k = (k + 1) & (cap - 1);
+        if (g[k].key == UINT64_MAX) {
+            g[k].key = key;
+            g[k].blocks = g[k].bytes = 0;
+            n_groups++;
+        }
+        g[k].blocks++;
+        g[k].bytes += bytes;
+    }
+    size_t m = 0;
+    for (size_t k = 0; k < cap; k++)
+        if (g[k].key != UINT64_MAX)
+            g[m++] = g[k];
+    sort_groups(g, m);
+    int err = tidei_printf(fd, "tide: leak check: %zu bytes leaked in %zu blocks (%zu direct, %zu indirect); "
+                               "%zu bytes in %zu blocks still reachable\n",
+                           leaked_bytes, leaked, direct, leaked - direct, kept_bytes, kept);
+    for (int pass = 0; pass < 2; pass++)  /* direct leaks first */
+        for (size_t k = 0; k < m && !err; k++)
+            if ((int)(g[k].key & 1) == pass)
+                err |= print_group(fd, &g[k]);
+    tidei_symbolize_done();
+    tidei_scratch_unmap(g, cap * sizeof *g);
+    if (fd != 2)
+        close(fd);
+    return leaked;
+}
+
+/* ---- the check ---- */
+
+static tide_noinline long leak_run(void)
+{
+    leak_t l;
+    memset(&l, 0, sizeof l);
+    l.stack.elem = sizeof(size_t);
+    l.skip.elem = sizeof(leak_range_t);
+    errno = 0;
+    l.b = tidei_live_blocks(&l.n, &l.cap);
+    if (!l.b && errno == ENOMEM)
+        return -1;
+    long result = -1;
+    if (l.n) {
+        sort_blocks(l.b, l.n);
+        l.lo = (uintptr_t)l.b[0].ptr;
+        l.hi = (uintptr_t)l.b[l.n - 1].ptr + l.b[l.n - 1].size;
+        l.mark_bytes = (l.n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+        l.mark = tidei_os_map(l.mark_bytes);
+        if (!l.mark)
+            goto out;
+    }
+    collect_skips(&l);
+    if (l.stack.failed || l.skip.failed)
+        goto out;
+    /* this thread's registers: the callee-saved ones hold the callers'
+     * values (setjmp stores them; the others are dead across this call);
+     * its stack is scanned from this frame up */
+    jmp_buf regs;
+    setjmp(regs);
+    if (l.n) {
+        scan_root(&l, (uintptr_t)&regs, (uintptr_t)&regs + sizeof regs);
+        if (!scan_maps(&l, (uintptr_t)__builtin_frame_address(0)))
+            goto out;
+    }
+    if (l.stack.failed)
+        goto out;
+    for (size_t i = 0; i < l.n; i++) {  /* leaked blocks that leaked blocks point to */
+        if (l.mark[i] != REACHABLE) {
+            uintptr_t p = (uintptr_t)l.b[i].ptr;
+            scan(&l, p, p + l.b[i].size, UNMARKED, INDIRECT, i);
+        }
+    }
+    result = (long)leak_report(&l);
+out:
+    if (result < 0)
+        errno = ENOMEM;
+    if (l.mark)
+        tidei_scratch_unmap(l.mark, l.mark_bytes);
+    scratch_free(&l.stack);
+    scratch_free(&l.skip);
+    tidei_live_blocks_free(l.b, l.cap);
+    return result;
+}
+
+/* Runs a check; at exit, ends the process with leak_exitcode if anything
+ * leaked (stdio flushed first: the process is past its atexit handlers). */
+long tidei_leak_check(bool at_exit)
+{
+    long n = leak_run();
+    if (n < 0)
+        tidei_warn("tide: leak check: no memory for the check\n");
+    if (at_exit && n > 0 && tidei_opt.leak_exitcode) {
+        fflush(NULL);
+        _exit((int)tidei_opt.leak_exitcode);
+    }
+    return n;
+}
+
+tide_export long tide_leak_check(void)
+{
+    tidei_init();
+    tidei_busy_enter();
+    long n = tidei_leak_check(false);
+    tidei_busy_leave();
+    return n;
+}
