@@ -21,7 +21,9 @@
 #
 # Knobs (environment): TIDE_LIB=/path/libtide.so measures that build of tide;
 # TIDE_REV=REV a clean build of that commit (its short hash is left in $rev);
-# the allocator tide-nostats is `make STATS=0` of the working tree.
+# the allocator tide-nostats is `make STATS=0` of the working tree;
+# tide-prof is tide with the heap profiler on at its default rate
+# (TIDE_CONF=prof=1, the profile written to /dev/null at exit).
 
 ALLOC_LIBDIR=/usr/lib/x86_64-linux-gnu
 ALL_ALLOCATORS="tide glibc jemalloc mimalloc tcmalloc"
@@ -30,6 +32,7 @@ alloc_lib() { # allocator -> the shared object preloaded for it ("" = none)
     case "$1" in
         tide)     echo "$OUT/libtide.so" ;;
         tide-nostats) echo "$OUT/libtide-nostats.so" ;;
+        tide-prof) echo "$OUT/libtide.so" ;;  # the same object, heap profiling on
         glibc)    echo "" ;;
         jemalloc) echo "$ALLOC_LIBDIR/libjemalloc.so.2" ;;
         mimalloc) echo "$ALLOC_LIBDIR/libmimalloc.so.2" ;;
@@ -123,7 +126,11 @@ alloc_env() {
             lib=$OUT/libglibc_shim.so
         fi
     fi
-    if [ -n "$lib" ]; then
+    if [ "$1" = tide-prof ]; then
+        PREFIX=(env LD_PRELOAD="$lib" TIDE_CONF=prof=1,prof_file=/dev/null)
+        WANT=${lib##*/}
+        LIBFILE=$lib
+    elif [ -n "$lib" ]; then
         PREFIX=(env LD_PRELOAD="$lib")
         WANT=${lib##*/}
         LIBFILE=$lib

@@ -128,11 +128,12 @@ static tide_noclone void *malloc_slow(size_t n)
     return p;
 }
 
-/* The fast path's charge ran the sampler's countdown out. */
-static tide_noclone void *malloc_prof(tide_heap_t *h, int cls, size_t n)
+/* The fast path's charge for n bytes ran the sampler's countdown out.
+ * (n alone is passed: the fast path then moves no register to call.) */
+static tide_noclone void *malloc_prof(size_t n)
 {
     tidei_busy_enter();
-    void *p = prof_alloc(h, cls, n, 0, false);
+    void *p = prof_alloc(tidei_tls_heap, tidei_class_of(n), n, 0, false);
     tidei_busy_leave();
     return p;
 }
@@ -151,7 +152,7 @@ tide_fast_text void *tidei_malloc(size_t n)
              * unchanged has written nothing.  The sampler's countdown is
              * also the count of requested bytes. */
             if (tide_unlikely(tidei_prof_charge(h, n)))
-                return malloc_prof(h, cls, n);
+                return malloc_prof(n);
             tidei_count(h->ctr.malloc[cls]++);
             atomic_signal_fence(memory_order_seq_cst);
             s->free = b->next;

@@ -23,13 +23,24 @@
  * miss a leak; it cannot report a block the program can still reach
  * through an ordinary pointer.
  *
+ * Other threads are stopped first, so that the heap holds still and their
+ * registers are in memory: each gets a signal (SIGRTMAX-3, unless the
+ * program handles it) whose handler waits until the check is over, its
+ * registers saved in the signal frame on its stack.  A thread interrupted
+ * inside tide is asked again a moment later; one that never answers (it
+ * blocks the signal) is left running, and its registers are not seen.
+ *
  * The report groups leaked blocks by the stack that allocated them
  * (prof.c: sampled blocks carry one; leak_check=full gives every block
  * one), biggest first, and counts the blocks without one.  Every buffer
  * here is mapped for the purpose and never comes from the heap. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tide_internal.h"
@@ -451,6 +462,138 @@ static size_t leak_report(leak_t *l)
     return leaked;
 }
 
+/* ---- stopping the other threads ---- */
+
+#define PARK_MAX 4096                /* threads stopped at most */
+enum { PARK_SENT = 0, PARK_STOPPED, PARK_MISSED };
+
+static struct {
+    _Atomic int active;          /* threads must stop (the handler checks it) */
+    int sig;                     /* the signal, once installed (0: none) */
+    int n;                       /* threads signalled */
+    int tid[PARK_MAX];           /* their ids */
+    _Atomic int state[PARK_MAX]; /* PARK_* */
+    _Atomic int inside;          /* handlers still running */
+} park;
+
+static void on_park(int sig, siginfo_t *si, void *ucv)
+{
+    (void)sig;
+    (void)si;
+    if (!atomic_load_explicit(&park.active, acquire))
+        return;
+    int saved = errno;
+    atomic_fetch_add_explicit(&park.inside, 1, acq_rel);
+    int me = (int)syscall(SYS_gettid);
+    for (int i = 0; i < park.n; i++) {
+        if (park.tid[i] != me)
+            continue;
+        if (tidei_interrupted_inside(ucv)) {  /* the heap may be mid-change: later */
+            atomic_store_explicit(&park.state[i], PARK_MISSED, release);
+            break;
+        }
+        atomic_store_explicit(&park.state[i], PARK_STOPPED, release);
+        struct timespec ms = { 0, 1000000 };
+        while (atomic_load_explicit(&park.active, acquire))
+            nanosleep(&ms, NULL);
+        break;
+    }
+    atomic_fetch_sub_explicit(&park.inside, 1, acq_rel);
+    errno = saved;
+}
+
+/* Installs the handler on SIGRTMAX-3 unless the program has one there; it
+ * stays (a late signal must not meet the default action, which kills). */
+static bool park_install(void)
+{
+    if (park.sig)
+        return true;
+    int sig = SIGRTMAX - 3;
+    struct sigaction old, sa;
+    if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
+                                                                       : old.sa_handler != SIG_DFL))
+        return false;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_park;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0)
+        return false;
+    park.sig = sig;
+    return true;
+}
+
+/* Lists the process's other threads (but the scavenger, which blocks every
+ * signal and touches no block) from /proc/self/task. */
+static void park_list(void)
+{
+    park.n = 0;
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    int me = (int)syscall(SYS_gettid), scav = atomic_load_explicit(&tidei_scav_tid, relaxed);
+    char buf[4096];
+    for (;;) {
+        long r = syscall(SYS_getdents64, fd, buf, sizeof buf);
+        if (r <= 0)
+            break;
+        for (long off = 0; off < r;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            int tid = 0;
+            for (const char *c = d->d_name; *c >= '0' && *c <= '9'; c++)
+                tid = tid * 10 + (*c - '0');
+            if (tid > 0 && tid != me && tid != scav && park.n < PARK_MAX) {
+                park.tid[park.n] = tid;
+                atomic_store_explicit(&park.state[park.n], PARK_MISSED, relaxed);
+                park.n++;
+            }
+        }
+    }
+    close(fd);
+}
+
+/* Stops every other thread it can within about 200 ms. */
+static void park_all(void)
+{
+    if (!park_install())
+        return;
+    park_list();
+    atomic_store_explicit(&park.active, 1, release);
+    pid_t pid = getpid();
+    for (int round = 0; round < 200; round++) {
+        bool all = true;
+        for (int i = 0; i < park.n; i++) {
+            int st = atomic_load_explicit(&park.state[i], acquire);
+            if (st == PARK_MISSED) {
+                atomic_store_explicit(&park.state[i], PARK_SENT, relaxed);
+                if (syscall(SYS_tgkill, pid, park.tid[i], park.sig) != 0) {
+                    atomic_store_explicit(&park.state[i], PARK_STOPPED, relaxed);  /* gone */
+                    continue;
+                }
+            }
+            all &= st == PARK_STOPPED;
+        }
+        if (all)
+            return;
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    if (tidei_opt.verbose)
+        tidei_warn("tide: leak check: some threads did not stop; their registers are not scanned\n");
+}
+
+/* Lets them go, and waits until they have left the handler. */
+static void park_release(void)
+{
+    if (!park.sig)
+        return;
+    atomic_store_explicit(&park.active, 0, release);
+    struct timespec ms = { 0, 1000000 };
+    for (int i = 0; i < 1000 && atomic_load_explicit(&park.inside, acquire); i++)
+        nanosleep(&ms, NULL);
+}
+
 /* ---- the check ---- */
 
 static tide_noinline long leak_run(void)
@@ -494,6 +637,9 @@ static tide_noinline long leak_run(void)
             scan(&l, p, p + l.b[i].size, UNMARKED, INDIRECT, i);
         }
     }
+    /* the report symbolizes, which takes the loader's lock: a stopped
+     * thread may hold it */
+    park_release();
     result = (long)leak_report(&l);
 out:
     if (result < 0)
@@ -510,7 +656,12 @@ out:
  * leaked (stdio flushed first: the process is past its atexit handlers). */
 long tidei_leak_check(bool at_exit)
 {
+    static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&one_at_a_time);
+    park_all();
     long n = leak_run();
+    park_release();
+    pthread_mutex_unlock(&one_at_a_time);
     if (n < 0)
         tidei_warn("tide: leak check: no memory for the check\n");
     if (at_exit && n > 0 && tidei_opt.leak_exitcode) {

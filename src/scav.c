@@ -130,14 +130,11 @@ static bool release_suspended(tide_heap_t *h, uint64_t activity_then);
 
 __thread bool tidei_purge_now;       /* runs freed now are purged at once (reclaim) */
 
-static void on_reclaim(int sig, siginfo_t *si, void *ucv)
+/* In a signal handler: whether the thread was interrupted inside tide (a
+ * malloc or free fast path, told by the program counter in ucv, or any
+ * other entry point, which sets tidei_busy). */
+bool tidei_interrupted_inside(void *ucv)
 {
-    (void)sig;
-    (void)si;
-    tide_heap_t *h = tidei_tls_heap;
-    if (h == &tidei_empty_heap)
-        return;
-    int saved = errno;
     uintptr_t pc = 0;
 #if defined(__x86_64__)
     pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
@@ -147,7 +144,18 @@ static void on_reclaim(int sig, siginfo_t *si, void *ucv)
     (void)ucv;
     pc = (uintptr_t)__start_tide_fast_text;  /* unknown: always "inside" */
 #endif
-    if (tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text)) {
+    return tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text);
+}
+
+static void on_reclaim(int sig, siginfo_t *si, void *ucv)
+{
+    (void)sig;
+    (void)si;
+    tide_heap_t *h = tidei_tls_heap;
+    if (h == &tidei_empty_heap)
+        return;
+    int saved = errno;
+    if (tidei_interrupted_inside(ucv)) {
         atomic_store_explicit(&h->reclaim_missed, true, relaxed);
     } else {
         /* the heap has been idle for the decay delay: the pages it gives
@@ -340,8 +348,11 @@ static uint64_t ms_until(uint64_t due, uint64_t now)
     return due > now ? due - now : 0;
 }
 
+_Atomic int tidei_scav_tid;          /* the scavenger's thread id (0: none yet) */
+
 static void *scav_main(void *arg)
 {
+    atomic_store_explicit(&tidei_scav_tid, (int)syscall(SYS_gettid), relaxed);
     (void)arg;
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
     for (;;) {

@@ -237,6 +237,8 @@ tide_inline void tidei_busy_leave(void)
     tidei_busy--;
 }
 bool tidei_reclaim_all(void);
+bool tidei_interrupted_inside(void *ucv);
+extern _Atomic int tidei_scav_tid;
 extern _Atomic long tidei_decay_ms;
 /* The decay delay in force (TIDE_CONF decay_ms, or tide_set_decay_ms). */
 tide_inline long tidei_decay(void)

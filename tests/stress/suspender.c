@@ -22,7 +22,8 @@
 
 typedef struct handle {
     pthread_t t;
-    atomic_int resume;
+    atomic_int stops;            /* suspend calls so far */
+    atomic_int resumes;          /* resume calls so far */
     atomic_int in_use;
 } handle_t;
 
@@ -47,9 +48,13 @@ static void *sus_self(void *arg)
 static void on_stop(int sig)
 {
     (void)sig;
+    /* Counts, not a flag: a suspend that follows a resume at once must
+     * not be taken for the same stop (the handler may not have seen that
+     * resume yet; the new signal waits until it returns). */
     handle_t *h = me;
+    int stop = atomic_load(&h->stops);
     sem_post(&stopped);
-    while (!atomic_load(&h->resume)) {
+    while (atomic_load(&h->resumes) < stop) {
         struct timespec ts = { 0, 200000 };
         nanosleep(&ts, NULL);
     }
@@ -60,7 +65,7 @@ static int sus_suspend(void *th, void *arg)
     (void)arg;
     handle_t *h = th;
     atomic_fetch_add(&n_suspend, 1);
-    atomic_store(&h->resume, 0);
+    atomic_fetch_add(&h->stops, 1);
     if (pthread_kill(h->t, SIGUSR1) != 0)
         return -1;
     while (sem_wait(&stopped) != 0)
@@ -72,7 +77,7 @@ static void sus_resume(void *th, void *arg)
 {
     (void)arg;
     atomic_fetch_add(&n_resume, 1);
-    atomic_store(&((handle_t *)th)->resume, 1);
+    atomic_fetch_add(&((handle_t *)th)->resumes, 1);
 }
 
 static void sus_release(void *th, void *arg)

@@ -311,7 +311,7 @@ class Tide(object):
         ctr = v["ctr"]
         h = {"addr": int(v.address), "id": int(v["id"]), "tid": int(v["tid"]), "in_use": bool(int(v["in_use"])),
              "notify": int(v["notify"]), "full": int(v["full"]),
-             "requested": int(ctr["requested"]), "n_full": int(ctr["n_full"])}
+             "requested": int(ctr["requested"]) + int(ctr["sample_armed"]) - int(ctr["sample_left"]), "n_full": int(ctr["n_full"])}
         for f in ("malloc", "free_local", "free_remote", "collected", "moved_in", "moved_out", "spans"):
             h[f] = self.ints(ctr[f])
         return h
