@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# api/leak.sh — the leak check (TIDE_CONF=leak_check=1|full): the report at
+# exit (return from main, exit(); not _exit), its groups of direct and
+# indirect leaks with their stacks, blocks kept reachable every way the
+# program can (globals, static and thread-local variables, a list, a blocked
+# thread's stack, interior pointers, an anonymous mapping) never reported,
+# leak_exitcode, leak_file, the sampled stacks of leak_check=1,
+# tide_leak_check(), and tools/tide-run --leak-check.  The program is
+# tests/api/progs/leak_prog.c; its comment says what it leaks and keeps.
+set -u
+cd "$ROOT"
+out=$BUILD/tests/api
+mkdir -p "$out"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-leak.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+rc=0
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; rc=1; }
+skip() { echo "SKIP $1: $2"; }
+
+prog=$out/leak-prog
+flags=()
+if [ -n "${SANITIZE:-}" ]; then
+    flags=(-fsanitize="$SANITIZE" -fno-omit-frame-pointer)
+    [ "$SANITIZE" = thread ] && flags+=(-DTH_REDIRECT)
+fi
+# No -fno-omit-frame-pointer and no -rdynamic (outside sanitizer builds): the
+# stacks and the names of the program's functions must be found without them.
+if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
+        -o "$prog" tests/api/progs/leak_prog.c -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" \
+        -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl 2>"$tmp/cc.log"; then
+    echo "FAIL leak_prog_build: does not compile: $(head -c 400 "$tmp/cc.log" | tr '\n' ' ')"
+    exit 1
+fi
+cd "$tmp"
+
+# The report of `leak_prog leaks` (see leak_prog.c).
+SUMMARY_LEAKS='tide: leak check: 1344 bytes leaked in 11 blocks (10 direct, 1 indirect); '
+SUMMARY_RE='^tide: leak check: 1344 bytes leaked in 11 blocks \(10 direct, 1 indirect\); '
+# the "still reachable" part of the summary: RB bytes in RN blocks
+REACH='[0-9]+ bytes in [0-9]+ blocks? still reachable$'
+
+# run NAME CONF MODE [tide-run options]: runs leak_prog MODE with TIDE_CONF=CONF
+# (or under tools/tide-run with the options), stdout in NAME.out, stderr in
+# NAME.err; sets $st (the exit status), $pid and $keep_blocks, $keep_bytes.
+run() {
+    local name=$1 conf=$2 mode=$3
+    shift 3
+    if [ $# -gt 0 ]; then
+        env -u TIDE_CONF TIDE_LIB="$BUILD/libtide.so" timeout 60 "$TIDE_RUN" "$@" "$prog" "$mode" \
+            >"$tmp/$name.out" 2>"$tmp/$name.err"
+    else
+        TIDE_CONF=$conf timeout 60 "$prog" "$mode" >"$tmp/$name.out" 2>"$tmp/$name.err"
+    fi
+    st=$?
+    pid=$(sed -n 's/^pid //p' "$tmp/$name.out")
+    keep_blocks=$(sed -n 's/^keep \([0-9]*\) [0-9]*$/\1/p' "$tmp/$name.out")
+    keep_bytes=$(sed -n 's/^keep [0-9]* \([0-9]*\)$/\1/p' "$tmp/$name.out")
+}
+
+# why_status WANT: "" if $st is WANT, else a reason
+why_status() {
+    [ "$st" = "$1" ] && return 0
+    local how="exit status $st"
+    [ "$st" = 124 ] && how="timed out after 60 s (hang?)"
+    [ "$st" -gt 128 ] && [ "$st" != 124 ] && how="killed by signal $((st - 128))"
+    echo "$how, want $1"
+    return 1
+}
+
+# reach_ok FILE: the summary's still-reachable figures cover what keep_here
+# keeps ($keep_bytes in $keep_blocks blocks); prints what is wrong.
+reach_ok() {
+    local line rb rn
+    line=$(grep -E "^tide: leak check: .*; $REACH" "$1" | head -n 1)
+    rb=$(echo "$line" | sed -E 's/.*; ([0-9]+) bytes in ([0-9]+) blocks? still reachable$/\1/')
+    rn=$(echo "$line" | sed -E 's/.*; ([0-9]+) bytes in ([0-9]+) blocks? still reachable$/\2/')
+    if [ -z "$line" ]; then echo "no summary line ending '$REACH'"; return 1; fi
+    if [ "$rb" -lt "$keep_bytes" ] || [ "$rn" -lt "$keep_blocks" ]; then
+        echo "$rb bytes in $rn blocks still reachable, but the program keeps $keep_bytes bytes in $keep_blocks blocks: $line"
+        return 1
+    fi
+}
+
+# groups FILE: the report's groups, one a line: "direct|indirect BYTES BLOCKS
+# FRAME0 FRAME1 ..." (function names, "?" where a frame has none) or
+# "direct|indirect BYTES BLOCKS nostack".
+groups() {
+    awk '
+        function flush() { if (g != "") print g; g = "" }
+        /^tide: [0-9]+ bytes in [0-9]+ blocks? leaked (directly|indirectly), allocated at:$/ {
+            flush(); kind = $8 == "directly," ? "direct" : "indirect"
+            g = kind " " $2 " " $5; next
+        }
+        /^tide: [0-9]+ bytes in [0-9]+ blocks? leaked (directly|indirectly) with no recorded stack/ {
+            flush(); print ($8 == "directly" ? "direct" : "indirect") " " $2 " " $5 " nostack"; next
+        }
+        /^    #[0-9]+ 0x[0-9a-fA-F]+/ {
+            if (g == "") next
+            fn = "?"
+            if (NF >= 3 && $3 !~ /^\(/) { fn = $3; sub(/\+0x[0-9a-fA-F]+$/, "", fn) }
+            g = g " " fn; next
+        }
+        { flush() }
+        END { flush() }' "$1"
+}
+
+# ---- leak_check=full, return from main -----------------------------------------
+
+run full leak_check=full leaks
+if msg=$(why_status 23); then pass leak_exit_status; else fail leak_exit_status "$msg: $(head -c 300 full.err)"; fi
+
+if ! grep -qE "$SUMMARY_RE$REACH" full.err; then
+    fail leak_summary "want '$SUMMARY_LEAKS...', got: $(grep '^tide: leak' full.err | head -n 3 | tr '\n' ' ')"
+elif [ "$(grep -c '^tide: leak check:' full.err)" != 1 ]; then
+    fail leak_summary "$(grep -c '^tide: leak check:' full.err) summary lines, want 1"
+elif ! msg=$(reach_ok full.err); then
+    fail leak_summary "$msg"
+else
+    pass leak_summary
+fi
+
+groups full.err >full.groups
+direct=$(grep -c '^direct ' full.groups)
+line=$(grep '^direct ' full.groups | head -n 1)
+if [ "$direct" != 1 ]; then
+    fail leak_direct_group "$direct groups of direct leaks, want 1: $(tr '\n' ';' <full.groups)"
+elif [ "$(echo "$line" | cut -d' ' -f2,3)" != "1280 10" ]; then
+    fail leak_direct_group "want 1280 bytes in 10 blocks, got: $line"
+elif [ "$(echo "$line" | cut -d' ' -f4)" != leak_here ]; then
+    fail leak_direct_group "want frame #0 in leak_here, got the frames: $(echo "$line" | cut -d' ' -f4-) ($(grep -A3 'leaked directly' full.err | head -c 400 | tr '\n' ' '))"
+elif ! echo "$line" | cut -d' ' -f5- | grep -qw main; then
+    fail leak_direct_group "no frame in main after leak_here: $line"
+else
+    pass leak_direct_group
+fi
+
+indirect=$(grep -c '^indirect ' full.groups)
+line=$(grep '^indirect ' full.groups | head -n 1)
+if [ "$indirect" != 1 ]; then
+    fail leak_indirect_group "$indirect groups of indirect leaks, want 1: $(tr '\n' ';' <full.groups)"
+elif [ "$(echo "$line" | cut -d' ' -f2,3)" != "64 1" ]; then
+    fail leak_indirect_group "want 64 bytes in 1 block, got: $line"
+elif [ "$(echo "$line" | cut -d' ' -f4,5)" != "leak_child leak_here" ]; then
+    fail leak_indirect_group "want frames leak_child, leak_here, got: $(echo "$line" | cut -d' ' -f4-)"
+else
+    pass leak_indirect_group
+fi
+
+if grep -q 'with no recorded stack' full.err; then
+    fail leak_full_every_stack "leak_check=full, but: $(grep 'no recorded stack' full.err | head -n 1)"
+elif [ "$(head -n 1 full.groups | cut -d' ' -f1)" != direct ]; then
+    fail leak_full_every_stack "the biggest group (direct, 1280 bytes) is not first: $(tr '\n' ';' <full.groups)"
+else
+    pass leak_full_every_stack
+fi
+
+if grep -qE 'keep_here|holder_thread' full.err; then
+    fail leak_kept_not_reported "kept blocks reported: $(grep -B3 -E 'keep_here|holder_thread' full.err | head -c 500 | tr '\n' ' ')"
+elif [ "$st" = 23 ] && [ -z "$(grep '^tide: leak check:' full.err)" ]; then
+    fail leak_kept_not_reported "no report"
+else
+    pass leak_kept_not_reported
+fi
+
+# ---- exit() from a function; _exit (no check) ------------------------------------
+
+run exit leak_check=full exit
+if ! msg=$(why_status 23); then
+    fail leak_at_exit_call "$msg: $(head -c 300 exit.err)"
+elif ! grep -qE "$SUMMARY_RE$REACH" exit.err; then
+    fail leak_at_exit_call "want '$SUMMARY_LEAKS...', got: $(grep '^tide: leak' exit.err | head -n 3 | tr '\n' ' ')"
+else
+    pass leak_at_exit_call
+fi
+
+run qexit leak_check=full _exit
+if ! msg=$(why_status 0); then
+    fail leak_not_at__exit "$msg: $(head -c 300 qexit.err)"
+elif grep -q '^tide: ' qexit.err; then
+    fail leak_not_at__exit "a report after _exit: $(head -c 300 qexit.err)"
+else
+    pass leak_not_at__exit
+fi
+
+# ---- leak_exitcode, leak_file ------------------------------------------------------
+
+run code leak_check=full,leak_exitcode=7 leaks
+if msg=$(why_status 7); then pass leak_exitcode; else fail leak_exitcode "$msg: $(head -c 300 code.err)"; fi
+
+run file "leak_check=full,leak_file=$tmp/report.%p.txt" leaks
+files=$(ls | grep '^report\.' | tr '\n' ' ')
+if ! msg=$(why_status 23); then
+    fail leak_file "$msg: $(head -c 300 file.err)"
+elif [ "$files" != "report.$pid.txt " ]; then
+    fail leak_file "want the file report.$pid.txt, found: ${files:-none}"
+elif grep -q '^tide: ' file.err; then
+    fail leak_file "the report went to stderr too: $(head -c 300 file.err)"
+elif ! grep -qE "$SUMMARY_RE$REACH" "report.$pid.txt" ||
+     [ "$(groups "report.$pid.txt" | cut -d' ' -f1-4 | tr '\n' ';')" != "direct 1280 10 leak_here;indirect 64 1 leak_child;" ]; then
+    fail leak_file "the file does not hold the report: $(head -c 400 "report.$pid.txt" | tr '\n' ' ')"
+else
+    pass leak_file
+fi
+
+# ---- nothing leaked ------------------------------------------------------------------
+
+run clean leak_check=full clean
+if ! msg=$(why_status 0); then
+    fail leak_none "$msg: $(head -c 400 clean.err | tr '\n' ' ')"
+elif [ "$(grep -c '^tide: ' clean.err)" != 1 ] || ! grep -qE "^tide: leak check: no leaks; $REACH" clean.err; then
+    fail leak_none "want the one line 'tide: leak check: no leaks; ...', got: $(grep '^tide: ' clean.err | head -c 400 | tr '\n' ' ')"
+elif ! msg=$(reach_ok clean.err); then
+    fail leak_none "$msg"
+else
+    pass leak_none
+fi
+
+# A block whose only pointer is in an anonymous mapping: reachable.
+run mmap leak_check=full mmap
+if ! msg=$(why_status 0); then
+    fail leak_mmap_root "$msg: $(head -c 400 mmap.err | tr '\n' ' ')"
+elif [ "$(grep -c '^tide: ' mmap.err)" != 1 ] || ! grep -qE "^tide: leak check: no leaks; $REACH" mmap.err; then
+    fail leak_mmap_root "want the one line 'tide: leak check: no leaks; ...', got: $(grep '^tide: ' mmap.err | head -c 400 | tr '\n' ' ')"
+else
+    pass leak_mmap_root
+fi
+
+# ---- leak_check=1: stacks only for sampled blocks ---------------------------------
+#
+# At the default prof_sample (512 KiB) a 128-byte block is sampled with
+# probability 1 - exp(-128/524288) ~ 0.00024, so the ten are almost always
+# all stackless; the figures must be right either way.
+run sampled leak_check=1 leaks
+groups sampled.err >sampled.groups
+dsum=$(awk '$1 == "direct" { b += $2; n += $3 } END { print b + 0, n + 0 }' sampled.groups)
+if ! msg=$(why_status 23); then
+    fail leak_check_sampled "$msg: $(head -c 300 sampled.err)"
+elif ! grep -qE "$SUMMARY_RE$REACH" sampled.err; then
+    fail leak_check_sampled "want '$SUMMARY_LEAKS...', got: $(grep '^tide: leak' sampled.err | head -n 3 | tr '\n' ' ')"
+elif ! grep -qE '^tide: [0-9]+ bytes in [0-9]+ blocks? leaked directly with no recorded stack \(leak_check=full records every stack\)$' sampled.err; then
+    fail leak_check_sampled "no line 'tide: B bytes in N blocks leaked directly with no recorded stack (leak_check=full records every stack)': $(grep '^tide: ' sampled.err | head -c 400 | tr '\n' ' ')"
+elif [ "$dsum" != "1280 10" ]; then
+    fail leak_check_sampled "the direct groups add up to '$dsum' (bytes blocks), want '1280 10': $(tr '\n' ';' <sampled.groups)"
+elif grep '^direct ' sampled.groups | grep -v nostack | grep -qv ' leak_here'; then
+    fail leak_check_sampled "a sampled group not at leak_here: $(tr '\n' ';' <sampled.groups)"
+else
+    pass leak_check_sampled
+fi
+
+# ---- tide_leak_check(), twice ----------------------------------------------------------
+
+run twice leak_check=full twice
+c1=$(sed -n 's/^check1 //p' twice.out)
+c2=$(sed -n 's/^check2 //p' twice.out)
+n=$(grep -c '^tide: leak check:' twice.err)
+if grep -q '^check missing' twice.out; then
+    fail leak_check_api_twice "libtide.so has no tide_leak_check"
+elif ! msg=$(why_status 23); then
+    fail leak_check_api_twice "$msg: $(head -c 300 twice.err)"
+elif [ "$c1" != 11 ] || [ "$c2" != 11 ]; then
+    fail leak_check_api_twice "tide_leak_check returned '$c1' then '$c2', want 11 both times"
+elif [ "$n" != 3 ] || [ "$(grep -cE "$SUMMARY_RE$REACH" twice.err)" != 3 ]; then
+    fail leak_check_api_twice "want three reports of 1344 bytes in 11 blocks (two calls, then exit), got: $(grep '^tide: leak check:' twice.err | tr '\n' ';')"
+else
+    pass leak_check_api_twice
+fi
+
+# ---- tools/tide-run --leak-check ---------------------------------------------------------
+
+if [ -n "${SANITIZE:-}" ]; then
+    skip tide_run_leak_check "a sanitizer build of libtide cannot be preloaded into an uninstrumented program"
+else
+    run runone "" leaks --leak-check
+    if ! msg=$(why_status 23); then
+        fail tide_run_leak_check "--leak-check: $msg: $(head -c 300 runone.err)"
+    elif ! grep -qE "$SUMMARY_RE$REACH" runone.err; then
+        fail tide_run_leak_check "--leak-check: want '$SUMMARY_LEAKS...', got: $(head -c 300 runone.err)"
+    else
+        run runfull "" leaks --leak-check=full
+        if ! msg=$(why_status 23); then
+            fail tide_run_leak_check "--leak-check=full: $msg: $(head -c 300 runfull.err)"
+        elif [ "$(groups runfull.err | cut -d' ' -f1-4 | tr '\n' ';')" != "direct 1280 10 leak_here;indirect 64 1 leak_child;" ]; then
+            fail tide_run_leak_check "--leak-check=full: want the groups of leak_here and leak_child, got: $(groups runfull.err | tr '\n' ';')"
+        else
+            pass tide_run_leak_check
+        fi
+    fi
+fi
+
+exit $rc
