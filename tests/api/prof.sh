@@ -18,6 +18,7 @@ rc=0
 pass() { echo "PASS $1"; }
 fail() { echo "FAIL $1: $2"; rc=1; }
 skip() { echo "SKIP $1: $2"; }
+snip() { head -c 300 "$1" | tr "\n" " "; }   # the start of a file, on one line
 
 prog=$out/prof-prog
 flags=()
@@ -30,7 +31,7 @@ fi
 if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
         -o "$prog" tests/api/progs/prof_prog.c -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" \
         -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl -lm 2>"$tmp/cc.log"; then
-    echo "FAIL prof_prog_build: does not compile: $(head -c 400 "$tmp/cc.log" | tr '\n' ' ')"
+    echo "FAIL prof_prog_build: does not compile: $(snip "$tmp/cc.log")"
     exit 1
 fi
 # From here on in the scratch directory: a profile written to the default
@@ -168,7 +169,7 @@ st=$?
 pid=$(sed -n 's/^pid //p' "$tmp/a.out")
 dump=$(sed -n 's/^dump //p' "$tmp/a.out")
 if [ $st -ne 0 ]; then
-    fail prof_dump_api "exit status $st: $(head -c 300 "$tmp/a.err")"
+    fail prof_dump_api "exit status $st: $(snip "$tmp/a.err")"
 elif [ "$dump" = missing ]; then
     fail prof_dump_api "libtide.so has no tide_prof_dump"
 elif [ "$dump" != "$tmp/api.heap 0 0" ]; then
@@ -220,7 +221,7 @@ TIDE_CONF="prof=1,prof_file=$tmp/big-exit.%p.heap" timeout 300 \
     "$prog" sites 400 524288 "$tmp/big.heap" >"$tmp/b.out" 2>"$tmp/b.err"
 st=$?
 if [ $st -ne 0 ] || ! grep -q "^dump $tmp/big.heap 0 0\$" "$tmp/b.out"; then
-    fail pprof_default_rate "exit status $st, $(grep '^dump' "$tmp/b.out") $(head -c 300 "$tmp/b.err")"
+    fail pprof_default_rate "exit status $st, $(grep '^dump' "$tmp/b.out") $(snip "$tmp/b.err")"
 elif ! msg=$(is_profile "$tmp/big.heap"); then
     fail pprof_default_rate "$msg"
 elif [ -z "$PPROF" ]; then
@@ -250,7 +251,7 @@ signal_run() {
     for k in $(seq 1 1000); do [ -f "$tmp/ready" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done
     if [ ! -f "$tmp/ready" ]; then
         kill $pid 2>/dev/null; wait $pid
-        fail "$name" "the program did not start: $(head -c 300 "$tmp/s.err")"
+        fail "$name" "the program did not start: $(snip "$tmp/s.err")"
         return
     fi
     # $pid is timeout's; the program's own is on its first line
@@ -263,9 +264,9 @@ signal_run() {
     files=$(cd "$tmp/sig" && ls | tr '\n' ' ')
     n=$(ls "$tmp/sig" | grep -c "^p\.$pid\.[0-9]*\.heap\$")
     if [ $st -ne 0 ]; then
-        fail "$name" "exit status $st (killed by the signal?): $(head -c 300 "$tmp/s.err")"
+        fail "$name" "exit status $st (killed by the signal?): $(snip "$tmp/s.err")"
     elif ! grep -q '^seen p\.' "$tmp/s.out"; then
-        fail "$name" "no profile within 5 s of SIGUSR2 (program: $(head -c 100 "$tmp/s.out" | tr '\n' ' '))"
+        fail "$name" "no profile within 5 s of SIGUSR2 (program: $(snip "$tmp/s.out"))"
     elif [ "$n" != 2 ] || [ "$(echo "$files" | wc -w)" != 2 ]; then
         fail "$name" "want two files p.$pid.N.heap (the signal's and the exit's), found: $files"
     else
@@ -289,7 +290,7 @@ signal_run prof_signal_number 12
 env -u TIDE_CONF "$prog" dump "$tmp/off.heap" NULL >"$tmp/d.out" 2>"$tmp/d.err"
 st=$?
 if [ $st -ne 0 ] || grep -q missing "$tmp/d.out"; then
-    fail prof_dump_off_einval "exit status $st: $(cat "$tmp/d.out") $(head -c 200 "$tmp/d.err")"
+    fail prof_dump_off_einval "exit status $st: $(cat "$tmp/d.out") $(snip "$tmp/d.err")"
 elif [ "$(cat "$tmp/d.out")" != "dump $tmp/off.heap -1 EINVAL
 dump NULL -1 EINVAL" ]; then
     fail prof_dump_off_einval "want -1 EINVAL for a path and NULL, got: $(tr '\n' ' ' <"$tmp/d.out")"
@@ -303,7 +304,7 @@ TIDE_CONF="prof=1,prof_file=$tmp/null.%p.%n.heap" "$prog" dump "$tmp/no/such/dir
     >"$tmp/e.out" 2>"$tmp/e.err"
 st=$?
 if [ $st -ne 0 ] || grep -q missing "$tmp/e.out"; then
-    fail prof_dump_errors "exit status $st: $(cat "$tmp/e.out") $(head -c 200 "$tmp/e.err")"
+    fail prof_dump_errors "exit status $st: $(cat "$tmp/e.out") $(snip "$tmp/e.err")"
 elif [ "$(head -n 1 "$tmp/e.out")" != "dump $tmp/no/such/dir/x.heap -1 ENOENT" ]; then
     fail prof_dump_errors "want -1 ENOENT for a path in a missing directory, got: $(head -n 1 "$tmp/e.out")"
 else
@@ -329,7 +330,7 @@ else
         "$prog" sites 40 65536 - >"$tmp/r.out" 2>"$tmp/r.err"
     st=$?
     if [ $st -ne 0 ]; then
-        fail tide_run_profile "exit status $st: $(head -c 300 "$tmp/r.err")"
+        fail tide_run_profile "exit status $st: $(snip "$tmp/r.err")"
     elif ! msg=$(is_profile "$tmp/run.heap"); then
         fail tide_run_profile "$msg"
     elif [ -n "$PPROF" ] && ! msg=$(pprof_top "$tmp/run.heap" inuse_space site_hot); then
@@ -343,7 +344,7 @@ else
             /usr/bin/python3 -c 'print(len([str(i) for i in range(10**5)]))' >"$tmp/py.out" 2>"$tmp/py.err"
         st=$?
         if [ $st -ne 0 ] || [ "$(cat "$tmp/py.out")" != 100000 ]; then
-            fail tide_run_profile_python "exit status $st, output $(head -c 100 "$tmp/py.out") $(head -c 200 "$tmp/py.err")"
+            fail tide_run_profile_python "exit status $st, output $(snip "$tmp/py.out") $(snip "$tmp/py.err")"
         elif ! msg=$(is_profile "$tmp/py.heap"); then
             fail tide_run_profile_python "$msg"
         else

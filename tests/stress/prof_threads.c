@@ -24,12 +24,12 @@
 
 static _Atomic(void *) slots[N_SLOTS];
 static atomic_long bytes_allocated;
-static atomic_int running;
+static long n_ops;                   /* per thread (st_ops, read once in main) */
 
 static void *worker(void *arg)
 {
     th_rng r = { (uint64_t)(uintptr_t)arg * 7919 + 1 };
-    long n = st_ops(60000);
+    long n = n_ops;
     long mine = 0;
     for (long i = 0; i < n && !st_failed(); i++) {
         size_t sz = st_rand_size(&r);
@@ -78,7 +78,7 @@ static void sample_under_threads(void)
     CHECK(tide_prof_dump(path) == 0);
     CHECK(read_totals(path, &in0, &al0));
     pthread_t t[N_THREADS];
-    atomic_store(&running, 1);
+    n_ops = st_ops(60000);
     for (int i = 0; i < N_THREADS; i++)
         st_spawn(&t[i], worker, (void *)(uintptr_t)(i + 1));
     for (int i = 0; i < 40; i++) {  /* profiles from a signal, while they run */
