@@ -45,39 +45,6 @@
 
 #include "tide_internal.h"
 
-/* A growing array in a mapping of its own. */
-typedef struct scratch {
-    void *p;
-    size_t n, cap, elem;
-    bool failed;
-} scratch_t;
-
-static void *scratch_push(scratch_t *s)
-{
-    if (s->failed)
-        return NULL;
-    if (s->n == s->cap) {
-        size_t old = s->cap * s->elem;
-        size_t bytes = old ? old * 2 : (size_t)64 << 10;
-        void *p = old ? tidei_os_remap(s->p, old, bytes, true) : tidei_os_map(bytes);
-        if (!p) {
-            s->failed = true;
-            return NULL;
-        }
-        s->p = p;
-        s->cap = bytes / s->elem;
-    }
-    return (char *)s->p + s->elem * s->n++;
-}
-
-static void scratch_free(scratch_t *s)
-{
-    if (s->p)
-        tidei_scratch_unmap(s->p, s->cap * s->elem);
-    s->p = NULL;
-    s->n = s->cap = 0;
-}
-
 typedef struct leak_range {
     uintptr_t lo, hi;
 } leak_range_t;
@@ -86,55 +53,66 @@ enum { UNMARKED = 0, REACHABLE = 1, INDIRECT = 2 };
 
 /* The state of one check. */
 typedef struct leak {
-    struct tide_block *b;        /* live blocks, sorted by address */
-    size_t n, cap;               /* blocks, room (walk.c's record) */
+    tidei_scratch_t blocks;      /* live blocks (walk.c), sorted by address */
+    struct tide_block *b;        /* blocks.p */
+    size_t n;                    /* blocks.n */
     uint8_t *mark;               /* per block: UNMARKED, REACHABLE, INDIRECT */
     size_t mark_bytes;           /* size of mark's mapping */
     uintptr_t lo, hi;            /* from the first block's start to the last one's end */
-    scratch_t stack;             /* blocks marked, not yet scanned (size_t) */
-    scratch_t skip;              /* tide's own ranges (leak_range_t), sorted */
+    tidei_scratch_t stack;       /* blocks marked, not yet scanned (size_t) */
+    tidei_scratch_t skip;        /* tide's own ranges (leak_range_t), sorted */
 } leak_t;
 
 /* ---- sorting without qsort (which may allocate) ---- */
 
-static void sift_blocks(struct tide_block *b, size_t i, size_t n)
+/* The key each array is sorted by: blocks and ranges by address, groups
+ * by bytes, biggest first. */
+typedef uint64_t (*sort_key_fn)(const void *e);
+
+static void swap_elems(char *a, char *b, size_t size)
+{
+    char t[32];  /* the biggest element sorted is 24 bytes */
+    tide_debug_assert(size <= sizeof t);
+    memcpy(t, a, size);
+    memcpy(a, b, size);
+    memcpy(b, t, size);
+}
+
+static void sift(char *base, size_t size, sort_key_fn key, size_t i, size_t n)
 {
     for (;;) {
         size_t c = 2 * i + 1;
         if (c >= n)
             return;
-        if (c + 1 < n && (uintptr_t)b[c + 1].ptr > (uintptr_t)b[c].ptr)
+        if (c + 1 < n && key(base + (c + 1) * size) > key(base + c * size))
             c++;
-        if ((uintptr_t)b[c].ptr <= (uintptr_t)b[i].ptr)
+        if (key(base + c * size) <= key(base + i * size))
             return;
-        struct tide_block t = b[i];
-        b[i] = b[c];
-        b[c] = t;
+        swap_elems(base + i * size, base + c * size, size);
         i = c;
     }
 }
 
-static void sort_blocks(struct tide_block *b, size_t n)
+/* Heapsort of n elements of size bytes by ascending key. */
+static void sort_by(void *base, size_t n, size_t size, sort_key_fn key)
 {
+    char *b = base;
     for (size_t i = n / 2; i-- > 0;)
-        sift_blocks(b, i, n);
+        sift(b, size, key, i, n);
     for (size_t end = n; end-- > 1;) {
-        struct tide_block t = b[0];
-        b[0] = b[end];
-        b[end] = t;
-        sift_blocks(b, 0, end);
+        swap_elems(b, b + end * size, size);
+        sift(b, size, key, 0, end);
     }
 }
 
-static void sort_ranges(leak_range_t *r, size_t n)
+static uint64_t block_key(const void *e)
 {
-    for (size_t i = 1; i < n; i++) {  /* a few hundred at most */
-        leak_range_t t = r[i];
-        size_t j = i;
-        for (; j > 0 && r[j - 1].lo > t.lo; j--)
-            r[j] = r[j - 1];
-        r[j] = t;
-    }
+    return (uintptr_t)((const struct tide_block *)e)->ptr;
+}
+
+static uint64_t range_key(const void *e)
+{
+    return ((const leak_range_t *)e)->lo;
 }
 
 /* ---- marking ---- */
@@ -170,7 +148,7 @@ __attribute__((no_sanitize("address", "thread"))) static void scan(leak_t *l, ui
             continue;
         l->mark[i] = to;
         if (to == REACHABLE) {
-            size_t *e = scratch_push(&l->stack);
+            size_t *e = tidei_scratch_push(&l->stack);
             if (e)
                 *e = i;
         }
@@ -207,7 +185,7 @@ static void scan_root(leak_t *l, uintptr_t lo, uintptr_t hi)
 
 static void skip_add(leak_t *l, uintptr_t lo, size_t len)
 {
-    leak_range_t *r = scratch_push(&l->skip);
+    leak_range_t *r = tidei_scratch_push(&l->skip);
     if (r) {
         r->lo = lo;
         r->hi = lo + len;
@@ -237,19 +215,19 @@ static void collect_skips(leak_t *l)
     int np = tidei_prof_scratch((uintptr_t *)pr, 8);
     for (int i = 0; i < np; i++)
         skip_add(l, pr[i].lo, pr[i].hi - pr[i].lo);
-    skip_add(l, (uintptr_t)l->b, l->cap * sizeof *l->b);
+    skip_add(l, (uintptr_t)l->blocks.p, l->blocks.cap * l->blocks.elem);
     skip_add(l, (uintptr_t)l->mark, l->mark_bytes);
     /* the stack and this list grow while they are used: reserve them now */
     for (int i = 0; i < 2; i++) {
-        scratch_t *s = i ? &l->stack : &l->skip;
+        tidei_scratch_t *s = i ? &l->stack : &l->skip;
         size_t n = s->n;
-        while (s->cap < (i ? l->n + 1 : s->n + 8) && scratch_push(s))
+        while (s->cap < (i ? l->n + 1 : s->n + 8) && tidei_scratch_push(s))
             ;
         s->n = n;
     }
     skip_add(l, (uintptr_t)l->stack.p, l->stack.cap * l->stack.elem);
     skip_add(l, (uintptr_t)l->skip.p, l->skip.cap * l->skip.elem);
-    sort_ranges(l->skip.p, l->skip.n);
+    sort_by(l->skip.p, l->skip.n, sizeof(leak_range_t), range_key);
 }
 
 /* Parses a hex number at *s, moving past it. */
@@ -331,45 +309,16 @@ typedef struct group {
     size_t blocks, bytes;
 } group_t;
 
-static void sift_groups(group_t *g, size_t i, size_t n)
+static uint64_t group_key(const void *e)
 {
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            return;
-        if (c + 1 < n && g[c + 1].bytes < g[c].bytes)
-            c++;
-        if (g[c].bytes >= g[i].bytes)
-            return;
-        group_t t = g[i];
-        g[i] = g[c];
-        g[c] = t;
-        i = c;
-    }
-}
-
-/* Sorts groups by bytes, biggest first (a heap with the smallest on top). */
-static void sort_groups(group_t *g, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;)
-        sift_groups(g, i, n);
-    for (size_t end = n; end-- > 1;) {
-        group_t t = g[0];
-        g[0] = g[end];
-        g[end] = t;
-        sift_groups(g, 0, end);
-    }
+    return ~(uint64_t)((const group_t *)e)->bytes;  /* biggest first */
 }
 
 static int open_leak_file(void)
 {
-    if (!tidei_opt.leak_file[0])
-        return 2;
-    char path[TIDE_PATH_MAX + 64];
-    tidei_expand_path(tidei_opt.leak_file, path, sizeof path, 0);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = tidei_open_output(tidei_opt.leak_file, 0, true);
     if (fd < 0)
-        tidei_warn("tide: cannot open leak_file %s (errno %d); reporting on stderr\n", path, errno);
+        tidei_warn("tide: cannot open leak_file %s (errno %d); reporting on stderr\n", tidei_opt.leak_file, errno);
     return fd < 0 ? 2 : fd;
 }
 
@@ -447,7 +396,7 @@ static size_t leak_report(leak_t *l)
     for (size_t k = 0; k < cap; k++)
         if (g[k].key != UINT64_MAX)
             g[m++] = g[k];
-    sort_groups(g, m);
+    sort_by(g, m, sizeof *g, group_key);
     int err = tidei_printf(fd, "tide: leak check: %zu bytes leaked in %zu blocks (%zu direct, %zu indirect); "
                                "%zu bytes in %zu blocks still reachable\n",
                            leaked_bytes, leaked, direct, leaked - direct, kept_bytes, kept);
@@ -602,13 +551,15 @@ static tide_noinline long leak_run(void)
     memset(&l, 0, sizeof l);
     l.stack.elem = sizeof(size_t);
     l.skip.elem = sizeof(leak_range_t);
-    errno = 0;
-    l.b = tidei_live_blocks(&l.n, &l.cap);
-    if (!l.b && errno == ENOMEM)
+    if (!tidei_live_blocks(&l.blocks)) {
+        tidei_scratch_free(&l.blocks);
         return -1;
+    }
+    l.b = l.blocks.p;
+    l.n = l.blocks.n;
     long result = -1;
     if (l.n) {
-        sort_blocks(l.b, l.n);
+        sort_by(l.b, l.n, sizeof *l.b, block_key);
         l.lo = (uintptr_t)l.b[0].ptr;
         l.hi = (uintptr_t)l.b[l.n - 1].ptr + l.b[l.n - 1].size;
         l.mark_bytes = (l.n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
@@ -646,9 +597,9 @@ out:
         errno = ENOMEM;
     if (l.mark)
         tidei_scratch_unmap(l.mark, l.mark_bytes);
-    scratch_free(&l.stack);
-    scratch_free(&l.skip);
-    tidei_live_blocks_free(l.b, l.cap);
+    tidei_scratch_free(&l.stack);
+    tidei_scratch_free(&l.skip);
+    tidei_scratch_free(&l.blocks);
     return result;
 }
 

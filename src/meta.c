@@ -38,6 +38,34 @@ void tidei_scratch_unmap(void *p, size_t size)
     atomic_fetch_sub_explicit(&tidei_global_ctr.returned, size, relaxed);
 }
 
+/* Room for one more element at the end of s (doubling its mapping when
+ * full), or NULL when the OS refused memory (then s->failed is set). */
+void *tidei_scratch_push(tidei_scratch_t *s)
+{
+    if (s->failed)
+        return NULL;
+    if (s->n == s->cap) {
+        size_t old = s->cap * s->elem;
+        size_t bytes = old ? old * 2 : (size_t)64 << 10;
+        void *p = old ? tidei_os_remap(s->p, old, bytes, true) : tidei_os_map(bytes);
+        if (!p) {
+            s->failed = true;
+            return NULL;
+        }
+        s->p = p;
+        s->cap = bytes / s->elem;
+    }
+    return (char *)s->p + s->elem * s->n++;
+}
+
+void tidei_scratch_free(tidei_scratch_t *s)
+{
+    if (s->p)
+        tidei_scratch_unmap(s->p, s->cap * s->elem);
+    s->p = NULL;
+    s->n = s->cap = 0;
+}
+
 /* A zeroed span descriptor, or NULL. */
 tide_span_t *tidei_span_new(void)
 {

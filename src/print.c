@@ -1,6 +1,7 @@
 /* print.c — formatted output that never allocates: tide reports misuse from
  * inside malloc and free, where stdio (which may call malloc) is off limits.
  * Supports %s %d %ld %zu %zx %lu %lx %x %p %c %%, no widths. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -163,4 +164,30 @@ void tidei_misuse(const char *op, const void *p, const char *what, ...)
 void tidei_assert_fail(const char *expr, const char *file, int line)
 {
     tidei_fatal("tide: internal error: assertion `%s' failed at %s:%d\n", expr, file, line);
+}
+
+/* Opens the report file named by pattern for writing (%p: the pid, %n:
+ * seq), appended to or truncated; an empty pattern is stderr.  Never
+ * allocates, async-signal-safe.  Returns the fd, or -1 with errno set. */
+int tidei_open_output(const char *pattern, unsigned seq, bool append)
+{
+    if (!pattern[0])
+        return 2;
+    char buf[TIDE_PATH_MAX + 64];
+    size_t o = 0;
+    for (const char *p = pattern; *p && o + 24 < sizeof buf; p++) {
+        if (p[0] == '%' && (p[1] == 'p' || p[1] == 'n')) {
+            unsigned long v = p[1] == 'p' ? (unsigned long)getpid() : seq;
+            char d[24];
+            int k = 0;
+            do d[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
+            while (k)
+                buf[o++] = d[--k];
+            p++;
+        } else {
+            buf[o++] = *p;
+        }
+    }
+    buf[o] = 0;
+    return open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
 }

@@ -533,39 +533,15 @@ static int write_profile(int fd)
     return err ? -1 : 0;
 }
 
-/* Expands %p (pid) and %n (dump number) in pattern into buf. */
-void tidei_expand_path(const char *pattern, char *buf, size_t len, unsigned seq)
-{
-    size_t o = 0;
-    for (const char *p = pattern; *p && o + 24 < len; p++) {
-        if (p[0] == '%' && (p[1] == 'p' || p[1] == 'n')) {
-            unsigned long v = p[1] == 'p' ? (unsigned long)getpid() : seq;
-            char d[24];
-            int k = 0;
-            do d[k++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-            while (k)
-                buf[o++] = d[--k];
-            p++;
-        } else {
-            buf[o++] = *p;
-        }
-    }
-    buf[o] = 0;
-}
-
 static int prof_write(const char *path)
 {
     if (!tidei_prof_on || !tidei_opt.prof) {
         errno = EINVAL;
         return -1;
     }
-    char buf[TIDE_PATH_MAX + 64];
     unsigned seq = atomic_fetch_add_explicit(&prof_dumps, 1, relaxed);
-    if (!path) {
-        tidei_expand_path(tidei_opt.prof_file, buf, sizeof buf, seq);
-        path = buf;
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
+                  : tidei_open_output(tidei_opt.prof_file, seq, false);
     if (fd < 0)
         return -1;
     int r = write_profile(fd);

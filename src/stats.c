@@ -418,36 +418,10 @@ void tidei_stats_print(int fd)
     tidei_busy_leave();
 }
 
-/* Opens the report's destination: stats_file (with %p replaced by the pid),
- * appended to, or stderr.  Async-signal-safe.  Returns the fd, or -1. */
-static int open_report_file(void)
-{
-    const char *path = tidei_opt.stats_file;
-    if (!path[0])
-        return 2;
-    char buf[TIDE_PATH_MAX + 24];
-    size_t n = 0;
-    for (const char *p = path; *p && n < sizeof buf - 24; p++) {
-        if (p[0] == '%' && p[1] == 'p') {
-            char digits[16];
-            int k = 0;
-            for (unsigned v = (unsigned)getpid(); v || !k; v /= 10)
-                digits[k++] = (char)('0' + v % 10);
-            while (k)
-                buf[n++] = digits[--k];
-            p++;
-        } else {
-            buf[n++] = *p;
-        }
-    }
-    buf[n] = 0;
-    return open(buf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-}
-
 static void report_to_file(bool locked)
 {
     int saved = errno;
-    int fd = open_report_file();
+    int fd = tidei_open_output(tidei_opt.stats_file, 0, true);
     if (fd < 0) {
         if (locked)
             tidei_warn("tide: cannot open stats_file %s (errno %d)\n", tidei_opt.stats_file, errno);

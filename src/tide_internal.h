@@ -65,6 +65,7 @@ __attribute__((noreturn)) void tidei_fatal(const char *fmt, ...) __attribute__((
 __attribute__((noreturn)) void tidei_misuse(const char *op, const void *p, const char *what, ...);
 __attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
 void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int tidei_open_output(const char *pattern, unsigned seq, bool append);
 
 /* ---- options.c ---- */
 #define TIDE_PATH_MAX 256
@@ -182,6 +183,16 @@ void *tidei_meta_alloc(size_t size);
 tide_span_t *tidei_span_new(void);
 void tidei_span_delete(tide_span_t *s);
 void tidei_scratch_unmap(void *p, size_t size);
+/* A growing array in a mapping of its own, never in the heap: the heap
+ * walk's record, the leak checker's work lists.  Zero it and set elem. */
+typedef struct tidei_scratch {
+    void *p;                     /* the elements */
+    size_t n, cap;               /* elements used, room for */
+    size_t elem;                 /* bytes per element */
+    bool failed;                 /* the OS refused memory: later pushes are dropped */
+} tidei_scratch_t;
+void *tidei_scratch_push(tidei_scratch_t *s);
+void tidei_scratch_free(tidei_scratch_t *s);
 
 /* ---- heap.c: thread heaps ---- */
 extern pthread_mutex_t tidei_heaps_lock;
@@ -294,7 +305,6 @@ const uintptr_t *tidei_prof_frames(uint32_t id, int *n);
 void tidei_prof_at_exit(void);
 int tidei_copy_maps(int fd);
 int tidei_prof_scratch(uintptr_t *out, int max);
-void tidei_expand_path(const char *pattern, char *buf, size_t len, unsigned seq);
 bool tidei_is_entry_point(uintptr_t fn);
 bool tidei_alloc_is_entry(uintptr_t fn);
 
@@ -322,8 +332,7 @@ tide_inline uint64_t tidei_heap_requested(const tide_heap_counters_t *c)
 }
 
 /* ---- walk.c ---- */
-struct tide_block *tidei_live_blocks(size_t *n, size_t *cap);
-void tidei_live_blocks_free(struct tide_block *b, size_t cap);
+bool tidei_live_blocks(tidei_scratch_t *out);
 
 /* ---- symbolize.c ---- */
 /* Writes a description of code address pc into buf (always NUL-terminated,

@@ -12,30 +12,14 @@
  * tide.h). */
 #include "tide_internal.h"
 
-/* The record: a growing array of blocks in its own mapping. */
-typedef struct record {
-    struct tide_block *b;        /* the blocks */
-    size_t n;                    /* used */
-    size_t cap;                  /* room for */
-    bool failed;                 /* the OS refused memory */
-} record_t;
+/* The record: every live block (struct tide_block), in scratch memory. */
+typedef tidei_scratch_t record_t;
 
 static void record_add(record_t *r, void *ptr, size_t size, int cls, unsigned heap)
 {
-    if (r->failed)
+    struct tide_block *e = tidei_scratch_push(r);
+    if (!e)
         return;
-    if (r->n == r->cap) {
-        size_t old = r->cap * sizeof *r->b;
-        size_t bytes = old ? old * 2 : (size_t)1 << 20;
-        void *p = old ? tidei_os_remap(r->b, old, bytes, true) : tidei_os_map(bytes);
-        if (!p) {
-            r->failed = true;
-            return;
-        }
-        r->b = p;
-        r->cap = bytes / sizeof *r->b;
-    }
-    struct tide_block *e = &r->b[r->n++];
     e->ptr = ptr;
     e->size = size;
     e->size_class = cls;
@@ -95,45 +79,30 @@ static void record_live(record_t *r)
     pthread_mutex_unlock(&tidei_heaps_lock);
 }
 
-/* Unmaps a record. */
-void tidei_live_blocks_free(struct tide_block *b, size_t cap)
+/* Every live block into out (zeroed): false with errno = ENOMEM when
+ * memory ran out.  Release out with tidei_scratch_free. */
+bool tidei_live_blocks(tidei_scratch_t *out)
 {
-    if (b)
-        tidei_scratch_unmap(b, cap * sizeof *b);
-}
-
-/* Every live block, in a mapping of room for *cap of them (release it
- * with tidei_live_blocks_free); *n of them.  NULL with errno = ENOMEM when
- * memory ran out, and also when there is no live block (then *n = 0). */
-struct tide_block *tidei_live_blocks(size_t *n, size_t *cap)
-{
-    record_t r = { NULL, 0, 0, false };
-    record_live(&r);
-    if (r.failed) {
-        tidei_live_blocks_free(r.b, r.cap);
+    memset(out, 0, sizeof *out);
+    out->elem = sizeof(struct tide_block);
+    record_live(out);
+    if (out->failed)
         errno = ENOMEM;
-        *n = *cap = 0;
-        return NULL;
-    }
-    *n = r.n;
-    *cap = r.cap;
-    return r.b;
+    return !out->failed;
 }
 
 static long heap_walk(tide_walk_fn fn, void *arg)
 {
     tidei_init();
-    record_t r = { NULL, 0, 0, false };
-    record_live(&r);
+    record_t r;
     long n = -1;
-    if (r.failed) {
-        errno = ENOMEM;
-    } else {
+    if (tidei_live_blocks(&r)) {
+        const struct tide_block *b = r.p;
         for (size_t i = 0; i < r.n; i++)
-            fn(&r.b[i], arg);
+            fn(&b[i], arg);
         n = (long)r.n;
     }
-    tidei_live_blocks_free(r.b, r.cap);
+    tidei_scratch_free(&r);
     return n;
 }
 

@@ -7,33 +7,11 @@
 # leak_exitcode, leak_file, the sampled stacks of leak_check=1,
 # tide_leak_check(), and tools/tide-run --leak-check.  The program is
 # tests/api/progs/leak_prog.c; its comment says what it leaks and keeps.
-set -u
-cd "$ROOT"
-out=$BUILD/tests/api
-mkdir -p "$out"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-leak.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-rc=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; rc=1; }
-skip() { echo "SKIP $1: $2"; }
-snip() { head -c 300 "$1" | tr "\n" " "; }   # the start of a file, on one line
-
-prog=$out/leak-prog
-flags=()
-if [ -n "${SANITIZE:-}" ]; then
-    flags=(-fsanitize="$SANITIZE" -fno-omit-frame-pointer)
-    [ "$SANITIZE" = thread ] && flags+=(-DTH_REDIRECT)
-fi
+. "$ROOT/tests/api/helpers.bash"
+api_setup leak
 # No -fno-omit-frame-pointer and no -rdynamic (outside sanitizer builds): the
 # stacks and the names of the program's functions must be found without them.
-if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
-        -o "$prog" tests/api/progs/leak_prog.c -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" \
-        -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl 2>"$tmp/cc.log"; then
-    echo "FAIL leak_prog_build: does not compile: $(snip "$tmp/cc.log")"
-    exit 1
-fi
+api_build leak_prog
 cd "$tmp"
 
 # The report of `leak_prog leaks` (see leak_prog.c).

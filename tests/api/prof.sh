@@ -7,33 +7,11 @@
 # tests/api/progs/prof_prog.c.  The pprof checks print SKIP when
 # google-pprof (Debian package google-perftools) is missing.
 # th-timeout: 600
-set -u
-cd "$ROOT"
-out=$BUILD/tests/api
-mkdir -p "$out"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-prof.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-rc=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; rc=1; }
-skip() { echo "SKIP $1: $2"; }
-snip() { head -c 300 "$1" | tr "\n" " "; }   # the start of a file, on one line
-
-prog=$out/prof-prog
-flags=()
-if [ -n "${SANITIZE:-}" ]; then
-    flags=(-fsanitize="$SANITIZE" -fno-omit-frame-pointer)
-    [ "$SANITIZE" = thread ] && flags+=(-DTH_REDIRECT)
-fi
+. "$ROOT/tests/api/helpers.bash"
+api_setup prof
 # No -fno-omit-frame-pointer (outside sanitizer builds): tide's unwinder must
 # find the call stacks without frame pointers.
-if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
-        -o "$prog" tests/api/progs/prof_prog.c -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" \
-        -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl -lm 2>"$tmp/cc.log"; then
-    echo "FAIL prof_prog_build: does not compile: $(snip "$tmp/cc.log")"
-    exit 1
-fi
+api_build prof_prog -lm
 # From here on in the scratch directory: a profile written to the default
 # prof_file (tide.%p.heap, in the working directory) goes away with it.
 cd "$tmp"

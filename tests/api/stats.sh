@@ -6,30 +6,9 @@
 # of tide_stats_print and the XML of malloc_info read by python's json and
 # xml.etree, checked against the schema of docs/stats.md.  The program is
 # tests/api/progs/stats_prog.c; tests/api/stats.c checks the figures.
-set -u
-cd "$ROOT"
-out=$BUILD/tests/api
-mkdir -p "$out"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tide-stats.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-rc=0
-pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; rc=1; }
-skip() { echo "SKIP $1: $2"; }
-
-prog=$out/stats-prog
-flags=()
-if [ -n "${SANITIZE:-}" ]; then
-    flags=(-fsanitize="$SANITIZE" -fno-omit-frame-pointer)
-    [ "$SANITIZE" = thread ] && flags+=(-DTH_REDIRECT)
-fi
-if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
-        -o "$prog" tests/api/progs/stats_prog.c -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" \
-        -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl 2>"$tmp/cc.log"; then
-    echo "FAIL stats_prog_build: does not compile: $(head -c 400 "$tmp/cc.log" | tr '\n' ' ')"
-    exit 1
-fi
+. "$ROOT/tests/api/helpers.bash"
+api_setup stats
+api_build stats_prog
 
 # python3 without tide, for the checkers.
 PY=""
