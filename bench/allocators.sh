@@ -3,8 +3,9 @@
 # bench/bursty.sh and bench/redis-flush.sh, so that all of them measure the
 # same objects the same way.
 #
-# The caller sets ROOT (the repository), OUT (build/bench) and ALLOCATORS,
-# and defines die() and note(); then calls, in this order:
+# The caller sets ROOT (the repository) and sources this first (it sets
+# QUICK, ALLOCATORS and OUT = build/bench), defines die() and note(), then
+# calls, in this order:
 #   alloc_init            ALLOC_LIB[name] = the object preloaded for it
 #   (installs what is missing: ALLOC_LIB[...] names the files to check)
 #   alloc_build_helpers   build/bench/which_malloc and libglibc_shim.so
@@ -27,6 +28,12 @@
 
 ALLOC_LIBDIR=/usr/lib/x86_64-linux-gnu
 ALL_ALLOCATORS="tide glibc jemalloc mimalloc tcmalloc"
+
+# What every script takes from the environment, with its default.
+QUICK=${QUICK:-0}
+[ -z "$QUICK" ] && QUICK=0
+ALLOCATORS=${ALLOCATORS:-$ALL_ALLOCATORS}
+OUT=$ROOT/build/bench
 
 alloc_lib() { # allocator -> the shared object preloaded for it ("" = none)
     case "$1" in

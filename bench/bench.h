@@ -233,6 +233,30 @@ static inline size_t bench_mix_next(bench_mix *m)
     return size;
 }
 
+/* How many blocks the sequence of seed has made when it first reaches
+ * budget bytes (the loop of an allocation, without allocating). */
+static inline long bench_mix_count(uint64_t seed, uint64_t budget)
+{
+    bench_mix m;
+    bench_mix_init(&m, seed);
+    long n = 0;
+    while (m.total < budget) {
+        bench_mix_next(&m);
+        n++;
+    }
+    return n;
+}
+
+/* Frees blocks[first], blocks[first + 2], ... of n, adding the first byte
+ * of each to *checksum (read back before the free: the writes were real). */
+static inline void bench_free_every_other(unsigned char **blocks, long n, long first, uint64_t *checksum)
+{
+    for (long i = first; i < n; i += 2) {
+        *checksum += blocks[i][0];
+        free(blocks[i]);
+    }
+}
+
 /* Writes one byte in every 4 KiB page of the block and its last byte, so
  * that every page it spans is resident. */
 static inline void bench_touch(unsigned char *p, size_t size)

@@ -65,26 +65,6 @@ static uint64_t burst_seed(int burst, int t)
     return seed * 1000003 + (uint64_t)burst * 1009 + (uint64_t)t;
 }
 
-static long count_blocks(uint64_t s)
-{
-    bench_mix m;
-    bench_mix_init(&m, s);
-    long n = 0;
-    while (m.total < budget) {
-        bench_mix_next(&m);
-        n++;
-    }
-    return n;
-}
-
-static void free_half(worker *w, long first, uint64_t *checksum)
-{
-    for (long i = first; i < w->n_blocks; i += 2) {
-        *checksum += w->blocks[i][0];
-        free(w->blocks[i]);
-    }
-}
-
 static void *run(void *arg)
 {
     worker *w = arg;
@@ -114,9 +94,10 @@ static void *run(void *arg)
         pthread_barrier_wait(&barrier);
         bench_sleep_until(burst_peak[k] + (double)hold_ms / 1000);
 
-        free_half(w, 0, &w->checksum);
+        bench_free_every_other(w->blocks, w->n_blocks, 0, &w->checksum);
         pthread_barrier_wait(&barrier);
-        free_half(&workers[(w->index + 1) % n_workers], 1, &w->checksum);
+        worker *next = &workers[(w->index + 1) % n_workers];
+        bench_free_every_other(next->blocks, next->n_blocks, 1, &w->checksum);
         pthread_barrier_wait(&barrier);
         if (w->index == 0) {
             burst_end[k] = bench_now();
@@ -159,7 +140,7 @@ int main(int argc, char **argv)
     for (int t = 0; t < n_workers; t++) {
         long most = 0;
         for (int k = 0; k < n_bursts; k++) {
-            long n = count_blocks(burst_seed(k, t));
+            long n = bench_mix_count(burst_seed(k, t), budget);
             most = n > most ? n : most;
         }
         workers[t].index = t;

@@ -20,11 +20,9 @@ set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
-QUICK=${QUICK:-0}
-[ -z "$QUICK" ] && QUICK=0
-ALLOCATORS=${ALLOCATORS:-tide glibc jemalloc mimalloc tcmalloc}
+# the allocator table and checks; also QUICK, ALLOCATORS and OUT (defaults)
+. "$ROOT/bench/allocators.sh"
 BURSTY_ARGS=${BURSTY_ARGS:-}
-OUT=$ROOT/build/bench
 DIR=$OUT/bursty-data
 RESULTS=$ROOT/bench/results
 
@@ -40,7 +38,6 @@ else
 fi
 ARGS="$ARGS${BURSTY_ARGS:+ $BURSTY_ARGS}"
 
-. "$ROOT/bench/allocators.sh"
 alloc_init
 for a in $ALLOCATORS; do
     lib=${ALLOC_LIB[$a]}

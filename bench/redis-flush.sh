@@ -38,12 +38,10 @@ set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
-QUICK=${QUICK:-0}
-[ -z "$QUICK" ] && QUICK=0
-ALLOCATORS=${ALLOCATORS:-tide glibc jemalloc mimalloc tcmalloc}
+# the allocator table and checks; also QUICK, ALLOCATORS and OUT (defaults)
+. "$ROOT/bench/allocators.sh"
 if [ "$QUICK" = 1 ]; then MB=${MB:-64}; else MB=${MB:-300}; fi
 FLUSH=${FLUSH:-sync}
-OUT=$ROOT/build/bench
 DIR=$OUT/redis-flush
 SAMPLES="0 0.5 1 2 3"   # seconds after the FLUSHALL reply
 
@@ -55,7 +53,6 @@ case "$FLUSH" in sync | async) ;; *) die "FLUSH is sync or async, not '$FLUSH'" 
 for c in redis-server redis-cli; do
     command -v $c >/dev/null || die "$c is missing (apt-get install redis-server redis-tools)"
 done
-. "$ROOT/bench/allocators.sh"
 alloc_init
 for a in $ALLOCATORS; do
     lib=${ALLOC_LIB[$a]}

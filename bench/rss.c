@@ -64,29 +64,6 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int n_freed;              /* workers done freeing, under lock */
 static int quit;                 /* main is done sampling, under lock */
 
-/* How many blocks the size sequence of this seed has before it reaches
- * budget bytes (the same loop as the allocation, without allocating). */
-static long count_blocks(uint64_t seed, uint64_t budget)
-{
-    bench_mix m;
-    bench_mix_init(&m, seed);
-    long n = 0;
-    while (m.total < budget) {
-        bench_mix_next(&m);
-        n++;
-    }
-    return n;
-}
-
-/* Frees every other block of w, starting at first (0 or 1). */
-static void free_half(worker *w, long first, uint64_t *checksum)
-{
-    for (long i = first; i < w->n_blocks; i += 2) {
-        *checksum += w->blocks[i][0];
-        free(w->blocks[i]);
-    }
-}
-
 static void *run(void *arg)
 {
     worker *w = arg;
@@ -110,9 +87,10 @@ static void *run(void *arg)
 
     /* its own even blocks, then the odd blocks of the next thread: every
      * other block is freed by a thread that did not allocate it */
-    free_half(w, 0, &w->checksum);
+    bench_free_every_other(w->blocks, w->n_blocks, 0, &w->checksum);
     pthread_barrier_wait(&swapped);
-    free_half(&workers[(w->index + 1) % n_workers], 1, &w->checksum);
+    worker *next = &workers[(w->index + 1) % n_workers];
+    bench_free_every_other(next->blocks, next->n_blocks, 1, &w->checksum);
 
     pthread_mutex_lock(&lock);
     n_freed++;
@@ -142,7 +120,7 @@ int main(int argc, char **argv)
         w->index = t;
         w->seed = seed * 1000 + (uint64_t)t;
         w->budget = ((uint64_t)mb << 20) / (uint64_t)n_workers;
-        w->n_blocks = count_blocks(w->seed, w->budget);
+        w->n_blocks = bench_mix_count(w->seed, w->budget);
         w->blocks = mmap(NULL, (size_t)w->n_blocks * sizeof *w->blocks, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (w->blocks == MAP_FAILED) {

@@ -51,12 +51,10 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 
-QUICK=${QUICK:-0}
-[ -z "$QUICK" ] && QUICK=0
-ALLOCATORS=${ALLOCATORS:-tide glibc jemalloc mimalloc tcmalloc}
+# the allocator table and checks; also QUICK, ALLOCATORS and OUT (defaults)
+. "$ROOT/bench/allocators.sh"
 BENCH=${BENCH:-}
 if [ "$QUICK" = 1 ]; then REPS=${REPS:-3}; TIMEOUT=60; else REPS=${REPS:-5}; TIMEOUT=600; fi
-OUT=$ROOT/build/bench
 LOGS=$OUT/logs
 RESULTS=$ROOT/bench/results
 NPROC=$(nproc)
@@ -136,8 +134,6 @@ for w in $BENCH; do
 done
 
 # ---------------------------------------------------------- the allocators
-# The table of allocators, alloc_env and the checks are in bench/allocators.sh.
-. "$ROOT/bench/allocators.sh"
 alloc_init
 
 # ---------------------------------------------------------- dependencies
