@@ -25,8 +25,9 @@
  *
  * leak_check=full records the stack of every allocation instead: the
  * countdown is armed at zero, every malloc comes here, and the block's
- * address is entered in a table with its site (leak.c reads it).  Profile
- * samples then keep their own countdown, prof_left.
+ * address is entered in a table with its site (leak.c reads it).  With
+ * prof=1 too, profile samples keep their own countdown, prof_left; without
+ * it no block is moved to pages of its own.
  *
  * The stack table is append-only: sites live in segments that are never
  * freed, so a profile written from a signal handler can read them without
@@ -163,11 +164,13 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
     /* the backup heap is used under a lock: it never samples */
     if (tidei_prof_on && h != &tidei_backup_heap) {
         if (tidei_prof_full) {
+            /* every block records its site; samples on pages of their own
+             * only feed a profile */
             next = 0;
             what = TIDE_PROF_RECORD;
-            if (!h->prof_rng)  /* the heap's first event */
+            if (tidei_opt.prof && !h->prof_rng)  /* the heap's first event */
                 h->prof_left = next_interval(h);
-            if ((h->prof_left -= (int64_t)n) <= 0) {
+            if (tidei_opt.prof && (h->prof_left -= (int64_t)n) <= 0) {
                 h->prof_left = next_interval(h);
                 what = TIDE_PROF_SAMPLE;
             }

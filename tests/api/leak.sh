@@ -33,16 +33,6 @@ run() {
         TIDE_CONF=$conf timeout 60 "$prog" "$mode" >"$tmp/$name.out" 2>"$tmp/$name.err"
     fi
     st=$?
-    # Known open bug (docs/profiling.md, /tmp/tide-bugs/prof-leak-missed-block.txt
-    # at the time): in about 1 % of runs the first leaked block is kept alive
-    # by a word in libc's .data holding its address, so 9 blocks are reported
-    # instead of 11.  One retry keeps CI from failing on it; a miss that
-    # happens every time still fails.
-    if [ -z "${LEAK_RETRIED:-}" ] && grep -q '^tide: leak check: 1152 bytes leaked in 9 blocks (9 direct, 0 indirect)' "$tmp/$name.err"; then
-        echo "leak.sh: $name: the known rare missed block; running it once more" >&2
-        LEAK_RETRIED=1 run "$name" "$conf" "$mode" "$@"
-        return
-    fi
     pid=$(sed -n 's/^pid //p' "$tmp/$name.out")
     keep_blocks=$(sed -n 's/^keep \([0-9]*\) [0-9]*$/\1/p' "$tmp/$name.out")
     keep_bytes=$(sed -n 's/^keep [0-9]* \([0-9]*\)$/\1/p' "$tmp/$name.out")
