@@ -191,3 +191,16 @@ int tidei_open_output(const char *pattern, unsigned seq, bool append)
     buf[o] = 0;
     return open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
 }
+
+/* Installs fn on signal sig for the option named `what` (stats_signal,
+ * prof_signal): a handler that writes a report.  Warns if it cannot. */
+void tidei_report_on_signal(long sig, void (*fn)(int), const char *what)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fn;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction((int)sig, &sa, NULL) != 0)
+        tidei_warn("tide: cannot handle signal %ld for %s (errno %d)\n", sig, what, errno);
+}

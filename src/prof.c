@@ -576,15 +576,8 @@ static void on_prof_signal(int sig)
 
 void tidei_prof_signal_init(void)
 {
-    if (tidei_opt.prof_signal <= 0 || !tidei_opt.prof)
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_prof_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction((int)tidei_opt.prof_signal, &sa, NULL) != 0)
-        tidei_warn("tide: cannot handle signal %ld for prof_signal (errno %d)\n", tidei_opt.prof_signal, errno);
+    if (tidei_opt.prof_signal > 0 && tidei_opt.prof)
+        tidei_report_on_signal(tidei_opt.prof_signal, on_prof_signal, "prof_signal");
 }
 
 /* At exit: the profile (prof=1), then the leak check (leak.c), which may

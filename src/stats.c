@@ -446,15 +446,8 @@ static void on_stats_signal(int sig)
  * allocates). */
 void tidei_stats_init(void)
 {
-    if (tidei_opt.stats_signal <= 0)
-        return;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stats_signal;
-    sa.sa_flags = SA_RESTART;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction((int)tidei_opt.stats_signal, &sa, NULL) != 0)
-        tidei_warn("tide: cannot handle signal %ld for stats_signal (errno %d)\n", tidei_opt.stats_signal, errno);
+    if (tidei_opt.stats_signal > 0)
+        tidei_report_on_signal(tidei_opt.stats_signal, on_stats_signal, "stats_signal");
 }
 
 /* At exit: the report (stats=1 or json), the heap profile (prof=1), the

@@ -66,6 +66,7 @@ __attribute__((noreturn)) void tidei_misuse(const char *op, const void *p, const
 __attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
 void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tidei_open_output(const char *pattern, unsigned seq, bool append);
+void tidei_report_on_signal(long sig, void (*fn)(int), const char *what);
 
 /* ---- options.c ---- */
 #define TIDE_PATH_MAX 256
