@@ -4,24 +4,36 @@
  * huge blocks, the backup heap of exited threads. */
 #include "tide_internal.h"
 
-/* Pops a block of class cls from h (its sampler already charged),
- * refilling the class if needed.  Sets errno = ENOMEM and returns NULL when
- * memory ran out. */
+/* Pops a block of class cls from h (its sampler already charged): from
+ * the direct span as the fast path does, marked the same way, or under
+ * h->lock after refilling the class.  Sets errno = ENOMEM and returns NULL
+ * when memory ran out. */
 static void *class_pop(tide_heap_t *h, int cls)
 {
-    tide_span_t *s = h->direct[cls];
-    if (!s->free) {
-        s = tidei_heap_find_span(h, cls);
-        if (!s) {
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
+    tidei_fast_enter(h);
+    tide_span_t *s = tidei_direct(h, cls);
     tide_block_t *b = s->free;
-    s->free = b->next;
-    s->used++;
-    b->key = 0;
-    h->ctr.malloc[cls]++;
+    if (b) {
+        s->free = b->next;
+        tidei_used_inc(s);
+        b->key = 0;
+        h->ctr.malloc[cls]++;
+        tidei_fast_leave(h);
+        return b;
+    }
+    tidei_fast_leave(h);
+    pthread_mutex_lock(&h->lock);
+    s = tidei_heap_find_span(h, cls);
+    if (s) {
+        b = s->free;
+        s->free = b->next;
+        s->used++;
+        b->key = 0;
+        h->ctr.malloc[cls]++;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (!s)
+        errno = ENOMEM;
     return b;
 }
 
@@ -132,34 +144,37 @@ static tide_noclone void *malloc_slow(size_t n)
  * (n alone is passed: the fast path then moves no register to call.) */
 static tide_noclone void *malloc_prof(size_t n)
 {
+    tidei_fast_leave(tidei_tls_heap);
     tidei_busy_enter();
     void *p = prof_alloc(tidei_tls_heap, tidei_class_of(n), n, 0, false);
     tidei_busy_leave();
     return p;
 }
 
-/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
+/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion.  The fast
+ * path is marked (tidei_fast_enter/leave) so that the scavenger can take
+ * an idle thread's direct spans back while it runs (heap.c). */
 tide_fast_text void *tidei_malloc(size_t n)
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;
         int cls = tidei_class_of(n);
-        tide_span_t *s = h->direct[cls];
+        tidei_fast_enter(h);
+        tide_span_t *s = tidei_direct(h, cls);
         tide_block_t *b = s->free;
         if (tide_likely(b != NULL)) {
-            /* the counters move before the first write to the heap: a
-             * thread stopped by a suspender (scav.c) with its counters
-             * unchanged has written nothing.  The sampler's countdown is
-             * also the count of requested bytes. */
+            /* The sampler's countdown is also the count of requested
+             * bytes; malloc_prof leaves the mark. */
             if (tide_unlikely(tidei_prof_charge(h, n)))
                 return malloc_prof(n);
             tidei_count(h->ctr.malloc[cls]++);
-            atomic_signal_fence(memory_order_seq_cst);
             s->free = b->next;
-            s->used++;
+            tidei_used_inc(s);
             b->key = 0;
+            tidei_fast_leave(h);
             return b;
         }
+        tidei_fast_leave(h);
     }
     return malloc_slow(n);
 }

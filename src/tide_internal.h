@@ -81,7 +81,6 @@ typedef struct tide_options {
     long stats_signal;           /* print the report on this signal (0 = none) */
     long decay_ms;               /* free pages go back to the OS after this long (0 at once, -1 never) */
     long purge;                  /* how: 0 MADV_DONTNEED, 1 MADV_FREE */
-    long reclaim_signal;         /* signal that asks an idle thread to release its cache (0 = off) */
     long prof;                   /* sample allocations for a heap profile (0|1) */
     long prof_sample;            /* mean bytes between samples */
     char prof_file[TIDE_PATH_MAX]; /* where profiles go (%p pid, %n dump number) */
@@ -206,12 +205,68 @@ tide_heap_t *tidei_heap_acquire(void);
 void tidei_heap_abandon(tide_heap_t *h);
 void tidei_heap_give_up_spans(tide_heap_t *h);
 bool tidei_heap_release(tide_heap_t *h);
+bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h));
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
 bool tidei_abandoned_sweep(void);
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 size_t tidei_abandoned_count(void);
+
+/* The malloc fast path's mark (h->ctr.fast_seq odd while inside), which the
+ * scavenger reads after a membarrier to know whether the owner may be
+ * popping from a direct span (tidei_heap_reclaim).  On entry a plain
+ * increment before the load of direct[]: the membarrier orders it.  On
+ * exit after the pop, published with release (a plain store on x86-64).
+ * Under the sanitizers, which do not see the membarrier, atomic accesses. */
+tide_inline void tidei_fast_enter(tide_heap_t *h)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    h->ctr.fast_seq++;
+#else
+    __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
+    atomic_signal_fence(memory_order_seq_cst);
+}
+tide_inline void tidei_fast_leave(tide_heap_t *h)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    atomic_signal_fence(memory_order_seq_cst);
+    h->ctr.fast_seq++;
+#else
+    __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+#endif
+}
+
+/* The span malloc pops from (read with no lock; the scavenger swaps it). */
+tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
+{
+    return __atomic_load_n(&h->direct[cls], __ATOMIC_RELAXED);
+}
+
+/* The owner's changes of `used` outside h->lock, which the scavenger reads
+ * (span_quiescent in heap.c): a free's decrement is published after its
+ * push onto local_free (a compiler barrier on x86-64, a release store
+ * elsewhere and under the sanitizers). */
+tide_inline uint32_t tidei_used_dec(tide_span_t *s)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    atomic_signal_fence(memory_order_seq_cst);
+    return --s->used;
+#else
+    uint32_t u = __atomic_load_n(&s->used, __ATOMIC_RELAXED) - 1;
+    __atomic_store_n(&s->used, u, __ATOMIC_RELEASE);
+    return u;
+#endif
+}
+tide_inline void tidei_used_inc(tide_span_t *s)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    s->used++;
+#else
+    __atomic_store_n(&s->used, __atomic_load_n(&s->used, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
+}
 
 /* ---- init.c: process and thread start-up, fork ---- */
 extern uintptr_t tidei_free_key;
@@ -235,8 +290,9 @@ tide_span_t *tidei_checked_span(const void *p, const char *op);
 
 /* ---- scav.c: the scavenger ---- */
 /* Non-zero while the thread runs tide code other than the malloc/free fast
- * paths (those are told by their program counter): the reclaim signal
- * handler then leaves the heap alone.  Plain TLS stores, compiler barriers. */
+ * paths (those are told by their program counter): the leak checker's
+ * thread stop (leak.c) then waits for it to leave.  Plain TLS stores,
+ * compiler barriers. */
 extern __thread unsigned tidei_busy;
 tide_inline void tidei_busy_enter(void)
 {
@@ -257,7 +313,6 @@ tide_inline long tidei_decay(void)
 {
     return atomic_load_explicit(&tidei_decay_ms, relaxed);
 }
-extern __thread bool tidei_keep_direct;
 void tidei_scav_thread_start(tide_heap_t *h);
 void tidei_scav_thread_end(tide_heap_t *h);
 extern __thread bool tidei_purge_now;
