@@ -158,7 +158,7 @@ tide_fast_text void *tidei_malloc(size_t n)
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;
-        int cls = tidei_class_of(n);
+        size_t cls = tidei_class_of(n);
         tidei_fast_enter(h);
         tide_span_t *s = tidei_direct(h, cls);
         tide_block_t *b = s->free;

@@ -191,7 +191,7 @@ tide_fast_text void tidei_free(void *p)
         b->key = tidei_free_key;
         b->next = s->local_free;
         s->local_free = b;
-        if (tide_unlikely(tidei_used_dec(s) == slow_at))
+        if (tide_unlikely(tidei_used_dec_is(s, slow_at)))
             free_local_slow(h, s);
         return;
     }

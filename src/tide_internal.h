@@ -137,13 +137,13 @@ size_t tidei_span_take_remote(tide_span_t *s);
 bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
 
 /* Size class of a request of n bytes (n <= TIDE_SMALL_MAX). */
-tide_inline int tidei_class_of(size_t n)
+tide_inline size_t tidei_class_of(size_t n)
 {
     if (n <= 128)
-        return (int)((n + 15) >> 4);  /* class 0 (16-byte blocks) serves malloc(0) */
+        return (n + 15) >> 4;  /* class 0 (16-byte blocks) serves malloc(0) */
     size_t m = n - 1;
-    int b = 63 - __builtin_clzl(m);
-    return 8 + ((b - 7) << 3) + (int)((m >> (b - 3)) & 7) + 1;
+    size_t b = 63 - (size_t)__builtin_clzl(m);
+    return 8 + ((b - 7) << 3) + ((m >> (b - 3)) & 7) + 1;
 }
 
 /* Whether p is the start of a block of small span s (p inside s). */
@@ -245,18 +245,23 @@ tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
 }
 
 /* The owner's changes of `used` outside h->lock, which the scavenger reads
- * (span_quiescent in heap.c): a free's decrement is published after its
- * push onto local_free (a compiler barrier on x86-64, a release store
- * elsewhere and under the sanitizers). */
-tide_inline uint32_t tidei_used_dec(tide_span_t *s)
+ * (span_quiescent in heap.c).  A free's decrement is published after its
+ * push onto local_free (x86-64 keeps stores in order, the "memory" clobber
+ * keeps the compiler from moving them; a release store elsewhere and under
+ * the sanitizers); true when the new count is at, the span's slow_at. */
+tide_inline bool tidei_used_dec_is(tide_span_t *s, uint32_t at)
 {
-#if defined(__x86_64__) && !TIDE_SANITIZE
-    atomic_signal_fence(memory_order_seq_cst);
-    return --s->used;
+#if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
+    /* a decrement of memory and a compare with it: GCC makes four
+     * instructions of the C below where three do */
+    __asm__ goto("subl $1, %0\n\tcmpl %1, %0\n\tje %l[hit]" : "+m"(s->used) : "r"(at) : "cc", "memory" : hit);
+    return false;
+hit:
+    return true;
 #else
     uint32_t u = __atomic_load_n(&s->used, __ATOMIC_RELAXED) - 1;
     __atomic_store_n(&s->used, u, __ATOMIC_RELEASE);
-    return u;
+    return u == at;
 #endif
 }
 tide_inline void tidei_used_inc(tide_span_t *s)
