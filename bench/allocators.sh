@@ -1,7 +1,7 @@
 # allocators.sh — the allocators the benchmarks compare, and how a program
 # is run under each of them.  Sourced (not run) by bench/run.sh,
-# bench/bursty.sh and bench/redis-flush.sh, so that all of them measure the
-# same objects the same way.
+# bench/instr.sh, bench/bursty.sh and bench/redis-flush.sh, so that all of
+# them measure the same objects the same way.
 #
 # The caller sets ROOT (the repository) and sources this first (it sets
 # QUICK, ALLOCATORS and OUT = build/bench), defines die() and note(), then
