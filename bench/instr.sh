@@ -18,6 +18,7 @@
 #   TIDE_LIB=/path/libtide.so    measure another build of tide (e.g. one with
 #                                a fast-path change, built in a scratch tree)
 #   TIDE_REV=REV                 a clean build of that commit
+#   PEERS="name=/path/lib.so ..." more peers, as in bench/run.sh
 # The allocators, and the check that each really serves malloc, are those of
 # bench/run.sh (bench/allocators.sh).
 set -u
