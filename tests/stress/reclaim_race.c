@@ -13,7 +13,7 @@
  * crash).  Under TSan the operation counts are scaled down (st_ops) and
  * the tests show in addition that the reclaim protocol has no data race.
  *
- *   wake_during_reclaim  16 threads, st_ops(16000000) allocations in all,
+ *   wake_during_reclaim  16 threads, 16 million allocations in all (2 under TSan),
  *       each freed again (32 million block operations), sizes across the
  *       small classes (90 % of 16..256 bytes, 9.5 % up to 4 KiB, 0.5 % up to
  *       64 KiB), some large (1 in 5000, 64 KiB..1 MiB) and now and then huge
@@ -34,7 +34,7 @@
  *       blocks of every kind, pauses 15 ms so that its own scavenger takes
  *       its idle heaps back (decay_ms=1), does it again twice, and exits 0.
  *       A child that hangs (a lock held at the fork) is killed by an alarm.
- *   exit_during_reclaim  st_ops(2000) short-lived threads, 8 at a time:
+ *   exit_during_reclaim  2000 short-lived threads (250 under TSan), 8 at a time:
  *       each allocates 100..400 blocks, hands half of them to the others
  *       through the exchange (freeing what it takes out), frees a quarter,
  *       pauses for 0..12 ms (its heap idle: the scavenger may be reclaiming
@@ -205,7 +205,7 @@ static void wake_during_reclaim(void)
     size_t live0 = live_blocks();
     atomic_store(&n_long_stops, 0);
     atomic_store(&n_seen_reclaimed, 0);
-    long total = st_ops(16000000);
+    long total = st_ops(ST_TSAN ? 8000000 : 16000000);  /* TSan: 2 million */
     pthread_t th[N_RACE];
     work_arg args[N_RACE];
     int n = 0;
@@ -402,7 +402,7 @@ static void *short_spawner(void *arg)
 static void exit_during_reclaim(void)
 {
     size_t live0 = live_blocks();
-    short_total = (int)st_ops(2000);
+    short_total = (int)st_ops(ST_TSAN ? 1000 : 2000);  /* TSan: 250 */
     atomic_store(&short_next, 0);
     pthread_t sp[N_LIVE_SHORT];
     int n = 0;
