@@ -22,7 +22,9 @@
  *       after 1..3000 operations: seven stops in eight for 0..3 ms (usleep or
  *       nanosleep), one in eight for 5..25 ms, so that its heap is certainly
  *       reclaimed while it sleeps; it wakes up at a random point of the
- *       reclaim and goes on.  Also checked: reclaims happened (after some
+ *       reclaim and at once makes 32 small allocations in a row (the malloc
+ *       fast path on the direct spans a reclaim swaps out), frees them, and
+ *       goes on.  Also checked: reclaims happened (after some
  *       long stops the heap owns fewer spans than before them, as
  *       tide_stats_heaps tells), and every block is accounted for at the end
  *       (live_blocks back to its value before the test).
@@ -51,6 +53,8 @@
 #include <sys/syscall.h>
 
 #include "tide.h"
+
+#pragma weak tide_stats_heaps   /* absent when built without tide (TH_TIDE=0) */
 
 /* ---- blocks, sizes, the exchange ---- */
 
@@ -131,6 +135,8 @@ static void pause_us(th_rng *r, long us)
 static size_t my_heap_spans(void)
 {
     struct tide_heap_stats hs[128];
+    if (!tide_stats_heaps)
+        return SIZE_MAX;
     size_t n = tide_stats_heaps(hs, 128);
     int me = (int)syscall(SYS_gettid);
     for (size_t i = 0; i < n && i < 128; i++)
@@ -159,6 +165,19 @@ static void random_pause(th_rng *r)
 }
 
 /* ---- the workload ---- */
+
+/* Right after a pause, when the scavenger may be reclaiming the heap: 32
+ * small allocations in a row (the malloc fast path on the direct spans the
+ * reclaim swaps out), then freed. */
+static void wake_burst(th_rng *r)
+{
+    st_blk b[32];
+    size_t cls = th_rand_range(r, 16, 512);
+    for (int i = 0; i < 32; i++)
+        b[i] = st_new(i % 4 == 3 ? th_rand_range(r, 16, 512) : cls);
+    for (int i = 0; i < 32; i++)
+        st_free(b[i], "wake burst");
+}
 
 #define SLOTS 128
 
@@ -190,6 +209,7 @@ static void *worker(void *argp)
             slot[i] = b;
         if (--until_pause == 0) {
             random_pause(&r);
+            wake_burst(&r);
             until_pause = (long)th_rand_range(&r, 1, (size_t)a->max_run);
         }
     }
