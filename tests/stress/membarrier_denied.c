@@ -23,8 +23,8 @@
  *       three threads each allocate a third of a burst (40000 blocks of
  *       16..2000 bytes, one in 200 of 70..300 KiB; a quarter of that under
  *       TSan), free the next thread's third (every free remote) and wait on
- *       a condition variable; 2 s later at most 10 % of the burst may still
- *       be resident (everything but the direct spans, one per class and
+ *       a condition variable; after 2 s (and at most 2 s more on a loaded
+ *       machine) at most 10 % of the burst may still be resident (everything but the direct spans, one per class and
  *       thread, ~3 % here, comes back without a handshake; not checked under
  *       TSan); then the threads wake, allocate and free again (contents
  *       checked) and exit.
@@ -100,7 +100,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* One round; returns the share of the burst still resident after IDLE_MS. */
+/* One round; returns the share of the burst still resident IDLE_MS after
+ * the frees, or when it fell to 0.10 within IDLE_MS more. */
 static double one_round(void)
 {
     share_n = N_BLOCKS / N_THR;
@@ -121,8 +122,14 @@ static double one_round(void)
     long peak = st_rss_kb();
     pthread_barrier_wait(&go);
     pthread_barrier_wait(&freed);
+    /* IDLE_MS at least, then up to IDLE_MS more for the share to fall to
+     * 0.10 (on a loaded machine the scavenger may run late) */
     usleep(IDLE_MS * 1000);
     long r = st_rss_kb();
+    for (int t = 0; t < IDLE_MS / 20 && (double)(r - base) > 0.10 * (double)(peak - base); t++) {
+        usleep(20000);
+        r = st_rss_kb();
+    }
     pthread_mutex_lock(&mu);
     wake = 1;
     pthread_cond_broadcast(&cv);
@@ -135,8 +142,8 @@ static double one_round(void)
     pthread_barrier_destroy(&go);
     pthread_barrier_destroy(&freed);
     double s = (double)(r - base) / (double)(peak > base ? peak - base : 1);
-    fprintf(stderr, "test: round %d: RSS before %ld KiB, peak %ld KiB, %d ms after the frees %ld KiB: share %.3f\n",
-            round_no, base, peak, IDLE_MS, r, s);
+    fprintf(stderr, "test: round %d: RSS before %ld KiB, peak %ld KiB, %d..%d ms after the frees %ld KiB: share %.3f\n",
+            round_no, base, peak, IDLE_MS, 2 * IDLE_MS, r, s);
     return s;
 }
 
@@ -158,7 +165,7 @@ static void reclaim_run(void)
         st_check_errors();
         if (!ST_TSAN)
             CHECKF(s <= 0.10, "round %d: %.3f of the burst still resident %d ms after the frees with its threads "
-                   "idle: want <= 0.10", round_no, s, IDLE_MS);
+                   "idle: want <= 0.10", round_no, s, 2 * IDLE_MS);
     }
 }
 
