@@ -41,6 +41,7 @@
 
 _Atomic int tidei_scav_state;        /* TIDE_SCAV_* */
 _Atomic bool tidei_scav_asleep;      /* waiting with nothing due: needs a wake-up */
+_Atomic bool tidei_scav_poked;       /* something was wanted since the round began */
 #define scav_state tidei_scav_state
 #define scav_asleep tidei_scav_asleep
 static pthread_mutex_t scav_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -294,6 +295,7 @@ static void *scav_main(void *arg)
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
     mb_ready();  /* registers for membarrier from here, once */
     for (;;) {
+        atomic_store_explicit(&tidei_scav_poked, false, seq_cst);  /* this round sees what came before */
         long d = tidei_decay();  /* tide_set_decay_ms may change it */
         uint64_t decay = d > 0 ? (uint64_t)d : 0;
         uint64_t now = tidei_now_ms(), next = UINT64_MAX, next_heap = UINT64_MAX;
@@ -312,8 +314,11 @@ static void *scav_main(void *arg)
             next = now + decay / 10;
         pthread_mutex_lock(&scav_mu);
         if (next == UINT64_MAX) {
-            atomic_store_explicit(&scav_asleep, true, relaxed);
-            pthread_cond_wait(&scav_cv, &scav_mu);
+            /* a wish that came during the round, when asleep was false,
+             * left only the poke: look again instead of sleeping */
+            atomic_store_explicit(&scav_asleep, true, seq_cst);
+            if (!atomic_load_explicit(&tidei_scav_poked, seq_cst))
+                pthread_cond_wait(&scav_cv, &scav_mu);
             atomic_store_explicit(&scav_asleep, false, relaxed);
         } else {
             /* at least 10 ms between rounds: runs falling due together are

@@ -49,6 +49,7 @@ static const int tidei_debug = TIDE_DEBUG;
 #define acquire memory_order_acquire
 #define release memory_order_release
 #define acq_rel memory_order_acq_rel
+#define seq_cst memory_order_seq_cst
 
 /* Accounting on the fast paths: `make STATS=0` compiles it out, only to
  * measure what it costs (the figures of that build are wrong). */
@@ -324,6 +325,7 @@ extern __thread bool tidei_purge_now;
 enum { TIDE_SCAV_NONE = 0, TIDE_SCAV_WANTED, TIDE_SCAV_STARTING, TIDE_SCAV_RUNNING, TIDE_SCAV_FAILED };
 extern _Atomic int tidei_scav_state;
 extern _Atomic bool tidei_scav_asleep;
+extern _Atomic bool tidei_scav_poked;
 void tidei_scav_wanted_slow(void);
 void tidei_scav_start_slow(void);
 void tidei_scav_after_fork_child(void);
@@ -344,9 +346,17 @@ tide_inline void tidei_scav_wanted(void)
     if (tidei_decay() <= 0)
         return;
     int st = atomic_load_explicit(&tidei_scav_state, relaxed);
-    if (tide_likely(st == TIDE_SCAV_RUNNING ? !atomic_load_explicit(&tidei_scav_asleep, relaxed)
-                                            : st != TIDE_SCAV_NONE))
+    if (st == TIDE_SCAV_RUNNING) {
+        /* Dekker with the scavenger going to sleep (scav.c): the poke is
+         * stored before asleep is read, and the scavenger stores asleep
+         * before it reads the poke, so one of them sees the other */
+        if (!atomic_load_explicit(&tidei_scav_poked, relaxed))
+            atomic_store_explicit(&tidei_scav_poked, true, seq_cst);
+        if (tide_likely(!atomic_load_explicit(&tidei_scav_asleep, seq_cst)))
+            return;
+    } else if (tide_likely(st != TIDE_SCAV_NONE)) {
         return;
+    }
     tidei_scav_wanted_slow();
 }
 
