@@ -12,6 +12,9 @@
  *   leak_prog mmap      one block whose only pointer is in an anonymous
  *                       mmap'ed page (tide scans other writable memory)
  *   leak_prog _exit     leak_here(), then _exit(0) (no check then)
+ *   leak_prog ranges    leaks of every size range and entry point, and of
+ *                       blocks realloc'ed in place and across boundaries,
+ *                       in every thread state (see leak_ranges below)
  * Each first prints "pid N" and "keep BLOCKS BYTES" (what keep_here keeps).
  *
  * What is leaked (leak_here): 10 blocks of 128 bytes, all pointers dropped;
@@ -224,21 +227,28 @@ static const struct {
 #define N_LEAK_ENTRIES (sizeof leak_entries / sizeof leak_entries[0])
 #define N_LEAK_RESIZES (sizeof leak_resizes / sizeof leak_resizes[0])
 
+/* The leaks whose blocks are all large or huge (arg non-NULL), or the
+ * others: in a new thread, the first make it a large-only thread. */
 static void leak_ranges_work(int ctx, void *arg)
 {
-    (void)ctx, (void)arg;
+    (void)ctx;
+    bool big = arg != NULL;
     for (size_t i = 0; i < N_LEAK_ENTRIES; i++)
         for (int r = 0; r < 3; r++)
-            leak_entries[i].fn[r](leak_sizes[r], leak_entries[i].align[r]);
+            if ((leak_sizes[r] > 64 * KiB) == big)
+                leak_entries[i].fn[r](leak_sizes[r], leak_entries[i].align[r]);
     for (size_t i = 0; i < N_LEAK_RESIZES; i++)
-        leak_resizes[i].fn(leak_resizes[i].from, leak_resizes[i].to);
+        if ((leak_resizes[i].from > 64 * KiB && leak_resizes[i].to > 64 * KiB) == big)
+            leak_resizes[i].fn(leak_resizes[i].from, leak_resizes[i].to);
 }
 
 /* Leaks one block per leak function in each thread state (contexts.h) and
  * prints one line per function: "expect TEST FUNCTION BYTES BLOCKS". */
 static void leak_ranges(void)
 {
+    static int big;
     for (int ctx = 0; ctx < N_CTX; ctx++) {
+        ctx_run(ctx, leak_ranges_work, &big);
         ctx_run(ctx, leak_ranges_work, NULL);
         ctx_scrub_stack();
     }
