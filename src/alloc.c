@@ -47,19 +47,25 @@ static void *pages_alloc(size_t n, size_t align, bool zero)
     return tidei_huge_alloc(n, align, zero);
 }
 
-/* An allocation whose charge ran h's sampler countdown out (prof.c): a
- * sample on pages of its own, or the usual block with its stack recorded
- * (leak_check=full), or just the usual block.  cls < 0: a large or huge
- * block. */
-static tide_noinline void *prof_alloc(tide_heap_t *h, int cls, size_t n, size_t align, bool zero)
+/* Serves an allocation of n bytes that the sampler's event decided on
+ * (what, from tidei_prof_event): a sample on pages of its own, or the usual
+ * block (class cls of h, or pages when cls < 0) with its stack recorded
+ * (leak_check=full), or just the usual block. */
+static void *prof_serve(int what, tide_heap_t *h, int cls, size_t n, size_t align, bool zero)
 {
-    int what = tidei_prof_event(h, n);
     if (what == TIDE_PROF_SAMPLE)
         return tidei_prof_sampled_alloc(n, align, zero);
     void *p = cls >= 0 ? class_pop(h, cls) : pages_alloc(n, align, zero);
     if (p && what == TIDE_PROF_RECORD)
         tidei_prof_record(p, n, tidei_prof_site_here());
     return p;
+}
+
+/* An allocation whose charge ran h's sampler countdown out (prof.c).
+ * cls < 0: a large or huge block. */
+static tide_noinline void *prof_alloc(tide_heap_t *h, int cls, size_t n, size_t align, bool zero)
+{
+    return prof_serve(tidei_prof_event(h, n), h, cls, n, align, zero);
 }
 
 /* A block of class cls for a request of n bytes, from h. */
@@ -70,38 +76,39 @@ static void *heap_alloc_class(tide_heap_t *h, int cls, size_t n, size_t align)
     return class_pop(h, cls);
 }
 
-/* A large or huge block, charged to the calling thread's sampler when it
- * has a heap. */
-static void *big_alloc(size_t n, size_t align, bool zero)
+/* Charges n bytes to the sampler of the backup heap; its lock held. */
+static int backup_charge(size_t n)
 {
-    if (n > PTRDIFF_MAX) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    tidei_init();
-    tide_heap_t *h = tidei_tls_heap;
-    if (h == &tidei_empty_heap || !h) {
-        atomic_fetch_add_explicit(&tidei_global_ctr.requested, n, relaxed);
-        return pages_alloc(n, align, zero);
-    }
-    if (tide_unlikely(tidei_prof_charge(h, n)))
-        return prof_alloc(h, -1, n, align, zero);
-    return pages_alloc(n, align, zero);
+    tide_heap_t *h = &tidei_backup_heap;
+    return tidei_prof_charge(h, n) ? tidei_prof_event(h, n) : TIDE_PROF_NONE;
 }
 
-/* Allocation by a thread whose heap is gone (a late key or TLS destructor):
- * class cls from the backup heap, under its lock.  The backup heap keeps no
- * span between calls: all its blocks are freed remotely, so a span it kept
- * would never be retired; abandoned, it is swept like any other. */
-static void *backup_alloc_class(int cls, size_t n)
+/* Allocation by a thread whose heap is gone (a late key destructor): class
+ * cls from the backup heap (cls < 0: a large or huge block), charged to
+ * the backup heap's sampler.  The backup heap is used under its lock, and
+ * keeps no span between calls: all its blocks are freed remotely, so a
+ * span it kept would never be retired; abandoned, it is swept like any
+ * other.  A sample or a stack is taken after the lock is let go: the
+ * unwinder may allocate, and the sampled block comes from the page
+ * allocator. */
+static tide_noinline void *backup_alloc(int cls, size_t n, size_t align, bool zero)
 {
+    void *p = NULL;
     pthread_mutex_lock(&tidei_backup_lock);
-    void *p = heap_alloc_class(&tidei_backup_heap, cls, n, 0);
-    int e = errno;
-    tidei_heap_give_up_spans(&tidei_backup_heap);
-    errno = e;
+    int what = backup_charge(n);
+    if (cls >= 0 && what != TIDE_PROF_SAMPLE) {
+        p = class_pop(&tidei_backup_heap, cls);
+        int e = errno;
+        tidei_heap_give_up_spans(&tidei_backup_heap);
+        errno = e;
+    }
     pthread_mutex_unlock(&tidei_backup_lock);
-    return p;
+    if (cls >= 0 && what != TIDE_PROF_SAMPLE) {
+        if (p && what == TIDE_PROF_RECORD)
+            tidei_prof_record(p, n, tidei_prof_site_here());
+        return p;
+    }
+    return prof_serve(what, NULL, -1, n, align, zero);
 }
 
 /* The calling thread's heap, set up on first use; NULL if the thread's heap
@@ -120,8 +127,25 @@ static void *class_alloc(int cls, size_t n, size_t align)
 {
     tide_heap_t *h = current_heap();
     if (tide_unlikely(!h))
-        return backup_alloc_class(cls, n);
+        return backup_alloc(cls, n, align, false);
     return heap_alloc_class(h, cls, n, align);
+}
+
+/* A large or huge block, charged to the calling thread's sampler like any
+ * other allocation: a thread whose first allocation this is gets its heap
+ * here, and one whose heap is gone uses the backup heap's. */
+static void *big_alloc(size_t n, size_t align, bool zero)
+{
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    tide_heap_t *h = current_heap();
+    if (tide_unlikely(!h))
+        return backup_alloc(-1, n, align, zero);
+    if (tide_unlikely(tidei_prof_charge(h, n)))
+        return prof_alloc(h, -1, n, align, zero);
+    return pages_alloc(n, align, zero);
 }
 
 static tide_noinline void *malloc_slow_work(size_t n)
@@ -224,9 +248,69 @@ void *tidei_aligned(size_t align, size_t n, const char *op)
     return big_alloc(n, align, false);
 }
 
+/* Charges a realloc in place to n bytes to the sampler of the calling
+ * thread (its heap's, or the backup heap's when its heap is gone) and
+ * returns the event's TIDE_PROF_*.  To the profiler a realloc is a free and
+ * an allocation at the realloc's call site, as in gperftools and jemalloc;
+ * to the stats it is not a malloc (docs/stats.md), so the requested count,
+ * which the countdown is part of, is taken back. */
+static int resize_charge(size_t n)
+{
+    tide_heap_t *h = current_heap();
+    if (tide_unlikely(!h)) {
+        pthread_mutex_lock(&tidei_backup_lock);
+        tidei_backup_heap.ctr.requested -= n;
+        int what = backup_charge(n);
+        pthread_mutex_unlock(&tidei_backup_lock);
+        return what;
+    }
+    h->ctr.requested -= n;
+    return tidei_prof_charge(h, n) ? tidei_prof_event(h, n) : TIDE_PROF_NONE;
+}
+
+/* Small block p (usable bytes) stays in its class for a realloc to n:
+ * returns p, or the block's new place if the sampler took the realloc as a
+ * sample (which gets pages of its own). */
+static void *small_resized(void *p, size_t n, size_t usable)
+{
+    int what = resize_charge(n);
+    if (tide_likely(what == TIDE_PROF_NONE))
+        return p;
+    if (what == TIDE_PROF_RECORD) {
+        tidei_prof_record(p, n, tidei_prof_site_here());
+        return p;
+    }
+    int e = errno;
+    void *q = tidei_prof_sampled_alloc(n, 0, false);
+    if (!q) {  /* no room for the sample: the block stays, unsampled */
+        errno = e;
+        return p;
+    }
+    memcpy(q, p, n < usable ? n : usable);
+    tidei_free(p);
+    return q;
+}
+
+/* Large or huge block p of span s was resized in place to n bytes: a
+ * sample's old size leaves its site, and the block, which has pages of its
+ * own already, becomes a sample of the realloc's site if the sampler says
+ * so.  Returns p. */
+static void *big_resized(tide_span_t *s, void *p, size_t n)
+{
+    if (s->prof_site)
+        tidei_prof_free(s);
+    int what = resize_charge(n);
+    if (what == TIDE_PROF_SAMPLE)
+        tidei_prof_mark(s, n, tidei_prof_site_here());
+    else if (what == TIDE_PROF_RECORD)
+        tidei_prof_record(p, n, tidei_prof_site_here());
+    return p;
+}
+
 /* realloc: grows or shrinks in place where it can (same class, neighbouring
  * free pages, mremap for huge blocks), else moves.  realloc(p, 0) frees p
- * and returns NULL, as glibc does.  On failure p is untouched. */
+ * and returns NULL, as glibc does.  On failure p is untouched.  Either way
+ * the new size is charged to the sampler at the realloc's call site. */
 void *tidei_realloc(void *p, size_t n)
 {
     if (!p)
@@ -244,27 +328,25 @@ void *tidei_realloc(void *p, size_t n)
     if (s->kind == TIDE_SPAN_SMALL) {
         usable = s->block_size;
         if (n <= usable && (n > usable / 2 || usable <= 64))
-            return p;
+            return small_resized(p, n, usable);
     } else if (s->kind == TIDE_SPAN_LARGE) {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
-        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX && !s->prof_site) {  /* a sample moves */
-            if (pages == s->n_pages)
-                return p;
-            if (pages < s->n_pages) {
+        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
+            if (pages < s->n_pages)
                 tidei_run_shrink(s, pages);
-                return p;
-            }
-            if (tidei_run_grow(s, pages))
-                return p;
+            if (pages <= s->n_pages || tidei_run_grow(s, pages))
+                return big_resized(s, p, n);
         }
     } else {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
-        if (n > TIDE_LARGE_MAX && !s->prof_site) {
+        if (n > TIDE_LARGE_MAX) {
             void *q = tidei_huge_realloc(s, n);
-            if (!q)
+            if (!q) {
                 errno = ENOMEM;
-            return q;
+                return NULL;
+            }
+            return big_resized(s, q, n);
         }
     }
     void *q = tidei_malloc(n);

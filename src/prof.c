@@ -161,8 +161,7 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
     c->requested += (uint64_t)(c->sample_armed - c->sample_left);
     int what = TIDE_PROF_NONE;
     int64_t next = NO_SAMPLE;
-    /* the backup heap is used under a lock: it never samples */
-    if (tidei_prof_on && h != &tidei_backup_heap) {
+    if (tidei_prof_on) {
         if (tidei_prof_full) {
             /* every block records its site; samples on pages of their own
              * only feed a profile */
@@ -174,9 +173,20 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
                 h->prof_left = next_interval(h);
                 what = TIDE_PROF_SAMPLE;
             }
-        } else {
-            what = c->sample_armed != 0 ? TIDE_PROF_SAMPLE : TIDE_PROF_NONE;  /* 0: a new heap */
+        } else if (c->sample_armed != 0) {
+            what = TIDE_PROF_SAMPLE;
             next = next_interval(h);
+        } else {
+            /* a new heap (its countdown was never armed): the first
+             * interval starts at this allocation, which is sampled if the
+             * interval ends inside it */
+            next = next_interval(h);
+            if (next <= (int64_t)n) {
+                what = TIDE_PROF_SAMPLE;
+                next = next_interval(h);
+            } else {
+                next -= (int64_t)n;
+            }
         }
         if (prof_inside)  /* an allocation made while taking a sample */
             what = TIDE_PROF_NONE;
@@ -338,6 +348,20 @@ static void site_count(uint32_t id, size_t n, int sign)
     }
 }
 
+/* Makes the block of large or huge span s (n bytes requested) a sample of
+ * site id (nothing if id is 0: no stack): its span remembers the site, which
+ * the free path finds (free.c), and the site counts it. */
+void tidei_prof_mark(tide_span_t *s, size_t n, uint32_t id)
+{
+    if (!id)
+        return;
+    s->prof_site = id;
+    s->prof_size = n;
+    site_count(id, n, 1);
+    if (tidei_prof_full)
+        tidei_prof_record((void *)s->start, n, id);
+}
+
 /* A sampled allocation: n bytes on pages of their own, remembered by their
  * span.  NULL with errno = ENOMEM when memory ran out. */
 void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero)
@@ -349,20 +373,13 @@ void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero)
         p = tidei_large_alloc(n ? n : 1, align, zero);
     else
         p = tidei_huge_alloc(n, align, zero);
-    if (!p)
-        return NULL;
-    if (id) {
-        tide_span_t *s = tidei_pagemap_lookup(p);
-        s->prof_site = id;
-        s->prof_size = n;
-        site_count(id, n, 1);
-        if (tidei_prof_full)
-            tidei_prof_record(p, n, id);
-    }
+    if (p)
+        tidei_prof_mark(tidei_pagemap_lookup(p), n, id);
     return p;
 }
 
-/* The sampled block of span s is being freed. */
+/* The sampled block of span s is being freed (or resized: realloc counts
+ * it again at its new size if the sampler takes it again). */
 void tidei_prof_free(tide_span_t *s)
 {
     site_count(s->prof_site, s->prof_size, -1);

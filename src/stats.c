@@ -177,7 +177,6 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
     st->live_blocks += st->n_large + st->n_huge;
     st->n_malloc += n_large_malloc + n_huge_malloc;
     st->n_free += (n_large_malloc - st->n_large) + (n_huge_malloc - st->n_huge);
-    st->requested_bytes += atomic_load_explicit(&tidei_global_ctr.requested, relaxed);
     st->returned_bytes = atomic_load_explicit(&tidei_global_ctr.returned, relaxed);
 }
 

@@ -370,6 +370,7 @@ int tidei_prof_event(tide_heap_t *h, size_t n);
 uint32_t tidei_prof_site_here(void);
 void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero);
 void tidei_prof_free(tide_span_t *s);
+void tidei_prof_mark(tide_span_t *s, size_t n, uint32_t id);
 void tidei_prof_record(void *p, size_t n, uint32_t id);
 uint32_t tidei_prof_lookup(const void *p, size_t *size);
 const uintptr_t *tidei_prof_frames(uint32_t id, int *n);

@@ -98,7 +98,8 @@ typedef struct tide_heap_counters {
     uint64_t moved_in[TIDE_N_CLASSES];    /* blocks out of spans this heap adopted, at adoption */
     uint64_t moved_out[TIDE_N_CLASSES];   /* blocks out of spans this heap gave up, at the time */
     uint64_t spans[TIDE_N_CLASSES];       /* SMALL spans owned now */
-    uint64_t requested;                   /* bytes asked for by the mallocs counted in `malloc`, up to
+    uint64_t requested;                   /* bytes asked for by this heap's allocations (every size;
+                                             the backup heap's: of threads whose heap is gone), up to
                                              the last sampler event; add sample_armed - sample_left
                                              (tidei_heap_requested) */
     int64_t sample_left;                  /* the sampler's countdown: bytes until the next event
@@ -115,7 +116,6 @@ typedef struct tide_heap_counters {
 typedef struct tide_global_counters {
     _Atomic uint64_t free_remote[TIDE_N_CLASSES]; /* small frees by threads without a heap */
     _Atomic uint64_t collected[TIDE_N_CLASSES];   /* remote frees taken from spans nobody owns */
-    _Atomic uint64_t requested;   /* bytes asked for by large and huge mallocs */
     _Atomic uint64_t returned;    /* bytes given back to the OS: unmapped or decommitted */
 } tide_global_counters_t;
 

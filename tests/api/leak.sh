@@ -5,7 +5,8 @@
 # program can (globals, static and thread-local variables, a list, a blocked
 # thread's stack, interior pointers, an anonymous mapping) never reported,
 # leak_exitcode, leak_file, the sampled stacks of leak_check=1,
-# tide_leak_check(), and tools/tide-run --leak-check.  The program is
+# tide_leak_check(), tools/tide-run --leak-check, and leaks of every size,
+# entry point and thread state with the stack of each.  The program is
 # tests/api/progs/leak_prog.c; its comment says what it leaks and keeps.
 . "$ROOT/tests/api/helpers.bash"
 api_setup leak
@@ -244,6 +245,57 @@ elif [ "$n" != 3 ] || [ "$(grep -cE "$SUMMARY_RE$REACH" twice.err)" != 3 ]; then
     fail leak_check_api_twice "want three reports of 1344 bytes in 11 blocks (two calls, then exit), got: $(grep '^tide: leak check:' twice.err | tr '\n' ';')"
 else
     pass leak_check_api_twice
+fi
+
+# ---- leak_check=full: leaks of every size, entry point and thread state ---------------
+#
+# `leak_prog ranges` leaks, from its own function each, one small, one large
+# and one huge block with every entry point, and blocks realloc'ed in place
+# or across a boundary by a function of their own (the block comes from
+# leak_origin: the report must name the realloc's caller, the last to
+# allocate the block).  It does all of it three times: in a new thread (no
+# heap yet; its large and huge leaks from a large-only thread), in the main
+# thread, and in a key destructor that runs after tide's (heap gone).  It
+# prints one line per function: "expect TEST FUNCTION BYTES BLOCKS".  Each
+# function's leaks must be reported as direct leaks whose frame #0 is that
+# function, with its bytes and blocks (added up over the three stacks that
+# reach it), and nothing may be without a stack.
+
+run ranges leak_check=full ranges
+groups ranges.err >ranges.groups
+# per frame #0 function: "FUNCTION BYTES BLOCKS" of its direct groups
+awk '$1 == "direct" && $4 != "nostack" { b[$4] += $2; n[$4] += $3 } END { for (f in b) print f, b[f], n[f] }' \
+    ranges.groups >ranges.byfn
+ranges_tests=$(awk '$1 == "expect" { print $2 }' ranges.out | sort -u)
+if [ -z "$ranges_tests" ]; then
+    fail leak_ranges "the program printed no expect lines: exit status $st, $(snip ranges.err)"
+fi
+for t in $ranges_tests; do
+    msg=$(awk -v t="$t" '
+        FNR == NR { got[$1] = $2 " " $3; next }
+        $1 == "expect" && $2 == t {
+            want = $4 " " $5
+            if (!($3 in got)) m = m sprintf("%s: no direct leak with frame #0 in it (want %s bytes, blocks); ", $3, want)
+            else if (got[$3] != want) m = m sprintf("%s: %s bytes, blocks leaked, want %s; ", $3, got[$3], want)
+        }
+        END { printf "%s", m }' ranges.byfn ranges.out)
+    if ! why=$(why_status 23); then
+        fail "$t" "$why: $(snip ranges.err)"
+    elif [ -n "$msg" ]; then
+        fail "$t" "$msg"
+    else
+        pass "$t"
+    fi
+done
+
+want_bytes=$(awk '$1 == "expect" { b += $4 } END { print b + 0 }' ranges.out)
+want_blocks=$(awk '$1 == "expect" { n += $5 } END { print n + 0 }' ranges.out)
+if grep -q 'with no recorded stack' ranges.err; then
+    fail leak_ranges_every_stack "leak_check=full, but: $(grep 'no recorded stack' ranges.err | head -n 3 | tr '\n' ' ')"
+elif ! grep -qE "^tide: leak check: $want_bytes bytes leaked in $want_blocks blocks \($want_blocks direct, 0 indirect\); " ranges.err; then
+    fail leak_ranges_every_stack "want '$want_bytes bytes leaked in $want_blocks blocks ($want_blocks direct, 0 indirect)', got: $(grep '^tide: leak check:' ranges.err)"
+else
+    pass leak_ranges_every_stack
 fi
 
 # ---- tools/tide-run --leak-check ---------------------------------------------------------

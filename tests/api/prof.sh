@@ -214,6 +214,152 @@ else
 fi
 rm -f "$tmp"/big*.heap
 
+# ---- every entry point, size range and thread state ---------------------------
+#
+# prof_prog's ranges, resize and largeonly modes (see prof_prog.c) print the
+# truth per site with its standard deviation at the interval given.  Each
+# site's estimate must be within 5 standard deviations of the truth (plus
+# 0.1 % and 64 bytes of rounding): a false failure once in 10^6 runs per
+# site.  Every site's work is done a third in a new thread (no heap yet: a
+# large-only thread for the large and huge sites), a third in the main
+# thread and a third in a key destructor that runs after tide's (the heap
+# is gone), so a thread state whose allocations are not counted costs its
+# site a third of the bytes, which the test checks is at least 10 standard
+# deviations (13 or more here).  A site whose truth is 0 (blocks realloc'ed away) must
+# show under 0.1 % of the total.
+#
+# The same program under gperftools' heap profiler (libtcmalloc.so.4 with
+# HEAPPROFILE, every allocation recorded; the program built without tide)
+# must give the truth too: that checks the test's own figures, and that tide
+# counts a realloc as gperftools does (at the realloc's call site, in place
+# or not).  gperftools counts blocks of the memalign family at the size it
+# rounds them to (the alignment, a page for valloc), up to 25 % more here.  SKIP where libtcmalloc.so.4 is missing.
+
+# check_truth TRUTH PARSED COL REGEX BY: compares the estimates of
+# google-pprof's output (PARSED, from pprof_parse) with the site lines of
+# TRUTH whose names match REGEX (COL live or alloc); BY is tide (sampled, 5
+# standard deviations) or gperftools (exact); prints what is wrong.
+check_truth() {
+    awk -v col="$3" -v re="$4" -v by="$5" '
+        FNR == NR {
+            if ($1 == "site") {
+                t[$2] = col == "live" ? $4 : $6; sd[$2] = col == "live" ? $8 : $10
+                tsum += t[$2]; if ($2 ~ re) names[++nn] = $2
+            }
+            next
+        }
+        $1 == "error" { sub(/^error /, ""); print; bad = 1; exit }
+        $1 == "fn" { est[$2] += $3 }
+        END {
+            if (bad) exit 1
+            if (!nn) { print "no site matches " re " in the program output"; exit 1 }
+            msg = ""
+            for (i = 1; i <= nn; i++) {
+                s = names[i]; tr = t[s]; e = est[s] + 0
+                if (by == "gperftools" && s ~ /^e_(aligned_alloc|posix_memalign|memalign|valloc)_/) {
+                    lo = tr; hi = 1.25 * tr + 64
+                } else {
+                    tol = 5 * sd[s] + 0.001 * tr + 64; lo = tr - tol; hi = tr + tol
+                    if (by == "tide" && tr > 0 && 10 * sd[s] > tr / 3)
+                        msg = msg sprintf("(test) %s: a third of its bytes is only %.1f standard deviations; ", s, tr / 3 / sd[s])
+                }
+                if (tr == 0) { lo = 0; hi = 0.001 * tsum }
+                if (e < lo || e > hi)
+                    msg = msg sprintf("%s: %.0f bytes, truly %.0f (%+.1f %%%s); ", s, e, tr,
+                                      tr ? 100 * (e - tr) / tr : 100, sd[s] > 0 ? sprintf(", %+.1f sd", (e - tr) / sd[s]) : "")
+            }
+            if (msg != "") { print msg; exit 1 }
+        }' "$1" "$2"
+}
+
+# truth_tests PREFIX OUT HEAP COL BY PROG TEST=REGEX...: google-pprof on HEAP
+# (a profile of PROG, which printed OUT), then one check_truth per TEST.
+truth_tests() {
+    local prefix=$1 out=$2 heap=$3 col=$4 by=$5 exe=$6 t msg
+    shift 6
+    local saved=$prog
+    prog=$exe
+    pprof_parse "${col/live/inuse}_space" "$heap" >"$tmp/$prefix.parsed"
+    prog=$saved
+    for t in "$@"; do
+        if msg=$(check_truth "$out" "$tmp/$prefix.parsed" "$col" "${t#*=}" "$by"); then
+            pass "${t%%=*}"
+        else
+            fail "${t%%=*}" "$msg"
+        fi
+    done
+}
+
+ENTRY_TESTS=()
+for e in malloc calloc realloc aligned_alloc posix_memalign memalign valloc pvalloc; do
+    ENTRY_TESTS+=("prof_entry_$e=^e_${e}_(small|large|huge)\$")
+done
+RANGES_TESTS=("${ENTRY_TESTS[@]}" 'prof_realloc_in_place=^(ro|re)_' 'prof_realloc_across_ranges=^ch_')
+
+# gperftools: libtcmalloc.so.4 (Debian libgoogle-perftools4, which
+# google-perftools pulls in) and prof_prog built without tide
+TCMALLOC=""
+for cand in /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 /usr/lib64/libtcmalloc.so.4 /usr/lib/libtcmalloc.so.4; do
+    if [ -f "$cand" ]; then TCMALLOC=$cand; break; fi
+done
+plain=$BUILD/tests/api/prof-prog-plain
+if [ -n "$TCMALLOC" ] && [ -n "$PPROF" ] && [ -z "${SANITIZE:-}" ] &&
+   ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -I"$ROOT/include" -I"$ROOT/tests" \
+        -o "$plain" "$ROOT/tests/api/progs/prof_prog.c" -lm 2>"$tmp/cc-plain.log"; then
+    fail prof_prog_plain_build "prof_prog.c does not build without tide: $(snip "$tmp/cc-plain.log")"
+    TCMALLOC=""
+fi
+
+# gperftools_run NAME ARGS...: the plain prof_prog under libtcmalloc with
+# HEAPPROFILE; its last profile (the one at exit) in $tmp/NAME.gp.heap.
+gperftools_run() {
+    local name=$1 last
+    shift
+    mkdir -p "$tmp/gp-$name"
+    # (timeout outside env: only the program, not timeout, gets libtcmalloc)
+    timeout 300 env -u TIDE_CONF LD_PRELOAD="$TCMALLOC" HEAPPROFILE="$tmp/gp-$name/p" "$plain" "$@" \
+        >"$tmp/$name.gp.out" 2>"$tmp/$name.gp.err"
+    local st=$?
+    last=$(ls "$tmp/gp-$name" | grep '^p\.[0-9]*\.heap$' | sort | tail -n 1)
+    if [ $st -ne 0 ] || [ -z "$last" ]; then
+        echo "exit status $st, profiles: $(ls "$tmp/gp-$name" | tr '\n' ' '): $(snip "$tmp/$name.gp.err")"
+        return 1
+    fi
+    mv "$tmp/gp-$name/$last" "$tmp/$name.gp.heap"
+    rm -rf "$tmp/gp-$name"
+}
+
+# prof_mode NAME COL TESTS...: `prof_prog NAME 4096` (resize: 4 MiB) under
+# tide, its checks, then the same under gperftools.
+prof_mode() {
+    local name=$1 col=$2 rate=4096 st msg
+    shift 2
+    [ "$name" = resize ] && rate=$((4 << 20))
+    TIDE_CONF="prof=1,prof_sample=$rate,prof_file=$tmp/$name.heap" timeout 300 "$prog" "$name" "$rate" \
+        >"$tmp/$name.out" 2>"$tmp/$name.err"
+    st=$?
+    if [ $st -ne 0 ] || ! msg=$(is_profile "$tmp/$name.heap"); then
+        for t in "$@"; do fail "${t%%=*}" "prof_prog $name: exit status $st, ${msg:-} $(snip "$tmp/$name.err")"; done
+    elif [ -z "$PPROF" ]; then
+        for t in "$@"; do skip "${t%%=*}" "no google-pprof (package google-perftools)"; done
+    else
+        truth_tests "$name" "$tmp/$name.out" "$tmp/$name.heap" "$col" tide "$prog" "$@"
+    fi
+    local gtest=prof_gperftools_$name
+    if [ -z "$TCMALLOC" ] || [ -z "$PPROF" ] || [ -n "${SANITIZE:-}" ]; then
+        skip "$gtest" "no libtcmalloc.so.4 and google-pprof (package google-perftools), or a sanitizer build"
+    elif ! msg=$(gperftools_run "$name" "$name" "$rate"); then
+        fail "$gtest" "gperftools' run: $msg"
+    else
+        truth_tests "$name.gp" "$tmp/$name.gp.out" "$tmp/$name.gp.heap" "$col" gperftools "$plain" "$gtest=."
+    fi
+    rm -f "$tmp/$name.heap" "$tmp/$name.gp.heap"
+}
+
+prof_mode ranges live "${RANGES_TESTS[@]}"
+prof_mode resize alloc 'prof_realloc_resize_in_place=^rs_(large|huge)_'
+prof_mode largeonly live 'prof_large_only_program=^lo_'
+
 # ---- prof_signal -------------------------------------------------------------
 
 # signal_run NAME SIGNAL: `prof_prog wait` with prof_signal=SIGNAL, sent

@@ -127,6 +127,21 @@ if heap gdb_live "${blocks[@]}" -b 'a[500]' -b '(char *)huge + 12345' "$pid" &&
     fi
 fi
 
+# PID PROGRAM and PROGRAM PID (gdb's order) read the same as PID alone.
+if heap gdb_live_pid "$pid" && heap gdb_live_pid_prog "$pid" "$exe" && heap gdb_live_prog_pid "$exe" "$pid"; then
+    if ! grep -q '^tide heap report (read by gdb from the process' "$tmp/gdb_live_pid.txt"; then
+        fail tide_heap_pid_program "tide-heap PID: no report: $(head -c 300 "$tmp/gdb_live_pid.txt" | tr '\n' ' ')"
+    elif ! cmp -s "$tmp/gdb_live_pid.txt" "$tmp/gdb_live_pid_prog.txt" ||
+         ! cmp -s "$tmp/gdb_live_pid.txt" "$tmp/gdb_live_prog_pid.txt"; then
+        fail tide_heap_pid_program "tide-heap PID PROGRAM or PROGRAM PID differs from tide-heap PID:" \
+             "$(diff "$tmp/gdb_live_pid.txt" "$tmp/gdb_live_pid_prog.txt" | head -c 300 | tr '\n' ' ')"
+    elif [ -s "$tmp/gdb_live_pid_prog.err" ]; then
+        fail tide_heap_pid_program "tide-heap PID PROGRAM said: $(head -c 300 "$tmp/gdb_live_pid_prog.err")"
+    else
+        pass tide_heap_pid_program
+    fi
+fi
+
 # Function calls are refused, not made; a bad address and no argument are errors.
 timeout 30 gdb -nx -q -batch -ex "source tools/gdb/tide-gdb.py" -ex 'tide block malloc(1)' -ex 'tide block' \
     -ex 'tide frobnicate' -ex 'tide block 0' -p "$pid" >"$tmp/calls.txt" 2>&1
@@ -183,5 +198,21 @@ if [ $st1 = 2 ] && grep -q '^usage: tide-heap' "$tmp/usage.err" && [ $st2 = 1 ] 
     pass tide_heap_usage
 else
     fail tide_heap_usage "no arguments: status $st1; a process without tide: status $st2, $(head -c 200 "$tmp/notide.err")"
+fi
+
+# Two arguments that are neither a process and a program nor a core and a
+# program: a clear message, status 2.
+tools/tide-heap "$exe" tests/introspect/gdb.sh >/dev/null 2>"$tmp/two.err"
+st1=$?
+tools/tide-heap 999999999 "$exe" >/dev/null 2>"$tmp/nopid.err"
+st2=$?
+tools/tide-heap "$$" "$tmp/no-such-program" >/dev/null 2>"$tmp/noprog.err"
+st3=$?
+if [ $st1 = 2 ] && grep -q 'is a running process id or a core file; give PID \[PROGRAM\] or CORE PROGRAM' "$tmp/two.err" &&
+   [ $st2 = 2 ] && grep -q '^tide-heap: no process 999999999$' "$tmp/nopid.err" &&
+   [ $st3 = 2 ] && grep -q 'no-such-program: no such program$' "$tmp/noprog.err"; then
+    pass tide_heap_two_args
+else
+    fail tide_heap_two_args "status $st1 $st2 $st3: $(cat "$tmp/two.err" "$tmp/nopid.err" "$tmp/noprog.err" | head -c 400 | tr '\n' ' ')"
 fi
 exit 0

@@ -430,7 +430,6 @@ class Tide(object):
         st["live_blocks"] += st["n_large"] + st["n_huge"]
         st["n_malloc"] += n_large_malloc + n_huge_malloc
         st["n_free"] += (n_large_malloc - st["n_large"]) + (n_huge_malloc - st["n_huge"])
-        st["requested_bytes"] += int(gctr["requested"])
         st["returned_bytes"] = int(gctr["returned"])
         st["classes"] = cls
         st["heap_stats"] = heap_stats

@@ -12,6 +12,9 @@
  *   leak_prog mmap      one block whose only pointer is in an anonymous
  *                       mmap'ed page (tide scans other writable memory)
  *   leak_prog _exit     leak_here(), then _exit(0) (no check then)
+ *   leak_prog ranges    leaks of every size range and entry point, and of
+ *                       blocks realloc'ed in place and across boundaries,
+ *                       in every thread state (see leak_ranges below)
  * Each first prints "pid N" and "keep BLOCKS BYTES" (what keep_here keeps).
  *
  * What is leaked (leak_here): 10 blocks of 128 bytes, all pointers dropped;
@@ -33,9 +36,10 @@
  *
  * Every block is filled when allocated: tide's free lists run through free
  * blocks, and a stale link left in a kept block could point to a leaked one.
- * Stale copies of the leaked pointers on the stack are wiped (scrub_stack)
+ * Stale copies of the leaked pointers on the stack are wiped (ctx_scrub_stack, contexts.h)
  * before the check. */
 #include "testhelper.h"
+#include "contexts.h"
 
 long tide_leak_check(void);
 #pragma weak tide_leak_check
@@ -136,19 +140,128 @@ __attribute__((noinline, noclone)) void keep_here(void)
     pthread_mutex_unlock(&ready_lock);
 }
 
-/* Overwrites the stack below the caller's frame, where leak_here's frames
- * were. */
-__attribute__((noinline, noclone)) void scrub_stack(void)
-{
-    volatile char junk[64 * 1024];
-    memset((char *)junk, 0, sizeof junk);
-}
 
 __attribute__((noinline, noclone)) void mmap_root(void)
 {
     void **page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) { perror("mmap"); abort(); }
     page[7] = fill(malloc(128), 128);
+}
+
+/* ---- ranges: leaks of every size, entry point and thread state ----------- */
+
+/* Each leak function allocates one block with one entry point, fills it
+ * (no stale word in it may point to another leaked block) and drops it.
+ * The tag differs per function, so that no two have the same code. */
+#define LEAK_SITE(fn, tag, expr)                                                   \
+    __attribute__((noinline, noclone)) void fn(size_t n, size_t align)             \
+    {                                                                              \
+        (void)align;                                                               \
+        char *p = (expr);                                                          \
+        if (!p) { fprintf(stderr, #fn "(%zu) failed\n", n); abort(); }            \
+        fill(p, malloc_usable_size(p));                                            \
+        p[0] = (tag);                                                              \
+    }
+#define LEAK_SITES(e, tag, expr) \
+    LEAK_SITE(e##_small, tag, expr) LEAK_SITE(e##_large, tag + 1, expr) LEAK_SITE(e##_huge, tag + 2, expr)
+
+LEAK_SITES(leak_malloc, 10, malloc(n))
+LEAK_SITES(leak_calloc, 20, calloc(n / 8, 8))
+LEAK_SITES(leak_realloc, 30, realloc(NULL, n))
+LEAK_SITES(leak_aligned_alloc, 40, aligned_alloc(align, n))
+LEAK_SITES(leak_posix_memalign, 50, ({ void *q_; posix_memalign(&q_, align, n) == 0 ? q_ : NULL; }))
+LEAK_SITES(leak_memalign, 60, memalign(align, n))
+LEAK_SITES(leak_valloc, 70, valloc(n))
+LEAK_SITES(leak_pvalloc, 80, pvalloc(n))
+
+#define LEAK_HUGE (4 * MiB + 8192)
+typedef void (*leak_fn)(size_t n, size_t align);
+static const struct {
+    const char *entry;
+    leak_fn fn[3];                     /* small, large, huge */
+    size_t align[3];
+} leak_entries[] = {
+#define LE(e, a0, a1, a2) { #e, { leak_##e##_small, leak_##e##_large, leak_##e##_huge }, { a0, a1, a2 } }
+    LE(malloc, 0, 0, 0), LE(calloc, 0, 0, 0), LE(realloc, 0, 0, 0),
+    LE(aligned_alloc, 64, 16384, 2 * MiB), LE(posix_memalign, 256, 65536, MiB), LE(memalign, 128, 8192, 65536),
+    LE(valloc, 0, 0, 0), LE(pvalloc, 0, 0, 0),
+#undef LE
+};
+static const size_t leak_sizes[3] = { 1000, 200000, LEAK_HUGE };
+static const char *const leak_range[3] = { "small", "large", "huge" };
+
+/* realloc: the block comes from leak_origin and is leaked by the function
+ * that reallocs it, in place or across a boundary: the report must name
+ * that function (the last to allocate the block), as valgrind's does. */
+__attribute__((noinline, noclone)) void *leak_origin(size_t n)
+{
+    void *p = malloc(n);
+    return fill(p, malloc_usable_size(p));
+}
+#define LEAK_RESIZE(fn, tag)                                                       \
+    __attribute__((noinline, noclone)) void fn(size_t from, size_t to)             \
+    {                                                                              \
+        char *p = realloc(leak_origin(from), to);                                  \
+        if (!p) { fprintf(stderr, #fn "(%zu) failed\n", to); abort(); }          \
+        fill(p, malloc_usable_size(p));                                            \
+        p[0] = (tag);                                                              \
+    }
+LEAK_RESIZE(lr_small_inplace, 'a') LEAK_RESIZE(lr_large_shrink, 'b') LEAK_RESIZE(lr_huge_grow, 'c')
+LEAK_RESIZE(lr_s2l, 'd') LEAK_RESIZE(lr_l2h, 'e') LEAK_RESIZE(lr_h2s, 'f') LEAK_RESIZE(lr_h2l, 'g')
+LEAK_RESIZE(lr_l2s, 'h') LEAK_RESIZE(lr_s2h, 'i')
+static const struct {
+    const char *test, *name;
+    void (*fn)(size_t, size_t);
+    size_t from, to;
+} leak_resizes[] = {
+    { "leak_realloc_in_place", "lr_small_inplace", lr_small_inplace, 1000, 1020 },
+    { "leak_realloc_in_place", "lr_large_shrink", lr_large_shrink, 200000, 150000 },
+    { "leak_realloc_in_place", "lr_huge_grow", lr_huge_grow, LEAK_HUGE, 6 * MiB },
+    { "leak_realloc_across_ranges", "lr_s2l", lr_s2l, 1000, 200000 },
+    { "leak_realloc_across_ranges", "lr_l2h", lr_l2h, 200000, LEAK_HUGE },
+    { "leak_realloc_across_ranges", "lr_h2s", lr_h2s, LEAK_HUGE, 2000 },
+    { "leak_realloc_across_ranges", "lr_h2l", lr_h2l, LEAK_HUGE, 300000 },
+    { "leak_realloc_across_ranges", "lr_l2s", lr_l2s, 200000, 1000 },
+    { "leak_realloc_across_ranges", "lr_s2h", lr_s2h, 1000, LEAK_HUGE },
+};
+#define N_LEAK_ENTRIES (sizeof leak_entries / sizeof leak_entries[0])
+#define N_LEAK_RESIZES (sizeof leak_resizes / sizeof leak_resizes[0])
+
+/* The leaks whose blocks are all large or huge (arg non-NULL), or the
+ * others: in a new thread, the first make it a large-only thread. */
+static void leak_ranges_work(int ctx, void *arg)
+{
+    (void)ctx;
+    bool big = arg != NULL;
+    for (size_t i = 0; i < N_LEAK_ENTRIES; i++)
+        for (int r = 0; r < 3; r++)
+            if ((leak_sizes[r] > 64 * KiB) == big)
+                leak_entries[i].fn[r](leak_sizes[r], leak_entries[i].align[r]);
+    for (size_t i = 0; i < N_LEAK_RESIZES; i++)
+        if ((leak_resizes[i].from > 64 * KiB && leak_resizes[i].to > 64 * KiB) == big)
+            leak_resizes[i].fn(leak_resizes[i].from, leak_resizes[i].to);
+}
+
+/* Leaks one block per leak function in each thread state (contexts.h) and
+ * prints one line per function: "expect TEST FUNCTION BYTES BLOCKS". */
+static void leak_ranges(void)
+{
+    static int big;
+    for (int ctx = 0; ctx < N_CTX; ctx++) {
+        ctx_run(ctx, leak_ranges_work, &big);
+        ctx_run(ctx, leak_ranges_work, NULL);
+        ctx_scrub_stack();
+    }
+    for (size_t i = 0; i < N_LEAK_ENTRIES; i++)
+        for (int r = 0; r < 3; r++) {
+            size_t n = leak_sizes[r];
+            if (strcmp(leak_entries[i].entry, "pvalloc") == 0)
+                n = (n + 4095) & ~(size_t)4095;  /* pvalloc asks for whole pages */
+            printf("expect leak_entry_%s leak_%s_%s %zu %d\n", leak_entries[i].entry, leak_entries[i].entry,
+                   leak_range[r], N_CTX * n, N_CTX);
+        }
+    for (size_t i = 0; i < N_LEAK_RESIZES; i++)
+        printf("expect %s %s %zu %d\n", leak_resizes[i].test, leak_resizes[i].name, N_CTX * leak_resizes[i].to, N_CTX);
 }
 
 __attribute__((noinline, noclone)) void exit_now(void)
@@ -159,11 +272,16 @@ __attribute__((noinline, noclone)) void exit_now(void)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
+    /* stdout's buffer is not a heap block: its end, one past the buffer, is
+     * the start of the next block of its class, which it would keep
+     * reachable */
+    static char out_buf[BUFSIZ];
+    setvbuf(stdout, out_buf, _IOLBF, sizeof out_buf);
     printf("pid %d\nkeep %d %zu\n", (int)getpid(), KEEP_BLOCKS, (size_t)KEEP_BYTES);
     if (strcmp(mode, "leaks") == 0 || strcmp(mode, "exit") == 0 || strcmp(mode, "twice") == 0) {
         leak_here();
         keep_here();
-        scrub_stack();
+        ctx_scrub_stack();
         if (mode[0] == 'e') exit_now();
         if (mode[0] == 't') {
             if (!tide_leak_check) {
@@ -172,7 +290,7 @@ int main(int argc, char **argv)
             }
             long n = tide_leak_check();
             printf("check1 %ld\n", n);
-            scrub_stack();
+            ctx_scrub_stack();
             n = tide_leak_check();
             printf("check2 %ld\n", n);
         }
@@ -180,18 +298,23 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "clean") == 0) {
         keep_here();
-        scrub_stack();
+        ctx_scrub_stack();
         return 0;
     }
     if (strcmp(mode, "mmap") == 0) {
         mmap_root();
-        scrub_stack();
+        ctx_scrub_stack();
         return 0;
     }
     if (strcmp(mode, "_exit") == 0) {
         leak_here();
         _exit(0);
     }
-    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit\n");
+    if (strcmp(mode, "ranges") == 0) {
+        leak_ranges();
+        ctx_scrub_stack();
+        return 0;
+    }
+    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges\n");
     return 2;
 }

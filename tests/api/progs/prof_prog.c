@@ -16,8 +16,20 @@
  *   prof_prog dump PATH...            calls tide_prof_dump(PATH) for each
  *                                     PATH ("NULL" for NULL) and prints
  *                                     "dump PATH RC ERRNO" for each
+ *   prof_prog ranges RATE             every entry point (malloc, calloc,
+ *                                     realloc, aligned_alloc, posix_memalign,
+ *                                     memalign, valloc, pvalloc) at every
+ *                                     size range, realloc in place and
+ *                                     across every boundary, each in every
+ *                                     thread state (contexts.h); prints
+ *                                     "pid N" and the site lines
+ *   prof_prog resize RATE             large and huge blocks resized in place
+ *                                     over and over (allocated bytes)
+ *   prof_prog largeonly RATE          a program that allocates only large
+ *                                     blocks, in main and in a thread
  *
- * The sites, each a noinline function that calls malloc itself:
+ * The sites of `sites` and `wait`, each a noinline function that calls
+ * malloc itself:
  *   site_hot    60 % of the live bytes   (plus 2 x 1 MiB large, 1 x 6 MiB huge)
  *   site_warm   30 %                     (plus 3 x 1 MiB large)
  *   site_cold   10 %                     (plus 2 x 256 KiB large)
@@ -37,6 +49,7 @@
  * the blocks are independent.  The pointers are kept in an mmap'ed array,
  * so that no malloc of the program's own competes with the sites. */
 #include "testhelper.h"
+#include "contexts.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -216,6 +229,303 @@ static void run_sites(size_t mib, double rate)
     printf("blocks %zu\n", k);
 }
 
+/* ---- every entry point, size range and thread state (ranges, resize) ----- */
+
+/* The truth per site of the ranges and resize modes, in the order made. */
+struct truth {
+    const char *name;          /* the site's function */
+    double live, alloc;        /* true bytes live at the end, and allocated */
+    double var_live, var_alloc;/* variances of the profile's estimates of them */
+};
+static struct truth truths[64];
+static int n_truths;
+static double truth_rate;      /* the sample interval the variances are for */
+
+/* Counts `blocks` allocations of n bytes at site name, live at the end or
+ * not.  Variance per block: n^2 q / (1 - q), q = exp(-n / rate). */
+static void truth_add(const char *name, size_t n, size_t blocks, bool live)
+{
+    struct truth *t = NULL;
+    for (int i = 0; i < n_truths; i++)
+        if (strcmp(truths[i].name, name) == 0) t = &truths[i];
+    if (!t) {
+        t = &truths[n_truths++];
+        t->name = name;
+    }
+    double q = exp(-(double)n / truth_rate), v = q > 0 ? (double)n * (double)n * q / (1 - q) : 0;
+    t->alloc += (double)n * (double)blocks;
+    t->var_alloc += v * (double)blocks;
+    if (live) {
+        t->live += (double)n * (double)blocks;
+        t->var_live += v * (double)blocks;
+    }
+}
+
+static void truth_print(void)
+{
+    for (int i = 0; i < n_truths; i++)
+        printf("site %s live %.0f alloc %.0f sd_live %.0f sd_alloc %.0f\n", truths[i].name, truths[i].live,
+               truths[i].alloc, sqrt(truths[i].var_live), sqrt(truths[i].var_alloc));
+}
+
+/* Site functions: each calls one entry point itself, writes a tag that
+ * differs per function (so that no two have the same code) and does not
+ * tail-call (so that it is the innermost frame of the stack). */
+typedef void (*entry_fn)(size_t n, size_t align, size_t k, void **out);
+
+#define ENTRY_SITE(fn, tag, expr)                                                     \
+    __attribute__((noinline, noclone)) void fn(size_t n, size_t align, size_t k, void **out) \
+    {                                                                                 \
+        (void)align;                                                                  \
+        for (size_t i = 0; i < k; i++) {                                              \
+            char *p = (expr);                                                         \
+            if (!p) { fprintf(stderr, #fn "(%zu) failed\n", n); abort(); }           \
+            p[0] = (tag);                                                             \
+            out[i] = p;                                                               \
+        }                                                                             \
+    }
+#define ENTRY_SITES(e, tag, expr) \
+    ENTRY_SITE(e##_small, tag, expr) ENTRY_SITE(e##_large, tag + 1, expr) ENTRY_SITE(e##_huge, tag + 2, expr)
+
+ENTRY_SITES(e_malloc, 10, malloc(n))
+ENTRY_SITES(e_calloc, 20, calloc(n / 8, 8))
+ENTRY_SITES(e_realloc, 30, realloc(NULL, n))
+ENTRY_SITES(e_aligned_alloc, 40, aligned_alloc(align, n))
+ENTRY_SITES(e_posix_memalign, 50, ({ void *q_; posix_memalign(&q_, align, n) == 0 ? q_ : NULL; }))
+ENTRY_SITES(e_memalign, 60, memalign(align, n))
+ENTRY_SITES(e_valloc, 70, valloc(n))
+ENTRY_SITES(e_pvalloc, 80, pvalloc(n))
+
+enum { R_SMALL, R_LARGE, R_HUGE, N_RANGES };
+static const char *const range_name[N_RANGES] = { "small", "large", "huge" };
+
+#define HUGE_N (4 * MiB + 100000)
+/* One entry point: its site per size range, with the size, alignment and
+ * number of blocks there.  Small sizes need many blocks for a sharp
+ * estimate at interval 4096; large and huge blocks are sampled almost
+ * surely.  pvalloc's requests count rounded up to pages (gperftools counts
+ * them so too). */
+struct entry {
+    const char *name;
+    entry_fn fn[N_RANGES];
+    size_t size[N_RANGES], align[N_RANGES], count[N_RANGES];
+    bool page_rounded;
+};
+#define FNS(e) { e##_small, e##_large, e##_huge }
+static const struct entry entries[] = {
+    { "malloc", FNS(e_malloc), { 1000, 200000, HUGE_N }, { 0, 0, 0 }, { 6000, 12, 3 }, false },
+    { "calloc", FNS(e_calloc), { 1000, 200000, HUGE_N }, { 0, 0, 0 }, { 6000, 12, 3 }, false },
+    { "realloc", FNS(e_realloc), { 1000, 200000, HUGE_N }, { 0, 0, 0 }, { 6000, 12, 3 }, false },
+    { "aligned_alloc", FNS(e_aligned_alloc), { 1000, 200000, HUGE_N }, { 64, 16384, 2 * MiB }, { 6000, 12, 3 }, false },
+    { "posix_memalign", FNS(e_posix_memalign), { 1000, 200000, HUGE_N }, { 256, 65536, MiB }, { 6000, 12, 3 }, false },
+    { "memalign", FNS(e_memalign), { 1000, 200000, HUGE_N }, { 128, 8192, 65536 }, { 6000, 12, 3 }, false },
+    { "valloc", FNS(e_valloc), { 4000, 200000, HUGE_N }, { 0, 0, 0 }, { 1500, 12, 3 }, false },
+    { "pvalloc", FNS(e_pvalloc), { 3000, 200001, HUGE_N }, { 0, 0, 0 }, { 1200, 12, 3 }, true },
+};
+#define N_ENTRIES (sizeof entries / sizeof entries[0])
+
+static const char *site_name(const struct entry *e, int r)
+{
+    static char names[N_ENTRIES][N_RANGES][48];
+    char *s = names[e - entries][r];
+    snprintf(s, sizeof names[0][0], "e_%s_%s", e->name, range_name[r]);
+    return s;
+}
+
+struct entry_job {
+    const struct entry *e;
+    int range;
+    void **out;                /* count[range] pointers: a third per context */
+};
+
+static void entry_work(int ctx, void *arg)
+{
+    struct entry_job *j = arg;
+    size_t k = j->e->count[j->range] / N_CTX;
+    j->e->fn[j->range](j->e->size[j->range], j->e->align[j->range], k, j->out + (size_t)ctx * k);
+}
+
+/* realloc: an origin site allocates, a resize site reallocs the block in
+ * place (or not: the sizes say where it may), the block stays live.  And a
+ * chain of reallocs that takes each block across every boundary. */
+#define ORIGIN(fn, tag)                                                        \
+    __attribute__((noinline, noclone)) void *fn(size_t n)                      \
+    {                                                                          \
+        char *p = malloc(n);                                                   \
+        if (!p) { fprintf(stderr, #fn "(%zu) failed\n", n); abort(); }        \
+        p[0] = (tag);                                                          \
+        return p;                                                              \
+    }
+#define RESIZE(fn, tag)                                                        \
+    __attribute__((noinline, noclone)) void *fn(void *p, size_t n)             \
+    {                                                                          \
+        char *q = realloc(p, n);                                               \
+        if (!q) { fprintf(stderr, #fn "(%zu) failed\n", n); abort(); }        \
+        q[0] = (tag);                                                          \
+        return q;                                                              \
+    }
+ORIGIN(ro_small, 'a') RESIZE(re_small_inplace, 'b')
+ORIGIN(ro_large_shrink, 'c') RESIZE(re_large_shrink, 'd')
+ORIGIN(ro_large_grow, 'e') RESIZE(re_large_grow, 'f')
+ORIGIN(ro_huge_grow, 'g') RESIZE(re_huge_grow, 'h')
+ORIGIN(ro_huge_shrink, 'i') RESIZE(re_huge_shrink, 'j')
+ORIGIN(ch_malloc, 'k') RESIZE(ch_s2l, 'l') RESIZE(ch_l2h, 'm') RESIZE(ch_h2h, 'n') RESIZE(ch_h2l, 'o')
+RESIZE(ch_l2l, 'p') RESIZE(ch_l2s, 'q') RESIZE(ch_s2s, 'r') RESIZE(ch_s2h, 's') RESIZE(ch_h2s, 't')
+RESIZE(ch_s2l_end, 'u')
+ORIGIN(rs_origin_large, 'v') RESIZE(rs_large_up, 'w') RESIZE(rs_large_down, 'x')
+ORIGIN(rs_origin_huge, 'y') RESIZE(rs_huge_up, 'z') RESIZE(rs_huge_down, 'A')
+
+struct pair {
+    const char *origin_name, *resize_name;
+    void *(*origin)(size_t);
+    void *(*resize)(void *, size_t);
+    size_t from, to, count;
+    void **out;
+};
+#define PAIR(o, r, from, to, count) { #o, #r, o, r, from, to, count, NULL }
+static struct pair pairs[] = {
+    PAIR(ro_small, re_small_inplace, 1000, 1020, 6000),  /* one class: in place unless sampled */
+    PAIR(ro_large_shrink, re_large_shrink, 200000, 150000, 12),
+    PAIR(ro_large_grow, re_large_grow, 150000, 200000, 12),
+    PAIR(ro_huge_grow, re_huge_grow, HUGE_N, 6 * MiB, 3),
+    PAIR(ro_huge_shrink, re_huge_shrink, 6 * MiB, HUGE_N, 3),
+};
+#define N_PAIRS (sizeof pairs / sizeof pairs[0])
+
+static void pair_work(int ctx, void *arg)
+{
+    struct pair *pr = arg;
+    size_t k = pr->count / N_CTX;
+    for (size_t i = 0; i < k; i++)
+        pr->out[(size_t)ctx * k + i] = pr->resize(pr->origin(pr->from), pr->to);
+}
+
+/* The chain: small -> large -> huge -> huge (mremap) -> large -> large (in
+ * place) -> small -> small (in place) -> huge -> small -> large. */
+static const struct {
+    const char *name;
+    void *(*fn)(void *, size_t);
+    size_t n;
+} chain[] = {
+    { "ch_s2l", ch_s2l, 200000 }, { "ch_l2h", ch_l2h, 5 * MiB }, { "ch_h2h", ch_h2h, 6 * MiB },
+    { "ch_h2l", ch_h2l, 300000 }, { "ch_l2l", ch_l2l, 250000 }, { "ch_l2s", ch_l2s, 1000 },
+    { "ch_s2s", ch_s2s, 1020 }, { "ch_s2h", ch_s2h, 4 * MiB + 500000 }, { "ch_h2s", ch_h2s, 2000 },
+    { "ch_s2l_end", ch_s2l_end, 100000 },
+};
+#define N_CHAIN (sizeof chain / sizeof chain[0])
+#define CHAIN_FIRST 100
+#define CHAIN_COUNT 30
+
+static void chain_work(int ctx, void *arg)
+{
+    void **out = arg;
+    size_t k = CHAIN_COUNT / N_CTX;
+    for (size_t i = 0; i < k; i++) {
+        void *p = ch_malloc(CHAIN_FIRST);
+        for (size_t s = 0; s < N_CHAIN; s++)
+            p = chain[s].fn(p, chain[s].n);
+        out[(size_t)ctx * k + i] = p;
+    }
+}
+
+/* ranges: every entry point at every size range, realloc in place and
+ * across every boundary, each in every thread state; everything stays
+ * live.  Prints "pid N" and one site line per site (as `sites` does), then
+ * returns from main. */
+static void run_ranges(double rate)
+{
+    truth_rate = rate;
+    struct entry_job jobs[N_ENTRIES][N_RANGES];
+    for (size_t i = 0; i < N_ENTRIES; i++)
+        for (int r = 0; r < N_RANGES; r++) {
+            jobs[i][r] = (struct entry_job){ &entries[i], r, map_array(entries[i].count[r]) };
+            for (int ctx = 0; ctx < N_CTX; ctx++)
+                ctx_run(ctx, entry_work, &jobs[i][r]);
+            size_t n = entries[i].size[r];
+            if (entries[i].page_rounded)
+                n = (n + 4095) & ~(size_t)4095;
+            truth_add(site_name(&entries[i], r), n, entries[i].count[r], true);
+        }
+    for (size_t i = 0; i < N_PAIRS; i++) {
+        pairs[i].out = map_array(pairs[i].count);
+        for (int ctx = 0; ctx < N_CTX; ctx++)
+            ctx_run(ctx, pair_work, &pairs[i]);
+        truth_add(pairs[i].origin_name, pairs[i].from, pairs[i].count, false);
+        truth_add(pairs[i].resize_name, pairs[i].to, pairs[i].count, true);
+    }
+    void **chained = map_array(CHAIN_COUNT);
+    for (int ctx = 0; ctx < N_CTX; ctx++)
+        ctx_run(ctx, chain_work, chained);
+    truth_add("ch_malloc", CHAIN_FIRST, CHAIN_COUNT, false);
+    for (size_t s = 0; s < N_CHAIN; s++)
+        truth_add(chain[s].name, chain[s].n, CHAIN_COUNT, s == N_CHAIN - 1);
+    printf("pid %d\n", (int)getpid());
+    truth_print();
+}
+
+/* resize: blocks resized in place again and again, the large one between
+ * 1 MiB and 1.5 MiB (page runs), the huge one between 5 and 6 MiB
+ * (mremap), in every thread state, then freed: the allocated bytes of the
+ * resize sites count every realloc, sampled or not. */
+#define RS_LARGE_ROUNDS 2000
+#define RS_HUGE_ROUNDS 700
+static void resize_work(int ctx, void *arg)
+{
+    (void)ctx, (void)arg;
+    void *p = rs_origin_large(MiB);
+    for (int i = 0; i < RS_LARGE_ROUNDS; i++)
+        p = rs_large_down(rs_large_up(p, MiB + MiB / 2), MiB);
+    free(p);
+    p = rs_origin_huge(5 * MiB);
+    for (int i = 0; i < RS_HUGE_ROUNDS; i++)
+        p = rs_huge_down(rs_huge_up(p, 6 * MiB), 5 * MiB);
+    free(p);
+}
+
+static void run_resize(double rate)
+{
+    truth_rate = rate;
+    for (int ctx = 0; ctx < N_CTX; ctx++)
+        ctx_run(ctx, resize_work, NULL);
+    truth_add("rs_origin_large", MiB, N_CTX, false);
+    truth_add("rs_large_up", MiB + MiB / 2, (size_t)N_CTX * RS_LARGE_ROUNDS, false);
+    truth_add("rs_large_down", MiB, (size_t)N_CTX * RS_LARGE_ROUNDS, false);
+    truth_add("rs_origin_huge", 5 * MiB, N_CTX, false);
+    truth_add("rs_huge_up", 6 * MiB, (size_t)N_CTX * RS_HUGE_ROUNDS, false);
+    truth_add("rs_huge_down", 5 * MiB, (size_t)N_CTX * RS_HUGE_ROUNDS, false);
+    printf("pid %d\n", (int)getpid());
+    truth_print();
+}
+
+/* largeonly: a program whose allocations are all large until it prints:
+ * the main thread's first allocations, then a thread's (a large-only
+ * thread).  Prints "pid N" and the site lines. */
+ORIGIN(lo_main, 'B')
+ORIGIN(lo_thread, 'C')
+#define LO_BLOCKS 30
+static void *lo_thread_work(void *arg)
+{
+    void **out = arg;
+    for (int i = 0; i < LO_BLOCKS; i++)
+        out[i] = lo_thread(200 * KiB);
+    return NULL;
+}
+
+static void run_largeonly(double rate)
+{
+    void **kept = map_array(2 * LO_BLOCKS);
+    for (int i = 0; i < LO_BLOCKS; i++)
+        kept[i] = lo_main(300 * KiB);
+    pthread_t t;
+    if (pthread_create(&t, NULL, lo_thread_work, kept + LO_BLOCKS) != 0) { perror("pthread_create"); exit(2); }
+    pthread_join(t, NULL);
+    truth_rate = rate;
+    truth_add("lo_main", 300 * KiB, LO_BLOCKS, true);
+    truth_add("lo_thread", 200 * KiB, LO_BLOCKS, true);
+    printf("pid %d\n", (int)getpid());
+    truth_print();
+}
+
 static void print_dump(const char *what, int rc, int err)
 {
     printf("dump %s %d %s\n", what, rc, rc == 0 ? "0" : strerrorname_np(err) ? strerrorname_np(err) : "?");
@@ -278,6 +588,18 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    fprintf(stderr, "usage: prof_prog sites MIB RATE DUMP | wait MIB DIR READY | dump PATH...\n");
+    if (strcmp(mode, "ranges") == 0 && argc == 3) {
+        run_ranges(strtod(argv[2], NULL));
+        return 0;
+    }
+    if (strcmp(mode, "resize") == 0 && argc == 3) {
+        run_resize(strtod(argv[2], NULL));
+        return 0;
+    }
+    if (strcmp(mode, "largeonly") == 0 && argc == 3) {
+        run_largeonly(strtod(argv[2], NULL));
+        return 0;
+    }
+    fprintf(stderr, "usage: prof_prog sites MIB RATE DUMP | wait MIB DIR READY | dump PATH... | ranges RATE | resize RATE | largeonly RATE\n");
     return 2;
 }
