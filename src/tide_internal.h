@@ -89,6 +89,8 @@ typedef struct tide_options {
     long leak_check;             /* at exit: 0 no, 1 sampled stacks, 2 (full) every stack */
     char leak_file[TIDE_PATH_MAX]; /* leak report to this file ("" = stderr; %p = pid) */
     long leak_exitcode;          /* exit status when something leaked */
+    long libc_alloc;             /* what libc.so.6's allocation symbols give: 0 tide's functions,
+                                    1 glibc's, checked for tide's blocks (glibc.c) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -105,6 +107,7 @@ bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_now_ms(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
+bool tidei_os_protect(void *p, size_t size, int prot);
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
@@ -345,6 +348,20 @@ bool tidei_live_blocks(tidei_scratch_t *out);
 void tidei_symbolize(uintptr_t pc, char *buf, size_t len);
 /* Unmaps every file the symbolizer mapped and empties its cache. */
 void tidei_symbolize_done(void);
+
+/* ---- override.c: the exported names ---- */
+/* Every standard allocation name tide exports, with tide's own function
+ * (not whatever the name resolves to in the process). */
+extern const tidei_entry_t tidei_entries[];
+extern const size_t tidei_n_entries;
+/* Tide's own function exported as name, or NULL. */
+void *tidei_entry(const char *name);
+
+/* ---- glibc.c ---- */
+/* Once, at start-up, after init: makes libc.so.6's allocation symbols
+ * resolve to tide (libc_alloc=tide) or to checking wrappers of glibc's
+ * (libc_alloc=glibc), if tide's malloc is the process's. */
+void tidei_glibc_bind(void);
 
 /* ---- leak.c ---- */
 long tidei_leak_check(bool at_exit);
