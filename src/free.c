@@ -13,7 +13,9 @@
 
 static tide_noinline void report_not_ours(const void *p, const char *op)
 {
-    tidei_misuse(op, p, "pointer not allocated by tide (or already freed)");
+    char where[1200];
+    tidei_describe_foreign(op, p, where, sizeof where);
+    tidei_misuse(op, p, "pointer not allocated by tide (or already freed)%s", where);
 }
 
 static tide_noinline void report_interior(const void *p, const char *op, tide_span_t *s)

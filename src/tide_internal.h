@@ -348,6 +348,15 @@ bool tidei_live_blocks(tidei_scratch_t *out);
 void tidei_symbolize(uintptr_t pc, char *buf, size_t len);
 /* Unmaps every file the symbolizer mapped and empties its cache. */
 void tidei_symbolize_done(void);
+/* For the report of p, a pointer tide does not own, given to op: writes
+ * "; OP called from CALLER; the address is in MAPPING" into buf (NUL-
+ * terminated, truncated to len).  CALLER is the code that called tide's
+ * outermost entry point on the stack, as tidei_symbolize writes it (left
+ * out if the stack cannot be unwound); MAPPING is the line of
+ * /proc/self/maps that holds p ("[heap]" is glibc's malloc's heap when
+ * tide serves the program), "an anonymous mapping", or the address is "not
+ * mapped".  Never allocates; for the misuse path only. */
+void tidei_describe_foreign(const char *op, const void *p, char *buf, size_t len);
 
 /* ---- override.c: the exported names ---- */
 /* Every standard allocation name tide exports, with tide's own function
