@@ -35,10 +35,10 @@
  * through a check first: given a block of tide's, they report it in one line
  * naming the caller instead of handing it to glibc.
  *
- * Nothing happens when tide is not the process's allocator (libtide.so
- * loaded with dlopen, or another allocator earlier in the search order), or
- * when libc's table cannot be found or written; TIDE_CONF=verbose=1 says
- * which. */
+ * Nothing happens with libc_alloc=off, when tide is not the process's
+ * allocator (libtide.so loaded with dlopen, or another allocator earlier in
+ * the search order), or when libc's table cannot be found or written;
+ * TIDE_CONF=verbose=1 says which. */
 #include <elf.h>
 #include <link.h>
 #include <sys/mman.h>
@@ -356,7 +356,7 @@ void tidei_glibc_bind(void)
 {
     bool to_tide = tidei_opt.libc_alloc == 0;
     size_t n = 0;
-    const char *why_not = bind(to_tide, &n);
+    const char *why_not = tidei_opt.libc_alloc == 2 ? "libc_alloc=off" : bind(to_tide, &n);
     if (!tidei_opt.verbose)
         return;
     if (why_not)

@@ -90,7 +90,7 @@ typedef struct tide_options {
     char leak_file[TIDE_PATH_MAX]; /* leak report to this file ("" = stderr; %p = pid) */
     long leak_exitcode;          /* exit status when something leaked */
     long libc_alloc;             /* what libc.so.6's allocation symbols give: 0 tide's functions,
-                                    1 glibc's, checked for tide's blocks (glibc.c) */
+                                    1 glibc's, checked for tide's blocks, 2 glibc's, untouched (glibc.c) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -369,7 +369,8 @@ void *tidei_entry(const char *name);
 /* ---- glibc.c ---- */
 /* Once, at start-up, after init: makes libc.so.6's allocation symbols
  * resolve to tide (libc_alloc=tide) or to checking wrappers of glibc's
- * (libc_alloc=glibc), if tide's malloc is the process's. */
+ * (libc_alloc=glibc), if tide's malloc is the process's; nothing with
+ * libc_alloc=off. */
 void tidei_glibc_bind(void);
 
 /* ---- leak.c ---- */

@@ -58,9 +58,9 @@ run linked-static env -u LD_PRELOAD "$out/prog-static"
 
 # libc_alloc=glibc: the plugins get glibc's allocator, and a block that
 # crosses is reported in one line naming who passed it.
-report() {  # report NAME OP PATTERN: the child dies by SIGABRT with one tide line matching PATTERN
-    local name=$1 op=$2 pattern=$3 st lines
-    env -u LD_PRELOAD TIDE_CONF=libc_alloc=glibc timeout 60 "$TIDE_RUN" "$out/prog-preload" "$out" cross "$op" \
+report() {  # report NAME OP PATTERN [MODE]: the child dies by SIGABRT with one tide line matching PATTERN
+    local name=$1 op=$2 pattern=$3 mode=${4:-glibc} st lines
+    env -u LD_PRELOAD TIDE_CONF=libc_alloc=$mode timeout 60 "$TIDE_RUN" "$out/prog-preload" "$out" cross "$op" \
         >/dev/null 2>"$out/$name.err"
     st=$?
     lines=$(grep -c '^tide: ' "$out/$name.err")
@@ -77,8 +77,10 @@ report glibc_free_of_tide_block free "^tide: free\($addr\): block of tide's give
 report glibc_realloc_of_tide_block realloc "^tide: realloc\($addr\): block of tide's given to glibc's realloc by deep_realloc\+"
 report glibc_reallocarray_of_tide_block reallocarray "^tide: reallocarray\($addr\): block of tide's given to glibc's reallocarray by deep_reallocarray\+"
 report glibc_usable_size_of_tide_block usable "^tide: malloc_usable_size\($addr\): block of tide's given to glibc's malloc_usable_size by deep_usable_size\+"
-report tide_free_of_glibc_block tide-free \
-    "^tide: free\($addr\): pointer not allocated by tide \(or already freed\); free called from cross\+0x[0-9a-f]+ \(.*/prog-preload\+0x[0-9a-f]+\); the address is in \[heap\], glibc's malloc's heap"
+foreign="^tide: free\($addr\): pointer not allocated by tide \(or already freed\); free called from cross\+0x[0-9a-f]+ \(.*/prog-preload\+0x[0-9a-f]+\); the address is in \[heap\], glibc's malloc's heap"
+report tide_free_of_glibc_block tide-free "$foreign"
+# libc_alloc=off: libc is left as it is (the plugin allocates with glibc)
+report libc_alloc_off_leaves_libc tide-free "$foreign" off
 
 # libtide.so loaded with dlopen is not the process's malloc: libc's names
 # stay glibc's.
