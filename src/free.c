@@ -13,9 +13,7 @@
 
 static tide_noinline void report_not_ours(const void *p, const char *op)
 {
-    char where[1200];
-    tidei_describe_foreign(op, p, where, sizeof where);
-    tidei_misuse(op, p, "pointer not allocated by tide (or already freed)%s", where);
+    tidei_misuse_detailed(op, p, tidei_describe_foreign, "pointer not allocated by tide (or already freed)");
 }
 
 static tide_noinline void report_interior(const void *p, const char *op, tide_span_t *s)

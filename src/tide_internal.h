@@ -63,6 +63,12 @@ int tidei_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 
 int tidei_vprintf(int fd, const char *fmt, va_list ap);
 __attribute__((noreturn)) void tidei_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void tidei_misuse(const char *op, const void *p, const char *what, ...);
+/* Writes into buf (NUL-terminated, at most len bytes) more about misuse op
+ * of p, for the end of the report's line. */
+typedef void (*tidei_detail_fn)(const char *op, const void *p, char *buf, size_t len);
+/* tidei_misuse, and at the end of the line what detail writes. */
+__attribute__((noreturn)) void tidei_misuse_detailed(const char *op, const void *p, tidei_detail_fn detail,
+                                                     const char *what, ...);
 __attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
 void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tidei_open_output(const char *pattern, unsigned seq, bool append);
