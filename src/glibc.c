@@ -326,7 +326,7 @@ static const char *apply_patches(const dyn_table_t *libc, const patch_t *ps, siz
 }
 
 /* Why the entries were left alone, or NULL once they are rewritten. */
-static const char *bind(bool to_tide, size_t *n_out)
+static const char *rewrite_libc(bool to_tide, size_t *n_out)
 {
     bind_scan_t sc;
     memset(&sc, 0, sizeof sc);
@@ -356,7 +356,7 @@ void tidei_glibc_bind(void)
 {
     bool to_tide = tidei_opt.libc_alloc == 0;
     size_t n = 0;
-    const char *why_not = tidei_opt.libc_alloc == 2 ? "libc_alloc=off" : bind(to_tide, &n);
+    const char *why_not = tidei_opt.libc_alloc == 2 ? "libc_alloc=off" : rewrite_libc(to_tide, &n);
     if (!tidei_opt.verbose)
         return;
     if (why_not)

@@ -74,7 +74,7 @@ static void lookups_gnu_hash(void) { lookups(true); }
 static void lookups_sysv_hash(void) { lookups(false); }
 
 /* Here glibc's malloc is the process's: the walk finds libc and stops
- * there, and bind() refuses to touch it. */
+ * there, and rewrite_libc() refuses to touch it. */
 static void not_the_process_malloc(void)
 {
     bind_scan_t sc;
@@ -84,8 +84,8 @@ static void not_the_process_malloc(void)
     CHECKF(sc.first_malloc == (uintptr_t)dlsym(RTLD_DEFAULT, "malloc"), "first malloc %p in %s",
            (void *)sc.first_malloc, sc.first_malloc_in);
     size_t n = 0;
-    const char *why = bind(true, &n);
-    CHECKF(why && strstr(why, "not the process's"), "bind: %s", why ? why : "(rewrote libc)");
+    const char *why = rewrite_libc(true, &n);
+    CHECKF(why && strstr(why, "not the process's"), "rewrite_libc: %s", why ? why : "(rewrote libc)");
     CHECK(dlsym(libc_handle, "malloc") == dlsym(RTLD_DEFAULT, "malloc"));
 }
 
