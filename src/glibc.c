@@ -21,9 +21,9 @@
  * loaded with RTLD_DEEPBIND (at load or lazily at its first call), dlsym on
  * any handle.  Nothing else changes: no other symbol of libc or of any other
  * object, no code (the table lies in libc's read-only data segment, made
- * writable for the stores and read-only again: one private page per 170
- * entries), no search order, no dlopen semantics (tide does not interpose
- * dlopen): an object that defines its own malloc, or depends on a library
+ * writable for the stores and read-only again; the pages written, 15 with
+ * Debian 12's libc, become private to the process), no search order, no
+ * dlopen semantics (tide does not interpose dlopen): an object that defines its own malloc, or depends on a library
  * that does, still gets that one.  Bindings made before are not revisited;
  * none of them found libc's allocator, since tide precedes libc in the
  * global scope and this runs at the first malloc of the process.  Only the
