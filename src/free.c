@@ -13,7 +13,7 @@
 
 static tide_noinline void report_not_ours(const void *p, const char *op)
 {
-    tidei_misuse(op, p, "pointer not allocated by tide (or already freed)");
+    tidei_misuse_detailed(op, p, tidei_describe_foreign, "pointer not allocated by tide (or already freed)");
 }
 
 static tide_noinline void report_interior(const void *p, const char *op, tide_span_t *s)

@@ -108,6 +108,7 @@ void tidei_init_slow(void)
             tidei_fatal("tide: pthread_key_create failed\n");
         atomic_store_explicit(&tidei_init_state, 2, release);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
+        tidei_glibc_bind();
         return;
     }
     while (atomic_load_explicit(&tidei_init_state, acquire) != 2)

@@ -27,6 +27,7 @@ tide_options_t tidei_opt = {
     .leak_check = 0,
     .leak_file = "",
     .leak_exitcode = 23,
+    .libc_alloc = 0,
 };
 
 typedef enum { OPT_INT, OPT_WORD, OPT_PATH, OPT_SIGNAL } option_kind_t;
@@ -45,6 +46,7 @@ typedef struct option_desc {
 static const char *const stats_words[] = { "0", "1", "json", NULL };
 static const char *const purge_words[] = { "dontneed", "free", NULL };
 static const char *const leak_words[] = { "0", "1", "full", NULL };
+static const char *const libc_alloc_words[] = { "tide", "glibc", "off", NULL };
 
 /* Signal names TIDE_CONF accepts (with or without SIG), besides numbers. */
 static const struct { const char *name; int sig; } signal_names[] = {
@@ -87,6 +89,9 @@ static const option_desc_t option_table[] = {
       OPT_PATH, NULL, tidei_opt.leak_file },
     { "leak_exitcode", &tidei_opt.leak_exitcode, 0, 255,
       "exit status of a process in which the leak check found leaks", OPT_INT, NULL, NULL },
+    { "libc_alloc", &tidei_opt.libc_alloc, 0, 2,
+      "what code that finds libc's malloc/free (RTLD_DEEPBIND, dlsym on libc) gets: tide, glibc "
+      "(checked for tide's blocks) or off (glibc, unchecked; docs/compat.md)", OPT_WORD, libc_alloc_words, NULL },
     { "os_fail_at", &tidei_opt.os_fail_at, 0, 1L << 40,
       "testing: make the Nth request to the OS fail, once (0 = off)", OPT_INT, NULL, NULL },
     { "os_fail_from", &tidei_opt.os_fail_from, 0, 1L << 40,

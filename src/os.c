@@ -1,5 +1,5 @@
-/* os.c — the OS layer: the only file that calls mmap, munmap, mremap and
- * madvise.  Every request is counted so that tests can make the Nth one fail
+/* os.c — the OS layer: the only file that calls mmap, munmap, mremap,
+ * madvise and mprotect.  Every request is counted so that tests can make the Nth one fail
  * (TIDE_CONF=os_fail_at=N / os_fail_from=N); a failure is reported to the
  * caller as NULL/false and becomes ENOMEM at the API. */
 #define _GNU_SOURCE
@@ -144,4 +144,12 @@ void *tidei_os_map_file(int fd, size_t size)
 void tidei_os_unmap_file(void *p, size_t size)
 {
     munmap(p, size);
+}
+
+/* Sets the protection of the pages [p, p + size) of a mapping that is not
+ * tide's (glibc.c: libc's symbol table); false if the kernel refuses.  Not
+ * a memory request: the fault injection does not count it. */
+bool tidei_os_protect(void *p, size_t size, int prot)
+{
+    return mprotect(p, size, prot) == 0;
 }

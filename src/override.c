@@ -239,3 +239,57 @@ tide_export void *__libc_memalign(size_t a, size_t n) __attribute__((alias("mema
 tide_export void *__libc_valloc(size_t n) __attribute__((alias("valloc")));
 tide_export void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc")));
 tide_export int __posix_memalign(void **out, size_t a, size_t n) __attribute__((alias("posix_memalign")));
+
+/* ---- tide's own entry points, by name (glibc.c, and the misuse report
+ * that names the caller) ---- */
+
+/* Hidden aliases give the address of tide's own definition; the exported
+ * name, taken as an address, is whichever definition the process's symbol
+ * search finds first (glibc's, when tide was loaded with dlopen). */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"  /* mallinfo */
+#define OWN(f) extern __typeof__(f) own_##f __attribute__((alias(#f), visibility("hidden")))
+OWN(malloc); OWN(free); OWN(cfree); OWN(calloc); OWN(realloc); OWN(reallocarray); OWN(aligned_alloc);
+OWN(memalign); OWN(posix_memalign); OWN(valloc); OWN(pvalloc); OWN(malloc_usable_size); OWN(malloc_trim);
+OWN(mallopt); OWN(mallinfo); OWN(mallinfo2); OWN(malloc_stats); OWN(malloc_info);
+#undef OWN
+
+/* Every standard allocation name libtide.so exports (tests/api/exports.sh
+ * checks the list against nm -D).  The glibc aliases point at the same
+ * functions as the names they alias. */
+const tidei_entry_t tidei_entries[] = {
+    { "malloc", (void *)own_malloc },
+    { "free", (void *)own_free },
+    { "cfree", (void *)own_cfree },
+    { "calloc", (void *)own_calloc },
+    { "realloc", (void *)own_realloc },
+    { "reallocarray", (void *)own_reallocarray },
+    { "aligned_alloc", (void *)own_aligned_alloc },
+    { "memalign", (void *)own_memalign },
+    { "posix_memalign", (void *)own_posix_memalign },
+    { "valloc", (void *)own_valloc },
+    { "pvalloc", (void *)own_pvalloc },
+    { "malloc_usable_size", (void *)own_malloc_usable_size },
+    { "malloc_trim", (void *)own_malloc_trim },
+    { "mallopt", (void *)own_mallopt },
+    { "mallinfo", (void *)own_mallinfo },
+    { "mallinfo2", (void *)own_mallinfo2 },
+    { "malloc_stats", (void *)own_malloc_stats },
+    { "malloc_info", (void *)own_malloc_info },
+    { "__libc_malloc", (void *)own_malloc },
+    { "__libc_free", (void *)own_free },
+    { "__libc_calloc", (void *)own_calloc },
+    { "__libc_realloc", (void *)own_realloc },
+    { "__libc_memalign", (void *)own_memalign },
+    { "__libc_valloc", (void *)own_valloc },
+    { "__libc_pvalloc", (void *)own_pvalloc },
+    { "__posix_memalign", (void *)own_posix_memalign },
+};
+const size_t tidei_n_entries = sizeof tidei_entries / sizeof tidei_entries[0];
+
+void *tidei_entry(const char *name)
+{
+    for (size_t i = 0; i < tidei_n_entries; i++)
+        if (strcmp(tidei_entries[i].name, name) == 0)
+            return tidei_entries[i].fn;
+    return NULL;
+}

@@ -138,10 +138,11 @@ void tidei_fatal(const char *fmt, ...)
     abort();
 }
 
-/* Reports a misuse in one line, `tide: OP(ADDR): WHAT`, and aborts.  Called
- * with no lock held (abort runs no atexit handlers, but a SIGABRT handler may
- * call malloc). */
-void tidei_misuse(const char *op, const void *p, const char *what, ...)
+/* Writes `tide: OP(ADDR): WHAT`, then what detail adds (written once the
+ * rest is out, so a detail that crashes still leaves the report), the end
+ * of the line, and aborts. */
+__attribute__((noreturn)) static void misuse(const char *op, const void *p, tidei_detail_fn detail, const char *what,
+                                             va_list ap)
 {
     out_buf_t o;
     o.len = 0;
@@ -152,13 +153,33 @@ void tidei_misuse(const char *op, const void *p, const char *what, ...)
     out_str(&o, "(0x");
     out_uint(&o, (unsigned long)(uintptr_t)p, 16);
     out_str(&o, "): ");
-    va_list ap;
-    va_start(ap, what);
     out_format(&o, what, ap);
-    va_end(ap);
+    if (detail) {
+        out_flush(&o);
+        char more[1200];
+        detail(op, p, more, sizeof more);
+        out_str(&o, more);
+    }
     out_char(&o, '\n');
     out_flush(&o);
     abort();
+}
+
+/* Reports a misuse in one line, `tide: OP(ADDR): WHAT`, and aborts.  Called
+ * with no lock held (abort runs no atexit handlers, but a SIGABRT handler may
+ * call malloc). */
+void tidei_misuse(const char *op, const void *p, const char *what, ...)
+{
+    va_list ap;
+    va_start(ap, what);
+    misuse(op, p, NULL, what, ap);
+}
+
+void tidei_misuse_detailed(const char *op, const void *p, tidei_detail_fn detail, const char *what, ...)
+{
+    va_list ap;
+    va_start(ap, what);
+    misuse(op, p, detail, what, ap);
 }
 
 void tidei_assert_fail(const char *expr, const char *file, int line)

@@ -21,3 +21,4 @@
 #include "symbolize.c"
 #include "leak.c"
 #include "override.c"
+#include "glibc.c"

@@ -22,6 +22,7 @@
 #include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unwind.h>
 
 /* Files kept mapped at once; the next one replaces the oldest. */
 #define SYM_N_FILES 32
@@ -386,4 +387,116 @@ void tidei_symbolize_done(void)
     for (size_t i = 0; i < SYM_N_FILES; i++)
         sym_drop(&sym_files[i]);
     sym_next_victim = 0;
+}
+
+/* ---- what a foreign pointer is, for the misuse report ---- */
+
+/* Frames walked looking for the call into tide. */
+typedef struct caller_walk {
+    uintptr_t caller;            /* return address above the outermost tide entry point so far (0: none) */
+    bool take_next;              /* the previous frame was a tide entry point */
+    int depth;                   /* frames seen */
+} caller_walk_t;
+
+static _Unwind_Reason_Code caller_step(struct _Unwind_Context *ctx, void *arg)
+{
+    caller_walk_t *w = arg;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (!ip || ++w->depth > 64)
+        return _URC_END_OF_STACK;
+    if (w->take_next)
+        w->caller = ip;
+    uintptr_t fn = (uintptr_t)_Unwind_GetRegionStart(ctx);
+    /* free and cfree jump to tidei_free: no frame of theirs is on the stack */
+    w->take_next = fn == (uintptr_t)tidei_free;
+    for (size_t i = 0; i < tidei_n_entries; i++)
+        if ((uintptr_t)tidei_entries[i].fn == fn)
+            w->take_next = true;
+    return _URC_NO_REASON;
+}
+
+/* Appends to o the mapping of /proc/self/maps that holds a: "[heap]",
+ * "[stack]", a file's path, or "" for an anonymous one; false if none
+ * does (or the file cannot be read). */
+static bool sym_mapping_of(uintptr_t a, sym_out_t *o)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[4096 + 1];
+    size_t have = 0;
+    bool found = false, eof = false;
+    while (!found) {
+        ssize_t r = eof ? 0 : read(fd, buf + have, sizeof buf - 1 - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            eof = true;
+        else
+            have += (size_t)r;
+        buf[have] = 0;
+        char *nl = memchr(buf, '\n', have);
+        if (!nl && !eof && have < sizeof buf - 1)
+            continue;          /* the line is not complete yet */
+        if (!nl && have == 0)
+            break;
+        char *end = nl ? nl : buf + have;
+        *end = 0;
+        /* "start-end perms offset dev inode   path" */
+        char *s = buf;
+        uintptr_t lo = 0, hi = 0;
+        while (*s && *s != '-')
+            lo = lo * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 0x20) - 'a' + 10), s++;
+        if (*s == '-')
+            s++;
+        while (*s && *s != ' ')
+            hi = hi * 16 + (uintptr_t)(*s <= '9' ? *s - '0' : (*s | 0x20) - 'a' + 10), s++;
+        if (a >= lo && a < hi) {
+            for (int field = 0; field < 4 && *s; field++) {   /* perms, offset, dev, inode */
+                while (*s == ' ')
+                    s++;
+                while (*s && *s != ' ')
+                    s++;
+            }
+            while (*s == ' ')
+                s++;
+            sym_put_str(o, s);
+            found = true;
+        }
+        size_t used = nl ? (size_t)(nl + 1 - buf) : have;   /* a line too long for buf is dropped */
+        memmove(buf, buf + used, have - used);
+        have -= used;
+        if (eof && have == 0)
+            break;
+    }
+    close(fd);
+    return found;
+}
+
+void tidei_describe_foreign(const char *op, const void *p, char *buf, size_t len)
+{
+    sym_out_t o = { buf, len, 0 };
+    sym_put(&o, "", 0);
+    caller_walk_t w = { 0, false, 0 };
+    _Unwind_Backtrace(caller_step, &w);
+    if (w.caller) {
+        sym_put_str(&o, "; ");
+        sym_put_str(&o, op);
+        sym_put_str(&o, " called from ");
+        size_t at = o.pos;
+        tidei_symbolize(w.caller, o.buf + at, o.len - at);
+        o.pos += strlen(o.buf + at);
+    }
+    sym_put_str(&o, "; the address is ");
+    size_t at = o.pos;
+    sym_put_str(&o, "in ");
+    size_t path_at = o.pos;
+    if (!sym_mapping_of((uintptr_t)p, &o)) {
+        o.pos = at;
+        sym_put_str(&o, "not mapped");
+    } else if (o.pos == path_at) {
+        sym_put_str(&o, "an anonymous mapping");
+    } else if (strcmp(o.buf + path_at, "[heap]") == 0) {
+        sym_put_str(&o, ", glibc's malloc's heap");
+    }
 }

@@ -64,6 +64,12 @@ int tidei_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 
 int tidei_vprintf(int fd, const char *fmt, va_list ap);
 __attribute__((noreturn)) void tidei_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 __attribute__((noreturn)) void tidei_misuse(const char *op, const void *p, const char *what, ...);
+/* Writes into buf (NUL-terminated, at most len bytes) more about misuse op
+ * of p, for the end of the report's line. */
+typedef void (*tidei_detail_fn)(const char *op, const void *p, char *buf, size_t len);
+/* tidei_misuse, and at the end of the line what detail writes. */
+__attribute__((noreturn)) void tidei_misuse_detailed(const char *op, const void *p, tidei_detail_fn detail,
+                                                     const char *what, ...);
 __attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
 void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tidei_open_output(const char *pattern, unsigned seq, bool append);
@@ -89,6 +95,8 @@ typedef struct tide_options {
     long leak_check;             /* at exit: 0 no, 1 sampled stacks, 2 (full) every stack */
     char leak_file[TIDE_PATH_MAX]; /* leak report to this file ("" = stderr; %p = pid) */
     long leak_exitcode;          /* exit status when something leaked */
+    long libc_alloc;             /* what libc.so.6's allocation symbols give: 0 tide's functions,
+                                    1 glibc's, checked for tide's blocks, 2 glibc's, untouched (glibc.c) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 void tidei_options_init(void);
@@ -105,6 +113,7 @@ bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_now_ms(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
+bool tidei_os_protect(void *p, size_t size, int prot);
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
@@ -416,6 +425,30 @@ bool tidei_live_blocks(tidei_scratch_t *out);
 void tidei_symbolize(uintptr_t pc, char *buf, size_t len);
 /* Unmaps every file the symbolizer mapped and empties its cache. */
 void tidei_symbolize_done(void);
+/* For the report of p, a pointer tide does not own, given to op: writes
+ * "; OP called from CALLER; the address is in MAPPING" into buf (NUL-
+ * terminated, truncated to len).  CALLER is the code that called tide's
+ * outermost entry point on the stack, as tidei_symbolize writes it (left
+ * out if the stack cannot be unwound); MAPPING is the line of
+ * /proc/self/maps that holds p ("[heap]" is glibc's malloc's heap when
+ * tide serves the program), "an anonymous mapping", or the address is "not
+ * mapped".  Never allocates; for the misuse path only. */
+void tidei_describe_foreign(const char *op, const void *p, char *buf, size_t len);
+
+/* ---- override.c: the exported names ---- */
+/* Every standard allocation name tide exports, with tide's own function
+ * (not whatever the name resolves to in the process). */
+extern const tidei_entry_t tidei_entries[];
+extern const size_t tidei_n_entries;
+/* Tide's own function exported as name, or NULL. */
+void *tidei_entry(const char *name);
+
+/* ---- glibc.c ---- */
+/* Once, at start-up, after init: makes libc.so.6's allocation symbols
+ * resolve to tide (libc_alloc=tide) or to checking wrappers of glibc's
+ * (libc_alloc=glibc), if tide's malloc is the process's; nothing with
+ * libc_alloc=off. */
+void tidei_glibc_bind(void);
 
 /* ---- leak.c ---- */
 long tidei_leak_check(bool at_exit);

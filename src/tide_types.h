@@ -183,4 +183,10 @@ typedef struct tide_arena {
     tidei_meta_region_t *meta_regions; /* every metadata region, newest first */
 } tide_arena_t;
 
+/* One allocation function tide exports (override.c). */
+typedef struct tidei_entry {
+    const char *name;            /* the exported name, e.g. "malloc" */
+    void *fn;                    /* tide's own definition of it */
+} tidei_entry_t;
+
 #endif /* TIDE_TYPES_H */
