@@ -35,8 +35,10 @@ export_name=-Wl,--export-dynamic-symbol=deep_shared_name
 build prog-preload "${flags[@]}" -DTH_TIDE=0 "$export_name" -o "$out/prog-preload" "$src" -ldl
 build prog-shared "${flags[@]}" "$export_name" -o "$out/prog-shared" "$src" \
     -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl
-build prog-static "${flags[@]}" "$export_name" -Wl,--export-dynamic-symbol=tide_block_info -o "$out/prog-static" "$src" \
-    -Wl,--whole-archive "$BUILD/libtide.a" -Wl,--no-whole-archive -ldl
+# (a sanitizer build of libtide.a links only into an instrumented program)
+[ -z "${SANITIZE:-}" ] &&
+    build prog-static "${flags[@]}" "$export_name" -Wl,--export-dynamic-symbol=tide_block_info \
+        -o "$out/prog-static" "$src" -Wl,--whole-archive "$BUILD/libtide.a" -Wl,--no-whole-archive -ldl
 
 # run LABEL CMD...: the program's PASS/FAIL lines, prefixed with LABEL.
 run() {
@@ -54,7 +56,7 @@ run() {
 }
 run preload env -u LD_PRELOAD "$TIDE_RUN" "$out/prog-preload"
 run linked-shared env -u LD_PRELOAD "$out/prog-shared"
-run linked-static env -u LD_PRELOAD "$out/prog-static"
+[ -z "${SANITIZE:-}" ] && run linked-static env -u LD_PRELOAD "$out/prog-static"
 
 # libc_alloc=glibc: the plugins get glibc's allocator, and a block that
 # crosses is reported in one line naming who passed it.

@@ -33,8 +33,8 @@ typedef struct plugin {
     int (*which_shared_name)(void);
 } plugin_t;
 
-static plugin_t now = { "libdeep_now.so", RTLD_NOW | RTLD_DEEPBIND };
-static plugin_t lazy = { "libdeep_lazy.so", RTLD_LAZY | RTLD_DEEPBIND };
+static plugin_t now = { .file = "libdeep_now.so", .mode = RTLD_NOW | RTLD_DEEPBIND };
+static plugin_t lazy = { .file = "libdeep_lazy.so", .mode = RTLD_LAZY | RTLD_DEEPBIND };
 static void *own;                /* libdeep_own.so: defines its own allocator */
 static const char *libdir;
 static bool loaded;
