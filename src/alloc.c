@@ -248,24 +248,38 @@ void *tidei_aligned(size_t align, size_t n, const char *op)
     return big_alloc(n, align, false);
 }
 
+/* resize_charge for a thread without a heap: it gets one, or (heap gone)
+ * the backup heap's sampler is charged under its lock. */
+static tide_noinline int resize_charge_slow(size_t n)
+{
+    tide_heap_t *h = current_heap();
+    if (h) {
+        h->ctr.requested -= n;
+        return tidei_prof_charge(h, n) ? tidei_prof_event(h, n) : TIDE_PROF_NONE;
+    }
+    pthread_mutex_lock(&tidei_backup_lock);
+    tidei_backup_heap.ctr.requested -= n;
+    int what = backup_charge(n);
+    pthread_mutex_unlock(&tidei_backup_lock);
+    return what;
+}
+
 /* Charges a realloc in place to n bytes to the sampler of the calling
  * thread (its heap's, or the backup heap's when its heap is gone) and
  * returns the event's TIDE_PROF_*.  To the profiler a realloc is a free and
  * an allocation at the realloc's call site, as in gperftools and jemalloc;
  * to the stats it is not a malloc (docs/stats.md), so the requested count,
- * which the countdown is part of, is taken back. */
-static int resize_charge(size_t n)
+ * which the countdown is part of, is taken back.  Inline: a string that
+ * grows by appends reallocs in place over and over. */
+tide_inline int resize_charge(size_t n)
 {
-    tide_heap_t *h = current_heap();
-    if (tide_unlikely(!h)) {
-        pthread_mutex_lock(&tidei_backup_lock);
-        tidei_backup_heap.ctr.requested -= n;
-        int what = backup_charge(n);
-        pthread_mutex_unlock(&tidei_backup_lock);
-        return what;
-    }
+    tide_heap_t *h = tidei_tls_heap;
+    if (tide_unlikely(h == &tidei_empty_heap))
+        return resize_charge_slow(n);
     h->ctr.requested -= n;
-    return tidei_prof_charge(h, n) ? tidei_prof_event(h, n) : TIDE_PROF_NONE;
+    if (tide_likely(!tidei_prof_charge(h, n)))
+        return TIDE_PROF_NONE;
+    return tidei_prof_event(h, n);
 }
 
 /* Small block p (usable bytes) stays in its class for a realloc to n:

@@ -12,10 +12,20 @@
  * estimates.  With profiling off the countdown is armed at 2^62 bytes and
  * never fires.
  *
+ * Every allocation path charges a countdown (alloc.c): small, large and
+ * huge blocks, every entry point; a thread with no heap yet gets one at its
+ * first allocation of any size, and a thread whose heap is gone charges the
+ * backup heap's, under its lock.  A new heap's first interval starts at its
+ * first allocation.  A realloc is a free and an allocation of the new size
+ * at the realloc's call site, in place or not (as gperftools and jemalloc
+ * count it).
+ *
  * A sampled block is served from pages of its own (a large or huge block)
  * and its span remembers the call site: its free takes the large-block path
  * anyway, where one test finds it, so the fast free path of small blocks
  * pays nothing.  A page per sample costs about 4 KiB per 512 KiB allocated.
+ * A large or huge block resized in place keeps its pages: the realloc takes
+ * its old sample out and marks it again if the sampler picks it.
  *
  * Call stacks come from libgcc's _Unwind_Backtrace (DWARF call frame
  * information, so programs built without frame pointers unwind too).  It
