@@ -247,9 +247,8 @@ void *tidei_realloc(void *p, size_t n)
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         if (n > TIDE_LARGE_MAX && !s->prof_site) {
             void *q = tidei_huge_realloc(s, n);
-            if (!q)
-                errno = ENOMEM;
-            return q;
+            if (q)
+                return q;  /* else it cannot be resized without a copy */
         }
     }
     void *q = tidei_malloc(n);

@@ -36,6 +36,23 @@ void *tidei_os_map(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Maps size bytes of zeroed read-write memory exactly at addr (page
+ * aligned), only if nothing is mapped there: to grow a range in place.
+ * False if the range is taken or the OS refuses. */
+bool tidei_os_map_at(void *addr, size_t size)
+{
+    if (injected_failure())
+        return false;
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    if (p != addr) {  /* a kernel before 4.17 took the address as a hint */
+        munmap(p, size);
+        return false;
+    }
+    return true;
+}
+
 /* Reserves size bytes of address space that is committed only when touched
  * (MAP_NORESERVE): for the page map's leaves. */
 void *tidei_os_reserve(size_t size)

@@ -73,7 +73,8 @@ void tidei_report_on_signal(long sig, void (*fn)(int), const char *what);
 typedef struct tide_options {
     long os_fail_at;             /* fail the Nth OS request once (testing); 0 = off */
     long os_fail_from;           /* fail the Nth and every later OS request (testing); 0 = off */
-    long huge_cache_mb;          /* MiB of freed huge mappings kept for reuse */
+    long huge_cache_mb;          /* at most this many MiB of freed huge blocks cached (-1: no bound
+                                    but the recent peak; 0: none) */
     long chunk_cache;            /* fully free chunks kept mapped */
     long verbose;                /* print the options at start-up */
     long stats;                  /* report at exit: 0 no, 1 text, 2 JSON */
@@ -96,6 +97,7 @@ void tidei_options_init(void);
 /* ---- os.c: the only file that calls mmap/munmap/madvise/mremap ---- */
 void *tidei_os_map(size_t size);
 void *tidei_os_map_aligned(size_t size, size_t align);
+bool tidei_os_map_at(void *addr, size_t size);
 void tidei_os_unmap(void *p, size_t size);
 void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
 bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest);
@@ -163,16 +165,21 @@ bool tidei_run_grow(tide_span_t *s, size_t new_pages);
 void tidei_run_shrink(tide_span_t *s, size_t new_pages);
 void *tidei_large_alloc(size_t n, size_t align, bool zero);
 void tidei_large_free(tide_span_t *s);
-void *tidei_huge_alloc(size_t n, size_t align, bool zero);
-void tidei_huge_free(tide_span_t *s);
-void *tidei_huge_realloc(tide_span_t *s, size_t n);
 bool tidei_arena_trim(void);
+bool tidei_arena_release_caches(void);
 tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev);
 /* Every run of chunk c, free or not, in address order.  Arena lock held. */
 #define tidei_for_each_run(c, s) \
     for (tide_span_t *s = tidei_chunk_next_run((c), NULL); s; s = tidei_chunk_next_run((c), s))
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 void tidei_arena_validate(void);
+
+/* ---- huge.c: huge blocks, the cache of freed ones ---- */
+void *tidei_huge_alloc(size_t n, size_t align, bool zero);
+void tidei_huge_free(tide_span_t *s);
+void *tidei_huge_realloc(tide_span_t *s, size_t n);
+bool tidei_huge_release_locked(void);
+bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 
 /* ---- large.c: the free-range index (arena lock held) ---- */
 void tidei_index_insert(tide_span_t *r);

@@ -19,6 +19,7 @@
 #include "../../src/meta.c"
 #include "../../src/large.c"
 #include "../../src/chunk.c"
+#include "../../src/huge.c"
 #include "../../src/span.c"
 #include "../../src/heap.c"
 #include "../../src/init.c"
