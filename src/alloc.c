@@ -138,8 +138,11 @@ static tide_noclone void *malloc_prof(size_t n)
     return p;
 }
 
-/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
-tide_fast_text void *tidei_malloc(size_t n)
+/* The malloc fast path, shared by malloc and C++'s operator new: a block
+ * from the calling thread's direct span of the class, else a tail call to
+ * slow (no free block at hand, a large or huge size, no heap yet) or to
+ * prof (the sampler's countdown ran out), both given n alone. */
+tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;
@@ -152,7 +155,7 @@ tide_fast_text void *tidei_malloc(size_t n)
              * unchanged has written nothing.  The sampler's countdown is
              * also the count of requested bytes. */
             if (tide_unlikely(tidei_prof_charge(h, n)))
-                return malloc_prof(n);
+                return prof(n);
             tidei_count(h->ctr.malloc[cls]++);
             atomic_signal_fence(memory_order_seq_cst);
             s->free = b->next;
@@ -161,14 +164,65 @@ tide_fast_text void *tidei_malloc(size_t n)
             return b;
         }
     }
-    return malloc_slow(n);
+    return slow(n);
+}
+
+/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
+tide_fast_text void *tidei_malloc(size_t n)
+{
+    return malloc_fast(n, malloc_slow, malloc_prof);
+}
+
+/* C++ operator new (and new[]) of n bytes: malloc's fast path; when memory
+ * runs out, the new-handler loop, then std::bad_alloc (override.c).  The
+ * nothrow form returns NULL instead of throwing. */
+static tide_noclone void *new_slow(size_t n)
+{
+    void *p = malloc_slow(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, false);
+}
+
+static tide_noclone void *new_prof(size_t n)
+{
+    void *p = malloc_prof(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, false);
+}
+
+static tide_noclone void *new_nothrow_slow(size_t n)
+{
+    void *p = malloc_slow(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, true);
+}
+
+static tide_noclone void *new_nothrow_prof(size_t n)
+{
+    void *p = malloc_prof(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, true);
+}
+
+tide_fast_text void *tidei_new(size_t n)
+{
+    return malloc_fast(n, new_slow, new_prof);
+}
+
+tide_fast_text void *tidei_new_nothrow(size_t n)
+{
+    return malloc_fast(n, new_nothrow_slow, new_nothrow_prof);
 }
 
 /* Whether fn is one of the functions above that a program's call can
- * enter tide by (malloc tail-calls its slow paths): see prof.c. */
+ * enter tide by (malloc and new tail-call their slow paths): see prof.c. */
 bool tidei_alloc_is_entry(uintptr_t fn)
 {
-    return fn == (uintptr_t)malloc_slow || fn == (uintptr_t)malloc_prof || fn == (uintptr_t)tidei_malloc;
+    static void *const entries[] = {
+        (void *)malloc_slow, (void *)malloc_prof, (void *)tidei_malloc,
+        (void *)new_slow, (void *)new_prof, (void *)new_nothrow_slow, (void *)new_nothrow_prof,
+        (void *)tidei_new, (void *)tidei_new_nothrow,
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
+        if ((uintptr_t)entries[i] == fn)
+            return true;
+    return false;
 }
 
 void *tidei_calloc(size_t count, size_t size)

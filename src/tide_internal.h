@@ -233,12 +233,19 @@ tide_inline void tidei_init(void)
 
 /* ---- alloc.c / free.c: the entry points ---- */
 void *tidei_malloc(size_t n);
+void *tidei_new(size_t n);
+void *tidei_new_nothrow(size_t n);
 void *tidei_calloc(size_t count, size_t size);
 void *tidei_realloc(void *p, size_t n);
 void *tidei_aligned(size_t align, size_t n, const char *op);
 void tidei_free(void *p);
+void tidei_delete(void *p);
 size_t tidei_usable_size(const void *p, const char *op);
 tide_span_t *tidei_checked_span(const void *p, const char *op);
+
+/* ---- override.c: the exported names ---- */
+void *tidei_new_failed(size_t n, size_t align, bool nothrow);
+bool tidei_override_is_entry(uintptr_t fn);
 
 /* ---- scav.c: the scavenger ---- */
 /* Non-zero while the thread runs tide code other than the malloc/free fast
