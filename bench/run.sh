@@ -177,7 +177,7 @@ fi
 # ---------------------------------------------------------- build
 mkdir -p "$OUT" "$LOGS" "$RESULTS"
 BENCH_CFLAGS="-std=c11 -O2 -g -pthread -Wall -Wextra"
-for prog in fastpath larson xmalloc cache mstress large realloc rss which_malloc instr; do
+for prog in fastpath larson xmalloc cache mstress large bigbuf realloc rss which_malloc; do
     if [ ! -x "$OUT/$prog" ] || [ "bench/$prog.c" -nt "$OUT/$prog" ] || [ bench/bench.h -nt "$OUT/$prog" ]; then
         gcc $BENCH_CFLAGS -o "$OUT/$prog" "bench/$prog.c" -ldl || die "cannot build bench/$prog.c"
     fi
