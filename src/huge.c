@@ -29,9 +29,9 @@
  *
  * Mappings.  A block or free range may span several kernel mappings (VMAs):
  * ranges merged in the cache, or a block grown by a mapping of its own.
- * munmap and madvise take such a range whole; mremap refuses it, so mremap
- * is only used where a failure has a fallback (the move of realloc, after
- * which realloc copies).
+ * munmap and madvise take such a range whole; mremap refuses it, so growth
+ * in place falls back to mapping the address space after the block, and a
+ * move goes mapping by mapping (tidei_os_move).
  *
  * Locks: everything here is under the arena lock (chunk.c, which gives the
  * lock order); system calls are made without it, except the move of
@@ -467,7 +467,11 @@ static bool huge_grow_in_place(tide_span_t *s, size_t extra)
         cache_unlink(r);  /* too short: ours while the rest is mapped after it */
     pthread_mutex_unlock(&a->lock);
     uintptr_t at = r ? HUGE_END(r) : end;
-    bool ok = tidei_os_map_at((void *)at, end + extra - at);
+    /* mremap first: a block that is one kernel mapping stays one (a later
+     * move is then one call) */
+    size_t old = HUGE_BYTES(s->n_pages);
+    bool ok = (!r && tidei_os_remap((void *)s->start, old, old + extra, false)) ||
+              tidei_os_map_at((void *)at, end + extra - at);
     pthread_mutex_lock(&a->lock);
     if (!ok) {
         if (r)
@@ -488,7 +492,7 @@ grown:
 
 /* Moves huge block s to a new mapping of size bytes with mremap (its pages
  * move, nothing is copied).  Returns the block, or NULL if it cannot (no
- * memory, or a block that spans two kernel mappings).  No lock held. */
+ * memory).  No lock held. */
 static void *huge_move(tide_span_t *s, size_t size)
 {
     tide_arena_t *a = &tidei_arena;
@@ -502,7 +506,7 @@ static void *huge_move(tide_span_t *s, size_t size)
         return NULL;
     pthread_mutex_lock(&a->lock);
     if (!tidei_pagemap_ensure((uintptr_t)dest, size >> TIDE_PAGE_SHIFT) ||
-        !tidei_os_remap_fixed((void *)s->start, old, size, dest)) {
+        !tidei_os_move((void *)s->start, old, dest)) {
         pthread_mutex_unlock(&a->lock);
         tidei_os_unmap(dest, size);
         return NULL;

@@ -62,8 +62,14 @@ tide_export long tide_set_decay_ms(long ms)
     }
     tidei_init();
     long old = atomic_exchange_explicit(&tidei_decay_ms, ms, relaxed);
-    if (ms > 0)
-        tidei_scav_wanted();  /* wakes a scavenger that waits with nothing due */
+    if (ms > 0) {
+        /* wakes a scavenger that waits with nothing due, or starts it: what
+         * was freed under decay_ms=-1 has its free time and falls due */
+        tidei_scav_wanted();
+        tidei_busy_enter();
+        tidei_scav_start();
+        tidei_busy_leave();
+    }
     return old;
 }
 

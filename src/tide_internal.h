@@ -100,7 +100,7 @@ void *tidei_os_map_aligned(size_t size, size_t align);
 bool tidei_os_map_at(void *addr, size_t size);
 void tidei_os_unmap(void *p, size_t size);
 void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
-bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest);
+bool tidei_os_move(void *p, size_t size, void *dest);
 void *tidei_os_reserve(size_t size);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
