@@ -8,6 +8,9 @@
 #   make check           the stress tests again under SANITIZE=thread and =undefined
 #   make bench [QUICK=1] the benchmark suite against glibc, jemalloc, mimalloc, tcmalloc
 #   make bench-instr     instructions per malloc/free pair (callgrind)
+#   PEERS="name=/path/lib.so ..." make bench|bench-instr|bench-rss
+#                        also measures those allocators, built outside the tree
+#                        (e.g. mimalloc 3, snmalloc; see docs/benchmarks.md)
 #   make bench-rss [QUICK=1]  memory given back to the OS after load drops:
 #                        rss-recovery (bench/rss.c), the bursty chart, redis FLUSHALL
 #   make install PREFIX=/usr/local   (also bin/tide-heap and share/tide/tide-gdb.py)

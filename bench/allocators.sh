@@ -1,7 +1,7 @@
 # allocators.sh — the allocators the benchmarks compare, and how a program
 # is run under each of them.  Sourced (not run) by bench/run.sh,
-# bench/bursty.sh and bench/redis-flush.sh, so that all of them measure the
-# same objects the same way.
+# bench/instr.sh, bench/bursty.sh and bench/redis-flush.sh, so that all of
+# them measure the same objects the same way.
 #
 # The caller sets ROOT (the repository) and sources this first (it sets
 # QUICK, ALLOCATORS and OUT = build/bench), defines die() and note(), then
@@ -25,9 +25,15 @@
 # the allocator tide-nostats is `make STATS=0` of the working tree;
 # tide-prof is tide with the heap profiler on at its default rate
 # (TIDE_CONF=prof=1, the profile written to /dev/null at exit).
+# PEERS="name=/path/lib.so ..." adds allocators that Debian does not package
+# (e.g. release builds of mimalloc 3 and snmalloc, made outside the
+# repository): each is preloaded from its path like the others, is checked
+# the same way, and joins the default ALLOCATORS after Debian's peers.
 
 ALLOC_LIBDIR=/usr/lib/x86_64-linux-gnu
+PEERS=${PEERS:-}
 ALL_ALLOCATORS="tide glibc jemalloc mimalloc tcmalloc"
+for p in $PEERS; do ALL_ALLOCATORS="$ALL_ALLOCATORS ${p%%=*}"; done
 
 # What every script takes from the environment, with its default.
 QUICK=${QUICK:-0}
@@ -44,7 +50,8 @@ alloc_lib() { # allocator -> the shared object preloaded for it ("" = none)
         jemalloc) echo "$ALLOC_LIBDIR/libjemalloc.so.2" ;;
         mimalloc) echo "$ALLOC_LIBDIR/libmimalloc.so.2" ;;
         tcmalloc) echo "$ALLOC_LIBDIR/libtcmalloc_minimal.so.4" ;;
-        *)        return 1 ;;
+        *)        [ -n "${PEER_LIB[$1]:-}" ] || return 1
+                  echo "${PEER_LIB[$1]}" ;;  # from PEERS, read by alloc_init
     esac
 }
 
@@ -57,10 +64,20 @@ alloc_package() {
     esac
 }
 
-declare -A ALLOC_LIB
+declare -A ALLOC_LIB PEER_LIB
 alloc_init() {
-    local a
+    local a p
     LIBC=$(ldconfig -p | awk '$1 == "libc.so.6" { print $NF; exit }')
+    # the name goes into file names and the CSV; the object must be there
+    # (no package installs it)
+    for p in $PEERS; do
+        a=${p%%=*}
+        [[ "$p" == *=/* && "$a" =~ ^[A-Za-z0-9][A-Za-z0-9_.+-]*$ ]] ||
+            die "PEERS: '$p' is not name=/absolute/path/lib.so"
+        alloc_lib "$a" >/dev/null && die "PEERS: '$a' already names an allocator"
+        [ -f "${p#*=}" ] || die "PEERS: $a: ${p#*=} does not exist"
+        PEER_LIB[$a]=${p#*=}
+    done
     for a in $ALLOCATORS; do
         ALLOC_LIB[$a]=$(alloc_lib "$a") || die "unknown allocator '$a' ($ALL_ALLOCATORS)"
     done

@@ -6,7 +6,7 @@
 #
 #   bash bench/bursty.sh             4 bursts of 200 MiB, one every 3 s (12.5 s per allocator)
 #   QUICK=1 bash bench/bursty.sh     2 bursts of 64 MiB, one every 1.5 s (3.3 s per allocator)
-#   ALLOCATORS="tide glibc"  TIDE_LIB=/path/libtide.so  as in bench/run.sh
+#   ALLOCATORS="tide glibc"  TIDE_LIB=/path/libtide.so  PEERS=...  as in bench/run.sh
 #   BURSTY_ARGS="mb=100 every_ms=12000"  more arguments for bench/bursty.c
 #
 # Output: a table on stdout (per allocator: the RSS before the first burst,

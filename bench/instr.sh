@@ -23,41 +23,32 @@
 #   ALLOCATORS="tide glibc ..."  SIZES="16 64 256"  restrict the run
 #   TIDE_LIB=/path/libtide.so    measure another build of tide (e.g. one with
 #                                a fast-path change, built in a scratch tree)
+#   TIDE_REV=REV                 a clean build of that commit
+#   PEERS="name=/path/lib.so ..." more peers, as in bench/run.sh
+# The allocators, and the check that each really serves malloc, are those of
+# bench/run.sh (bench/allocators.sh).
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
-ALLOCATORS=${ALLOCATORS:-tide glibc jemalloc mimalloc tcmalloc}
+# the allocator table and checks; also ALLOCATORS and OUT (defaults)
+. "$ROOT/bench/allocators.sh"
 SIZES=${SIZES:-16 64 256}
 K1=100000
 K2=300000
-OUT=$ROOT/build/bench
-LIBDIR=/usr/lib/x86_64-linux-gnu
 
 die() { echo "bench/instr.sh: $*" >&2; exit 1; }
+note() { echo "$*" >&2; }
 
-alloc_lib() {
-    case "$1" in
-        tide)     echo "${TIDE_LIB:-$ROOT/build/libtide.so}" ;;
-        glibc)    echo "" ;;
-        jemalloc) echo "$LIBDIR/libjemalloc.so.2" ;;
-        mimalloc) echo "$LIBDIR/libmimalloc.so.2" ;;
-        tcmalloc) echo "$LIBDIR/libtcmalloc_minimal.so.4" ;;
-        *)        die "unknown allocator '$1'" ;;
-    esac
-}
+alloc_init
 
 # Install what is missing, or name it and stop: no allocator is skipped.
 pkgs=""
 command -v valgrind >/dev/null 2>&1 || pkgs="$pkgs valgrind"
 command -v gcc >/dev/null 2>&1 || pkgs="$pkgs gcc"
 for a in $ALLOCATORS; do
-    lib=$(alloc_lib "$a")
-    [ -z "$lib" ] || [ -e "$lib" ] || case "$a" in
-        jemalloc) pkgs="$pkgs libjemalloc-dev" ;;
-        mimalloc) pkgs="$pkgs libmimalloc-dev" ;;
-        tcmalloc) pkgs="$pkgs libgoogle-perftools-dev" ;;
-    esac
+    pkg=$(alloc_package "$a")
+    [ -z "$pkg" ] || [ -e "${ALLOC_LIB[$a]}" ] || pkgs="$pkgs $pkg"
 done
 if [ -n "$pkgs" ]; then
     echo "installing:$pkgs" >&2
@@ -67,47 +58,36 @@ if [ -n "$pkgs" ]; then
 fi
 
 mkdir -p "$OUT"
-for prog in instr which_malloc; do
-    if [ ! -x "$OUT/$prog" ] || [ "bench/$prog.c" -nt "$OUT/$prog" ] || [ bench/bench.h -nt "$OUT/$prog" ]; then
-        libs=(-ldl)
-        [ $prog = instr ] && libs+=(-lstdc++)   # operator new/delete when the allocator has none
-        gcc -std=c11 -O2 -g -pthread -Wall -Wextra -o "$OUT/$prog" "bench/$prog.c" "${libs[@]}" ||
-            die "cannot build bench/$prog.c"
-    fi
-done
-case " $ALLOCATORS " in
-    *" tide "*) [ -n "${TIDE_LIB:-}" ] || [ -f build/libtide.so ] || make lib >&2 ||
-                    die "make lib failed: tide cannot be measured" ;;
-esac
+if [ ! -x "$OUT/instr" ] || [ bench/instr.c -nt "$OUT/instr" ] || [ bench/bench.h -nt "$OUT/instr" ]; then
+    # -lstdc++: operator new/delete for the allocators that have none
+    gcc -std=c11 -O2 -g -pthread -Wall -Wextra -o "$OUT/instr" bench/instr.c -ldl -lstdc++ ||
+        die "cannot build bench/instr.c"
+fi
+alloc_build_helpers
+alloc_take_tide
+alloc_check_which_malloc
 
 # prefix ALLOC: the words that start valgrind with the allocator preloaded
 # (valgrind passes LD_PRELOAD on to the program it runs; callgrind itself
-# replaces no malloc).  WANT: the object that must define malloc.
+# replaces no malloc), and WANT_FILE, the file of the object that must define
+# malloc, as callgrind names it.
 prefix() {
-    local lib
-    lib=$(alloc_lib "$1")
-    if [ -n "$lib" ]; then PREFIX=(env LD_PRELOAD="$lib"); WANT=$(basename "$lib")
-    else PREFIX=(env); WANT=libc.so.6; lib=$(ldconfig -p | awk '$1 == "libc.so.6" { print $NF; exit }'); fi
-    WANT_FILE=$(basename "$(readlink -f "$lib")")   # the file callgrind names
+    alloc_env "$1" "$OUT/instr"
+    WANT_FILE=$(basename "$(readlink -f "$LIBFILE")")
 }
-
-for a in $ALLOCATORS; do
-    prefix "$a"
-    got=$("${PREFIX[@]}" "$OUT/which_malloc") || die "$a: a trial malloc failed"
-    case "$got" in *"/$WANT") ;; *) die "$a: malloc comes from '$got', not $WANT" ;; esac
-done
 
 TMP=$(mktemp -d /tmp/tide-instr.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
 # ir ALLOC K MODE ARGS...: total instructions of one run of instr with
-# k=K mode=MODE ARGS; in pairs mode, also checks that callgrind saw code of
-# the allocator's object run (an "ob=" or "cob=" record naming its file), so
-# the count is the allocator's.
+# k=K mode=MODE ARGS (mode=empty: the loop alone, no allocator preloaded,
+# ALLOC unused); in pairs mode, also checks that callgrind saw code of the
+# allocator's object run (an "ob=" or "cob=" record naming its file), so the
+# count is the allocator's.
 ir() {
     local a=$1 k=$2 mode=$3
     shift 3
-    prefix "$a"
+    if [ "$mode" = pairs ]; then prefix "$a"; else PREFIX=(env); fi
     "${PREFIX[@]}" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
         "$OUT/instr" k="$k" mode="$mode" "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
     if [ "$mode" = pairs ] && ! grep -q "^c\?ob=([0-9]*) .*/$WANT_FILE\$" "$TMP/cg.out"; then
@@ -128,14 +108,14 @@ per_pair() { # ALLOC MODE ARGS...: instructions per iteration
 echo "instructions per malloc+free pair (callgrind; (Ir(K=$K2) - Ir(K=$K1)) / $((K2 - K1)), loop overhead subtracted)" >&2
 declare -A result
 for size in $SIZES; do
-    loop=$(per_pair glibc empty size="$size") || die "callgrind failed"
+    loop=$(per_pair - empty size="$size") || die "callgrind failed"
     for a in $ALLOCATORS; do
         echo "  $a size=$size" >&2
         pairs=$(per_pair "$a" pairs size="$size") || die "callgrind failed for $a size=$size"
         result[$a,$size]=$(awk -v p="$pairs" -v l="$loop" 'BEGIN { printf "%.1f", p - l }')
     done
 done
-loop=$(per_pair glibc empty size=16 size2=48) || die "callgrind failed"
+loop=$(per_pair - empty size=16 size2=48) || die "callgrind failed"
 for a in $ALLOCATORS; do
     for api in c cxx; do
         echo "  $a api=$api sizes 16+48" >&2

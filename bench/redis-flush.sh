@@ -7,7 +7,7 @@
 #   MB=N                                 about N MiB of keys
 #   FLUSH=async                          FLUSHALL ASYNC (the keys are freed on
 #                                        redis's lazy-free thread) instead of SYNC
-#   ALLOCATORS="tide glibc"  TIDE_LIB=/path/libtide.so   as in bench/run.sh
+#   ALLOCATORS="tide glibc"  TIDE_LIB=/path/libtide.so  PEERS=...   as in bench/run.sh
 #
 # For each allocator: a redis-server on 127.0.0.1 (a random free port, no
 # persistence), started as bench/run.sh starts it (bench/allocators.sh:

@@ -14,6 +14,9 @@
 #   ALLOCATORS="tide tide-prof"  measures the heap profiler's cost (prof=1)
 #   ALLOCATORS="tide tide-nostats"  also measures `make STATS=0` (tide without
 #                               the fast-path accounting), to see what it costs
+#   PEERS="mimalloc3=/path/libmimalloc.so snmalloc=/path/libsnmallocshim.so"
+#                               more peers, preloaded from those paths, after
+#                               Debian's (bench/allocators.sh)
 #
 # BENCH takes names from the list printed by `bash bench/run.sh --list`; a
 # name also selects its numbered variants (larson = larson-1 .. larson-8).
@@ -388,8 +391,8 @@ done
 note "done in $SECONDS s"
 
 # latest.{csv,png} are the figures docs/benchmarks.md shows: only a run of
-# the whole suite against every peer replaces them.
-if [ -z "$BENCH" ] && [ "$ALLOCATORS" = "tide glibc jemalloc mimalloc tcmalloc" ] && [ -z "${TIDE_LIB:-}" ]; then
+# the whole suite against every peer (Debian's and any PEERS) replaces them.
+if [ -z "$BENCH" ] && [ "$ALLOCATORS" = "$ALL_ALLOCATORS" ] && [ -z "${TIDE_LIB:-}" ]; then
     cp "$CSV" "$RESULTS/latest$SUFFIX.csv"
     "$PY" bench/report.py --png "$RESULTS/latest$SUFFIX.png" "$RESULTS/latest$SUFFIX.csv" || die "bench/report.py failed"
     echo "results: $CSV, $RESULTS/latest$SUFFIX.csv, $RESULTS/latest$SUFFIX.png"

@@ -4,24 +4,36 @@
  * huge blocks, the backup heap of exited threads. */
 #include "tide_internal.h"
 
-/* Pops a block of class cls from h (its sampler already charged),
- * refilling the class if needed.  Sets errno = ENOMEM and returns NULL when
- * memory ran out. */
+/* Pops a block of class cls from h (its sampler already charged): from
+ * the direct span as the fast path does, marked the same way, or under
+ * h->lock after refilling the class.  Sets errno = ENOMEM and returns NULL
+ * when memory ran out. */
 static void *class_pop(tide_heap_t *h, int cls)
 {
-    tide_span_t *s = h->direct[cls];
-    if (!s->free) {
-        s = tidei_heap_find_span(h, cls);
-        if (!s) {
-            errno = ENOMEM;
-            return NULL;
-        }
-    }
+    tidei_fast_enter(h);
+    tide_span_t *s = tidei_direct(h, cls);
     tide_block_t *b = s->free;
-    s->free = b->next;
-    s->used++;
-    b->key = 0;
-    h->ctr.malloc[cls]++;
+    if (b) {
+        s->free = b->next;
+        tidei_used_inc(s);
+        b->key = 0;
+        h->ctr.malloc[cls]++;
+        tidei_fast_leave(h);
+        return b;
+    }
+    tidei_fast_leave(h);
+    pthread_mutex_lock(&h->lock);
+    s = tidei_heap_find_span(h, cls);
+    if (s) {
+        b = s->free;
+        s->free = b->next;
+        s->used++;
+        b->key = 0;
+        h->ctr.malloc[cls]++;
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (!s)
+        errno = ENOMEM;
     return b;
 }
 
@@ -132,6 +144,7 @@ static tide_noclone void *malloc_slow(size_t n)
  * (n alone is passed: the fast path then moves no register to call.) */
 static tide_noclone void *malloc_prof(size_t n)
 {
+    tidei_fast_leave(tidei_tls_heap);
     tidei_busy_enter();
     void *p = prof_alloc(tidei_tls_heap, tidei_class_of(n), n, 0, false);
     tidei_busy_leave();
@@ -141,28 +154,30 @@ static tide_noclone void *malloc_prof(size_t n)
 /* The malloc fast path, shared by malloc and C++'s operator new: a block
  * from the calling thread's direct span of the class, else a tail call to
  * slow (no free block at hand, a large or huge size, no heap yet) or to
- * prof (the sampler's countdown ran out), both given n alone. */
+ * prof (the sampler's countdown ran out), both given n alone.  The fast
+ * path is marked (tidei_fast_enter/leave) so that the scavenger can take
+ * an idle thread's direct spans back while it runs (heap.c). */
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;
-        int cls = tidei_class_of(n);
-        tide_span_t *s = h->direct[cls];
+        size_t cls = tidei_class_of(n);
+        tidei_fast_enter(h);
+        tide_span_t *s = tidei_direct(h, cls);
         tide_block_t *b = s->free;
         if (tide_likely(b != NULL)) {
-            /* the counters move before the first write to the heap: a
-             * thread stopped by a suspender (scav.c) with its counters
-             * unchanged has written nothing.  The sampler's countdown is
-             * also the count of requested bytes. */
+            /* The sampler's countdown is also the count of requested
+             * bytes; prof (malloc_prof) leaves the mark. */
             if (tide_unlikely(tidei_prof_charge(h, n)))
                 return prof(n);
             tidei_count(h->ctr.malloc[cls]++);
-            atomic_signal_fence(memory_order_seq_cst);
             s->free = b->next;
-            s->used++;
+            tidei_used_inc(s);
             b->key = 0;
+            tidei_fast_leave(h);
             return b;
         }
+        tidei_fast_leave(h);
     }
     return slow(n);
 }

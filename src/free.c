@@ -56,9 +56,18 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
         if (!small_block_ok(s, p))
             report_interior(p, op, s);
         const tide_block_t *b = p;
-        bool owner = atomic_load_explicit(&s->heap, relaxed) == tidei_tls_heap;
-        if (b->key == tidei_free_key && tidei_span_holds_free(s, b, owner))
-            tidei_misuse(op, p, "block already freed");
+        if (b->key == tidei_free_key) {
+            tide_heap_t *h = tidei_tls_heap;
+            bool owner = atomic_load_explicit(&s->heap, relaxed) == h;
+            if (owner)  /* the scavenger may be retiring s if b is free */
+                pthread_mutex_lock(&h->lock);
+            bool is_free = !owner || atomic_load_explicit(&s->heap, relaxed) != h ||
+                           tidei_span_holds_free(s, b, true);
+            if (owner)
+                pthread_mutex_unlock(&h->lock);
+            if (is_free)
+                tidei_misuse(op, p, "block already freed");
+        }
         return s;
     }
     case TIDE_SPAN_LARGE:
@@ -72,9 +81,14 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
 }
 
 /* Free by the owner of s of a block that failed the fast checks: an
- * interior pointer, or one that carries the free key. */
+ * interior pointer, or one that carries the free key.  Under h->lock: the
+ * scavenger may have retired s meanwhile, which it does only to a span
+ * with no live block, so b was not live. */
 static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
 {
+    pthread_mutex_lock(&h->lock);
+    if (atomic_load_explicit(&s->heap, relaxed) != h)
+        report_not_ours(b, op);
     if (!small_block_ok(s, b))
         report_interior(b, op, s);
     if (b->key == tidei_free_key && tidei_span_holds_free(s, b, true))
@@ -86,6 +100,7 @@ static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tid
     h->ctr.free_local[s->cls]++;
     if (s->in_full || s->used == 0)
         tidei_heap_free_local_slow(h, s);
+    pthread_mutex_unlock(&h->lock);
 }
 
 /* Free of a block whose span the calling thread does not own (or a large
@@ -137,11 +152,15 @@ static tide_noinline void free_other(tide_span_t *s, void *p, const char *op)
     tidei_busy_leave();
 }
 
-/* The owner's free emptied s or took it off the full list. */
+/* The owner's free emptied s or took it off the full list (or the
+ * scavenger did meanwhile, and s is no longer h's). */
 static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     tidei_busy_enter();
-    tidei_heap_free_local_slow(h, s);
+    pthread_mutex_lock(&h->lock);
+    if (atomic_load_explicit(&s->heap, relaxed) == h)
+        tidei_heap_free_local_slow(h, s);
+    pthread_mutex_unlock(&h->lock);
     tidei_scav_start();
     tidei_busy_leave();
 }
@@ -166,12 +185,14 @@ tide_inline void free_fast(void *p, const char *op)
             tidei_busy_leave();
             return;
         }
-        tidei_count(h->ctr.free_local[s->cls]++);  /* first: see tidei_malloc */
-        atomic_signal_fence(memory_order_seq_cst);
+        /* read before the decrement publishes the free: from then on the
+         * scavenger may retire s (heap.c) */
+        uint32_t slow_at = __atomic_load_n(&s->slow_at, __ATOMIC_RELAXED);
+        tidei_count(h->ctr.free_local[s->cls]++);
         b->key = tidei_free_key;
         b->next = s->local_free;
         s->local_free = b;
-        if (tide_unlikely(s->in_full | (--s->used == 0)))
+        if (tide_unlikely(tidei_used_dec_is(s, slow_at)))
             free_local_slow(h, s);
         return;
     }

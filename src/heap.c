@@ -34,11 +34,12 @@ pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The heap of a thread that has none yet: every bin empty, so malloc takes
  * the slow path, which sets up a real heap. */
-tide_heap_t tidei_empty_heap = { .direct = EMPTY_DIRECT };
+tide_heap_t tidei_empty_heap = { .direct = EMPTY_DIRECT, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The heap of threads whose own heap is gone (allocation from late TLS or
  * key destructors), used under tidei_backup_lock. */
-tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true, .tid = -1 };
+tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true, .tid = -1,
+                                  .lock = PTHREAD_MUTEX_INITIALIZER };
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
@@ -54,7 +55,30 @@ size_t tidei_abandoned_spans[TIDE_N_CLASSES]; /* spans on both lists, per class 
 
 __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 
-/* ---- bin and full lists (owner only) ---- */
+/* ---- bin and full lists (h->lock held: the owner's slow paths, or the
+ * scavenger) ---- */
+
+/* direct[] is read by the owner's malloc fast path with no lock, while
+ * the scavenger may write it: relaxed atomic stores (plain moves). */
+static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
+{
+    __atomic_store_n(&h->direct[c], s, __ATOMIC_RELAXED);
+}
+
+/* slow_at is read by the owner's free fast path with no lock. */
+static void span_set_slow_at(tide_span_t *s, uint32_t v)
+{
+    __atomic_store_n(&s->slow_at, v, __ATOMIC_RELAXED);
+}
+
+/* s, the kept last span of its class, is not the only one any more: its
+ * owner's free that empties it takes the slow path again. */
+static void span_unkeep(tide_span_t *s)
+{
+    if (__atomic_load_n(&s->slow_at, __ATOMIC_RELAXED) == TIDE_SLOW_NEVER)
+        span_set_slow_at(s, 0);
+}
+
 
 /* Puts s at the head of its bin: malloc takes from it next. */
 static void bin_push(tide_heap_t *h, tide_span_t *s)
@@ -62,12 +86,14 @@ static void bin_push(tide_heap_t *h, tide_span_t *s)
     int c = s->cls;
     s->prev = NULL;
     s->next = h->bins[c];
-    if (s->next)
+    if (s->next) {
         s->next->prev = s;
-    else
+        span_unkeep(s->next);
+    } else {
         h->bin_tails[c] = s;
+    }
     h->bins[c] = s;
-    h->direct[c] = s;
+    set_direct(h, c, s);
 }
 
 /* Puts s at the tail of its bin: a span that just got one block back
@@ -80,6 +106,7 @@ static void bin_append(tide_heap_t *h, tide_span_t *s)
         bin_push(h, s);
         return;
     }
+    span_unkeep(h->bins[c]);
     s->next = NULL;
     s->prev = t;
     t->next = s;
@@ -98,13 +125,15 @@ static void bin_remove(tide_heap_t *h, tide_span_t *s)
     else
         h->bin_tails[c] = s->prev;
     s->next = s->prev = NULL;
-    h->direct[c] = h->bins[c] ? h->bins[c] : &tidei_empty_span;
+    set_direct(h, c, h->bins[c] ? h->bins[c] : &tidei_empty_span);
 }
 
 static void full_push(tide_heap_t *h, tide_span_t *s)
 {
     h->ctr.n_full++;
     s->in_full = 1;
+    /* every block is out: the owner's first free of one takes s off */
+    span_set_slow_at(s, s->used - 1);
     s->prev = NULL;
     s->next = h->full;
     if (s->next)
@@ -122,6 +151,7 @@ static void full_remove(tide_heap_t *h, tide_span_t *s)
         s->next->prev = s->prev;
     s->next = s->prev = NULL;
     s->in_full = 0;
+    span_set_slow_at(s, 0);
     h->ctr.n_full--;
 }
 
@@ -171,8 +201,6 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
 {
     if (keep_last && h->bins[s->cls] == s && s->next == NULL)
         return false;
-    if (tidei_keep_direct && h->direct[s->cls] == s)
-        return false;  /* the owner is suspended, maybe mid-malloc on it */
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;
     bin_remove(h, s);
@@ -182,13 +210,21 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     return true;
 }
 
-/* Slow part of the owner's free: s was on the full list, or is now empty. */
+/* Slow part of the owner's free: s was on the full list, or is now empty.
+ * h->lock held.  The last span of a class is kept when it empties, and
+ * marked so that the frees that empty it again (every malloc/free pair
+ * does) stay on the fast path: the scavenger takes it back if the thread
+ * goes idle. */
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
+    h->slow_seq++;
     if (s->in_full)
         span_unfull(h, s);
-    if (s->used == 0 && !span_retire_any(h, s, true))
-        tidei_scav_wanted();  /* an empty span kept: returned if the thread goes idle */
+    if (s->used == 0 && !span_retire_any(h, s, true)) {
+        if (h->bins[s->cls] == s && s->next == NULL)
+            span_set_slow_at(s, TIDE_SLOW_NEVER);
+        tidei_scav_wanted();
+    }
 }
 
 /* Frees the blocks other threads freed into this heap's full spans. */
@@ -242,11 +278,13 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
 /* Gives back what h caches: takes in the frees other threads made into its
  * spans and returns every empty span, the last of its class included, to
  * the page allocator.  Spans with a live block keep their free blocks.
- * Run by h's owner (from its reclaim signal handler when it is idle, or
- * tide_trim).  True if a span went back. */
+ * Run by h's owner (tide_trim), which is in none of its fast paths.  True
+ * if a span went back. */
 bool tidei_heap_release(tide_heap_t *h)
 {
     bool freed = false;
+    pthread_mutex_lock(&h->lock);
+    h->slow_seq++;
     heap_drain_notify(h);
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
@@ -263,7 +301,122 @@ bool tidei_heap_release(tide_heap_t *h)
                 freed |= span_retire_any(h, s, false);
         }
     }
+    pthread_mutex_unlock(&h->lock);
     return freed;
+}
+
+/* ---- reclaim by the scavenger, while the owner runs ---- */
+
+/* Whether s, a span of h that the owner's malloc cannot pop from right now,
+ * has no live block: every block it counts as out is on its remote list.
+ * used is read first: it only falls while the owner frees (a malloc from s
+ * needs h->lock, held here, or s as direct span, excluded by the caller),
+ * and the remote list only grows, so equality means no live block at the
+ * moment the list was read, and none can appear while h->lock is held.
+ * The owner's free pushes a block before it publishes the decrement of
+ * used (tidei_used_dec), so it has finished with s when used says 0. */
+static bool span_quiescent(tide_span_t *s)
+{
+    uint32_t used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
+    uint32_t n = 0;
+    const tide_block_t *b = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
+    for (; b && n <= used; b = b->next)
+        n++;
+    return n == used;
+}
+
+/* Returns quiescent s, already off h's lists, to the page allocator. */
+static void scav_retire(tide_heap_t *h, tide_span_t *s)
+{
+    h->ctr.collected[s->cls] += tidei_span_take_remote(s);
+    span_set_state(s, TIDE_RS_NORMAL);
+    h->ctr.spans[s->cls]--;
+    atomic_store_explicit(&s->heap, NULL, relaxed);
+    tidei_run_free(s);
+}
+
+/* Moves the blocks other threads freed into h's full spans (the notify
+ * list) onto those spans' remote lists, where they are counted like any
+ * remote free: the owner's lists are not the scavenger's to write. */
+static void notify_to_remote(tide_heap_t *h)
+{
+    if (!atomic_load_explicit(&h->notify, relaxed))
+        return;
+    tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
+    while (b) {
+        tide_block_t *next = b->next;
+        tide_span_t *s = tidei_pagemap_lookup(b);
+        uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+        do {
+            b->next = (tide_block_t *)(old & ~TIDE_RS_MASK);
+        } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
+                                                        release, relaxed));
+        b = next;
+    }
+}
+
+/* The scavenger (or another thread's tide_trim) takes back what h caches
+ * while h's owner may be running, with no help from it: the frees other
+ * threads made into h's spans, and every span with no live block.  The
+ * owner's fast paths take no lock, so:
+ *   - h->lock keeps its slow paths out (trylock: a heap that holds it is
+ *     busy, not idle; false is returned);
+ *   - a span the owner can reach only through them (not a direct[] span)
+ *     is retired once quiescent (span_quiescent);
+ *   - a direct span, which a malloc fast path may be popping from at any
+ *     moment, is swapped for the empty span first; fence(h) then makes
+ *     sure that the owner has either seen the swap or shows itself inside
+ *     a malloc (h->ctr.fast_seq odd), by a membarrier or by stopping the
+ *     thread (tide_set_thread_suspender).  Inside, every swapped span is
+ *     put back; outside, those still quiescent are retired.  A NULL fence,
+ *     or one that fails, keeps the direct spans.
+ * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
+bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
+{
+    if (pthread_mutex_trylock(&h->lock) != 0)
+        return false;
+    notify_to_remote(h);
+    for (tide_span_t *s = h->full, *next; s; s = next) {
+        next = s->next;
+        if (span_quiescent(s)) {
+            full_remove(h, s);
+            scav_retire(h, s);
+        } else if (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK) {
+            span_unfull(h, s);  /* the owner collects those frees when it needs the class */
+        }
+    }
+    tide_span_t *swapped[TIDE_N_CLASSES];
+    int n_swapped = 0;
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        tide_span_t *head = h->bins[c];
+        if (!head)
+            continue;
+        for (tide_span_t *s = head->next, *next; s; s = next) {
+            next = s->next;
+            if (span_quiescent(s)) {
+                bin_remove(h, s);
+                scav_retire(h, s);
+            }
+        }
+        if (fence && span_quiescent(head)) {
+            set_direct(h, c, &tidei_empty_span);
+            swapped[n_swapped++] = head;
+        }
+    }
+    if (n_swapped) {
+        bool outside = fence(h) && !(__atomic_load_n(&h->ctr.fast_seq, __ATOMIC_ACQUIRE) & 1);
+        for (int i = 0; i < n_swapped; i++) {
+            tide_span_t *s = swapped[i];
+            if (outside && span_quiescent(s)) {
+                bin_remove(h, s);  /* the next span of the class, if any, becomes direct */
+                scav_retire(h, s);
+            } else {
+                set_direct(h, s->cls, s);
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    return true;
 }
 
 /* ---- heaps ---- */
@@ -271,7 +424,7 @@ bool tidei_heap_release(tide_heap_t *h)
 static void heap_reset(tide_heap_t *h)
 {
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
-        h->direct[c] = &tidei_empty_span;
+        set_direct(h, c, &tidei_empty_span);
         h->bins[c] = NULL;
         h->bin_tails[c] = NULL;
     }
@@ -293,6 +446,7 @@ tide_heap_t *tidei_heap_acquire(void)
         h = tidei_meta_alloc(sizeof *h);
         pthread_mutex_unlock(&tidei_arena.lock);
         if (h) {
+            pthread_mutex_init(&h->lock, NULL);
             static unsigned n_made;
             h->id = ++n_made;
             h->next_all = tidei_heaps;
@@ -369,9 +523,10 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
 }
 
 /* Returns a span of class cls with a free block, at the head of h's bin
- * (h->direct[cls]), or NULL if memory ran out.  Owner only. */
+ * (h->direct[cls]), or NULL if memory ran out.  Owner only, h->lock held. */
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
 {
+    h->slow_seq++;
     tide_span_t *s = h->bins[cls];
     if (s) {
         h->ctr.collected[cls] += tidei_span_collect(s);
@@ -420,6 +575,7 @@ static void span_abandon_locked(tide_span_t *s)
         return;
     }
     s->in_full = 0;
+    s->slow_at = 0;
     s->prev = NULL;
     tide_span_t **list = span_has_free(s) ? &abandoned[s->cls] : &abandoned_full[s->cls];
     s->next = *list;
@@ -442,6 +598,8 @@ static void give_up_span_locked(tide_heap_t *h, tide_span_t *s)
  * tidei_heaps_lock and the arena lock not held. */
 void tidei_heap_give_up_spans(tide_heap_t *h)
 {
+    pthread_mutex_lock(&h->lock);
+    h->slow_seq++;
     /* 1. No remote free may notify h from now on. */
     for (int c = 0; c < TIDE_N_CLASSES; c++)
         for (tide_span_t *s = h->bins[c]; s; s = s->next)
@@ -473,6 +631,7 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
     }
     heap_reset(h);
     pthread_mutex_unlock(&tidei_heaps_lock);
+    pthread_mutex_unlock(&h->lock);
 }
 
 /* Abandons every span of h (its thread is exiting) and pools h.  Called by

@@ -20,7 +20,6 @@ tide_options_t tidei_opt = {
     .stats_signal = 0,
     .decay_ms = 500,
     .purge = 0,
-    .reclaim_signal = -1,        /* -1: SIGRTMAX - 2, picked at start-up */
     .prof = 0,
     .prof_sample = 524288,
     .prof_file = "tide.%p.heap",
@@ -67,9 +66,6 @@ static const option_desc_t option_table[] = {
     { "purge", &tidei_opt.purge, 0, 1,
       "how free pages go back: dontneed (RSS drops at once) or free (MADV_FREE: when the kernel needs them)",
       OPT_WORD, purge_words, NULL },
-    { "reclaim_signal", &tidei_opt.reclaim_signal, 0, 0,
-      "signal that asks an idle thread to give its cached memory back (0 = never ask; default SIGRTMAX-2)",
-      OPT_SIGNAL, NULL, NULL },
     { "stats", &tidei_opt.stats, 0, 2, "print a report of the heap at exit: 0, 1 (text) or json",
       OPT_WORD, stats_words, NULL },
     { "stats_file", NULL, 0, 0, "write that report to this file instead of stderr (%p: the pid)",

@@ -17,23 +17,23 @@
  * signal.  decay_ms=0 purges in the freeing thread at once and needs no
  * thread; decay_ms=-1 never purges.
  *
- * Idle threads.  Memory cached in a thread's heap (empty spans it keeps,
- * frees other threads made into its spans) can only be given back by that
- * thread: its malloc and free fast paths touch the heap with no lock and no
- * atomic read-modify-write.  So the scavenger watches every heap's
- * counters; when a heap that holds spans has not changed for the decay
- * delay, it sends its thread the reclaim signal (reclaim_signal, SIGRTMAX-2
- * by default).  The handler runs on that thread, which is by definition not
- * running its own code meanwhile; it releases the heap (tidei_heap_release)
- * unless the thread was inside tide: in a fast path (the interrupted program
- * counter lies in the tide_fast_text section) or anywhere else in tide
- * (tidei_busy, set by every other entry point), in which case it notes the
- * miss and the scavenger asks again later.  A heap is asked once per idle
- * period.  The signal interrupts a blocking system call of the thread; with
- * SA_RESTART most are restarted, but sleeps, poll and epoll_wait return
- * EINTR, as they do for any signal (docs/scavenger.md).  If the program has
- * its own handler on that signal, tide never sends it. */
-#include <signal.h>
+ * Idle threads.  Memory cached in a live thread's heap (empty spans it
+ * keeps, frees other threads made into its spans) is taken back by the
+ * scavenger itself once the heap has shown no activity for the decay
+ * delay, with no signal and no help from the thread: tidei_heap_reclaim
+ * (heap.c) takes the heap's lock, which only its owner's slow paths take,
+ * retires every span with no live block that the owner's fast paths cannot
+ * reach, and for the direct spans (which a malloc fast path may be popping
+ * from) swaps them out and then uses a fence: membarrier(2)
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED, which runs a memory barrier on every
+ * CPU that runs a thread of the process and leaves sleeping threads alone
+ * (so no system call of theirs is interrupted), or the embedder's thread
+ * suspender (tide_set_thread_suspender).  The scavenger registers for
+ * membarrier once, from its own thread; where the kernel refuses it (an old
+ * kernel, a seccomp filter), idle threads keep one span per size class in
+ * use and everything else still comes back (verbose=1 says so once).
+ * tide installs no signal handler for any of this. */
+#include <linux/membarrier.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <ucontext.h>
@@ -47,12 +47,8 @@ _Atomic bool tidei_scav_asleep;      /* waiting with nothing due: needs a wake-u
 static pthread_mutex_t scav_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t scav_cv;
 
-/* ---- the reclaim signal ---- */
-
 extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
 extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
-static _Atomic int reclaim_sig;      /* 0: idle threads are not asked */
-__thread bool tidei_keep_direct;     /* releasing a suspended thread's heap: keep direct spans */
 _Atomic long tidei_decay_ms = 500;   /* TIDE_CONF decay_ms, then tide_set_decay_ms */
 
 tide_export long tide_set_decay_ms(long ms)
@@ -109,7 +105,6 @@ void tidei_scav_thread_start(tide_heap_t *h)
     void *handle = sp.self(sp.arg);
     pthread_mutex_lock(&tidei_heaps_lock);
     h->sus_handle = handle;
-    h->busy_addr = &tidei_busy;
     pthread_mutex_unlock(&tidei_heaps_lock);
     tidei_busy_leave();
 }
@@ -127,19 +122,12 @@ void tidei_scav_thread_end(tide_heap_t *h)
         sp.release_handle(handle, sp.arg);
 }
 
-/* With h's thread stopped by the suspender: takes back what h caches if the
- * thread is not inside tide.  Inside a malloc or free fast path it can only
- * be before its counters moved (they move before any write), so the
- * counters unchanged since the idle sample and tidei_busy clear mean it
- * has written nothing since; the direct spans, which such a malloc may be
- * about to pop from, are kept.  tidei_heaps_lock held. */
-static bool release_suspended(tide_heap_t *h, uint64_t activity_then);
-
 __thread bool tidei_purge_now;       /* runs freed now are purged at once (reclaim) */
 
 /* In a signal handler: whether the thread was interrupted inside tide (a
  * malloc or free fast path, told by the program counter in ucv, or any
- * other entry point, which sets tidei_busy). */
+ * other entry point, which sets tidei_busy).  The leak checker's thread
+ * stop uses it. */
 bool tidei_interrupted_inside(void *ucv)
 {
     uintptr_t pc = 0;
@@ -154,74 +142,70 @@ bool tidei_interrupted_inside(void *ucv)
     return tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text);
 }
 
-static void on_reclaim(int sig, siginfo_t *si, void *ucv)
+/* ---- the fences of tidei_heap_reclaim ---- */
+
+/* membarrier: 0 not tried yet in this process, 1 registered, -1 refused. */
+static _Atomic int mb_state;
+
+static bool mb_ready(void)
 {
-    (void)sig;
-    (void)si;
-    tide_heap_t *h = tidei_tls_heap;
-    if (h == &tidei_empty_heap)
-        return;
-    int saved = errno;
-    if (tidei_interrupted_inside(ucv)) {
-        atomic_store_explicit(&h->reclaim_missed, true, relaxed);
-    } else {
-        /* the heap has been idle for the decay delay: the pages it gives
-         * back are due at once (the scavenger purges them in its next
-         * round, a few ms from now) */
-        tidei_busy_enter();
-        tidei_purge_now = true;
-        tidei_heap_release(h);
-        tidei_purge_now = false;
-        tidei_busy_leave();
-        atomic_store_explicit(&h->reclaims, atomic_load_explicit(&h->reclaims, relaxed) + 1, release);
-    }
-    errno = saved;
+    int st = atomic_load_explicit(&mb_state, acquire);
+    if (st)
+        return st > 0;
+    int e = errno;
+    /* registering costs some ms once threads exist: from the scavenger,
+     * or from tide_trim, never from malloc */
+    long r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+    int why = errno;
+    errno = e;
+    st = r == 0 ? 1 : -1;
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&mb_state, &expected, st, acq_rel, acquire) && st < 0 &&
+        tidei_opt.verbose)
+        tidei_warn("tide: membarrier refused (errno %d): idle threads keep one span per size class\n", why);
+    return atomic_load_explicit(&mb_state, acquire) > 0;
 }
 
-/* Installs the handler unless the program has one on that signal.  At the
- * scavenger's start or the first tide_trim, once. */
-static void reclaim_install(void)
+static bool fence_membarrier(tide_heap_t *h)
 {
-    static _Atomic bool done;
-    if (atomic_exchange_explicit(&done, true, acq_rel))
-        return;
-    int sig = (int)tidei_opt.reclaim_signal;
-    if (sig < 0)
-        sig = SIGRTMAX - 2;
-    if (sig == 0)
-        return;
-    struct sigaction old, sa;
-    if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
-                                                                       : old.sa_handler != SIG_DFL))
-        return;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_reclaim;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    if (sigaction(sig, &sa, NULL) == 0)
-        reclaim_sig = sig;
+    (void)h;
+    int e = errno;
+    bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    errno = e;
+    return ok;
 }
 
-/* Whether the handler is still ours (the program may have replaced it). */
-static bool reclaim_ours(void)
+/* Stopping the thread and letting it go is a full barrier on its side.
+ * tidei_heaps_lock held (h->sus_handle stays valid). */
+static bool fence_suspend(tide_heap_t *h)
 {
-    struct sigaction cur;
-    return reclaim_sig && sigaction(reclaim_sig, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
-           cur.sa_sigaction == on_reclaim;
+    struct tide_thread_suspender sp = suspender;
+    if (!h->sus_handle || sp.suspend(h->sus_handle, sp.arg) != 0)
+        return false;
+    sp.resume(h->sus_handle, sp.arg);
+    return true;
 }
 
-/* A heap's counters summed: changes whenever its thread mallocs or frees. */
-__attribute__((no_sanitize("thread"))) static unsigned read_busy(const tide_heap_t *h)
+/* The fence for other threads' heaps: the suspender if the embedder set
+ * one, else membarrier, else none (direct spans are kept). */
+static bool (*reclaim_fence(void))(tide_heap_t *)
 {
-    return *h->busy_addr;
+    if (atomic_load_explicit(&have_suspender, acquire))
+        return fence_suspend;
+    return mb_ready() ? fence_membarrier : NULL;
 }
 
+/* ---- idle heaps ---- */
+
+/* What changes whenever h's thread mallocs or frees: the fast-path mark,
+ * the slow paths' count and, when counted, the frees.  Racy reads by
+ * design (a snapshot). */
 __attribute__((no_sanitize("thread"))) static uint64_t heap_activity(const tide_heap_t *h)
 {
-    const volatile tide_heap_counters_t *c = &h->ctr;
-    uint64_t sum = (uint64_t)c->sample_left;  /* every malloc moves it */
+    const volatile tide_heap_t *v = h;
+    uint64_t sum = v->ctr.fast_seq + v->slow_seq;
     for (int i = 0; i < TIDE_N_CLASSES; i++)
-        sum += c->malloc[i] + c->free_local[i] + c->free_remote[i];
+        sum += v->ctr.free_local[i] + v->ctr.free_remote[i];
     return sum;
 }
 
@@ -235,41 +219,29 @@ __attribute__((no_sanitize("thread"))) static uint64_t heap_spans(const tide_hea
     return n;
 }
 
-static bool release_suspended(tide_heap_t *h, uint64_t activity_then)
+/* tidei_heap_reclaim, the pages it frees due at once (the heap has been
+ * idle for the decay delay, or tide_trim asks). */
+static bool reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *))
 {
-    struct tide_thread_suspender sp = suspender;
-    if (sp.suspend(h->sus_handle, sp.arg) != 0)
-        return false;
-    bool done = false;
-    if (read_busy(h) == 0 && heap_activity(h) == activity_then) {
-        tidei_keep_direct = true;
-        tidei_purge_now = true;
-        tidei_heap_release(h);
-        tidei_purge_now = false;
-        tidei_keep_direct = false;
-        done = true;
-    }
-    sp.resume(h->sus_handle, sp.arg);
+    tidei_purge_now = true;
+    bool done = tidei_heap_reclaim(h, fence);
+    tidei_purge_now = false;
     return done;
 }
 
-/* Asks the threads of heaps idle for decay ms to release their caches.
- * Sets *next_ms to when the next heap may fall idle.  Returns whether some
- * heap holds spans and is watched (the scavenger must keep ticking). */
+/* Takes back what heaps idle for decay ms cache.  Sets *next_ms to when
+ * the next heap may fall idle.  Returns whether some heap holds spans and
+ * is watched (the scavenger must keep ticking). */
 static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
 {
     bool watching = false;
-    bool sus = atomic_load_explicit(&have_suspender, acquire);
-    if (!reclaim_sig && !sus)
-        return false;
-    bool ours = !sus && reclaim_sig && reclaim_ours();
+    bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
         if (!h->has_thread)
             continue;
         uint64_t act = heap_activity(h);
-        if (act != h->scav_activity || atomic_load_explicit(&h->reclaim_missed, relaxed)) {
-            atomic_store_explicit(&h->reclaim_missed, false, relaxed);
+        if (act != h->scav_activity) {
             h->scav_activity = act;
             h->scav_since_ms = now;
             h->scav_released = false;
@@ -282,71 +254,36 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
                 *next_ms = h->scav_since_ms + decay;
             continue;
         }
-        /* has_thread under tidei_heaps_lock: the thread has not yet passed
-         * the locked part of its exit, so its pthread_t is valid */
-        if (h->sus_handle) {
-            if (release_suspended(h, act)) {
-                h->scav_released = true;
-                if (now + 20 < *next_ms)
-                    *next_ms = now + 20;
-            } else {
-                h->scav_since_ms = now;  /* busy: look again after another delay */
-            }
-        } else if (ours && pthread_kill(h->thread, reclaim_sig) == 0) {
+        if (reclaim(h, fence)) {
             h->scav_released = true;
-            /* purge what the handler gives back soon after */
+            /* what it gave back is purged in the next round, soon */
             if (now + 20 < *next_ms)
                 *next_ms = now + 20;
+        } else {
+            h->scav_since_ms = now;  /* its lock was taken: busy after all */
         }
     }
     pthread_mutex_unlock(&tidei_heaps_lock);
     return watching;
 }
 
-/* tide_trim: the caller's heap releases now, every other heap is asked and
- * waited for (up to 100 ms: a thread inside tide or blocked with the signal
- * masked does not answer).  True if the caller's heap released a span
- * (what the others release is seen by the arena trim that follows). */
+/* tide_trim: the caller's heap releases everything it caches, and every
+ * other thread's heap gives back what tidei_heap_reclaim can take (a heap
+ * whose thread is in a slow path at that moment is skipped).  True if the
+ * caller's heap released a span (what the others release is seen by the
+ * arena trim that follows). */
 bool tidei_reclaim_all(void)
 {
     tide_heap_t *self = tidei_tls_heap;
     bool released = false;
     if (self != &tidei_empty_heap)
         released = tidei_heap_release(self);
-    bool sus = atomic_load_explicit(&have_suspender, acquire);
-    if (sus) {
-        pthread_mutex_lock(&tidei_heaps_lock);
-        for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
-            if (h != self && h->has_thread && h->sus_handle && heap_spans(h))
-                release_suspended(h, heap_activity(h));
-        pthread_mutex_unlock(&tidei_heaps_lock);
-        return released;
-    }
-    reclaim_install();
-    if (!reclaim_sig || !reclaim_ours())
-        return released;
-    enum { MAX_WAIT = 256 };
-    tide_heap_t *asked[MAX_WAIT];
-    uint32_t before[MAX_WAIT];
-    int n = 0;
+    bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
-    for (tide_heap_t *h = tidei_heaps; h && n < MAX_WAIT; h = h->next_all) {
-        if (h == self || !h->has_thread || heap_spans(h) == 0)
-            continue;
-        before[n] = atomic_load_explicit(&h->reclaims, acquire);
-        if (pthread_kill(h->thread, reclaim_sig) == 0)
-            asked[n++] = h;
-    }
+    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
+        if (h != self && h->has_thread && heap_spans(h))
+            reclaim(h, fence);
     pthread_mutex_unlock(&tidei_heaps_lock);
-    for (int tries = 0; tries < 100; tries++) {
-        int left = 0;
-        for (int i = 0; i < n; i++)
-            left += atomic_load_explicit(&asked[i]->reclaims, acquire) == before[i];
-        if (!left)
-            break;
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
-    }
     return released;
 }
 
@@ -362,6 +299,7 @@ static void *scav_main(void *arg)
     atomic_store_explicit(&tidei_scav_tid, (int)syscall(SYS_gettid), relaxed);
     (void)arg;
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
+    mb_ready();  /* registers for membarrier from here, once */
     for (;;) {
         long d = tidei_decay();  /* tide_set_decay_ms may change it */
         uint64_t decay = d > 0 ? (uint64_t)d : 0;
@@ -434,7 +372,6 @@ void tidei_scav_start_slow(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);  /* the new thread inherits it */
-    reclaim_install();
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -454,6 +391,7 @@ void tidei_scav_after_fork_child(void)
 {
     pthread_mutex_init(&scav_mu, NULL);
     atomic_store_explicit(&scav_asleep, false, relaxed);
+    atomic_store_explicit(&mb_state, 0, relaxed);  /* a registration is the parent's, not the child's */
     int st = atomic_load_explicit(&scav_state, relaxed);
     atomic_store_explicit(&scav_state, st == TIDE_SCAV_NONE ? TIDE_SCAV_NONE : TIDE_SCAV_WANTED, relaxed);
 }

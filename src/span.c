@@ -63,6 +63,7 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     s->n_blocks = (uint32_t)((s->n_pages << TIDE_PAGE_SHIFT) / size);
     s->n_built = 0;
     s->used = 0;
+    s->slow_at = 0;
     s->free = NULL;
     s->local_free = NULL;
     s->in_full = 0;

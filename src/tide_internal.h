@@ -82,7 +82,6 @@ typedef struct tide_options {
     long stats_signal;           /* print the report on this signal (0 = none) */
     long decay_ms;               /* free pages go back to the OS after this long (0 at once, -1 never) */
     long purge;                  /* how: 0 MADV_DONTNEED, 1 MADV_FREE */
-    long reclaim_signal;         /* signal that asks an idle thread to release its cache (0 = off) */
     long prof;                   /* sample allocations for a heap profile (0|1) */
     long prof_sample;            /* mean bytes between samples */
     char prof_file[TIDE_PATH_MAX]; /* where profiles go (%p pid, %n dump number) */
@@ -140,13 +139,13 @@ size_t tidei_span_take_remote(tide_span_t *s);
 bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
 
 /* Size class of a request of n bytes (n <= TIDE_SMALL_MAX). */
-tide_inline int tidei_class_of(size_t n)
+tide_inline size_t tidei_class_of(size_t n)
 {
     if (n <= 128)
-        return (int)((n + 15) >> 4);  /* class 0 (16-byte blocks) serves malloc(0) */
+        return (n + 15) >> 4;  /* class 0 (16-byte blocks) serves malloc(0) */
     size_t m = n - 1;
-    int b = 63 - __builtin_clzl(m);
-    return 8 + ((b - 7) << 3) + (int)((m >> (b - 3)) & 7) + 1;
+    size_t b = 63 - (size_t)__builtin_clzl(m);
+    return 8 + ((b - 7) << 3) + ((m >> (b - 3)) & 7) + 1;
 }
 
 /* Whether p is the start of a block of small span s (p inside s). */
@@ -213,12 +212,73 @@ tide_heap_t *tidei_heap_acquire(void);
 void tidei_heap_abandon(tide_heap_t *h);
 void tidei_heap_give_up_spans(tide_heap_t *h);
 bool tidei_heap_release(tide_heap_t *h);
+bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h));
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
 bool tidei_abandoned_sweep(void);
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 size_t tidei_abandoned_count(void);
+
+/* The malloc fast path's mark (h->ctr.fast_seq odd while inside), which the
+ * scavenger reads after a membarrier to know whether the owner may be
+ * popping from a direct span (tidei_heap_reclaim).  On entry a plain
+ * increment before the load of direct[]: the membarrier orders it.  On
+ * exit after the pop, published with release (a plain store on x86-64).
+ * Under the sanitizers, which do not see the membarrier, atomic accesses. */
+tide_inline void tidei_fast_enter(tide_heap_t *h)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    h->ctr.fast_seq++;
+#else
+    __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
+    atomic_signal_fence(memory_order_seq_cst);
+}
+tide_inline void tidei_fast_leave(tide_heap_t *h)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    atomic_signal_fence(memory_order_seq_cst);
+    h->ctr.fast_seq++;
+#else
+    __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+#endif
+}
+
+/* The span malloc pops from (read with no lock; the scavenger swaps it). */
+tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
+{
+    return __atomic_load_n(&h->direct[cls], __ATOMIC_RELAXED);
+}
+
+/* The owner's changes of `used` outside h->lock, which the scavenger reads
+ * (span_quiescent in heap.c).  A free's decrement is published after its
+ * push onto local_free (x86-64 keeps stores in order, the "memory" clobber
+ * keeps the compiler from moving them; a release store elsewhere and under
+ * the sanitizers); true when the new count is at, the span's slow_at. */
+tide_inline bool tidei_used_dec_is(tide_span_t *s, uint32_t at)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
+    /* a decrement of memory and a compare with it: GCC makes four
+     * instructions of the C below where three do */
+    __asm__ goto("subl $1, %0\n\tcmpl %1, %0\n\tje %l[hit]" : "+m"(s->used) : "r"(at) : "cc", "memory" : hit);
+    return false;
+hit:
+    return true;
+#else
+    uint32_t u = __atomic_load_n(&s->used, __ATOMIC_RELAXED) - 1;
+    __atomic_store_n(&s->used, u, __ATOMIC_RELEASE);
+    return u == at;
+#endif
+}
+tide_inline void tidei_used_inc(tide_span_t *s)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE
+    s->used++;
+#else
+    __atomic_store_n(&s->used, __atomic_load_n(&s->used, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
+}
 
 /* ---- init.c: process and thread start-up, fork ---- */
 extern uintptr_t tidei_free_key;
@@ -249,8 +309,9 @@ bool tidei_override_is_entry(uintptr_t fn);
 
 /* ---- scav.c: the scavenger ---- */
 /* Non-zero while the thread runs tide code other than the malloc/free fast
- * paths (those are told by their program counter): the reclaim signal
- * handler then leaves the heap alone.  Plain TLS stores, compiler barriers. */
+ * paths (those are told by their program counter): the leak checker's
+ * thread stop (leak.c) then waits for it to leave.  Plain TLS stores,
+ * compiler barriers. */
 extern __thread unsigned tidei_busy;
 tide_inline void tidei_busy_enter(void)
 {
@@ -271,7 +332,6 @@ tide_inline long tidei_decay(void)
 {
     return atomic_load_explicit(&tidei_decay_ms, relaxed);
 }
-extern __thread bool tidei_keep_direct;
 void tidei_scav_thread_start(tide_heap_t *h);
 void tidei_scav_thread_end(tide_heap_t *h);
 extern __thread bool tidei_purge_now;

@@ -35,6 +35,10 @@ enum {
 };
 #define TIDE_RS_MASK ((uintptr_t)3)
 
+/* tide_span_t.slow_at of the kept last span of a class: its owner's frees
+ * never take the slow path, however often they empty it. */
+#define TIDE_SLOW_NEVER UINT32_MAX
+
 struct tide_heap;
 struct tide_chunk;
 
@@ -45,17 +49,21 @@ typedef struct tide_span {
     tide_block_t *free;          /* SMALL: blocks ready for the owner's malloc */
     tide_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
     uint32_t used;               /* SMALL: blocks out (remote frees count until collected) */
+    uint32_t slow_at;            /* SMALL: the owner's free whose decrement of `used` lands here
+                                    takes the slow path: 0 (the span emptied), used - 1 when it
+                                    went on the full list (the first free takes it off), or
+                                    TIDE_SLOW_NEVER for the kept last span of a class (heap.c) */
     uint32_t block_size;         /* SMALL: bytes per block */
     uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for the block-start test */
+    _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
+    uintptr_t start;             /* address of the first page (first block) */
+    _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
+    uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
     uint8_t kind;                /* tide_span_kind_t */
     uint8_t cls;                 /* SMALL: size class */
     uint8_t in_full;             /* SMALL: on the owner's full list, not in a bin */
     uint8_t is_zero;             /* FREE/LARGE: every page is known to be zero */
-    _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
-    uintptr_t start;             /* address of the first page (first block) */
-    _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
     uint32_t n_blocks;           /* SMALL: blocks the span can hold */
-    uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
     size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
     struct tide_chunk *chunk;    /* chunk holding the run; NULL for HUGE */
     uint64_t dirty_ms;           /* FREE run / cached huge mapping: when its pages were last
@@ -96,6 +104,10 @@ typedef struct tide_heap_counters {
     int64_t sample_left;                  /* the sampler's countdown: bytes until the next event
                                              (prof.c); every malloc subtracts its size */
     int64_t sample_armed;                 /* what the countdown was armed with at the last event */
+    uint64_t fast_seq;                    /* not a figure: odd while the owner is inside a malloc
+                                             fast path (bumped on entry and on exit, plain stores),
+                                             read by the scavenger after a membarrier (scav.c);
+                                             next to sample_left, so malloc touches no other line */
     uint64_t n_full;                      /* spans on the full list now */
 } tide_heap_counters_t;
 
@@ -123,13 +135,15 @@ typedef struct tide_heap {
     tide_heap_counters_t ctr;    /* owner-written counters (stats.c) */
     pthread_t thread;            /* the owner thread (valid while has_thread) */
     bool has_thread;             /* thread is a live thread (tidei_heaps_lock) */
-    _Atomic uint32_t reclaims;   /* times the owner ran tidei_heap_release for the scavenger or a trim */
-    _Atomic bool reclaim_missed; /* a reclaim signal found the owner inside tide: try again */
-    uint64_t scav_activity;      /* scavenger only: the counters' sum when last looked at */
-    uint64_t scav_since_ms;      /* scavenger only: since when that sum has not changed */
+    pthread_mutex_t lock;        /* taken by the owner's slow paths (refill, the free slow path,
+                                    release, give up) and by the scavenger (trylock) that takes
+                                    back what an idle heap caches; never by a fast path */
+    uint64_t slow_seq;           /* bumped by the owner's slow paths, under `lock`: activity
+                                    the scavenger sees when the counters are compiled out */
+    uint64_t scav_activity;      /* scavenger only: the heap's activity when last looked at */
+    uint64_t scav_since_ms;      /* scavenger only: since when that has not changed */
     bool scav_released;          /* scavenger only: released since the last activity */
     void *sus_handle;            /* the embedder's handle of the owner (tide_set_thread_suspender), or NULL */
-    const volatile unsigned *busy_addr; /* the owner's tidei_busy, read while it is suspended */
     int64_t prof_left;           /* leak_check=full: bytes until the next profile sample */
     uint64_t prof_rng;           /* the sampler's random state (0: not seeded) */
 } tide_heap_t;

@@ -10,15 +10,16 @@
  *   idle_threads_reclaimed threads free half their blocks and half of
  *                          another thread's, then wait on a condition
  *                          variable: their caches and the frees pending in
- *                          their spans come back only through the reclaim
- *                          signal, with no help from them;
+ *                          their spans come back only through the
+ *                          scavenger's reclaim, with no help from them;
  *   reclaim_spares_busy    a thread that keeps allocating and freeing is
- *                          never damaged by reclaim signals (contents checked);
+ *                          never damaged by the scavenger's reclaims or
+ *                          tide_trim from another thread (contents checked);
  *   fork_restarts          a child of a process whose scavenger runs gets
  *                          its own (its burst comes back too).
  * Under TSan the bursts are smaller (ST_TSAN) and the RSS checks are not made
  * (TSan's shadow memory moves RSS); the tests then only show that the
- * scavenger, the signal handler and the owner threads do not race. */
+ * scavenger and the owner threads do not race. */
 #include "stress.h"
 
 #include <fcntl.h>
@@ -152,7 +153,7 @@ static void idle_threads_reclaimed(void)
         st_unmap(ttab[t], MAX_BLOCKS / T * sizeof(st_blk));
 }
 
-/* ---- a busy thread under reclaim signals ---- */
+/* ---- a busy thread under reclaims ---- */
 
 static atomic_int stop_busy;
 
