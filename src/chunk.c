@@ -422,7 +422,7 @@ bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
                     bool empty_chunk = n == TIDE_CHUNK_PAGES && a->n_empty_chunks > (size_t)tidei_opt.chunk_cache;
                     if (!r->dirty_ms && !empty_chunk)
                         continue;
-                    if (r->dirty_ms && now - r->dirty_ms < decay) {
+                    if (r->dirty_ms && r->dirty_ms + decay > now) {  /* not due (or freed after now was read) */
                         if (r->dirty_ms + decay < next)
                             next = r->dirty_ms + decay;
                         continue;

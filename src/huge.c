@@ -65,7 +65,7 @@ static size_t recent_peak(uint64_t now)
 {
     tide_arena_t *a = &tidei_arena;
     long d = tidei_decay();
-    if (d > 0 && now - a->huge_peak_ms >= (uint64_t)d) {
+    if (d > 0 && now >= a->huge_peak_ms + (uint64_t)d) {
         /* a whole period went by with no call: its peak was the live total */
         a->huge_peak_prev = now - a->huge_peak_ms >= 2 * (uint64_t)d ? a->huge_bytes : a->huge_peak_cur;
         a->huge_peak_cur = a->huge_bytes;
@@ -574,7 +574,7 @@ bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
         k = cache_trim(cache_limit(now), cuts, MAX_CUTS);
         for (tide_span_t *r = a->huge_cache, *nx; r && k < MAX_CUTS; r = nx) {
             nx = r->next;
-            if (now - r->dirty_ms >= decay) {
+            if (r->dirty_ms + decay <= now) {  /* (freed after now was read: not due) */
                 cache_unlink(r);
                 cuts[k++] = (huge_cut_t){ r->start, HUGE_BYTES(r->n_pages) };
                 tidei_span_delete(r);
