@@ -13,53 +13,85 @@
  * its page, and some allocators (mimalloc) take a page-retire slow path
  * then, which is not the fast path this measures.
  *
- * Arguments: size=<bytes, 64>  k=<timed pairs, 100000>  warm=<pairs first,
- *            10000>  mode=pairs|empty
+ * With api=cxx the calls are C++'s: operator new(size) and the sized
+ * operator delete(p, size) that g++ emits for `delete p` (by their mangled
+ * names, so the program stays C; it is linked with libstdc++, whose
+ * operators are the system's when the allocator under test has none).
+ * size2=<bytes> makes each iteration two pairs, of size and of size2 (the
+ * figure is then per iteration: bench/instr.sh compares new/delete of a
+ * 16-byte and a 48-byte object with malloc/free of the same).
+ *
+ * Arguments: size=<bytes, 64>  size2=<bytes, 0: none>  k=<timed iterations,
+ *            100000>  warm=<iterations first, 10000>  mode=pairs|empty
+ *            api=c|cxx
  * Prints:    RESULT name=instr metric=pairs value=<k> checksum=<x>
  */
 #include "bench.h"
+
+void *_Znwm(size_t n);               /* operator new(size_t) */
+void _ZdlPvm(void *p, size_t n);     /* operator delete(void *, size_t) */
+
+static int cxx;                      /* api=cxx */
 
 /* Kept out of line, so the loop is identical in both modes except for the
  * two calls. */
 __attribute__((noinline)) static unsigned char *get(size_t size, int real)
 {
     static unsigned char dummy[4096];
-    return real ? malloc(size) : dummy;
+    if (!real)
+        return dummy;
+    return cxx ? _Znwm(size) : malloc(size);
 }
 
-__attribute__((noinline)) static void put(unsigned char *p, int real)
+__attribute__((noinline)) static void put(unsigned char *p, size_t size, int real)
 {
-    if (real)
-        free(p);
-    else
+    if (!real)
         bench_escape(p);
+    else if (cxx)
+        _ZdlPvm(p, size);
+    else
+        free(p);
 }
 
 int main(int argc, char **argv)
 {
     size_t size = (size_t)bench_arg(argc, argv, "size", 64);
+    size_t size2 = (size_t)bench_arg(argc, argv, "size2", 0);
     long k = bench_arg(argc, argv, "k", 100000);
     long warm = bench_arg(argc, argv, "warm", 10000);
     int real = strcmp(bench_arg_str(argc, argv, "mode", "pairs"), "empty") != 0;
-    if (size < 1 || size > 4096 || k < 0 || warm < 0) {
+    cxx = strcmp(bench_arg_str(argc, argv, "api", "c"), "cxx") == 0;
+    if (size < 1 || size > 4096 || size2 > 4096 || k < 0 || warm < 0) {
         fprintf(stderr, "instr: bad arguments\n");
         return 2;
     }
     enum { N_LIVE = 64 };
-    void *live[N_LIVE];
-    for (int i = 0; i < N_LIVE; i++)
+    void *live[N_LIVE], *live2[N_LIVE];
+    for (int i = 0; i < N_LIVE; i++) {
         live[i] = bench_check(get(size, real), "malloc");
+        live2[i] = size2 ? bench_check(get(size2, real), "malloc") : NULL;
+    }
     uint64_t checksum = 0;
     for (long i = 0; i < warm + k; i++) {
         unsigned char *p = bench_check(get(size, real), "malloc");
         p[0] = (unsigned char)i;
         bench_escape(p);
         checksum += p[0];
-        put(p, real);
+        put(p, size, real);
+        if (size2) {
+            p = bench_check(get(size2, real), "malloc");
+            p[0] = (unsigned char)i;
+            bench_escape(p);
+            checksum += p[0];
+            put(p, size2, real);
+        }
     }
-    for (int i = 0; i < N_LIVE; i++)
-        put(live[i], real);
-    bench_result("instr", "pairs", (double)k, "size=%zu checksum=%llu", size,
-                 (unsigned long long)checksum);
+    for (int i = 0; i < N_LIVE; i++) {
+        put(live[i], size, real);
+        if (size2)
+            put(live2[i], size2, real);
+    }
+    bench_result("instr", "pairs", (double)k, "size=%zu size2=%zu api=%s checksum=%llu", size, size2,
+                 cxx ? "cxx" : "c", (unsigned long long)checksum);
     return 0;
 }

@@ -10,6 +10,12 @@
 # instructions alone (its PLT stub included: every preloaded malloc pays it).
 # The occasional refill of a thread cache or free list is part of the figure,
 # spread over the pairs it serves, as it is in a real program.
+# A second table compares C++ with C: a loop whose every iteration does
+# new/delete of a 16-byte and of a 48-byte object (operator new and the
+# sized operator delete g++ emits) against the same loop with malloc/free,
+# per iteration; the last column is the difference (the C++ layer's cost:
+# libstdc++'s operators calling malloc and free, unless the allocator
+# exports its own).
 # Instruction counts do not depend on the load of the machine, unlike times;
 # they are not times either (a cache miss or a long dependency chain costs
 # cycles that no instruction count shows).
@@ -53,7 +59,9 @@ fi
 
 mkdir -p "$OUT"
 if [ ! -x "$OUT/instr" ] || [ bench/instr.c -nt "$OUT/instr" ] || [ bench/bench.h -nt "$OUT/instr" ]; then
-    gcc -std=c11 -O2 -g -pthread -Wall -Wextra -o "$OUT/instr" bench/instr.c -ldl || die "cannot build bench/instr.c"
+    # -lstdc++: operator new/delete for the allocators that have none
+    gcc -std=c11 -O2 -g -pthread -Wall -Wextra -o "$OUT/instr" bench/instr.c -ldl -lstdc++ ||
+        die "cannot build bench/instr.c"
 fi
 alloc_build_helpers
 alloc_take_tide
@@ -71,24 +79,28 @@ prefix() {
 TMP=$(mktemp -d /tmp/tide-instr.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-# ir ALLOC SIZE K MODE: total instructions of one run (mode=empty: the loop
-# alone, no allocator preloaded, ALLOC unused); in pairs mode, also
-# checks that callgrind saw code of the allocator's object run (an "ob=" or
-# "cob=" record naming its file), so the count is the allocator's.
+# ir ALLOC K MODE ARGS...: total instructions of one run of instr with
+# k=K mode=MODE ARGS (mode=empty: the loop alone, no allocator preloaded,
+# ALLOC unused); in pairs mode, also checks that callgrind saw code of the
+# allocator's object run (an "ob=" or "cob=" record naming its file), so the
+# count is the allocator's.
 ir() {
-    if [ "$4" = pairs ]; then prefix "$1"; else PREFIX=(env); fi
+    local a=$1 k=$2 mode=$3
+    shift 3
+    if [ "$mode" = pairs ]; then prefix "$a"; else PREFIX=(env); fi
     "${PREFIX[@]}" valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
-        "$OUT/instr" size="$2" k="$3" mode="$4" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
-    if [ "$4" = pairs ] && ! grep -q "^c\?ob=([0-9]*) .*/$WANT_FILE\$" "$TMP/cg.out"; then
-        echo "bench/instr.sh: $1: callgrind saw no code of $WANT_FILE" >&2
+        "$OUT/instr" k="$k" mode="$mode" "$@" >"$TMP/log" 2>&1 || { cat "$TMP/log" >&2; return 1; }
+    if [ "$mode" = pairs ] && ! grep -q "^c\?ob=([0-9]*) .*/$WANT_FILE\$" "$TMP/cg.out"; then
+        echo "bench/instr.sh: $a: callgrind saw no code of $WANT_FILE" >&2
         return 1
     fi
     awk '/^(summary|totals):/ { print $2; exit }' "$TMP/cg.out"
 }
 
-per_pair() { # ALLOC SIZE MODE
-    local i1 i2
-    i1=$(ir "$1" "$2" "$K1" "$3") && i2=$(ir "$1" "$2" "$K2" "$3") || return 1
+per_pair() { # ALLOC MODE ARGS...: instructions per iteration
+    local a=$1 mode=$2 i1 i2
+    shift 2
+    i1=$(ir "$a" "$K1" "$mode" "$@") && i2=$(ir "$a" "$K2" "$mode" "$@") || return 1
     awk -v a="$i1" -v b="$i2" -v k1="$K1" -v k2="$K2" 'BEGIN { printf "%.1f", (b - a) / (k2 - k1) }'
 }
 
@@ -96,11 +108,19 @@ per_pair() { # ALLOC SIZE MODE
 echo "instructions per malloc+free pair (callgrind; (Ir(K=$K2) - Ir(K=$K1)) / $((K2 - K1)), loop overhead subtracted)" >&2
 declare -A result
 for size in $SIZES; do
-    loop=$(per_pair - "$size" empty) || die "callgrind failed"
+    loop=$(per_pair - empty size="$size") || die "callgrind failed"
     for a in $ALLOCATORS; do
         echo "  $a size=$size" >&2
-        pairs=$(per_pair "$a" "$size" pairs) || die "callgrind failed for $a size=$size"
+        pairs=$(per_pair "$a" pairs size="$size") || die "callgrind failed for $a size=$size"
         result[$a,$size]=$(awk -v p="$pairs" -v l="$loop" 'BEGIN { printf "%.1f", p - l }')
+    done
+done
+loop=$(per_pair - empty size=16 size2=48) || die "callgrind failed"
+for a in $ALLOCATORS; do
+    for api in c cxx; do
+        echo "  $a api=$api sizes 16+48" >&2
+        pairs=$(per_pair "$a" pairs size=16 size2=48 api=$api) || die "callgrind failed for $a api=$api"
+        result[$a,$api]=$(awk -v p="$pairs" -v l="$loop" 'BEGIN { printf "%.1f", p - l }')
     done
 done
 
@@ -112,4 +132,11 @@ for a in $ALLOCATORS; do
     printf '%-10s' "$a"
     for size in $SIZES; do printf '%10s' "${result[$a,$size]}"; done
     printf '\n'
+done
+
+printf '\nC++ against C: instructions per iteration of new(16)/delete + new(48)/delete, and of malloc/free of the same\n'
+printf '%-10s%16s%16s%12s\n' allocator 'malloc/free' 'new/delete' 'C++ costs'
+for a in $ALLOCATORS; do
+    printf '%-10s%16s%16s%12s\n' "$a" "${result[$a,c]}" "${result[$a,cxx]}" \
+        "$(awk -v c="${result[$a,c]}" -v x="${result[$a,cxx]}" 'BEGIN { printf "%+.1f", x - c }')"
 done

@@ -18,7 +18,10 @@ prints:
   4. thread scaling of larson and xmalloc, in millions of operations per
      second, next to the machine's core count;
   5. the load average seen before the runs (other processes on the machine);
-  6. RSS recovery (bench/rss.c, unit "ratio"): the fraction of a burst of
+  6. for each benchmark that reports what it cost the OS (minflt= and
+     sys_s= in its RESULT line: bigbuf, large), its time or throughput, peak
+     RSS, minor page faults and system time, per allocator, side by side;
+  7. RSS recovery (bench/rss.c, unit "ratio"): the fraction of a burst of
      memory still resident at each sample after the last free, per
      allocator.  These benchmarks measure no speed and lower is better, so
      they are kept out of tables 1-4 and of the chart.
@@ -145,12 +148,11 @@ class Run:
                 self.units[b] = r["unit"]
             else:
                 self.n_failed += 1
-        # recovery figures: (bench, alloc, key) -> median over the repetitions
-        # of each numeric detail field (r0, r100, ..., baseline_kb, peak_kb)
+        # (bench, alloc, key) -> median over the repetitions of each numeric
+        # detail field (recovery: r0, r100, ..., baseline_kb, peak_kb; the OS
+        # costs: minflt, sys_s)
         self.detail = {}
         for (b, a), ds in details.items():
-            if b not in self.recovery:
-                continue
             for k in {k for d in ds for k in d}:
                 vs = [num(d[k]) for d in ds if k in d and re.match(r"^-?[0-9.]+(e[-+]?[0-9]+)?$", d[k])]
                 if vs:
@@ -207,6 +209,9 @@ def report(run, markdown):
 
     if run.benches:
         out.extend(speed_tables(run, markdown))
+    for b in run.benches:
+        if any((b, a, "minflt") in run.detail for a in run.allocs):
+            out.append(os_table(run, b, markdown))
     for b in run.recovery:
         out.append(recovery_table(run, b, markdown))
     return "\n".join(out)
@@ -265,8 +270,22 @@ def speed_tables(run, markdown):
     return out
 
 
+def os_table(run, b, markdown):
+    """Table 6: what benchmark b cost each allocator: its figure, peak RSS,
+    minor page faults and system time (medians over the repetitions)."""
+    unit = run.units.get(b, "")
+    t = Table("What %s costs the OS (medians): minor page faults and system time of the benchmark's "
+              "loop (getrusage), beside its figure and the process's peak RSS" % b,
+              ["allocator", "time" if unit == "s" else unit, "peak RSS MiB", "minor faults", "system s"])
+    for a in run.allocs:
+        rss, flt, sys_s = run.rss.get((b, a)), run.detail.get((b, a, "minflt")), run.detail.get((b, a, "sys_s"))
+        t.add([a, fmt_value(run.med.get((b, a)), unit), "-" if rss is None else "%.0f" % (rss / 1024),
+               "-" if flt is None else "%.0f" % flt, "-" if sys_s is None else "%.2f" % sys_s])
+    return t.render(markdown)
+
+
 def recovery_table(run, b, markdown):
-    """Table 6: for each allocator, the fraction of the burst still resident
+    """Table 7: for each allocator, the fraction of the burst still resident
     at each sample (medians over the repetitions)."""
     keys = sorted({k for (bb, _, k) in run.detail if bb == b and re.match(r"^r\d+$", k)},
                   key=lambda k: int(k[1:]))

@@ -71,7 +71,7 @@ note() { echo "$*" >&2; }
 ALL_BENCHES="fast-lifo fast-batch
 larson-1 larson-2 larson-4 larson-8
 xmalloc-1 xmalloc-2 xmalloc-4 xmalloc-8
-cache-thrash cache-scratch mstress large realloc-double realloc-step
+cache-thrash cache-scratch mstress large bigbuf realloc-double realloc-step
 python lua sqlite gxx redis
 rss-recovery"
 
@@ -81,12 +81,12 @@ rss-recovery"
 # rather than every 1/50, so its figures are a first look, not the table.
 if [ "$QUICK" = 1 ]; then
     N_FAST=5000000; N_LARSON=1000000; LARSON_ROUNDS=20; N_XMALLOC=600000; N_CACHE=50000
-    N_MSTRESS=200000; MSTRESS_SLOTS=2000; N_LARGE=200; N_RDOUBLE=5000000; N_RSTEP=600000
+    N_MSTRESS=200000; MSTRESS_SLOTS=2000; N_LARGE=200; N_BIGBUF=100; N_RDOUBLE=5000000; N_RSTEP=600000
     PY_SCALE=0.3; LUA_SCALE=0.2; SQL_ROWS=40000; GXX_FLAGS="-O1 -DUSE_REGEX=0 -DSCALE=1"
     REDIS_N=15000; RSS_MB=48; RSS_LAST_MS=1000
 else
     N_FAST=50000000; N_LARSON=20000000; LARSON_ROUNDS=50; N_XMALLOC=10000000; N_CACHE=500000
-    N_MSTRESS=4000000; MSTRESS_SLOTS=5000; N_LARGE=1500; N_RDOUBLE=100000000; N_RSTEP=10000000
+    N_MSTRESS=4000000; MSTRESS_SLOTS=5000; N_LARGE=1500; N_BIGBUF=1000; N_RDOUBLE=100000000; N_RSTEP=10000000
     PY_SCALE=2; LUA_SCALE=1; SQL_ROWS=200000; GXX_FLAGS="-O2 -DUSE_REGEX=1 -DSCALE=6"
     REDIS_N=100000; RSS_MB=300; RSS_LAST_MS=3000
 fi
@@ -105,6 +105,7 @@ c_bench_cmd() {
         cache-scratch)  echo "$OUT/cache mode=scratch threads=$CACHE_THREADS iters=$N_CACHE writes=1000" ;;
         mstress)        echo "$OUT/mstress threads=4 slots=$MSTRESS_SLOTS ops=$N_MSTRESS" ;;
         large)          echo "$OUT/large ops=$N_LARGE" ;;
+        bigbuf)         echo "$OUT/bigbuf ops=$N_BIGBUF live=20" ;;
         realloc-double) echo "$OUT/realloc mode=double ops=$N_RDOUBLE" ;;
         realloc-step)   echo "$OUT/realloc mode=step ops=$N_RSTEP" ;;
         rss-recovery)   echo "$OUT/rss threads=4 mb=$RSS_MB last_ms=$RSS_LAST_MS" ;;
@@ -180,7 +181,7 @@ fi
 # ---------------------------------------------------------- build
 mkdir -p "$OUT" "$LOGS" "$RESULTS"
 BENCH_CFLAGS="-std=c11 -O2 -g -pthread -Wall -Wextra"
-for prog in fastpath larson xmalloc cache mstress large realloc rss which_malloc instr; do
+for prog in fastpath larson xmalloc cache mstress large bigbuf realloc rss which_malloc; do
     if [ ! -x "$OUT/$prog" ] || [ "bench/$prog.c" -nt "$OUT/$prog" ] || [ bench/bench.h -nt "$OUT/$prog" ]; then
         gcc $BENCH_CFLAGS -o "$OUT/$prog" "bench/$prog.c" -ldl || die "cannot build bench/$prog.c"
     fi

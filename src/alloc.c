@@ -175,10 +175,13 @@ static tide_noclone void *malloc_prof(size_t n)
     return p;
 }
 
-/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion.  The fast
+/* The malloc fast path, shared by malloc and C++'s operator new: a block
+ * from the calling thread's direct span of the class, else a tail call to
+ * slow (no free block at hand, a large or huge size, no heap yet) or to
+ * prof (the sampler's countdown ran out), both given n alone.  The fast
  * path is marked (tidei_fast_enter/leave) so that the scavenger can take
  * an idle thread's direct spans back while it runs (heap.c). */
-tide_fast_text void *tidei_malloc(size_t n)
+tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
         tide_heap_t *h = tidei_tls_heap;
@@ -188,9 +191,9 @@ tide_fast_text void *tidei_malloc(size_t n)
         tide_block_t *b = s->free;
         if (tide_likely(b != NULL)) {
             /* The sampler's countdown is also the count of requested
-             * bytes; malloc_prof leaves the mark. */
+             * bytes; prof (malloc_prof) leaves the mark. */
             if (tide_unlikely(tidei_prof_charge(h, n)))
-                return malloc_prof(n);
+                return prof(n);
             tidei_count(h->ctr.malloc[cls]++);
             s->free = b->next;
             tidei_used_inc(s);
@@ -200,14 +203,65 @@ tide_fast_text void *tidei_malloc(size_t n)
         }
         tidei_fast_leave(h);
     }
-    return malloc_slow(n);
+    return slow(n);
+}
+
+/* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */
+tide_fast_text void *tidei_malloc(size_t n)
+{
+    return malloc_fast(n, malloc_slow, malloc_prof);
+}
+
+/* C++ operator new (and new[]) of n bytes: malloc's fast path; when memory
+ * runs out, the new-handler loop, then std::bad_alloc (override.c).  The
+ * nothrow form returns NULL instead of throwing. */
+static tide_noclone void *new_slow(size_t n)
+{
+    void *p = malloc_slow(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, false);
+}
+
+static tide_noclone void *new_prof(size_t n)
+{
+    void *p = malloc_prof(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, false);
+}
+
+static tide_noclone void *new_nothrow_slow(size_t n)
+{
+    void *p = malloc_slow(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, true);
+}
+
+static tide_noclone void *new_nothrow_prof(size_t n)
+{
+    void *p = malloc_prof(n);
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, true);
+}
+
+tide_fast_text void *tidei_new(size_t n)
+{
+    return malloc_fast(n, new_slow, new_prof);
+}
+
+tide_fast_text void *tidei_new_nothrow(size_t n)
+{
+    return malloc_fast(n, new_nothrow_slow, new_nothrow_prof);
 }
 
 /* Whether fn is one of the functions above that a program's call can
- * enter tide by (malloc tail-calls its slow paths): see prof.c. */
+ * enter tide by (malloc and new tail-call their slow paths): see prof.c. */
 bool tidei_alloc_is_entry(uintptr_t fn)
 {
-    return fn == (uintptr_t)malloc_slow || fn == (uintptr_t)malloc_prof || fn == (uintptr_t)tidei_malloc;
+    static void *const entries[] = {
+        (void *)malloc_slow, (void *)malloc_prof, (void *)tidei_malloc,
+        (void *)new_slow, (void *)new_prof, (void *)new_nothrow_slow, (void *)new_nothrow_prof,
+        (void *)tidei_new, (void *)tidei_new_nothrow,
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
+        if ((uintptr_t)entries[i] == fn)
+            return true;
+    return false;
 }
 
 void *tidei_calloc(size_t count, size_t size)
@@ -356,11 +410,9 @@ void *tidei_realloc(void *p, size_t n)
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         if (n > TIDE_LARGE_MAX) {
             void *q = tidei_huge_realloc(s, n);
-            if (!q) {
-                errno = ENOMEM;
-                return NULL;
-            }
-            return big_resized(s, q, n);
+            if (q)
+                return big_resized(s, q, n);
+            /* else it cannot be resized without a copy */
         }
     }
     void *q = tidei_malloc(n);

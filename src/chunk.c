@@ -1,6 +1,6 @@
-/* chunk.c — the page allocator: chunks of address space, page runs cut from
- * them for spans and large blocks (through the free-range index of large.c),
- * and huge blocks mapped on their own.
+/* chunk.c — the page allocator: chunks of address space, and page runs cut
+ * from them for spans and large blocks (through the free-range index of
+ * large.c).  Huge blocks, mapped on their own, are in huge.c.
  *
  * Lock order: tidei_backup_lock -> tidei_heaps_lock -> tidei_arena.lock.
  * Nothing is called with the arena lock held that takes another tide lock;
@@ -9,8 +9,10 @@
  * Free runs: a free run is described by a FREE span descriptor that its
  * first and last pages map to (pagemap.c); it is always in the index, and
  * neighbouring free runs in the same chunk are merged when a run is freed.
- * A chunk that becomes one whole free run is unmapped once more than
- * TIDE_CONF chunk_cache of them are kept. */
+ * Free runs stay mapped, their pages resident, until they have been free
+ * for decay_ms: then the scavenger purges them, and unmaps a chunk that is
+ * one whole free run if more than TIDE_CONF chunk_cache of them are kept
+ * (tidei_arena_purge).  decay_ms=0 does both at free. */
 #include "tide_internal.h"
 
 tide_arena_t tidei_arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -38,7 +40,6 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
 }
 
 static bool release_caches_locked(void);
-static bool release_caches(void);
 
 /* Gives the pages of free run r back to the OS now (TIDE_CONF purge:
  * MADV_DONTNEED, after which they read as zero, or MADV_FREE).  Arena lock
@@ -241,10 +242,14 @@ void tidei_run_free(tide_span_t *s)
     tidei_pagemap_set_one(start, s);
     tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), s);
     tidei_index_insert(s);
+    /* A chunk left empty stays mapped: the scavenger unmaps it (beyond
+     * chunk_cache) once it has been free for the decay delay, so a program
+     * that frees and allocates large blocks at a steady rate does not map
+     * and fault in chunks again and again.  With decay_ms=0, at once. */
     bool released = false;
     if (n == TIDE_CHUNK_PAGES) {
         a->n_empty_chunks++;
-        if (a->n_empty_chunks > (size_t)tidei_opt.chunk_cache) {
+        if (tidei_decay() == 0 && a->n_empty_chunks > (size_t)tidei_opt.chunk_cache) {
             chunk_release(c, s);
             released = true;
         }
@@ -332,264 +337,12 @@ void tidei_large_free(tide_span_t *s)
     tidei_run_free(s);
 }
 
-/* ---- huge blocks: one mapping each, a small cache of freed ones ---- */
-
-/* Takes a cached mapping of at least size bytes (and at most 25 % more)
- * aligned to align, or NULL.  Arena lock held. */
-static void huge_cache_unlink(tide_span_t *s)
-{
-    tide_arena_t *a = &tidei_arena;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        a->huge_cache = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-    a->huge_cache_bytes -= PAGES_BYTES(s->n_pages);
-    a->n_huge_cache--;
-}
-
-/* A cached mapping for a huge block of size bytes aligned to align, or NULL.
- * Takes the smallest that is big enough if it is at most 12.5 % bigger (the
- * size-class waste bound); else, if align is a page, the biggest smaller
- * one, which the caller grows with mremap (its pages are resident already:
- * only the difference is faulted in); else a bigger one, whose tail the
- * caller gives back.  Arena lock held. */
-static tide_span_t *huge_cache_take(size_t size, size_t align)
-{
-    tide_arena_t *a = &tidei_arena;
-    tide_span_t *best = NULL, *below = NULL;
-    for (tide_span_t *s = a->huge_cache; s; s = s->next) {
-        size_t have = PAGES_BYTES(s->n_pages);
-        if ((s->start & (align - 1)) != 0)
-            continue;
-        if (have >= size) {
-            if (!best || have < PAGES_BYTES(best->n_pages))
-                best = s;
-        } else if (!below || have > PAGES_BYTES(below->n_pages)) {
-            below = s;
-        }
-    }
-    if (below && align <= TIDE_PAGE_SIZE && (!best || PAGES_BYTES(best->n_pages) - size > size / 8))
-        best = below;
-    if (best)
-        huge_cache_unlink(best);
-    return best;
-}
-
-/* Fits the cached mapping s (from huge_cache_take) to size bytes: gives
- * back the tail of a bigger one beyond 12.5 %, or grows a smaller one in
- * place or by moving it.
- * False if it cannot grow (s is then unmapped and deleted).  No lock held. */
-static bool huge_cache_fit(tide_span_t *s, size_t size)
-{
-    size_t have = PAGES_BYTES(s->n_pages);
-    if (have >= size) {
-        if (have - size > size / 8) {
-            tidei_os_unmap((void *)(s->start + size), have - size);
-            s->n_pages = size >> TIDE_PAGE_SHIFT;
-        }
-        return true;
-    }
-    void *q = tidei_os_remap((void *)s->start, have, size, true);
-    if (!q) {
-        tidei_os_unmap((void *)s->start, have);
-        pthread_mutex_lock(&tidei_arena.lock);
-        tidei_span_delete(s);
-        pthread_mutex_unlock(&tidei_arena.lock);
-        return false;
-    }
-    s->start = (uintptr_t)q;
-    s->n_pages = size >> TIDE_PAGE_SHIFT;
-    return true;
-}
-
-void *tidei_huge_alloc(size_t n, size_t align, bool zero)
-{
-    tide_arena_t *a = &tidei_arena;
-    if (align < TIDE_PAGE_SIZE)
-        align = TIDE_PAGE_SIZE;
-    size_t size = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
-    if (size < n || size > PTRDIFF_MAX)
-        goto oom;
-    pthread_mutex_lock(&a->lock);
-    tide_span_t *s = huge_cache_take(size, align);
-    pthread_mutex_unlock(&a->lock);
-    bool fresh = false;
-    if (!s || !huge_cache_fit(s, size)) {
-        void *p = tidei_os_map_aligned(size, align);
-        if (!p && release_caches())
-            p = tidei_os_map_aligned(size, align);
-        if (!p)
-            goto oom;
-        pthread_mutex_lock(&a->lock);
-        s = tidei_span_new();
-        pthread_mutex_unlock(&a->lock);
-        if (!s) {
-            tidei_os_unmap(p, size);
-            goto oom;
-        }
-        s->start = (uintptr_t)p;
-        s->n_pages = size >> TIDE_PAGE_SHIFT;
-        fresh = true;
-    }
-    pthread_mutex_lock(&a->lock);
-    if (!tidei_pagemap_ensure(s->start, s->n_pages)) {
-        void *p = (void *)s->start;
-        size_t bytes = PAGES_BYTES(s->n_pages);
-        tidei_span_delete(s);
-        pthread_mutex_unlock(&a->lock);
-        tidei_os_unmap(p, bytes);
-        goto oom;
-    }
-    s->kind = TIDE_SPAN_HUGE;
-    s->is_zero = fresh;
-    tidei_pagemap_set(s->start, s->n_pages, s);
-    a->huge_bytes += PAGES_BYTES(s->n_pages);
-    a->n_huge++;
-    a->n_huge_malloc++;
-    s->prev = NULL;
-    s->next = a->huge_live;
-    if (s->next)
-        s->next->prev = s;
-    a->huge_live = s;
-    pthread_mutex_unlock(&a->lock);
-    if (zero && !fresh)
-        memset((void *)s->start, 0, n);
-    return (void *)s->start;
-oom:
-    errno = ENOMEM;
-    return NULL;
-}
-
-void tidei_huge_free(tide_span_t *s)
-{
-    tide_arena_t *a = &tidei_arena;
-    size_t size = PAGES_BYTES(s->n_pages);
-    size_t limit = (size_t)tidei_opt.huge_cache_mb << 20;
-    pthread_mutex_lock(&a->lock);
-    tidei_pagemap_set(s->start, s->n_pages, NULL);
-    a->huge_bytes -= size;
-    a->n_huge--;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        a->huge_live = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    /* Make room by unmapping the oldest entries (the list's tail). */
-    if (size <= limit) {
-        while (a->huge_cache && (a->huge_cache_bytes + size > limit || a->n_huge_cache >= 16)) {
-            tide_span_t *old = a->huge_cache;
-            while (old->next)
-                old = old->next;
-            huge_cache_unlink(old);
-            tidei_os_unmap((void *)old->start, PAGES_BYTES(old->n_pages));
-            tidei_span_delete(old);
-        }
-    }
-    if (a->huge_cache_bytes + size <= limit && a->n_huge_cache < 16 && tidei_decay() != 0) {
-        s->kind = TIDE_SPAN_FREE;
-        s->dirty_ms = tidei_now_ms();
-        tidei_scav_wanted();
-        s->prev = NULL;
-        s->next = a->huge_cache;
-        if (s->next)
-            s->next->prev = s;
-        a->huge_cache = s;
-        a->huge_cache_bytes += size;
-        a->n_huge_cache++;
-        pthread_mutex_unlock(&a->lock);
-        return;
-    }
-    void *p = (void *)s->start;
-    tidei_span_delete(s);
-    pthread_mutex_unlock(&a->lock);
-    tidei_os_unmap(p, size);
-}
-
-/* Resizes huge block s to n bytes (n > TIDE_LARGE_MAX) without copying:
- * shrinks or grows the mapping in place, or moves its pages to a new
- * mapping with mremap.  Returns the block, or NULL (s untouched). */
-void *tidei_huge_realloc(tide_span_t *s, size_t n)
-{
-    tide_arena_t *a = &tidei_arena;
-    size_t old = PAGES_BYTES(s->n_pages);
-    size_t size = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
-    if (size < n || size > PTRDIFF_MAX)
-        return NULL;
-    if (size == old)
-        return (void *)s->start;
-    /* Address space given back is cleared from the page map under the
-     * arena lock, in the same critical section: another thread may map the
-     * range as soon as it is free, and registers it under that lock. */
-    if (size < old) {
-        pthread_mutex_lock(&a->lock);
-        if (!tidei_os_remap((void *)s->start, old, size, false)) {
-            pthread_mutex_unlock(&a->lock);
-            return (void *)s->start;  /* keep the bigger mapping */
-        }
-        tidei_pagemap_set(s->start + size, (old - size) >> TIDE_PAGE_SHIFT, NULL);
-        s->n_pages = size >> TIDE_PAGE_SHIFT;
-        a->huge_bytes -= old - size;
-        pthread_mutex_unlock(&a->lock);
-        return (void *)s->start;
-    }
-    /* Grow in place if the address space after it is free. */
-    pthread_mutex_lock(&a->lock);
-    bool have_map = tidei_pagemap_ensure(s->start, size >> TIDE_PAGE_SHIFT);
-    pthread_mutex_unlock(&a->lock);
-    if (have_map && tidei_os_remap((void *)s->start, old, size, false)) {
-        pthread_mutex_lock(&a->lock);
-        tidei_pagemap_set(s->start + old, (size - old) >> TIDE_PAGE_SHIFT, s);
-        s->n_pages = size >> TIDE_PAGE_SHIFT;
-        a->huge_bytes += size - old;
-        pthread_mutex_unlock(&a->lock);
-        return (void *)s->start;
-    }
-    /* Move: map the destination first (so the page map can cover it before
-     * anything moves), then move the pages onto it. */
-    void *dest = tidei_os_map(size);
-    if (!dest && release_caches())
-        dest = tidei_os_map(size);
-    if (!dest)
-        return NULL;
-    pthread_mutex_lock(&a->lock);
-    if (!tidei_pagemap_ensure((uintptr_t)dest, size >> TIDE_PAGE_SHIFT)) {
-        pthread_mutex_unlock(&a->lock);
-        tidei_os_unmap(dest, size);
-        return NULL;
-    }
-    if (!tidei_os_remap_fixed((void *)s->start, old, size, dest)) {
-        pthread_mutex_unlock(&a->lock);
-        tidei_os_unmap(dest, size);
-        return NULL;
-    }
-    tidei_pagemap_set(s->start, s->n_pages, NULL);
-    s->start = (uintptr_t)dest;
-    s->n_pages = size >> TIDE_PAGE_SHIFT;
-    tidei_pagemap_set(s->start, s->n_pages, s);
-    a->huge_bytes += size - old;
-    pthread_mutex_unlock(&a->lock);
-    return dest;
-}
-
 /* Unmaps the cached huge mappings and the fully free chunks.  True if there
  * were any.  Arena lock held. */
 static bool release_caches_locked(void)
 {
     tide_arena_t *a = &tidei_arena;
-    bool released = false;
-    while (a->huge_cache) {
-        tide_span_t *s = a->huge_cache;
-        a->huge_cache = s->next;
-        tidei_os_unmap((void *)s->start, PAGES_BYTES(s->n_pages));
-        tidei_span_delete(s);
-        released = true;
-    }
-    a->huge_cache_bytes = 0;
-    a->n_huge_cache = 0;
+    bool released = tidei_huge_release_locked();
     for (tide_chunk_t *c = a->chunks, *next; c; c = next) {
         next = c->next;
         tide_span_t *r = tidei_pagemap_lookup((void *)c->base);
@@ -604,7 +357,7 @@ static bool release_caches_locked(void)
 /* After the OS refused a mapping: gives back the cached address space, so
  * that a retry can succeed.  True if anything went back.  Takes the arena
  * lock. */
-static bool release_caches(void)
+bool tidei_arena_release_caches(void)
 {
     pthread_mutex_lock(&tidei_arena.lock);
     bool released = release_caches_locked();
@@ -647,42 +400,38 @@ tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev
 #define PURGE_BATCH ((size_t)8 << 20)
 
 /* The scavenger's work on the arena: purges the free runs that have been
- * free for at least decay ms and unmaps the cached huge mappings as old, in
- * batches.  Sets *next_ms to the time the next one falls due (UINT64_MAX if
- * none is dirty).  True if anything went back to the OS.  Takes the arena
- * lock. */
+ * free for at least decay ms, unmapping fully free chunks among them beyond
+ * chunk_cache, in batches; then the huge cache (tidei_huge_purge).  Sets
+ * *next_ms to the time the next one falls due (UINT64_MAX if none is dirty).
+ * True if anything went back to the OS.  Takes the arena lock. */
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
 {
     tide_arena_t *a = &tidei_arena;
     bool released = false, again = true;
+    uint64_t next = UINT64_MAX;
     while (again) {
         again = false;
-        uint64_t next = UINT64_MAX;
+        next = UINT64_MAX;
         size_t done = 0;
         pthread_mutex_lock(&a->lock);
-        for (tide_span_t *s = a->huge_cache, *nx; s; s = nx) {
-            nx = s->next;
-            if (now - s->dirty_ms >= decay) {
-                huge_cache_unlink(s);
-                tidei_os_unmap((void *)s->start, PAGES_BYTES(s->n_pages));
-                tidei_span_delete(s);
-                released = true;
-            } else if (s->dirty_ms + decay < next) {
-                next = s->dirty_ms + decay;
-            }
-        }
         for (size_t w = 0; w <= TIDE_CHUNK_PAGES / 64 && !again; w++) {
             for (uint64_t bits = a->bitmap[w]; bits && !again; bits &= bits - 1) {
                 size_t n = w * 64 + (size_t)__builtin_ctzll(bits);
-                for (tide_span_t *r = a->bins[n]; r; r = r->next) {
-                    if (!r->dirty_ms)
+                for (tide_span_t *r = a->bins[n], *nx; r; r = nx) {
+                    nx = r->next;
+                    bool empty_chunk = n == TIDE_CHUNK_PAGES && a->n_empty_chunks > (size_t)tidei_opt.chunk_cache;
+                    if (!r->dirty_ms && !empty_chunk)
                         continue;
-                    if (now - r->dirty_ms < decay) {
+                    if (r->dirty_ms && r->dirty_ms + decay > now) {  /* not due (or freed after now was read) */
                         if (r->dirty_ms + decay < next)
                             next = r->dirty_ms + decay;
                         continue;
                     }
-                    if (purge_run_locked(r)) {
+                    if (empty_chunk) {
+                        chunk_release(r->chunk, r);
+                        released = true;
+                        done += TIDE_CHUNK_SIZE;
+                    } else if (purge_run_locked(r)) {
                         released = true;
                         done += PAGES_BYTES(r->n_pages);
                     }
@@ -694,7 +443,8 @@ bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
             }
         }
         pthread_mutex_unlock(&a->lock);
-        *next_ms = next;
     }
+    released |= tidei_huge_purge(now, decay, &next);
+    *next_ms = next;
     return released;
 }

@@ -84,15 +84,15 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
  * interior pointer, or one that carries the free key.  Under h->lock: the
  * scavenger may have retired s meanwhile, which it does only to a span
  * with no live block, so b was not live. */
-static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b)
+static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
 {
     pthread_mutex_lock(&h->lock);
     if (atomic_load_explicit(&s->heap, relaxed) != h)
-        report_not_ours(b, "free");
+        report_not_ours(b, op);
     if (!small_block_ok(s, b))
-        report_interior(b, "free", s);
+        report_interior(b, op, s);
     if (b->key == tidei_free_key && tidei_span_holds_free(s, b, true))
-        tidei_misuse("free", b, "double free");
+        tidei_misuse(op, b, "double free");
     b->key = tidei_free_key;
     b->next = s->local_free;
     s->local_free = b;
@@ -104,16 +104,16 @@ static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tid
 }
 
 /* Free of a block whose span the calling thread does not own (or a large
- * or huge block). */
-static void free_other_work(tide_span_t *s, void *p)
+ * or huge block); op names the call (free, delete) in a misuse report. */
+static void free_other_work(tide_span_t *s, void *p, const char *op)
 {
     switch (s->kind) {
     case TIDE_SPAN_SMALL: {
         tide_block_t *b = p;
         if (!small_block_ok(s, p))
-            report_interior(p, "free", s);
+            report_interior(p, op, s);
         if (b->key == tidei_free_key && tidei_span_holds_free(s, b, false))
-            tidei_misuse("free", p, "double free");
+            tidei_misuse(op, p, "double free");
         b->key = tidei_free_key;
         int cls = s->cls;  /* read before the push: then the owner may retire s */
         tidei_heap_free_remote(s, b);
@@ -127,27 +127,27 @@ static void free_other_work(tide_span_t *s, void *p)
     }
     case TIDE_SPAN_LARGE:
         if ((uintptr_t)p != s->start)
-            report_interior(p, "free", s);
+            report_interior(p, op, s);
         if (s->prof_site)
             tidei_prof_free(s);
         tidei_large_free(s);
         return;
     case TIDE_SPAN_HUGE:
         if ((uintptr_t)p != s->start)
-            report_interior(p, "free", s);
+            report_interior(p, op, s);
         if (s->prof_site)
             tidei_prof_free(s);
         tidei_huge_free(s);
         return;
     default:
-        tidei_misuse("free", p, "double free");
+        tidei_misuse(op, p, "double free");
     }
 }
 
-static tide_noinline void free_other(tide_span_t *s, void *p)
+static tide_noinline void free_other(tide_span_t *s, void *p, const char *op)
 {
     tidei_busy_enter();
-    free_other_work(s, p);
+    free_other_work(s, p, op);
     tidei_scav_start();
     tidei_busy_leave();
 }
@@ -165,14 +165,15 @@ static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
     tidei_busy_leave();
 }
 
-/* free: any thread, any time. */
-tide_fast_text void tidei_free(void *p)
+/* The free fast path, shared by free and C++'s operator delete; op names
+ * the call in a misuse report (only the slow paths use it). */
+tide_inline void free_fast(void *p, const char *op)
 {
     if (tide_unlikely(p == NULL))
         return;
     tide_span_t *s = tidei_pagemap_lookup(p);
     if (tide_unlikely(s == NULL))
-        report_not_ours(p, "free");
+        report_not_ours(p, op);
     tide_heap_t *h = tidei_tls_heap;
     if (tide_likely(atomic_load_explicit(&s->heap, relaxed) == h)) {
         tide_block_t *b = p;
@@ -180,7 +181,7 @@ tide_fast_text void tidei_free(void *p)
         uint64_t idx = (off * s->recip) >> 32;
         if (tide_unlikely(idx * s->block_size != off || idx >= s->n_built || b->key == tidei_free_key)) {
             tidei_busy_enter();
-            free_local_checked(h, s, b);
+            free_local_checked(h, s, b, op);
             tidei_busy_leave();
             return;
         }
@@ -195,7 +196,20 @@ tide_fast_text void tidei_free(void *p)
             free_local_slow(h, s);
         return;
     }
-    free_other(s, p);
+    free_other(s, p, op);
+}
+
+/* free: any thread, any time. */
+tide_fast_text void tidei_free(void *p)
+{
+    free_fast(p, "free");
+}
+
+/* C++ operator delete (every form: the size and alignment are checked in
+ * debug builds only, by override.c): the same as free. */
+tide_fast_text void tidei_delete(void *p)
+{
+    free_fast(p, "delete");
 }
 
 /* The usable size of live block p; misuse is reported as for free. */

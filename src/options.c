@@ -12,7 +12,7 @@
 tide_options_t tidei_opt = {
     .os_fail_at = 0,
     .os_fail_from = 0,
-    .huge_cache_mb = 64,
+    .huge_cache_mb = -1,         /* -1: no fixed bound, only the recent peak */
     .chunk_cache = 2,
     .verbose = 0,
     .stats = 0,
@@ -56,8 +56,9 @@ static const struct { const char *name; int sig; } signal_names[] = {
 };
 
 static const option_desc_t option_table[] = {
-    { "huge_cache_mb", &tidei_opt.huge_cache_mb, 0, 1L << 20,
-      "MiB of freed huge (> 4 MiB) mappings kept for reuse", OPT_INT, NULL, NULL },
+    { "huge_cache_mb", &tidei_opt.huge_cache_mb, -1, 1L << 20,
+      "at most this many MiB of freed huge (> 4 MiB) blocks kept mapped for reuse, besides the bound of the "
+      "recent peak of live huge blocks (-1: no other bound; 0: none kept)", OPT_INT, NULL, NULL },
     { "chunk_cache", &tidei_opt.chunk_cache, 0, 1L << 20,
       "fully free 8 MiB chunks kept mapped instead of unmapped", OPT_INT, NULL, NULL },
     { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",

@@ -36,6 +36,23 @@ void *tidei_os_map(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Maps size bytes of zeroed read-write memory exactly at addr (page
+ * aligned), only if nothing is mapped there: to grow a range in place.
+ * False if the range is taken or the OS refuses. */
+bool tidei_os_map_at(void *addr, size_t size)
+{
+    if (injected_failure())
+        return false;
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return false;
+    if (p != addr) {  /* a kernel before 4.17 took the address as a hint */
+        munmap(p, size);
+        return false;
+    }
+    return true;
+}
+
 /* Reserves size bytes of address space that is committed only when touched
  * (MAP_NORESERVE): for the page map's leaves. */
 void *tidei_os_reserve(size_t size)
@@ -120,12 +137,38 @@ bool tidei_os_decommit(void *p, size_t size)
     return true;
 }
 
-/* Moves the pages of [p, p + old_size) to dest (a mapping of new_size bytes
- * that the caller owns, which it replaces), growing them to new_size. */
-bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest)
+/* Moves [src, src + len) onto dst, piece by piece where it spans several
+ * kernel mappings (mremap refuses such a range with EFAULT: the range is
+ * halved until each piece lies in one).  Adds what it moved to *done (the
+ * pieces go in address order).  0, or the errno of the refusal. */
+static int move_pieces(char *src, size_t len, char *dst, size_t *done)
 {
-    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
-    return q == dest;
+    if (mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst) == dst) {
+        *done += len;
+        return 0;
+    }
+    int e = errno;
+    if (e != EFAULT || len <= TIDE_PAGE_SIZE)
+        return e;
+    size_t half = (len / 2) & ~(TIDE_PAGE_SIZE - 1);
+    e = move_pieces(src, half, dst, done);
+    return e ? e : move_pieces(src + half, len - half, dst + half, done);
+}
+
+/* Moves the pages of [p, p + size) onto dest, a mapping at least that big
+ * that the caller owns (the pages there are replaced): nothing is copied,
+ * and the range may span several kernel mappings.  False if the kernel
+ * refuses (out of mappings); everything is then where it was. */
+bool tidei_os_move(void *p, size_t size, void *dest)
+{
+    size_t done = 0;
+    if (move_pieces(p, size, dest, &done) == 0)
+        return true;
+    size_t back = 0;
+    if (done && move_pieces(dest, done, p, &back) != 0)
+        tidei_fatal("tide: internal error: mremap could not move %zu bytes back from %p to %p (errno %d)\n", done,
+                    dest, p, errno);
+    return false;
 }
 
 /* The symbolizer's read-only views of object files (symbolize.c) are not

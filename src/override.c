@@ -1,7 +1,9 @@
 /* override.c — the exported names: the standard allocation interface, the
  * glibc extensions and __libc_* aliases (so that every allocation in a
- * process under tide-run is tide's, libc's own included), and the tide_*
- * API.  Nothing else leaves libtide.so (check with nm -D). */
+ * process under tide-run is tide's, libc's own included), C++'s operator
+ * new and delete, and the tide_* API.  Nothing else leaves libtide.so
+ * (check with nm -D). */
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +223,305 @@ tide_export int malloc_info(int options, FILE *fp)
     fprintf(fp, "<aspace type=\"mprotect\" size=\"%zu\"/>\n", st.mapped_bytes);
     fprintf(fp, "</malloc>\n");
     return 0;
+}
+
+/* ---- C++: operator new and delete ----
+ *
+ * Every form libstdc++ exports, by its mangled name (the Itanium C++ ABI):
+ * new and new[] (_Znwm, _Znam), their nothrow (RKSt9nothrow_t) and aligned
+ * (St11align_val_t, the alignment passed as a size_t) forms, and delete and
+ * delete[] plain, nothrow, sized (m: the size as a size_t) and aligned.
+ * They are C functions: libtide.so needs no C++ runtime, and a C program is
+ * unaffected.  new is malloc's fast path itself, with a slow path of its
+ * own (alloc.c); delete is free's (free.c).  Sizes and alignments given to
+ * delete are checked against the block in debug builds only.
+ *
+ * On exhaustion, new does what the standard asks: it calls the program's
+ * new handler (std::get_new_handler()) and tries again, and with no handler
+ * throws std::bad_alloc.  Both come from libstdc++, found without linking
+ * it: weak references, resolved when the process has libstdc++ (every C++
+ * program does), else dlsym (a libstdc++ loaded later with dlopen).  An
+ * exception cannot be caught in C, so the nothrow forms hand a failure with
+ * a handler installed to libstdc++'s own nothrow operator (the next
+ * definition after tide's, dlsym RTLD_NEXT), which calls tide's throwing
+ * operator inside its own try block and returns NULL when it throws.
+ * Without a handler they return NULL at once. */
+
+typedef void (*new_handler_t)(void);
+new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));  /* std::get_new_handler() */
+void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));  /* std::__throw_bad_alloc() */
+
+/* libstdc++'s function of that name, or NULL. */
+static void *cxx_function(void *weak, const char *name)
+{
+    return weak ? weak : dlsym(RTLD_DEFAULT, name);
+}
+
+/* The program's new handler, or NULL. */
+static new_handler_t new_handler(void)
+{
+    new_handler_t (*get)(void) = (new_handler_t (*)(void))cxx_function((void *)_ZSt15get_new_handlerv,
+                                                                       "_ZSt15get_new_handlerv");
+    return get ? get() : NULL;
+}
+
+static tide_noinline __attribute__((noreturn)) void throw_bad_alloc(size_t n)
+{
+    void (*thr)(void) = (void (*)(void))cxx_function((void *)_ZSt17__throw_bad_allocv, "_ZSt17__throw_bad_allocv");
+    if (thr)
+        thr();
+    tidei_fatal("tide: operator new(%zu): out of memory (no std::bad_alloc to throw: no libstdc++)\n", n);
+}
+
+/* operator new of n bytes aligned to align (0: new's own alignment) found
+ * no memory: the new-handler loop, then std::bad_alloc, or NULL for a
+ * nothrow form.  Called with no tide lock held, not busy. */
+tide_noinline void *tidei_new_failed(size_t n, size_t align, bool nothrow)
+{
+    if (align && !is_pow2(align)) {  /* what libstdc++ does with a bad alignment */
+        if (nothrow)
+            return NULL;
+        throw_bad_alloc(n);
+    }
+    for (;;) {
+        new_handler_t h = new_handler();
+        if (!h) {
+            if (nothrow)
+                return NULL;
+            throw_bad_alloc(n);
+        }
+        if (nothrow) {
+            /* the handler may throw: let libstdc++ catch it */
+            static const char tag = 0;
+            if (align) {
+                void *(*op)(size_t, size_t, const void *) =
+                    (void *(*)(size_t, size_t, const void *))dlsym(RTLD_NEXT, "_ZnwmSt11align_val_tRKSt9nothrow_t");
+                if (op)
+                    return op(n, align, &tag);
+            } else {
+                void *(*op)(size_t, const void *) = (void *(*)(size_t, const void *))dlsym(RTLD_NEXT,
+                                                                                          "_ZnwmRKSt9nothrow_t");
+                if (op)
+                    return op(n, &tag);
+            }
+            /* no libstdc++ after tide: a handler that throws ends the program
+             * (std::terminate, as any exception out of a noexcept function) */
+        }
+        h();
+        void *p = align ? BUSY(tidei_aligned(align, n, "new")) : tidei_malloc(n);
+        if (p)
+            return p;
+    }
+}
+
+static void *aligned_new(size_t n, size_t align, bool nothrow)
+{
+    void *p = is_pow2(align) ? BUSY(tidei_aligned(align, n, "new")) : NULL;
+    return tide_likely(p != NULL) ? p : tidei_new_failed(n, align, nothrow);
+}
+
+/* The size of the blocks of the class operator new takes a request of n
+ * bytes aligned to align (0: new's own) from, or 0 if it takes pages. */
+static size_t new_class_size(size_t n, size_t align)
+{
+    if (n > TIDE_SMALL_MAX || align > TIDE_PAGE_SIZE)
+        return 0;
+    int cls = tidei_class_of(n);
+    while (align > 16 && cls < TIDE_N_CLASSES && (tidei_class_size[cls] & (align - 1)) != 0)
+        cls++;
+    return cls < TIDE_N_CLASSES ? tidei_class_size[cls] : 0;
+}
+
+/* Debug builds: the size (if sized) and alignment (if not 0) given to a
+ * delete of p must be ones operator new could have made p's block for;
+ * otherwise the misuse is reported (like free's) and the process aborts. */
+static tide_noinline void delete_check(void *p, size_t n, size_t align, bool sized)
+{
+    if (!p)
+        return;
+    tidei_busy_enter();
+    tide_span_t *s = tidei_checked_span(p, "delete");
+    if (align && !is_pow2(align))
+        tidei_misuse("delete", p, "alignment %zu is not a power of two", align);
+    if (align && ((uintptr_t)p & (align - 1)) != 0)
+        tidei_misuse("delete", p, "block not aligned to %zu (not from the operator new of that alignment)", align);
+    if (sized) {
+        size_t usable = s->kind == TIDE_SPAN_SMALL ? s->block_size : s->n_pages << TIDE_PAGE_SHIFT;
+        size_t pages = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+        bool ok;
+        if (s->kind == TIDE_SPAN_SMALL)
+            ok = s->block_size == new_class_size(n, align);
+        else if (s->prof_site)  /* a sample: pages of its own */
+            ok = n <= usable;
+        else if (s->kind == TIDE_SPAN_LARGE)
+            ok = pages == usable;
+        else  /* huge: the cache may add up to 1/8 (huge.c) */
+            ok = pages <= usable && usable - pages <= pages / 8;
+        if (!ok)
+            tidei_misuse("delete", p, "size %zu given, but the block (%zu bytes) was allocated for another size", n,
+                         usable);
+    }
+    tidei_busy_leave();
+}
+
+void *_Znwm(size_t n);
+void *_Znam(size_t n);
+void *_ZnwmRKSt9nothrow_t(size_t n, const void *tag);
+void *_ZnamRKSt9nothrow_t(size_t n, const void *tag);
+void *_ZnwmSt11align_val_t(size_t n, size_t align);
+void *_ZnamSt11align_val_t(size_t n, size_t align);
+void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *tag);
+void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *tag);
+void _ZdlPv(void *p);
+void _ZdaPv(void *p);
+void _ZdlPvRKSt9nothrow_t(void *p, const void *tag);
+void _ZdaPvRKSt9nothrow_t(void *p, const void *tag);
+void _ZdlPvm(void *p, size_t n);
+void _ZdaPvm(void *p, size_t n);
+void _ZdlPvSt11align_val_t(void *p, size_t align);
+void _ZdaPvSt11align_val_t(void *p, size_t align);
+void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag);
+void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag);
+void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align);
+void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align);
+
+tide_export tide_fast_text void *_Znwm(size_t n)
+{
+    return tidei_new(n);
+}
+
+tide_export tide_fast_text void *_Znam(size_t n)
+{
+    return tidei_new(n);
+}
+
+tide_export tide_fast_text void *_ZnwmRKSt9nothrow_t(size_t n, const void *tag)
+{
+    (void)tag;
+    return tidei_new_nothrow(n);
+}
+
+tide_export tide_fast_text void *_ZnamRKSt9nothrow_t(size_t n, const void *tag)
+{
+    (void)tag;
+    return tidei_new_nothrow(n);
+}
+
+tide_export void *_ZnwmSt11align_val_t(size_t n, size_t align)
+{
+    return aligned_new(n, align, false);
+}
+
+tide_export void *_ZnamSt11align_val_t(size_t n, size_t align)
+{
+    return aligned_new(n, align, false);
+}
+
+tide_export void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *tag)
+{
+    (void)tag;
+    return aligned_new(n, align, true);
+}
+
+tide_export void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void *tag)
+{
+    (void)tag;
+    return aligned_new(n, align, true);
+}
+
+tide_export tide_fast_text void _ZdlPv(void *p)
+{
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdaPv(void *p)
+{
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdlPvRKSt9nothrow_t(void *p, const void *tag)
+{
+    (void)tag;
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdaPvRKSt9nothrow_t(void *p, const void *tag)
+{
+    (void)tag;
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdlPvm(void *p, size_t n)
+{
+    if (tidei_debug)
+        delete_check(p, n, 0, true);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdaPvm(void *p, size_t n)
+{
+    if (tidei_debug)
+        delete_check(p, n, 0, true);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdlPvSt11align_val_t(void *p, size_t align)
+{
+    if (tidei_debug)
+        delete_check(p, 0, align, false);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdaPvSt11align_val_t(void *p, size_t align)
+{
+    if (tidei_debug)
+        delete_check(p, 0, align, false);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag)
+{
+    (void)tag;
+    if (tidei_debug)
+        delete_check(p, 0, align, false);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag)
+{
+    (void)tag;
+    if (tidei_debug)
+        delete_check(p, 0, align, false);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align)
+{
+    if (tidei_debug)
+        delete_check(p, n, align, true);
+    tidei_delete(p);
+}
+
+tide_export tide_fast_text void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align)
+{
+    if (tidei_debug)
+        delete_check(p, n, align, true);
+    tidei_delete(p);
+}
+
+/* Whether fn is one of the operators above, through which a C++ program
+ * enters tide (the profiler's stacks start at their caller: prof.c). */
+bool tidei_override_is_entry(uintptr_t fn)
+{
+    static void *const entries[] = {
+        (void *)_Znwm, (void *)_Znam, (void *)_ZnwmRKSt9nothrow_t, (void *)_ZnamRKSt9nothrow_t,
+        (void *)_ZnwmSt11align_val_t, (void *)_ZnamSt11align_val_t, (void *)_ZnwmSt11align_val_tRKSt9nothrow_t,
+        (void *)_ZnamSt11align_val_tRKSt9nothrow_t, (void *)tidei_new_failed,
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
+        if ((uintptr_t)entries[i] == fn)
+            return true;
+    return false;
 }
 
 tide_export const char *tide_version(void)

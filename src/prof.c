@@ -217,7 +217,7 @@ bool tidei_is_entry_point(uintptr_t fn)
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
         if ((uintptr_t)entries[i] == fn)
             return true;
-    return tidei_alloc_is_entry(fn);
+    return tidei_alloc_is_entry(fn) || tidei_override_is_entry(fn);
 }
 
 /* Frames collected by the unwinder: return addresses, and the start of the

@@ -2,8 +2,9 @@
  * to the OS once it has stayed free for TIDE_CONF decay_ms.
  *
  * What it returns: free page runs of the chunks (MADV_DONTNEED or, with
- * purge=free, MADV_FREE) and cached huge mappings (unmapped), each once it
- * has been free for the decay delay, so that a program that frees and
+ * purge=free, MADV_FREE), fully free chunks beyond chunk_cache and the huge
+ * cache's free ranges (unmapped: tidei_arena_purge, tidei_huge_purge), each
+ * once it has been free for the decay delay, so that a program that frees and
  * allocates again at a steady rate reuses warm pages and never pays for
  * purging and faulting them in again; and the empty spans of exited threads
  * (the abandoned-span sweep), which become free runs in turn.
@@ -59,8 +60,14 @@ tide_export long tide_set_decay_ms(long ms)
     }
     tidei_init();
     long old = atomic_exchange_explicit(&tidei_decay_ms, ms, relaxed);
-    if (ms > 0)
-        tidei_scav_wanted();  /* wakes a scavenger that waits with nothing due */
+    if (ms > 0) {
+        /* wakes a scavenger that waits with nothing due, or starts it: what
+         * was freed under decay_ms=-1 has its free time and falls due */
+        tidei_scav_wanted();
+        tidei_busy_enter();
+        tidei_scav_start();
+        tidei_busy_leave();
+    }
     return old;
 }
 

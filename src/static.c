@@ -9,6 +9,7 @@
 #include "meta.c"
 #include "large.c"
 #include "chunk.c"
+#include "huge.c"
 #include "span.c"
 #include "heap.c"
 #include "init.c"

@@ -80,7 +80,8 @@ void tidei_report_on_signal(long sig, void (*fn)(int), const char *what);
 typedef struct tide_options {
     long os_fail_at;             /* fail the Nth OS request once (testing); 0 = off */
     long os_fail_from;           /* fail the Nth and every later OS request (testing); 0 = off */
-    long huge_cache_mb;          /* MiB of freed huge mappings kept for reuse */
+    long huge_cache_mb;          /* at most this many MiB of freed huge blocks cached (-1: no bound
+                                    but the recent peak; 0: none) */
     long chunk_cache;            /* fully free chunks kept mapped */
     long verbose;                /* print the options at start-up */
     long stats;                  /* report at exit: 0 no, 1 text, 2 JSON */
@@ -104,9 +105,10 @@ void tidei_options_init(void);
 /* ---- os.c: the only file that calls mmap/munmap/madvise/mremap ---- */
 void *tidei_os_map(size_t size);
 void *tidei_os_map_aligned(size_t size, size_t align);
+bool tidei_os_map_at(void *addr, size_t size);
 void tidei_os_unmap(void *p, size_t size);
 void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
-bool tidei_os_remap_fixed(void *p, size_t old_size, size_t new_size, void *dest);
+bool tidei_os_move(void *p, size_t size, void *dest);
 void *tidei_os_reserve(size_t size);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
@@ -172,16 +174,21 @@ bool tidei_run_grow(tide_span_t *s, size_t new_pages);
 void tidei_run_shrink(tide_span_t *s, size_t new_pages);
 void *tidei_large_alloc(size_t n, size_t align, bool zero);
 void tidei_large_free(tide_span_t *s);
-void *tidei_huge_alloc(size_t n, size_t align, bool zero);
-void tidei_huge_free(tide_span_t *s);
-void *tidei_huge_realloc(tide_span_t *s, size_t n);
 bool tidei_arena_trim(void);
+bool tidei_arena_release_caches(void);
 tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev);
 /* Every run of chunk c, free or not, in address order.  Arena lock held. */
 #define tidei_for_each_run(c, s) \
     for (tide_span_t *s = tidei_chunk_next_run((c), NULL); s; s = tidei_chunk_next_run((c), s))
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 void tidei_arena_validate(void);
+
+/* ---- huge.c: huge blocks, the cache of freed ones ---- */
+void *tidei_huge_alloc(size_t n, size_t align, bool zero);
+void tidei_huge_free(tide_span_t *s);
+void *tidei_huge_realloc(tide_span_t *s, size_t n);
+bool tidei_huge_release_locked(void);
+bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 
 /* ---- large.c: the free-range index (arena lock held) ---- */
 void tidei_index_insert(tide_span_t *r);
@@ -296,12 +303,19 @@ tide_inline void tidei_init(void)
 
 /* ---- alloc.c / free.c: the entry points ---- */
 void *tidei_malloc(size_t n);
+void *tidei_new(size_t n);
+void *tidei_new_nothrow(size_t n);
 void *tidei_calloc(size_t count, size_t size);
 void *tidei_realloc(void *p, size_t n);
 void *tidei_aligned(size_t align, size_t n, const char *op);
 void tidei_free(void *p);
+void tidei_delete(void *p);
 size_t tidei_usable_size(const void *p, const char *op);
 tide_span_t *tidei_checked_span(const void *p, const char *op);
+
+/* ---- override.c: the exported names ---- */
+void *tidei_new_failed(size_t n, size_t align, bool nothrow);
+bool tidei_override_is_entry(uintptr_t fn);
 
 /* ---- scav.c: the scavenger ---- */
 /* Non-zero while the thread runs tide code other than the malloc/free fast

@@ -173,9 +173,13 @@ typedef struct tide_arena {
     size_t large_pages;          /* pages in live large blocks */
     size_t n_large;              /* live large blocks */
     uint64_t n_large_malloc;     /* large blocks ever allocated */
-    tide_span_t *huge_cache;     /* freed huge mappings kept for reuse (HUGE spans, not in the map) */
+    tide_span_t *huge_cache;     /* free ranges of freed huge blocks kept mapped for reuse (FREE
+                                    descriptors, not in the page map), in address order (huge.c) */
     size_t huge_cache_bytes;     /* bytes in huge_cache */
-    size_t n_huge_cache;         /* entries in huge_cache */
+    size_t n_huge_cache;         /* ranges in huge_cache */
+    size_t huge_peak_cur;        /* highest huge_bytes in the current decay period */
+    size_t huge_peak_prev;       /* highest huge_bytes in the previous decay period */
+    uint64_t huge_peak_ms;       /* when the current period began (tidei_now_ms) */
     tide_span_t *span_pool;      /* unused span descriptors */
     uintptr_t meta_cur;          /* next free byte of the current metadata region */
     uintptr_t meta_end;          /* end of the current metadata region */

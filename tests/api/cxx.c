@@ -1,11 +1,20 @@
-/* api/cxx.c — C++ operator new and delete reach tide through libstdc++.
+/* api/cxx.c — C++ operator new and delete, from a C program.
  *
- * The program is C; it loads libstdc++ with dlopen and calls its operators
- * by their mangled names, exactly as compiled C++ code would.  A block from
- * operator new must be a tide block: on tide, malloc_usable_size() of a
- * foreign pointer aborts (checked in a child), and a 32 MiB new shows up in
- * tide_stats_get() as a huge block. */
+ * The program is C; it loads libstdc++ with dlopen and calls the operators
+ * by their mangled names, exactly as compiled C++ code would, looked up in
+ * the whole process (RTLD_DEFAULT): tide's own, which libtide.so exports
+ * (on glibc, libstdc++'s, which call malloc).  A block from operator new
+ * must be a tide block: on tide, malloc_usable_size() of a foreign pointer
+ * aborts (checked in a child), and a 32 MiB new shows up in
+ * tide_stats_get() as a huge block.  tide's operators reach libstdc++'s
+ * new handler and std::bad_alloc even when libstdc++ came with dlopen
+ * after tide (dlsym): a failed operator new with no handler throws, which
+ * a C program cannot catch (std::terminate, checked in a child).  The C++
+ * side (handlers, catching, every form from compiled C++) is
+ * tests/api/cxx_ops.sh. */
 #include "testhelper.h"
+
+#include <signal.h>
 
 typedef void *(*new_fn)(size_t);
 typedef void *(*new_al_fn)(size_t, size_t);
@@ -28,7 +37,8 @@ static bool load_libstdcxx(char *why, size_t n)
 {
     void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_GLOBAL);
     if (!h) { snprintf(why, n, "dlopen(libstdc++.so.6): %s", dlerror()); return false; }
-#define SYM(field, name) do { *(void **)&cxx.field = dlsym(h, name); \
+    /* RTLD_DEFAULT: the process's definitions, tide's first when it has them */
+#define SYM(field, name) do { *(void **)&cxx.field = dlsym(RTLD_DEFAULT, name); \
         if (!cxx.field) { snprintf(why, n, "libstdc++ has no %s", name); return false; } } while (0)
     SYM(nw, "_Znwm");
     SYM(na, "_Znam");
@@ -122,12 +132,63 @@ static void aligned_and_nothrow_new(void)
     cxx.dl(p);
 }
 
+/* Every operator libstdc++ exports is tide's: C++ programs allocate with
+ * malloc's fast path, without libstdc++'s wrapper around it. */
+static void operators_are_tides(void)
+{
+    TIDE_ONLY();
+    if (!loaded) { th_skip("libstdc++ not loaded"); return; }
+    static const char *const names[] = {
+        "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+        "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+        "_ZdlPv", "_ZdaPv", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvm", "_ZdaPvm",
+        "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+        "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+    };
+    const char *tide_obj = th_object_of((void *)tide_version);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *obj = th_object_of(dlsym(RTLD_DEFAULT, names[i]));
+        CHECKF(strcmp(obj, tide_obj) == 0, "%s comes from %s, tide is %s", names[i], obj, tide_obj);
+    }
+}
+
+/* In a child: operator new of an impossible size, with no new handler. */
+static void impossible_new_child(void *arg)
+{
+    (void)arg;
+    void *p = cxx.nw(th_opaque((size_t)1 << 62));
+    printf("returned %p\n", p);
+    _exit(0);
+}
+
+/* A failed operator new throws std::bad_alloc (found with dlsym: libstdc++
+ * came after tide); C cannot catch it, so the child ends in
+ * std::terminate, which names the exception. */
+static void failed_new_throws(void)
+{
+    if (!loaded) { th_skip("libstdc++ not loaded"); return; }
+    int p[2];
+    CHECK(pipe(p) == 0);
+    int st = th_in_child(impossible_new_child, NULL, -1, p[1]);
+    close(p[1]);
+    char buf[512] = "";
+    ssize_t k = read(p[0], buf, sizeof buf - 1);
+    buf[k > 0 ? k : 0] = 0;
+    close(p[0]);
+    char sb[64];
+    CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, "std::bad_alloc"),
+           "operator new(2^62) with no handler: child %s, stderr \"%s\" (want std::terminate on std::bad_alloc)",
+           th_status_str(st, sb, sizeof sb), buf);
+}
+
 int main(void)
 {
     RUN(on_tide);
     RUN(libstdcxx_loads);
+    RUN(operators_are_tides);
     RUN(new_delete_use_malloc);
     RUN(new_is_tide);
     RUN(aligned_and_nothrow_new);
+    RUN(failed_new_throws);
     return th_summary();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # api/exports.sh — libtide.so exports the standard allocation names, glibc's
-# aliases and the tide_* API of include/tide.h, and nothing else (internal
+# aliases, C++'s operator new and delete (every form libstdc++ has) and the
+# tide_* API of include/tide.h, and nothing else (internal
 # tidei_* names have hidden visibility).  Every tide_* function declared in
 # tide.h is exported, and so is every name the allocation interface needs.
 set -u
@@ -14,7 +15,11 @@ fi
 standard="malloc free calloc realloc reallocarray aligned_alloc posix_memalign memalign valloc pvalloc
 malloc_usable_size malloc_trim mallopt mallinfo mallinfo2 malloc_stats malloc_info cfree
 __libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc
-__posix_memalign"
+__posix_memalign
+_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t _ZnamSt11align_val_t
+_ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t
+_ZdlPv _ZdaPv _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t _ZdlPvm _ZdaPvm _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t
+_ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t"
 api=$(sed -n 's/^[a-z_ ]*[ *]\(tide_[a-z0-9_]*\)(.*/\1/p' include/tide.h | sort -u)
 rc=0
 extra=""

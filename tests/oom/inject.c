@@ -4,9 +4,10 @@
  * TIDE_CONF=os_fail_from=N makes the Nth and every later one fail.  The
  * driver (no arguments) runs the worker (`inject worker`) in a fresh process
  * for every N in 1..MAX_N in both modes.  The worker does a fixed workload
- * (small, medium, large 256 KiB and huge 16 MiB blocks, calloc, realloc
- * growth, aligned allocations, a second thread that allocates and whose
- * blocks the main thread frees) and checks that
+ * (small, medium, large 256 KiB and huge 16 MiB blocks, huge blocks reused
+ * from the cache of freed ones, calloc, realloc growth, aligned allocations,
+ * a second thread that allocates and whose blocks the main thread frees) and
+ * checks that
  *   - every call returns a valid block or NULL with errno ENOMEM,
  *   - blocks already obtained keep their contents,
  *   - nothing crashes or hangs,
@@ -24,7 +25,7 @@
 
 #include <signal.h>
 
-#define MAX_N 40
+#define MAX_N 60
 
 /* ---- worker ---------------------------------------------------------- */
 
@@ -93,6 +94,53 @@ static void free_all(work_t *w)
 
 #define ALLOC(w, what, call, n, align) do { errno = 0; void *p_ = (call); took(w, what, p_, n, align, errno); } while (0)
 
+/* Huge blocks through the cache of freed ones (huge.c): a freed block
+ * split in two, a calloc of reused memory, a block grown (in place, by
+ * mremap, or copied), shrunk (its tail cached) and grown back over it. */
+static void huge_reuse(work_t *w)
+{
+    errno = 0;
+    char *h = malloc(12 * MiB);
+    if (!h) {
+        if (errno != ENOMEM) werr(w, "malloc(12 MiB) = NULL errno %d", errno);
+        w->n_null++;
+    } else {
+        memset(h, 0x6b, 12 * MiB);
+        free(h);
+    }
+    ALLOC(w, "malloc", malloc(6 * MiB), 6 * MiB, 16);
+    errno = 0;
+    char *c = calloc(9, MiB);
+    if (c && !th_is_zero(c, 9 * MiB)) werr(w, "calloc(9 MiB) of reused memory not zeroed");
+    took(w, "calloc", c, 9 * MiB, 16, errno);
+    static const size_t steps[] = { 20 * MiB, 6 * MiB, 14 * MiB };
+    errno = 0;
+    char *g = malloc(5 * MiB);
+    if (!g) {
+        took(w, "malloc", g, 5 * MiB, 16, errno);
+        return;
+    }
+    size_t n = 5 * MiB;
+    fill_b(g, n, 99);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        size_t m = steps[i];
+        errno = 0;
+        char *q = realloc(g, m);
+        if (!q) {
+            if (errno != ENOMEM) werr(w, "realloc(%zu -> %zu) = NULL errno %d", n, m, errno);
+            w->n_null++;
+            if (!verify_b(g, n, 99)) werr(w, "failed realloc(%zu -> %zu) damaged the block", n, m);
+            continue;
+        }
+        size_t keep = n < m ? n : m;
+        if (!th_verify(q, keep < 64 * KiB ? keep : 64 * KiB, 99)) werr(w, "realloc(%zu -> %zu) lost contents", n, m);
+        g = q;
+        n = m;
+        fill_b(g, n, 99);
+    }
+    took(w, "realloc", g, n, 16, 0);
+}
+
 /* The allocations of one thread: every size range and entry point. */
 static void workload(work_t *w, uint64_t seed)
 {
@@ -110,6 +158,8 @@ static void workload(work_t *w, uint64_t seed)
     for (int i = 0; i < 2; i++)                      /* huge */
         ALLOC(w, "malloc", malloc(16 * MiB), 16 * MiB, 16);
     verify_all(w, "after malloc");
+    huge_reuse(w);
+    verify_all(w, "after huge reuse");
     static const size_t csz[] = { 10, 100, 3000, 40000, 300000, 5 * MiB };
     for (size_t i = 0; i < sizeof csz / sizeof csz[0]; i++) {   /* calloc */
         errno = 0;

@@ -296,17 +296,27 @@ static void runs_child(void *arg)
         if (a->n_chunks > max_chunks) max_chunks = a->n_chunks;
         check_against_model(op);
     }
-    /* Everything freed: each chunk left is one whole free run, at most
-     * chunk_cache of them are kept, and a trim unmaps those. */
+    /* Everything freed: each chunk left is one whole free run, and stays
+     * mapped (free is not where memory goes back: the scavenger's decay is);
+     * a purge once they are due keeps at most chunk_cache of them, and a
+     * trim unmaps those. */
+    size_t chunks_before = a->n_chunks;
     while (n_live) {
         check_stamps(&live[n_live - 1], -1);
         tidei_run_free(live[--n_live].s);
         check_against_model(-1);
     }
-    if (a->n_chunks > (size_t)tidei_opt.chunk_cache)
-        child_fail("all runs freed: %zu chunks kept, chunk_cache is %ld", a->n_chunks, tidei_opt.chunk_cache);
     if (a->free_pages != a->n_chunks * TIDE_CHUNK_PAGES)
         child_fail("all runs freed: %zu free pages in %zu chunks", a->free_pages, a->n_chunks);
+    if (a->n_chunks != chunks_before)
+        child_fail("all runs freed: %zu chunks mapped, %zu before the frees: unmapped at free", a->n_chunks,
+                   chunks_before);
+    uint64_t next;
+    tidei_arena_purge(tidei_now_ms() + 3600000, 500, &next);
+    if (a->n_chunks > (size_t)tidei_opt.chunk_cache)
+        child_fail("all runs freed and purged: %zu chunks kept, chunk_cache is %ld", a->n_chunks,
+                   tidei_opt.chunk_cache);
+    check_against_model(-1);
     tidei_arena_trim();
     if (a->n_chunks != 0 || a->free_pages != 0 || tidei_index_find(1) != NULL)
         child_fail("after trim: %zu chunks, %zu free pages", a->n_chunks, a->free_pages);
