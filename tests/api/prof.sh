@@ -3,9 +3,13 @@
 # legacy text heap profile): profiles written by tide_prof_dump, at exit to
 # prof_file (%p, %n) and at prof_signal, read back by google-pprof and
 # compared with the bytes the program itself counted per allocation site;
-# tide_prof_dump's errors; tools/tide-run --profile.  The program is
-# tests/api/progs/prof_prog.c.  The pprof checks print SKIP when
-# google-pprof (Debian package google-perftools) is missing.
+# tide_prof_dump's errors; tools/tide-run --profile; every entry point at
+# every size range and in every thread state, realloc in place and across
+# size ranges, a program of large blocks only, each site checked against the
+# truth and the same program checked under gperftools' HEAPPROFILE.  The
+# program is tests/api/progs/prof_prog.c.  The pprof checks print SKIP when
+# google-pprof (Debian package google-perftools) is missing, the gperftools
+# ones when libtcmalloc.so.4 (libgoogle-perftools4) is.
 # th-timeout: 600
 . "$ROOT/tests/api/helpers.bash"
 api_setup prof
