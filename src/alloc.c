@@ -54,6 +54,11 @@ static void *pages_alloc(size_t n, size_t align, bool zero)
 static tide_noinline void *prof_alloc(tide_heap_t *h, int cls, size_t n, size_t align, bool zero)
 {
     int what = tidei_prof_event(h, n);
+    if (tide_unlikely(h->guard_due)) {  /* guard=1 chose this one (guard.c) */
+        void *g = tidei_guard_alloc(h, n, align, what);
+        if (g)
+            return g;
+    }
     if (what == TIDE_PROF_SAMPLE)
         return tidei_prof_sampled_alloc(n, align, zero);
     void *p = cls >= 0 ? class_pop(h, cls) : pages_alloc(n, align, zero);
@@ -240,6 +245,8 @@ void *tidei_realloc(void *p, size_t n)
         errno = ENOMEM;
         return NULL;
     }
+    if (s->kind == TIDE_SPAN_GUARD)  /* always moves: the old block goes to quarantine */
+        return tidei_guard_realloc(p, n);
     size_t usable;
     if (s->kind == TIDE_SPAN_SMALL) {
         usable = s->block_size;
