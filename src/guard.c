@@ -66,6 +66,7 @@
 #define STRIDE ((SLOT_PAGES + 1) << TIDE_PAGE_SHIFT)  /* a slot and the guard page after it */
 #define SLOT_BYTES TIDE_SMALL_MAX
 #define MIN_UNIT 16                            /* sizes from which the rate is exact */
+#define KEEP_PAGES 2                           /* a freed block's pages stay committed up to this many */
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_BUSY };
 
@@ -284,32 +285,35 @@ static int guard_stack(uintptr_t *pc, int max)
 
 /* ---- slots ---- */
 
-/* The pattern byte of the slack at address a. */
-tide_inline uint8_t slack_byte(uintptr_t a)
-{
-    return (uint8_t)(0xa5 ^ (a >> 4) ^ (a & 0xf) * 0x11);
-}
+/* The slack's pattern byte. */
+#define SLACK_BYTE 0xeb
+#define SLACK_WORD ((uint64_t)0x0101010101010101ull * SLACK_BYTE)
 
 static void slack_fill(uintptr_t lo, uintptr_t hi)
 {
-    for (uintptr_t a = lo; a < hi; a++)
-        *(uint8_t *)a = slack_byte(a);
+    memset((void *)lo, SLACK_BYTE, hi - lo);
 }
 
-/* The first byte of [lo, hi) that lost its pattern (from the end nearest
- * the block: from_top), or 0. */
+/* The byte of [lo, hi) nearest the block (the highest when from_top, else
+ * the lowest) that lost its pattern, or 0.  Word by word where it can. */
 static uintptr_t slack_broken(uintptr_t lo, uintptr_t hi, bool from_top)
 {
-    if (from_top) {
-        for (uintptr_t a = hi; a > lo; a--)
-            if (*(uint8_t *)(a - 1) != slack_byte(a - 1))
-                return a - 1;
-    } else {
-        for (uintptr_t a = lo; a < hi; a++)
-            if (*(uint8_t *)a != slack_byte(a))
+    uintptr_t first = 0, last = 0, a = lo;
+    while (a < hi) {
+        if ((a & 7) == 0 && a + 8 <= hi && *(uint64_t *)a == SLACK_WORD) {
+            a += 8;
+            continue;
+        }
+        if (*(uint8_t *)a != SLACK_BYTE) {
+            if (!from_top)
                 return a;
+            if (!first)
+                first = a;
+            last = a;
+        }
+        a++;
     }
-    return 0;
+    return from_top ? last : first;
 }
 
 /* Takes the slot at the head of the FIFO (marked BUSY), or returns -1. */
@@ -379,7 +383,7 @@ void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what)
         sl->size = n;
         sl->lo = lo;
         sl->hi = hi;
-        sl->alloc_tid = tidei_gettid();
+        sl->alloc_tid = h->tid;
         sl->n_alloc = (uint8_t)guard_stack(sl->alloc_pc, GUARD_DEPTH);
         sl->n_free = 0;
         sl->free_tid = 0;
@@ -468,7 +472,7 @@ static __attribute__((noreturn)) void report_and_abort(int kind, const char *wha
         } else {
             tidei_printf(2, "tide: %s: %s at %p, ", kind_names[kind], what, (void *)a);
             print_where(2, a, &sl, false);
-            tidei_printf(2, " (thread %d)\n", tid);
+            tidei_printf(2, " (found by free in thread %d)\n", tid);
         }
         tidei_printf(2, "tide: %s, by thread %d, at:\n", by, tid);
         tidei_print_stack(2, here, n_here, false);
@@ -525,13 +529,15 @@ void tidei_guard_free(void *p)
     }
     if (bad) {
         atomic_store_explicit(&sl->state, SLOT_LIVE, release);
-        report_and_abort(kind, "write", bad, (size_t)i, "found when it was freed");
+        report_and_abort(kind, "write", bad, (size_t)i, "the free that found it");
     }
-    sl->free_tid = tidei_gettid();
+    tide_heap_t *h = tidei_tls_heap;
+    sl->free_tid = h != &tidei_empty_heap ? h->tid : tidei_gettid();
     guard_inside = true;
     sl->n_free = (uint8_t)guard_stack(sl->free_pc, GUARD_DEPTH);
     guard_inside = false;
-    tidei_os_decommit((void *)sl->lo, sl->hi - sl->lo);
+    if (sl->hi - sl->lo > KEEP_PAGES * TIDE_PAGE_SIZE)
+        tidei_os_decommit((void *)sl->lo, sl->hi - sl->lo);
     if (!tidei_os_protect((void *)sl->lo, sl->hi - sl->lo, false))
         tidei_fatal("tide: internal error: mprotect of a guarded slot failed (errno %d)\n", errno);
     atomic_fetch_add_explicit(&n_guard_freed, 1, relaxed);
