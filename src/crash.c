@@ -55,6 +55,7 @@ bool tidei_crash_on;                         /* the handler is installed */
 static struct sigaction crash_old[2];        /* SIGSEGV's and SIGBUS's before tide's */
 static _Atomic int report_tid;               /* the thread writing the one report (0: none yet) */
 static _Atomic bool report_done;             /* it has been written */
+static char *first_stack;                    /* the signal stack lent to the thread that started tide */
 
 int tidei_gettid(void)
 {
@@ -334,6 +335,10 @@ static void describe(int fd, uintptr_t a, uintptr_t sp)
             return;
         }
     }
+    if (first_stack && a - (uintptr_t)first_stack < ALT_STACK_BYTES + TIDE_PAGE_SIZE) {
+        tidei_printf(fd, "the signal stack tide lent the thread that started it\n");
+        return;
+    }
     bound = 0;
     for (tide_heap_t *h = __atomic_load_n(&tidei_heaps, __ATOMIC_ACQUIRE); h && bound < 100000;
          h = h->next_all, bound++) {
@@ -348,6 +353,12 @@ static void describe(int fd, uintptr_t a, uintptr_t sp)
     if (sp && d < ((uintptr_t)64 << 10))
         tidei_printf(fd, " (%zu bytes %s the stack pointer: a stack overflow?)", (size_t)d, a < sp ? "below" : "from");
     tidei_printf(fd, "\n");
+}
+
+/* "thread T" for a lock's holder, naming tide's scavenger. */
+static void print_holder(int fd, int tid)
+{
+    tidei_printf(fd, "thread %d%s", tid, tid == atomic_load_explicit(&tidei_scav_tid, relaxed) ? ", tide's scavenger" : "");
 }
 
 /* The heaps' state, a line each (the first HEAPS_LISTED), and the locks
@@ -381,20 +392,25 @@ static void print_heaps(int fd, int me)
         tidei_printf(fd, ", %lu spans (%lu full), %lu small blocks allocated, %lu freed",
                      (unsigned long)spans, (unsigned long)h->ctr.n_full, (unsigned long)mallocs, (unsigned long)frees);
         int owner = lock_owner(&h->lock);
-        if (owner)
-            tidei_printf(fd, "; its lock held by thread %d", owner);
+        if (owner) {
+            tidei_printf(fd, "; its lock held by ");
+            print_holder(fd, owner);
+        }
         tidei_printf(fd, "\n");
     }
     int arena = lock_owner(&ar->lock), heaps_lock = lock_owner(&tidei_heaps_lock);
     int backup = lock_owner(&tidei_backup_lock);
     if (arena || heaps_lock || backup) {
+        const char *names[3] = { "the arena lock", "the heap registry's lock", "the backup heap's lock" };
+        int holders[3] = { arena, heaps_lock, backup };
         tidei_printf(fd, "tide: held:");
-        if (arena)
-            tidei_printf(fd, " the arena lock (thread %d)", arena);
-        if (heaps_lock)
-            tidei_printf(fd, " the heap registry's lock (thread %d)", heaps_lock);
-        if (backup)
-            tidei_printf(fd, " the backup heap's lock (thread %d)", backup);
+        for (int i = 0, first = 1; i < 3; i++) {
+            if (!holders[i])
+                continue;
+            tidei_printf(fd, "%s %s by ", first ? "" : ";", names[i]);
+            print_holder(fd, holders[i]);
+            first = 0;
+        }
         tidei_printf(fd, "\n");
     }
 }
@@ -529,6 +545,26 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
     errno = saved;
 }
 
+/* Lends the calling thread a signal stack of its own (not a heap's): the
+ * thread that starts tide, usually the main thread, which may never
+ * allocate. */
+static void lend_first_stack(void)
+{
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
+        return;
+    char *m = tidei_os_map(ALT_STACK_BYTES + TIDE_PAGE_SIZE);
+    if (!m)
+        return;
+    tidei_os_protect(m, TIDE_PAGE_SIZE, false);
+    first_stack = m;
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_sp = m + TIDE_PAGE_SIZE;
+    ss.ss_size = ALT_STACK_BYTES;
+    sigaltstack(&ss, NULL);
+}
+
 /* Installs the handler if guard=1 (and guard.c is set up) or
  * crash_report=1: process init. */
 void tidei_crash_init(void)
@@ -545,4 +581,5 @@ void tidei_crash_init(void)
         return;
     }
     tidei_crash_on = true;
+    lend_first_stack();
 }
