@@ -11,13 +11,14 @@
  *
  * A guarded block of n <= TIDE_SMALL_MAX bytes gets a slot of its own and
  * only the pages it needs are opened (mprotect read-write); the rest of the
- * region stays inaccessible.  The block is placed against the end of its
- * slot's pages, so the first byte past it is in an inaccessible page
- * (its start is then aligned only as far as n allows: the largest power of
- * two dividing n, at most 16, or what aligned_alloc asked for), or, at
- * random, against the start, so the byte before it is.  The slack left
- * in the opened pages around the block is filled with a pattern that free
- * checks: an overflow or underflow written into it is reported there.
+ * region stays inaccessible.  The block is placed, at random, against the
+ * end of its slot's pages, as near as its alignment allows (16 bytes, as
+ * every block of tide's, or what aligned_alloc asked for), so that an
+ * overflow faults at most 15 bytes past it (at the first byte past it when
+ * n is a multiple of 16), or against the start, so that the byte before it
+ * faults.  The slack left in the opened pages around the block is filled
+ * with a pattern that free checks: an overflow or underflow written into
+ * it is reported there.
  * A freed block's pages go back to PROT_NONE (their memory back to the OS)
  * and its slot to the tail of a FIFO of free slots, so the slot is used
  * again only after every other free slot was: the quarantine.  A use after
@@ -363,12 +364,8 @@ void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what)
     bool at_end = tidei_opt.guard_side == 1 || (tidei_opt.guard_side == 0 && (guard_random(h) >> 63));
     uintptr_t b, lo, hi;
     if (at_end) {
-        size_t a = n ? n & (0 - n) : 16;  /* the largest power of two dividing n */
-        if (a > 16)
-            a = 16;
-        if (a < align)
-            a = align;
-        b = (end - (n ? n : 16)) & ~(uintptr_t)(a - 1);
+        size_t a = align > 16 ? align : 16;  /* what tide's other blocks promise */
+        b = (end - (n ? n : 1)) & ~(uintptr_t)(a - 1);
         lo = b & ~(TIDE_PAGE_SIZE - 1);
         hi = end;
     } else {

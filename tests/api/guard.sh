@@ -9,7 +9,11 @@
 #     where the block is; the access's (or the second free's) stack names
 #     the function that did it, "allocated by" names the function that
 #     allocated it and "freed by" the one that freed it; the process dies of
-#     SIGSEGV (SIGABRT for a double free);
+#     SIGSEGV (SIGABRT for a double free).  A block whose size is not a
+#     multiple of 16 ends up to 15 bytes before the inaccessible page (its
+#     start is 16-byte aligned): the 1-byte overflow lands in the slack and
+#     is reported when the block is freed, naming that free, and the
+#     process dies of SIGABRT;
 #   - every allocation entry point (calloc, realloc, aligned_alloc,
 #     posix_memalign, memalign, valloc, pvalloc) is guarded; a block moved
 #     by realloc is in quarantine; a write into the slack is found by free;
@@ -60,9 +64,11 @@ check_bug() {
     local blk size
     read -r _ blk size < <(grep '^block ' "$name.out")
     if [ -z "$blk" ]; then echo "no block line: $(snip "$name.out") $(snip "$name.err")"; return; fi
-    local b=$((blk)) want_st=$SEGV line re access off where
+    local b=$((blk)) want_st=$SEGV line re access off where at_free=0
     case $kind in
-        overflow-write) access=write off=$((b + size)) where="0 bytes after the $size-byte block" ;;
+        overflow-write)
+            access=write off=$((b + size)) where="0 bytes after the $size-byte block"
+            [ $((size % 16)) -ne 0 ] && at_free=1 want_st=$ABRT ;;
         overflow-read16) access=read off=$((b + size + 15)) where="15 bytes after the $size-byte block" ;;
         underflow-write) access=write off=$((b - 1)) where="1 byte before the $size-byte block" ;;
         uaf-read|uaf-write)
@@ -79,6 +85,7 @@ check_bug() {
         local k=heap-buffer-overflow
         case $kind in underflow*) k=heap-buffer-underflow ;; uaf*) k=use-after-free ;; esac
         re="^tide: $k: $access at $(printf 0x%x $off), $where at $blk \\(thread [0-9]+\\)\$"
+        [ $at_free = 1 ] && re="^tide: $k: $access at $(printf 0x%x $off), $where at $blk \\(found by free in thread [0-9]+\\)\$"
     fi
     if [ $st -ne $want_st ]; then
         echo "exit status $st, want $want_st: $(snip "$name.out") $(snip "$name.err")"
@@ -92,6 +99,11 @@ check_bug() {
             acc=$(frames '^tide: the second free, by thread [0-9]+, at:$' "$name.err")
             [[ " $acc" == " victim_free "*" main "* ]] ||
                 { echo "the second free's stack: '$acc', want victim_free ... main"; return; }
+        elif [ $at_free = 1 ]; then
+            acc=$(frames '^tide: the free that found it, by thread [0-9]+, at:$' "$name.err")
+            [[ " $acc" == " victim_free "*" main "* ]] ||
+                { echo "the free that found it: '$acc', want victim_free ... main"; return; }
+            grep -q '^no fault$' "$name.out" || { echo "it faulted: $(snip "$name.out")"; return; }
         else
             acc=$(frames "^tide: the $access, by thread [0-9]+, at:\$" "$name.err")
             [[ " $acc" == " plant_bug "* ]] || { echo "the $access's stack: '$acc', want plant_bug first"; return; }
@@ -188,7 +200,7 @@ else
     read -r _ blk size < <(grep '^block ' chain.out)
     if [ $st -ne 42 ]; then
         fail chain_program_handler "status $st, want 42 (the program's handler): $(snip chain.out) $(snip chain.err)"
-    elif ! grep -q "^program handler $(printf 0x%x $((blk + 100)))\$" chain.out; then
+    elif ! grep -q "^program handler $(printf 0x%x $((blk + 96)))\$" chain.out; then
         fail chain_program_handler "the program's handler did not get the fault address: $(snip chain.out)"
     elif [ "$(grep -c '^tide: heap-buffer-overflow: write at' chain.err)" != 1 ]; then
         fail chain_program_handler "tide's report is missing: $(snip chain.err)"

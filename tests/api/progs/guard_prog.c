@@ -11,8 +11,10 @@
  *       bytes), aligned_alloc, posix_memalign, memalign (alignment 16),
  *       valloc, pvalloc (page alignment).  With guard_rate=1 every block is
  *       guarded; the block is allocated again (the others freed) until it
- *       lies against the side the bug needs: the end of its pages for an
- *       overflow, the start for an underflow (half the blocks are each).
+ *       lies against the side the bug needs: the end of its pages (as near
+ *       as 16-byte alignment allows) for an overflow, the start for an
+ *       underflow (half the blocks are each).  After an overflow or
+ *       underflow that did not fault, the block is freed (victim_free).
  *   guard_prog slack SIZE              writes the byte past a block placed
  *       against the start (in the slack after it), then frees it
  *   guard_prog realloc-uaf SIZE        reads a block that realloc moved
@@ -97,7 +99,7 @@ __attribute__((noinline)) static void plant_bug(volatile char *p, size_t n, cons
 
 static bool at_end(const char *p, size_t n)
 {
-    return (((uintptr_t)p + n) & 4095) == 0;
+    return (((uintptr_t)p + ((n + 15) & ~(size_t)15)) & 4095) == 0;
 }
 
 static bool at_start(const char *p)
@@ -130,10 +132,13 @@ static int cmd_bug(const char *kind, size_t n, const char *entry)
     if (strcmp(kind, "double-free") == 0) {
         victim_free(p);
         victim_free(p);
-    } else {
-        if (strncmp(kind, "uaf", 3) == 0)
-            victim_free(p);
+    } else if (strncmp(kind, "uaf", 3) == 0) {
+        victim_free(p);
         plant_bug(p, size, kind);
+    } else {
+        plant_bug(p, size, kind);
+        say("no fault\n");
+        victim_free(p);  /* the slack is checked */
     }
     say("survived\n");
     return 0;
@@ -144,7 +149,7 @@ static int cmd_slack(size_t n)
     char *p = NULL;
     for (int tries = 0; tries < 200 && !p; tries++) {
         p = victim_alloc(n, "malloc");
-        if (!at_start(p) || at_end(p, n)) {
+        if (!at_start(p) || (n & 4095) == 0) {
             victim_free(p);
             p = NULL;
         }
@@ -328,7 +333,7 @@ static int cmd_chain(void)
         say("tide did not install its handler after the program's (early %d)\n", (int)early_installed);
         return 1;
     }
-    return cmd_bug("overflow-write", 100, "malloc");
+    return cmd_bug("overflow-write", 96, "malloc");
 }
 
 static int cmd_fork(size_t n)
