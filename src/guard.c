@@ -513,8 +513,11 @@ void tidei_guard_free(void *p)
     guard_slot_t *sl = &guard_slots[i];
     for (;;) {
         uint8_t live = SLOT_LIVE;
-        if (sl->block == a && atomic_compare_exchange_strong_explicit(&sl->state, &live, SLOT_BUSY, acquire, relaxed))
-            break;
+        if (atomic_compare_exchange_strong_explicit(&sl->state, &live, SLOT_BUSY, acquire, relaxed)) {
+            if (sl->block == a)
+                break;
+            atomic_store_explicit(&sl->state, SLOT_LIVE, release);  /* an interior pointer */
+        }
         tidei_guard_check(p, "free");  /* reports a double, interior or wild free; else it was live */
     }
     /* the slack: an overflow or underflow written there */
