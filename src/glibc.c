@@ -313,7 +313,7 @@ static const char *apply_patches(const dyn_table_t *libc, const patch_t *ps, siz
         return "its symbol table is not in one segment";
     uintptr_t page_lo = lo & ~(uintptr_t)(TIDE_PAGE_SIZE - 1);
     size_t bytes = ((hi + TIDE_PAGE_SIZE - 1) & ~(uintptr_t)(TIDE_PAGE_SIZE - 1)) - page_lo;
-    if (!(prot & PROT_WRITE) && !tidei_os_protect((void *)page_lo, bytes, prot | PROT_WRITE))
+    if (!(prot & PROT_WRITE) && !tidei_os_mprotect((void *)page_lo, bytes, prot | PROT_WRITE))
         return "its symbol table cannot be made writable";
     for (size_t i = 0; i < n; i++) {
         if (ps[i].glibc)  /* before the entry changes: a search may find it at once */
@@ -321,7 +321,7 @@ static const char *apply_patches(const dyn_table_t *libc, const patch_t *ps, siz
         __atomic_store_n(&ps[i].sym->st_value, ps[i].value, __ATOMIC_RELEASE);
     }
     if (!(prot & PROT_WRITE))
-        tidei_os_protect((void *)page_lo, bytes, prot);
+        tidei_os_mprotect((void *)page_lo, bytes, prot);
     return NULL;
 }
 

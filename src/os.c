@@ -213,7 +213,7 @@ void tidei_os_unmap_file(void *p, size_t size)
 /* Sets the protection of the pages [p, p + size) of a mapping that is not
  * tide's (glibc.c: libc's symbol table); false if the kernel refuses.  Not
  * a memory request: the fault injection does not count it. */
-bool tidei_os_protect(void *p, size_t size, int prot)
+bool tidei_os_mprotect(void *p, size_t size, int prot)
 {
     return mprotect(p, size, prot) == 0;
 }
