@@ -19,8 +19,6 @@
 #include "stats.c"
 #include "walk.c"
 #include "prof.c"
-#include "guard.c"
-#include "crash.c"
 #include "symbolize.c"
 #include "leak.c"
 #include "override.c"

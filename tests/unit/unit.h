@@ -29,8 +29,6 @@
 #include "../../src/stats.c"
 #include "../../src/walk.c"
 #include "../../src/prof.c"
-#include "../../src/guard.c"
-#include "../../src/crash.c"
 #include "../../src/symbolize.c"
 #include "../../src/leak.c"
 #include "../../src/glibc.c"
