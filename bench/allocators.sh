@@ -24,7 +24,9 @@
 # TIDE_REV=REV a clean build of that commit (its short hash is left in $rev);
 # the allocator tide-nostats is `make STATS=0` of the working tree;
 # tide-prof is tide with the heap profiler on at its default rate
-# (TIDE_CONF=prof=1, the profile written to /dev/null at exit).
+# (TIDE_CONF=prof=1, the profile written to /dev/null at exit); tide-guard
+# is tide with guarded sampling on at its default rate (TIDE_CONF=guard=1,
+# which also installs the crash handler).
 # PEERS="name=/path/lib.so ..." adds allocators that Debian does not package
 # (e.g. release builds of mimalloc 3 and snmalloc, made outside the
 # repository): each is preloaded from its path like the others, is checked
@@ -46,6 +48,7 @@ alloc_lib() { # allocator -> the shared object preloaded for it ("" = none)
         tide)     echo "$OUT/libtide.so" ;;
         tide-nostats) echo "$OUT/libtide-nostats.so" ;;
         tide-prof) echo "$OUT/libtide.so" ;;  # the same object, heap profiling on
+        tide-guard) echo "$OUT/libtide.so" ;; # the same object, guarded sampling on
         glibc)    echo "" ;;
         jemalloc) echo "$ALLOC_LIBDIR/libjemalloc.so.2" ;;
         mimalloc) echo "$ALLOC_LIBDIR/libmimalloc.so.2" ;;
@@ -150,8 +153,10 @@ alloc_env() {
             lib=$OUT/libglibc_shim.so
         fi
     fi
-    if [ "$1" = tide-prof ]; then
-        PREFIX=(env LD_PRELOAD="$lib" TIDE_CONF=prof=1,prof_file=/dev/null)
+    if [ "$1" = tide-prof ] || [ "$1" = tide-guard ]; then
+        local conf=prof=1,prof_file=/dev/null
+        [ "$1" = tide-guard ] && conf=guard=1
+        PREFIX=(env LD_PRELOAD="$lib" TIDE_CONF=$conf)
         WANT=${lib##*/}
         LIBFILE=$lib
     elif [ -n "$lib" ]; then

@@ -12,6 +12,7 @@
 #   TIDE_LIB=/path/libtide.so   measure that build of tide (the CSV's commit
 #                               then says "+lib" and the path is printed)
 #   ALLOCATORS="tide tide-prof"  measures the heap profiler's cost (prof=1)
+#   ALLOCATORS="tide tide-guard"  measures guarded sampling's cost (guard=1)
 #   ALLOCATORS="tide tide-nostats"  also measures `make STATS=0` (tide without
 #                               the fast-path accounting), to see what it costs
 #   PEERS="mimalloc3=/path/libmimalloc.so snmalloc=/path/libsnmallocshim.so"

@@ -41,7 +41,7 @@ struct tide_class_stats {
  * while they do.  Fields marked "ever" are cumulative since start-up. */
 struct tide_stats {
     /* -- live blocks: handed out by malloc & co. and not freed -- */
-    size_t live_bytes;       /* usable bytes in live blocks (small + large + huge) */
+    size_t live_bytes;       /* usable bytes in live blocks (small + large + huge + guarded) */
     size_t live_blocks;      /* live blocks, all sizes */
     size_t small_live_bytes; /* usable bytes in live small blocks (<= 64 KiB) */
     size_t large_live_bytes; /* bytes in live large blocks (page runs in chunks) */
@@ -103,12 +103,15 @@ int tide_stats_print(int fd, int json);
 
 #define TIDE_CLASS_LARGE (-1)    /* size_class of a large block */
 #define TIDE_CLASS_HUGE  (-2)    /* size_class of a huge block */
+#define TIDE_CLASS_GUARDED (-3)  /* size_class of a guarded block (TIDE_CONF guard=1); its size
+                                    is the size requested */
 
 /* A block, as the heap walk and tide_block_info report it. */
 struct tide_block {
     void *ptr;               /* the block's first byte (what malloc returned) */
     size_t size;             /* its usable size */
-    int size_class;          /* small class index, TIDE_CLASS_LARGE or TIDE_CLASS_HUGE */
+    int size_class;          /* small class index, TIDE_CLASS_LARGE, TIDE_CLASS_HUGE or
+                                TIDE_CLASS_GUARDED */
     unsigned heap;           /* id of the owning thread heap; 0 for large, huge and
                                 blocks of exited threads' spans */
 };

@@ -53,6 +53,11 @@ static void *pages_alloc(size_t n, size_t align, bool zero)
  * (leak_check=full), or just the usual block. */
 static void *prof_serve(int what, tide_heap_t *h, int cls, size_t n, size_t align, bool zero)
 {
+    if (tide_unlikely(h && h->guard_due)) {  /* guard=1 chose this one (guard.c) */
+        void *g = tidei_guard_alloc(h, n, align, what);
+        if (g)
+            return g;
+    }
     if (what == TIDE_PROF_SAMPLE)
         return tidei_prof_sampled_alloc(n, align, zero);
     void *p = cls >= 0 ? class_pop(h, cls) : pages_alloc(n, align, zero);
@@ -302,6 +307,15 @@ void *tidei_aligned(size_t align, size_t n, const char *op)
     return big_alloc(n, align, false);
 }
 
+/* The sampler's event for a realloc in place: a block that stays where it
+ * is is never moved to a guarded slot, so the guard's choice passes. */
+static tide_noinline int resize_event(tide_heap_t *h, size_t n)
+{
+    int what = tidei_prof_event(h, n);
+    h->guard_due = false;
+    return what;
+}
+
 /* resize_charge for a thread without a heap: it gets one, or (heap gone)
  * the backup heap's sampler is charged under its lock. */
 static tide_noinline int resize_charge_slow(size_t n)
@@ -309,7 +323,7 @@ static tide_noinline int resize_charge_slow(size_t n)
     tide_heap_t *h = current_heap();
     if (h) {
         h->ctr.requested -= n;
-        return tidei_prof_charge(h, n) ? tidei_prof_event(h, n) : TIDE_PROF_NONE;
+        return tidei_prof_charge(h, n) ? resize_event(h, n) : TIDE_PROF_NONE;
     }
     pthread_mutex_lock(&tidei_backup_lock);
     tidei_backup_heap.ctr.requested -= n;
@@ -333,7 +347,7 @@ tide_inline int resize_charge(size_t n)
     h->ctr.requested -= n;
     if (tide_likely(!tidei_prof_charge(h, n)))
         return TIDE_PROF_NONE;
-    return tidei_prof_event(h, n);
+    return resize_event(h, n);
 }
 
 /* Small block p (usable bytes) stays in its class for a realloc to n:
@@ -392,6 +406,8 @@ void *tidei_realloc(void *p, size_t n)
         errno = ENOMEM;
         return NULL;
     }
+    if (s->kind == TIDE_SPAN_GUARD)  /* always moves: the old block goes to quarantine */
+        return tidei_guard_realloc(p, n);
     size_t usable;
     if (s->kind == TIDE_SPAN_SMALL) {
         usable = s->block_size;

@@ -75,6 +75,9 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
         if ((uintptr_t)p != s->start)
             report_interior(p, op, s);
         return s;
+    case TIDE_SPAN_GUARD:
+        tidei_guard_check(p, op);
+        return s;
     default:
         tidei_misuse(op, p, "block already freed");
     }
@@ -138,6 +141,9 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
         if (s->prof_site)
             tidei_prof_free(s);
         tidei_huge_free(s);
+        return;
+    case TIDE_SPAN_GUARD:
+        tidei_guard_free(p);
         return;
     default:
         tidei_misuse(op, p, "double free");
@@ -212,11 +218,22 @@ tide_fast_text void tidei_delete(void *p)
     free_fast(p, "delete");
 }
 
+/* Whether fn is one of the functions here through which a free (or
+ * malloc_usable_size) enters tide (free tail-calls its slow paths):
+ * guard.c's stacks start at the caller of the outermost of them. */
+bool tidei_free_is_entry(uintptr_t fn)
+{
+    return fn == (uintptr_t)tidei_free || fn == (uintptr_t)free_other || fn == (uintptr_t)free_local_checked ||
+           fn == (uintptr_t)free_local_slow || fn == (uintptr_t)tidei_usable_size;
+}
+
 /* The usable size of live block p; misuse is reported as for free. */
 size_t tidei_usable_size(const void *p, const char *op)
 {
     tide_span_t *s = tidei_checked_span(p, op);
     if (s->kind == TIDE_SPAN_SMALL)
         return s->block_size;
+    if (s->kind == TIDE_SPAN_GUARD)
+        return tidei_guard_check(p, op);
     return s->n_pages << TIDE_PAGE_SHIFT;
 }

@@ -10,11 +10,12 @@
  * abandons it at exit.  Allocation after that (later key destructors, TLS
  * destructors) goes to the backup heap.
  *
- * fork: the prepare handler takes tidei_backup_lock, tidei_heaps_lock and the
- * arena lock (the lock order); parent and child release them.  In the child
- * only the forking thread runs: the heaps of the other threads keep their
- * spans (their blocks are the child's copies; blocks of them freed in the
- * child are pushed to their remote lists) — see docs/fork.md. */
+ * fork: the prepare handler takes tidei_backup_lock, tidei_heaps_lock, the
+ * arena lock and the guard's lock (the lock order); parent and child
+ * release them.  In the child only the forking thread runs: the heaps of
+ * the other threads keep their spans (their blocks are the child's copies;
+ * blocks of them freed in the child are pushed to their remote lists) —
+ * see docs/fork.md. */
 #include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@ static void thread_done(void *arg)
     tidei_busy_enter();
     tidei_tls_heap = &tidei_empty_heap;
     thread_state = THREAD_DEAD;
+    tidei_crash_thread_end(h);
     tidei_heap_abandon(h);
     tidei_busy_leave();
 }
@@ -45,10 +47,12 @@ static void fork_prepare(void)
     pthread_mutex_lock(&tidei_backup_lock);
     pthread_mutex_lock(&tidei_heaps_lock);
     pthread_mutex_lock(&tidei_arena.lock);
+    tidei_guard_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    tidei_guard_fork_parent();
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
     pthread_mutex_unlock(&tidei_backup_lock);
@@ -73,6 +77,7 @@ static void fork_child(void)
             }
         }
     }
+    tidei_guard_fork_child();
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
     pthread_mutex_unlock(&tidei_backup_lock);
@@ -104,6 +109,8 @@ void tidei_init_slow(void)
         tidei_stats_init();
         tidei_prof_init();
         tidei_free_key = make_key();
+        tidei_guard_init();
+        tidei_crash_init();
         if (pthread_key_create(&thread_key, thread_done) != 0)
             tidei_fatal("tide: pthread_key_create failed\n");
         atomic_store_explicit(&tidei_init_state, 2, release);
@@ -131,6 +138,7 @@ tide_heap_t *tidei_thread_init(void)
     /* May call calloc (glibc, keys >= 32): the heap is already in place. */
     pthread_setspecific(thread_key, h);
     tidei_scav_thread_start(h);
+    tidei_crash_thread_start(h);
     return h;
 }
 

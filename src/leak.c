@@ -211,6 +211,10 @@ static void collect_skips(leak_t *l)
         if (leaf)
             skip_add(l, (uintptr_t)leaf, ((size_t)1 << TIDE_MAP_LEAF_BITS) * sizeof *leaf);
     }
+    uintptr_t glo, ghi;
+    tidei_guard_region(&glo, &ghi);
+    if (ghi)
+        skip_add(l, glo, ghi - glo);
     leak_range_t pr[8];
     int np = tidei_prof_scratch((uintptr_t *)pr, 8);
     for (int i = 0; i < np; i++)

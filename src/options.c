@@ -3,9 +3,15 @@
  *   TIDE_CONF=help                   print every option with its default
  * An unknown key or a bad value gets a one-line warning that names it and
  * lists the valid keys; the rest of the string is still applied.  Parsing
- * never allocates (it runs inside the first malloc). */
+ * never allocates (it runs inside the first malloc).
+ *
+ * Secure mode: a process with AT_SECURE set (setuid, setgid, file
+ * capabilities: the environment belongs to a less privileged user) reads
+ * no TIDE_CONF at all, as glibc ignores its malloc tunables there, and
+ * opens no report file (print.c). */
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 
 #include "tide_internal.h"
 
@@ -28,7 +34,13 @@ tide_options_t tidei_opt = {
     .leak_file = "",
     .leak_exitcode = 23,
     .libc_alloc = 0,
+    .guard = 0,
+    .guard_rate = 20000,
+    .guard_slots = 512,
+    .guard_side = 0,
+    .crash_report = 0,
 };
+bool tidei_secure;
 
 typedef enum { OPT_INT, OPT_WORD, OPT_PATH, OPT_SIGNAL } option_kind_t;
 
@@ -43,10 +55,16 @@ typedef struct option_desc {
     char *path;                  /* PATH: where the string goes (TIDE_PATH_MAX bytes) */
 } option_desc_t;
 
+/* Options that turn another on when they are given. */
+static const struct { long *given, *implies; } implied[] = {
+    { &tidei_opt.guard_rate, &tidei_opt.guard },
+};
+
 static const char *const stats_words[] = { "0", "1", "json", NULL };
 static const char *const purge_words[] = { "dontneed", "free", NULL };
 static const char *const leak_words[] = { "0", "1", "full", NULL };
 static const char *const libc_alloc_words[] = { "tide", "glibc", "off", NULL };
+static const char *const side_words[] = { "random", "end", "start", NULL };
 
 /* Signal names TIDE_CONF accepts (with or without SIG), besides numbers. */
 static const struct { const char *name; int sig; } signal_names[] = {
@@ -93,6 +111,20 @@ static const option_desc_t option_table[] = {
     { "libc_alloc", &tidei_opt.libc_alloc, 0, 2,
       "what code that finds libc's malloc/free (RTLD_DEEPBIND, dlsym on libc) gets: tide, glibc "
       "(checked for tide's blocks) or off (glibc, unchecked; docs/compat.md)", OPT_WORD, libc_alloc_words, NULL },
+    { "guard", &tidei_opt.guard, 0, 1,
+      "guarded sampling: one allocation in guard_rate gets a slot between inaccessible pages; overflows and "
+      "use-after-free are reported (0|1; docs/hardening.md)", OPT_INT, NULL, NULL },
+    { "guard_rate", &tidei_opt.guard_rate, 1, 1L << 40,
+      "one allocation in N (on average) is guarded; 1 guards every one; setting it turns guard on",
+      OPT_INT, NULL, NULL },
+    { "guard_slots", &tidei_opt.guard_slots, 1, 1L << 20,
+      "guarded blocks live or in quarantine at once (at most vm.max_map_count / 16)", OPT_INT, NULL, NULL },
+    { "guard_side", &tidei_opt.guard_side, 0, 2,
+      "where a guarded block goes in its slot: random, end (overflows fault) or start (underflows fault)",
+      OPT_WORD, side_words, NULL },
+    { "crash_report", &tidei_opt.crash_report, 0, 1,
+      "on SIGSEGV or SIGBUS, say where the address is in the heap before dying (0|1; on with guard)",
+      OPT_INT, NULL, NULL },
     { "os_fail_at", &tidei_opt.os_fail_at, 0, 1L << 40,
       "testing: make the Nth request to the OS fail, once (0 = off)", OPT_INT, NULL, NULL },
     { "os_fail_from", &tidei_opt.os_fail_from, 0, 1L << 40,
@@ -241,6 +273,10 @@ static void apply(const char *key, size_t key_len, const char *val, size_t val_l
             print_wanted(o);
             tidei_warn("); ");
             list_keys();
+        } else {
+            for (size_t k = 0; k < sizeof implied / sizeof implied[0]; k++)
+                if (implied[k].given == o->value)
+                    *implied[k].implies = 1;
         }
         return;
     }
@@ -254,7 +290,8 @@ static void apply(const char *key, size_t key_len, const char *val, size_t val_l
 
 void tidei_options_init(void)
 {
-    const char *conf = getenv("TIDE_CONF");
+    tidei_secure = getauxval(AT_SECURE) != 0;
+    const char *conf = tidei_secure ? NULL : getenv("TIDE_CONF");
     if (conf) {
         const char *p = conf;
         while (*p) {

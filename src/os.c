@@ -63,6 +63,27 @@ void *tidei_os_reserve(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
+/* Reserves size bytes of address space with no access (PROT_NONE,
+ * MAP_NORESERVE): the guarded slots (guard.c) open pages of it with
+ * tidei_os_protect. */
+void *tidei_os_reserve_none(size_t size)
+{
+    if (injected_failure())
+        return NULL;
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Makes [p, p + size) (whole pages of a mapping of tide's) readable and
+ * writable, or inaccessible.  False if the kernel refused (no memory, or
+ * the process ran out of map entries). */
+bool tidei_os_protect(void *p, size_t size, bool rw)
+{
+    if (rw && injected_failure())
+        return false;
+    return mprotect(p, size, rw ? PROT_READ | PROT_WRITE : PROT_NONE) == 0;
+}
+
 /* Maps size bytes aligned to align (a power of two, >= page size) by mapping
  * more and trimming the ends. */
 void *tidei_os_map_aligned(size_t size, size_t align)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tide_internal.h"
@@ -187,9 +188,82 @@ void tidei_assert_fail(const char *expr, const char *file, int line)
     tidei_fatal("tide: internal error: assertion `%s' failed at %s:%d\n", expr, file, line);
 }
 
-/* Opens the report file named by pattern for writing (%p: the pid, %n:
- * seq), appended to or truncated; an empty pattern is stderr.  Never
- * allocates, async-signal-safe.  Returns the fd, or -1 with errno set. */
+/* Regular files tide created in this run (tidei_open_report), the only
+ * ones it truncates: their device and inode. */
+#define N_CREATED 32
+static struct {
+    dev_t dev;                   /* the file's device */
+    ino_t ino;                   /* its inode */
+    _Atomic bool ready;          /* dev and ino are filled in */
+} created[N_CREATED];
+static _Atomic unsigned n_created; /* entries claimed */
+
+static bool was_created(const struct stat *st)
+{
+    unsigned n = atomic_load_explicit(&n_created, acquire);
+    for (unsigned i = 0; i < n && i < N_CREATED; i++)
+        if (atomic_load_explicit(&created[i].ready, acquire) && created[i].dev == st->st_dev &&
+            created[i].ino == st->st_ino)
+            return true;
+    return false;
+}
+
+/* Opens the report file at path for writing, appended to or truncated,
+ * without following a symlink at its end (O_NOFOLLOW).  A regular file is
+ * truncated only if tide created it in this run: otherwise the open fails
+ * with EEXIST, so that a file planted under the name (in /tmp, say) is
+ * never destroyed.  Appending writes to any existing regular file.  A
+ * device or a pipe is written as it is.  In secure mode (AT_SECURE) no
+ * file is opened: EPERM.  Never allocates, async-signal-safe.  Returns the
+ * fd, or -1 with errno set. */
+int tidei_open_report(const char *path, bool append)
+{
+    if (tidei_secure) {
+        errno = EPERM;
+        return -1;
+    }
+    int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (append ? O_APPEND : 0);
+    int fd = open(path, flags | O_CREAT | O_EXCL, 0644);
+    struct stat st;
+    if (fd >= 0) {
+        if (fstat(fd, &st) == 0) {
+            unsigned i = atomic_fetch_add_explicit(&n_created, 1, acq_rel);
+            if (i < N_CREATED) {
+                created[i].dev = st.st_dev;
+                created[i].ino = st.st_ino;
+                atomic_store_explicit(&created[i].ready, true, release);
+            }
+        }
+        return fd;
+    }
+    if (errno != EEXIST)
+        return -1;
+    /* there already: O_NONBLOCK so that a pipe with no reader does not hang */
+    fd = open(path, flags | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    int err = 0;
+    if (fstat(fd, &st) != 0)
+        err = errno;
+    else if (S_ISREG(st.st_mode) && !append && !was_created(&st))
+        err = EEXIST;
+    else if (S_ISREG(st.st_mode) && !append && ftruncate(fd, 0) != 0)
+        err = errno;
+    else if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+        err = EINVAL;
+    else if (fcntl(fd, F_SETFL, flags) != 0)
+        err = errno;
+    if (err) {
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+/* Opens the report file named by pattern (%p: the pid, %n: seq) with
+ * tidei_open_report; an empty pattern is stderr.  Never allocates,
+ * async-signal-safe.  Returns the fd, or -1 with errno set. */
 int tidei_open_output(const char *pattern, unsigned seq, bool append)
 {
     if (!pattern[0])
@@ -210,7 +284,7 @@ int tidei_open_output(const char *pattern, unsigned seq, bool append)
         }
     }
     buf[o] = 0;
-    return open(buf, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    return tidei_open_report(buf, append);
 }
 
 /* Installs fn on signal sig for the option named `what` (stats_signal,

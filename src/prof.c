@@ -164,8 +164,10 @@ void tidei_prof_init(void)
 
 /* The countdown of h reached zero or below with an allocation of n bytes
  * (already charged): folds the bytes into the requested count, arms the
- * next countdown, and says what to do with this allocation. */
-int tidei_prof_event(tide_heap_t *h, size_t n)
+ * next countdown, and says what to do with this allocation.  With guard=1
+ * the countdown is shared (tidei_prof_event below), and this runs when the
+ * profiler's part of it ran out. */
+int tidei_prof_event_core(tide_heap_t *h, size_t n)
 {
     tide_heap_counters_t *c = &h->ctr;
     c->requested += (uint64_t)(c->sample_armed - c->sample_left);
@@ -205,6 +207,28 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
     return what;
 }
 
+/* ---- what guard.c shares ---- */
+
+/* The event of h's countdown (see tidei_prof_event_core).  With guard=1
+ * the guard takes its samples from the same countdown (guard.c), so that
+ * the malloc fast path has one test whatever is on. */
+int tidei_prof_event(tide_heap_t *h, size_t n)
+{
+    if (tide_unlikely(tidei_guard_on))
+        return tidei_guard_event(h, n);
+    return tidei_prof_event_core(h, n);
+}
+
+double tidei_exp_neg(double x)
+{
+    return exp_neg(x);
+}
+
+double tidei_log_unit(double u)
+{
+    return log_unit(u);
+}
+
 /* The functions through which a program enters tide to allocate: the
  * profiler's stacks start at the caller of the outermost of them. */
 bool tidei_is_entry_point(uintptr_t fn)
@@ -217,7 +241,7 @@ bool tidei_is_entry_point(uintptr_t fn)
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
         if ((uintptr_t)entries[i] == fn)
             return true;
-    return tidei_alloc_is_entry(fn) || tidei_override_is_entry(fn);
+    return tidei_alloc_is_entry(fn) || tidei_override_is_entry(fn) || tidei_free_is_entry(fn);
 }
 
 /* Frames collected by the unwinder: return addresses, and the start of the
@@ -238,6 +262,22 @@ static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
     u->fn[u->n] = (uintptr_t)_Unwind_GetRegionStart(ctx);
     u->n++;
     return _URC_NO_REASON;
+}
+
+/* For guard.c: the calling thread's stack, up to max return addresses
+ * into pc[] and the start of the function each lies in into fn[],
+ * innermost first (the caller of this function first).  Returns how many. */
+int tidei_unwind(uintptr_t *pc, uintptr_t *fn, int max)
+{
+    unwind_state_t u;
+    u.n = 0;
+    _Unwind_Backtrace(unwind_step, &u);
+    int n = u.n - 1 < max ? u.n - 1 : max;
+    for (int i = 0; i < n; i++) {
+        pc[i] = u.pc[i + 1];
+        fn[i] = u.fn[i + 1];
+    }
+    return n > 0 ? n : 0;
 }
 
 static uint64_t hash_frames(const uintptr_t *pc, int n)
@@ -570,8 +610,7 @@ static int prof_write(const char *path)
         return -1;
     }
     unsigned seq = atomic_fetch_add_explicit(&prof_dumps, 1, relaxed);
-    int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
-                  : tidei_open_output(tidei_opt.prof_file, seq, false);
+    int fd = path ? tidei_open_report(path, false) : tidei_open_output(tidei_opt.prof_file, seq, false);
     if (fd < 0)
         return -1;
     int r = write_profile(fd);

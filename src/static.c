@@ -19,6 +19,8 @@
 #include "stats.c"
 #include "walk.c"
 #include "prof.c"
+#include "guard.c"
+#include "crash.c"
 #include "symbolize.c"
 #include "leak.c"
 #include "override.c"

@@ -172,8 +172,14 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
         st->n_malloc += cs->n_malloc;
         st->n_free += cs->n_free;
     }
+    uint64_t g_malloc, g_free, g_bytes;  /* guarded blocks (guard.c) */
+    tidei_guard_counts(&g_malloc, &g_free, &g_bytes);
+    st->live_blocks += g_malloc - g_free;
+    st->n_malloc += g_malloc;
+    st->n_free += g_free;
+    st->live_bytes += g_bytes;
     st->pending_remote_frees = pending;
-    st->live_bytes = st->small_live_bytes + st->large_live_bytes + st->huge_bytes;
+    st->live_bytes += st->small_live_bytes + st->large_live_bytes + st->huge_bytes;
     st->live_blocks += st->n_large + st->n_huge;
     st->n_malloc += n_large_malloc + n_huge_malloc;
     st->n_free += (n_large_malloc - st->n_large) + (n_huge_malloc - st->n_huge);

@@ -73,6 +73,7 @@ __attribute__((noreturn)) void tidei_misuse_detailed(const char *op, const void 
 __attribute__((noreturn)) void tidei_assert_fail(const char *expr, const char *file, int line);
 void tidei_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tidei_open_output(const char *pattern, unsigned seq, bool append);
+int tidei_open_report(const char *path, bool append);
 void tidei_report_on_signal(long sig, void (*fn)(int), const char *what);
 
 /* ---- options.c ---- */
@@ -98,8 +99,16 @@ typedef struct tide_options {
     long leak_exitcode;          /* exit status when something leaked */
     long libc_alloc;             /* what libc.so.6's allocation symbols give: 0 tide's functions,
                                     1 glibc's, checked for tide's blocks, 2 glibc's, untouched (glibc.c) */
+    long guard;                  /* guarded sampling (0|1; guard.c) */
+    long guard_rate;             /* one eligible allocation in this many is guarded, on average */
+    long guard_slots;            /* guarded blocks live or in quarantine at most */
+    long guard_side;             /* where a block goes in its slot: 0 at random, 1 the end, 2 the start */
+    long crash_report;           /* describe any SIGSEGV/SIGBUS in heap terms (crash.c); on with guard */
 } tide_options_t;
 extern tide_options_t tidei_opt;
+/* The process runs with AT_SECURE (setuid, setgid, capabilities): TIDE_CONF
+ * is not read and no report file is opened. */
+extern bool tidei_secure;
 void tidei_options_init(void);
 
 /* ---- os.c: the only file that calls mmap/munmap/madvise/mremap ---- */
@@ -110,6 +119,8 @@ void tidei_os_unmap(void *p, size_t size);
 void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
 bool tidei_os_move(void *p, size_t size, void *dest);
 void *tidei_os_reserve(size_t size);
+void *tidei_os_reserve_none(size_t size);
+bool tidei_os_protect(void *p, size_t size, bool rw);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_now_ms(void);
@@ -312,6 +323,7 @@ void tidei_free(void *p);
 void tidei_delete(void *p);
 size_t tidei_usable_size(const void *p, const char *op);
 tide_span_t *tidei_checked_span(const void *p, const char *op);
+bool tidei_free_is_entry(uintptr_t fn);
 
 /* ---- override.c: the exported names ---- */
 void *tidei_new_failed(size_t n, size_t align, bool nothrow);
@@ -390,6 +402,10 @@ extern bool tidei_prof_full;
 void tidei_prof_init(void);
 void tidei_prof_signal_init(void);
 int tidei_prof_event(tide_heap_t *h, size_t n);
+int tidei_prof_event_core(tide_heap_t *h, size_t n);
+double tidei_exp_neg(double x);
+double tidei_log_unit(double u);
+int tidei_unwind(uintptr_t *pc, uintptr_t *fn, int max);
 uint32_t tidei_prof_site_here(void);
 void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero);
 void tidei_prof_free(tide_span_t *s);
@@ -425,6 +441,35 @@ tide_inline uint64_t tidei_heap_requested(const tide_heap_counters_t *c)
 {
     return c->requested + (uint64_t)(c->sample_armed - c->sample_left);
 }
+
+/* ---- guard.c: guarded sampling ---- */
+extern bool tidei_guard_on;
+void tidei_guard_init(void);
+int tidei_guard_event(tide_heap_t *h, size_t n);
+void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what);
+void tidei_guard_free(void *p);
+size_t tidei_guard_check(const void *p, const char *op);
+void *tidei_guard_realloc(void *p, size_t n);
+bool tidei_guard_holds(uintptr_t a);
+bool tidei_guard_fault(uintptr_t a, int access, void *ucv);
+bool tidei_guard_describe(int fd, uintptr_t a);
+void tidei_guard_block_info(const void *p, struct tide_block_info *out);
+void tidei_guard_region(uintptr_t *lo, uintptr_t *hi);
+void tidei_guard_each_live(void (*fn)(void *arg, uintptr_t p, size_t size), void *arg);
+void tidei_guard_counts(uint64_t *n_malloc, uint64_t *n_free, uint64_t *live_bytes);
+void tidei_guard_fork_prepare(void);
+void tidei_guard_fork_parent(void);
+void tidei_guard_fork_child(void);
+
+/* ---- crash.c: the SIGSEGV/SIGBUS handler, one report per process ---- */
+extern bool tidei_crash_on;
+void tidei_crash_init(void);
+void tidei_crash_thread_start(tide_heap_t *h);
+void tidei_crash_thread_end(tide_heap_t *h);
+bool tidei_report_begin(void);
+void tidei_report_end(void);
+int tidei_gettid(void);
+void tidei_print_stack(int fd, const uintptr_t *pc, int n, bool first_exact);
 
 /* ---- walk.c ---- */
 bool tidei_live_blocks(tidei_scratch_t *out);

@@ -24,6 +24,7 @@ typedef enum tide_span_kind {
     TIDE_SPAN_SMALL,             /* a run of pages cut into blocks of one size class */
     TIDE_SPAN_LARGE,             /* one large block: a page run in a chunk */
     TIDE_SPAN_HUGE,              /* one huge block, mapped on its own */
+    TIDE_SPAN_GUARD,             /* the region of guarded slots (guard.c): one descriptor, every page */
 } tide_span_kind_t;
 
 /* Notify states, kept in the low two bits of tide_span_t.remote. */
@@ -146,6 +147,11 @@ typedef struct tide_heap {
     void *sus_handle;            /* the embedder's handle of the owner (tide_set_thread_suspender), or NULL */
     int64_t prof_left;           /* leak_check=full: bytes until the next profile sample */
     uint64_t prof_rng;           /* the sampler's random state (0: not seeded) */
+    int64_t guard_left;          /* guard=1: bytes until the guard's next draw (guard.c) */
+    int64_t guard_prof;          /* guard=1: bytes until the profiler's own countdown runs out */
+    uint64_t guard_rng;          /* guard=1: the guard's random state (0: no event seen yet) */
+    bool guard_due;              /* guard=1: the last event chose to guard the allocation */
+    char *alt_stack;             /* crash handler: signal stack lent to the owner thread (crash.c), or NULL */
 } tide_heap_t;
 
 /* The header of a metadata region (the leak checker skips them). */

@@ -59,6 +59,11 @@ static void record_small(record_t *r, tide_span_t *s)
     }
 }
 
+static void record_guarded(void *r, uintptr_t p, size_t size)
+{
+    record_add(r, (void *)p, size, TIDE_CLASS_GUARDED, 0);
+}
+
 /* Records every live block into r, with both locks held. */
 static void record_live(record_t *r)
 {
@@ -75,6 +80,7 @@ static void record_live(record_t *r)
     }
     for (tide_span_t *s = a->huge_live; s; s = s->next)
         record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
+    tidei_guard_each_live(record_guarded, r);
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
 }
@@ -157,6 +163,8 @@ __attribute__((no_sanitize("thread"), noinline)) static void block_info_locked(c
             out.block.size = s->start + (s->n_pages << TIDE_PAGE_SHIFT) - (uintptr_t)out.block.ptr;
             out.block.size_class = s->cls;
         }
+    } else if (s && s->kind == TIDE_SPAN_GUARD) {
+        tidei_guard_block_info(p, &out);
     } else if (s && (s->kind == TIDE_SPAN_LARGE || s->kind == TIDE_SPAN_HUGE)) {
         out.state = TIDE_BLOCK_LIVE;
         out.block.ptr = (void *)s->start;

@@ -29,6 +29,8 @@
 #include "../../src/stats.c"
 #include "../../src/walk.c"
 #include "../../src/prof.c"
+#include "../../src/guard.c"
+#include "../../src/crash.c"
 #include "../../src/symbolize.c"
 #include "../../src/leak.c"
 #include "../../src/glibc.c"
