@@ -18,8 +18,11 @@
 #define SLOTS 128
 #define SHARED 64
 
-static _Atomic(void *) shared[SHARED];      /* blocks handed between threads */
-static _Atomic size_t shared_n[SHARED];     /* their sizes */
+/* Blocks handed between threads and their sizes, each slot under its lock
+ * (a block and its size must be taken together). */
+static void *shared[SHARED];
+static size_t shared_n[SHARED];
+static pthread_mutex_t shared_lock[SHARED] = { [0 ... SHARED - 1] = PTHREAD_MUTEX_INITIALIZER };
 static atomic_long n_allocs, n_guarded;     /* allocations of 16 bytes or more, and guarded ones */
 
 static bool is_guarded(void *p)
@@ -28,9 +31,12 @@ static bool is_guarded(void *p)
     return tide_block_info && tide_block_info(p, &bi) == TIDE_BLOCK_LIVE && bi.block.size_class == TIDE_CLASS_GUARDED;
 }
 
-static void *alloc_any(th_rng *r, size_t n)
+/* Allocates about *np bytes through a random entry point and fills them;
+ * *np becomes the size filled (aligned_alloc rounds it up to 64). */
+static void *alloc_any(th_rng *r, size_t *np)
 {
     void *p = NULL;
+    size_t n = *np;
     switch (th_rand(r) % 5) {
     case 0: p = malloc(n); break;
     case 1: p = calloc(1, n); break;
@@ -54,6 +60,7 @@ static void *alloc_any(th_rng *r, size_t n)
         }
     }
     th_fill(p, n, TH_SEED(p, n));
+    *np = n;
     return p;
 }
 
@@ -75,15 +82,14 @@ static void *worker(void *arg)
         if (p[k]) {
             if (th_rand(&r) % 4 == 0) {  /* hand it over; free what was there */
                 int s = (int)(th_rand(&r) % SHARED);
-                size_t sn = n[k];
-                void *old = atomic_exchange(&shared[s], NULL);
-                size_t on = atomic_load(&shared_n[s]);
+                pthread_mutex_lock(&shared_lock[s]);
+                void *old = shared[s];
+                size_t on = shared_n[s];
+                shared[s] = p[k];
+                shared_n[s] = n[k];
+                pthread_mutex_unlock(&shared_lock[s]);
                 if (old)
                     check_free(old, on, "remote");
-                atomic_store(&shared_n[s], sn);
-                void *prev = atomic_exchange(&shared[s], p[k]);
-                if (prev)  /* another thread raced in: its size was overwritten; free without a check */
-                    free(prev);
             } else if (th_rand(&r) % 3 == 0) {  /* grow or shrink in place or by moving */
                 size_t m = st_rand_size(&r);
                 if (!th_verify(p[k], n[k], TH_SEED(p[k], n[k])))
@@ -105,7 +111,7 @@ static void *worker(void *arg)
         n[k] = st_rand_size(&r);
         if (n[k] > 256 * KiB)
             n[k] = 256 * KiB;
-        p[k] = alloc_any(&r, n[k]);
+        p[k] = alloc_any(&r, &n[k]);
     }
     for (int k = 0; k < SLOTS; k++)
         if (p[k])
@@ -118,7 +124,7 @@ static void *short_lived(void *arg)
     th_rng r = { th_mix((uint64_t)(uintptr_t)arg) | 1 };
     for (int i = 0; i < 200; i++) {
         size_t m = th_rand_range(&r, 16, 4096);
-        void *q = alloc_any(&r, m);
+        void *q = alloc_any(&r, &m);
         if (q)
             check_free(q, m, "short-lived");
     }
@@ -146,9 +152,9 @@ static void mixed(void)
     for (int i = 0; i < 5; i++)
         st_join(t[i]);
     for (int s = 0; s < SHARED; s++) {
-        void *q = atomic_exchange(&shared[s], NULL);
-        if (q)
-            free(q);
+        if (shared[s])  /* the workers are joined: no lock needed */
+            check_free(shared[s], shared_n[s], "left over");
+        shared[s] = NULL;
     }
     st_check_errors();
     long a = atomic_load(&n_allocs), g = atomic_load(&n_guarded);
