@@ -194,7 +194,7 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
 {
     if (tide_unlikely(n > TIDE_SMALL_MAX))
         return slow(n);
-    size_t cls = tidei_class_of(n);
+    size_t cls = tidei_class_fast(n);
     tide_heap_t *h = tidei_tls_heap;
     tidei_fast_enter(h);
     tide_span_t *s = tidei_direct(h, cls);

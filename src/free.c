@@ -106,12 +106,23 @@ static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide
     tidei_busy_leave();
 }
 
-/* free of NULL (nothing to do), or of an address the page map does not
- * know: reported. */
+static tide_noinline void free_other(tide_span_t *s, void *p, const char *op);
+
+/* free of an address the flat map does not know: NULL (nothing to do), a
+ * block outside the flat range (huge, guarded, in a chunk mapped outside
+ * it), or not tide's (reported). */
 static tide_noclone void free_unknown(void *p, const char *op)
 {
-    if (p != NULL)
+    if (p == NULL)
+        return;
+    tide_span_t *s = tidei_pagemap_lookup(p);
+    if (s == NULL)
         report_not_ours(p, op);
+    tide_heap_t *h = tidei_tls_heap;
+    if (s->kind == TIDE_SPAN_SMALL && tidei_span_owner(s) == h)
+        free_local_checked(h, s, p, op);  /* every check, and the slow path if due */
+    else
+        free_other(s, p, op);
 }
 
 /* Free of a block whose span the calling thread does not own (or a large
@@ -183,9 +194,9 @@ static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
  * the call in a misuse report (only the slow paths use it). */
 tide_inline void free_fast(void *p, const char *op)
 {
-    /* NULL is not in the page map either: free(NULL) leaves by the slow
+    /* NULL is not in the flat map either: free(NULL) leaves by the slow
      * path, and the pairs save a test */
-    tide_span_t *s = tidei_pagemap_lookup(p);
+    tide_span_t *s = tidei_flat_lookup(p);
     if (tide_unlikely(s == NULL))
         return free_unknown(p, op);
     tide_heap_t *h = tidei_tls_heap;

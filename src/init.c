@@ -117,6 +117,7 @@ void tidei_init_slow(void)
         tidei_options_init();
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
         tidei_classes_init();
+        tidei_flat_init();
         tidei_stats_init();
         tidei_prof_init();
         tidei_free_key = make_key();

@@ -48,8 +48,9 @@ void tidei_classes_init(void)
         tidei_class_pages[c] = (uint16_t)best;
     }
     for (size_t i = 0; i <= TIDE_SMALL_MAX / 16; i++)
-        tidei_class_table[i] = (uint8_t)tidei_class_compute(i * 16);
+        tidei_class_table[i] = (uint8_t)tidei_class_of(i * 16);
     tide_assert(tidei_class_of(TIDE_SMALL_MAX) == TIDE_N_CLASSES - 1);
+    tide_assert(tidei_class_fast(TIDE_SMALL_MAX) == TIDE_N_CLASSES - 1);
     tide_assert(tidei_class_size[TIDE_N_CLASSES - 1] == TIDE_SMALL_MAX);
 }
 

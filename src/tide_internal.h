@@ -120,6 +120,7 @@ void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
 bool tidei_os_move(void *p, size_t size, void *dest);
 void *tidei_os_reserve(size_t size);
 void *tidei_os_reserve_none(size_t size);
+void tidei_os_unreserve(void *p, size_t size);
 bool tidei_os_protect(void *p, size_t size, bool rw);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
@@ -149,6 +150,22 @@ tide_inline tide_span_t *tidei_pagemap_lookup(const void *p)
     return __atomic_load_n(&leaf[page & (((uintptr_t)1 << TIDE_MAP_LEAF_BITS) - 1)], __ATOMIC_RELAXED);
 }
 
+extern tidei_flat_t tidei_flat;
+void tidei_flat_init(void);
+void *tidei_flat_chunk_map(void);
+void tidei_flat_chunk_unmapped(uintptr_t base);
+
+/* The span whose page holds p if p is in the flat range; NULL if not (p
+ * outside the range, or not a block: ask tidei_pagemap_lookup).  A
+ * subtraction, a compare and a load: the free fast path's lookup. */
+tide_inline tide_span_t *tidei_flat_lookup(const void *p)
+{
+    uintptr_t page = ((uintptr_t)p - tidei_flat.base) >> TIDE_PAGE_SHIFT;
+    if (tide_unlikely(page >= tidei_flat.n_pages))
+        return NULL;
+    return __atomic_load_n(&tidei_flat.map[page], __ATOMIC_RELAXED);
+}
+
 /* ---- span.c: size classes and spans ---- */
 extern uint32_t tidei_class_size[TIDE_N_CLASSES];
 extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
@@ -160,8 +177,9 @@ size_t tidei_span_take_remote(tide_span_t *s);
 bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
 uintptr_t tidei_link_key(uintptr_t start);
 
-/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX), computed. */
-tide_inline size_t tidei_class_compute(size_t n)
+/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX), computed:
+ * what the slow paths use (any time, before start-up too). */
+tide_inline size_t tidei_class_of(size_t n)
 {
     if (n <= 128)
         return (n + 15) >> 4;  /* class 0 (16-byte blocks) serves malloc(0) */
@@ -171,11 +189,14 @@ tide_inline size_t tidei_class_compute(size_t n)
 }
 
 /* The class of n bytes, at index (n + 15) >> 4, for every n up to
- * TIDE_SMALL_MAX (every class boundary is a multiple of 16): 4 KiB. */
+ * TIDE_SMALL_MAX (every class boundary is a multiple of 16): 4 KiB.  All
+ * zero (class 0) until start-up fills it, which sends the malloc fast
+ * path, the only user, to its slow path anyway (no heap yet). */
 extern uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 
-/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX). */
-tide_inline size_t tidei_class_of(size_t n)
+/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX), from the
+ * table: the malloc fast path's. */
+tide_inline size_t tidei_class_fast(size_t n)
 {
     return tidei_class_table[(n + 15) >> 4];
 }
