@@ -78,14 +78,17 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     atomic_store_explicit(&s->remote, TIDE_RS_NORMAL, relaxed);
 }
 
-/* Carves the next batch of never-used blocks onto s->free: up to the end of
- * the page after the next block's, at least one block.  Each carries the
+/* Carves the next batch of never-used blocks onto s->free: those that end
+ * in the page where the next block ends, or before it (at least one).  Each carries the
  * free key like a freed block, so that freeing one tide never handed out is
  * caught as misuse. */
 static void span_extend(tide_span_t *s)
 {
     uintptr_t first = s->start + (uintptr_t)s->n_built * s->block_size;
-    uintptr_t limit = ((first + TIDE_PAGE_SIZE) & ~(TIDE_PAGE_SIZE - 1)) + TIDE_PAGE_SIZE;
+    /* the blocks that end by the end of the page where the first one ends:
+     * no page is touched before a block needs it (a thread with a block or
+     * two of a class touches one page of its span, not two) */
+    uintptr_t limit = (first + s->block_size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
     uint32_t n = (uint32_t)((limit - first) / s->block_size);
     if (n == 0)
         n = 1;
