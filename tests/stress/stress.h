@@ -75,11 +75,10 @@ static inline bool st_failed(void)
 __attribute__((unused))
 static long st_ops(long n)
 {
-    static long mult = -1;
-    if (mult < 0) {
-        const char *e = getenv("STRESS_SCALE");
-        mult = e && atol(e) > 0 ? atol(e) : 1;
-    }
+    /* read on every call (no lazily set static: workers call this at
+     * once, and TSan reports the unsynchronised first store) */
+    const char *e = getenv("STRESS_SCALE");
+    long mult = e && atol(e) > 0 ? atol(e) : 1;
     long v = n * mult;
     if (ST_TSAN)
         v /= 4;
