@@ -127,6 +127,7 @@ uint64_t tidei_now_ms(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
 bool tidei_os_mprotect(void *p, size_t size, int prot);
+extern _Atomic size_t tidei_os_calls;
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
