@@ -22,7 +22,7 @@ static void *class_pop(tide_heap_t *h, int cls)
         return b;
     }
     tidei_fast_leave(h);
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     s = tidei_heap_find_span(h, cls);
     if (s) {
         b = s->free;

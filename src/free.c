@@ -60,7 +60,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
             tide_heap_t *h = tidei_tls_heap;
             bool owner = atomic_load_explicit(&s->heap, relaxed) == h;
             if (owner)  /* the scavenger may be retiring s if b is free */
-                pthread_mutex_lock(&h->lock);
+                tidei_heap_lock(h);
             bool is_free = !owner || atomic_load_explicit(&s->heap, relaxed) != h ||
                            tidei_span_holds_free(s, b, true);
             if (owner)
@@ -89,7 +89,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
  * with no live block, so b was not live. */
 static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
 {
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) != h)
         report_not_ours(b, op);
     if (!small_block_ok(s, b))
@@ -163,7 +163,7 @@ static tide_noinline void free_other(tide_span_t *s, void *p, const char *op)
 static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     tidei_busy_enter();
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) == h)
         tidei_heap_free_local_slow(h, s);
     pthread_mutex_unlock(&h->lock);

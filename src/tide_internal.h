@@ -267,6 +267,40 @@ tide_inline void tidei_fast_leave(tide_heap_t *h)
 #endif
 }
 
+/* The owner takes its heap's lock (its slow paths).  While it waits,
+ * lock_wait is 1: a reclaimer that holds the lock and reads 1 knows that
+ * the owner is in none of its fast paths and cannot enter one before the
+ * unlock, so it needs no fence (and stops no thread that is only waiting
+ * for it: a signal-based suspender may not reach a thread blocked in
+ * pthread_mutex_lock, as under TSan, which holds such signals back).  The
+ * trylock first keeps the flag off the uncontended path. */
+tide_inline void tidei_heap_lock(tide_heap_t *h)
+{
+    if (pthread_mutex_trylock(&h->lock) == 0)
+        return;
+    atomic_store_explicit(&h->lock_wait, 1, memory_order_seq_cst);
+#if defined(__SANITIZE_THREAD__)
+    /* A reclaimer that read lock_wait just before the store above may be
+     * stopping this thread by a signal, which TSan would hold back for as
+     * long as pthread_mutex_lock blocks: wait in slices of 1 ms instead
+     * (TSan delivers held signals when a call returns). */
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(&h->lock, &ts) == 0)
+            break;
+    }
+#else
+    pthread_mutex_lock(&h->lock);
+#endif
+    atomic_store_explicit(&h->lock_wait, 0, memory_order_relaxed);
+}
+
 /* The span malloc pops from (read with no lock; the scavenger swaps it). */
 tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
 {

@@ -138,7 +138,9 @@ typedef struct tide_heap {
     bool has_thread;             /* thread is a live thread (tidei_heaps_lock) */
     pthread_mutex_t lock;        /* taken by the owner's slow paths (refill, the free slow path,
                                     release, give up) and by the scavenger (trylock) that takes
-                                    back what an idle heap caches; never by a fast path */
+                                    back what an idle heap caches; never by a fast path.  The
+                                    owner takes it with tidei_heap_lock */
+    atomic_int lock_wait;        /* 1 while the owner waits in tidei_heap_lock */
     uint64_t slow_seq;           /* bumped by the owner's slow paths, under `lock`: activity
                                     the scavenger sees when the counters are compiled out */
     uint64_t scav_activity;      /* scavenger only: the heap's activity when last looked at */
