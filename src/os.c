@@ -112,6 +112,14 @@ void tidei_os_unmap(void *p, size_t size)
     atomic_fetch_add_explicit(&tidei_global_ctr.returned, size, relaxed);
 }
 
+/* Unmaps address space tide reserved and never used for memory (not
+ * counted as memory given back). */
+void tidei_os_unreserve(void *p, size_t size)
+{
+    if (munmap(p, size) != 0)
+        tidei_fatal("tide: internal error: munmap(%p, %zu) failed (errno %d)\n", p, size, errno);
+}
+
 /* Resizes a mapping: in place, or (may_move) wherever the kernel finds room,
  * moving the pages without copying them.  NULL if it cannot. */
 void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move)
