@@ -200,6 +200,41 @@ int tide_prof_dump(const char *path);
  * errno = ENOMEM.  Other threads must not allocate or free meanwhile. */
 long tide_leak_check(void);
 
+/* ---- the garbage-collected heap (docs/gc.md; Boehm's names in gc.h) ---- */
+
+/* Figures of the GC heap (all zero while the program has not used it). */
+struct tide_gc_stats {
+    size_t heap_bytes;           /* bytes of GC spans (small spans and big blocks) */
+    size_t live_bytes;           /* bytes the last collection found reachable */
+    size_t allocated_since_gc;   /* bytes taken for allocation since the last collection */
+    uint64_t allocated_total;    /* bytes ever taken for allocation */
+    uint64_t reclaimed_total;    /* bytes ever found dead by the sweeps */
+    uint64_t n_collections;      /* collections done */
+    uint64_t n_explicit_frees;   /* GC_FREE calls */
+    size_t n_threads;            /* threads registered with the collector now */
+    uint64_t pause_ns_total;     /* time the world was stopped, all collections */
+    uint64_t pause_ns_max;       /* the longest pause */
+    uint64_t pause_ns_last;      /* the last pause */
+    uint64_t pause_hist[8];      /* pauses under 0.1, 0.3, 1, 3, 10, 30, 100 ms, and longer */
+    size_t max_heap_bytes;       /* the heap limit (0: none) */
+};
+
+/* GC allocation: cleared memory the collector reclaims once nothing
+ * reachable points into it (tide_gc_malloc_atomic: not cleared, never
+ * scanned; _uncollectable: a root, freed only by tide_gc_free).  NULL with
+ * errno = ENOMEM on exhaustion (after a full collection).  Any thread. */
+void *tide_gc_malloc(size_t n);
+void *tide_gc_malloc_atomic(size_t n);
+void *tide_gc_malloc_uncollectable(size_t n);
+/* Resizes a GC block (moves it unless the size stays in its class). */
+void *tide_gc_realloc(void *p, size_t n);
+/* Frees a GC block now; anything that is not one is reported as misuse. */
+void tide_gc_free(void *p);
+/* A full collection now (stops the world). */
+void tide_gc_collect(void);
+/* Fills *st.  Returns 0, or -1 with errno = EINVAL when st is NULL. */
+int tide_gc_stats_get(struct tide_gc_stats *st);
+
 /* The version string, e.g. "tide 0.1". */
 const char *tide_version(void);
 

@@ -25,3 +25,5 @@
 #include "leak.c"
 #include "override.c"
 #include "glibc.c"
+#include "gc.c"
+#include "gc_api.c"
