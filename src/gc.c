@@ -50,7 +50,6 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <linux/futex.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -194,6 +193,17 @@ static uintptr_t thread_pointer(void)
     return tp;
 }
 
+/* Spills the callee-saved registers into regs[] (on the caller's stack,
+ * which is then scanned).  setjmp would not do: glibc mangles the rbp it
+ * saves, and rbp is an ordinary register without frame pointers. */
+typedef struct spill {
+    uintptr_t r[8];
+} spill_t;
+#define SPILL_REGS(sp_) \
+    __asm__ volatile("mov %%rbx, 0(%0)\n\tmov %%rbp, 8(%0)\n\tmov %%r12, 16(%0)\n\t" \
+                     "mov %%r13, 24(%0)\n\tmov %%r14, 32(%0)\n\tmov %%r15, 40(%0)" \
+                     : : "r"((sp_)->r) : "memory")
+
 static inline void crit_enter(gc_thread_t *t)
 {
     t->crit++;
@@ -264,8 +274,9 @@ static void span_publish(gc_span_t *g)
     heap_bounds(g->span->start, g->span->start + bytes);
 }
 
-/* Unlinks g from the all-spans list and recycles it; the caller frees its
- * pages next.  all_lock not held (or the world stopped: `locked`). */
+/* Unlinks g from the all-spans list; the caller frees its pages, then
+ * recycles g (desc_recycle).  all_lock not held, or the world stopped
+ * (`locked`). */
 static void span_unpublish(gc_span_t *g, bool locked)
 {
     if (!locked)
@@ -278,11 +289,18 @@ static void span_unpublish(gc_span_t *g, bool locked)
         g->next->prev = g->prev;
     __atomic_store_n(&g->span->gc, NULL, __ATOMIC_RELAXED);
     atomic_fetch_sub_explicit(&heap_bytes, g->span->n_pages << TIDE_PAGE_SHIFT, relaxed);
+    if (!locked)
+        pthread_mutex_unlock(&all_lock);
+}
+
+/* Puts g, unpublished, its pages freed, back for reuse. */
+static void desc_recycle(gc_span_t *g)
+{
+    pthread_mutex_lock(&all_lock);
     int slot = g->big ? TIDE_N_CLASSES : g->cls;
     g->pool_next = desc_pool[slot];
     desc_pool[slot] = g;
-    if (!locked)
-        pthread_mutex_unlock(&all_lock);
+    pthread_mutex_unlock(&all_lock);
 }
 
 /* Gives the pages of span s (its descriptor already unpublished) back. */
@@ -528,12 +546,12 @@ static tide_noinline void self_stop_at(gc_thread_t *t, uintptr_t sp)
 }
 
 /* A stop arrived while t was inside crit: it stops now, its registers
- * spilled on its stack by setjmp. */
+ * spilled on its stack. */
 static tide_noinline void self_stop(gc_thread_t *t)
 {
     t->stop_pending = 0;
-    jmp_buf jb;
-    setjmp(jb);
+    spill_t jb;
+    SPILL_REGS(&jb);
     memset(t->regs, 0, sizeof t->regs);
     self_stop_at(t, (uintptr_t)&jb);
     __asm__ volatile("" : : "r"(&jb) : "memory");
@@ -636,8 +654,8 @@ static void thread_unregister(gc_thread_t *t)
             span_release(t, k, c);
     crit_leave(t);
     /* leaving: a collection that stops the world now must not wait for us */
-    atomic_store_explicit(&t->blocking, 1, seq_cst);
     t->blocking_sp = t->stack_hi;
+    atomic_store_explicit(&t->blocking, 1, seq_cst);
     pthread_mutex_lock(&threads_lock);
     if (t->prev)
         t->prev->next = t->next;
@@ -933,36 +951,43 @@ static void scan_thread(gc_thread_t *t, uintptr_t my_sp)
 
 /* ---- the collection ---- */
 
-/* Stops every registered thread but the caller.  threads_lock held. */
+/* Whether t is stopped for seq, or counts as stopped: in GC_do_blocking
+ * or unregistering (blocking), where it touches no GC block. */
+static bool thread_still(gc_thread_t *t, unsigned seq)
+{
+    return atomic_load_explicit(&t->stopped_seq, acquire) == seq || atomic_load_explicit(&t->blocking, seq_cst);
+}
+
+/* Stops every registered thread but the caller.  threads_lock held.  A
+ * thread signalled just before it entered blocking state may never take
+ * the signal (glibc blocks signals while a thread exits): its blocking
+ * flag stands for the acknowledgement. */
 static void stop_world(void)
 {
     unsigned seq = atomic_load_explicit(&stop_seq, relaxed) + 1;
-    atomic_store_explicit(&n_acked, 0, relaxed);
     atomic_store_explicit(&stop_seq, seq, seq_cst);
     gc_thread_t *me = gc_tl;
     pid_t pid = getpid();
-    size_t expect = 0;
     for (gc_thread_t *t = threads; t; t = t->next) {
         if (t == me || atomic_load_explicit(&t->blocking, seq_cst))
             continue;
-        expect++;
-        if (syscall(SYS_tgkill, pid, t->tid, stop_sig) != 0) {
+        if (syscall(SYS_tgkill, pid, t->tid, stop_sig) != 0)
             atomic_store_explicit(&t->stopped_seq, seq, relaxed);  /* gone */
-            atomic_fetch_add_explicit(&n_acked, 1, relaxed);
-        }
     }
     uint64_t last = now_ns();
     for (;;) {
         unsigned got = atomic_load_explicit(&n_acked, acquire);
-        if (got >= expect)
+        bool all = true;
+        for (gc_thread_t *t = threads; t && all; t = t->next)
+            all = t == me || thread_still(t, seq);
+        if (all)
             break;
         struct timespec ts = { 0, 200000 };
         futex(&n_acked, FUTEX_WAIT_PRIVATE, got, &ts);
         if (now_ns() - last > 2000000) {  /* again to those inside malloc */
             last = now_ns();
             for (gc_thread_t *t = threads; t; t = t->next)
-                if (t != me && !atomic_load_explicit(&t->blocking, seq_cst) &&
-                    atomic_load_explicit(&t->stopped_seq, acquire) != seq && !t->crit)
+                if (t != me && !thread_still(t, seq) && !t->crit)
                     syscall(SYS_tgkill, pid, t->tid, stop_sig);
         }
     }
@@ -1135,8 +1160,8 @@ static tide_noinline void gc_collect(bool force)
         pthread_mutex_unlock(&threads_lock);
         return;
     }
-    jmp_buf jb;  /* spills the callee-saved registers onto the stack scanned */
-    setjmp(jb);
+    spill_t jb;  /* the callee-saved registers, on the stack scanned */
+    SPILL_REGS(&jb);
     collect_locked((uintptr_t)&jb);
     __asm__ volatile("" : : "r"(&jb) : "memory");
     gc_span_t *dead = dead_spans;
@@ -1144,9 +1169,8 @@ static tide_noinline void gc_collect(bool force)
     pthread_mutex_unlock(&threads_lock);
     while (dead) {
         gc_span_t *next = dead->lnext;
-        tide_span_t *s = dead->span;
-        bool huge = dead->huge;
-        span_pages_free(s, huge);
+        span_pages_free(dead->span, dead->huge);
+        desc_recycle(dead);
         dead = next;
     }
     gc_fin_run_pending();
@@ -1413,10 +1437,9 @@ void tidei_gc_free(void *p, const char *op)
         if (g->lnext)
             g->lnext->lprev = g->lprev;
         pthread_mutex_unlock(&big_lock);
-        tide_span_t *s = g->span;
-        bool huge = g->huge;
         span_unpublish(g, false);
-        span_pages_free(s, huge);
+        span_pages_free(g->span, g->huge);
+        desc_recycle(g);
         crit_leave(t);
         return;
     }
@@ -1551,8 +1574,8 @@ tide_noinline void *tidei_gc_do_blocking(void *(*fn)(void *), void *arg)
     gc_thread_t *t = gc_tl;
     if (!t || atomic_load_explicit(&t->blocking, relaxed))
         return fn(arg);
-    jmp_buf jb;
-    setjmp(jb);
+    spill_t jb;
+    SPILL_REGS(&jb);
     t->blocking_sp = (uintptr_t)&jb;
     atomic_store_explicit(&t->blocking, 1, seq_cst);
     void *r = fn(arg);
