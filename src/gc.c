@@ -1385,6 +1385,8 @@ static tide_noinline void gc_report_free(const void *p, const char *op)
     tide_span_t *s = tidei_pagemap_lookup(p);
     if (!s)
         tidei_misuse_detailed(op, p, tidei_describe_foreign, "pointer not allocated by the GC heap");
+    if (s->kind == TIDE_SPAN_FREE)
+        tidei_misuse(op, p, "GC block already freed");
     if (s->kind != TIDE_SPAN_GC)
         tidei_misuse(op, p, "not a GC block (a malloc block: use free)");
     uint32_t i;
@@ -1461,7 +1463,10 @@ void tidei_gc_free(void *p, const char *op)
     }
     gc_pool_t *pl = &pools[k][c];
     pthread_mutex_lock(&pl->lock);
-    bool bad = !BIT_TEST(ALLOCS(g), i) || (g->held && b->key == tidei_free_key && on_list(g->pending, b, g->n_blocks));
+    /* Another thread holds the span: its free list is not ours to read,
+     * and the free key (cleared when a block is handed out) is the proof,
+     * as for malloc's remote frees. */
+    bool bad = !BIT_TEST(ALLOCS(g), i) || (g->held && b->key == tidei_free_key);
     if (bad) {
         pthread_mutex_unlock(&pl->lock);
         crit_leave(t);
