@@ -35,6 +35,23 @@ struct tide_class_stats {
     size_t cached_blocks;    /* free blocks in those spans, ready for their owners' mallocs */
 };
 
+/* Figures of the GC heap (all zero while the program has not used it). */
+struct tide_gc_stats {
+    size_t heap_bytes;           /* bytes of GC spans (small spans and big blocks) */
+    size_t live_bytes;           /* bytes the last collection found reachable */
+    size_t allocated_since_gc;   /* bytes taken for allocation since the last collection */
+    uint64_t allocated_total;    /* bytes ever taken for allocation */
+    uint64_t reclaimed_total;    /* bytes ever found dead by the sweeps */
+    uint64_t n_collections;      /* collections done */
+    uint64_t n_explicit_frees;   /* GC_FREE calls */
+    size_t n_threads;            /* threads registered with the collector now */
+    uint64_t pause_ns_total;     /* time the world was stopped, all collections */
+    uint64_t pause_ns_max;       /* the longest pause */
+    uint64_t pause_ns_last;      /* the last pause */
+    uint64_t pause_hist[8];      /* pauses under 0.1, 0.3, 1, 3, 10, 30, 100 ms, and longer */
+    size_t max_heap_bytes;       /* the heap limit (0: none) */
+};
+
 /* Process-wide figures, in bytes unless the name says otherwise.  Folded
  * from per-thread counters at the time of the call: exact when no other
  * thread is allocating or freeing, approximate (each counter a recent value)
@@ -71,6 +88,7 @@ struct tide_stats {
     size_t n_heaps;          /* thread heaps in use (live threads) */
     size_t n_heaps_total;    /* thread heaps ever made (the rest are pooled for new threads) */
     struct tide_class_stats classes[TIDE_N_CLASSES]; /* per small size class */
+    struct tide_gc_stats gc;  /* the GC heap's (its spans are not in the figures above) */
 };
 
 /* Fills *st.  Takes tide's global locks briefly; do not call from a signal
@@ -201,23 +219,6 @@ int tide_prof_dump(const char *path);
 long tide_leak_check(void);
 
 /* ---- the garbage-collected heap (docs/gc.md; Boehm's names in gc.h) ---- */
-
-/* Figures of the GC heap (all zero while the program has not used it). */
-struct tide_gc_stats {
-    size_t heap_bytes;           /* bytes of GC spans (small spans and big blocks) */
-    size_t live_bytes;           /* bytes the last collection found reachable */
-    size_t allocated_since_gc;   /* bytes taken for allocation since the last collection */
-    uint64_t allocated_total;    /* bytes ever taken for allocation */
-    uint64_t reclaimed_total;    /* bytes ever found dead by the sweeps */
-    uint64_t n_collections;      /* collections done */
-    uint64_t n_explicit_frees;   /* GC_FREE calls */
-    size_t n_threads;            /* threads registered with the collector now */
-    uint64_t pause_ns_total;     /* time the world was stopped, all collections */
-    uint64_t pause_ns_max;       /* the longest pause */
-    uint64_t pause_ns_last;      /* the last pause */
-    uint64_t pause_hist[8];      /* pauses under 0.1, 0.3, 1, 3, 10, 30, 100 ms, and longer */
-    size_t max_heap_bytes;       /* the heap limit (0: none) */
-};
 
 /* GC allocation: cleared memory the collector reclaims once nothing
  * reachable points into it (tide_gc_malloc_atomic: not cleared, never
