@@ -74,6 +74,7 @@ typedef struct tidei_gc_span {
     uint32_t words;              /* 64-bit words per bitmap */
     uint32_t swept;              /* collection number it was last swept in */
     uint32_t n_marked;           /* blocks the last collection marked */
+    uint32_t take_pos;           /* held: the bitmap word span_take_free goes on from */
     uint8_t kind;                /* GK_* */
     uint8_t big;                 /* one block */
     uint8_t huge;                /* big, a huge mapping (its descriptor's kind was HUGE) */
@@ -119,6 +120,7 @@ typedef struct gc_thread {
     uintptr_t blocking_sp;       /* stack pointer when it entered GC_do_blocking */
     bool from_create;            /* registered by GC_pthread_create's wrapper */
     bool exiting;                /* being unregistered */
+    unsigned alloc_cycle;        /* 1 + the collection number of the cycle it last allocated in */
 } gc_thread_t;
 
 /* ---- globals ---- */
@@ -155,6 +157,8 @@ static uint64_t pause_hist[8];         /* < 0.1, 0.3, 1, 3, 10, 30, 100 ms, more
 static size_t max_heap;                /* 0: none (GC_set_max_heap_size, gc_max_mb) */
 static _Atomic uint64_t n_freed_explicit; /* GC_FREE calls */
 static uint64_t reclaimed_total;       /* bytes found dead by sweeps */
+static _Atomic unsigned n_allocating;  /* threads that allocated in this cycle (should_collect) */
+static unsigned n_allocating_prev;     /* ... in the last cycle */
 
 /* Hooks (gc_api.c). */
 void *(*tidei_gc_oom_fn)(size_t);
@@ -380,15 +384,22 @@ static uint32_t span_sweep(gc_span_t *g)
     return g->n_blocks - n_alloc;
 }
 
-/* Puts every free block of g (owned by the caller, n_free of them) on a
- * list, sets their alloc bits and returns the list. */
+/* Puts free blocks of g (held by the caller) on a list, from bitmap word
+ * g->take_pos on, until the list holds about TAKE_BYTES (at least one
+ * block, if any is left), sets their alloc bits and returns the list (NULL
+ * when the span has no free block left).  Taking a page or two at a time
+ * keeps the blocks just linked in the cache until malloc hands them out.
+ * Free blocks not taken yet keep alloc = 0: not traced, never swept (the
+ * span is held). */
+#define TAKE_BYTES ((size_t)8192)
 static tide_block_t *span_take_free(gc_span_t *g)
 {
     uint64_t *al = ALLOCS(g);
     uintptr_t start = g->span->start;
     tide_block_t *head = NULL, **tail = &head;
-    size_t n = 0;
-    for (uint32_t w = 0; w < g->words; w++) {
+    size_t n = 0, want = TAKE_BYTES / g->size + 1;
+    uint32_t w = g->take_pos;
+    for (; w < g->words && n < want; w++) {
         uint64_t free = ~al[w];
         if (w == g->words - 1 && (g->n_blocks & 63))
             free &= ((uint64_t)1 << (g->n_blocks & 63)) - 1;
@@ -402,6 +413,7 @@ static tide_block_t *span_take_free(gc_span_t *g)
             n++;
         }
     }
+    g->take_pos = w;
     *tail = NULL;
     atomic_fetch_add_explicit(&allocd_since, n * g->size, relaxed);
     atomic_fetch_add_explicit(&allocd_total, n * g->size, relaxed);
@@ -489,6 +501,13 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
             return true;
         }
     }
+    if (g && g->take_pos < g->words) {
+        tide_block_t *list = span_take_free(g);
+        if (list) {
+            t->fl[k][cls] = list;
+            return true;
+        }
+    }
     span_release(t, k, cls);
     for (;;) {
         pthread_mutex_lock(&p->lock);
@@ -510,6 +529,7 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
             continue;
         }
         t->held[k][cls] = g;
+        g->take_pos = 0;
         t->fl[k][cls] = span_take_free(g);
         return true;
     }
@@ -815,10 +835,25 @@ static void scan_range(uintptr_t lo, uintptr_t hi)
         mark_word(*(const uintptr_t *)p);
 }
 
+/* Empties the mark stack.  Ranges go through a small FIFO whose entries
+ * are prefetched when they enter it: by the time one is scanned its first
+ * line has arrived (marking is bound by the misses on object memory). */
+#define PF_N 8
 static void mark_drain(void)
 {
-    while (mstack_n) {
-        range_t r = mstack[--mstack_n];
+    range_t q[PF_N];
+    unsigned head = 0, n = 0;
+    for (;;) {
+        while (n < PF_N && mstack_n) {
+            range_t r = mstack[--mstack_n];
+            __builtin_prefetch((const void *)r.lo);
+            q[(head + n++) % PF_N] = r;
+        }
+        if (!n)
+            return;
+        range_t r = q[head];
+        head = (head + 1) % PF_N;
+        n--;
         scan_range(r.lo, r.hi);
     }
 }
@@ -1128,6 +1163,7 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     free_lists_alloc(true);
     live_after = marked_bytes;
     atomic_store_explicit(&allocd_since, 0, relaxed);
+    n_allocating_prev = atomic_exchange_explicit(&n_allocating, 0, relaxed);
     pools_rebuild();
     start_world();
     uint64_t ns = now_ns() - t0;
@@ -1176,19 +1212,32 @@ static tide_noinline void gc_collect(bool force)
     gc_fin_run_pending();
 }
 
-/* Whether the allocation of bytes more should start a collection. */
+/* Whether the allocation that took the caller to its slow path should
+ * start a collection: when the bytes taken since the last one reach
+ * gc_percent of the live bytes (at least 4 MiB), times the number of
+ * threads that allocated in the last cycle, so that N allocating threads
+ * do not collect N times as often (each cycle gives each of them the
+ * budget one thread would get). */
 static inline bool should_collect(void)
 {
     size_t since = atomic_load_explicit(&allocd_since, relaxed);
-    size_t live = live_after;
-    size_t floor = (size_t)4 << 20;
-    size_t trigger = live / 100 * (size_t)tidei_opt.gc_percent;
-    if (trigger < floor)
-        trigger = floor;
-    /* the spans the threads hold are counted as allocated when taken:
-     * allow one per allocating thread */
-    trigger += n_threads * ((size_t)64 << 10);
+    size_t trigger = live_after / 100 * (size_t)tidei_opt.gc_percent;
+    if (trigger < ((size_t)4 << 20))
+        trigger = (size_t)4 << 20;
+    unsigned n = n_allocating_prev > atomic_load_explicit(&n_allocating, relaxed)
+                     ? n_allocating_prev : atomic_load_explicit(&n_allocating, relaxed);
+    trigger *= n ? n : 1;
     return since >= trigger && !atomic_load_explicit(&gc_disabled, relaxed);
+}
+
+/* Counts t among this cycle's allocating threads (its slow path). */
+static inline void note_allocating(gc_thread_t *t)
+{
+    unsigned cur = atomic_load_explicit(&gc_no, relaxed);
+    if (t->alloc_cycle != cur + 1) {
+        t->alloc_cycle = cur + 1;
+        atomic_fetch_add_explicit(&n_allocating, 1, relaxed);
+    }
 }
 
 /* ---- allocation ---- */
@@ -1207,6 +1256,7 @@ static void *gc_big_alloc(gc_thread_t *t, size_t n, int k)
     if (n > PTRDIFF_MAX)
         return call_oom(n);
     size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
+    note_allocating(t);
     if (should_collect())
         gc_collect(false);
     for (int attempt = 0;; attempt++) {
@@ -1302,6 +1352,7 @@ static tide_noinline void *small_alloc_slow(size_t n, int k)
     if (n > TIDE_SMALL_MAX)
         return gc_big_alloc(t, n, k);
     int cls = (int)tidei_class_of(n);
+    note_allocating(t);
     if (!t->fl[k][cls] && should_collect())
         gc_collect(false);
     for (int attempt = 0; !t->fl[k][cls]; attempt++) {
