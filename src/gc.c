@@ -75,6 +75,7 @@ typedef struct tidei_gc_span {
     uint32_t swept;              /* collection number it was last swept in */
     uint32_t n_marked;           /* blocks the last collection marked */
     uint32_t take_pos;           /* held: the bitmap word span_take_free goes on from */
+    uint8_t fresh;               /* every block not handed out yet is zero (pages new from the OS) */
     uint8_t kind;                /* GK_* */
     uint8_t big;                 /* one block */
     uint8_t huge;                /* big, a huge mapping (its descriptor's kind was HUGE) */
@@ -399,6 +400,7 @@ static tide_block_t *span_take_free(gc_span_t *g)
     tide_block_t *head = NULL, **tail = &head;
     size_t n = 0, want = TAKE_BYTES / g->size + 1;
     uint32_t w = g->take_pos;
+    bool clear = g->kind != GK_ATOMIC && !g->fresh;  /* malloc then clears only the two first words */
     for (; w < g->words && n < want; w++) {
         uint64_t free = ~al[w];
         if (w == g->words - 1 && (g->n_blocks & 63))
@@ -408,6 +410,8 @@ static tide_block_t *span_take_free(gc_span_t *g)
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(free);
             free &= free - 1;
             tide_block_t *b = (tide_block_t *)(start + (uintptr_t)i * g->size);
+            if (clear)
+                memset(b, 0, g->size);
             *tail = b;
             tail = &b->next;
             n++;
@@ -443,6 +447,7 @@ static void span_release(gc_thread_t *t, int k, int cls)
     list_unalloc(g, g->pending);
     g->pending = NULL;
     g->held = 0;
+    g->fresh = 0;
     bool has_free = false;
     for (uint32_t w = 0; w < g->words && !has_free; w++) {
         uint64_t free = ~ALLOCS(g)[w];
@@ -473,6 +478,7 @@ static gc_span_t *span_new(int k, int cls)
     g->kind = (uint8_t)k;
     g->cls = (uint8_t)cls;
     g->held = 1;
+    g->fresh = s->is_zero;
     g->swept = atomic_load_explicit(&gc_no, relaxed);
     span_publish(g);
     return g;
@@ -771,32 +777,61 @@ typedef struct range {
     uintptr_t lo, hi;
 } range_t;
 
-static range_t *mstack;          /* the mark stack (mapped) */
-static size_t mstack_n, mstack_cap;
-static bool mstack_overflow;     /* a push was dropped: rescan needed */
-static size_t marked_bytes;      /* this collection */
+/* One marker's state: the collecting thread's (mk0), or a helper's. */
+typedef struct marker {
+    range_t *stk;                /* its mark stack (mapped): ranges to scan */
+    size_t n, cap;               /* entries used, room for */
+    size_t bytes;                /* bytes it marked in this collection */
+    bool overflow;               /* a push was dropped (no memory): some objects not scanned */
+} marker_t;
 
-static void mstack_push(uintptr_t lo, uintptr_t hi)
+static marker_t mk0;             /* the collecting thread's */
+static uintptr_t mark_lo, mark_hi; /* heap bounds for this collection */
+
+/* Parallel marking: helper threads (not registered, every signal blocked)
+ * drain their own stacks and share through a pool under par_mu. */
+#define MAX_HELPERS 7
+static marker_t mk_help[MAX_HELPERS];
+static pthread_t help_th[MAX_HELPERS];
+static int n_helpers;            /* started */
+static bool helpers_tried;       /* started once (or not wanted) */
+static pthread_mutex_t par_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t par_cv = PTHREAD_COND_INITIALIZER;   /* work in the pool, or done */
+static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER; /* a parallel drain begins */
+static pthread_cond_t exit_cv = PTHREAD_COND_INITIALIZER;  /* a helper left the drain */
+static range_t *par_pool;        /* shared ranges (mapped) */
+static size_t par_n, par_cap;
+static int par_total, par_idle, par_left; /* markers in this drain, idle ones, helpers still in it */
+static bool par_done;            /* every marker idle with an empty pool */
+static unsigned par_epoch;       /* bumped per parallel drain */
+static _Atomic int par_want;     /* an idle marker waits: busy ones share */
+static bool mark_par;            /* a parallel drain runs: marks are set atomically */
+
+static bool stack_grow(range_t **stk, size_t *cap)
 {
-    if (tide_unlikely(mstack_n == mstack_cap)) {
-        size_t cap = mstack_cap ? mstack_cap * 2 : 65536;
-        void *p = mstack ? tidei_os_remap(mstack, mstack_cap * sizeof(range_t), cap * sizeof(range_t), true)
-                         : tidei_os_map(cap * sizeof(range_t));
-        if (!p) {
-            mstack_overflow = true;
-            return;
-        }
-        mstack = p;
-        mstack_cap = cap;
+    size_t ncap = *cap ? *cap * 2 : 65536;
+    void *p = *stk ? tidei_os_remap(*stk, *cap * sizeof(range_t), ncap * sizeof(range_t), true)
+                   : tidei_os_map(ncap * sizeof(range_t));
+    if (!p)
+        return false;
+    *stk = p;
+    *cap = ncap;
+    return true;
+}
+
+static inline void push_m(marker_t *m, uintptr_t lo, uintptr_t hi)
+{
+    if (tide_unlikely(m->n == m->cap) && !stack_grow(&m->stk, &m->cap)) {
+        m->overflow = true;
+        return;
     }
-    mstack[mstack_n++] = (range_t){ lo, hi };
+    m->stk[m->n++] = (range_t){ lo, hi };
 }
 
 /* Marks the block word w points into, if it is a live GC block; pushes its
- * contents unless atomic.  World stopped. */
-static uintptr_t mark_lo, mark_hi; /* heap bounds for this collection */
-
-static inline void mark_word(uintptr_t w)
+ * contents unless atomic.  World stopped; markers may run in parallel
+ * (mark bits and counts are set atomically). */
+static inline void mark_word_m(marker_t *m, uintptr_t w)
 {
     if (w - mark_lo >= mark_hi - mark_lo)
         return;
@@ -819,33 +854,61 @@ static inline void mark_word(uintptr_t w)
             return;
         base = s->start + (uintptr_t)i * g->size;
     }
-    if (!BIT_TEST(ALLOCS(g), i) || BIT_TEST(MARKS(g), i))
+    uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
+    if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
         return;
-    BIT_SET(MARKS(g), i);
-    g->n_marked++;
-    marked_bytes += g->size;
+    if (mark_par) {
+        if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
+            return;  /* another marker got it first */
+        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
+    } else {
+        __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
+        g->n_marked++;
+    }
+    m->bytes += g->size;
     if (g->kind != GK_ATOMIC)
-        mstack_push(base, base + (g->big ? g->req : g->size));
+        push_m(m, base, base + (g->big ? g->req : g->size));
 }
 
-static void scan_range(uintptr_t lo, uintptr_t hi)
+static void scan_range_m(marker_t *m, uintptr_t lo, uintptr_t hi)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     for (uintptr_t p = lo; p + 8 <= hi; p += 8)
-        mark_word(*(const uintptr_t *)p);
+        mark_word_m(m, *(const uintptr_t *)p);
 }
 
-/* Empties the mark stack.  Ranges go through a small FIFO whose entries
- * are prefetched when they enter it: by the time one is scanned its first
- * line has arrived (marking is bound by the misses on object memory). */
+/* Moves the older half of m's stack to the pool, for an idle marker. */
+static tide_noinline void share(marker_t *m)
+{
+    size_t half = m->n / 2;
+    pthread_mutex_lock(&par_mu);
+    while (par_n + half > par_cap && stack_grow(&par_pool, &par_cap))
+        ;
+    if (par_n + half <= par_cap) {
+        memcpy(par_pool + par_n, m->stk, half * sizeof(range_t));
+        par_n += half;
+        memmove(m->stk, m->stk + half, (m->n - half) * sizeof(range_t));
+        m->n -= half;
+        atomic_store_explicit(&par_want, 0, relaxed);
+        pthread_cond_broadcast(&par_cv);
+    }
+    pthread_mutex_unlock(&par_mu);
+}
+
+/* Empties m's stack.  Ranges go through a small FIFO whose entries are
+ * prefetched when they enter it: by the time one is scanned its first
+ * line has arrived (marking is bound by the misses on object memory).
+ * When another marker is idle, half of the stack goes to the pool. */
 #define PF_N 8
-static void mark_drain(void)
+static void drain_m(marker_t *m)
 {
     range_t q[PF_N];
     unsigned head = 0, n = 0;
     for (;;) {
-        while (n < PF_N && mstack_n) {
-            range_t r = mstack[--mstack_n];
+        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n > 32)
+            share(m);
+        while (n < PF_N && m->n) {
+            range_t r = m->stk[--m->n];
             __builtin_prefetch((const void *)r.lo);
             q[(head + n++) % PF_N] = r;
         }
@@ -854,16 +917,137 @@ static void mark_drain(void)
         range_t r = q[head];
         head = (head + 1) % PF_N;
         n--;
-        scan_range(r.lo, r.hi);
+        scan_range_m(m, r.lo, r.hi);
     }
 }
 
-/* Scans [lo, hi) as a root now (used by GC_push_all and the hooks). */
+/* A marker's part of a parallel drain: its stack, then work from the pool,
+ * until every marker is idle and the pool empty. */
+static void par_work(marker_t *m)
+{
+    for (;;) {
+        drain_m(m);
+        pthread_mutex_lock(&par_mu);
+        par_idle++;
+        for (;;) {
+            if (par_done || par_n)
+                break;
+            if (par_idle == par_total) {
+                par_done = true;
+                pthread_cond_broadcast(&par_cv);
+                break;
+            }
+            atomic_store_explicit(&par_want, 1, relaxed);
+            pthread_cond_wait(&par_cv, &par_mu);
+        }
+        if (par_done) {
+            pthread_mutex_unlock(&par_mu);
+            return;
+        }
+        par_idle--;
+        size_t take = par_n / (size_t)par_total + 1;
+        if (take > par_n)
+            take = par_n;
+        while (m->n + take > m->cap && stack_grow(&m->stk, &m->cap))
+            ;
+        if (m->n + take > m->cap)
+            take = m->cap - m->n;
+        par_n -= take;
+        memcpy(m->stk + m->n, par_pool + par_n, take * sizeof(range_t));
+        m->n += take;
+        pthread_mutex_unlock(&par_mu);
+    }
+}
+
+static void *helper_main(void *arg)
+{
+    marker_t *m = arg;
+    unsigned seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&par_mu);
+        while (par_epoch == seen)
+            pthread_cond_wait(&start_cv, &par_mu);
+        seen = par_epoch;
+        pthread_mutex_unlock(&par_mu);
+        m->bytes = 0;
+        par_work(m);
+        pthread_mutex_lock(&par_mu);
+        par_left--;
+        pthread_cond_signal(&exit_cv);
+        pthread_mutex_unlock(&par_mu);
+    }
+    return NULL;
+}
+
+/* Starts the helpers once: one per online CPU beyond the first, at most
+ * MAX_HELPERS (a single-CPU machine gets none).  Before the world stops. */
+static void helpers_start(void)
+{
+    if (helpers_tried)
+        return;
+    helpers_tried = true;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus > 1 ? (int)cpus - 1 : 0;
+    if (want > MAX_HELPERS)
+        want = MAX_HELPERS;
+    if (tidei_opt.gc_markers > 0 && tidei_opt.gc_markers - 1 < want)
+        want = (int)tidei_opt.gc_markers - 1;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < want; i++) {
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&a, 256 << 10);
+        if (pthread_create(&help_th[i], &a, helper_main, &mk_help[i]) == 0)
+            n_helpers++;
+        pthread_attr_destroy(&a);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Drains mk0, with the helpers when there is enough work for them. */
+static void mark_parallel(void)
+{
+    if (!n_helpers || mk0.n < 64) {
+        drain_m(&mk0);
+        return;
+    }
+    mark_par = true;
+    pthread_mutex_lock(&par_mu);
+    par_total = n_helpers + 1;
+    par_idle = 0;
+    par_left = n_helpers;
+    par_done = false;
+    par_n = 0;
+    atomic_store_explicit(&par_want, 1, relaxed);
+    par_epoch++;
+    pthread_cond_broadcast(&start_cv);
+    pthread_mutex_unlock(&par_mu);
+    par_work(&mk0);
+    pthread_mutex_lock(&par_mu);
+    while (par_left)
+        pthread_cond_wait(&exit_cv, &par_mu);
+    pthread_mutex_unlock(&par_mu);
+    atomic_store_explicit(&par_want, 0, relaxed);
+    mark_par = false;
+    for (int i = 0; i < n_helpers; i++) {
+        mk0.bytes += mk_help[i].bytes;
+        mk0.overflow |= mk_help[i].overflow;
+    }
+}
+
+static void mark_word(uintptr_t w) { mark_word_m(&mk0, w); }
+static void scan_range(uintptr_t lo, uintptr_t hi) { scan_range_m(&mk0, lo, hi); }
+static void mark_drain(void) { drain_m(&mk0); }
+
+/* Pushes [lo, hi) to be scanned as a root (GC_push_all and the hooks). */
 void tidei_gc_push_range(void *lo, void *hi);
 void tidei_gc_push_range(void *lo, void *hi)
 {
     if ((uintptr_t)lo < (uintptr_t)hi)
-        mstack_push((uintptr_t)lo, (uintptr_t)hi);
+        push_m(&mk0, (uintptr_t)lo, (uintptr_t)hi);
 }
 
 /* Marks obj (a GC block or not) and what it reaches. */
@@ -1128,17 +1312,13 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     mark_hi = atomic_load_explicit(&heap_hi, relaxed);
     if (mark_hi < mark_lo)
         mark_hi = mark_lo;
-    marked_bytes = 0;
-    mstack_overflow = false;
-    /* roots */
-    for (size_t i = 0; i < n_segs; i++) {
+    mk0.bytes = 0;
+    mk0.overflow = false;
+    /* roots: their direct referents are pushed, then drained in parallel */
+    for (size_t i = 0; i < n_segs; i++)
         scan_range(segs[i].lo, segs[i].hi);
-        mark_drain();
-    }
-    for (gc_thread_t *t = threads; t; t = t->next) {
+    for (gc_thread_t *t = threads; t; t = t->next)
         scan_thread(t, my_sp);
-        mark_drain();
-    }
     for (gc_span_t *g = all_spans; g; g = g->next) {
         if (g->kind != GK_UNCOLL)
             continue;
@@ -1147,21 +1327,20 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
                 continue;
             BIT_SET(MARKS(g), i);
             g->n_marked++;
-            marked_bytes += g->size;
+            mk0.bytes += g->size;
             uintptr_t base = g->span->start + (uintptr_t)i * g->size;
-            mstack_push(base, base + (g->big ? g->req : g->size));
+            push_m(&mk0, base, base + (g->big ? g->req : g->size));
         }
-        mark_drain();
     }
     gc_roots_scan();
     if (GC_push_other_roots)
         GC_push_other_roots();
-    mark_drain();
+    mark_parallel();
     gc_fin_mark();
     mark_drain();
     gc_fin_after_mark();
     free_lists_alloc(true);
-    live_after = marked_bytes;
+    live_after = mk0.bytes;
     atomic_store_explicit(&allocd_since, 0, relaxed);
     n_allocating_prev = atomic_exchange_explicit(&n_allocating, 0, relaxed);
     pools_rebuild();
@@ -1191,6 +1370,7 @@ static tide_noinline void gc_collect(bool force)
     if (!force && atomic_load_explicit(&gc_disabled, relaxed))
         return;
     unsigned before = atomic_load_explicit(&gc_no, relaxed);
+    helpers_start();
     pthread_mutex_lock(&threads_lock);
     if (!force && atomic_load_explicit(&gc_no, relaxed) != before) {  /* another thread just did */
         pthread_mutex_unlock(&threads_lock);
@@ -1214,10 +1394,11 @@ static tide_noinline void gc_collect(bool force)
 
 /* Whether the allocation that took the caller to its slow path should
  * start a collection: when the bytes taken since the last one reach
- * gc_percent of the live bytes (at least 4 MiB), times the number of
- * threads that allocated in the last cycle, so that N allocating threads
- * do not collect N times as often (each cycle gives each of them the
- * budget one thread would get). */
+ * gc_percent of the live bytes (at least 4 MiB), scaled by (N + 1) / 2
+ * for the N threads that allocated in the last cycle: N threads fill a
+ * fixed budget N times as fast, and each collection stops all of them;
+ * scaling by N itself would let the heap grow by N budgets (RSS), by
+ * (N + 1) / 2 collections come about half as often as they would. */
 static inline bool should_collect(void)
 {
     size_t since = atomic_load_explicit(&allocd_since, relaxed);
@@ -1226,7 +1407,8 @@ static inline bool should_collect(void)
         trigger = (size_t)4 << 20;
     unsigned n = n_allocating_prev > atomic_load_explicit(&n_allocating, relaxed)
                      ? n_allocating_prev : atomic_load_explicit(&n_allocating, relaxed);
-    trigger *= n ? n : 1;
+    if (n > 1)
+        trigger = trigger / 2 * (n + 1);
     return since >= trigger && !atomic_load_explicit(&gc_disabled, relaxed);
 }
 
@@ -1319,7 +1501,8 @@ static void *gc_big_alloc(gc_thread_t *t, size_t n, int k)
 static tide_noinline void *small_alloc_slow(size_t n, int k);
 
 /* The fast path: a block from the calling thread's free list of (k,
- * class), cleared unless atomic. */
+ * class).  Blocks on a list are zero but for their first two words (the
+ * link and the free key): span_take_free and GC_FREE clear the others. */
 static inline void *gc_alloc(size_t n, int k)
 {
     if (tide_likely(n <= TIDE_SMALL_MAX)) {
@@ -1329,12 +1512,8 @@ static inline void *gc_alloc(size_t n, int k)
             tide_block_t *b = t->fl[k][cls];
             if (tide_likely(b != NULL)) {
                 t->fl[k][cls] = b->next;
-                if (k == GK_ATOMIC) {
-                    b->next = NULL;
-                    b->key = 0;
-                } else {
-                    memset(b, 0, tidei_class_size[cls]);
-                }
+                b->next = NULL;
+                b->key = 0;
                 return b;
             }
         }

@@ -224,10 +224,8 @@ static void gc_fin_after_mark(void)
 static bool gc_roots_scan(void)
 {
     range_t *r = roots.p;
-    for (size_t i = 0; i < roots.n; i++) {
+    for (size_t i = 0; i < roots.n; i++)
         scan_range(r[i].lo, r[i].hi);
-        mark_drain();
-    }
     return true;
 }
 

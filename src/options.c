@@ -42,6 +42,7 @@ tide_options_t tidei_opt = {
     .gc_percent = 100,
     .gc_max_mb = 0,
     .gc_signal = 0,
+    .gc_markers = 0,
 };
 bool tidei_secure;
 
@@ -136,6 +137,9 @@ static const option_desc_t option_table[] = {
       OPT_INT, NULL, NULL },
     { "gc_signal", &tidei_opt.gc_signal, 0, 0,
       "GC heap: the signal that stops threads for a collection (0: SIGPWR)", OPT_SIGNAL, NULL, NULL },
+    { "gc_markers", &tidei_opt.gc_markers, 0, 8,
+      "GC heap: threads that mark in a collection, the collecting one included (0: one per CPU, at most 8)",
+      OPT_INT, NULL, NULL },
     { "os_fail_at", &tidei_opt.os_fail_at, 0, 1L << 40,
       "testing: make the Nth request to the OS fail, once (0 = off)", OPT_INT, NULL, NULL },
     { "os_fail_from", &tidei_opt.os_fail_from, 0, 1L << 40,

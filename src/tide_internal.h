@@ -107,6 +107,7 @@ typedef struct tide_options {
     long gc_percent;             /* GC heap: collect after allocating this % of the live bytes (gc.c) */
     long gc_max_mb;              /* GC heap: limit in MiB (0: none) */
     long gc_signal;              /* GC heap: the thread-stop signal (0: SIGPWR) */
+    long gc_markers;             /* GC heap: marking threads at most, the collector included (0: one per CPU) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 /* The process runs with AT_SECURE (setuid, setgid, capabilities): TIDE_CONF
