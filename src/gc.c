@@ -1278,7 +1278,7 @@ static void pools_rebuild(void)
     /* big blocks: the dead ones leave now, freed after the restart */
     for (gc_span_t *g = bigs, *next; g; g = next) {
         next = g->lnext;
-        if (g->kind == GK_UNCOLL || g->n_marked || !BIT_TEST(ALLOCS(g), 0))
+        if (g->kind == GK_UNCOLL || BIT_TEST(MARKS(g), 0) || !BIT_TEST(ALLOCS(g), 0))
             continue;
         if (g->lprev)
             g->lprev->lnext = g->lnext;
@@ -1854,11 +1854,14 @@ int tidei_gc_mark_bit(const void *p, int set)
     gc_span_t *g = gc_lookup(p, &i, &base);
     if (!g)
         return 0;
+    uint64_t bit = (uint64_t)1 << (i & 63);
     int old = (int)BIT_TEST(MARKS(g), i);
-    if (set > 0)
-        __atomic_fetch_or(&MARKS(g)[i >> 6], (uint64_t)1 << (i & 63), __ATOMIC_RELAXED);
-    else if (set == 0)
-        __atomic_fetch_and(&MARKS(g)[i >> 6], ~((uint64_t)1 << (i & 63)), __ATOMIC_RELAXED);
+    /* n_marked follows: a span whose only marked block was marked here
+     * (ECL marks its Lisp stacks this way) must not be taken for dead */
+    if (set > 0 && !(__atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED) & bit))
+        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
+    else if (set == 0 && (__atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED) & bit))
+        __atomic_fetch_sub(&g->n_marked, 1, __ATOMIC_RELAXED);
     return old;
 }
 
@@ -1869,6 +1872,17 @@ static bool is_marked(uintptr_t p)
     uintptr_t base;
     gc_span_t *g = gc_lookup((void *)p, &i, &base);
     return !g || BIT_TEST(MARKS(g), i);
+}
+
+/* Whether location p may be written by the collector: not in the GC heap,
+ * or in a block that is out and marked (a link inside a dead or free
+ * block is never written: the block may be on a free list). */
+static bool link_writable(uintptr_t p)
+{
+    uint32_t i;
+    uintptr_t base;
+    gc_span_t *g = gc_lookup((void *)p, &i, &base);
+    return !g || (BIT_TEST(ALLOCS(g), i) && BIT_TEST(MARKS(g), i));
 }
 
 /* Whether p is in a GC block (world stopped). */

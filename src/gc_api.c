@@ -156,7 +156,14 @@ static void gc_fin_mark(void)
     }
     for (size_t i = 0; i < links.cap; i++) {
         link_entry_t *l = (link_entry_t *)slot_key(&links, i);
-        if (l->link > 1 && !l->is_long && !is_marked(l->obj)) {
+        if (l->link <= 1)
+            continue;
+        if (!link_writable(l->link)) {
+            if (in_gc_heap(l->link) && !is_marked(l->link))
+                table_del(&links, l);  /* its holder is dead (or was freed) */
+            continue;
+        }
+        if (!l->is_long && !is_marked(l->obj)) {
             *(void **)l->link = NULL;
             table_del(&links, l);
         }
@@ -175,8 +182,7 @@ static void gc_fin_mark(void)
             continue;
         if (tidei_gc_kind((void *)f->obj) == GK_ATOMIC)
             continue;
-        size_t size = tidei_gc_size((void *)f->obj);
-        uintptr_t lo = f->obj, hi = f->obj + size;
+        uintptr_t lo = (uintptr_t)tidei_gc_base((void *)f->obj), hi = lo + tidei_gc_size((void *)lo);
         for (uintptr_t p = lo; p + 8 <= hi; p += 8) {
             uintptr_t w = *(uintptr_t *)p;
             if ((f->mode & 0xff) == FIN_IGNORE_SELF && w >= lo && w < hi)
@@ -211,7 +217,7 @@ static void gc_fin_after_mark(void)
         link_entry_t *l = (link_entry_t *)slot_key(&links, i);
         if (l->link <= 1)
             continue;
-        if (in_gc_heap(l->link) && !is_marked(l->link)) {
+        if (!link_writable(l->link)) {
             table_del(&links, l);
         } else if (l->is_long && !is_marked(l->obj)) {
             *(void **)l->link = NULL;
@@ -252,9 +258,13 @@ static void register_fin(void *obj, GC_finalization_proc fn, void *cd, GC_finali
         *ocd = NULL;
     if (!obj)
         return;
-    if (tidei_gc_base(obj) != obj)
-        tidei_misuse(op, obj, tidei_gc_base(obj) ? "interior pointer of a GC block"
-                                                   : "not a GC block (finalizers are for GC_MALLOC'd objects)");
+    /* Memory that is not the GC heap's is never collected, so its
+     * finalizer would never run: ignored, as libgc does (ECL registers
+     * finalizers on static objects).  An interior pointer stands for its
+     * block, and is what the finalizer gets (ECL's tagged pointers). */
+    (void)op;
+    if (!tidei_gc_base(obj))
+        return;
     gc_thread_t *t = api_thread();
     crit_enter(t);
     pthread_mutex_lock(&tables_lock);

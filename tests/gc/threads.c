@@ -107,6 +107,12 @@ static void *reg_holder(void *arg)
 
 static void test_register_root(void)
 {
+#if defined(__SANITIZE_THREAD__)
+    /* TSan delivers a signal only when its thread next enters the runtime,
+     * which the spinning holder never does */
+    th_skip("the stop signal never reaches a spinning thread under TSan");
+    return;
+#endif
     gc_n_finalized = 0;
     pthread_t th;
     CHECK(pthread_create(&th, NULL, reg_holder, NULL) == 0);
