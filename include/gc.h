@@ -27,6 +27,17 @@ extern "C" {
 
 typedef uintptr_t GC_word;
 typedef intptr_t GC_signed_word;
+typedef void *GC_PTR;
+#define GC_API extern
+#define GC_CALL
+#define GC_CALLBACK
+#define GC_ATTR_MALLOC
+#define GC_ATTR_ALLOC_SIZE(n)
+#define GC_ATTR_NONNULL(n)
+#define GC_HIDE_POINTER(p) (~(GC_word)(p))
+#define GC_REVEAL_POINTER(p) ((void *)GC_HIDE_POINTER(p))
+#define HIDE_POINTER(p) GC_HIDE_POINTER(p)
+#define REVEAL_POINTER(p) GC_REVEAL_POINTER(p)
 
 #define GC_SUCCESS 0
 #define GC_DUPLICATE 1
@@ -117,6 +128,8 @@ void GC_set_dont_expand(int);
 void GC_set_full_freq(int);
 void GC_set_no_dls(int);
 int GC_get_no_dls(void);
+void GC_set_find_leak(int);                    /* leak-finding mode is not provided: 0 always */
+int GC_get_find_leak(void);
 #define GC_REGISTER_DISPLACEMENT(n) GC_register_displacement(n)
 
 /* ---- finalization and disappearing links ---- */
@@ -166,8 +179,11 @@ struct GC_stack_base {
     void *mem_base;                                  /* the stack's highest address */
 };
 typedef void *(*GC_fn_type)(void *);
+typedef void *(*GC_stack_base_func)(struct GC_stack_base *, void *);
 int GC_get_stack_base(struct GC_stack_base *);
+void *GC_call_with_stack_base(GC_stack_base_func, void *);
 void GC_allow_register_threads(void);
+void GC_start_mark_threads(void);               /* the helper markers (gc_markers) start now */
 int GC_register_my_thread(const struct GC_stack_base *);
 int GC_unregister_my_thread(void);
 int GC_thread_is_registered(void);

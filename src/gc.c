@@ -1394,7 +1394,7 @@ static tide_noinline void gc_collect(bool force)
 
 /* Whether the allocation that took the caller to its slow path should
  * start a collection: when the bytes taken since the last one reach
- * gc_percent of the live bytes (at least 4 MiB), scaled by (N + 1) / 2
+ * gc_percent of the live bytes (at least 1 MiB), scaled by (N + 1) / 2
  * for the N threads that allocated in the last cycle: N threads fill a
  * fixed budget N times as fast, and each collection stops all of them;
  * scaling by N itself would let the heap grow by N budgets (RSS), by
@@ -1403,8 +1403,8 @@ static inline bool should_collect(void)
 {
     size_t since = atomic_load_explicit(&allocd_since, relaxed);
     size_t trigger = live_after / 100 * (size_t)tidei_opt.gc_percent;
-    if (trigger < ((size_t)4 << 20))
-        trigger = (size_t)4 << 20;
+    if (trigger < ((size_t)1 << 20))
+        trigger = (size_t)1 << 20;
     unsigned n = n_allocating_prev > atomic_load_explicit(&n_allocating, relaxed)
                      ? n_allocating_prev : atomic_load_explicit(&n_allocating, relaxed);
     if (n > 1)
@@ -1763,6 +1763,15 @@ void tidei_gc_init(void)
 {
     gc_init();
     gc_thread();
+}
+
+void tidei_gc_start_markers(void);
+void tidei_gc_start_markers(void)
+{
+    gc_init();
+    pthread_mutex_lock(&threads_lock);
+    helpers_start();
+    pthread_mutex_unlock(&threads_lock);
 }
 
 void tidei_gc_collect(void);

@@ -635,6 +635,8 @@ tide_export void GC_set_free_space_divisor(GC_word d)
         tidei_opt.gc_percent = (long)(100 / (d - 1)) > 0 ? (long)(100 / (d - 1)) : 1;
 }
 tide_export void GC_set_dont_expand(int v) { (void)v; }
+tide_export void GC_set_find_leak(int v) { (void)v; }
+tide_export int GC_get_find_leak(void) { return 0; }
 tide_export void GC_set_full_freq(int v) { (void)v; }
 
 static void default_warn(char *msg, GC_word arg)
@@ -666,6 +668,14 @@ tide_export int GC_get_stack_base(struct GC_stack_base *sb)
 }
 
 tide_export void GC_allow_register_threads(void) { tidei_gc_init(); }
+tide_export void GC_start_mark_threads(void) { tidei_gc_start_markers(); }
+
+tide_export void *GC_call_with_stack_base(GC_stack_base_func fn, void *arg)
+{
+    struct GC_stack_base sb;
+    GC_get_stack_base(&sb);
+    return fn(&sb, arg);
+}
 
 tide_export int GC_register_my_thread(const struct GC_stack_base *sb)
 {
