@@ -1218,6 +1218,26 @@ static void start_world(void)
     futex(&stop_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
 }
 
+/* Takes threads_lock; the caller t (registered, or NULL) counts as
+ * stopped while it waits, its registers spilled on its stack: a thread
+ * blocked on the lock touches no GC block, and a collector waiting for it
+ * to acknowledge a signal would otherwise depend on the signal
+ * interrupting the wait (TSan delays it until the lock is taken). */
+static tide_noinline void lock_threads(gc_thread_t *t)
+{
+    if (!t) {
+        pthread_mutex_lock(&threads_lock);
+        return;
+    }
+    spill_t jb;
+    SPILL_REGS(&jb);
+    t->blocking_sp = (uintptr_t)&jb;
+    atomic_store_explicit(&t->blocking, 1, seq_cst);
+    pthread_mutex_lock(&threads_lock);
+    atomic_store_explicit(&t->blocking, 0, seq_cst);  /* no collection runs: we hold the lock */
+    __asm__ volatile("" : : "r"(&jb) : "memory");
+}
+
 /* Clears (unalloc) or restores the alloc bits of every block on a free
  * list of a stopped thread: blocks on a list are not traced. */
 static void free_lists_alloc(bool set)
@@ -1371,7 +1391,7 @@ static tide_noinline void gc_collect(bool force)
         return;
     unsigned before = atomic_load_explicit(&gc_no, relaxed);
     helpers_start();
-    pthread_mutex_lock(&threads_lock);
+    lock_threads(t);
     if (!force && atomic_load_explicit(&gc_no, relaxed) != before) {  /* another thread just did */
         pthread_mutex_unlock(&threads_lock);
         return;
@@ -1906,7 +1926,7 @@ static bool in_gc_heap(uintptr_t p)
 
 static void gc_atfork_prepare(void)
 {
-    pthread_mutex_lock(&threads_lock);
+    lock_threads(gc_tl);
     for (int k = 0; k < GK_N; k++)
         for (int c = 0; c < TIDE_N_CLASSES; c++)
             pthread_mutex_lock(&pools[k][c].lock);
