@@ -8,6 +8,13 @@
 #define GC_THREADS
 #include "gchelper.h"
 
+/* Under TSan every scanned word is an instrumented load: smaller runs. */
+#if defined(__SANITIZE_THREAD__)
+#define SCALE 10
+#else
+#define SCALE 1
+#endif
+
 struct node {
     struct node *left, *right;
     long value;
@@ -45,10 +52,10 @@ static void *tree_worker(void *arg)
     struct node *keep = make_tree(12, &c);
     c = id * 100000000L + 50000000L;
     tls_tree = make_tree(10, &c);
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 300 / SCALE; i++) {
         long g = 0;
         make_tree(9, &g);
-        if (i % 100 == 0 && id == 0)
+        if (i % (100 / SCALE) == 0 && id == 0)
             GC_gcollect();
     }
     c = id * 100000000L;
@@ -159,7 +166,7 @@ static void test_thread_churn(void)
     _Atomic int stop = 0;
     pthread_t col;
     CHECK(pthread_create(&col, NULL, collector, &stop) == 0);
-    for (int round = 0; round < 100; round++) {
+    for (int round = 0; round < 100 / SCALE; round++) {
         pthread_t th[3];
         for (long i = 0; i < 3; i++)
             pthread_create(&th[i], NULL, short_worker, (void *)(round * 1000 + i * 100));
@@ -194,7 +201,7 @@ static void test_do_blocking(void)
     n_bad = 0;
     pthread_t th;
     CHECK(pthread_create(&th, NULL, blocker, NULL) == 0);
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 40 / SCALE; i++) {
         long c = 0;
         make_tree(7, &c);
         GC_gcollect();
@@ -215,7 +222,7 @@ static void test_fork(void)
     usleep(10000);
     pid_t pid = fork();
     if (pid == 0) {
-        for (int i = 0; i < 200; i++) {
+        for (int i = 0; i < 200 / SCALE; i++) {
             long g = 0;
             make_tree(8, &g);
         }
