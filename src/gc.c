@@ -115,7 +115,8 @@ typedef struct gc_thread {
     uintptr_t sp;                /* where its stack starts being scanned (set when stopped) */
     uintptr_t regs[NGREG];       /* its registers when stopped */
     _Atomic unsigned stopped_seq;/* the stop sequence it last stopped for */
-    volatile int crit;           /* inside a GC slow path: stops when it leaves */
+    int crit;                    /* inside a GC slow path: stops when it leaves (owner writes;
+                                    its signal handler and the collector read) */
     volatile int stop_pending;   /* a stop arrived inside crit */
     _Atomic int blocking;        /* in GC_do_blocking: not stopped; its stack is scanned from blocking_sp */
     uintptr_t blocking_sp;       /* stack pointer when it entered GC_do_blocking */
@@ -157,7 +158,7 @@ static uint64_t pause_ns_total, pause_ns_max, pause_ns_last;
 static uint64_t pause_hist[8];         /* < 0.1, 0.3, 1, 3, 10, 30, 100 ms, more */
 static size_t max_heap;                /* 0: none (GC_set_max_heap_size, gc_max_mb) */
 static _Atomic uint64_t n_freed_explicit; /* GC_FREE calls */
-static uint64_t reclaimed_total;       /* bytes found dead by sweeps */
+static _Atomic uint64_t reclaimed_total; /* bytes found dead by sweeps */
 static _Atomic unsigned n_allocating;  /* threads that allocated in this cycle (should_collect) */
 static unsigned n_allocating_prev;     /* ... in the last cycle */
 
@@ -211,7 +212,7 @@ typedef struct spill {
 
 static inline void crit_enter(gc_thread_t *t)
 {
-    t->crit++;
+    __atomic_store_n(&t->crit, t->crit + 1, __ATOMIC_RELAXED);  /* the collector peeks at it */
     atomic_signal_fence(memory_order_seq_cst);
 }
 
@@ -220,7 +221,9 @@ static void self_stop(gc_thread_t *t);
 static inline void crit_leave(gc_thread_t *t)
 {
     atomic_signal_fence(memory_order_seq_cst);
-    if (--t->crit == 0) {
+    int c = t->crit - 1;
+    __atomic_store_n(&t->crit, c, __ATOMIC_RELAXED);
+    if (c == 0) {
         atomic_signal_fence(memory_order_seq_cst);
         if (tide_unlikely(t->stop_pending))
             self_stop(t);
@@ -378,7 +381,7 @@ static uint32_t span_sweep(gc_span_t *g)
             al[w] &= m[w];
         }
         g->swept = cur;
-        reclaimed_total += (uint64_t)dead * g->size;
+        atomic_fetch_add_explicit(&reclaimed_total, (uint64_t)dead * g->size, relaxed);
     }
     for (uint32_t w = 0; w < g->words; w++)
         n_alloc += (uint32_t)__builtin_popcountll(al[w]);
@@ -592,7 +595,7 @@ static void on_stop(int sig, siginfo_t *si, void *ucv)
     unsigned seq = atomic_load_explicit(&stop_seq, acquire);
     if (!t || !(seq & 1) || atomic_load_explicit(&t->stopped_seq, relaxed) == seq)
         goto out;
-    if (t->crit) {
+    if (__atomic_load_n(&t->crit, __ATOMIC_RELAXED)) {
         t->stop_pending = 1;
         goto out;
     }
@@ -662,7 +665,7 @@ static gc_thread_t *thread_register(uintptr_t hi, bool from_create)
         if (threads)
             threads->prev = t;
         threads = t;
-        n_threads++;
+        __atomic_store_n(&n_threads, n_threads + 1, __ATOMIC_RELAXED);
         gc_tl = t;
     }
     pthread_mutex_unlock(&threads_lock);
@@ -689,7 +692,7 @@ static void thread_unregister(gc_thread_t *t)
         threads = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    n_threads--;
+    __atomic_store_n(&n_threads, n_threads - 1, __ATOMIC_RELAXED);
     t->pool_next = thread_pool;
     thread_pool = t;
     gc_tl = NULL;
@@ -1206,7 +1209,7 @@ static void stop_world(void)
         if (now_ns() - last > 2000000) {  /* again to those inside malloc */
             last = now_ns();
             for (gc_thread_t *t = threads; t; t = t->next)
-                if (t != me && !thread_still(t, seq) && !t->crit)
+                if (t != me && !thread_still(t, seq) && !__atomic_load_n(&t->crit, __ATOMIC_RELAXED))
                     syscall(SYS_tgkill, pid, t->tid, stop_sig);
         }
     }
@@ -1306,7 +1309,7 @@ static void pools_rebuild(void)
             bigs = g->lnext;
         if (g->lnext)
             g->lnext->lprev = g->lprev;
-        reclaimed_total += g->size;
+        atomic_fetch_add_explicit(&reclaimed_total, g->size, relaxed);
         g->lnext = dead_spans;
         g->list = GL_DEAD;
         dead_spans = g;
@@ -1360,21 +1363,21 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     mark_drain();
     gc_fin_after_mark();
     free_lists_alloc(true);
-    live_after = mk0.bytes;
+    __atomic_store_n(&live_after, mk0.bytes, __ATOMIC_RELAXED);
     atomic_store_explicit(&allocd_since, 0, relaxed);
     n_allocating_prev = atomic_exchange_explicit(&n_allocating, 0, relaxed);
     pools_rebuild();
     start_world();
     uint64_t ns = now_ns() - t0;
-    pause_ns_last = ns;
-    pause_ns_total += ns;
+    __atomic_store_n(&pause_ns_last, ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&pause_ns_total, pause_ns_total + ns, __ATOMIC_RELAXED);
     if (ns > pause_ns_max)
-        pause_ns_max = ns;
+        __atomic_store_n(&pause_ns_max, ns, __ATOMIC_RELAXED);
     static const uint64_t bounds[7] = { 100000, 300000, 1000000, 3000000, 10000000, 30000000, 100000000 };
     int b = 0;
     while (b < 7 && ns >= bounds[b])
         b++;
-    pause_hist[b]++;
+    __atomic_store_n(&pause_hist[b], pause_hist[b] + 1, __ATOMIC_RELAXED);
 }
 
 static _Atomic int fin_running;
@@ -1422,7 +1425,7 @@ static tide_noinline void gc_collect(bool force)
 static inline bool should_collect(void)
 {
     size_t since = atomic_load_explicit(&allocd_since, relaxed);
-    size_t trigger = live_after / 100 * (size_t)tidei_opt.gc_percent;
+    size_t trigger = __atomic_load_n(&live_after, __ATOMIC_RELAXED) / 100 * (size_t)tidei_opt.gc_percent;
     if (trigger < ((size_t)1 << 20))
         trigger = (size_t)1 << 20;
     unsigned n = n_allocating_prev > atomic_load_explicit(&n_allocating, relaxed)
@@ -1924,29 +1927,30 @@ static bool in_gc_heap(uintptr_t p)
 
 /* ---- fork ---- */
 
+/* Fork: the world is stopped around it, so that no other thread is inside
+ * a GC slow path (which is where pool, big, descriptor and table locks are
+ * held): the child finds them all free, and the heap consistent, without
+ * the parent taking 250 locks. */
 static void gc_atfork_prepare(void)
 {
     lock_threads(gc_tl);
-    for (int k = 0; k < GK_N; k++)
-        for (int c = 0; c < TIDE_N_CLASSES; c++)
-            pthread_mutex_lock(&pools[k][c].lock);
-    pthread_mutex_lock(&big_lock);
-    pthread_mutex_lock(&all_lock);
+    stop_world();
+    pthread_mutex_lock(&par_mu);
 }
 
 static void gc_atfork_parent(void)
 {
-    pthread_mutex_unlock(&all_lock);
-    pthread_mutex_unlock(&big_lock);
-    for (int k = GK_N; k-- > 0;)
-        for (int c = TIDE_N_CLASSES; c-- > 0;)
-            pthread_mutex_unlock(&pools[k][c].lock);
+    pthread_mutex_unlock(&par_mu);
+    start_world();
     pthread_mutex_unlock(&threads_lock);
 }
 
 static void gc_atfork_child(void)
 {
-    gc_atfork_parent();
+    pthread_mutex_unlock(&par_mu);
+    atomic_fetch_add_explicit(&stop_seq, 1, relaxed);  /* nobody to wake */
+    n_helpers = 0;                                     /* the helpers are gone: started again when needed */
+    helpers_tried = false;
     /* the other threads are gone: their spans go back to the pools */
     gc_thread_t *me = gc_tl;
     for (gc_thread_t *t = threads, *next; t; t = next) {
@@ -1962,10 +1966,11 @@ static void gc_atfork_child(void)
             threads = t->next;
         if (t->next)
             t->next->prev = t->prev;
-        n_threads--;
+        __atomic_store_n(&n_threads, n_threads - 1, __ATOMIC_RELAXED);
     }
     if (me)
         me->tid = tidei_gettid();
+    pthread_mutex_unlock(&threads_lock);
 }
 
 /* ---- figures ---- */
@@ -1975,18 +1980,20 @@ void tidei_gc_stats(struct tide_gc_stats *out)
     memset(out, 0, sizeof *out);
     if (atomic_load_explicit(&gc_state, acquire) != 2)
         return;
+#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
     out->heap_bytes = atomic_load_explicit(&heap_bytes, relaxed);
-    out->live_bytes = live_after;
+    out->live_bytes = RD(live_after);
     out->allocated_since_gc = atomic_load_explicit(&allocd_since, relaxed);
     out->allocated_total = atomic_load_explicit(&allocd_total, relaxed);
-    out->reclaimed_total = reclaimed_total;
+    out->reclaimed_total = atomic_load_explicit(&reclaimed_total, relaxed);
     out->n_collections = atomic_load_explicit(&gc_no, relaxed);
     out->n_explicit_frees = atomic_load_explicit(&n_freed_explicit, relaxed);
-    out->n_threads = n_threads;
-    out->pause_ns_total = pause_ns_total;
-    out->pause_ns_max = pause_ns_max;
-    out->pause_ns_last = pause_ns_last;
+    out->n_threads = RD(n_threads);
+    out->pause_ns_total = RD(pause_ns_total);
+    out->pause_ns_max = RD(pause_ns_max);
+    out->pause_ns_last = RD(pause_ns_last);
     for (int i = 0; i < 8; i++)
-        out->pause_hist[i] = pause_hist[i];
-    out->max_heap_bytes = max_heap;
+        out->pause_hist[i] = RD(pause_hist[i]);
+    out->max_heap_bytes = RD(max_heap);
+#undef RD
 }
