@@ -396,6 +396,20 @@ static uint32_t span_sweep(gc_span_t *g)
  * Free blocks not taken yet keep alloc = 0: not traced, never swept (the
  * span is held). */
 #define TAKE_BYTES ((size_t)8192)
+
+/* Zeroes block b of size bytes but its first two words (the link and the
+ * free key, which malloc clears): inline for small blocks, where a call
+ * to memset would cost more than the stores. */
+static inline void clear_tail(tide_block_t *b, size_t size)
+{
+    if (size <= 128) {
+        uint64_t *w = (uint64_t *)b;
+        for (size_t i = 2; i < size / 8; i++)
+            w[i] = 0;
+    } else {
+        memset((char *)b + 16, 0, size - 16);
+    }
+}
 static tide_block_t *span_take_free(gc_span_t *g)
 {
     uint64_t *al = ALLOCS(g);
@@ -414,7 +428,7 @@ static tide_block_t *span_take_free(gc_span_t *g)
             free &= free - 1;
             tide_block_t *b = (tide_block_t *)(start + (uintptr_t)i * g->size);
             if (clear)
-                memset(b, 0, g->size);
+                clear_tail(b, g->size);
             *tail = b;
             tail = &b->next;
             n++;
@@ -1421,7 +1435,8 @@ static tide_noinline void gc_collect(bool force)
  * for the N threads that allocated in the last cycle: N threads fill a
  * fixed budget N times as fast, and each collection stops all of them;
  * scaling by N itself would let the heap grow by N budgets (RSS), by
- * (N + 1) / 2 collections come about half as often as they would. */
+ * (N + 1) / 2 (at most 2) collections come about half as often as they
+ * would. */
 static inline bool should_collect(void)
 {
     size_t since = atomic_load_explicit(&allocd_since, relaxed);
@@ -1431,7 +1446,7 @@ static inline bool should_collect(void)
     unsigned n = n_allocating_prev > atomic_load_explicit(&n_allocating, relaxed)
                      ? n_allocating_prev : atomic_load_explicit(&n_allocating, relaxed);
     if (n > 1)
-        trigger = trigger / 2 * (n + 1);
+        trigger = trigger / 2 * (n < 3 ? n + 1 : 4);  /* at most twice: the heap grows with it */
     return since >= trigger && !atomic_load_explicit(&gc_disabled, relaxed);
 }
 
