@@ -997,7 +997,8 @@ static void *helper_main(void *arg)
 }
 
 /* Starts the helpers once: one per online CPU beyond the first, at most
- * MAX_HELPERS (a single-CPU machine gets none).  Before the world stops. */
+ * MAX_HELPERS (a single-CPU machine gets none).  threads_lock held, before
+ * the world stops. */
 static void helpers_start(void)
 {
     if (helpers_tried)
@@ -1407,8 +1408,8 @@ static tide_noinline void gc_collect(bool force)
     if (!force && atomic_load_explicit(&gc_disabled, relaxed))
         return;
     unsigned before = atomic_load_explicit(&gc_no, relaxed);
-    helpers_start();
     lock_threads(t);
+    helpers_start();
     if (!force && atomic_load_explicit(&gc_no, relaxed) != before) {  /* another thread just did */
         pthread_mutex_unlock(&threads_lock);
         return;

@@ -264,6 +264,43 @@ static void test_interior_pointer_keeps(void)
     CHECK(base != NULL && strcmp(base, "interior") == 0);
 }
 
+static _Atomic int oom_calls;
+static void *oom_handler(size_t n)
+{
+    (void)n;
+    oom_calls++;
+    return NULL;
+}
+
+/* a heap limit: live data past it gets NULL and ENOMEM after the OOM
+ * handler, and what was freed can be allocated again */
+static void **limit_keep;
+static void test_heap_limit(void)
+{
+    size_t before = GC_get_heap_size();
+    GC_set_max_heap_size(before + (64u << 20));
+    GC_set_oom_fn(oom_handler);
+    limit_keep = GC_MALLOC(100000 * sizeof(void *));
+    int n = 0;
+    errno = 0;
+    for (; n < 100000; n++) {
+        limit_keep[n] = GC_MALLOC_ATOMIC(4096);
+        if (!limit_keep[n])
+            break;
+    }
+    CHECKF(n < 100000 && n > 8000, "stopped after %d blocks of 4 KiB under a 64 MiB limit", n);
+    CHECK(oom_calls > 0);
+    CHECK(GC_get_heap_size() <= before + (64u << 20) + (1u << 20));
+    for (int i = 0; i < n; i++)
+        limit_keep[i] = NULL;
+    gc_full();
+    void *p = GC_MALLOC_ATOMIC(4096);
+    CHECKF(p != NULL, "no allocation after the live data went away");
+    GC_set_oom_fn(NULL);
+    GC_set_max_heap_size(0);
+    limit_keep = NULL;
+}
+
 static void test_stats(void)
 {
     CHECK(GC_get_heap_size() > 0);
@@ -291,6 +328,7 @@ int main(void)
     RUN(test_add_roots);
     RUN(test_garbage_bounded);
     RUN(test_interior_pointer_keeps);
+    RUN(test_heap_limit);
     RUN(test_stats);
     return th_summary();
 }
