@@ -76,6 +76,8 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
     case TIDE_SPAN_GUARD:
         tidei_guard_check(p, op);
         return s;
+    case TIDE_SPAN_GC:
+        tidei_gc_misuse_free(p, op);
     default:
         tidei_misuse(op, p, "block already freed");
     }
@@ -164,6 +166,8 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
     case TIDE_SPAN_GUARD:
         tidei_guard_free(p);
         return;
+    case TIDE_SPAN_GC:
+        tidei_gc_misuse_free(p, op);
     default:
         tidei_misuse(op, p, "double free");
     }

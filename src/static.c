@@ -29,3 +29,5 @@
 #include "override.c"
 #endif
 #include "glibc.c"
+#include "gc.c"
+#include "gc_api.c"

@@ -104,6 +104,10 @@ typedef struct tide_options {
     long guard_slots;            /* guarded blocks live or in quarantine at most */
     long guard_side;             /* where a block goes in its slot: 0 at random, 1 the end, 2 the start */
     long crash_report;           /* describe any SIGSEGV/SIGBUS in heap terms (crash.c); on with guard */
+    long gc_percent;             /* GC heap: collect after allocating this % of the live bytes (gc.c) */
+    long gc_max_mb;              /* GC heap: limit in MiB (0: none) */
+    long gc_signal;              /* GC heap: the thread-stop signal (0: SIGPWR) */
+    long gc_markers;             /* GC heap: marking threads at most, the collector included (0: one per CPU) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 /* The process runs with AT_SECURE (setuid, setgid, capabilities): TIDE_CONF
@@ -644,6 +648,13 @@ void tidei_glibc_bind(void);
 
 /* ---- leak.c ---- */
 long tidei_leak_check(bool at_exit);
+
+/* ---- gc.c / gc_api.c: the garbage-collected heap ---- */
+/* free/realloc/malloc_usable_size (op) of p, a block of the GC heap:
+ * reports the misuse and aborts. */
+__attribute__((noreturn)) void tidei_gc_misuse_free(const void *p, const char *op);
+/* The GC heap's figures for tide_stats (zeros while it is unused). */
+void tidei_gc_stats(struct tide_gc_stats *out);
 
 /* ---- stats.c ---- */
 extern tide_global_counters_t tidei_global_ctr;

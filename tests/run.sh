@@ -3,7 +3,7 @@
 #
 #   BUILD=build CC=cc bash tests/run.sh [GROUP...]
 #
-# Groups, in this order: unit api misuse oom stress introspect programs
+# Groups, in this order: unit api misuse oom stress gc introspect programs
 # (default: all).
 #
 # Conventions (every group follows them):
@@ -50,7 +50,7 @@ GLIBC=${TIDE_TESTS_GLIBC:-0}
 TIDE_RUN=$ROOT/tools/tide-run
 export ROOT BUILD CC SANITIZE TIDE_RUN
 
-ALL_GROUPS="unit api misuse oom stress introspect programs"
+ALL_GROUPS="unit api misuse oom stress gc introspect programs"
 if [ $# -gt 0 ]; then groups="$*"; else groups=$ALL_GROUPS; fi
 for g in $groups; do
     case " $ALL_GROUPS " in *" $g "*) ;; *) echo "run.sh: unknown group '$g' (groups: $ALL_GROUPS)" >&2; exit 2 ;; esac
@@ -194,6 +194,8 @@ run_group() {
         if [ "$g" = unit ]; then
             link=(-Isrc -DTIDE_UNIT -ldl)
             [ -n "$SANITIZE" ] && link+=(-fsanitize="$SANITIZE")
+        elif [ "$GLIBC" = 1 ] && [ "$g" = gc ]; then
+            link=(-DTH_TIDE=0 -DGC_THREADS -I/usr/include/gc -lgc -ldl)   # the same tests on Debian's libgc
         elif [ "$GLIBC" = 1 ]; then
             link=(-DTH_TIDE=0 -ldl)
         else
