@@ -57,7 +57,7 @@ HDRS    := $(wildcard src/*.h) include/tide.h
 
 .PHONY: all test check bench bench-instr bench-rss install clean lib
 all: lib
-lib: $(BUILD)/libtide.so $(BUILD)/libtide.a
+lib: $(BUILD)/libtide.so $(BUILD)/libtide.a $(BUILD)/libgc.so.1
 
 # -fno-tree-slp-vectorize: GCC's -O2 would pair free's two stores into a
 # free block (link and key) through an SSE register, four instructions
@@ -72,6 +72,12 @@ $(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile
 # handed out and its pthread key destructor outlive a dlclose.
 $(BUILD)/libtide.so: $(BUILD)/tide.o src/tide.map
 	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--version-script=src/tide.map -Wl,-soname,libtide.so -o $@ $< -ldl
+
+# The same library under the name of Boehm's libgc (soname libgc.so.1): a
+# program linked against libgc runs on tide's GC heap (and tide's malloc)
+# when it is preloaded (tools/tide-run --gc) or found first on the library path.
+$(BUILD)/libgc.so.1: $(BUILD)/tide.o src/tide.map
+	$(CC) -shared $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--version-script=src/tide.map -Wl,-soname,libgc.so.1 -o $@ $< -ldl
 
 $(BUILD)/libtide.a: $(BUILD)/tide.o
 	rm -f $@ && ar rcs $@ $<

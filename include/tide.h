@@ -35,6 +35,23 @@ struct tide_class_stats {
     size_t cached_blocks;    /* free blocks in those spans, ready for their owners' mallocs */
 };
 
+/* Figures of the GC heap (all zero while the program has not used it). */
+struct tide_gc_stats {
+    size_t heap_bytes;           /* bytes of GC spans (small spans and big blocks) */
+    size_t live_bytes;           /* bytes the last collection found reachable */
+    size_t allocated_since_gc;   /* bytes taken for allocation since the last collection */
+    uint64_t allocated_total;    /* bytes ever taken for allocation */
+    uint64_t reclaimed_total;    /* bytes ever found dead by the sweeps */
+    uint64_t n_collections;      /* collections done */
+    uint64_t n_explicit_frees;   /* GC_FREE calls */
+    size_t n_threads;            /* threads registered with the collector now */
+    uint64_t pause_ns_total;     /* time the world was stopped, all collections */
+    uint64_t pause_ns_max;       /* the longest pause */
+    uint64_t pause_ns_last;      /* the last pause */
+    uint64_t pause_hist[8];      /* pauses under 0.1, 0.3, 1, 3, 10, 30, 100 ms, and longer */
+    size_t max_heap_bytes;       /* the heap limit (0: none) */
+};
+
 /* Process-wide figures, in bytes unless the name says otherwise.  Folded
  * from per-thread counters at the time of the call: exact when no other
  * thread is allocating or freeing, approximate (each counter a recent value)
@@ -70,7 +87,9 @@ struct tide_stats {
     size_t n_chunks;         /* chunks (8 MiB each) currently mapped */
     size_t n_heaps;          /* thread heaps in use (live threads) */
     size_t n_heaps_total;    /* thread heaps ever made (the rest are pooled for new threads) */
+    uint64_t n_os_calls;     /* requests ever made to the OS: mmap, munmap, mremap, madvise, mprotect */
     struct tide_class_stats classes[TIDE_N_CLASSES]; /* per small size class */
+    struct tide_gc_stats gc;  /* the GC heap's (its spans are not in the figures above) */
 };
 
 /* Fills *st.  Takes tide's global locks briefly; do not call from a signal
@@ -199,6 +218,24 @@ int tide_prof_dump(const char *path);
  * leak_file or stderr, and returns the number of leaked blocks, or -1 with
  * errno = ENOMEM.  Other threads must not allocate or free meanwhile. */
 long tide_leak_check(void);
+
+/* ---- the garbage-collected heap (docs/gc.md; Boehm's names in gc.h) ---- */
+
+/* GC allocation: cleared memory the collector reclaims once nothing
+ * reachable points into it (tide_gc_malloc_atomic: not cleared, never
+ * scanned; _uncollectable: a root, freed only by tide_gc_free).  NULL with
+ * errno = ENOMEM on exhaustion (after a full collection).  Any thread. */
+void *tide_gc_malloc(size_t n);
+void *tide_gc_malloc_atomic(size_t n);
+void *tide_gc_malloc_uncollectable(size_t n);
+/* Resizes a GC block (moves it unless the size stays in its class). */
+void *tide_gc_realloc(void *p, size_t n);
+/* Frees a GC block now; anything that is not one is reported as misuse. */
+void tide_gc_free(void *p);
+/* A full collection now (stops the world). */
+void tide_gc_collect(void);
+/* Fills *st.  Returns 0, or -1 with errno = EINVAL when st is NULL. */
+int tide_gc_stats_get(struct tide_gc_stats *st);
 
 /* The version string, e.g. "tide 0.1". */
 const char *tide_version(void);

@@ -24,7 +24,7 @@ static void *class_pop(tide_heap_t *h, int cls)
     if (tide_unlikely(b != NULL))  /* read while marked: s was not retired */
         tidei_link_bad_head(s, b, "malloc");
     tidei_fast_leave(h);
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     s = tidei_heap_find_span(h, cls);
     if (s) {
         b = s->free;

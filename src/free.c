@@ -58,7 +58,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
             tide_heap_t *h = tidei_tls_heap;
             bool owner = atomic_load_explicit(&s->heap, relaxed) == h;
             if (owner)  /* the scavenger may be retiring s if b is free */
-                pthread_mutex_lock(&h->lock);
+                tidei_heap_lock(h);
             bool is_free = !owner || atomic_load_explicit(&s->heap, relaxed) != h ||
                            tidei_span_holds_free(s, b, true);
             if (owner)
@@ -76,6 +76,8 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
     case TIDE_SPAN_GUARD:
         tidei_guard_check(p, op);
         return s;
+    case TIDE_SPAN_GC:
+        tidei_gc_misuse_free(p, op);
     default:
         tidei_misuse(op, p, "block already freed");
     }
@@ -88,7 +90,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
 static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
 {
     tidei_busy_enter();
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) != h)
         report_not_ours(b, op);
     if (!small_block_ok(s, b))
@@ -164,6 +166,8 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
     case TIDE_SPAN_GUARD:
         tidei_guard_free(p);
         return;
+    case TIDE_SPAN_GC:
+        tidei_gc_misuse_free(p, op);
     default:
         tidei_misuse(op, p, "double free");
     }
@@ -182,7 +186,7 @@ static tide_noinline void free_other(tide_span_t *s, void *p, const char *op)
 static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     tidei_busy_enter();
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) == h)
         tidei_heap_free_local_slow(h, s);
     pthread_mutex_unlock(&h->lock);

@@ -301,7 +301,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
 bool tidei_heap_release(tide_heap_t *h)
 {
     bool freed = false;
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     h->slow_seq++;
     heap_drain_notify(h);
     for (tide_span_t *s = h->full, *next; s; s = next) {
@@ -390,7 +390,8 @@ static void notify_to_remote(tide_heap_t *h)
  *     a malloc (h->ctr.fast_seq odd), by a membarrier or by stopping the
  *     thread (tide_set_thread_suspender).  Inside, every swapped span is
  *     put back; outside, those still quiescent are retired.  A NULL fence,
- *     or one that fails, keeps the direct spans.
+ *     or one that fails, keeps the direct spans.  An owner waiting for
+ *     h->lock (h->lock_wait, tidei_heap_lock) is outside with no fence.
  * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
 bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {
@@ -425,7 +426,9 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
         }
     }
     if (n_swapped) {
-        bool outside = fence(h) && !(__atomic_load_n(&h->ctr.fast_seq, __ATOMIC_ACQUIRE) & 1);
+        /* an owner waiting for h->lock is outside and stays out */
+        bool outside = atomic_load_explicit(&h->lock_wait, memory_order_seq_cst) ||
+                       (fence(h) && !(__atomic_load_n(&h->ctr.fast_seq, __ATOMIC_ACQUIRE) & 1));
         for (int i = 0; i < n_swapped; i++) {
             tide_span_t *s = swapped[i];
             if (outside && span_quiescent(s)) {
@@ -619,7 +622,7 @@ static void give_up_span_locked(tide_heap_t *h, tide_span_t *s)
  * tidei_heaps_lock and the arena lock not held. */
 void tidei_heap_give_up_spans(tide_heap_t *h)
 {
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     h->slow_seq++;
     /* 1. No remote free may notify h from now on. */
     for (int c = 0; c < TIDE_N_CLASSES; c++)

@@ -39,6 +39,10 @@ tide_options_t tidei_opt = {
     .guard_slots = 512,
     .guard_side = 0,
     .crash_report = 0,
+    .gc_percent = 50,
+    .gc_max_mb = 0,
+    .gc_signal = 0,
+    .gc_markers = 0,
 };
 bool tidei_secure;
 
@@ -124,6 +128,17 @@ static const option_desc_t option_table[] = {
       OPT_WORD, side_words, NULL },
     { "crash_report", &tidei_opt.crash_report, 0, 1,
       "on SIGSEGV or SIGBUS, say where the address is in the heap before dying (0|1; on with guard)",
+      OPT_INT, NULL, NULL },
+    { "gc_percent", &tidei_opt.gc_percent, 1, 100000,
+      "GC heap: collect when this percentage of the live bytes has been allocated since the last "
+      "collection", OPT_INT, NULL, NULL },
+    { "gc_max_mb", &tidei_opt.gc_max_mb, 0, 1L << 30,
+      "GC heap: at most this many MiB (0: no limit); past it a full collection, then the OOM handler",
+      OPT_INT, NULL, NULL },
+    { "gc_signal", &tidei_opt.gc_signal, 0, 0,
+      "GC heap: the signal that stops threads for a collection (0: SIGPWR)", OPT_SIGNAL, NULL, NULL },
+    { "gc_markers", &tidei_opt.gc_markers, 0, 8,
+      "GC heap: threads that mark in a collection, the collecting one included (0: one per CPU, at most 8)",
       OPT_INT, NULL, NULL },
     { "os_fail_at", &tidei_opt.os_fail_at, 0, 1L << 40,
       "testing: make the Nth request to the OS fail, once (0 = off)", OPT_INT, NULL, NULL },

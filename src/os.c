@@ -8,17 +8,17 @@
 
 #include "tide_internal.h"
 
-static _Atomic size_t n_requests;    /* OS requests made so far */
+_Atomic size_t tidei_os_calls;       /* OS requests made so far (read by the gdb script too) */
 
 size_t tidei_os_n_requests(void)
 {
-    return atomic_load_explicit(&n_requests, relaxed);
+    return atomic_load_explicit(&tidei_os_calls, relaxed);
 }
 
 /* Counts a request; true if the test hook says it must fail. */
 static bool injected_failure(void)
 {
-    size_t n = atomic_fetch_add_explicit(&n_requests, 1, relaxed) + 1;
+    size_t n = atomic_fetch_add_explicit(&tidei_os_calls, 1, relaxed) + 1;
     if (tidei_opt.os_fail_at > 0 && n == (size_t)tidei_opt.os_fail_at)
         return true;
     if (tidei_opt.os_fail_from > 0 && n >= (size_t)tidei_opt.os_fail_from)

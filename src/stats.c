@@ -104,6 +104,7 @@ TIDE_NO_TSAN static void fold_arena(struct tide_stats *st, uint64_t *n_large_mal
     st->large_live_bytes = READ(a->large_pages) << TIDE_PAGE_SHIFT;
     st->n_large = READ(a->n_large);
     st->metadata_bytes = READ(a->meta_bytes);
+    st->n_os_calls = tidei_os_n_requests();
     st->mapped_bytes = st->n_chunks * TIDE_CHUNK_SIZE + st->huge_bytes + st->huge_cached_bytes;
     size_t zero = READ(a->zero_free_pages) << TIDE_PAGE_SHIFT;
     st->committed_bytes = st->mapped_bytes > zero ? st->mapped_bytes - zero : 0;
@@ -183,6 +184,7 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
     st->live_blocks += st->n_large + st->n_huge;
     st->n_malloc += n_large_malloc + n_huge_malloc;
     st->n_free += (n_large_malloc - st->n_large) + (n_huge_malloc - st->n_huge);
+    tidei_gc_stats(&st->gc);
     st->returned_bytes = atomic_load_explicit(&tidei_global_ctr.returned, relaxed);
 }
 
@@ -321,7 +323,15 @@ static int print_text(int fd, const struct tide_stats *st, const struct tide_hea
     err |= tidei_printf(fd, "  memory:     %zu bytes mapped (%zu chunks, %zu bytes huge cache), %zu committed, %zu metadata, %zu returned to the OS\n",
                         st->mapped_bytes, st->n_chunks, st->huge_cached_bytes, st->committed_bytes,
                         st->metadata_bytes, st->returned_bytes);
-    err |= tidei_printf(fd, "  heaps:      %zu in use, %zu made\n", st->n_heaps, st->n_heaps_total);
+    err |= tidei_printf(fd, "  heaps:      %zu in use, %zu made; %lu requests to the OS\n", st->n_heaps, st->n_heaps_total,
+                        (unsigned long)st->n_os_calls);
+    if (st->gc.heap_bytes || st->gc.n_collections)
+        err |= tidei_printf(fd, "  GC heap:    %zu bytes, %zu live after collection %lu, %lu bytes allocated (%zu since), "
+                            "%lu bytes reclaimed, %zu threads; pauses %lu us total, %lu us max\n",
+                            st->gc.heap_bytes, st->gc.live_bytes, (unsigned long)st->gc.n_collections,
+                            (unsigned long)st->gc.allocated_total, st->gc.allocated_since_gc,
+                            (unsigned long)st->gc.reclaimed_total, st->gc.n_threads,
+                            (unsigned long)(st->gc.pause_ns_total / 1000), (unsigned long)(st->gc.pause_ns_max / 1000));
     err |= tidei_printf(fd, "  live memory by block size, largest first:\n");
     for (size_t i = 0; i < h->n && h->e[i].count; i++) {
         size_t bytes = h->e[i].size * h->e[i].count;
@@ -358,8 +368,21 @@ static int print_json(int fd, const struct tide_stats *st, const struct tide_hea
     J(n_huge); J(n_malloc); J(n_free); J(requested_bytes); J(cached_bytes); J(abandoned_bytes);
     J(pending_remote_frees); J(free_run_bytes); J(huge_cached_bytes); J(n_spans); J(n_full_spans);
     J(n_abandoned_spans); J(mapped_bytes); J(committed_bytes); J(returned_bytes); J(metadata_bytes);
-    J(n_chunks); J(n_heaps); J(n_heaps_total);
+    J(n_chunks); J(n_heaps); J(n_heaps_total); J(n_os_calls);
 #undef J
+#define G(key, field) err |= tidei_printf(fd, "\"" key "\": %lu, ", (unsigned long)st->gc.field)
+    err |= tidei_printf(fd, "  \"gc\": {");
+    G("heap_bytes", heap_bytes); G("live_bytes", live_bytes); G("allocated_since_gc", allocated_since_gc);
+    G("allocated_total", allocated_total); G("reclaimed_total", reclaimed_total);
+    G("collections", n_collections); G("explicit_frees", n_explicit_frees); G("threads", n_threads);
+    G("pause_ns_total", pause_ns_total); G("pause_ns_max", pause_ns_max); G("max_heap_bytes", max_heap_bytes);
+#undef G
+    err |= tidei_printf(fd, "\"pause_histogram_ms\": {\"<0.1\": %lu, \"<0.3\": %lu, \"<1\": %lu, \"<3\": %lu, "
+                        "\"<10\": %lu, \"<30\": %lu, \"<100\": %lu, \">=100\": %lu}},\n",
+                        (unsigned long)st->gc.pause_hist[0], (unsigned long)st->gc.pause_hist[1],
+                        (unsigned long)st->gc.pause_hist[2], (unsigned long)st->gc.pause_hist[3],
+                        (unsigned long)st->gc.pause_hist[4], (unsigned long)st->gc.pause_hist[5],
+                        (unsigned long)st->gc.pause_hist[6], (unsigned long)st->gc.pause_hist[7]);
     err |= tidei_printf(fd, "  \"classes\": [");
     const char *sep = "";
     for (int c = 0; c < TIDE_N_CLASSES; c++) {

@@ -104,6 +104,10 @@ typedef struct tide_options {
     long guard_slots;            /* guarded blocks live or in quarantine at most */
     long guard_side;             /* where a block goes in its slot: 0 at random, 1 the end, 2 the start */
     long crash_report;           /* describe any SIGSEGV/SIGBUS in heap terms (crash.c); on with guard */
+    long gc_percent;             /* GC heap: collect after allocating this % of the live bytes (gc.c) */
+    long gc_max_mb;              /* GC heap: limit in MiB (0: none) */
+    long gc_signal;              /* GC heap: the thread-stop signal (0: SIGPWR) */
+    long gc_markers;             /* GC heap: marking threads at most, the collector included (0: one per CPU) */
 } tide_options_t;
 extern tide_options_t tidei_opt;
 /* The process runs with AT_SECURE (setuid, setgid, capabilities): TIDE_CONF
@@ -128,6 +132,7 @@ uint64_t tidei_now_ms(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
 bool tidei_os_mprotect(void *p, size_t size, int prot);
+extern _Atomic size_t tidei_os_calls;
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
@@ -349,6 +354,40 @@ tide_inline void tidei_fast_leave(tide_heap_t *h)
 #else
     __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 #endif
+}
+
+/* The owner takes its heap's lock (its slow paths).  While it waits,
+ * lock_wait is 1: a reclaimer that holds the lock and reads 1 knows that
+ * the owner is in none of its fast paths and cannot enter one before the
+ * unlock, so it needs no fence (and stops no thread that is only waiting
+ * for it: a signal-based suspender may not reach a thread blocked in
+ * pthread_mutex_lock, as under TSan, which holds such signals back).  The
+ * trylock first keeps the flag off the uncontended path. */
+tide_inline void tidei_heap_lock(tide_heap_t *h)
+{
+    if (pthread_mutex_trylock(&h->lock) == 0)
+        return;
+    atomic_store_explicit(&h->lock_wait, 1, memory_order_seq_cst);
+#if defined(__SANITIZE_THREAD__)
+    /* A reclaimer that read lock_wait just before the store above may be
+     * stopping this thread by a signal, which TSan would hold back for as
+     * long as pthread_mutex_lock blocks: wait in slices of 1 ms instead
+     * (TSan delivers held signals when a call returns). */
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(&h->lock, &ts) == 0)
+            break;
+    }
+#else
+    pthread_mutex_lock(&h->lock);
+#endif
+    atomic_store_explicit(&h->lock_wait, 0, memory_order_relaxed);
 }
 
 /* The span malloc pops from (read with no lock; the scavenger swaps it). */
@@ -609,6 +648,13 @@ void tidei_glibc_bind(void);
 
 /* ---- leak.c ---- */
 long tidei_leak_check(bool at_exit);
+
+/* ---- gc.c / gc_api.c: the garbage-collected heap ---- */
+/* free/realloc/malloc_usable_size (op) of p, a block of the GC heap:
+ * reports the misuse and aborts. */
+__attribute__((noreturn)) void tidei_gc_misuse_free(const void *p, const char *op);
+/* The GC heap's figures for tide_stats (zeros while it is unused). */
+void tidei_gc_stats(struct tide_gc_stats *out);
 
 /* ---- stats.c ---- */
 extern tide_global_counters_t tidei_global_ctr;

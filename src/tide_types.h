@@ -30,6 +30,8 @@ typedef enum tide_span_kind {
     TIDE_SPAN_LARGE,             /* one large block: a page run in a chunk */
     TIDE_SPAN_HUGE,              /* one huge block, mapped on its own */
     TIDE_SPAN_GUARD,             /* the region of guarded slots (guard.c): one descriptor, every page */
+    TIDE_SPAN_GC,                /* blocks of the garbage-collected heap (gc.c): a run cut into blocks of
+                                    one class, or one big block; `gc` holds the collector's data */
 } tide_span_kind_t;
 
 /* Notify states, kept in the low two bits of tide_span_t.remote. */
@@ -85,6 +87,7 @@ typedef struct tide_span {
     struct tide_span *prev;      /* list link, back */
     uint32_t prof_site;          /* LARGE/HUGE: site of a sampled block (prof.c); 0 = not sampled */
     size_t prof_size;            /* LARGE/HUGE, sampled: the bytes requested */
+    struct tidei_gc_span *gc;    /* GC: the collector's side data (mark and alloc bits; gc.c) */
 } tide_span_t;
 
 /* A chunk: TIDE_CHUNK_SIZE bytes of address space for spans and large
@@ -150,7 +153,9 @@ typedef struct tide_heap {
     bool has_thread;             /* thread is a live thread (tidei_heaps_lock) */
     pthread_mutex_t lock;        /* taken by the owner's slow paths (refill, the free slow path,
                                     release, give up) and by the scavenger (trylock) that takes
-                                    back what an idle heap caches; never by a fast path */
+                                    back what an idle heap caches; never by a fast path.  The
+                                    owner takes it with tidei_heap_lock */
+    atomic_int lock_wait;        /* 1 while the owner waits in tidei_heap_lock */
     uint64_t slow_seq;           /* bumped by the owner's slow paths, under `lock`: activity
                                     the scavenger sees when the counters are compiled out */
     uint64_t scav_activity;      /* scavenger only: the heap's activity when last looked at */

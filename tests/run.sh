@@ -3,7 +3,7 @@
 #
 #   BUILD=build CC=cc bash tests/run.sh [GROUP...]
 #
-# Groups, in this order: unit api misuse oom stress introspect programs
+# Groups, in this order: unit api misuse oom stress gc introspect programs
 # (default: all).
 #
 # Conventions (every group follows them):
@@ -34,7 +34,8 @@
 #                        .sh tests are skipped
 #   TH_VERBOSE=1         print every program's stderr, not only on failure
 #
-# The last line is `N passed, N failed`; exit status 1 if any failed.
+# Before it, the eight slowest programs (`# slowest: LABEL Ns, ...`), then
+# the last line is `N passed, N failed`; exit status 1 if any failed.
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -49,7 +50,7 @@ GLIBC=${TIDE_TESTS_GLIBC:-0}
 TIDE_RUN=$ROOT/tools/tide-run
 export ROOT BUILD CC SANITIZE TIDE_RUN
 
-ALL_GROUPS="unit api misuse oom stress introspect programs"
+ALL_GROUPS="unit api misuse oom stress gc introspect programs"
 if [ $# -gt 0 ]; then groups="$*"; else groups=$ALL_GROUPS; fi
 for g in $groups; do
     case " $ALL_GROUPS " in *" $g "*) ;; *) echo "run.sh: unknown group '$g' (groups: $ALL_GROUPS)" >&2; exit 2 ;; esac
@@ -106,11 +107,12 @@ conf_of() {
 run_prog() {
     local label=$1 tmo=$2
     shift 2
-    local out err rc
+    local out err rc t0=$SECONDS
     out=$(mktemp) err=$(mktemp)
     # (the braces keep bash's own "Segmentation fault" job message out of the report)
     { timeout -k 10 "$tmo" "$@" >"$out" 2>"$err" </dev/null; } 2>/dev/null
     rc=$?
+    durations+=("$((SECONDS - t0)) $label")
     local np=0 nf=0 ns=0 line status rest
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
@@ -192,6 +194,8 @@ run_group() {
         if [ "$g" = unit ]; then
             link=(-Isrc -DTIDE_UNIT -ldl)
             [ -n "$SANITIZE" ] && link+=(-fsanitize="$SANITIZE")
+        elif [ "$GLIBC" = 1 ] && [ "$g" = gc ]; then
+            link=(-DTH_TIDE=0 -DGC_THREADS -I/usr/include/gc -lgc -ldl)   # the same tests on Debian's libgc
         elif [ "$GLIBC" = 1 ]; then
             link=(-DTH_TIDE=0 -ldl)
         else
@@ -224,6 +228,7 @@ run_group() {
     done
 }
 
+durations=()   # "SECONDS LABEL" of every program run, for the slowest list
 start=$(date +%s)
 for g in $groups; do
     run_group "$g"
@@ -235,6 +240,9 @@ echo "#"
 if [ ${#failed_names[@]} -gt 0 ]; then
     echo "# failed:"
     printf '#   %s\n' "${failed_names[@]}"
+fi
+if [ ${#durations[@]} -gt 0 ]; then
+    echo "# slowest: $(printf '%s\n' "${durations[@]}" | sort -rn | head -n 8 | awk '{printf "%s%s %ss", sep, $2, $1; sep=", "}')"
 fi
 echo "# $n_skip skipped, $((end - start)) s"
 echo "$n_pass passed, $n_fail failed"

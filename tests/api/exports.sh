@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # api/exports.sh — libtide.so exports the standard allocation names, glibc's
 # aliases, C++'s operator new and delete (every form libstdc++ has) and the
-# tide_* API of include/tide.h, and nothing else (internal
+# tide_* API of include/tide.h, the GC_* names of include/gc.h (Boehm's API,
+# served by the GC heap), and nothing else (internal
 # tidei_* names have hidden visibility).  Every tide_* function declared in
 # tide.h is exported, and so is every name the allocation interface needs.
 set -u
@@ -21,6 +22,7 @@ _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t
 _ZdlPv _ZdaPv _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t _ZdlPvm _ZdaPvm _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t
 _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t"
 api=$(sed -n 's/^[a-z_ ]*[ *]\(tide_[a-z0-9_]*\)(.*/\1/p' include/tide.h | sort -u)
+api="$api $(grep -v -e '^#' -e '^typedef' include/gc.h | sed -n 's/.*[ *(]\(GC_[a-z0-9_]*\)(.*/\1/p' | sort -u) GC_push_other_roots"
 rc=0
 extra=""
 for s in $syms; do

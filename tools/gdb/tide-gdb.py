@@ -64,7 +64,7 @@ LIST_LIMIT = 50 * 1000 * 1000
 # The globals every command needs (see src/tide_internal.h).
 REQUIRED = ("tidei_arena", "tidei_heaps", "tidei_backup_heap", "tidei_global_ctr",
             "tidei_abandoned_spans", "tidei_class_size", "tidei_class_pages",
-            "tidei_pagemap", "tidei_free_key", "tidei_init_state")
+            "tidei_pagemap", "tidei_free_key", "tidei_init_state", "tidei_os_calls")
 
 
 def _lookup(name):
@@ -447,6 +447,7 @@ class Tide(object):
         st["n_malloc"] += n_large_malloc + n_huge_malloc
         st["n_free"] += (n_large_malloc - st["n_large"]) + (n_huge_malloc - st["n_huge"])
         st["returned_bytes"] = int(gctr["returned"])
+        st["n_os_calls"] = int(self.g["tidei_os_calls"])
         st["classes"] = cls
         st["heap_stats"] = heap_stats
         return st
@@ -585,7 +586,7 @@ def print_stats(tide, st):
         "%d returned to the OS"
         % (st["mapped_bytes"], st["n_chunks"], st["huge_cached_bytes"], st["committed_bytes"],
            st["metadata_bytes"], st["returned_bytes"]))
-    out("  heaps:      %d in use, %d made" % (st["n_heaps"], st["n_heaps_total"]))
+    out("  heaps:      %d in use, %d made; %d requests to the OS" % (st["n_heaps"], st["n_heaps_total"], st["n_os_calls"]))
 
 
 def histogram(tide, st, walk):
