@@ -121,11 +121,11 @@ typedef struct { tide_span_t *s; uintptr_t start; size_t n; } live_t;
 static live_t live[MAX_LIVE];
 static int n_live;
 
-typedef struct { uintptr_t start; size_t n; } range_t;
+typedef struct { uintptr_t start; size_t n; } fr_range_t;
 
 static int cmp_range(const void *x, const void *y)
 {
-    const range_t *a = x, *b = y;
+    const fr_range_t *a = x, *b = y;
     return a->start < b->start ? -1 : a->start > b->start;
 }
 
@@ -148,28 +148,28 @@ static void check_stamps(const live_t *l, int op)
 }
 
 /* Free gaps of chunk c according to the model, sorted by address. */
-static size_t model_gaps(const tide_chunk_t *c, range_t *gaps)
+static size_t model_gaps(const tide_chunk_t *c, fr_range_t *gaps)
 {
-    static range_t used[MAX_LIVE];
+    static fr_range_t used[MAX_LIVE];
     size_t nu = 0, ng = 0;
     for (int i = 0; i < n_live; i++)
         if (live[i].start >= c->base && live[i].start < c->base + TIDE_CHUNK_SIZE)
-            used[nu++] = (range_t){ live[i].start, live[i].n };
+            used[nu++] = (fr_range_t){ live[i].start, live[i].n };
     qsort(used, nu, sizeof used[0], cmp_range);
     uintptr_t at = c->base;
     for (size_t i = 0; i < nu; i++) {
         if (used[i].start < at) child_fail("model: live runs overlap at %#lx", (unsigned long)used[i].start);
-        if (used[i].start > at) gaps[ng++] = (range_t){ at, (used[i].start - at) >> TIDE_PAGE_SHIFT };
+        if (used[i].start > at) gaps[ng++] = (fr_range_t){ at, (used[i].start - at) >> TIDE_PAGE_SHIFT };
         at = used[i].start + (used[i].n << TIDE_PAGE_SHIFT);
     }
-    if (at < c->base + TIDE_CHUNK_SIZE) gaps[ng++] = (range_t){ at, (c->base + TIDE_CHUNK_SIZE - at) >> TIDE_PAGE_SHIFT };
+    if (at < c->base + TIDE_CHUNK_SIZE) gaps[ng++] = (fr_range_t){ at, (c->base + TIDE_CHUNK_SIZE - at) >> TIDE_PAGE_SHIFT };
     return ng;
 }
 
 /* The largest free gap the model knows of (over every chunk). */
 static size_t model_max_gap(void)
 {
-    static range_t gaps[MAX_LIVE + 2];
+    static fr_range_t gaps[MAX_LIVE + 2];
     size_t best = 0;
     for (tide_chunk_t *c = tidei_arena.chunks; c; c = c->next) {
         size_t ng = model_gaps(c, gaps);
@@ -194,7 +194,7 @@ static void check_against_model(int op)
 {
     tidei_arena_validate();
     tide_arena_t *a = &tidei_arena;
-    static range_t gaps[MAX_LIVE + 2], runs[4 * (MAX_LIVE + 2)];
+    static fr_range_t gaps[MAX_LIVE + 2], runs[4 * (MAX_LIVE + 2)];
     size_t total_gap = 0;
     for (int i = 0; i < n_live; i++) {
         bool found = false;
@@ -210,7 +210,7 @@ static void check_against_model(int op)
             for (tide_span_t *r = a->bins[k]; r; r = r->next)
                 if (r->chunk == c) {
                     if (nr == sizeof runs / sizeof runs[0]) child_fail("op %d: too many free runs in a chunk", op);
-                    runs[nr++] = (range_t){ r->start, r->n_pages };
+                    runs[nr++] = (fr_range_t){ r->start, r->n_pages };
                 }
         qsort(runs, nr, sizeof runs[0], cmp_range);
         for (size_t i = 0; i < ng || i < nr; i++) {
