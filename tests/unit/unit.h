@@ -34,6 +34,8 @@
 #include "../../src/symbolize.c"
 #include "../../src/leak.c"
 #include "../../src/glibc.c"
+#include "../../src/gc.c"
+#include "../../src/gc_api.c"
 
 /* override.c is left out, so tide exports nothing here: an empty table of
  * its entry points (glibc.c then finds that tide's malloc is not the
