@@ -794,12 +794,16 @@ typedef struct gc_range {
     uintptr_t lo, hi;
 } gc_range_t;
 
-/* One marker's state: the collecting thread's (mk0), or a helper's. */
-typedef struct marker {
+/* One marker's state: the collecting thread's (mk0), or a helper's; each
+ * on cache lines of its own (markers write theirs all the time). */
+typedef struct __attribute__((aligned(64))) marker {
     gc_range_t *stk;                /* its mark stack (mapped): ranges to scan */
     size_t n, cap;               /* entries used, room for */
     size_t bytes;                /* bytes it marked in this collection */
     bool overflow;               /* a push was dropped (no memory): some objects not scanned */
+    uintptr_t cpage;             /* the page last looked up (0: none), and what it held: */
+    tide_span_t *cs;             /*   its span (NULL: not a GC span) */
+    gc_span_t *cg;               /*   its GC data */
 } marker_t;
 
 static marker_t mk0;             /* the collecting thread's */
@@ -852,12 +856,28 @@ static inline void mark_word_m(marker_t *m, uintptr_t w)
 {
     if (w - mark_lo >= mark_hi - mark_lo)
         return;
-    tide_span_t *s = tidei_pagemap_lookup((void *)w);
-    if (!s || s->kind != TIDE_SPAN_GC)
-        return;
-    gc_span_t *g = s->gc;
-    if (!g)
-        return;
+    /* words next to each other often point into one page: the last
+     * lookup is kept (reset at every collection: spans only change
+     * between collections) */
+    tide_span_t *s;
+    gc_span_t *g;
+    uintptr_t page = w >> TIDE_PAGE_SHIFT;
+    if (page == m->cpage) {
+        s = m->cs;
+        g = m->cg;
+        if (!s)
+            return;
+    } else {
+        s = tidei_pagemap_lookup((void *)w);
+        g = s && s->kind == TIDE_SPAN_GC ? s->gc : NULL;
+        if (!g)
+            s = NULL;
+        m->cpage = page;
+        m->cs = s;
+        m->cg = g;
+        if (!s)
+            return;
+    }
     uint32_t i;
     uintptr_t base;
     if (g->big) {
@@ -1352,6 +1372,9 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
         mark_hi = mark_lo;
     mk0.bytes = 0;
     mk0.overflow = false;
+    mk0.cpage = 0;
+    for (int i = 0; i < n_helpers; i++)
+        mk_help[i].cpage = 0;
     /* roots: their direct referents are pushed, then drained in parallel */
     for (size_t i = 0; i < n_segs; i++)
         scan_range(segs[i].lo, segs[i].hi);
