@@ -37,7 +37,7 @@ endif
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_BASE := -std=gnu11 -g -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
                -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
-               -fno-semantic-interposition -Iinclude -Isrc $(WARN)
+               -fno-semantic-interposition -fno-tree-slp-vectorize -Iinclude -Isrc $(WARN)
 ifeq ($(DEBUG),0)
   OPT := -O2 -DNDEBUG -DTIDE_DEBUG=0
 else
@@ -59,6 +59,9 @@ HDRS    := $(wildcard src/*.h) include/tide.h
 all: lib
 lib: $(BUILD)/libtide.so $(BUILD)/libtide.a $(BUILD)/libgc.so.1
 
+# -fno-tree-slp-vectorize: GCC's -O2 would pair free's two stores into a
+# free block (link and key) through an SSE register, four instructions
+# where two do.
 # Unity build: src/static.c includes every module so the compiler can inline
 # across files; the other .c files are never compiled on their own.
 $(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile

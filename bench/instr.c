@@ -21,9 +21,21 @@
  * figure is then per iteration: bench/instr.sh compares new/delete of a
  * 16-byte and a 48-byte object with malloc/free of the same).
  *
+ * pattern=lifo and pattern=batch measure mixed sizes, as a program makes
+ * them: sizes drawn (before the loop, from a fixed seed) uniformly from
+ * [min, max].  lifo: each iteration is malloc of the next size, a store
+ * into the block, free of it.  batch: 64 blocks of the next sizes are made,
+ * each written, then all 64 freed in the order they were made; k counts
+ * pairs (k/64 batches).  These loops call malloc and free directly (through
+ * the PLT, as any program does), so the figure with the loop included is
+ * what a program pays per pair; mode=empty runs the same loop with two
+ * trivial functions of this file in their place (each a move and a
+ * return), for the loop's own cost.
+ *
  * Arguments: size=<bytes, 64>  size2=<bytes, 0: none>  k=<timed iterations,
  *            100000>  warm=<iterations first, 10000>  mode=pairs|empty
- *            api=c|cxx
+ *            api=c|cxx  pattern=fixed|lifo|batch  min=<bytes, 16>
+ *            max=<bytes, 72>
  * Prints:    RESULT name=instr metric=pairs value=<k> checksum=<x>
  */
 #include "bench.h"
@@ -53,6 +65,60 @@ __attribute__((noinline)) static void put(unsigned char *p, size_t size, int rea
         free(p);
 }
 
+/* The loop's stand-ins for malloc and free in mode=empty. */
+static unsigned char empty_block[4096];
+__attribute__((noinline)) static void *empty_malloc(size_t n)
+{
+    (void)n;
+    return empty_block;
+}
+__attribute__((noinline)) static void empty_free(void *p)
+{
+    bench_escape(p);
+}
+
+enum { N_SIZES = 1024, BATCH = 64 };
+static unsigned short sizes[N_SIZES];
+
+/* LIFO pairs of mixed sizes: iterations warm + k; ALLOC and FREE are the
+ * functions called (malloc and free, or the stand-ins). */
+#define LIFO_LOOP(ALLOC, FREE)                                           \
+    for (long i = 0; i < warm + k; i++) {                                \
+        unsigned char *p = ALLOC(sizes[i & (N_SIZES - 1)]);              \
+        p[0] = (unsigned char)i;                                         \
+        bench_escape(p);                                                 \
+        FREE(p);                                                         \
+    }
+/* Batches of BATCH blocks of mixed sizes, freed in the order made. */
+#define BATCH_LOOP(ALLOC, FREE)                                          \
+    for (long i = 0; i < (warm + k) / BATCH; i++) {                      \
+        unsigned char *q[BATCH];                                         \
+        const unsigned short *sz = &sizes[(i * BATCH) & (N_SIZES - 1)];  \
+        for (int j = 0; j < BATCH; j++) {                                \
+            q[j] = ALLOC(sz[j]);                                         \
+            q[j][0] = (unsigned char)j;                                  \
+        }                                                                \
+        bench_escape(q);                                                 \
+        for (int j = 0; j < BATCH; j++)                                  \
+            FREE(q[j]);                                                  \
+    }
+
+/* The mixed-size patterns (pattern=lifo|batch). */
+static void mixed(const char *pattern, long k, long warm, int real)
+{
+    if (strcmp(pattern, "lifo") == 0) {
+        if (real)
+            LIFO_LOOP(malloc, free)
+        else
+            LIFO_LOOP(empty_malloc, empty_free)
+    } else {
+        if (real)
+            BATCH_LOOP(malloc, free)
+        else
+            BATCH_LOOP(empty_malloc, empty_free)
+    }
+}
+
 int main(int argc, char **argv)
 {
     size_t size = (size_t)bench_arg(argc, argv, "size", 64);
@@ -61,6 +127,27 @@ int main(int argc, char **argv)
     long warm = bench_arg(argc, argv, "warm", 10000);
     int real = strcmp(bench_arg_str(argc, argv, "mode", "pairs"), "empty") != 0;
     cxx = strcmp(bench_arg_str(argc, argv, "api", "c"), "cxx") == 0;
+    const char *pattern = bench_arg_str(argc, argv, "pattern", "fixed");
+    if (strcmp(pattern, "lifo") == 0 || strcmp(pattern, "batch") == 0) {
+        long lo = bench_arg(argc, argv, "min", 16), hi = bench_arg(argc, argv, "max", 72);
+        if (lo < 1 || hi < lo || hi > 4096 || k < 0 || warm < 0) {
+            fprintf(stderr, "instr: bad arguments\n");
+            return 2;
+        }
+        bench_rng r;
+        bench_rng_seed(&r, 13);
+        for (int i = 0; i < N_SIZES; i++)
+            sizes[i] = (unsigned short)bench_rng_range(&r, (size_t)lo, (size_t)hi);
+        /* 64 blocks kept live, as in the fixed-size loop */
+        void *live[BATCH];
+        for (int i = 0; i < BATCH; i++)
+            live[i] = bench_check(real ? malloc(sizes[i]) : empty_malloc(sizes[i]), "malloc");
+        mixed(pattern, k, warm, real);
+        for (int i = 0; i < BATCH; i++)
+            real ? free(live[i]) : empty_free(live[i]);
+        bench_result("instr", "pairs", (double)k, "pattern=%s min=%ld max=%ld", pattern, lo, hi);
+        return 0;
+    }
     if (size < 1 || size > 4096 || size2 > 4096 || k < 0 || warm < 0) {
         fprintf(stderr, "instr: bad arguments\n");
         return 2;

@@ -2,6 +2,14 @@
 # instr.sh — instructions per malloc/free pair on the fast path, for tide and
 # the peers, counted by valgrind --tool=callgrind (make bench-instr).
 #
+# The first table is the one to compare allocators by: per-pair counts of
+# loops that call malloc and free directly, as a program does, at a fixed
+# 16 B and at mixed sizes (LIFO pairs of 16-72 B, batches of 64 blocks of
+# 16-512 B, sizes drawn uniformly; bench/instr.c pattern=lifo|batch),
+# given with the loop included (what the program pays per pair, PLT stubs
+# and the loop's ten-odd instructions with it) and with the loop's own
+# count (mode=empty) subtracted.
+#
 # For each allocator and each size (16, 64, 256 bytes) build/bench/instr runs
 # a warm-up and then K pairs of malloc(size)/free, once with K=K1 and once with
 # K=K2; (Ir(K2) - Ir(K1)) / (K2 - K1) is the cost of one pair with start-up,
@@ -105,6 +113,19 @@ per_pair() { # ALLOC MODE ARGS...: instructions per iteration
 }
 
 [ -n "${TIDE_LIB:-}" ] && echo "tide is $TIDE_LIB" >&2
+# PATTERNS: name:pattern:min:max of the first table
+PATTERNS=${PATTERNS:-"lifo-16:lifo:16:16 lifo-16-72:lifo:16:72 batch-16-512:batch:16:512"}
+declare -A mixed loopof
+for pt in $PATTERNS; do
+    IFS=: read -r name pat lo hi <<<"$pt"
+    loopof[$name]=$(per_pair - empty pattern="$pat" min="$lo" max="$hi") || die "callgrind failed"
+    for a in $ALLOCATORS; do
+        echo "  $a $name" >&2
+        mixed[$a,$name]=$(per_pair "$a" pairs pattern="$pat" min="$lo" max="$hi") ||
+            die "callgrind failed for $a $name"
+    done
+done
+if [ "${MIXED_ONLY:-0}" = 1 ]; then SIZES=""; fi
 echo "instructions per malloc+free pair (callgrind; (Ir(K=$K2) - Ir(K=$K1)) / $((K2 - K1)), loop overhead subtracted)" >&2
 declare -A result
 for size in $SIZES; do
@@ -115,14 +136,32 @@ for size in $SIZES; do
         result[$a,$size]=$(awk -v p="$pairs" -v l="$loop" 'BEGIN { printf "%.1f", p - l }')
     done
 done
-loop=$(per_pair - empty size=16 size2=48) || die "callgrind failed"
-for a in $ALLOCATORS; do
+[ "${MIXED_ONLY:-0}" = 1 ] || loop=$(per_pair - empty size=16 size2=48) || die "callgrind failed"
+[ "${MIXED_ONLY:-0}" = 1 ] || for a in $ALLOCATORS; do
     for api in c cxx; do
         echo "  $a api=$api sizes 16+48" >&2
         pairs=$(per_pair "$a" pairs size=16 size2=48 api=$api) || die "callgrind failed for $a api=$api"
         result[$a,$api]=$(awk -v p="$pairs" -v l="$loop" 'BEGIN { printf "%.1f", p - l }')
     done
 done
+
+printf '\nInstructions per malloc+free pair, loops calling malloc/free directly (callgrind; fewer is better)\n'
+printf 'loop included / loop subtracted\n'
+printf '%-10s' allocator
+for pt in $PATTERNS; do printf '%20s' "${pt%%:*}"; done
+printf '\n'
+for a in $ALLOCATORS; do
+    printf '%-10s' "$a"
+    for pt in $PATTERNS; do
+        name=${pt%%:*}
+        printf '%20s' "$(awk -v p="${mixed[$a,$name]}" -v l="${loopof[$name]}" 'BEGIN { printf "%.1f / %.1f", p, p - l }')"
+    done
+    printf '\n'
+done
+printf '%-10s' '(loop)'
+for pt in $PATTERNS; do printf '%20s' "${loopof[${pt%%:*}]}"; done
+printf '\n'
+[ "${MIXED_ONLY:-0}" = 1 ] && exit 0
 
 printf '\nInstructions per malloc+free pair, fast path (callgrind; fewer is better)\n'
 printf '%-10s' allocator

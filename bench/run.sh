@@ -72,7 +72,7 @@ note() { echo "$*" >&2; }
 ALL_BENCHES="fast-lifo fast-batch
 larson-1 larson-2 larson-4 larson-8
 xmalloc-1 xmalloc-2 xmalloc-4 xmalloc-8
-cache-thrash cache-scratch mstress large bigbuf realloc-double realloc-step
+cache-thrash cache-scratch mstress large bigbuf realloc-double realloc-step threads-300
 python lua sqlite gxx redis
 rss-recovery"
 
@@ -84,12 +84,12 @@ if [ "$QUICK" = 1 ]; then
     N_FAST=5000000; N_LARSON=1000000; LARSON_ROUNDS=20; N_XMALLOC=600000; N_CACHE=50000
     N_MSTRESS=200000; MSTRESS_SLOTS=2000; N_LARGE=200; N_BIGBUF=100; N_RDOUBLE=5000000; N_RSTEP=600000
     PY_SCALE=0.3; LUA_SCALE=0.2; SQL_ROWS=40000; GXX_FLAGS="-O1 -DUSE_REGEX=0 -DSCALE=1"
-    REDIS_N=15000; RSS_MB=48; RSS_LAST_MS=1000
+    REDIS_N=15000; RSS_MB=48; RSS_LAST_MS=1000; N_SHORT_THREADS=500; THREAD_ROUNDS=10
 else
     N_FAST=50000000; N_LARSON=20000000; LARSON_ROUNDS=50; N_XMALLOC=10000000; N_CACHE=500000
     N_MSTRESS=4000000; MSTRESS_SLOTS=5000; N_LARGE=1500; N_BIGBUF=1000; N_RDOUBLE=100000000; N_RSTEP=10000000
     PY_SCALE=2; LUA_SCALE=1; SQL_ROWS=200000; GXX_FLAGS="-O2 -DUSE_REGEX=1 -DSCALE=6"
-    REDIS_N=100000; RSS_MB=300; RSS_LAST_MS=3000
+    REDIS_N=100000; RSS_MB=300; RSS_LAST_MS=3000; N_SHORT_THREADS=2000; THREAD_ROUNDS=50
 fi
 CACHE_THREADS=$NPROC; [ "$CACHE_THREADS" -lt 2 ] && CACHE_THREADS=2
 REDIS_TESTS=set,get,incr,lpush,lpop,sadd,hset,zadd,mset
@@ -110,6 +110,7 @@ c_bench_cmd() {
         realloc-double) echo "$OUT/realloc mode=double ops=$N_RDOUBLE" ;;
         realloc-step)   echo "$OUT/realloc mode=step ops=$N_RSTEP" ;;
         rss-recovery)   echo "$OUT/rss threads=4 mb=$RSS_MB last_ms=$RSS_LAST_MS" ;;
+        threads-300)    echo "$OUT/threads alive=300 short=$N_SHORT_THREADS rounds=$THREAD_ROUNDS" ;;
     esac
 }
 
@@ -182,7 +183,7 @@ fi
 # ---------------------------------------------------------- build
 mkdir -p "$OUT" "$LOGS" "$RESULTS"
 BENCH_CFLAGS="-std=c11 -O2 -g -pthread -Wall -Wextra"
-for prog in fastpath larson xmalloc cache mstress large bigbuf realloc rss which_malloc; do
+for prog in fastpath larson xmalloc cache mstress large bigbuf realloc rss threads which_malloc; do
     if [ ! -x "$OUT/$prog" ] || [ "bench/$prog.c" -nt "$OUT/$prog" ] || [ bench/bench.h -nt "$OUT/$prog" ]; then
         gcc $BENCH_CFLAGS -o "$OUT/$prog" "bench/$prog.c" -ldl || die "cannot build bench/$prog.c"
     fi

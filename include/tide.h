@@ -87,6 +87,7 @@ struct tide_stats {
     size_t n_chunks;         /* chunks (8 MiB each) currently mapped */
     size_t n_heaps;          /* thread heaps in use (live threads) */
     size_t n_heaps_total;    /* thread heaps ever made (the rest are pooled for new threads) */
+    uint64_t n_os_calls;     /* requests ever made to the OS: mmap, munmap, mremap, madvise, mprotect */
     struct tide_class_stats classes[TIDE_N_CLASSES]; /* per small size class */
     struct tide_gc_stats gc;  /* the GC heap's (its spans are not in the figures above) */
 };

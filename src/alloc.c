@@ -13,20 +13,24 @@ static void *class_pop(tide_heap_t *h, int cls)
     tidei_fast_enter(h);
     tide_span_t *s = tidei_direct(h, cls);
     tide_block_t *b = s->free;
-    if (b) {
-        s->free = b->next;
+    if (tidei_span_built_has(s, b)) {
+        s->free = tidei_link_decode(s, b->link);
         tidei_used_inc(s);
         b->key = 0;
         h->ctr.malloc[cls]++;
         tidei_fast_leave(h);
         return b;
     }
+    if (tide_unlikely(b != NULL))  /* read while marked: s was not retired */
+        tidei_link_bad_head(s, b, "malloc");
     tidei_fast_leave(h);
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     s = tidei_heap_find_span(h, cls);
     if (s) {
         b = s->free;
-        s->free = b->next;
+        if (tide_unlikely(!tidei_span_built_has(s, b)))
+            tidei_link_bad_head(s, b, "malloc");
+        s->free = tidei_link_decode(s, b->link);
         s->used++;
         b->key = 0;
         h->ctr.malloc[cls]++;
@@ -188,26 +192,29 @@ static tide_noclone void *malloc_prof(size_t n)
  * an idle thread's direct spans back while it runs (heap.c). */
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
-    if (tide_likely(n <= TIDE_SMALL_MAX)) {
-        tide_heap_t *h = tidei_tls_heap;
-        size_t cls = tidei_class_of(n);
-        tidei_fast_enter(h);
-        tide_span_t *s = tidei_direct(h, cls);
-        tide_block_t *b = s->free;
-        if (tide_likely(b != NULL)) {
-            /* The sampler's countdown is also the count of requested
-             * bytes; prof (malloc_prof) leaves the mark. */
-            if (tide_unlikely(tidei_prof_charge(h, n)))
-                return prof(n);
-            tidei_count(h->ctr.malloc[cls]++);
-            s->free = b->next;
-            tidei_used_inc(s);
-            b->key = 0;
-            tidei_fast_leave(h);
-            return b;
-        }
+    if (tide_unlikely(n > TIDE_SMALL_MAX))
+        return slow(n);
+    size_t cls = tidei_class_fast(n);
+    tide_heap_t *h = tidei_tls_heap;
+    tidei_fast_enter(h);
+    tide_span_t *s = tidei_direct(h, cls);
+    tide_block_t *b = s->free;
+    /* The head is a block of s, or NULL (an empty list, or the empty span
+     * of a thread without a heap), or an overwritten link, which the slow
+     * path (class_pop) reports. */
+    if (tide_likely(tidei_span_built_has(s, b))) {
+        /* The sampler's countdown is also the count of requested
+         * bytes; prof (malloc_prof) leaves the mark. */
+        if (tide_unlikely(tidei_prof_charge(h, n)))
+            return prof(n);
+        tidei_count(h->ctr.malloc[cls]++);
+        s->free = tidei_link_decode(s, b->link);
+        tidei_used_inc(s);
+        b->key = 0;
         tidei_fast_leave(h);
+        return b;
     }
+    tidei_fast_leave(h);
     return slow(n);
 }
 

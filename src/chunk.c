@@ -63,7 +63,9 @@ static bool purge_run_locked(tide_span_t *r)
 static bool chunk_grow(void)
 {
     tide_arena_t *a = &tidei_arena;
-    void *base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
+    void *base = tidei_flat_chunk_map();  /* in the flat map's range if it can */
+    if (!base)
+        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
     if (!base && release_caches_locked())
         base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
     if (!base)
@@ -85,6 +87,7 @@ static bool chunk_grow(void)
     return true;
 fail:
     tidei_os_unmap(base, TIDE_CHUNK_SIZE);
+    tidei_flat_chunk_unmapped((uintptr_t)base);
     return false;  /* c, if any, is a few bytes of metadata, not reused */
 }
 
@@ -105,6 +108,7 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
     a->n_chunks--;
     a->n_empty_chunks--;
     tidei_os_unmap((void *)c->base, TIDE_CHUNK_SIZE);
+    tidei_flat_chunk_unmapped(c->base);
     /* The descriptor is metadata; it is not reused (chunks come and go rarely). */
 }
 

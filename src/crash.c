@@ -227,6 +227,7 @@ static int small_on_free_list(const tide_span_t *s, uintptr_t b)
                 return 1;
             if (!peek(x, &x, sizeof x))
                 return -1;
+            x = (uintptr_t)tidei_link_decode(s, x);
         }
     }
     return 0;

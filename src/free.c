@@ -37,11 +37,9 @@ static tide_noinline void report_interior(const void *p, const char *op, tide_sp
 /* Whether p is a handed-out-able block start of small span s. */
 tide_inline bool small_block_ok(const tide_span_t *s, const void *p)
 {
-    uint64_t off = (uintptr_t)p - s->start;
-    uint64_t idx = (off * s->recip) >> 32;
-    /* A remote freer reads n_built while the owner may extend the span:
+    /* A remote freer reads the bound while the owner may extend the span:
      * either value covers every block already handed out. */
-    return idx * s->block_size == off && idx < __atomic_load_n(&s->n_built, __ATOMIC_RELAXED);
+    return tidei_block_ok(s, (uintptr_t)p - s->start, __atomic_load_n(&s->blk_bound, __ATOMIC_RELAXED));
 }
 
 /* Checks that p is a live block for op (realloc, malloc_usable_size, free)
@@ -60,7 +58,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
             tide_heap_t *h = tidei_tls_heap;
             bool owner = atomic_load_explicit(&s->heap, relaxed) == h;
             if (owner)  /* the scavenger may be retiring s if b is free */
-                pthread_mutex_lock(&h->lock);
+                tidei_heap_lock(h);
             bool is_free = !owner || atomic_load_explicit(&s->heap, relaxed) != h ||
                            tidei_span_holds_free(s, b, true);
             if (owner)
@@ -89,9 +87,10 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
  * interior pointer, or one that carries the free key.  Under h->lock: the
  * scavenger may have retired s meanwhile, which it does only to a span
  * with no live block, so b was not live. */
-static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
+static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
 {
-    pthread_mutex_lock(&h->lock);
+    tidei_busy_enter();
+    tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) != h)
         report_not_ours(b, op);
     if (!small_block_ok(s, b))
@@ -99,13 +98,33 @@ static tide_noinline void free_local_checked(tide_heap_t *h, tide_span_t *s, tid
     if (b->key == tidei_free_key && tidei_span_holds_free(s, b, true))
         tidei_misuse(op, b, "double free");
     b->key = tidei_free_key;
-    b->next = s->local_free;
+    b->link = tidei_link_encode(s, s->local_free);
     s->local_free = b;
     s->used--;
     h->ctr.free_local[s->cls]++;
     if (s->in_full || s->used == 0)
         tidei_heap_free_local_slow(h, s);
     pthread_mutex_unlock(&h->lock);
+    tidei_busy_leave();
+}
+
+static tide_noinline void free_other(tide_span_t *s, void *p, const char *op);
+
+/* free of an address the flat map does not know: NULL (nothing to do), a
+ * block outside the flat range (huge, guarded, in a chunk mapped outside
+ * it), or not tide's (reported). */
+static tide_noclone void free_unknown(void *p, const char *op)
+{
+    if (p == NULL)
+        return;
+    tide_span_t *s = tidei_pagemap_lookup(p);
+    if (s == NULL)
+        report_not_ours(p, op);
+    tide_heap_t *h = tidei_tls_heap;
+    if (s->kind == TIDE_SPAN_SMALL && tidei_span_owner(s) == h)
+        free_local_checked(h, s, p, op);  /* every check, and the slow path if due */
+    else
+        free_other(s, p, op);
 }
 
 /* Free of a block whose span the calling thread does not own (or a large
@@ -167,7 +186,7 @@ static tide_noinline void free_other(tide_span_t *s, void *p, const char *op)
 static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     tidei_busy_enter();
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) == h)
         tidei_heap_free_local_slow(h, s);
     pthread_mutex_unlock(&h->lock);
@@ -179,28 +198,23 @@ static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
  * the call in a misuse report (only the slow paths use it). */
 tide_inline void free_fast(void *p, const char *op)
 {
-    if (tide_unlikely(p == NULL))
-        return;
-    tide_span_t *s = tidei_pagemap_lookup(p);
+    /* NULL is not in the flat map either: free(NULL) leaves by the slow
+     * path, and the pairs save a test */
+    tide_span_t *s = tidei_flat_lookup(p);
     if (tide_unlikely(s == NULL))
-        report_not_ours(p, op);
+        return free_unknown(p, op);
     tide_heap_t *h = tidei_tls_heap;
-    if (tide_likely(atomic_load_explicit(&s->heap, relaxed) == h)) {
+    if (tide_likely(tidei_span_owner(s) == h)) {
         tide_block_t *b = p;
-        uint64_t off = (uintptr_t)p - s->start;
-        uint64_t idx = (off * s->recip) >> 32;
-        if (tide_unlikely(idx * s->block_size != off || idx >= s->n_built || b->key == tidei_free_key)) {
-            tidei_busy_enter();
-            free_local_checked(h, s, b, op);
-            tidei_busy_leave();
-            return;
-        }
+        uintptr_t key = tidei_free_key;  /* loaded once */
+        if (tide_unlikely(!tidei_block_ok(s, (uintptr_t)p - s->start, s->blk_bound) || b->key == key))
+            return free_local_checked(h, s, b, op);
         /* read before the decrement publishes the free: from then on the
          * scavenger may retire s (heap.c) */
         uint32_t slow_at = __atomic_load_n(&s->slow_at, __ATOMIC_RELAXED);
         tidei_count(h->ctr.free_local[s->cls]++);
-        b->key = tidei_free_key;
-        b->next = s->local_free;
+        b->key = key;
+        b->link = tidei_link_encode(s, s->local_free);
         s->local_free = b;
         if (tide_unlikely(tidei_used_dec_is(s, slow_at)))
             free_local_slow(h, s);
@@ -228,7 +242,7 @@ tide_fast_text void tidei_delete(void *p)
 bool tidei_free_is_entry(uintptr_t fn)
 {
     return fn == (uintptr_t)tidei_free || fn == (uintptr_t)free_other || fn == (uintptr_t)free_local_checked ||
-           fn == (uintptr_t)free_local_slow || fn == (uintptr_t)tidei_usable_size;
+           fn == (uintptr_t)free_local_slow || fn == (uintptr_t)free_unknown || fn == (uintptr_t)tidei_usable_size;
 }
 
 /* The usable size of live block p; misuse is reported as for free. */

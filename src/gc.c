@@ -59,6 +59,14 @@
 #include "tide_internal.h"
 
 enum { GK_NORMAL = 0, GK_ATOMIC, GK_UNCOLL, GK_N };
+
+/* A free GC block: its link on a thread's free list (plain: these lists are
+ * the GC heap's own, not malloc's encoded ones) and tidei_free_key while
+ * free, which GC_FREE tests to catch a second free. */
+typedef struct gc_link {
+    struct gc_link *next;
+    uintptr_t key;
+} gc_link_t;
 enum { GL_NONE = 0, GL_SWEEP, GL_AVAIL, GL_FULL, GL_DEAD };
 
 /* The collector's data of one GC span.  Fields written while a thread
@@ -82,7 +90,7 @@ typedef struct tidei_gc_span {
     uint8_t held;                /* a thread holds it (its free blocks are on that thread's list) */
     uint8_t list;                /* GL_*: which pool list it is on */
     uint8_t cls;                 /* size class (small) */
-    tide_block_t *pending;       /* blocks GC_FREE'd by other threads while held (pool lock) */
+    gc_link_t *pending;       /* blocks GC_FREE'd by other threads while held (pool lock) */
     struct tidei_gc_span *pool_next; /* recycling of descriptors */
     uint64_t bits[];             /* mark[words], then alloc[words] */
 } gc_span_t;
@@ -103,7 +111,7 @@ typedef struct gc_pool {
 
 /* A thread that uses the GC heap (registered). */
 typedef struct gc_thread {
-    tide_block_t *fl[GK_N][TIDE_N_CLASSES]; /* free lists (owner only, no lock) */
+    gc_link_t *fl[GK_N][TIDE_N_CLASSES]; /* free lists (owner only, no lock) */
     gc_span_t *held[GK_N][TIDE_N_CLASSES];  /* the span each list comes from */
     struct gc_thread *next, *prev; /* registry (threads_lock) */
     struct gc_thread *pool_next; /* recycled structures */
@@ -400,7 +408,7 @@ static uint32_t span_sweep(gc_span_t *g)
 /* Zeroes block b of size bytes but its first two words (the link and the
  * free key, which malloc clears): inline for small blocks, where a call
  * to memset would cost more than the stores. */
-static inline void clear_tail(tide_block_t *b, size_t size)
+static inline void clear_tail(gc_link_t *b, size_t size)
 {
     if (size <= 128) {
         uint64_t *w = (uint64_t *)b;
@@ -410,11 +418,11 @@ static inline void clear_tail(tide_block_t *b, size_t size)
         memset((char *)b + 16, 0, size - 16);
     }
 }
-static tide_block_t *span_take_free(gc_span_t *g)
+static gc_link_t *span_take_free(gc_span_t *g)
 {
     uint64_t *al = ALLOCS(g);
     uintptr_t start = g->span->start;
-    tide_block_t *head = NULL, **tail = &head;
+    gc_link_t *head = NULL, **tail = &head;
     size_t n = 0, want = TAKE_BYTES / g->size + 1;
     uint32_t w = g->take_pos;
     bool clear = g->kind != GK_ATOMIC && !g->fresh;  /* malloc then clears only the two first words */
@@ -426,7 +434,7 @@ static tide_block_t *span_take_free(gc_span_t *g)
         while (free) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(free);
             free &= free - 1;
-            tide_block_t *b = (tide_block_t *)(start + (uintptr_t)i * g->size);
+            gc_link_t *b = (gc_link_t *)(start + (uintptr_t)i * g->size);
             if (clear)
                 clear_tail(b, g->size);
             *tail = b;
@@ -442,7 +450,7 @@ static tide_block_t *span_take_free(gc_span_t *g)
 }
 
 /* Clears the alloc bit of every block on list (blocks of g). */
-static void list_unalloc(gc_span_t *g, tide_block_t *list)
+static void list_unalloc(gc_span_t *g, gc_link_t *list)
 {
     for (; list; list = list->next)
         BIT_CLEAR(ALLOCS(g), block_index(g, (uintptr_t)list));
@@ -516,7 +524,7 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
     gc_span_t *g = t->held[k][cls];
     if (g && __atomic_load_n(&g->pending, __ATOMIC_RELAXED)) {
         pthread_mutex_lock(&p->lock);
-        tide_block_t *list = g->pending;
+        gc_link_t *list = g->pending;
         g->pending = NULL;
         pthread_mutex_unlock(&p->lock);
         if (list) {
@@ -525,7 +533,7 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
         }
     }
     if (g && g->take_pos < g->words) {
-        tide_block_t *list = span_take_free(g);
+        gc_link_t *list = span_take_free(g);
         if (list) {
             t->fl[k][cls] = list;
             return true;
@@ -1286,14 +1294,14 @@ static void free_lists_alloc(bool set)
                 gc_span_t *g = t->held[k][c];
                 if (!g)
                     continue;
-                for (tide_block_t *b = t->fl[k][c]; b; b = b->next) {
+                for (gc_link_t *b = t->fl[k][c]; b; b = b->next) {
                     uint32_t i = block_index(g, (uintptr_t)b);
                     if (set)
                         BIT_SET(ALLOCS(g), i);
                     else
                         BIT_CLEAR(ALLOCS(g), i);
                 }
-                for (tide_block_t *b = g->pending; b; b = b->next) {
+                for (gc_link_t *b = g->pending; b; b = b->next) {
                     uint32_t i = block_index(g, (uintptr_t)b);
                     if (set)
                         BIT_SET(ALLOCS(g), i);
@@ -1571,7 +1579,7 @@ static inline void *gc_alloc(size_t n, int k)
         gc_thread_t *t = gc_tl;
         size_t cls = tidei_class_of(n);
         if (tide_likely(t != NULL)) {
-            tide_block_t *b = t->fl[k][cls];
+            gc_link_t *b = t->fl[k][cls];
             if (tide_likely(b != NULL)) {
                 t->fl[k][cls] = b->next;
                 b->next = NULL;
@@ -1690,7 +1698,7 @@ static tide_noinline void gc_report_free(const void *p, const char *op)
 }
 
 /* Whether b is on list (at most max nodes). */
-static bool on_list(const tide_block_t *list, const tide_block_t *b, size_t max)
+static bool on_list(const gc_link_t *list, const gc_link_t *b, size_t max)
 {
     for (size_t n = 0; list && n < max; list = list->next, n++)
         if (list == b)
@@ -1737,7 +1745,7 @@ void tidei_gc_free(void *p, const char *op)
         crit_leave(t);
         return;
     }
-    tide_block_t *b = p;
+    gc_link_t *b = p;
     int k = g->kind, c = g->cls;
     if (t->held[k][c] == g) {
         if (!BIT_TEST(ALLOCS(g), i) || (b->key == tidei_free_key && (on_list(t->fl[k][c], b, g->n_blocks) ||

@@ -227,6 +227,25 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
     }
 }
 
+/* The span of b, a block on h's notify list: one of h's SMALL spans, or
+ * the list was corrupted (a link overwritten by a write after free). */
+static tide_span_t *notify_span(tide_heap_t *h, tide_block_t *b)
+{
+    tide_span_t *s = tidei_pagemap_lookup(b);
+    if (tide_unlikely(!s || s->kind != TIDE_SPAN_SMALL || atomic_load_explicit(&s->heap, relaxed) != h ||
+                      !tidei_block_ok(s, (uintptr_t)b - s->start, s->blk_bound)))
+        tidei_misuse("free", b, "heap corruption: a free block's link was overwritten (a write after free, "
+                     "or an overflow from the block before)");
+    return s;
+}
+
+/* The block after b (of span s) on a notify list.  Its link is encoded
+ * with the key of s, and names a block of any span. */
+static tide_block_t *notify_next(const tide_span_t *s, const tide_block_t *b)
+{
+    return tidei_link_decode(s, b->link);
+}
+
 /* Frees the blocks other threads freed into this heap's full spans. */
 static void heap_drain_notify(tide_heap_t *h)
 {
@@ -234,10 +253,9 @@ static void heap_drain_notify(tide_heap_t *h)
         return;
     tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
     while (b) {
-        tide_block_t *next = b->next;
-        tide_span_t *s = tidei_pagemap_lookup(b);
-        tide_debug_assert(s && s->kind == TIDE_SPAN_SMALL && atomic_load_explicit(&s->heap, relaxed) == h);
-        b->next = s->local_free;
+        tide_span_t *s = notify_span(h, b);
+        tide_block_t *next = notify_next(s, b);
+        b->link = tidei_link_encode(s, s->local_free);
         s->local_free = b;
         s->used--;
         h->ctr.collected[s->cls]++;
@@ -260,7 +278,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
             tide_heap_t *h = atomic_load_explicit(&s->heap, acquire);
             tide_block_t *head = atomic_load_explicit(&h->notify, relaxed);
             do {
-                b->next = head;
+                b->link = tidei_link_encode(s, head);
             } while (!atomic_compare_exchange_weak_explicit(&h->notify, &head, b, release, relaxed));
             /* NOTIFYING -> NORMAL; only list pushes can race with this. */
             old = atomic_load_explicit(&s->remote, relaxed);
@@ -268,7 +286,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
                 ;
             return;
         }
-        b->next = (tide_block_t *)(old & ~TIDE_RS_MASK);
+        b->link = tidei_link_encode(s, (tide_block_t *)(old & ~TIDE_RS_MASK));
         if (atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
                                                   release, relaxed))
             return;
@@ -283,7 +301,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
 bool tidei_heap_release(tide_heap_t *h)
 {
     bool freed = false;
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     h->slow_seq++;
     heap_drain_notify(h);
     for (tide_span_t *s = h->full, *next; s; s = next) {
@@ -320,8 +338,11 @@ static bool span_quiescent(tide_span_t *s)
     uint32_t used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
     uint32_t n = 0;
     const tide_block_t *b = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
-    for (; b && n <= used; b = b->next)
-        n++;
+    /* a corrupted link ends the count: the owner reports it when it
+     * collects the list */
+    for (; b && n <= used; n++)
+        if (!tidei_link_next_ok(s, b, &b))
+            return false;
     return n == used;
 }
 
@@ -344,11 +365,11 @@ static void notify_to_remote(tide_heap_t *h)
         return;
     tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
     while (b) {
-        tide_block_t *next = b->next;
-        tide_span_t *s = tidei_pagemap_lookup(b);
+        tide_span_t *s = notify_span(h, b);
+        tide_block_t *next = notify_next(s, b);
         uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
         do {
-            b->next = (tide_block_t *)(old & ~TIDE_RS_MASK);
+            b->link = tidei_link_encode(s, (tide_block_t *)(old & ~TIDE_RS_MASK));
         } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
                                                         release, relaxed));
         b = next;
@@ -369,7 +390,8 @@ static void notify_to_remote(tide_heap_t *h)
  *     a malloc (h->ctr.fast_seq odd), by a membarrier or by stopping the
  *     thread (tide_set_thread_suspender).  Inside, every swapped span is
  *     put back; outside, those still quiescent are retired.  A NULL fence,
- *     or one that fails, keeps the direct spans.
+ *     or one that fails, keeps the direct spans.  An owner waiting for
+ *     h->lock (h->lock_wait, tidei_heap_lock) is outside with no fence.
  * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
 bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {
@@ -404,7 +426,9 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
         }
     }
     if (n_swapped) {
-        bool outside = fence(h) && !(__atomic_load_n(&h->ctr.fast_seq, __ATOMIC_ACQUIRE) & 1);
+        /* an owner waiting for h->lock is outside and stays out */
+        bool outside = atomic_load_explicit(&h->lock_wait, memory_order_seq_cst) ||
+                       (fence(h) && !(__atomic_load_n(&h->ctr.fast_seq, __ATOMIC_ACQUIRE) & 1));
         for (int i = 0; i < n_swapped; i++) {
             tide_span_t *s = swapped[i];
             if (outside && span_quiescent(s)) {
@@ -598,7 +622,7 @@ static void give_up_span_locked(tide_heap_t *h, tide_span_t *s)
  * tidei_heaps_lock and the arena lock not held. */
 void tidei_heap_give_up_spans(tide_heap_t *h)
 {
-    pthread_mutex_lock(&h->lock);
+    tidei_heap_lock(h);
     h->slow_seq++;
     /* 1. No remote free may notify h from now on. */
     for (int c = 0; c < TIDE_N_CLASSES; c++)
@@ -609,9 +633,9 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
     /* 2. Take the notifications that got in before. */
     tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
     while (b) {
-        tide_block_t *next = b->next;
-        tide_span_t *s = tidei_pagemap_lookup(b);
-        b->next = s->local_free;
+        tide_span_t *s = notify_span(h, b);
+        tide_block_t *next = notify_next(s, b);
+        b->link = tidei_link_encode(s, s->local_free);
         s->local_free = b;
         s->used--;
         h->ctr.collected[s->cls]++;

@@ -23,6 +23,8 @@
 #include "tide_internal.h"
 
 uintptr_t tidei_free_key;
+/* The secret every span's free-list key is made from (tidei_link_key). */
+uint64_t tidei_link_secret;
 _Atomic int tidei_init_state;        /* 0 not started, 1 in progress, 2 ready */
 static pthread_key_t thread_key;     /* destructor: thread_done */
 
@@ -96,6 +98,15 @@ static uintptr_t make_key(void)
     return k;
 }
 
+static uint64_t make_link_secret(void)
+{
+    uint64_t k = 0;
+    const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+    if (r)
+        memcpy(&k, r, sizeof k);
+    return k ^ (tidei_now_ms() * 0xd6e8feb86659fd93ull) ^ ((uintptr_t)&k >> 4);
+}
+
 void tidei_init_slow(void)
 {
     int expected = 0;
@@ -106,9 +117,11 @@ void tidei_init_slow(void)
         tidei_options_init();
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
         tidei_classes_init();
+        tidei_flat_init();
         tidei_stats_init();
         tidei_prof_init();
         tidei_free_key = make_key();
+        tidei_link_secret = make_link_secret();
         tidei_guard_init();
         tidei_crash_init();
         if (pthread_key_create(&thread_key, thread_done) != 0)

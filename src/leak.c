@@ -211,6 +211,8 @@ static void collect_skips(leak_t *l)
         if (leaf)
             skip_add(l, (uintptr_t)leaf, ((size_t)1 << TIDE_MAP_LEAF_BITS) * sizeof *leaf);
     }
+    if (tidei_flat.map)
+        skip_add(l, (uintptr_t)tidei_flat.map, tidei_flat.n_pages * sizeof *tidei_flat.map);
     uintptr_t glo, ghi;
     tidei_guard_region(&glo, &ghi);
     if (ghi)
@@ -549,6 +551,17 @@ static void park_release(void)
 
 /* ---- the check ---- */
 
+/* Clears the stack below the caller's frame, where the check's dead
+ * frames lie: the addresses of blocks and chunks it handled there would
+ * otherwise keep blocks reachable for a later check whose live frames
+ * overlay them (a check at exit after one made from main). */
+static tide_noinline void scrub_dead_frames(void)
+{
+    volatile char pad[32 * 1024];
+    memset((char *)pad, 0, sizeof pad);
+    __asm__ volatile("" : : "r"(pad) : "memory");
+}
+
 static tide_noinline long leak_run(void)
 {
     leak_t l;
@@ -616,6 +629,7 @@ long tidei_leak_check(bool at_exit)
     park_all();
     long n = leak_run();
     park_release();
+    scrub_dead_frames();
     pthread_mutex_unlock(&one_at_a_time);
     if (n < 0)
         tidei_warn("tide: leak check: no memory for the check\n");

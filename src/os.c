@@ -8,17 +8,17 @@
 
 #include "tide_internal.h"
 
-static _Atomic size_t n_requests;    /* OS requests made so far */
+_Atomic size_t tidei_os_calls;       /* OS requests made so far (read by the gdb script too) */
 
 size_t tidei_os_n_requests(void)
 {
-    return atomic_load_explicit(&n_requests, relaxed);
+    return atomic_load_explicit(&tidei_os_calls, relaxed);
 }
 
 /* Counts a request; true if the test hook says it must fail. */
 static bool injected_failure(void)
 {
-    size_t n = atomic_fetch_add_explicit(&n_requests, 1, relaxed) + 1;
+    size_t n = atomic_fetch_add_explicit(&tidei_os_calls, 1, relaxed) + 1;
     if (tidei_opt.os_fail_at > 0 && n == (size_t)tidei_opt.os_fail_at)
         return true;
     if (tidei_opt.os_fail_from > 0 && n >= (size_t)tidei_opt.os_fail_from)
@@ -110,6 +110,14 @@ void tidei_os_unmap(void *p, size_t size)
     if (munmap(p, size) != 0)
         tidei_fatal("tide: internal error: munmap(%p, %zu) failed (errno %d)\n", p, size, errno);
     atomic_fetch_add_explicit(&tidei_global_ctr.returned, size, relaxed);
+}
+
+/* Unmaps address space tide reserved and never used for memory (not
+ * counted as memory given back). */
+void tidei_os_unreserve(void *p, size_t size)
+{
+    if (munmap(p, size) != 0)
+        tidei_fatal("tide: internal error: munmap(%p, %zu) failed (errno %d)\n", p, size, errno);
 }
 
 /* Resizes a mapping: in place, or (may_move) wherever the kernel finds room,

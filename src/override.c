@@ -19,21 +19,12 @@ static bool is_pow2(size_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-tide_export tide_fast_text void *malloc(size_t n)
-{
-    return tidei_malloc(n);
-}
-
-tide_export tide_fast_text void free(void *p)
-{
-    tidei_free(p);
-}
-
+/* malloc and free are the fast paths themselves (alias names of
+ * tidei_malloc and tidei_free, in tide_fast_text), not calls of them. */
+tide_export void *malloc(size_t n) __attribute__((alias("tidei_malloc")));
+tide_export void free(void *p) __attribute__((alias("tidei_free")));
 void cfree(void *p);
-tide_export tide_fast_text void cfree(void *p)
-{
-    tidei_free(p);
-}
+tide_export void cfree(void *p) __attribute__((alias("tidei_free")));
 
 tide_export void *calloc(size_t count, size_t size)
 {

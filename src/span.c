@@ -10,6 +10,7 @@
 
 uint32_t tidei_class_size[TIDE_N_CLASSES];
 uint16_t tidei_class_pages[TIDE_N_CLASSES];
+uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 
 /* The span of an empty heap's bins: it never has a free block, so the malloc
  * fast path falls through to the slow path, which sets the heap up. */
@@ -46,7 +47,10 @@ void tidei_classes_init(void)
         }
         tidei_class_pages[c] = (uint16_t)best;
     }
+    for (size_t i = 0; i <= TIDE_SMALL_MAX / 16; i++)
+        tidei_class_table[i] = (uint8_t)tidei_class_of(i * 16);
     tide_assert(tidei_class_of(TIDE_SMALL_MAX) == TIDE_N_CLASSES - 1);
+    tide_assert(tidei_class_fast(TIDE_SMALL_MAX) == TIDE_N_CLASSES - 1);
     tide_assert(tidei_class_size[TIDE_N_CLASSES - 1] == TIDE_SMALL_MAX);
 }
 
@@ -60,8 +64,12 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     s->cls = (uint8_t)cls;
     s->block_size = size;
     s->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+    s->blk_mul = tidei_blk_mul(size);
     s->n_blocks = (uint32_t)((s->n_pages << TIDE_PAGE_SHIFT) / size);
     s->n_built = 0;
+    s->built_bytes = 0;
+    s->blk_bound = 0;
+    s->link_key = tidei_link_key(s->start);
     s->used = 0;
     s->slow_at = 0;
     s->free = NULL;
@@ -70,14 +78,17 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     atomic_store_explicit(&s->remote, TIDE_RS_NORMAL, relaxed);
 }
 
-/* Carves the next batch of never-used blocks onto s->free: up to the end of
- * the page after the next block's, at least one block.  Each carries the
+/* Carves the next batch of never-used blocks onto s->free: those that end
+ * in the page where the next block ends, or before it (at least one).  Each carries the
  * free key like a freed block, so that freeing one tide never handed out is
  * caught as misuse. */
 static void span_extend(tide_span_t *s)
 {
     uintptr_t first = s->start + (uintptr_t)s->n_built * s->block_size;
-    uintptr_t limit = ((first + TIDE_PAGE_SIZE) & ~(TIDE_PAGE_SIZE - 1)) + TIDE_PAGE_SIZE;
+    /* the blocks that end by the end of the page where the first one ends:
+     * no page is touched before a block needs it (a thread with a block or
+     * two of a class touches one page of its span, not two) */
+    uintptr_t limit = (first + s->block_size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
     uint32_t n = (uint32_t)((limit - first) / s->block_size);
     if (n == 0)
         n = 1;
@@ -87,14 +98,65 @@ static void span_extend(tide_span_t *s)
     uintptr_t key = tidei_free_key;
     for (uint32_t i = 0; i + 1 < n; i++) {
         tide_block_t *next = (tide_block_t *)((char *)b + s->block_size);
-        b->next = next;
+        b->link = tidei_link_encode(s, next);
         b->key = key;
         b = next;
     }
-    b->next = s->free;
+    b->link = tidei_link_encode(s, s->free);
     b->key = key;
     s->free = (tide_block_t *)first;
-    __atomic_store_n(&s->n_built, s->n_built + n, __ATOMIC_RELAXED);  /* read by remote frees */
+    uint32_t built = s->n_built + n;
+    /* read by remote frees: either value covers every block handed out */
+    __atomic_store_n(&s->blk_bound, (uint64_t)built * (s->blk_mul * s->block_size), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->built_bytes, (uint64_t)built * s->block_size, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->n_built, built, __ATOMIC_RELAXED);
+}
+
+/* The secret of the span starting at start: the process's link secret
+ * mixed with the address (splitmix64's finalizer), so that spans differ. */
+uintptr_t tidei_link_key(uintptr_t start)
+{
+    uint64_t z = tidei_link_secret ^ (start * 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Whether b is the start of a built block of s. */
+static bool link_target_ok(const tide_span_t *s, const tide_block_t *b)
+{
+    uint64_t off = (uintptr_t)b - s->start;
+    return off < __atomic_load_n(&s->built_bytes, __ATOMIC_RELAXED) &&
+           tidei_block_ok(s, off, __atomic_load_n(&s->blk_bound, __ATOMIC_RELAXED));
+}
+
+bool tidei_link_next_ok(const tide_span_t *s, const tide_block_t *b, const tide_block_t **next)
+{
+    const tide_block_t *n = tidei_link_decode(s, __atomic_load_n(&b->link, __ATOMIC_RELAXED));
+    *next = n;
+    return n == NULL || link_target_ok(s, n);
+}
+
+__attribute__((noreturn)) static void link_corrupt(const tide_span_t *s, const void *where, const void *bad,
+                                                   const char *op)
+{
+    tidei_misuse(op, where,
+                 "heap corruption: a free block's link was overwritten (decodes to %p, not a block of span "
+                 "%p-%p of %u-byte blocks): a write after free, or an overflow from the block before",
+                 bad, (void *)s->start, (void *)(s->start + s->built_bytes), s->block_size);
+}
+
+tide_block_t *tidei_link_next(const tide_span_t *s, const tide_block_t *b, const char *op)
+{
+    const tide_block_t *n;
+    if (tide_unlikely(!tidei_link_next_ok(s, b, &n)))
+        link_corrupt(s, b, n, op);
+    return (tide_block_t *)n;
+}
+
+void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op)
+{
+    link_corrupt(s, head, head, op);
 }
 
 /* Takes the whole remote list of s (keeping its notify state), moves its
@@ -110,13 +172,13 @@ size_t tidei_span_take_remote(tide_span_t *s)
     tide_block_t *list = (tide_block_t *)(old & ~TIDE_RS_MASK);
     if (!list)
         return 0;
+    if (!link_target_ok(s, list))
+        tidei_link_bad_head(s, list, "free");
     size_t n = 1;
     tide_block_t *tail = list;
-    while (tail->next) {
-        tail = tail->next;
+    for (tide_block_t *t; (t = tidei_link_next(s, tail, "free")) != NULL; tail = t)
         n++;
-    }
-    tail->next = s->local_free;
+    tail->link = tidei_link_encode(s, s->local_free);
     s->local_free = list;
     tide_debug_assert(n <= s->used);
     s->used -= (uint32_t)n;
@@ -136,9 +198,9 @@ size_t tidei_span_collect(tide_span_t *s)
             s->free = b;
         } else {
             tide_block_t *t = b;
-            while (t->next)
-                t = t->next;
-            t->next = s->free;
+            for (tide_block_t *u; (u = tidei_link_next(s, t, "malloc")) != NULL; t = u)
+                ;
+            t->link = tidei_link_encode(s, s->free);
             s->free = b;
         }
     }
@@ -147,10 +209,12 @@ size_t tidei_span_collect(tide_span_t *s)
     return got;
 }
 
-/* Whether b is on list, walking at most max nodes. */
-static bool list_holds(const tide_block_t *list, const tide_block_t *b, size_t max)
+/* Whether b is on list, a free list of s, walking at most max nodes. */
+static bool list_holds(const tide_span_t *s, const tide_block_t *list, const tide_block_t *b, size_t max)
 {
-    for (size_t i = 0; list && i < max; list = list->next, i++)
+    if (list && !link_target_ok(s, list))
+        tidei_link_bad_head(s, list, "free");
+    for (size_t i = 0; list && i < max; list = tidei_link_next(s, list, "free"), i++)
         if (list == b)
             return true;
     return false;
@@ -168,5 +232,5 @@ bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner)
         return true;
     size_t max = s->n_blocks;
     const tide_block_t *remote = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
-    return list_holds(remote, b, max) || list_holds(s->free, b, max) || list_holds(s->local_free, b, max);
+    return list_holds(s, remote, b, max) || list_holds(s, s->free, b, max) || list_holds(s, s->local_free, b, max);
 }

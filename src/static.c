@@ -1,7 +1,9 @@
 /* static.c — the unity build: one translation unit for the whole library,
  * so that the compiler can inline across modules (the fast paths in
  * alloc.c/free.c use the page map, classes and heaps of the others). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "print.c"
 #include "options.c"
 #include "os.c"
@@ -23,7 +25,9 @@
 #include "crash.c"
 #include "symbolize.c"
 #include "leak.c"
+#ifndef TIDE_UNIT  /* unit tests (tests/unit/unit.h) keep glibc's malloc */
 #include "override.c"
+#endif
 #include "glibc.c"
 #include "gc.c"
 #include "gc_api.c"

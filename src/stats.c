@@ -104,6 +104,7 @@ TIDE_NO_TSAN static void fold_arena(struct tide_stats *st, uint64_t *n_large_mal
     st->large_live_bytes = READ(a->large_pages) << TIDE_PAGE_SHIFT;
     st->n_large = READ(a->n_large);
     st->metadata_bytes = READ(a->meta_bytes);
+    st->n_os_calls = tidei_os_n_requests();
     st->mapped_bytes = st->n_chunks * TIDE_CHUNK_SIZE + st->huge_bytes + st->huge_cached_bytes;
     size_t zero = READ(a->zero_free_pages) << TIDE_PAGE_SHIFT;
     st->committed_bytes = st->mapped_bytes > zero ? st->mapped_bytes - zero : 0;
@@ -322,7 +323,8 @@ static int print_text(int fd, const struct tide_stats *st, const struct tide_hea
     err |= tidei_printf(fd, "  memory:     %zu bytes mapped (%zu chunks, %zu bytes huge cache), %zu committed, %zu metadata, %zu returned to the OS\n",
                         st->mapped_bytes, st->n_chunks, st->huge_cached_bytes, st->committed_bytes,
                         st->metadata_bytes, st->returned_bytes);
-    err |= tidei_printf(fd, "  heaps:      %zu in use, %zu made\n", st->n_heaps, st->n_heaps_total);
+    err |= tidei_printf(fd, "  heaps:      %zu in use, %zu made; %lu requests to the OS\n", st->n_heaps, st->n_heaps_total,
+                        (unsigned long)st->n_os_calls);
     if (st->gc.heap_bytes || st->gc.n_collections)
         err |= tidei_printf(fd, "  GC heap:    %zu bytes, %zu live after collection %lu, %lu bytes allocated (%zu since), "
                             "%lu bytes reclaimed, %zu threads; pauses %lu us total, %lu us max\n",
@@ -366,7 +368,7 @@ static int print_json(int fd, const struct tide_stats *st, const struct tide_hea
     J(n_huge); J(n_malloc); J(n_free); J(requested_bytes); J(cached_bytes); J(abandoned_bytes);
     J(pending_remote_frees); J(free_run_bytes); J(huge_cached_bytes); J(n_spans); J(n_full_spans);
     J(n_abandoned_spans); J(mapped_bytes); J(committed_bytes); J(returned_bytes); J(metadata_bytes);
-    J(n_chunks); J(n_heaps); J(n_heaps_total);
+    J(n_chunks); J(n_heaps); J(n_heaps_total); J(n_os_calls);
 #undef J
 #define G(key, field) err |= tidei_printf(fd, "\"" key "\": %lu, ", (unsigned long)st->gc.field)
     err |= tidei_printf(fd, "  \"gc\": {");

@@ -407,8 +407,8 @@ static _Unwind_Reason_Code caller_step(struct _Unwind_Context *ctx, void *arg)
     if (w->take_next)
         w->caller = ip;
     uintptr_t fn = (uintptr_t)_Unwind_GetRegionStart(ctx);
-    /* free and cfree jump to tidei_free: no frame of theirs is on the stack */
-    w->take_next = fn == (uintptr_t)tidei_free;
+    /* free's slow paths are tail calls: only their frame is on the stack */
+    w->take_next = tidei_free_is_entry(fn);
     for (size_t i = 0; i < tidei_n_entries; i++)
         if ((uintptr_t)tidei_entries[i].fn == fn)
             w->take_next = true;

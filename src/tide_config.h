@@ -38,6 +38,9 @@
 #define TIDE_MAP_LEAF_BITS  20
 #define TIDE_MAP_TOP_BITS   (TIDE_VA_BITS - TIDE_PAGE_SHIFT - TIDE_MAP_LEAF_BITS)
 
+/* The flat map's range (pagemap.c): at most this many chunks (32 GiB). */
+#define TIDE_FLAT_MAX_CHUNKS 4096
+
 /* Metadata is carved from regions of this size. */
 #define TIDE_META_REGION  ((size_t)1 << 20)
 

@@ -124,6 +124,7 @@ void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
 bool tidei_os_move(void *p, size_t size, void *dest);
 void *tidei_os_reserve(size_t size);
 void *tidei_os_reserve_none(size_t size);
+void tidei_os_unreserve(void *p, size_t size);
 bool tidei_os_protect(void *p, size_t size, bool rw);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
@@ -131,6 +132,7 @@ uint64_t tidei_now_ms(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
 bool tidei_os_mprotect(void *p, size_t size, int prot);
+extern _Atomic size_t tidei_os_calls;
 size_t tidei_os_n_requests(void);
 
 /* ---- pagemap.c ---- */
@@ -153,6 +155,22 @@ tide_inline tide_span_t *tidei_pagemap_lookup(const void *p)
     return __atomic_load_n(&leaf[page & (((uintptr_t)1 << TIDE_MAP_LEAF_BITS) - 1)], __ATOMIC_RELAXED);
 }
 
+extern tidei_flat_t tidei_flat;
+void tidei_flat_init(void);
+void *tidei_flat_chunk_map(void);
+void tidei_flat_chunk_unmapped(uintptr_t base);
+
+/* The span whose page holds p if p is in the flat range; NULL if not (p
+ * outside the range, or not a block: ask tidei_pagemap_lookup).  A
+ * subtraction, a compare and a load: the free fast path's lookup. */
+tide_inline tide_span_t *tidei_flat_lookup(const void *p)
+{
+    uintptr_t page = ((uintptr_t)p - tidei_flat.base) >> TIDE_PAGE_SHIFT;
+    if (tide_unlikely(page >= tidei_flat.n_pages))
+        return NULL;
+    return __atomic_load_n(&tidei_flat.map[page], __ATOMIC_RELAXED);
+}
+
 /* ---- span.c: size classes and spans ---- */
 extern uint32_t tidei_class_size[TIDE_N_CLASSES];
 extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
@@ -162,8 +180,10 @@ void tidei_span_init_small(tide_span_t *s, int cls);
 size_t tidei_span_collect(tide_span_t *s);
 size_t tidei_span_take_remote(tide_span_t *s);
 bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
+uintptr_t tidei_link_key(uintptr_t start);
 
-/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX). */
+/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX), computed:
+ * what the slow paths use (any time, before start-up too). */
 tide_inline size_t tidei_class_of(size_t n)
 {
     if (n <= 128)
@@ -173,12 +193,78 @@ tide_inline size_t tidei_class_of(size_t n)
     return 8 + ((b - 7) << 3) + ((m >> (b - 3)) & 7) + 1;
 }
 
+/* The class of n bytes, at index (n + 15) >> 4, for every n up to
+ * TIDE_SMALL_MAX (every class boundary is a multiple of 16): 4 KiB.  All
+ * zero (class 0) until start-up fills it, which sends the malloc fast
+ * path, the only user, to its slow path anyway (no heap yet). */
+extern uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
+
+/* Size class of a request of n bytes (n <= TIDE_SMALL_MAX), from the
+ * table: the malloc fast path's. */
+tide_inline size_t tidei_class_fast(size_t n)
+{
+    return tidei_class_table[(n + 15) >> 4];
+}
+
 /* Whether p is the start of a block of small span s (p inside s). */
 tide_inline bool tidei_is_block_start(const tide_span_t *s, const void *p)
 {
     uint64_t off = (uintptr_t)p - s->start;
     return ((off * s->recip) >> 32) * s->block_size == off;
 }
+
+/* The block-start test with one multiply: off, an offset into small span s,
+ * is the start of a built block (a multiple of block_size below
+ * n_built * block_size) iff off * blk_mul mod 2^64 < blk_bound.  With
+ * size = block_size, m = blk_mul = floor(2^64 / size) + 1 and
+ * e = m * size - 2^64 (0 < e <= size): off = k * size maps to k * e, below
+ * n_built * e iff k < n_built; off = k * size + r, 0 < r < size, maps to
+ * r * m + k * e, at least m > span bytes >= n_built * e (no wrap while
+ * span bytes * size^2 < 2^64).  unit/blockstart.c checks it against the
+ * division for every class and offset.  bound is s->blk_bound, read by the
+ * caller (plainly by the owner, atomically by other threads). */
+tide_inline uint64_t tidei_blk_mul(uint32_t size)
+{
+    return (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;  /* floor(2^64 / size) + 1 */
+}
+tide_inline bool tidei_block_ok(const tide_span_t *s, uint64_t off, uint64_t bound)
+{
+    return off * s->blk_mul < bound;
+}
+
+/* Free-list links.  A link (the first word of a free block) holds the next
+ * block's address byte-swapped and xor-ed with the span's secret: a
+ * program's write of any value into it (zero included) decodes to an
+ * address far outside the span, and so does an overflow of any length
+ * from the block before, which changes the link's first bytes, the
+ * address's highest.  Heads (span->free, local_free, remote, a heap's
+ * notify) are out of band and plain. */
+tide_inline uintptr_t tidei_link_encode(const tide_span_t *s, const tide_block_t *next)
+{
+    return __builtin_bswap64((uintptr_t)next) ^ s->link_key;
+}
+tide_inline tide_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link)
+{
+    return (tide_block_t *)__builtin_bswap64(link ^ s->link_key);
+}
+
+/* Whether p lies among the built blocks of s (false for NULL, and for any
+ * address when s is not SMALL): the malloc fast path's test of the block
+ * it pops, which is also its test of an empty list. */
+tide_inline bool tidei_span_built_has(const tide_span_t *s, const void *p)
+{
+    return (uintptr_t)p - s->start < s->built_bytes;
+}
+
+/* The block after b on a free list of s, decoded and checked (a built
+ * block's start, or NULL); a link that fails is reported as corruption of
+ * the heap by op, and the process aborts.  Slow paths only. */
+tide_block_t *tidei_link_next(const tide_span_t *s, const tide_block_t *b, const char *op);
+/* The same without a report: false when the link of b is bad. */
+bool tidei_link_next_ok(const tide_span_t *s, const tide_block_t *b, const tide_block_t **next);
+/* Reports head, the first block of a free list of s, which is outside the
+ * span's built blocks (it came from a link that was overwritten). */
+__attribute__((noreturn)) void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op);
 
 /* ---- chunk.c: the page allocator (arena), large and huge blocks ---- */
 extern tide_arena_t tidei_arena;
@@ -270,6 +356,40 @@ tide_inline void tidei_fast_leave(tide_heap_t *h)
 #endif
 }
 
+/* The owner takes its heap's lock (its slow paths).  While it waits,
+ * lock_wait is 1: a reclaimer that holds the lock and reads 1 knows that
+ * the owner is in none of its fast paths and cannot enter one before the
+ * unlock, so it needs no fence (and stops no thread that is only waiting
+ * for it: a signal-based suspender may not reach a thread blocked in
+ * pthread_mutex_lock, as under TSan, which holds such signals back).  The
+ * trylock first keeps the flag off the uncontended path. */
+tide_inline void tidei_heap_lock(tide_heap_t *h)
+{
+    if (pthread_mutex_trylock(&h->lock) == 0)
+        return;
+    atomic_store_explicit(&h->lock_wait, 1, memory_order_seq_cst);
+#if defined(__SANITIZE_THREAD__)
+    /* A reclaimer that read lock_wait just before the store above may be
+     * stopping this thread by a signal, which TSan would hold back for as
+     * long as pthread_mutex_lock blocks: wait in slices of 1 ms instead
+     * (TSan delivers held signals when a call returns). */
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_mutex_timedlock(&h->lock, &ts) == 0)
+            break;
+    }
+#else
+    pthread_mutex_lock(&h->lock);
+#endif
+    atomic_store_explicit(&h->lock_wait, 0, memory_order_relaxed);
+}
+
 /* The span malloc pops from (read with no lock; the scavenger swaps it). */
 tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
 {
@@ -305,8 +425,21 @@ tide_inline void tidei_used_inc(tide_span_t *s)
 #endif
 }
 
+/* The owner heap of span s, read by the free fast path with no lock (the
+ * scavenger and adoption write it): a plain load folded into the compare,
+ * an atomic one under the sanitizers. */
+tide_inline tide_heap_t *tidei_span_owner(const tide_span_t *s)
+{
+#if !TIDE_SANITIZE
+    return *(tide_heap_t *const *)&s->heap;
+#else
+    return atomic_load_explicit(&((tide_span_t *)s)->heap, relaxed);
+#endif
+}
+
 /* ---- init.c: process and thread start-up, fork ---- */
 extern uintptr_t tidei_free_key;
+extern uint64_t tidei_link_secret;
 extern _Atomic int tidei_init_state;
 void tidei_init_slow(void);
 tide_heap_t *tidei_thread_init(void);

@@ -11,10 +11,15 @@
 #include "tide_config.h"
 
 /* A free small block.  Every block is at least 16 bytes, so both words
- * exist.  The second word holds the process's free key while the block is
- * free: finding it on free() is the cheap hint of a double free. */
+ * exist.  The first word links the free lists, encoded with the span's
+ * secret (tidei_link_encode): a program that writes into a free block
+ * (a use after free, an overflow from the block before) leaves a link
+ * that decodes outside the span, and the next malloc that reaches it
+ * reports it instead of following it.  The second word holds the
+ * process's free key while the block is free: finding it on free() is the
+ * cheap hint of a double free. */
 typedef struct tide_free_block {
-    struct tide_free_block *next; /* next free block in the same list */
+    uintptr_t link;              /* next free block in the same list, encoded (NULL included) */
     uintptr_t key;               /* tidei_free_key while free, 0 once handed out */
 } tide_block_t;
 
@@ -49,17 +54,24 @@ struct tide_chunk;
  * pages it describes.  The first fields are the ones the malloc and free fast
  * paths touch. */
 typedef struct tide_span {
-    tide_block_t *free;          /* SMALL: blocks ready for the owner's malloc */
+    tide_block_t *free;          /* SMALL: blocks ready for the owner's malloc (a head is never
+                                    encoded; malloc checks it is inside the span before use) */
     tide_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
     uint32_t used;               /* SMALL: blocks out (remote frees count until collected) */
     uint32_t slow_at;            /* SMALL: the owner's free whose decrement of `used` lands here
                                     takes the slow path: 0 (the span emptied), used - 1 when it
                                     went on the full list (the first free takes it off), or
                                     TIDE_SLOW_NEVER for the kept last span of a class (heap.c) */
-    uint32_t block_size;         /* SMALL: bytes per block */
-    uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for the block-start test */
     _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
     uintptr_t start;             /* address of the first page (first block) */
+    uint64_t built_bytes;        /* SMALL: n_built * block_size: a free block lies in
+                                    [start, start + built_bytes) (0 for any other kind) */
+    uintptr_t link_key;          /* SMALL: the secret the span's free-list links are encoded with */
+    uint64_t blk_mul;            /* SMALL: floor(2^64 / block_size) + 1, for the block-start test */
+    uint64_t blk_bound;          /* SMALL: n_built * (blk_mul * block_size mod 2^64): offset off
+                                    is a built block's start iff off * blk_mul mod 2^64 < this */
+    uint32_t block_size;         /* SMALL: bytes per block */
+    uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for finding a block's start */
     _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
     uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
     uint8_t kind;                /* tide_span_kind_t */
@@ -141,7 +153,9 @@ typedef struct tide_heap {
     bool has_thread;             /* thread is a live thread (tidei_heaps_lock) */
     pthread_mutex_t lock;        /* taken by the owner's slow paths (refill, the free slow path,
                                     release, give up) and by the scavenger (trylock) that takes
-                                    back what an idle heap caches; never by a fast path */
+                                    back what an idle heap caches; never by a fast path.  The
+                                    owner takes it with tidei_heap_lock */
+    atomic_int lock_wait;        /* 1 while the owner waits in tidei_heap_lock */
     uint64_t slow_seq;           /* bumped by the owner's slow paths, under `lock`: activity
                                     the scavenger sees when the counters are compiled out */
     uint64_t scav_activity;      /* scavenger only: the heap's activity when last looked at */
@@ -156,6 +170,13 @@ typedef struct tide_heap {
     bool guard_due;              /* guard=1: the last event chose to guard the allocation */
     char *alt_stack;             /* crash handler: signal stack lent to the owner thread (crash.c), or NULL */
 } tide_heap_t;
+
+/* The flat page map of the chunk range (pagemap.c). */
+typedef struct tidei_flat {
+    uintptr_t base;              /* first byte of the range (the top of the address space: none) */
+    size_t n_pages;              /* pages in the range (0: none) */
+    tide_span_t **map;           /* an entry per page of the range, as the tree's */
+} tidei_flat_t;
 
 /* The header of a metadata region (the leak checker skips them). */
 typedef struct tidei_meta_region {

@@ -29,13 +29,27 @@ static void record_add(record_t *r, void *ptr, size_t size, int cls, unsigned he
 /* Marks in bits[] the blocks of s that list holds (at most max of them). */
 static void mark_list(const tide_span_t *s, const tide_block_t *list, uint64_t *bits, size_t max)
 {
-    uintptr_t end = s->start + (uintptr_t)s->n_blocks * s->block_size;
-    for (size_t i = 0; list && i < max; list = list->next, i++) {
-        uintptr_t a = (uintptr_t)list;
-        if (a < s->start || a >= end)  /* a notify list mixes spans */
-            continue;
-        size_t idx = (size_t)(((uint64_t)(a - s->start) * s->recip) >> 32);
+    for (size_t i = 0; list && i < max; list = tidei_link_next(s, list, "tide_heap_walk"), i++) {
+        size_t idx = (size_t)(((uint64_t)((uintptr_t)list - s->start) * s->recip) >> 32);
         bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+    }
+}
+
+/* Marks in bits[] the blocks of s on notify list list (which mixes the
+ * blocks of every full span of a heap: each link is encoded with the key
+ * of its own block's span). */
+static void mark_notify(const tide_span_t *s, const tide_block_t *list, uint64_t *bits)
+{
+    for (size_t i = 0; list && i < ((size_t)1 << 26); i++) {
+        tide_span_t *ls = tidei_pagemap_lookup(list);
+        if (!ls || ls->kind != TIDE_SPAN_SMALL)
+            return;  /* corrupted: the owner reports it when it drains the list */
+        uintptr_t a = (uintptr_t)list;
+        if (ls == s) {
+            size_t idx = (size_t)(((uint64_t)(a - s->start) * s->recip) >> 32);
+            bits[idx / 64] |= (uint64_t)1 << (idx % 64);
+        }
+        list = tidei_link_decode(ls, list->link);
     }
 }
 
@@ -47,11 +61,13 @@ static void record_small(record_t *r, tide_span_t *s)
     memset(bits, 0, words * sizeof bits[0]);
     size_t max = s->n_blocks;
     tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
+    if (s->free && !tidei_span_built_has(s, s->free))
+        tidei_link_bad_head(s, s->free, "tide_heap_walk");
     mark_list(s, s->free, bits, max);
     mark_list(s, s->local_free, bits, max);
     mark_list(s, (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK), bits, max);
     if (h)
-        mark_list(s, atomic_load_explicit(&h->notify, acquire), bits, SIZE_MAX);
+        mark_notify(s, atomic_load_explicit(&h->notify, acquire), bits);
     unsigned id = h ? h->id : 0;
     for (size_t i = 0; i < s->n_built; i++) {
         if (!(bits[i / 64] >> (i % 64) & 1))
@@ -127,9 +143,14 @@ __attribute__((no_sanitize("thread"))) static bool small_is_free(tide_span_t *s,
     if (tidei_span_holds_free(s, b, true))
         return true;
     const tide_block_t *n = atomic_load_explicit(&h->notify, acquire);
-    for (; n; n = n->next)  /* freed by another thread into a full span */
+    while (n) {  /* freed by another thread into a full span */
         if (n == b)
             return true;
+        tide_span_t *ns = tidei_pagemap_lookup(n);
+        if (!ns || ns->kind != TIDE_SPAN_SMALL)
+            return false;
+        n = tidei_link_decode(ns, n->link);
+    }
     return false;
 }
 

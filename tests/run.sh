@@ -34,7 +34,8 @@
 #                        .sh tests are skipped
 #   TH_VERBOSE=1         print every program's stderr, not only on failure
 #
-# The last line is `N passed, N failed`; exit status 1 if any failed.
+# Before it, the eight slowest programs (`# slowest: LABEL Ns, ...`), then
+# the last line is `N passed, N failed`; exit status 1 if any failed.
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -106,11 +107,12 @@ conf_of() {
 run_prog() {
     local label=$1 tmo=$2
     shift 2
-    local out err rc
+    local out err rc t0=$SECONDS
     out=$(mktemp) err=$(mktemp)
     # (the braces keep bash's own "Segmentation fault" job message out of the report)
     { timeout -k 10 "$tmo" "$@" >"$out" 2>"$err" </dev/null; } 2>/dev/null
     rc=$?
+    durations+=("$((SECONDS - t0)) $label")
     local np=0 nf=0 ns=0 line status rest
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in
@@ -226,6 +228,7 @@ run_group() {
     done
 }
 
+durations=()   # "SECONDS LABEL" of every program run, for the slowest list
 start=$(date +%s)
 for g in $groups; do
     run_group "$g"
@@ -237,6 +240,9 @@ echo "#"
 if [ ${#failed_names[@]} -gt 0 ]; then
     echo "# failed:"
     printf '#   %s\n' "${failed_names[@]}"
+fi
+if [ ${#durations[@]} -gt 0 ]; then
+    echo "# slowest: $(printf '%s\n' "${durations[@]}" | sort -rn | head -n 8 | awk '{printf "%s%s %ss", sep, $2, $1; sep=", "}')"
 fi
 echo "# $n_skip skipped, $((end - start)) s"
 echo "$n_pass passed, $n_fail failed"

@@ -27,7 +27,7 @@ import json, sys
 TOP_INT = """live_bytes live_blocks small_live_bytes large_live_bytes n_large huge_bytes n_huge
 n_malloc n_free requested_bytes cached_bytes abandoned_bytes pending_remote_frees free_run_bytes
 huge_cached_bytes n_spans n_full_spans n_abandoned_spans mapped_bytes committed_bytes
-returned_bytes metadata_bytes n_chunks n_heaps n_heaps_total""".split()
+returned_bytes metadata_bytes n_chunks n_heaps n_heaps_total n_os_calls""".split()
 CLASS = "class block_size live_blocks n_malloc n_free n_spans cached_blocks".split()
 HIST = "size blocks bytes".split()
 HEAP = "id tid n_spans n_full_spans cached_bytes used_bytes n_malloc n_free".split()

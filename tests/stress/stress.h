@@ -75,12 +75,14 @@ static inline bool st_failed(void)
 __attribute__((unused))
 static long st_ops(long n)
 {
-    static long mult = -1;
-    if (mult < 0) {
+    static _Atomic long mult = -1;  /* threads may ask at once: an atomic, relaxed */
+    long m = atomic_load_explicit(&mult, memory_order_relaxed);
+    if (m < 0) {
         const char *e = getenv("STRESS_SCALE");
-        mult = e && atol(e) > 0 ? atol(e) : 1;
+        m = e && atol(e) > 0 ? atol(e) : 1;
+        atomic_store_explicit(&mult, m, memory_order_relaxed);
     }
-    long v = n * mult;
+    long v = n * m;
     if (ST_TSAN)
         v /= 4;
     return v > 0 ? v : 1;

@@ -60,11 +60,11 @@ static void small_blocks(void)
     /* a free list whose link was overwritten: the walk stops at it */
     tidei_free(keep[5]);
     tide_block_t *b = (tide_block_t *)keep[5];
-    tide_block_t *saved = b->next;
-    b->next = (tide_block_t *)0xdead0000beef0;
+    uintptr_t saved = b->link;
+    b->link = 0xdead0000beef0;
     tidei_free(keep[6]);  /* keep[6] -> keep[5] -> garbage */
     HAS(keep[6], 0, "free 48-byte block");
-    b->next = saved;
+    b->link = saved;
     for (int i = 0; i < 8; i++)
         if (i != 3 && i != 5 && i != 6)
             tidei_free(keep[i]);

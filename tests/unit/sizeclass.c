@@ -22,7 +22,8 @@ static void class_table(void)
 }
 
 /* tidei_class_of(n), for every n up to TIDE_SMALL_MAX, is the smallest class
- * that holds n bytes, and never goes down as n grows. */
+ * that holds n bytes, and never goes down as n grows; the fast path's table
+ * (tidei_class_fast) agrees with it everywhere. */
 static void class_of_is_tightest(void)
 {
     int prev = 0;
@@ -34,6 +35,8 @@ static void class_of_is_tightest(void)
         CHECKF(c == 1 || tidei_class_size[c - 1] < n, "class_of(%zu) = %d (%u bytes), but class %d (%u) fits", n,
                c, tidei_class_size[c], c - 1, tidei_class_size[c - 1]);
         CHECKF(c >= prev, "class_of(%zu) = %d < class_of(%zu) = %d", n, c, n - 1, prev);
+        CHECKF((int)tidei_class_fast(n) == c, "the fast path's table gives class %d for %zu bytes, not %d",
+               (int)tidei_class_fast(n), n, c);
         prev = c;
     }
 }

@@ -1,8 +1,8 @@
 /* unit/unit.h — the internal modules of tide, compiled into a unit test.
  *
  * A unit test includes this header instead of linking libtide: it gets every
- * module of src/ (the same unity build as src/static.c) except override.c,
- * so tide does NOT replace malloc in the test: the harness and the test's
+ * module of src/ through src/static.c itself, which leaves override.c out
+ * under TIDE_UNIT, so tide does NOT replace malloc in the test: the harness and the test's
  * own bookkeeping use glibc's malloc, and the test drives tide's internal API
  * (tidei_*) directly.  tests/run.sh compiles the unit tests with -Isrc
  * -DTIDE_UNIT and without libtide.  File-static names of the modules (the
@@ -12,30 +12,7 @@
 
 #include "testhelper.h"
 
-#include "../../src/print.c"
-#include "../../src/options.c"
-#include "../../src/os.c"
-#include "../../src/pagemap.c"
-#include "../../src/meta.c"
-#include "../../src/large.c"
-#include "../../src/chunk.c"
-#include "../../src/huge.c"
-#include "../../src/span.c"
-#include "../../src/heap.c"
-#include "../../src/init.c"
-#include "../../src/alloc.c"
-#include "../../src/free.c"
-#include "../../src/scav.c"
-#include "../../src/stats.c"
-#include "../../src/walk.c"
-#include "../../src/prof.c"
-#include "../../src/guard.c"
-#include "../../src/crash.c"
-#include "../../src/symbolize.c"
-#include "../../src/leak.c"
-#include "../../src/glibc.c"
-#include "../../src/gc.c"
-#include "../../src/gc_api.c"
+#include "../../src/static.c"  /* every module but override.c (TIDE_UNIT) */
 
 /* override.c is left out, so tide exports nothing here: an empty table of
  * its entry points (glibc.c then finds that tide's malloc is not the

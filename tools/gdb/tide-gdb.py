@@ -64,7 +64,7 @@ LIST_LIMIT = 50 * 1000 * 1000
 # The globals every command needs (see src/tide_internal.h).
 REQUIRED = ("tidei_arena", "tidei_heaps", "tidei_backup_heap", "tidei_global_ctr",
             "tidei_abandoned_spans", "tidei_class_size", "tidei_class_pages",
-            "tidei_pagemap", "tidei_free_key", "tidei_init_state")
+            "tidei_pagemap", "tidei_free_key", "tidei_init_state", "tidei_os_calls")
 
 
 def _lookup(name):
@@ -219,7 +219,7 @@ class Tide(object):
                     fields.append((f.name, f.bitpos // 8, code))
         names = {n for n, _, _ in fields}
         need = {"free", "local_free", "used", "block_size", "kind", "cls", "in_full", "heap", "start", "remote",
-                "n_blocks", "n_built", "n_pages", "chunk", "next"}
+                "n_blocks", "n_built", "n_pages", "chunk", "next", "link_key"}
         if not need <= names:
             raise gdb.GdbError("tide: tide_span_t has no field %s: tide-gdb.py does not match this libtide"
                                % ", ".join(sorted(need - names)))
@@ -275,20 +275,36 @@ class Tide(object):
             a = s["next"]
         return out
 
-    def block_list(self, head, limit, mem=None):
+    def link_decode(self, link, key):
+        """The next block's address from a free block's link (the first word):
+        byte-swapped and xor-ed with its span's link_key (tidei_link_decode)."""
+        return int.from_bytes(((link ^ key) & 0xffffffffffffffff).to_bytes(8, "little"), "big")
+
+    def block_list(self, head, limit, mem=None, key=None):
         """Addresses of the blocks on a free list (linked through the blocks'
-        first word), at most limit of them.  mem: (start, bytes) of memory
-        already read, where links inside it are looked up."""
+        first word, encoded with key, the span's link_key; key None: each
+        block's own span's, for a notify list), at most limit of them.  mem:
+        (start, bytes) of memory already read, where links inside it are
+        looked up.  A link that decodes to no block of tide's ends the list."""
         out = []
         a = head
         lo, data = mem if mem else (0, b"")
         hi = lo + len(data) - self.ptr_size
         while a and len(out) < limit:
             out.append(a)
+            k = key
+            if k is None:
+                sp = self.pagemap_lookup(a)
+                if not sp:
+                    break
+                k = self.span(sp).get("link_key", 0)
             if lo <= a <= hi:
-                a = struct.unpack_from("<" + self.ptr_code, data, a - lo)[0]
+                raw = struct.unpack_from("<" + self.ptr_code, data, a - lo)[0]
             else:
-                a = self.ptr_at(a)
+                raw = self.ptr_at(a)
+            a = self.link_decode(raw, k)
+            if a and not self.pagemap_lookup(a):
+                break
         return out
 
     # ---- heaps -------------------------------------------------------------
@@ -431,6 +447,7 @@ class Tide(object):
         st["n_malloc"] += n_large_malloc + n_huge_malloc
         st["n_free"] += (n_large_malloc - st["n_large"]) + (n_huge_malloc - st["n_huge"])
         st["returned_bytes"] = int(gctr["returned"])
+        st["n_os_calls"] = int(self.g["tidei_os_calls"])
         st["classes"] = cls
         st["heap_stats"] = heap_stats
         return st
@@ -449,9 +466,10 @@ class Tide(object):
                 mem = (lo, self.read(lo, s["n_built"] * s["block_size"]))
             except gdb.GdbError:  # a hole in a core file: follow link by link
                 pass
-        out = {"free": set(self.block_list(s["free"], limit, mem)),
-               "local_free": set(self.block_list(s["local_free"], limit, mem)),
-               "remote": set(self.block_list(s["remote"] & ~RS_MASK, limit, mem)),
+        key = s["link_key"]
+        out = {"free": set(self.block_list(s["free"], limit, mem, key)),
+               "local_free": set(self.block_list(s["local_free"], limit, mem, key)),
+               "remote": set(self.block_list(s["remote"] & ~RS_MASK, limit, mem, key)),
                "notify": set()}
         if s["heap"]:
             out["notify"] = {b for b in self.notify_set(s["heap"]) if lo <= b < hi}
@@ -568,7 +586,7 @@ def print_stats(tide, st):
         "%d returned to the OS"
         % (st["mapped_bytes"], st["n_chunks"], st["huge_cached_bytes"], st["committed_bytes"],
            st["metadata_bytes"], st["returned_bytes"]))
-    out("  heaps:      %d in use, %d made" % (st["n_heaps"], st["n_heaps_total"]))
+    out("  heaps:      %d in use, %d made; %d requests to the OS" % (st["n_heaps"], st["n_heaps_total"], st["n_os_calls"]))
 
 
 def histogram(tide, st, walk):
