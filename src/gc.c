@@ -798,16 +798,20 @@ static inline gc_thread_t *gc_thread(void)
 
 /* ---- marking ---- */
 
-typedef struct range {
+typedef struct gc_range {
     uintptr_t lo, hi;
-} range_t;
+} gc_range_t;
 
-/* One marker's state: the collecting thread's (mk0), or a helper's. */
-typedef struct marker {
-    range_t *stk;                /* its mark stack (mapped): ranges to scan */
+/* One marker's state: the collecting thread's (mk0), or a helper's; each
+ * on cache lines of its own (markers write theirs all the time). */
+typedef struct __attribute__((aligned(64))) marker {
+    gc_range_t *stk;                /* its mark stack (mapped): ranges to scan */
     size_t n, cap;               /* entries used, room for */
     size_t bytes;                /* bytes it marked in this collection */
     bool overflow;               /* a push was dropped (no memory): some objects not scanned */
+    uintptr_t cpage;             /* the page last looked up (0: none), and what it held: */
+    tide_span_t *cs;             /*   its span (NULL: not a GC span) */
+    gc_span_t *cg;               /*   its GC data */
 } marker_t;
 
 static marker_t mk0;             /* the collecting thread's */
@@ -824,7 +828,7 @@ static pthread_mutex_t par_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t par_cv = PTHREAD_COND_INITIALIZER;   /* work in the pool, or done */
 static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER; /* a parallel drain begins */
 static pthread_cond_t exit_cv = PTHREAD_COND_INITIALIZER;  /* a helper left the drain */
-static range_t *par_pool;        /* shared ranges (mapped) */
+static gc_range_t *par_pool;        /* shared ranges (mapped) */
 static size_t par_n, par_cap;
 static int par_total, par_idle, par_left; /* markers in this drain, idle ones, helpers still in it */
 static bool par_done;            /* every marker idle with an empty pool */
@@ -832,11 +836,11 @@ static unsigned par_epoch;       /* bumped per parallel drain */
 static _Atomic int par_want;     /* an idle marker waits: busy ones share */
 static bool mark_par;            /* a parallel drain runs: marks are set atomically */
 
-static bool stack_grow(range_t **stk, size_t *cap)
+static bool stack_grow(gc_range_t **stk, size_t *cap)
 {
     size_t ncap = *cap ? *cap * 2 : 65536;
-    void *p = *stk ? tidei_os_remap(*stk, *cap * sizeof(range_t), ncap * sizeof(range_t), true)
-                   : tidei_os_map(ncap * sizeof(range_t));
+    void *p = *stk ? tidei_os_remap(*stk, *cap * sizeof(gc_range_t), ncap * sizeof(gc_range_t), true)
+                   : tidei_os_map(ncap * sizeof(gc_range_t));
     if (!p)
         return false;
     *stk = p;
@@ -850,7 +854,7 @@ static inline void push_m(marker_t *m, uintptr_t lo, uintptr_t hi)
         m->overflow = true;
         return;
     }
-    m->stk[m->n++] = (range_t){ lo, hi };
+    m->stk[m->n++] = (gc_range_t){ lo, hi };
 }
 
 /* Marks the block word w points into, if it is a live GC block; pushes its
@@ -860,12 +864,28 @@ static inline void mark_word_m(marker_t *m, uintptr_t w)
 {
     if (w - mark_lo >= mark_hi - mark_lo)
         return;
-    tide_span_t *s = tidei_pagemap_lookup((void *)w);
-    if (!s || s->kind != TIDE_SPAN_GC)
-        return;
-    gc_span_t *g = s->gc;
-    if (!g)
-        return;
+    /* words next to each other often point into one page: the last
+     * lookup is kept (reset at every collection: spans only change
+     * between collections) */
+    tide_span_t *s;
+    gc_span_t *g;
+    uintptr_t page = w >> TIDE_PAGE_SHIFT;
+    if (page == m->cpage) {
+        s = m->cs;
+        g = m->cg;
+        if (!s)
+            return;
+    } else {
+        s = tidei_pagemap_lookup((void *)w);
+        g = s && s->kind == TIDE_SPAN_GC ? s->gc : NULL;
+        if (!g)
+            s = NULL;
+        m->cpage = page;
+        m->cs = s;
+        m->cg = g;
+        if (!s)
+            return;
+    }
     uint32_t i;
     uintptr_t base;
     if (g->big) {
@@ -910,9 +930,9 @@ static tide_noinline void share(marker_t *m)
     while (par_n + half > par_cap && stack_grow(&par_pool, &par_cap))
         ;
     if (par_n + half <= par_cap) {
-        memcpy(par_pool + par_n, m->stk, half * sizeof(range_t));
+        memcpy(par_pool + par_n, m->stk, half * sizeof(gc_range_t));
         par_n += half;
-        memmove(m->stk, m->stk + half, (m->n - half) * sizeof(range_t));
+        memmove(m->stk, m->stk + half, (m->n - half) * sizeof(gc_range_t));
         m->n -= half;
         atomic_store_explicit(&par_want, 0, relaxed);
         pthread_cond_broadcast(&par_cv);
@@ -927,19 +947,19 @@ static tide_noinline void share(marker_t *m)
 #define PF_N 8
 static void drain_m(marker_t *m)
 {
-    range_t q[PF_N];
+    gc_range_t q[PF_N];
     unsigned head = 0, n = 0;
     for (;;) {
         if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n > 32)
             share(m);
         while (n < PF_N && m->n) {
-            range_t r = m->stk[--m->n];
+            gc_range_t r = m->stk[--m->n];
             __builtin_prefetch((const void *)r.lo);
             q[(head + n++) % PF_N] = r;
         }
         if (!n)
             return;
-        range_t r = q[head];
+        gc_range_t r = q[head];
         head = (head + 1) % PF_N;
         n--;
         scan_range_m(m, r.lo, r.hi);
@@ -978,7 +998,7 @@ static void par_work(marker_t *m)
         if (m->n + take > m->cap)
             take = m->cap - m->n;
         par_n -= take;
-        memcpy(m->stk + m->n, par_pool + par_n, take * sizeof(range_t));
+        memcpy(m->stk + m->n, par_pool + par_n, take * sizeof(gc_range_t));
         m->n += take;
         pthread_mutex_unlock(&par_mu);
     }
@@ -1087,7 +1107,7 @@ static void mark_from(uintptr_t w)
 
 #define MAX_SEGS 4096
 #define MAX_TLS 512
-static range_t segs[MAX_SEGS];   /* writable segments found by the last listing */
+static gc_range_t segs[MAX_SEGS];   /* writable segments found by the last listing */
 static size_t n_segs;
 static struct {
     size_t modid;                /* the module's TLS id */
@@ -1112,7 +1132,7 @@ static int list_module(struct dl_phdr_info *info, size_t size, void *arg)
             if (lo == own_lo && own_hi)
                 continue;
             if (n_segs < MAX_SEGS)
-                segs[n_segs++] = (range_t){ lo, hi };
+                segs[n_segs++] = (gc_range_t){ lo, hi };
         } else if (ph->p_type == PT_TLS && info->dlpi_tls_modid && ph->p_memsz && n_tls < MAX_TLS) {
             tls_mods[n_tls].modid = info->dlpi_tls_modid;
             tls_mods[n_tls].size = ph->p_memsz;
@@ -1360,6 +1380,9 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
         mark_hi = mark_lo;
     mk0.bytes = 0;
     mk0.overflow = false;
+    mk0.cpage = 0;
+    for (int i = 0; i < n_helpers; i++)
+        mk_help[i].cpage = 0;
     /* roots: their direct referents are pushed, then drained in parallel */
     for (size_t i = 0; i < n_segs; i++)
         scan_range(segs[i].lo, segs[i].hi);

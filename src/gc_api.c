@@ -133,7 +133,7 @@ static tidei_scratch_t ready = { .elem = sizeof(ready_t) };
 static size_t ready_head;        /* first entry not run yet */
 
 /* Root ranges (GC_add_roots). */
-static tidei_scratch_t roots = { .elem = sizeof(range_t) };
+static tidei_scratch_t roots = { .elem = sizeof(gc_range_t) };
 
 /* ---- settled by the collector (world stopped) ---- */
 
@@ -229,7 +229,7 @@ static void gc_fin_after_mark(void)
 /* Root ranges: scanned with the world stopped. */
 static bool gc_roots_scan(void)
 {
-    range_t *r = roots.p;
+    gc_range_t *r = roots.p;
     for (size_t i = 0; i < roots.n; i++)
         scan_range(r[i].lo, r[i].hi);
     return true;
@@ -454,9 +454,9 @@ tide_export void GC_add_roots(void *lo, void *hi)
     gc_thread_t *t = api_thread();
     crit_enter(t);
     pthread_mutex_lock(&tables_lock);
-    range_t *r = tidei_scratch_push(&roots);
+    gc_range_t *r = tidei_scratch_push(&roots);
     if (r)
-        *r = (range_t){ (uintptr_t)lo, (uintptr_t)hi };
+        *r = (gc_range_t){ (uintptr_t)lo, (uintptr_t)hi };
     pthread_mutex_unlock(&tables_lock);
     crit_leave(t);
 }
@@ -469,7 +469,7 @@ tide_export void GC_remove_roots(void *lo, void *hi)
     gc_thread_t *t = api_thread();
     crit_enter(t);
     pthread_mutex_lock(&tables_lock);
-    range_t *r = roots.p;
+    gc_range_t *r = roots.p;
     size_t k = 0;
     for (size_t i = 0; i < roots.n; i++)
         if (!(r[i].lo >= (uintptr_t)lo && r[i].hi <= (uintptr_t)hi))

@@ -33,6 +33,8 @@ explicit_frees threads pause_ns_total pause_ns_max max_heap_bytes""".split()
 CLASS = "class block_size live_blocks n_malloc n_free n_spans cached_blocks".split()
 HIST = "size blocks bytes".split()
 HEAP = "id tid n_spans n_full_spans cached_bytes used_bytes n_malloc n_free".split()
+GC = """heap_bytes live_bytes allocated_since_gc allocated_total reclaimed_total collections
+explicit_frees threads pause_ns_total pause_ns_max max_heap_bytes""".split()
 
 def is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
@@ -43,6 +45,11 @@ def check(doc, exact, pid=None, min112=0):
     if set(doc) != want:
         errs.append("keys: missing %s, extra %s" % (sorted(want - set(doc)), sorted(set(doc) - want)))
         return errs
+    gc = doc["gc"]
+    if set(gc) != set(GC + ["pause_histogram_ms"]) or not all(is_int(gc[k]) and gc[k] >= 0 for k in GC):
+        errs.append("gc: %r" % gc)
+    elif len(gc["pause_histogram_ms"]) != 8 or not all(is_int(v) for v in gc["pause_histogram_ms"].values()):
+        errs.append("gc pause histogram: %r" % gc["pause_histogram_ms"])
     if not isinstance(doc["tide"], str) or not doc["tide"]:
         errs.append("tide: %r" % doc["tide"])
     if not is_int(doc["pid"]) or (pid is not None and doc["pid"] != pid):
