@@ -28,8 +28,6 @@ TOP_INT = """live_bytes live_blocks small_live_bytes large_live_bytes n_large hu
 n_malloc n_free requested_bytes cached_bytes abandoned_bytes pending_remote_frees free_run_bytes
 huge_cached_bytes n_spans n_full_spans n_abandoned_spans mapped_bytes committed_bytes
 returned_bytes metadata_bytes n_chunks n_heaps n_heaps_total n_os_calls""".split()
-GC_INT = """heap_bytes live_bytes allocated_since_gc allocated_total reclaimed_total collections
-explicit_frees threads pause_ns_total pause_ns_max max_heap_bytes""".split()
 CLASS = "class block_size live_blocks n_malloc n_free n_spans cached_blocks".split()
 HIST = "size blocks bytes".split()
 HEAP = "id tid n_spans n_full_spans cached_bytes used_bytes n_malloc n_free".split()
@@ -59,12 +57,6 @@ def check(doc, exact, pid=None, min112=0):
     for k in TOP_INT:
         if not is_int(doc[k]) or doc[k] < 0:
             errs.append("%s: %r" % (k, doc[k]))
-    gc = doc["gc"]   # the GC heap's figures (docs/gc.md): counts, and a histogram of pauses
-    if not isinstance(gc, dict) or set(gc) != set(GC_INT + ["pause_histogram_ms"]) or \
-            not all(is_int(gc[k]) and gc[k] >= 0 for k in GC_INT) or \
-            not isinstance(gc["pause_histogram_ms"], dict) or \
-            not all(is_int(v) and v >= 0 for v in gc["pause_histogram_ms"].values()):
-        errs.append("gc: %r" % (gc,))
     if errs:
         return errs
     cl = doc["classes"]
