@@ -333,6 +333,8 @@ void *tidei_large_alloc(size_t n, size_t align, bool zero)
     void *p = (void *)s->start;
     if (zero && !s->is_zero)
         memset(p, 0, n);
+    else if (!s->is_zero)
+        tidei_clear_key_word(p);
     return p;
 }
 

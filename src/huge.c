@@ -359,6 +359,8 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
         size_t hi = dirty_hi < n ? dirty_hi : n;
         if (hi > dirty_lo)
             memset((void *)(start + dirty_lo), 0, hi - dirty_lo);
+    } else if (dirty_lo == 0 && dirty_hi > 0) {
+        tidei_clear_key_word((void *)start);
     }
     return (void *)start;
 oom:

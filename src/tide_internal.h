@@ -248,6 +248,20 @@ tide_inline tide_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link
     return (tide_block_t *)__builtin_bswap64(link ^ s->link_key);
 }
 
+/* Clears the word where a small block keeps the free key (the second) at
+ * the start of a large or huge block handed out on pages that are not known
+ * to be zero.  Those pages may have held a small span (or a GC heap), whose
+ * free blocks carry tidei_free_key there; realloc copies the word along when
+ * it moves the block, and a small block that got it that way would be taken
+ * for a freed one by a thread that does not own its span, which trusts the
+ * key (free.c).  So every handed-out block starts with its key word clear,
+ * small or not, and only a program that writes the key's value there can
+ * leave it in a live block (docs/misuse.md). */
+tide_inline void tidei_clear_key_word(void *p)
+{
+    ((tide_block_t *)p)->key = 0;
+}
+
 /* Whether p lies among the built blocks of s (false for NULL, and for any
  * address when s is not SMALL): the malloc fast path's test of the block
  * it pops, which is also its test of an empty list. */
