@@ -697,6 +697,18 @@ static gc_thread_t *thread_register(uintptr_t hi, bool from_create)
 }
 
 /* Unregisters the calling thread: its spans go back to their pools. */
+/* Takes t off the registry.  threads_lock held. */
+static void threads_remove(gc_thread_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        threads = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    __atomic_store_n(&n_threads, n_threads - 1, __ATOMIC_RELAXED);
+}
+
 static void thread_unregister(gc_thread_t *t)
 {
     crit_enter(t);
@@ -708,13 +720,7 @@ static void thread_unregister(gc_thread_t *t)
     t->blocking_sp = t->stack_hi;
     atomic_store_explicit(&t->blocking, 1, seq_cst);
     pthread_mutex_lock(&threads_lock);
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        threads = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    __atomic_store_n(&n_threads, n_threads - 1, __ATOMIC_RELAXED);
+    threads_remove(t);
     t->pool_next = thread_pool;
     thread_pool = t;
     gc_tl = NULL;
@@ -2007,13 +2013,7 @@ static void gc_atfork_child(void)
         for (int k = 0; k < GK_N; k++)
             for (int c = 0; c < TIDE_N_CLASSES; c++)
                 span_release(t, k, c);
-        if (t->prev)
-            t->prev->next = t->next;
-        else
-            threads = t->next;
-        if (t->next)
-            t->next->prev = t->prev;
-        __atomic_store_n(&n_threads, n_threads - 1, __ATOMIC_RELAXED);
+        threads_remove(t);
     }
     if (me)
         me->tid = tidei_gettid();

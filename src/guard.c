@@ -182,30 +182,13 @@ void tidei_guard_init(void)
 
 /* ---- sampling ---- */
 
-/* A 64-bit random number from h's guard state (xorshift64*). */
-static uint64_t guard_random(tide_heap_t *h)
-{
-    uint64_t x = h->guard_rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    h->guard_rng = x;
-    return x * 0x2545f4914f6cdd1dull;
-}
-
-/* Uniform in (0, 1]. */
-static double guard_uniform(tide_heap_t *h)
-{
-    return (double)((guard_random(h) >> 11) + 1) / 9007199254740992.0;
-}
-
 /* Bytes to the guard's next draw: exponential of mean B, at least 1 (0
  * when every allocation is guarded). */
 static int64_t guard_interval(tide_heap_t *h)
 {
     if (guard_mean == 0)
         return 0;
-    double v = -tidei_log_unit(guard_uniform(h)) * guard_mean;
+    double v = -tidei_log_unit(tidei_random_unit(&h->guard_rng)) * guard_mean;
     return v < 1 ? 1 : v > 1e15 ? (int64_t)1e15 : (int64_t)v;
 }
 
@@ -219,7 +202,7 @@ static bool guard_accept(tide_heap_t *h, size_t n)
     if (ended <= 0)
         return false;
     double p = guard_q / ended;
-    return p >= 1 || guard_uniform(h) <= p;
+    return p >= 1 || tidei_random_unit(&h->guard_rng) <= p;
 }
 
 /* tidei_prof_event with guard=1: h's countdown ran out with an allocation
@@ -361,7 +344,7 @@ void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what)
     guard_inside = true;
     guard_slot_t *sl = &guard_slots[i];
     uintptr_t start = slot_start((size_t)i), end = start + SLOT_BYTES;
-    bool at_end = tidei_opt.guard_side == 1 || (tidei_opt.guard_side == 0 && (guard_random(h) >> 63));
+    bool at_end = tidei_opt.guard_side == 1 || (tidei_opt.guard_side == 0 && (tidei_random(&h->guard_rng) >> 63));
     uintptr_t b, lo, hi;
     if (at_end) {
         size_t a = align > 16 ? align : 16;  /* what tide's other blocks promise */

@@ -92,7 +92,7 @@ bool tidei_prof_full;                     /* leak_check=full: every allocation's
 /* ---- arithmetic without libm ---- */
 
 /* exp(-x) for x >= 0, to about 1e-9. */
-static double exp_neg(double x)
+double tidei_exp_neg(double x)
 {
     if (x > 700)
         return 0;
@@ -110,7 +110,7 @@ static double exp_neg(double x)
 }
 
 /* ln(u) for 0 < u <= 1, to about 1e-9. */
-static double log_unit(double u)
+double tidei_log_unit(double u)
 {
     uint64_t bits;
     memcpy(&bits, &u, sizeof bits);
@@ -130,7 +130,7 @@ static double log_unit(double u)
  * stands for (in 1/65536), and how many bytes. */
 static void sample_weight(size_t n, uint64_t *w, uint64_t *b)
 {
-    double p = n ? 1 - exp_neg((double)n / prof_mean) : 1;
+    double p = n ? 1 - tidei_exp_neg((double)n / prof_mean) : 1;
     if (p <= 0)
         p = 1;
     *w = (uint64_t)(65536 / p + 0.5);
@@ -140,15 +140,9 @@ static void sample_weight(size_t n, uint64_t *w, uint64_t *b)
 /* Next interval between samples: exponential of mean prof_sample, >= 1. */
 static int64_t next_interval(tide_heap_t *h)
 {
-    uint64_t x = h->prof_rng;
-    if (!x)
-        x = ((uint64_t)h->id << 32) ^ tidei_now_ms() ^ (uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    h->prof_rng = x;
-    double u = (double)(((x * 0x2545f4914f6cdd1dull) >> 11) + 1) / 9007199254740992.0;  /* (0, 1] */
-    double v = -log_unit(u) * prof_mean;
+    if (!h->prof_rng)
+        h->prof_rng = ((uint64_t)h->id << 32) ^ tidei_now_ms() ^ (uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
+    double v = -tidei_log_unit(tidei_random_unit(&h->prof_rng)) * prof_mean;
     return v < 1 ? 1 : v > 1e15 ? (int64_t)1e15 : (int64_t)v;
 }
 
@@ -217,16 +211,6 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
     if (tide_unlikely(tidei_guard_on))
         return tidei_guard_event(h, n);
     return tidei_prof_event_core(h, n);
-}
-
-double tidei_exp_neg(double x)
-{
-    return exp_neg(x);
-}
-
-double tidei_log_unit(double u)
-{
-    return log_unit(u);
 }
 
 /* The functions through which a program enters tide to allocate: the

@@ -556,6 +556,24 @@ int tidei_prof_event(tide_heap_t *h, size_t n);
 int tidei_prof_event_core(tide_heap_t *h, size_t n);
 double tidei_exp_neg(double x);
 double tidei_log_unit(double u);
+
+/* A 64-bit random number: a xorshift64* step of *state (a state that is
+ * not 0 stays so).  The samplers' random intervals (prof.c, guard.c). */
+tide_inline uint64_t tidei_random(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* Uniform in (0, 1], from tidei_random. */
+tide_inline double tidei_random_unit(uint64_t *state)
+{
+    return (double)((tidei_random(state) >> 11) + 1) / 9007199254740992.0;
+}
 int tidei_unwind(uintptr_t *pc, uintptr_t *fn, int max);
 uint32_t tidei_prof_site_here(void);
 void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero);
