@@ -77,11 +77,7 @@ static bool chunk_grow(void)
     if (!free_run_make(c, c->base, TIDE_CHUNK_PAGES, true, 0))
         goto fail;
     c->n_free_pages = TIDE_CHUNK_PAGES;
-    c->next = a->chunks;
-    if (c->next)
-        c->next->prev = c;
-    c->prev = NULL;
-    a->chunks = c;
+    tide_list_push(a->chunks, c, next, prev);
     a->n_chunks++;
     a->n_empty_chunks++;
     return true;
@@ -99,12 +95,7 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
     tidei_pagemap_set_one(r->start, NULL);
     tidei_pagemap_set_one(r->start + PAGES_BYTES(r->n_pages - 1), NULL);
     tidei_span_delete(r);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        a->chunks = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    tide_list_remove(a->chunks, c, next, prev);
     a->n_chunks--;
     a->n_empty_chunks--;
     tidei_os_unmap((void *)c->base, TIDE_CHUNK_SIZE);

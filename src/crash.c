@@ -250,10 +250,7 @@ static void describe(int fd, uintptr_t a, uintptr_t sp)
     tidei_printf(fd, "tide: %p is ", (void *)a);
     tide_span_t *s = tidei_pagemap_lookup((void *)a);
     if (s && s->kind == TIDE_SPAN_SMALL) {
-        uint64_t off = a - s->start;
-        uint64_t idx = (off * s->recip) >> 32;
-        if (idx * s->block_size > off)
-            idx--;
+        uint64_t idx = tidei_block_index(s, a);
         if (idx >= s->n_blocks) {
             tidei_printf(fd, "in the tail of a small span that no block covers");
         } else {

@@ -21,12 +21,8 @@ static tide_noinline void report_interior(const void *p, const char *op, tide_sp
     uintptr_t base;
     size_t size;
     if (s->kind == TIDE_SPAN_SMALL) {
-        uint64_t off = (uintptr_t)p - s->start;
         size = s->block_size;
-        base = s->start + (uintptr_t)((off * s->recip) >> 32) * size;
-        if (base > (uintptr_t)p) {
-            base -= size;
-        }
+        base = s->start + tidei_block_index(s, (uintptr_t)p) * size;
     } else {
         base = s->start;
         size = s->n_pages << TIDE_PAGE_SHIFT;

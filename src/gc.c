@@ -365,12 +365,7 @@ static void list_remove(gc_pool_t *p, gc_span_t *g)
 /* Block index of address a in small GC span g (a inside the span). */
 static inline uint32_t block_index(const gc_span_t *g, uintptr_t a)
 {
-    const tide_span_t *s = g->span;
-    uint64_t off = a - s->start;
-    uint64_t idx = (off * s->recip) >> 32;
-    if (idx * g->size > off)
-        idx--;
-    return (uint32_t)idx;
+    return (uint32_t)tidei_block_index(g->span, a);
 }
 
 /* Sweeps g (owned by the caller: taken off its pool, or world stopped):

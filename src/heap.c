@@ -84,15 +84,9 @@ static void span_unkeep(tide_span_t *s)
 static void bin_push(tide_heap_t *h, tide_span_t *s)
 {
     int c = s->cls;
-    s->prev = NULL;
-    s->next = h->bins[c];
-    if (s->next) {
-        s->next->prev = s;
-        span_unkeep(s->next);
-    } else {
-        h->bin_tails[c] = s;
-    }
-    h->bins[c] = s;
+    if (h->bins[c])
+        span_unkeep(h->bins[c]);
+    tide_list_push_tail(h->bins[c], h->bin_tails[c], s, next, prev);
     set_direct(h, c, s);
 }
 
@@ -101,30 +95,18 @@ static void bin_push(tide_heap_t *h, tide_span_t *s)
 static void bin_append(tide_heap_t *h, tide_span_t *s)
 {
     int c = s->cls;
-    tide_span_t *t = h->bin_tails[c];
-    if (!t) {
+    if (!h->bin_tails[c]) {
         bin_push(h, s);
         return;
     }
     span_unkeep(h->bins[c]);
-    s->next = NULL;
-    s->prev = t;
-    t->next = s;
-    h->bin_tails[c] = s;
+    tide_list_append_tail(h->bins[c], h->bin_tails[c], s, next, prev);
 }
 
 static void bin_remove(tide_heap_t *h, tide_span_t *s)
 {
     int c = s->cls;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->bins[c] = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        h->bin_tails[c] = s->prev;
-    s->next = s->prev = NULL;
+    tide_list_remove_tail(h->bins[c], h->bin_tails[c], s, next, prev);
     set_direct(h, c, h->bins[c] ? h->bins[c] : &tidei_empty_span);
 }
 
@@ -134,22 +116,12 @@ static void full_push(tide_heap_t *h, tide_span_t *s)
     s->in_full = 1;
     /* every block is out: the owner's first free of one takes s off */
     span_set_slow_at(s, s->used - 1);
-    s->prev = NULL;
-    s->next = h->full;
-    if (s->next)
-        s->next->prev = s;
-    h->full = s;
+    tide_list_push(h->full, s, next, prev);
 }
 
 static void full_remove(tide_heap_t *h, tide_span_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        h->full = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    tide_list_remove(h->full, s, next, prev);
     s->in_full = 0;
     span_set_slow_at(s, 0);
     h->ctr.n_full--;

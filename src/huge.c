@@ -88,13 +88,7 @@ static size_t cache_limit(uint64_t now)
 static void cache_unlink(tide_span_t *r)
 {
     tide_arena_t *a = &tidei_arena;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        a->huge_cache = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->next = r->prev = NULL;
+    tide_list_remove(a->huge_cache, r, next, prev);
     a->huge_cache_bytes -= HUGE_BYTES(r->n_pages);
     a->n_huge_cache--;
 }
@@ -105,39 +99,30 @@ static void cache_unlink(tide_span_t *r)
 static void cache_insert(tide_span_t *r)
 {
     tide_arena_t *a = &tidei_arena;
-    tide_span_t *prev = NULL, *next = a->huge_cache;
-    while (next && next->start < r->start) {
-        prev = next;
-        next = next->next;
+    tide_span_t *before = NULL, *after = a->huge_cache;
+    while (after && after->start < r->start) {
+        before = after;
+        after = after->next;
     }
     a->huge_cache_bytes += HUGE_BYTES(r->n_pages);
-    if (prev && HUGE_END(prev) == r->start) {
-        prev->n_pages += r->n_pages;
-        if (r->dirty_ms > prev->dirty_ms)
-            prev->dirty_ms = r->dirty_ms;
+    if (before && HUGE_END(before) == r->start) {
+        before->n_pages += r->n_pages;
+        if (r->dirty_ms > before->dirty_ms)
+            before->dirty_ms = r->dirty_ms;
         tidei_span_delete(r);
-        r = prev;
+        r = before;
     } else {
         r->kind = TIDE_SPAN_FREE;
-        r->prev = prev;
-        r->next = next;
-        if (prev)
-            prev->next = r;
-        else
-            a->huge_cache = r;
-        if (next)
-            next->prev = r;
+        tide_list_insert_after(a->huge_cache, before, r, next, prev);
         a->n_huge_cache++;
     }
-    if (next && HUGE_END(r) == next->start) {
-        r->n_pages += next->n_pages;
-        if (next->dirty_ms > r->dirty_ms)
-            r->dirty_ms = next->dirty_ms;
-        r->next = next->next;
-        if (r->next)
-            r->next->prev = r;
+    if (after && HUGE_END(r) == after->start) {
+        r->n_pages += after->n_pages;
+        if (after->dirty_ms > r->dirty_ms)
+            r->dirty_ms = after->dirty_ms;
+        tide_list_remove(a->huge_cache, after, next, prev);
         a->n_huge_cache--;
-        tidei_span_delete(next);
+        tidei_span_delete(after);
     }
 }
 
@@ -197,11 +182,7 @@ static size_t cache_cut(tide_span_t *r, uintptr_t at, size_t size)
         t->start = at + size;
         t->n_pages = tail >> TIDE_PAGE_SHIFT;
         t->dirty_ms = r->dirty_ms;
-        t->prev = r;
-        t->next = r->next;
-        if (t->next)
-            t->next->prev = t;
-        r->next = t;
+        tide_list_insert_after(a->huge_cache, r, t, next, prev);
         a->n_huge_cache++;
     }
     return size;

@@ -25,11 +25,7 @@ void tidei_index_insert(tide_span_t *r)
     tide_arena_t *a = &tidei_arena;
     size_t n = r->n_pages;
     tide_debug_assert(r->kind == TIDE_SPAN_FREE && n >= 1 && n <= TIDE_CHUNK_PAGES);
-    r->prev = NULL;
-    r->next = a->bins[n];
-    if (r->next)
-        r->next->prev = r;
-    a->bins[n] = r;
+    tide_list_push(a->bins[n], r, next, prev);
     bit_set(a, n);
     a->free_pages += n;
     if (r->is_zero)
@@ -40,13 +36,7 @@ void tidei_index_remove(tide_span_t *r)
 {
     tide_arena_t *a = &tidei_arena;
     size_t n = r->n_pages;
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        a->bins[n] = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
-    r->next = r->prev = NULL;
+    tide_list_remove(a->bins[n], r, next, prev);
     if (!a->bins[n])
         bit_clear(a, n);
     a->free_pages -= n;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tide_types.h"
+#include "list.h"
 #include "tide.h"
 
 #define tide_likely(x)    __builtin_expect(!!(x), 1)
@@ -206,11 +207,24 @@ tide_inline size_t tidei_class_fast(size_t n)
     return tidei_class_table[(n + 15) >> 4];
 }
 
+/* Index of the block of small span s that holds address a (a inside s's
+ * pages; in the tail that no block covers it is n_blocks or more).  The
+ * product with recip = ceil(2^32 / block_size) can be one too high just
+ * below a block boundary, hence the correction. */
+tide_inline size_t tidei_block_index(const tide_span_t *s, uintptr_t a)
+{
+    uint64_t off = a - s->start;
+    uint64_t idx = (off * s->recip) >> 32;
+    if (idx * s->block_size > off)
+        idx--;
+    return (size_t)idx;
+}
+
 /* Whether p is the start of a block of small span s (p inside s). */
 tide_inline bool tidei_is_block_start(const tide_span_t *s, const void *p)
 {
-    uint64_t off = (uintptr_t)p - s->start;
-    return ((off * s->recip) >> 32) * s->block_size == off;
+    uintptr_t a = (uintptr_t)p;
+    return s->start + tidei_block_index(s, a) * s->block_size == a;
 }
 
 /* The block-start test with one multiply: off, an offset into small span s,

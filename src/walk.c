@@ -30,7 +30,7 @@ static void record_add(record_t *r, void *ptr, size_t size, int cls, unsigned he
 static void mark_list(const tide_span_t *s, const tide_block_t *list, uint64_t *bits, size_t max)
 {
     for (size_t i = 0; list && i < max; list = tidei_link_next(s, list, "tide_heap_walk"), i++) {
-        size_t idx = (size_t)(((uint64_t)((uintptr_t)list - s->start) * s->recip) >> 32);
+        size_t idx = tidei_block_index(s, (uintptr_t)list);
         bits[idx / 64] |= (uint64_t)1 << (idx % 64);
     }
 }
@@ -46,7 +46,7 @@ static void mark_notify(const tide_span_t *s, const tide_block_t *list, uint64_t
             return;  /* corrupted: the owner reports it when it drains the list */
         uintptr_t a = (uintptr_t)list;
         if (ls == s) {
-            size_t idx = (size_t)(((uint64_t)(a - s->start) * s->recip) >> 32);
+            size_t idx = tidei_block_index(s, a);
             bits[idx / 64] |= (uint64_t)1 << (idx % 64);
         }
         list = tidei_link_decode(ls, list->link);
@@ -166,10 +166,7 @@ __attribute__((no_sanitize("thread"), noinline)) static void block_info_locked(c
     memset(&out, 0, sizeof out);
     tide_span_t *s = tidei_pagemap_lookup(p);
     if (s && s->kind == TIDE_SPAN_SMALL) {
-        uint64_t off = (uintptr_t)p - s->start;
-        size_t idx = (size_t)((off * s->recip) >> 32);
-        if ((uint64_t)idx * s->block_size > off)
-            idx--;
+        size_t idx = tidei_block_index(s, (uintptr_t)p);
         if (idx < s->n_blocks) {
             const tide_block_t *b = (const tide_block_t *)(s->start + idx * s->block_size);
             out.block.ptr = (void *)b;
