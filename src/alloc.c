@@ -41,14 +41,44 @@ static void *class_pop(tide_heap_t *h, int cls)
     return b;
 }
 
+/* A large block of n bytes (pages + alignment within a chunk), aligned to
+ * align (0 = page).  NULL with errno = ENOMEM on failure. */
+static void *large_alloc(size_t n, size_t align, bool zero)
+{
+    size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
+    size_t align_pages = align > TIDE_PAGE_SIZE ? align >> TIDE_PAGE_SHIFT : 0;
+    tide_span_t *s = tidei_heap_new_run(pages, align_pages, TIDE_SPAN_LARGE);
+    if (!s) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = (void *)s->start;
+    if (zero && !s->is_zero)
+        memset(p, 0, n);
+    else if (!s->is_zero)
+        tidei_clear_key_word(p);
+    return p;
+}
+
 /* Page runs up to TIDE_LARGE_MAX (alignment slack included), a mapping of
  * its own above. */
 static void *pages_alloc(size_t n, size_t align, bool zero)
 {
     size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
     if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
-        return tidei_large_alloc(n, align, zero);
+        return large_alloc(n, align, zero);
     return tidei_huge_alloc(n, align, zero);
+}
+
+/* A sample: n bytes on pages of their own (a large or huge block, even for
+ * a small request), which the profiler marks with the call site.  NULL with
+ * errno = ENOMEM when memory ran out. */
+static void *sampled_alloc(size_t n, size_t align, bool zero)
+{
+    void *p = pages_alloc(n ? n : 1, align, zero);
+    if (p)
+        tidei_prof_took(p, n, TIDE_PROF_SAMPLE);
+    return p;
 }
 
 /* Serves an allocation of n bytes that the sampler's event decided on
@@ -63,10 +93,10 @@ static void *prof_serve(int what, tide_heap_t *h, int cls, size_t n, size_t alig
             return g;
     }
     if (what == TIDE_PROF_SAMPLE)
-        return tidei_prof_sampled_alloc(n, align, zero);
+        return sampled_alloc(n, align, zero);
     void *p = cls >= 0 ? class_pop(h, cls) : pages_alloc(n, align, zero);
     if (p && what == TIDE_PROF_RECORD)
-        tidei_prof_record(p, n, tidei_prof_site_here());
+        tidei_prof_took(p, n, TIDE_PROF_RECORD);
     return p;
 }
 
@@ -114,7 +144,7 @@ static tide_noinline void *backup_alloc(int cls, size_t n, size_t align, bool ze
     pthread_mutex_unlock(&tidei_backup_lock);
     if (cls >= 0 && what != TIDE_PROF_SAMPLE) {
         if (p && what == TIDE_PROF_RECORD)
-            tidei_prof_record(p, n, tidei_prof_site_here());
+            tidei_prof_took(p, n, TIDE_PROF_RECORD);
         return p;
     }
     return prof_serve(what, NULL, -1, n, align, zero);
@@ -295,9 +325,8 @@ void *tidei_calloc(size_t count, size_t size)
  * requests with align <= page size come from the first class whose block
  * size is a multiple of align (spans start on a page, so every block of it
  * is aligned); the rest are page runs or mappings aligned as asked. */
-void *tidei_aligned(size_t align, size_t n, const char *op)
+void *tidei_aligned(size_t align, size_t n)
 {
-    (void)op;
     if (align <= 16)
         return tidei_malloc(n);
     if (n > PTRDIFF_MAX) {
@@ -366,11 +395,11 @@ static void *small_resized(void *p, size_t n, size_t usable)
     if (tide_likely(what == TIDE_PROF_NONE))
         return p;
     if (what == TIDE_PROF_RECORD) {
-        tidei_prof_record(p, n, tidei_prof_site_here());
+        tidei_prof_took(p, n, TIDE_PROF_RECORD);
         return p;
     }
     int e = errno;
-    void *q = tidei_prof_sampled_alloc(n, 0, false);
+    void *q = sampled_alloc(n, 0, false);
     if (!q) {  /* no room for the sample: the block stays, unsampled */
         errno = e;
         return p;
@@ -390,9 +419,9 @@ static void *big_resized(tide_span_t *s, void *p, size_t n)
         tidei_prof_free(s);
     int what = resize_charge(n);
     if (what == TIDE_PROF_SAMPLE)
-        tidei_prof_mark(s, n, tidei_prof_site_here());
+        tidei_prof_took(p, n, TIDE_PROF_SAMPLE);
     else if (what == TIDE_PROF_RECORD)
-        tidei_prof_record(p, n, tidei_prof_site_here());
+        tidei_prof_took(p, n, TIDE_PROF_RECORD);
     return p;
 }
 
@@ -424,15 +453,18 @@ void *tidei_realloc(void *p, size_t n)
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
         if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
-            if (pages < s->n_pages)
-                tidei_run_shrink(s, pages);
-            if (pages <= s->n_pages || tidei_run_grow(s, pages))
+            if (pages < s->n_pages && tidei_arena_shrink_run(s, pages))
+                tidei_scav_wanted();
+            if (pages <= s->n_pages || tidei_arena_grow_run(s, pages))
                 return big_resized(s, p, n);
         }
     } else {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         if (n > TIDE_LARGE_MAX) {
-            void *q = tidei_huge_realloc(s, n);
+            bool wake = false;
+            void *q = tidei_huge_realloc(s, n, &wake);
+            if (wake)
+                tidei_scav_wanted();
             if (q)
                 return big_resized(s, q, n);
             /* else it cannot be resized without a copy */

@@ -48,7 +48,6 @@
 
 #include "tide_internal.h"
 
-#define ALT_STACK_BYTES ((size_t)128 << 10)  /* lent to each thread with a heap, plus a guard page */
 #define HEAPS_LISTED 16                      /* heaps the report lists one by one */
 
 bool tidei_crash_on;                         /* the handler is installed */
@@ -56,11 +55,6 @@ static struct sigaction crash_old[2];        /* SIGSEGV's and SIGBUS's before ti
 static _Atomic int report_tid;               /* the thread writing the one report (0: none yet) */
 static _Atomic bool report_done;             /* it has been written */
 static char *first_stack;                    /* the signal stack lent to the thread that started tide */
-
-int tidei_gettid(void)
-{
-    return (int)syscall(SYS_gettid);
-}
 
 /* ---- one report per process ---- */
 
@@ -70,14 +64,13 @@ int tidei_gettid(void)
  * that thread, faulting again inside its report. */
 bool tidei_report_begin(void)
 {
-    int me = tidei_gettid(), none = 0;
+    int me = tidei_os_gettid(), none = 0;
     if (atomic_compare_exchange_strong_explicit(&report_tid, &none, me, acq_rel, acquire))
         return true;
     if (none == me)
         return false;
-    struct timespec ms = { 0, 10000000 };
-    for (int i = 0; i < 3000 && !atomic_load_explicit(&report_done, acquire); i++)
-        nanosleep(&ms, NULL);
+    for (int i = 0; i < TIDE_REPORT_WAIT_MS / TIDE_REPORT_POLL_MS && !atomic_load_explicit(&report_done, acquire); i++)
+        tidei_os_sleep_ms(TIDE_REPORT_POLL_MS);
     return false;
 }
 
@@ -112,7 +105,7 @@ void tidei_crash_thread_start(tide_heap_t *h)
     if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
         return;
     if (!h->alt_stack) {
-        char *m = tidei_os_map(ALT_STACK_BYTES + TIDE_PAGE_SIZE);
+        char *m = tidei_os_map(TIDE_ALT_STACK_BYTES + TIDE_PAGE_SIZE);
         if (!m)
             return;
         tidei_os_protect(m, TIDE_PAGE_SIZE, false);  /* an overflow of it faults */
@@ -121,7 +114,7 @@ void tidei_crash_thread_start(tide_heap_t *h)
     stack_t ss;
     memset(&ss, 0, sizeof ss);
     ss.ss_sp = h->alt_stack + TIDE_PAGE_SIZE;
-    ss.ss_size = ALT_STACK_BYTES;
+    ss.ss_size = TIDE_ALT_STACK_BYTES;
     sigaltstack(&ss, NULL);
 }
 
@@ -333,14 +326,14 @@ static void describe(int fd, uintptr_t a, uintptr_t sp)
             return;
         }
     }
-    if (first_stack && a - (uintptr_t)first_stack < ALT_STACK_BYTES + TIDE_PAGE_SIZE) {
+    if (first_stack && a - (uintptr_t)first_stack < TIDE_ALT_STACK_BYTES + TIDE_PAGE_SIZE) {
         tidei_printf(fd, "the signal stack tide lent the thread that started it\n");
         return;
     }
     bound = 0;
     for (tide_heap_t *h = __atomic_load_n(&tidei_heaps, __ATOMIC_ACQUIRE); h && bound < 100000;
          h = h->next_all, bound++) {
-        if (h->alt_stack && a - (uintptr_t)h->alt_stack < ALT_STACK_BYTES + TIDE_PAGE_SIZE) {
+        if (h->alt_stack && a - (uintptr_t)h->alt_stack < TIDE_ALT_STACK_BYTES + TIDE_PAGE_SIZE) {
             tidei_printf(fd, "a signal stack tide lent heap %u's thread%s\n", h->id,
                          a - (uintptr_t)h->alt_stack < TIDE_PAGE_SIZE ? " (its guard page: it overflowed)" : "");
             return;
@@ -348,7 +341,7 @@ static void describe(int fd, uintptr_t a, uintptr_t sp)
     }
     tidei_printf(fd, "not heap memory");
     uintptr_t d = a > sp ? a - sp : sp - a;
-    if (sp && d < ((uintptr_t)64 << 10))
+    if (sp && d < TIDE_STACK_NEAR_BYTES)
         tidei_printf(fd, " (%zu bytes %s the stack pointer: a stack overflow?)", (size_t)d, a < sp ? "below" : "from");
     tidei_printf(fd, "\n");
 }
@@ -455,7 +448,7 @@ static uintptr_t fault_pc(void *ucv, uintptr_t *sp)
 
 static void crash_report(int sig, siginfo_t *si, void *ucv)
 {
-    int fd = 2, me = tidei_gettid();
+    int fd = 2, me = tidei_os_gettid();
     uintptr_t sp, pc = fault_pc(ucv, &sp);
     int access = fault_access(ucv);
     tidei_printf(fd, "tide: %s on address %p (%s%s%s) in thread %d, pc %p", sig == SIGSEGV ? "SIGSEGV" : "SIGBUS",
@@ -539,7 +532,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
     dfl.sa_handler = SIG_DFL;
     sigaction(sig, &dfl, NULL);
     if (!from_kernel)
-        syscall(SYS_tgkill, getpid(), tidei_gettid(), sig);
+        syscall(SYS_tgkill, getpid(), tidei_os_gettid(), sig);
     errno = saved;
 }
 
@@ -551,7 +544,7 @@ static void lend_first_stack(void)
     stack_t cur;
     if (sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
         return;
-    char *m = tidei_os_map(ALT_STACK_BYTES + TIDE_PAGE_SIZE);
+    char *m = tidei_os_map(TIDE_ALT_STACK_BYTES + TIDE_PAGE_SIZE);
     if (!m)
         return;
     tidei_os_protect(m, TIDE_PAGE_SIZE, false);
@@ -559,7 +552,7 @@ static void lend_first_stack(void)
     stack_t ss;
     memset(&ss, 0, sizeof ss);
     ss.ss_sp = m + TIDE_PAGE_SIZE;
-    ss.ss_size = ALT_STACK_BYTES;
+    ss.ss_size = TIDE_ALT_STACK_BYTES;
     sigaltstack(&ss, NULL);
 }
 

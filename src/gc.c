@@ -326,9 +326,10 @@ static void span_pages_free(tide_span_t *s, bool huge)
         pthread_mutex_lock(&tidei_arena.lock);
         s->kind = TIDE_SPAN_HUGE;
         pthread_mutex_unlock(&tidei_arena.lock);
-        tidei_huge_free(s);
+        if (tidei_huge_free(s))
+            tidei_scav_wanted();
     } else {
-        tidei_run_free(s);
+        tidei_heap_free_run(s, false);
     }
 }
 
@@ -482,7 +483,7 @@ static void span_release(gc_thread_t *t, int k, int cls)
 /* A new span of (k, cls), held by the caller, or NULL.  Inside crit. */
 static gc_span_t *span_new(int k, int cls)
 {
-    tide_span_t *s = tidei_run_alloc(tidei_class_pages[cls], 0, TIDE_SPAN_GC, true);
+    tide_span_t *s = tidei_heap_new_run(tidei_class_pages[cls], 0, TIDE_SPAN_GC);
     if (!s)
         return NULL;
     tidei_span_init_small(s, cls);
@@ -490,7 +491,7 @@ static gc_span_t *span_new(int k, int cls)
     gc_span_t *g = desc_new(cls, s->n_blocks);
     pthread_mutex_unlock(&all_lock);
     if (!g) {
-        tidei_run_free(s);
+        tidei_heap_free_run(s, false);
         return NULL;
     }
     g->span = s;
@@ -673,7 +674,7 @@ static gc_thread_t *thread_register(uintptr_t hi, bool from_create)
     }
     if (t) {
         t->self = pthread_self();
-        t->tid = tidei_gettid();
+        t->tid = tidei_os_gettid();
         t->stack_hi = hi;
         t->stack_lo = lo;
         t->tp = thread_pointer();
@@ -1518,7 +1519,7 @@ static void *gc_big_alloc(gc_thread_t *t, size_t n, int k)
             tide_span_t *s = NULL;
             bool huge = false;
             if (pages <= TIDE_CHUNK_PAGES) {
-                s = tidei_run_alloc(pages, 0, TIDE_SPAN_GC, true);
+                s = tidei_heap_new_run(pages, 0, TIDE_SPAN_GC);
             } else {
                 void *p = tidei_huge_alloc(pages << TIDE_PAGE_SHIFT, 0, false);
                 if (p) {
@@ -2011,7 +2012,7 @@ static void gc_atfork_child(void)
         threads_remove(t);
     }
     if (me)
-        me->tid = tidei_gettid();
+        me->tid = tidei_os_gettid();
     pthread_mutex_unlock(&threads_lock);
 }
 

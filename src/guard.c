@@ -150,7 +150,7 @@ void tidei_guard_init(void)
     tide_span_t *s = NULL;
     if (ok) {
         pthread_mutex_lock(&tidei_arena.lock);
-        ok = tidei_pagemap_ensure((uintptr_t)r, pages) && (s = tidei_span_new()) != NULL;
+        ok = tidei_pagemap_ensure((uintptr_t)r, pages) && (s = tidei_meta_span_new()) != NULL;
         if (ok) {
             s->kind = TIDE_SPAN_GUARD;
             s->start = (uintptr_t)r;
@@ -224,7 +224,7 @@ int tidei_guard_event(tide_heap_t *h, size_t n)
          * own; the guard's first interval starts with this allocation */
         what = tidei_prof_event_core(h, n);
         h->guard_prof = c->sample_left;
-        h->guard_rng = (((uint64_t)h->id << 32) ^ tidei_now_ms() ^ (uintptr_t)h ^ tidei_free_key) | 1;
+        h->guard_rng = (((uint64_t)h->id << 32) ^ tidei_os_now_ms() ^ (uintptr_t)h ^ tidei_free_key) | 1;
         h->guard_left = guard_interval(h) - (int64_t)n;
     } else {
         h->guard_left -= spent;
@@ -376,7 +376,7 @@ void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what)
     }
     guard_inside = false;
     if (p && what == TIDE_PROF_RECORD)
-        tidei_prof_record(p, n, tidei_prof_site_here());
+        tidei_prof_took(p, n, TIDE_PROF_RECORD);
     return p;
 }
 
@@ -445,7 +445,7 @@ static __attribute__((noreturn)) void report_and_abort(int kind, const char *wha
         int state = atomic_load_explicit(&guard_slots[i].state, acquire);
         uintptr_t here[GUARD_DEPTH];
         int n_here = guard_stack(here, GUARD_DEPTH);
-        int tid = tidei_gettid();
+        int tid = tidei_os_gettid();
         if (kind == BUG_UAF || kind == BUG_DOUBLE_FREE) {
             tidei_printf(2, "tide: %s: %s(%p) of the freed %zu-byte block at %p (thread %d)\n", kind_names[kind], what,
                          (void *)a, sl.size, (void *)sl.block, tid);
@@ -515,7 +515,7 @@ void tidei_guard_free(void *p)
         report_and_abort(kind, "write", bad, (size_t)i, "the free that found it");
     }
     tide_heap_t *h = tidei_tls_heap;
-    sl->free_tid = h != &tidei_empty_heap ? h->tid : tidei_gettid();
+    sl->free_tid = h != &tidei_empty_heap ? h->tid : tidei_os_gettid();
     guard_inside = true;
     sl->n_free = (uint8_t)guard_stack(sl->free_pc, GUARD_DEPTH);
     guard_inside = false;
@@ -578,7 +578,7 @@ bool tidei_guard_fault(uintptr_t a, int access, void *ucv)
     guard_slot_t sl = guard_slots[best];
     bool freed = best_state == SLOT_FREED;
     int kind = a >= sl.block + sl.size ? BUG_OVERFLOW : a < sl.block ? BUG_UNDERFLOW : BUG_UAF;
-    int tid = tidei_gettid();
+    int tid = tidei_os_gettid();
     const char *acc = access == 1 ? "write" : access == 0 ? "read" : "read or write";
     tidei_printf(2, "tide: %s: %s at %p, ", kind_names[kind], acc, (void *)a);
     print_where(2, a, &sl, freed);

@@ -22,7 +22,6 @@
  * sweeps them for free pages before it maps a new chunk, so no freed block
  * is stranded.  The emptied heap is pooled for the next thread. */
 #include <sched.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tide_internal.h"
@@ -178,7 +177,7 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     bin_remove(h, s);
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
-    tidei_run_free(s);
+    tidei_heap_free_run(s, false);
     return true;
 }
 
@@ -325,7 +324,7 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
     span_set_state(s, TIDE_RS_NORMAL);
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
-    tidei_run_free(s);
+    tidei_heap_free_run(s, true);  /* h is idle: its pages are due at once */
 }
 
 /* Moves the blocks other threads freed into h's full spans (the notify
@@ -364,6 +363,8 @@ static void notify_to_remote(tide_heap_t *h)
  *     put back; outside, those still quiescent are retired.  A NULL fence,
  *     or one that fails, keeps the direct spans.  An owner waiting for
  *     h->lock (h->lock_wait, tidei_heap_lock) is outside with no fence.
+ * The pages of the spans it retires are due for the purge at once (h has
+ * been idle for the decay delay, or tide_trim asks).
  * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
 bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {
@@ -454,7 +455,7 @@ tide_heap_t *tidei_heap_acquire(void)
     if (h) {
         heap_reset(h);
         h->in_use = true;
-        h->tid = (int)syscall(SYS_gettid);
+        h->tid = tidei_os_gettid();
         h->thread = pthread_self();
         h->has_thread = true;
     }
@@ -550,7 +551,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     s = heap_adopt(h, cls);
     if (s)
         return s;
-    s = tidei_run_alloc(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL, true);
+    s = tidei_heap_new_run(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL);
     if (!s)
         return NULL;
     tidei_span_init_small(s, cls);
@@ -567,7 +568,7 @@ static void span_abandon_locked(tide_span_t *s)
 {
     atomic_fetch_add_explicit(&tidei_global_ctr.collected[s->cls], tidei_span_take_remote(s), relaxed);
     if (s->used == 0) {
-        tidei_run_free(s);
+        tidei_heap_free_run(s, false);
         return;
     }
     s->in_full = 0;
@@ -664,7 +665,7 @@ bool tidei_abandoned_sweep(void)
                     __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
                     atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
                     tidei_abandoned_spans[c]--;
-                    tidei_run_free(s);
+                    tidei_heap_free_run(s, false);
                     freed = true;
                 } else if (full && got) {  /* has free blocks again */
                     __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
@@ -680,7 +681,24 @@ bool tidei_abandoned_sweep(void)
     return freed;
 }
 
-size_t tidei_abandoned_count(void)
+/* A run for a span or a large block: a free run if one fits, else one that
+ * sweeping the abandoned spans gave back, else a new chunk (the sweep comes
+ * first so that spans of exited threads are reused before the process
+ * grows).  NULL when the OS refuses memory.  No tide lock held. */
+tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind)
 {
-    return atomic_load_explicit(&n_abandoned, relaxed);
+    tide_span_t *s = tidei_arena_alloc_run(n_pages, align_pages, kind, false);
+    if (!s) {
+        tidei_abandoned_sweep();
+        s = tidei_arena_alloc_run(n_pages, align_pages, kind, true);
+    }
+    return s;
+}
+
+/* Gives the run of span s back to the page allocator (due_now: see
+ * tidei_arena_free_run) and wakes the scavenger if pages wait for it. */
+void tidei_heap_free_run(tide_span_t *s, bool due_now)
+{
+    if (tidei_arena_free_run(s, due_now))
+        tidei_scav_wanted();
 }

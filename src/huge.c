@@ -109,7 +109,7 @@ static void cache_insert(tide_span_t *r)
         before->n_pages += r->n_pages;
         if (r->dirty_ms > before->dirty_ms)
             before->dirty_ms = r->dirty_ms;
-        tidei_span_delete(r);
+        tidei_meta_span_delete(r);
         r = before;
     } else {
         r->kind = TIDE_SPAN_FREE;
@@ -122,7 +122,7 @@ static void cache_insert(tide_span_t *r)
             r->dirty_ms = after->dirty_ms;
         tide_list_remove(a->huge_cache, after, next, prev);
         a->n_huge_cache--;
-        tidei_span_delete(after);
+        tidei_meta_span_delete(after);
     }
 }
 
@@ -161,13 +161,13 @@ static size_t cache_cut(tide_span_t *r, uintptr_t at, size_t size)
         tail = 0;
     }
     tide_span_t *t = NULL;
-    if (head && tail && !(t = tidei_span_new())) {
+    if (head && tail && !(t = tidei_meta_span_new())) {
         size += tail;
         tail = 0;
     }
     if (!head && !tail) {
         cache_unlink(r);
-        tidei_span_delete(r);
+        tidei_meta_span_delete(r);
         return size;
     }
     a->huge_cache_bytes -= size;
@@ -211,7 +211,7 @@ static int cache_trim(size_t limit, huge_cut_t *cuts, int max)
         } else {
             cache_unlink(old);
             cuts[k++] = (huge_cut_t){ old->start, have };
-            tidei_span_delete(old);
+            tidei_meta_span_delete(old);
         }
     }
     return k;
@@ -232,7 +232,7 @@ static void cache_trim_all(void)
     int k;
     do {
         pthread_mutex_lock(&a->lock);
-        k = cache_trim(cache_limit(tidei_now_ms()), cuts, 16);
+        k = cache_trim(cache_limit(tidei_os_now_ms()), cuts, 16);
         pthread_mutex_unlock(&a->lock);
         unmap_cuts(cuts, k);
     } while (k == 16);
@@ -244,7 +244,7 @@ static void huge_count_grown(size_t bytes)
 {
     tide_arena_t *a = &tidei_arena;
     a->huge_bytes += bytes;
-    recent_peak(tidei_now_ms());
+    recent_peak(tidei_os_now_ms());
     if (a->huge_bytes > a->huge_peak_cur)
         a->huge_peak_cur = a->huge_bytes;
 }
@@ -263,7 +263,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     size_t len = 0, dirty_lo = 0, dirty_hi = 0;  /* [dirty_lo, dirty_hi): bytes not known zero */
     tide_span_t *grow = NULL;
     pthread_mutex_lock(&a->lock);
-    tide_span_t *s = tidei_span_new();
+    tide_span_t *s = tidei_meta_span_new();
     if (!s) {
         pthread_mutex_unlock(&a->lock);
         goto oom;
@@ -297,7 +297,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
         }
         pthread_mutex_lock(&a->lock);
         if (len)
-            tidei_span_delete(grow);
+            tidei_meta_span_delete(grow);
         else
             cache_insert(grow);
         pthread_mutex_unlock(&a->lock);
@@ -308,7 +308,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
             p = tidei_os_map_aligned(size, align);
         if (!p) {
             pthread_mutex_lock(&a->lock);
-            tidei_span_delete(s);
+            tidei_meta_span_delete(s);
             pthread_mutex_unlock(&a->lock);
             goto oom;
         }
@@ -317,7 +317,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     }
     pthread_mutex_lock(&a->lock);
     if (!tidei_pagemap_ensure(start, len >> TIDE_PAGE_SHIFT)) {
-        tidei_span_delete(s);
+        tidei_meta_span_delete(s);
         pthread_mutex_unlock(&a->lock);
         tidei_os_unmap((void *)start, len);
         goto oom;
@@ -330,11 +330,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     huge_count_grown(len);
     a->n_huge++;
     a->n_huge_malloc++;
-    s->prev = NULL;
-    s->next = a->huge_live;
-    if (s->next)
-        s->next->prev = s;
-    a->huge_live = s;
+    tide_list_push(a->huge_live, s, next, prev);
     pthread_mutex_unlock(&a->lock);
     if (zero && dirty_lo < n) {
         size_t hi = dirty_hi < n ? dirty_hi : n;
@@ -349,47 +345,45 @@ oom:
     return NULL;
 }
 
-/* Frees huge block s: into the cache, or unmapped.  No lock held. */
-void tidei_huge_free(tide_span_t *s)
+/* Frees huge block s: into the cache, or unmapped.  Returns whether the
+ * cache holds ranges for the scavenger to return (the caller wakes it).
+ * No lock held. */
+bool tidei_huge_free(tide_span_t *s)
 {
     tide_arena_t *a = &tidei_arena;
     size_t size = HUGE_BYTES(s->n_pages);
     uintptr_t start = s->start;
-    uint64_t now = tidei_now_ms();
+    uint64_t now = tidei_os_now_ms();
     huge_cut_t cuts[8];
     int k = 0;
+    bool wake = false;
     pthread_mutex_lock(&a->lock);
     tidei_pagemap_set(start, s->n_pages, NULL);
     a->huge_bytes -= size;
     a->n_huge--;
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        a->huge_live = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
+    tide_list_remove(a->huge_live, s, next, prev);
     if (cache_on()) {
         s->kind = TIDE_SPAN_FREE;
         s->is_zero = false;
         s->dirty_ms = now;
         cache_insert(s);  /* s may be merged away */
         k = cache_trim(cache_limit(now), cuts, 8);
-        if (a->huge_cache)
-            tidei_scav_wanted();
+        wake = a->huge_cache != NULL;
     } else {
-        tidei_span_delete(s);
+        tidei_meta_span_delete(s);
         cuts[k++] = (huge_cut_t){ start, size };
     }
     pthread_mutex_unlock(&a->lock);
     unmap_cuts(cuts, k);
     if (k == 8)
         cache_trim_all();
+    return wake;
 }
 
 /* Shrinks huge block s to size bytes (< its size): the tail is cached, or
- * unmapped.  No lock held. */
-static void huge_shrink(tide_span_t *s, size_t size)
+ * unmapped.  Returns whether it was cached (the scavenger has work).  No
+ * lock held. */
+static bool huge_shrink(tide_span_t *s, size_t size)
 {
     tide_arena_t *a = &tidei_arena;
     uintptr_t tail = s->start + size;
@@ -400,15 +394,14 @@ static void huge_shrink(tide_span_t *s, size_t size)
     tidei_pagemap_set(tail, tail_bytes >> TIDE_PAGE_SHIFT, NULL);
     s->n_pages = size >> TIDE_PAGE_SHIFT;
     a->huge_bytes -= tail_bytes;
-    tide_span_t *t = cache_on() ? tidei_span_new() : NULL;
+    tide_span_t *t = cache_on() ? tidei_meta_span_new() : NULL;
     if (t) {
-        uint64_t now = tidei_now_ms();
+        uint64_t now = tidei_os_now_ms();
         t->start = tail;
         t->n_pages = tail_bytes >> TIDE_PAGE_SHIFT;
         t->dirty_ms = now;
         cache_insert(t);
         k = cache_trim(cache_limit(now), cuts, 8);
-        tidei_scav_wanted();
     } else {
         cuts[k++] = (huge_cut_t){ tail, tail_bytes };
     }
@@ -416,6 +409,7 @@ static void huge_shrink(tide_span_t *s, size_t size)
     unmap_cuts(cuts, k);
     if (k == 8)
         cache_trim_all();
+    return t != NULL;
 }
 
 /* Grows huge block s by extra bytes in place: over the free range that
@@ -438,7 +432,7 @@ static bool huge_grow_in_place(tide_span_t *s, size_t extra)
     if (r && HUGE_BYTES(r->n_pages) >= extra) {
         if (HUGE_BYTES(r->n_pages) == extra) {
             cache_unlink(r);
-            tidei_span_delete(r);
+            tidei_meta_span_delete(r);
         } else {
             r->start += extra;
             r->n_pages -= extra >> TIDE_PAGE_SHIFT;
@@ -463,7 +457,7 @@ static bool huge_grow_in_place(tide_span_t *s, size_t extra)
         return false;
     }
     if (r)
-        tidei_span_delete(r);
+        tidei_meta_span_delete(r);
 grown:
     tidei_pagemap_set(end, extra >> TIDE_PAGE_SHIFT, s);
     s->n_pages += extra >> TIDE_PAGE_SHIFT;
@@ -507,8 +501,8 @@ static void *huge_move(tide_span_t *s, size_t size)
 /* Resizes huge block s to n bytes (n > TIDE_LARGE_MAX) without copying:
  * shrinks it (caching the tail), grows it in place, or moves its pages.
  * Returns the block, or NULL when it cannot (s untouched: the caller
- * copies).  No lock held. */
-void *tidei_huge_realloc(tide_span_t *s, size_t n)
+ * copies).  Sets *wake if it left the scavenger work.  No lock held. */
+void *tidei_huge_realloc(tide_span_t *s, size_t n, bool *wake)
 {
     size_t old = HUGE_BYTES(s->n_pages);
     size_t size = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
@@ -517,7 +511,7 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n)
     if (size == old)
         return (void *)s->start;
     if (size < old) {
-        huge_shrink(s, size);
+        *wake = huge_shrink(s, size);
         return (void *)s->start;
     }
     if (huge_grow_in_place(s, size - old))
@@ -535,7 +529,7 @@ bool tidei_huge_release_locked(void)
         tide_span_t *r = a->huge_cache;
         cache_unlink(r);
         tidei_os_unmap((void *)r->start, HUGE_BYTES(r->n_pages));
-        tidei_span_delete(r);
+        tidei_meta_span_delete(r);
     }
     return released;
 }
@@ -560,7 +554,7 @@ bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
             if (r->dirty_ms + decay <= now) {  /* (freed after now was read: not due) */
                 cache_unlink(r);
                 cuts[k++] = (huge_cut_t){ r->start, HUGE_BYTES(r->n_pages) };
-                tidei_span_delete(r);
+                tidei_meta_span_delete(r);
             } else if (r->dirty_ms + decay < next) {
                 next = r->dirty_ms + decay;
             }

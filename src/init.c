@@ -10,6 +10,10 @@
  * abandons it at exit.  Allocation after that (later key destructors, TLS
  * destructors) goes to the backup heap.
  *
+ * Process exit: one destructor runs the reports asked for at exit, in
+ * order: the stats, the heap profile, the leak check (which may end the
+ * process with leak_exitcode).
+ *
  * fork: the prepare handler takes tidei_backup_lock, tidei_heaps_lock, the
  * arena lock and the guard's lock (the lock order); parent and child
  * release them.  In the child only the forking thread runs: the heaps of
@@ -17,7 +21,6 @@
  * blocks of them freed in the child are pushed to their remote lists) —
  * see docs/fork.md. */
 #include <sys/auxv.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "tide_internal.h"
@@ -70,7 +73,7 @@ static void fork_child(void)
 {
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
         if (h == tidei_tls_heap) {
-            h->tid = (int)syscall(SYS_gettid);
+            h->tid = tidei_os_gettid();
         } else {
             h->has_thread = false;
             if (h->in_use) {
@@ -104,7 +107,7 @@ static uint64_t make_link_secret(void)
     const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
     if (r)
         memcpy(&k, r, sizeof k);
-    return k ^ (tidei_now_ms() * 0xd6e8feb86659fd93ull) ^ ((uintptr_t)&k >> 4);
+    return k ^ (tidei_os_now_ms() * 0xd6e8feb86659fd93ull) ^ ((uintptr_t)&k >> 4);
 }
 
 void tidei_init_slow(void)
@@ -158,4 +161,19 @@ tide_heap_t *tidei_thread_init(void)
 __attribute__((constructor)) static void tide_constructor(void)
 {
     tidei_init();
+}
+
+/* At exit: the stats report (stats=1 or json), the heap profile (prof=1),
+ * the leak check (leak_check=1).  libtide's destructors run after the
+ * program's own atexit handlers and destructors. */
+__attribute__((destructor)) static void process_at_exit(void)
+{
+    if (atomic_load_explicit(&tidei_init_state, acquire) != 2)
+        return;
+    tidei_busy_enter();
+    tidei_stats_at_exit();
+    tidei_prof_at_exit();
+    if (tidei_opt.leak_check)
+        tidei_leak_check(true);
+    tidei_busy_leave();
 }

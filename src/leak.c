@@ -439,7 +439,7 @@ static void on_park(int sig, siginfo_t *si, void *ucv)
         return;
     int saved = errno;
     atomic_fetch_add_explicit(&park.inside, 1, acq_rel);
-    int me = (int)syscall(SYS_gettid);
+    int me = tidei_os_gettid();
     for (int i = 0; i < park.n; i++) {
         if (park.tid[i] != me)
             continue;
@@ -448,9 +448,8 @@ static void on_park(int sig, siginfo_t *si, void *ucv)
             break;
         }
         atomic_store_explicit(&park.state[i], PARK_STOPPED, release);
-        struct timespec ms = { 0, 1000000 };
         while (atomic_load_explicit(&park.active, acquire))
-            nanosleep(&ms, NULL);
+            tidei_os_sleep_ms(TIDE_PARK_POLL_MS);
         break;
     }
     atomic_fetch_sub_explicit(&park.inside, 1, acq_rel);
@@ -463,7 +462,7 @@ static bool park_install(void)
 {
     if (park.sig)
         return true;
-    int sig = SIGRTMAX - 3;
+    int sig = SIGRTMAX - TIDE_LEAK_SIGNAL_FROM_MAX;
     struct sigaction old, sa;
     if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
                                                                        : old.sa_handler != SIG_DFL))
@@ -486,7 +485,7 @@ static void park_list(void)
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return;
-    int me = (int)syscall(SYS_gettid), scav = atomic_load_explicit(&tidei_scav_tid, relaxed);
+    int me = tidei_os_gettid(), scav = atomic_load_explicit(&tidei_scav_tid, relaxed);
     char buf[4096];
     for (;;) {
         long r = syscall(SYS_getdents64, fd, buf, sizeof buf);
@@ -531,8 +530,7 @@ static void park_all(void)
         }
         if (all)
             return;
-        struct timespec ms = { 0, 1000000 };
-        nanosleep(&ms, NULL);
+        tidei_os_sleep_ms(TIDE_PARK_POLL_MS);
     }
     if (tidei_opt.verbose)
         tidei_warn("tide: leak check: some threads did not stop; their registers are not scanned\n");
@@ -544,9 +542,8 @@ static void park_release(void)
     if (!park.sig)
         return;
     atomic_store_explicit(&park.active, 0, release);
-    struct timespec ms = { 0, 1000000 };
     for (int i = 0; i < 1000 && atomic_load_explicit(&park.inside, acquire); i++)
-        nanosleep(&ms, NULL);
+        tidei_os_sleep_ms(TIDE_PARK_POLL_MS);
 }
 
 /* ---- the check ---- */

@@ -1,7 +1,11 @@
 /* meta.c — out-of-band metadata: span descriptors, chunk descriptors and
  * heaps are carved from their own mappings, never from the pages they
  * describe, so an overflow from a user block cannot reach them.  tide never
- * calls the system malloc.  All functions here need the arena lock. */
+ * calls the system malloc.
+ *
+ * Owns the metadata regions and the pool of recycled span descriptors
+ * (tidei_arena.meta_*, span_pool).  Takes no lock: every function here
+ * needs the arena lock held by its caller. */
 #include "tide_internal.h"
 
 /* Returns size bytes of zeroed, 64-byte aligned metadata, or NULL when the
@@ -30,44 +34,8 @@ void *tidei_meta_alloc(size_t size)
     return p;
 }
 
-/* Unmaps scratch memory (a record, a table): not heap memory, so not
- * counted as returned to the OS. */
-void tidei_scratch_unmap(void *p, size_t size)
-{
-    tidei_os_unmap(p, size);
-    atomic_fetch_sub_explicit(&tidei_global_ctr.returned, size, relaxed);
-}
-
-/* Room for one more element at the end of s (doubling its mapping when
- * full), or NULL when the OS refused memory (then s->failed is set). */
-void *tidei_scratch_push(tidei_scratch_t *s)
-{
-    if (s->failed)
-        return NULL;
-    if (s->n == s->cap) {
-        size_t old = s->cap * s->elem;
-        size_t bytes = old ? old * 2 : (size_t)64 << 10;
-        void *p = old ? tidei_os_remap(s->p, old, bytes, true) : tidei_os_map(bytes);
-        if (!p) {
-            s->failed = true;
-            return NULL;
-        }
-        s->p = p;
-        s->cap = bytes / s->elem;
-    }
-    return (char *)s->p + s->elem * s->n++;
-}
-
-void tidei_scratch_free(tidei_scratch_t *s)
-{
-    if (s->p)
-        tidei_scratch_unmap(s->p, s->cap * s->elem);
-    s->p = NULL;
-    s->n = s->cap = 0;
-}
-
 /* A zeroed span descriptor, or NULL. */
-tide_span_t *tidei_span_new(void)
+tide_span_t *tidei_meta_span_new(void)
 {
     tide_arena_t *a = &tidei_arena;
     tide_span_t *s = a->span_pool;
@@ -79,7 +47,8 @@ tide_span_t *tidei_span_new(void)
     return tidei_meta_alloc(sizeof(tide_span_t));
 }
 
-void tidei_span_delete(tide_span_t *s)
+/* Puts descriptor s back in the pool. */
+void tidei_meta_span_delete(tide_span_t *s)
 {
     tide_arena_t *a = &tidei_arena;
     s->kind = TIDE_SPAN_FREE;

@@ -4,6 +4,8 @@
  * caller as NULL/false and becomes ENOMEM at the API. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "tide_internal.h"
@@ -136,11 +138,24 @@ void *tidei_os_remap(void *p, size_t old_size, size_t new_size, bool may_move)
 
 /* Milliseconds of the monotonic clock (coarse: a few ms of resolution,
  * a vDSO read with no system call). */
-uint64_t tidei_now_ms(void)
+uint64_t tidei_os_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Sleeps ms milliseconds (polling loops of reports and thread stops). */
+void tidei_os_sleep_ms(unsigned ms)
+{
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* The calling thread's kernel id. */
+int tidei_os_gettid(void)
+{
+    return (int)syscall(SYS_gettid);
 }
 
 /* Purges free pages: with dontneed, MADV_DONTNEED (RSS drops at once and the

@@ -54,7 +54,7 @@ tide_export void *aligned_alloc(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return BUSY(tidei_aligned(align, n, "aligned_alloc"));
+    return BUSY(tidei_aligned(align, n));
 }
 
 tide_export void *memalign(size_t align, size_t n)
@@ -63,7 +63,7 @@ tide_export void *memalign(size_t align, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return BUSY(tidei_aligned(align, n, "memalign"));
+    return BUSY(tidei_aligned(align, n));
 }
 
 tide_export int posix_memalign(void **out, size_t align, size_t n)
@@ -71,7 +71,7 @@ tide_export int posix_memalign(void **out, size_t align, size_t n)
     if (!is_pow2(align) || align % sizeof(void *) != 0)
         return EINVAL;
     int saved = errno;
-    void *p = BUSY(tidei_aligned(align, n, "posix_memalign"));
+    void *p = BUSY(tidei_aligned(align, n));
     if (!p) {
         errno = saved;
         return ENOMEM;
@@ -82,7 +82,7 @@ tide_export int posix_memalign(void **out, size_t align, size_t n)
 
 tide_export void *valloc(size_t n)
 {
-    return BUSY(tidei_aligned(TIDE_PAGE_SIZE, n, "valloc"));
+    return BUSY(tidei_aligned(TIDE_PAGE_SIZE, n));
 }
 
 tide_export void *pvalloc(size_t n)
@@ -92,7 +92,7 @@ tide_export void *pvalloc(size_t n)
         errno = ENOMEM;
         return NULL;
     }
-    return BUSY(tidei_aligned(TIDE_PAGE_SIZE, rounded ? rounded : TIDE_PAGE_SIZE, "pvalloc"));
+    return BUSY(tidei_aligned(TIDE_PAGE_SIZE, rounded ? rounded : TIDE_PAGE_SIZE));
 }
 
 tide_export size_t malloc_usable_size(void *p)
@@ -299,7 +299,7 @@ tide_noinline void *tidei_new_failed(size_t n, size_t align, bool nothrow)
              * (std::terminate, as any exception out of a noexcept function) */
         }
         h();
-        void *p = align ? BUSY(tidei_aligned(align, n, "new")) : tidei_malloc(n);
+        void *p = align ? BUSY(tidei_aligned(align, n)) : tidei_malloc(n);
         if (p)
             return p;
     }
@@ -307,7 +307,7 @@ tide_noinline void *tidei_new_failed(size_t n, size_t align, bool nothrow)
 
 static void *aligned_new(size_t n, size_t align, bool nothrow)
 {
-    void *p = is_pow2(align) ? BUSY(tidei_aligned(align, n, "new")) : NULL;
+    void *p = is_pow2(align) ? BUSY(tidei_aligned(align, n)) : NULL;
     return tide_likely(p != NULL) ? p : tidei_new_failed(n, align, nothrow);
 }
 

@@ -141,7 +141,7 @@ static void sample_weight(size_t n, uint64_t *w, uint64_t *b)
 static int64_t next_interval(tide_heap_t *h)
 {
     if (!h->prof_rng)
-        h->prof_rng = ((uint64_t)h->id << 32) ^ tidei_now_ms() ^ (uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
+        h->prof_rng = ((uint64_t)h->id << 32) ^ tidei_os_now_ms() ^ (uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
     double v = -tidei_log_unit(tidei_random_unit(&h->prof_rng)) * prof_mean;
     return v < 1 ? 1 : v > 1e15 ? (int64_t)1e15 : (int64_t)v;
 }
@@ -342,7 +342,7 @@ out:
 
 /* The site of the calling allocation: the stack above the outermost tide
  * entry point (malloc, calloc, ...) in the frames; 0 if none. */
-uint32_t tidei_prof_site_here(void)
+static uint32_t prof_site_here(void)
 {
     if (prof_inside)
         return 0;
@@ -382,10 +382,12 @@ static void site_count(uint32_t id, size_t n, int sign)
     }
 }
 
+static void prof_record(void *p, size_t n, uint32_t id);
+
 /* Makes the block of large or huge span s (n bytes requested) a sample of
  * site id (nothing if id is 0: no stack): its span remembers the site, which
  * the free path finds (free.c), and the site counts it. */
-void tidei_prof_mark(tide_span_t *s, size_t n, uint32_t id)
+static void prof_mark(tide_span_t *s, size_t n, uint32_t id)
 {
     if (!id)
         return;
@@ -393,23 +395,21 @@ void tidei_prof_mark(tide_span_t *s, size_t n, uint32_t id)
     s->prof_size = n;
     site_count(id, n, 1);
     if (tidei_prof_full)
-        tidei_prof_record((void *)s->start, n, id);
+        prof_record((void *)s->start, n, id);
 }
 
-/* A sampled allocation: n bytes on pages of their own, remembered by their
- * span.  NULL with errno = ENOMEM when memory ran out. */
-void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero)
+/* The allocation under way served block p of n bytes after the sampler's
+ * event what: TIDE_PROF_SAMPLE (p is a large or huge block with pages of
+ * its own, which becomes a sample of the call site) or TIDE_PROF_RECORD
+ * (any block; leak_check=full keeps its call site).  With tidei_prof_event
+ * and tidei_prof_free, the whole of the profiler that allocation sees. */
+void tidei_prof_took(void *p, size_t n, int what)
 {
-    uint32_t id = tidei_prof_site_here();
-    size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
-    void *p;
-    if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
-        p = tidei_large_alloc(n ? n : 1, align, zero);
+    uint32_t id = prof_site_here();
+    if (what == TIDE_PROF_SAMPLE)
+        prof_mark(tidei_pagemap_lookup(p), n, id);
     else
-        p = tidei_huge_alloc(n, align, zero);
-    if (p)
-        tidei_prof_mark(tidei_pagemap_lookup(p), n, id);
-    return p;
+        prof_record(p, n, id);
 }
 
 /* The sampled block of span s is being freed (or resized: realloc counts
@@ -443,7 +443,7 @@ static bool addrs_grow(void)
 }
 
 /* leak_check=full: block p of n bytes was allocated at site id. */
-void tidei_prof_record(void *p, size_t n, uint32_t id)
+static void prof_record(void *p, size_t n, uint32_t id)
 {
     uintptr_t a = (uintptr_t)p;
     pthread_mutex_lock(&prof_lock);

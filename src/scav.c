@@ -50,11 +50,11 @@ static pthread_cond_t scav_cv;
 
 extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
 extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
-_Atomic long tidei_decay_ms = 500;   /* TIDE_CONF decay_ms, then tide_set_decay_ms */
+_Atomic long tidei_decay_ms = TIDE_DECAY_MS_DEFAULT;   /* TIDE_CONF decay_ms, then tide_set_decay_ms */
 
 tide_export long tide_set_decay_ms(long ms)
 {
-    if (ms < -1 || ms > 3600000) {
+    if (ms < -1 || ms > TIDE_DECAY_MS_MAX) {
         errno = EINVAL;
         return -2;
     }
@@ -123,7 +123,6 @@ void tidei_scav_thread_end(tide_heap_t *h)
         sp.release_handle(handle, sp.arg);
 }
 
-__thread bool tidei_purge_now;       /* runs freed now are purged at once (reclaim) */
 
 /* In a signal handler: whether the thread was interrupted inside tide (a
  * malloc or free fast path, told by the program counter in ucv, or any
@@ -220,15 +219,6 @@ __attribute__((no_sanitize("thread"))) static uint64_t heap_spans(const tide_hea
     return n;
 }
 
-/* tidei_heap_reclaim, the pages it frees due at once (the heap has been
- * idle for the decay delay, or tide_trim asks). */
-static bool reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *))
-{
-    tidei_purge_now = true;
-    bool done = tidei_heap_reclaim(h, fence);
-    tidei_purge_now = false;
-    return done;
-}
 
 /* Takes back what heaps idle for decay ms cache.  Sets *next_ms to when
  * the next heap may fall idle.  Returns whether some heap holds spans and
@@ -255,11 +245,11 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
                 *next_ms = h->scav_since_ms + decay;
             continue;
         }
-        if (reclaim(h, fence)) {
+        if (tidei_heap_reclaim(h, fence)) {
             h->scav_released = true;
             /* what it gave back is purged in the next round, soon */
-            if (now + 20 < *next_ms)
-                *next_ms = now + 20;
+            if (now + TIDE_SCAV_RECLAIMED_MS < *next_ms)
+                *next_ms = now + TIDE_SCAV_RECLAIMED_MS;
         } else {
             h->scav_since_ms = now;  /* its lock was taken: busy after all */
         }
@@ -283,7 +273,7 @@ bool tidei_reclaim_all(void)
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h != self && h->has_thread && heap_spans(h))
-            reclaim(h, fence);
+            tidei_heap_reclaim(h, fence);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return released;
 }
@@ -297,7 +287,7 @@ _Atomic int tidei_scav_tid;          /* the scavenger's thread id (0: none yet) 
 
 static void *scav_main(void *arg)
 {
-    atomic_store_explicit(&tidei_scav_tid, (int)syscall(SYS_gettid), relaxed);
+    atomic_store_explicit(&tidei_scav_tid, tidei_os_gettid(), relaxed);
     (void)arg;
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
     mb_ready();  /* registers for membarrier from here, once */
@@ -305,14 +295,14 @@ static void *scav_main(void *arg)
         atomic_store_explicit(&tidei_scav_poked, false, seq_cst);  /* this round sees what came before */
         long d = tidei_decay();  /* tide_set_decay_ms may change it */
         uint64_t decay = d > 0 ? (uint64_t)d : 0;
-        uint64_t now = tidei_now_ms(), next = UINT64_MAX, next_heap = UINT64_MAX;
+        uint64_t now = tidei_os_now_ms(), next = UINT64_MAX, next_heap = UINT64_MAX;
         bool watching = false;
         if (d >= 0) {
             watching = reclaim_idle(now, decay, &next_heap);
             tidei_abandoned_sweep();
             tidei_arena_purge(now, decay, &next);
         }
-        now = tidei_now_ms();
+        now = tidei_os_now_ms();
         if (next_heap < next)
             next = next_heap;
         /* heaps are watched in steps of a tenth of the delay: one idle since
@@ -331,8 +321,8 @@ static void *scav_main(void *arg)
             /* at least 10 ms between rounds: runs falling due together are
              * purged in one batch */
             uint64_t wait = ms_until(next, now);
-            if (wait < 10)
-                wait = 10;
+            if (wait < TIDE_SCAV_MIN_WAIT_MS)
+                wait = TIDE_SCAV_MIN_WAIT_MS;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
             ts.tv_sec += (time_t)(wait / 1000);

@@ -86,7 +86,7 @@ TIDE_NO_TSAN static void fold_heap(const tide_heap_t *h, struct tide_stats *st, 
     one.n_full_spans = READ(h->ctr.n_full);
     st->n_spans += one.n_spans;
     st->n_full_spans += one.n_full_spans;
-    st->requested_bytes += READ(h->ctr.requested) + (uint64_t)(READ(h->ctr.sample_armed) - READ(h->ctr.sample_left));
+    st->requested_bytes += tidei_heap_requested(&h->ctr);
     if (hs)
         *hs = one;
 }
@@ -478,18 +478,10 @@ void tidei_stats_init(void)
         tidei_report_on_signal(tidei_opt.stats_signal, on_stats_signal, "stats_signal");
 }
 
-/* At exit: the report (stats=1 or json), the heap profile (prof=1), the
- * leak check (which may end the process with leak_exitcode).  libtide's
- * destructors run after the program's own atexit handlers and destructors. */
-__attribute__((destructor)) static void stats_at_exit(void)
+/* The report at exit, with TIDE_CONF stats=1 or json (init.c's
+ * destructor). */
+void tidei_stats_at_exit(void)
 {
-    if (atomic_load_explicit(&tidei_init_state, acquire) != 2)
-        return;
-    tidei_busy_enter();
     if (tidei_opt.stats)
         report_to_file(true);
-    tidei_prof_at_exit();
-    if (tidei_opt.leak_check)
-        tidei_leak_check(true);
-    tidei_busy_leave();
 }

@@ -1,7 +1,13 @@
-/* tide_config.h — compile-time constants.  Everything that sizes a structure
- * lives here, so that the layout of the heap can be read off one page. */
+/* tide_config.h — compile-time constants.  Everything that sizes a structure,
+ * every default and bound of a tunable and every fixed delay lives here, so
+ * that the layout of the heap and its timing can be read off one page.
+ * (TIDE_N_CLASSES, the number of size classes, is in include/tide.h: the
+ * public struct tide_stats has one entry per class.)  tools/gdb reads these
+ * from the program's debug info (src/layout.c), never from a copy. */
 #ifndef TIDE_CONFIG_H
 #define TIDE_CONFIG_H
+
+#include "tide.h"  /* TIDE_N_CLASSES */
 
 /* OS pages.  tide assumes 4 KiB pages (x86-64, most arm64 kernels) and
  * checks it at start-up. */
@@ -24,7 +30,6 @@
  * (at most 12.5 % internal waste), up to TIDE_SMALL_MAX.  Class 0 has
  * 16-byte blocks, like class 1, and serves malloc(0) only. */
 #define TIDE_CLASS_STEPS  8
-#define TIDE_N_CLASSES    81
 
 /* Span sizing: a span holds at least this many bytes (small classes) and at
  * most TIDE_SPAN_MAX_PAGES pages (largest classes). */
@@ -43,5 +48,47 @@
 
 /* Metadata is carved from regions of this size. */
 #define TIDE_META_REGION  ((size_t)1 << 20)
+
+/* Chunks are mapped aligned to this (a transparent huge page), so that the
+ * kernel can back them with huge pages. */
+#define TIDE_CHUNK_ALIGN  ((size_t)2 << 20)
+
+/* Scratch arrays (scratch.c) start with this many bytes, then double. */
+#define TIDE_SCRATCH_MIN_BYTES ((size_t)64 << 10)
+
+/* The alternate signal stack lent to each thread with a heap when crash
+ * reports are on (crash.c), plus a guard page; and how close to the stack
+ * pointer a fault must be for the report to suspect a stack overflow. */
+#define TIDE_ALT_STACK_BYTES  ((size_t)128 << 10)
+#define TIDE_STACK_NEAR_BYTES ((size_t)64 << 10)
+
+/* ---- the scavenger (scav.c) and the purge (arena.c) ---- */
+
+/* TIDE_CONF decay_ms: its default and its largest value (one hour). */
+#define TIDE_DECAY_MS_DEFAULT 500
+#define TIDE_DECAY_MS_MAX     3600000
+
+/* Bytes purged per hold of the arena lock: the scavenger lets allocating
+ * threads in between batches. */
+#define TIDE_PURGE_BATCH  ((size_t)8 << 20)
+
+/* At least this long between two rounds of the scavenger (runs falling due
+ * together are purged in one round), and the delay after which it purges
+ * what an idle heap gave back. */
+#define TIDE_SCAV_MIN_WAIT_MS    10
+#define TIDE_SCAV_RECLAIMED_MS   20
+
+/* ---- stopping threads (leak.c) and reports (crash.c) ---- */
+
+/* The leak checker stops threads with this real-time signal, counted down
+ * from SIGRTMAX (unless the program handles it), and polls them every
+ * TIDE_PARK_POLL_MS. */
+#define TIDE_LEAK_SIGNAL_FROM_MAX 3
+#define TIDE_PARK_POLL_MS         1
+
+/* A thread that faults while another writes a crash report waits for it,
+ * polling every TIDE_REPORT_POLL_MS, at most TIDE_REPORT_WAIT_MS. */
+#define TIDE_REPORT_POLL_MS  10
+#define TIDE_REPORT_WAIT_MS  30000
 
 #endif /* TIDE_CONFIG_H */

@@ -129,7 +129,9 @@ void tidei_os_unreserve(void *p, size_t size);
 bool tidei_os_protect(void *p, size_t size, bool rw);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
-uint64_t tidei_now_ms(void);
+uint64_t tidei_os_now_ms(void);
+void tidei_os_sleep_ms(unsigned ms);
+int tidei_os_gettid(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
 bool tidei_os_mprotect(void *p, size_t size, int prot);
@@ -294,40 +296,34 @@ bool tidei_link_next_ok(const tide_span_t *s, const tide_block_t *b, const tide_
  * span's built blocks (it came from a link that was overwritten). */
 __attribute__((noreturn)) void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op);
 
-/* ---- chunk.c: the page allocator (arena), large and huge blocks ---- */
+/* ---- arena.c: the page allocator (chunks, page runs, free-range index) ---- */
 extern tide_arena_t tidei_arena;
-void tidei_arena_init(void);
-tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool sweep);
-void tidei_run_free(tide_span_t *s);
-bool tidei_run_grow(tide_span_t *s, size_t new_pages);
-void tidei_run_shrink(tide_span_t *s, size_t new_pages);
-void *tidei_large_alloc(size_t n, size_t align, bool zero);
-void tidei_large_free(tide_span_t *s);
+tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow);
+bool tidei_arena_free_run(tide_span_t *s, bool due_now);
+bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages);
+bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages);
 bool tidei_arena_trim(void);
 bool tidei_arena_release_caches(void);
-tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev);
+tide_span_t *tidei_arena_next_run(const tide_chunk_t *c, const tide_span_t *prev);
 /* Every run of chunk c, free or not, in address order.  Arena lock held. */
 #define tidei_for_each_run(c, s) \
-    for (tide_span_t *s = tidei_chunk_next_run((c), NULL); s; s = tidei_chunk_next_run((c), s))
+    for (tide_span_t *s = tidei_arena_next_run((c), NULL); s; s = tidei_arena_next_run((c), s))
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
-void tidei_arena_validate(void);
+bool tidei_arena_validate(void);
 
 /* ---- huge.c: huge blocks, the cache of freed ones ---- */
 void *tidei_huge_alloc(size_t n, size_t align, bool zero);
-void tidei_huge_free(tide_span_t *s);
-void *tidei_huge_realloc(tide_span_t *s, size_t n);
+bool tidei_huge_free(tide_span_t *s);
+void *tidei_huge_realloc(tide_span_t *s, size_t n, bool *wake);
 bool tidei_huge_release_locked(void);
 bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 
-/* ---- large.c: the free-range index (arena lock held) ---- */
-void tidei_index_insert(tide_span_t *r);
-void tidei_index_remove(tide_span_t *r);
-tide_span_t *tidei_index_find(size_t n_pages);
-
 /* ---- meta.c: out-of-band metadata (call with the arena lock held) ---- */
 void *tidei_meta_alloc(size_t size);
-tide_span_t *tidei_span_new(void);
-void tidei_span_delete(tide_span_t *s);
+tide_span_t *tidei_meta_span_new(void);
+void tidei_meta_span_delete(tide_span_t *s);
+
+/* ---- scratch.c: scratch arrays (no lock) ---- */
 void tidei_scratch_unmap(void *p, size_t size);
 /* A growing array in a mapping of its own, never in the heap: the heap
  * walk's record, the leak checker's work lists.  Zero it and set elem. */
@@ -356,8 +352,9 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
 bool tidei_abandoned_sweep(void);
+tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind);
+void tidei_heap_free_run(tide_span_t *s, bool due_now);
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
-size_t tidei_abandoned_count(void);
 
 /* The malloc fast path's mark (h->ctr.fast_seq odd while inside), which the
  * scavenger reads after a membarrier to know whether the owner may be
@@ -483,7 +480,7 @@ void *tidei_new(size_t n);
 void *tidei_new_nothrow(size_t n);
 void *tidei_calloc(size_t count, size_t size);
 void *tidei_realloc(void *p, size_t n);
-void *tidei_aligned(size_t align, size_t n, const char *op);
+void *tidei_aligned(size_t align, size_t n);
 void tidei_free(void *p);
 void tidei_delete(void *p);
 size_t tidei_usable_size(const void *p, const char *op);
@@ -521,7 +518,6 @@ tide_inline long tidei_decay(void)
 }
 void tidei_scav_thread_start(tide_heap_t *h);
 void tidei_scav_thread_end(tide_heap_t *h);
-extern __thread bool tidei_purge_now;
 enum { TIDE_SCAV_NONE = 0, TIDE_SCAV_WANTED, TIDE_SCAV_STARTING, TIDE_SCAV_RUNNING, TIDE_SCAV_FAILED };
 extern _Atomic int tidei_scav_state;
 extern _Atomic bool tidei_scav_asleep;
@@ -589,11 +585,8 @@ tide_inline double tidei_random_unit(uint64_t *state)
     return (double)((tidei_random(state) >> 11) + 1) / 9007199254740992.0;
 }
 int tidei_unwind(uintptr_t *pc, uintptr_t *fn, int max);
-uint32_t tidei_prof_site_here(void);
-void *tidei_prof_sampled_alloc(size_t n, size_t align, bool zero);
+void tidei_prof_took(void *p, size_t n, int what);
 void tidei_prof_free(tide_span_t *s);
-void tidei_prof_mark(tide_span_t *s, size_t n, uint32_t id);
-void tidei_prof_record(void *p, size_t n, uint32_t id);
 uint32_t tidei_prof_lookup(const void *p, size_t *size);
 const uintptr_t *tidei_prof_frames(uint32_t id, int *n);
 void tidei_prof_at_exit(void);
@@ -619,8 +612,10 @@ due:
 #endif
 }
 
-/* Bytes requested from heap h so far (its counters, read by anyone). */
-tide_inline uint64_t tidei_heap_requested(const tide_heap_counters_t *c)
+/* Bytes requested from heap h so far: the count folded in so far and what
+ * the sampler's countdown has run down since it was last armed (prof.c).
+ * Any thread may read it (stats.c), as the other counters. */
+tide_inline uint64_t tidei_heap_requested(const volatile tide_heap_counters_t *c)
 {
     return c->requested + (uint64_t)(c->sample_armed - c->sample_left);
 }
@@ -651,7 +646,6 @@ void tidei_crash_thread_start(tide_heap_t *h);
 void tidei_crash_thread_end(tide_heap_t *h);
 bool tidei_report_begin(void);
 void tidei_report_end(void);
-int tidei_gettid(void);
 void tidei_print_stack(int fd, const uintptr_t *pc, int n, bool first_exact);
 
 /* ---- walk.c ---- */
@@ -705,6 +699,7 @@ void tidei_gc_stats(struct tide_gc_stats *out);
 /* ---- stats.c ---- */
 extern tide_global_counters_t tidei_global_ctr;
 void tidei_stats_init(void);
+void tidei_stats_at_exit(void);
 void tidei_stats_print(int fd);
 
 #endif /* TIDE_INTERNAL_H */

@@ -22,7 +22,7 @@ static void every_class_and_offset(void)
     tidei_init();
     uint64_t n_checked = 0;
     for (int c = 1; c < TIDE_N_CLASSES && !TH_FAILED(); c++) {
-        tide_span_t *s = tidei_run_alloc(tidei_class_pages[c], 0, TIDE_SPAN_SMALL, false);
+        tide_span_t *s = tidei_arena_alloc_run(tidei_class_pages[c], 0, TIDE_SPAN_SMALL, true);
         CHECKF(s != NULL, "no span for class %d", c);
         if (!s)
             return;
@@ -70,7 +70,7 @@ static void every_class_and_offset(void)
             tidei_span_collect(s);       /* carves the next batch */
         }
         s->free = NULL;
-        tidei_run_free(s);
+        tidei_arena_free_run(s, false);
     }
     fprintf(stderr, "%llu (class, n_built, offset) triples checked\n", (unsigned long long)n_checked);
 }

@@ -28,7 +28,7 @@ static const char *heaps_words(void)
     int p[2];
     if (pipe(p) != 0)
         return "";
-    print_heaps(p[1], tidei_gettid());
+    print_heaps(p[1], tidei_os_gettid());
     close(p[1]);
     ssize_t n = read(p[0], out, sizeof out - 1);
     close(p[0]);

@@ -1,5 +1,5 @@
-/* unit/freerange.c — the free-range index (large.c) and the page allocator
- * on top of it (chunk.c): best fit, coalescing, and the invariant that no
+/* unit/freerange.c — the free-range index and the page allocator
+ * on top of it (arena.c): best fit, coalescing, and the invariant that no
  * free run is ever hidden.
  *
  * Each test runs in a child process (tidei_arena_validate aborts on the first
@@ -53,7 +53,7 @@ static void index_child(void *arg)
     size_t free_pages = 0, zero_pages = 0;
     th_rng r = { 2024 };
     pthread_mutex_lock(&a->lock);
-    if (tidei_index_find(1) != NULL) child_fail("the index is not empty at start");
+    if (index_find(1) != NULL) child_fail("the index is not empty at start");
     for (int op = 0; op < 40000; op++) {
         int i = (int)(th_rand(&r) % N_FAKE);
         tide_span_t *s = &fake[i];
@@ -63,13 +63,13 @@ static void index_child(void *arg)
             s->n_pages = rand_pages(&r);
             s->is_zero = th_rand(&r) & 1;
             s->start = 0x100000000ull + ((uintptr_t)i << 24);
-            tidei_index_insert(s);
+            index_insert(s);
             fake_in[i] = true;
             cnt[s->n_pages]++;
             free_pages += s->n_pages;
             zero_pages += s->is_zero ? s->n_pages : 0;
         } else {
-            tidei_index_remove(s);
+            index_remove(s);
             fake_in[i] = false;
             cnt[s->n_pages]--;
             free_pages -= s->n_pages;
@@ -87,7 +87,7 @@ static void index_child(void *arg)
             size_t want = 0;
             for (size_t n = probes[k]; n <= TIDE_CHUNK_PAGES; n++)
                 if (cnt[n]) { want = n; break; }
-            tide_span_t *got = tidei_index_find(probes[k]);
+            tide_span_t *got = index_find(probes[k]);
             if (want == 0 && got)
                 child_fail("op %d: find(%zu) returned a run of %zu pages, none fits", op, probes[k], got->n_pages);
             if (want && (!got || got->n_pages != want))
@@ -96,11 +96,11 @@ static void index_child(void *arg)
             if (got && (got->kind != TIDE_SPAN_FREE || !fake_in[got - fake]))
                 child_fail("op %d: find returned a run that is not in the index", op);
         }
-        if (tidei_index_find(TIDE_CHUNK_PAGES + 1) != NULL) child_fail("find(CHUNK_PAGES + 1) is not NULL");
+        if (index_find(TIDE_CHUNK_PAGES + 1) != NULL) child_fail("find(CHUNK_PAGES + 1) is not NULL");
     }
     for (int i = 0; i < N_FAKE; i++)
-        if (fake_in[i]) tidei_index_remove(&fake[i]);
-    if (tidei_index_find(1) != NULL || a->free_pages != 0 || a->zero_free_pages != 0)
+        if (fake_in[i]) index_remove(&fake[i]);
+    if (index_find(1) != NULL || a->free_pages != 0 || a->zero_free_pages != 0)
         child_fail("index not empty after removing every run");
     pthread_mutex_unlock(&a->lock);
     _exit(0);
@@ -242,7 +242,7 @@ static void runs_child(void *arg)
             if (need > TIDE_CHUNK_PAGES) align = 0, need = n;
             bool fits = model_max_gap() >= need;
             size_t chunks_before = a->n_chunks;
-            tide_span_t *s = tidei_run_alloc(n, align, TIDE_SPAN_LARGE, false);
+            tide_span_t *s = tidei_arena_alloc_run(n, align, TIDE_SPAN_LARGE, true);
             if (!s) child_fail("op %d: run_alloc(%zu pages, align %zu) = NULL", op, n, align);
             if (s->kind != TIDE_SPAN_LARGE || s->n_pages != n || !s->chunk)
                 child_fail("op %d: run_alloc(%zu) returned kind %d, %zu pages", op, n, s->kind, s->n_pages);
@@ -263,14 +263,14 @@ static void runs_child(void *arg)
         } else if (what < 80) {
             int i = (int)(th_rand(&r) % (uint64_t)n_live);
             check_stamps(&live[i], op);
-            tidei_run_free(live[i].s);
+            tidei_arena_free_run(live[i].s, false);
             live[i] = live[--n_live];
         } else if (what < 90) {
             int i = (int)(th_rand(&r) % (uint64_t)n_live);
             size_t extra = th_rand_range(&r, 1, 64);
             if (live[i].n + extra > TIDE_CHUNK_PAGES) continue;
             size_t gap = model_gap_after(&live[i]);
-            bool ok = tidei_run_grow(live[i].s, live[i].n + extra);
+            bool ok = tidei_arena_grow_run(live[i].s, live[i].n + extra);
             n_grows++;
             if (ok != (gap >= extra))
                 child_fail("op %d: run_grow by %zu pages with %zu free pages after the run returned %d", op, extra,
@@ -286,7 +286,7 @@ static void runs_child(void *arg)
             if (live[i].n < 2) continue;
             size_t nn = th_rand_range(&r, 1, live[i].n - 1);
             check_stamps(&live[i], op);
-            tidei_run_shrink(live[i].s, nn);
+            tidei_arena_shrink_run(live[i].s, nn);
             live[i].n = nn;
             n_shrinks++;
         } else {
@@ -303,7 +303,7 @@ static void runs_child(void *arg)
     size_t chunks_before = a->n_chunks;
     while (n_live) {
         check_stamps(&live[n_live - 1], -1);
-        tidei_run_free(live[--n_live].s);
+        tidei_arena_free_run(live[--n_live].s, false);
         check_against_model(-1);
     }
     if (a->free_pages != a->n_chunks * TIDE_CHUNK_PAGES)
@@ -312,13 +312,13 @@ static void runs_child(void *arg)
         child_fail("all runs freed: %zu chunks mapped, %zu before the frees: unmapped at free", a->n_chunks,
                    chunks_before);
     uint64_t next;
-    tidei_arena_purge(tidei_now_ms() + 3600000, 500, &next);
+    tidei_arena_purge(tidei_os_now_ms() + 3600000, 500, &next);
     if (a->n_chunks > (size_t)tidei_opt.chunk_cache)
         child_fail("all runs freed and purged: %zu chunks kept, chunk_cache is %ld", a->n_chunks,
                    tidei_opt.chunk_cache);
     check_against_model(-1);
     tidei_arena_trim();
-    if (a->n_chunks != 0 || a->free_pages != 0 || tidei_index_find(1) != NULL)
+    if (a->n_chunks != 0 || a->free_pages != 0 || index_find(1) != NULL)
         child_fail("after trim: %zu chunks, %zu free pages", a->n_chunks, a->free_pages);
     fprintf(stderr, "runs: %zu allocs, %zu grows (%zu in place), %zu shrinks, %zu trims, up to %zu chunks\n",
             n_allocs, n_grows, n_grow_ok, n_shrinks, n_trims, max_chunks);
@@ -346,7 +346,7 @@ static void carve_child(void *arg)
     (void)arg;
     tidei_init();
     tide_arena_t *a = &tidei_arena;
-    tide_span_t *first = tidei_run_alloc(1, 0, TIDE_SPAN_LARGE, false);   /* a chunk, its first page used */
+    tide_span_t *first = tidei_arena_alloc_run(1, 0, TIDE_SPAN_LARGE, true);   /* a chunk, its first page used */
     if (!first) child_fail("run_alloc(1) failed");
     pthread_mutex_lock(&a->lock);
     a->span_pool = NULL;
@@ -354,11 +354,11 @@ static void carve_child(void *arg)
     pthread_mutex_unlock(&a->lock);
     tidei_opt.os_fail_from = (long)tidei_os_n_requests() + 1;
     for (size_t align = 2; align <= 64; align *= 2) {
-        tide_span_t *s = tidei_run_alloc(8, align, TIDE_SPAN_LARGE, false);
+        tide_span_t *s = tidei_arena_alloc_run(8, align, TIDE_SPAN_LARGE, true);
         if (s && (s->start % (align << TIDE_PAGE_SHIFT) != 0 || s->n_pages < 8))
             child_fail("metadata exhausted: run_alloc(8 pages, align %zu pages) = %#lx (%zu pages): misaligned", align,
                        (unsigned long)s->start, s->n_pages);
-        if (s) tidei_run_free(s);
+        if (s) tidei_arena_free_run(s, false);
         tidei_arena_validate();
     }
     _exit(0);

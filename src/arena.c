@@ -1,10 +1,24 @@
-/* chunk.c — the page allocator: chunks of address space, and page runs cut
- * from them for spans and large blocks (through the free-range index of
- * large.c).  Huge blocks, mapped on their own, are in huge.c.
+/* arena.c — the page allocator: chunks of address space, the page runs cut
+ * from them for spans and large blocks, and the free-range index that
+ * finds a free run.  Huge blocks, mapped on their own, are in huge.c; span
+ * and chunk descriptors come from meta.c.
  *
- * Lock order: tidei_backup_lock -> tidei_heaps_lock -> tidei_arena.lock.
- * Nothing is called with the arena lock held that takes another tide lock;
- * the fork handlers (init.c) take all three in this order.
+ * Owns tidei_arena (its chunks, index, counters).  Takes only the arena
+ * lock, and calls nothing that takes another tide lock while it holds it;
+ * the lock order is tidei_backup_lock -> tidei_heaps_lock ->
+ * tidei_arena.lock (heap.c), and the fork handlers (init.c) take all three
+ * in that order.  It calls no layer above it: a caller that finds no run
+ * (tidei_arena_alloc_run without grow) sweeps the abandoned spans itself
+ * and retries (tidei_heap_new_run), and a free that leaves dirty pages says
+ * so to the caller, who wakes the scavenger.
+ *
+ * The free-range index: every free page run of every chunk, in bins by
+ * exact length (1 .. TIDE_CHUNK_PAGES pages) with a two-level bitmap of the
+ * non-empty bins, so that the smallest run that fits is found with two bit
+ * scans (best fit; LIFO within a bin, so recently freed, warm runs are
+ * reused first).  A free run is in exactly one bin from the moment it
+ * exists until it is allocated, merged or unmapped: nothing hides a free
+ * run.
  *
  * Free runs: a free run is described by a FREE span descriptor that its
  * first and last pages map to (pagemap.c); it is always in the index, and
@@ -12,9 +26,75 @@
  * Free runs stay mapped, their pages resident, until they have been free
  * for decay_ms: then the scavenger purges them, and unmaps a chunk that is
  * one whole free run if more than TIDE_CONF chunk_cache of them are kept
- * (tidei_arena_purge).  decay_ms=0 does both at free. */
+ * (tidei_arena_purge).  decay_ms=0 does both at free.
+ *
+ * A free run's is_zero says its pages are known to read as zero (never
+ * touched since mapped, or purged with MADV_DONTNEED); dirty_ms is the time
+ * it was freed (0: nothing to purge), which the purge compares with the
+ * decay delay; 1 marks pages due at once (an idle heap's, tidei_heap_reclaim). */
 #include "tide_internal.h"
 
+/* ---- the free-range index ---- */
+
+/* Bins: run r is in bins[r->n_pages]; bitmap bit n says bins[n] is not
+ * empty, summary bit w says bitmap[w] is not zero. */
+static void bit_set(tide_arena_t *a, size_t n)
+{
+    a->bitmap[n >> 6] |= (uint64_t)1 << (n & 63);
+    a->summary |= (uint64_t)1 << (n >> 6);
+}
+
+static void bit_clear(tide_arena_t *a, size_t n)
+{
+    a->bitmap[n >> 6] &= ~((uint64_t)1 << (n & 63));
+    if (a->bitmap[n >> 6] == 0)
+        a->summary &= ~((uint64_t)1 << (n >> 6));
+}
+
+static void index_insert(tide_span_t *r)
+{
+    tide_arena_t *a = &tidei_arena;
+    size_t n = r->n_pages;
+    tide_debug_assert(r->kind == TIDE_SPAN_FREE && n >= 1 && n <= TIDE_CHUNK_PAGES);
+    tide_list_push(a->bins[n], r, next, prev);
+    bit_set(a, n);
+    a->free_pages += n;
+    if (r->is_zero)
+        a->zero_free_pages += n;
+}
+
+static void index_remove(tide_span_t *r)
+{
+    tide_arena_t *a = &tidei_arena;
+    size_t n = r->n_pages;
+    tide_list_remove(a->bins[n], r, next, prev);
+    if (!a->bins[n])
+        bit_clear(a, n);
+    a->free_pages -= n;
+    if (r->is_zero)
+        a->zero_free_pages -= n;
+}
+
+/* The smallest free run of at least n pages, or NULL.  Not removed. */
+static tide_span_t *index_find(size_t n)
+{
+    tide_arena_t *a = &tidei_arena;
+    if (n > TIDE_CHUNK_PAGES)
+        return NULL;
+    size_t w = n >> 6;
+    uint64_t m = a->bitmap[w] & (~(uint64_t)0 << (n & 63));
+    if (!m) {
+        uint64_t sm = w + 1 < 64 ? a->summary & (~(uint64_t)0 << (w + 1)) : 0;
+        if (!sm)
+            return NULL;
+        w = (size_t)__builtin_ctzll(sm);
+        m = a->bitmap[w];
+    }
+    size_t bin = (w << 6) + (size_t)__builtin_ctzll(m);
+    return a->bins[bin];
+}
+
+/* ---- chunks and page runs ---- */
 tide_arena_t tidei_arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 #define PAGES_BYTES(n) ((size_t)(n) << TIDE_PAGE_SHIFT)
@@ -24,7 +104,7 @@ tide_arena_t tidei_arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
  * pages are then unreachable until the chunk is unmapped: only under OOM). */
 static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bool is_zero, uint64_t dirty_ms)
 {
-    tide_span_t *r = tidei_span_new();
+    tide_span_t *r = tidei_meta_span_new();
     if (!r)
         return NULL;
     r->kind = TIDE_SPAN_FREE;
@@ -35,7 +115,7 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
     r->dirty_ms = is_zero ? 0 : dirty_ms;
     tidei_pagemap_set_one(start, r);
     tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), r);
-    tidei_index_insert(r);
+    index_insert(r);
     return r;
 }
 
@@ -65,9 +145,9 @@ static bool chunk_grow(void)
     tide_arena_t *a = &tidei_arena;
     void *base = tidei_flat_chunk_map();  /* in the flat map's range if it can */
     if (!base)
-        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
+        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, TIDE_CHUNK_ALIGN);
     if (!base && release_caches_locked())
-        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, (size_t)2 << 20);
+        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, TIDE_CHUNK_ALIGN);
     if (!base)
         return false;
     tide_chunk_t *c = tidei_meta_alloc(sizeof *c);
@@ -91,10 +171,10 @@ fail:
 static void chunk_release(tide_chunk_t *c, tide_span_t *r)
 {
     tide_arena_t *a = &tidei_arena;
-    tidei_index_remove(r);
+    index_remove(r);
     tidei_pagemap_set_one(r->start, NULL);
     tidei_pagemap_set_one(r->start + PAGES_BYTES(r->n_pages - 1), NULL);
-    tidei_span_delete(r);
+    tidei_meta_span_delete(r);
     tide_list_remove(a->chunks, c, next, prev);
     a->n_chunks--;
     a->n_empty_chunks--;
@@ -111,7 +191,7 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
 static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages, tide_span_kind_t kind)
 {
     tide_chunk_t *c = r->chunk;
-    tidei_index_remove(r);
+    index_remove(r);
     if (r->n_pages == TIDE_CHUNK_PAGES)
         tidei_arena.n_empty_chunks--;
     uintptr_t start = r->start;
@@ -128,7 +208,7 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
     if (head && !free_run_make(c, start, head, r->is_zero, r->dirty_ms)) {
         if (r->n_pages == TIDE_CHUNK_PAGES)
             tidei_arena.n_empty_chunks++;
-        tidei_index_insert(r);
+        index_insert(r);
         return NULL;
     }
     if (tail && !free_run_make(c, start + PAGES_BYTES(head + n_pages), tail, r->is_zero, r->dirty_ms)) {
@@ -149,42 +229,37 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
 }
 
 /* Allocates a run of n_pages pages, aligned to align_pages pages, for a span
- * of the given kind (SMALL or LARGE).  Returns its descriptor (is_zero says
- * whether the pages are known to be zero), or NULL when the OS refuses memory.  With
- * sweep, abandoned spans are swept for free pages before a chunk is mapped.
- * Takes the arena lock; the caller must not hold it or tidei_heaps_lock when
- * sweep is true. */
-tide_span_t *tidei_run_alloc(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool sweep)
+ * of the given kind (SMALL, LARGE or GC).  Returns its descriptor (is_zero
+ * says whether the pages are known to be zero), or NULL: when no free run
+ * fits and grow is false (the caller may find free pages elsewhere first,
+ * tidei_heap_new_run), or when the OS refuses memory.  Takes the arena lock. */
+tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow)
 {
     tide_arena_t *a = &tidei_arena;
     size_t need = n_pages + (align_pages > 1 ? align_pages - 1 : 0);
     if (need > TIDE_CHUNK_PAGES)
         return NULL;
-    if (tidei_debug >= 2)
-        tidei_arena_validate();
+    tide_expensive_assert(tidei_arena_validate());
     pthread_mutex_lock(&a->lock);
-    tide_span_t *r = tidei_index_find(need);
-    if (!r && sweep) {
-        pthread_mutex_unlock(&a->lock);
-        tidei_abandoned_sweep();
-        pthread_mutex_lock(&a->lock);
-        r = tidei_index_find(need);
-    }
+    tide_span_t *r = index_find(need);
     if (!r) {
-        if (!chunk_grow()) {
+        if (!grow || !chunk_grow()) {
             pthread_mutex_unlock(&a->lock);
             return NULL;
         }
-        r = tidei_index_find(need);
+        r = index_find(need);
     }
     r = run_carve(r, n_pages, align_pages, kind);
     pthread_mutex_unlock(&a->lock);
     return r;
 }
 
-/* Frees the run of span s (SMALL or LARGE; every page maps to s), merging it
- * with free neighbours.  Takes the arena lock. */
-void tidei_run_free(tide_span_t *s)
+/* Frees the run of span s (SMALL, LARGE or GC; every page maps to s),
+ * merging it with free neighbours.  due_now: the pages are due for the
+ * purge at once (an idle heap's, tidei_heap_reclaim) rather than after the
+ * decay delay.  Returns whether pages were left for the scavenger to purge
+ * (the caller wakes it: tidei_heap_free_run).  Takes the arena lock. */
+bool tidei_arena_free_run(tide_span_t *s, bool due_now)
 {
     tide_arena_t *a = &tidei_arena;
     pthread_mutex_lock(&a->lock);
@@ -198,11 +273,11 @@ void tidei_run_free(tide_span_t *s)
     }
     tidei_pagemap_set(start, n, NULL);
     /* With decay_ms=0 the freed pages are purged now: these pages only, not
-     * the neighbours they merge with (those keep their own time).  Pages an
-     * idle heap gives back (tidei_purge_now) are due at once: the scavenger
-     * purges them, merged, in its next round. */
+     * the neighbours they merge with (those keep their own time).  Pages
+     * due_now are due at once: the scavenger purges them, merged, in its
+     * next round. */
     bool is_zero = false;
-    uint64_t dirty = tidei_now_ms();
+    uint64_t dirty = tidei_os_now_ms();
     if (tidei_decay() == 0 && tidei_os_purge((void *)start, PAGES_BYTES(n), tidei_opt.purge == 0)) {
         is_zero = tidei_opt.purge == 0;
         dirty = 0;
@@ -211,32 +286,32 @@ void tidei_run_free(tide_span_t *s)
     if (left && left->kind == TIDE_SPAN_FREE && left->chunk == c) {
         is_zero &= left->is_zero;
         dirty = dirty > left->dirty_ms ? dirty : left->dirty_ms;
-        tidei_index_remove(left);
+        index_remove(left);
         tidei_pagemap_set_one(start - TIDE_PAGE_SIZE, NULL);
         start = left->start;
         n += left->n_pages;
-        tidei_span_delete(left);
+        tidei_meta_span_delete(left);
     }
     uintptr_t end = start + PAGES_BYTES(n);
     tide_span_t *right = end < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)end) : NULL;
     if (right && right->kind == TIDE_SPAN_FREE && right->chunk == c) {
         is_zero &= right->is_zero;
         dirty = dirty > right->dirty_ms ? dirty : right->dirty_ms;
-        tidei_index_remove(right);
+        index_remove(right);
         tidei_pagemap_set_one(end, NULL);
         n += right->n_pages;
-        tidei_span_delete(right);
+        tidei_meta_span_delete(right);
     }
     atomic_store_explicit(&s->heap, NULL, relaxed);
     s->kind = TIDE_SPAN_FREE;
     s->start = start;
     s->n_pages = n;
     s->is_zero = is_zero;
-    s->dirty_ms = is_zero ? 0 : tidei_purge_now ? 1 : dirty;
+    s->dirty_ms = is_zero ? 0 : due_now ? 1 : dirty;
     s->next = s->prev = NULL;
     tidei_pagemap_set_one(start, s);
     tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), s);
-    tidei_index_insert(s);
+    index_insert(s);
     /* A chunk left empty stays mapped: the scavenger unmaps it (beyond
      * chunk_cache) once it has been free for the decay delay, so a program
      * that frees and allocates large blocks at a steady rate does not map
@@ -249,16 +324,15 @@ void tidei_run_free(tide_span_t *s)
             released = true;
         }
     }
-    if (!released && s->dirty_ms)
-        tidei_scav_wanted();
+    bool wake = !released && s->dirty_ms;
     pthread_mutex_unlock(&a->lock);
-    if (tidei_debug >= 2)
-        tidei_arena_validate();
+    tide_expensive_assert(tidei_arena_validate());
+    return wake;
 }
 
 /* Grows LARGE span s in place to new_pages if the run after it is free and
  * long enough.  Takes the arena lock.  True on success. */
-bool tidei_run_grow(tide_span_t *s, size_t new_pages)
+bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages)
 {
     tide_arena_t *a = &tidei_arena;
     size_t extra = new_pages - s->n_pages;
@@ -268,16 +342,16 @@ bool tidei_run_grow(tide_span_t *s, size_t new_pages)
     uintptr_t end = s->start + PAGES_BYTES(s->n_pages);
     tide_span_t *right = end < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)end) : NULL;
     if (right && right->kind == TIDE_SPAN_FREE && right->chunk == c && right->n_pages >= extra) {
-        tidei_index_remove(right);
+        index_remove(right);
         if (right->n_pages == TIDE_CHUNK_PAGES)
             a->n_empty_chunks--;
         if (right->n_pages > extra) {
             right->start += PAGES_BYTES(extra);
             right->n_pages -= extra;
             tidei_pagemap_set_one(right->start, right);
-            tidei_index_insert(right);
+            index_insert(right);
         } else {
-            tidei_span_delete(right);
+            tidei_meta_span_delete(right);
         }
         tidei_pagemap_set(end, extra, s);
         s->n_pages = new_pages;
@@ -290,12 +364,13 @@ bool tidei_run_grow(tide_span_t *s, size_t new_pages)
 }
 
 /* Shrinks LARGE span s to new_pages (< s->n_pages), freeing the tail.  If
- * metadata runs out the block just keeps its pages. */
-void tidei_run_shrink(tide_span_t *s, size_t new_pages)
+ * metadata runs out the block just keeps its pages.  Returns what
+ * tidei_arena_free_run returns for the tail. */
+bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
 {
     tide_arena_t *a = &tidei_arena;
     pthread_mutex_lock(&a->lock);
-    tide_span_t *t = tidei_span_new();
+    tide_span_t *t = tidei_meta_span_new();
     if (t) {
         t->kind = TIDE_SPAN_LARGE;
         t->chunk = s->chunk;
@@ -303,35 +378,11 @@ void tidei_run_shrink(tide_span_t *s, size_t new_pages)
         t->n_pages = s->n_pages - new_pages;
         tidei_pagemap_set(t->start, t->n_pages, t);
         s->n_pages = new_pages;
-        a->n_large++;  /* the tail counts as a block until tidei_run_free */
+        a->n_large++;  /* the tail counts as a block until tidei_arena_free_run */
     }
     pthread_mutex_unlock(&a->lock);
-    if (t)
-        tidei_run_free(t);  /* counts its pages free and merges them */
-}
-
-/* A large block of n bytes (TIDE_SMALL_MAX < n, pages + alignment within a
- * chunk), aligned to align (0 = page).  NULL with errno = ENOMEM on failure. */
-void *tidei_large_alloc(size_t n, size_t align, bool zero)
-{
-    size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
-    size_t align_pages = align > TIDE_PAGE_SIZE ? align >> TIDE_PAGE_SHIFT : 0;
-    tide_span_t *s = tidei_run_alloc(pages, align_pages, TIDE_SPAN_LARGE, true);
-    if (!s) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    void *p = (void *)s->start;
-    if (zero && !s->is_zero)
-        memset(p, 0, n);
-    else if (!s->is_zero)
-        tidei_clear_key_word(p);
-    return p;
-}
-
-void tidei_large_free(tide_span_t *s)
-{
-    tidei_run_free(s);
+    /* counts its pages free and merges them */
+    return t && tidei_arena_free_run(t, false);
 }
 
 /* Unmaps the cached huge mappings and the fully free chunks.  True if there
@@ -386,15 +437,11 @@ bool tidei_arena_trim(void)
 
 /* The run of chunk c after prev (the first with prev NULL), or NULL at the
  * end: every run's first page maps to its descriptor.  Arena lock held. */
-tide_span_t *tidei_chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev)
+tide_span_t *tidei_arena_next_run(const tide_chunk_t *c, const tide_span_t *prev)
 {
     uintptr_t p = prev ? prev->start + PAGES_BYTES(prev->n_pages) : c->base;
     return p < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)p) : NULL;
 }
-
-/* Bytes purged per hold of the arena lock: the scavenger lets allocating
- * threads in between batches. */
-#define PURGE_BATCH ((size_t)8 << 20)
 
 /* The scavenger's work on the arena: purges the free runs that have been
  * free for at least decay ms, unmapping fully free chunks among them beyond
@@ -432,7 +479,7 @@ bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
                         released = true;
                         done += PAGES_BYTES(r->n_pages);
                     }
-                    if (done >= PURGE_BATCH) {
+                    if (done >= TIDE_PURGE_BATCH) {
                         again = true;  /* rescan after letting others in */
                         break;
                     }
@@ -444,4 +491,63 @@ bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
     released |= tidei_huge_purge(now, decay, &next);
     *next_ms = next;
     return released;
+}
+
+/* ---- checks ---- */
+
+/* Expensive check (DEBUG=2 builds and tests): every page of every chunk is
+ * covered by exactly one span or free run, every free run is in its bin, and
+ * the free-page counts add up.  Aborts on the first inconsistency, naming
+ * it; returns true otherwise (for tide_expensive_assert). */
+bool tidei_arena_validate(void)
+{
+    tide_arena_t *a = &tidei_arena;
+    pthread_mutex_lock(&a->lock);
+    size_t total_free = 0;
+    for (tide_chunk_t *c = a->chunks; c; c = c->next) {
+        size_t chunk_free = 0;
+        size_t i = 0;
+        while (i < TIDE_CHUNK_PAGES) {
+            uintptr_t addr = c->base + (i << TIDE_PAGE_SHIFT);
+            tide_span_t *s = tidei_pagemap_lookup((void *)addr);
+            if (!s || s->start != addr || s->chunk != c || s->n_pages == 0 || i + s->n_pages > TIDE_CHUNK_PAGES)
+                tidei_fatal("tide: validate: chunk %p page %zu not covered by a run (hidden page)\n",
+                            (void *)c->base, i);
+            if (s->kind == TIDE_SPAN_FREE) {
+                bool found = false;
+                for (tide_span_t *r = a->bins[s->n_pages]; r; r = r->next)
+                    found |= (r == s);
+                if (!found)
+                    tidei_fatal("tide: validate: free run %p (%zu pages) missing from its bin\n",
+                                (void *)s->start, s->n_pages);
+                uintptr_t last = s->start + ((s->n_pages - 1) << TIDE_PAGE_SHIFT);
+                if (tidei_pagemap_lookup((void *)last) != s)
+                    tidei_fatal("tide: validate: free run %p: last page not mapped to it\n", (void *)s->start);
+                chunk_free += s->n_pages;
+            } else {
+                for (size_t k = 0; k < s->n_pages; k++)
+                    if (tidei_pagemap_lookup((void *)(addr + (k << TIDE_PAGE_SHIFT))) != s)
+                        tidei_fatal("tide: validate: span %p page %zu not mapped to it\n", (void *)addr, k);
+            }
+            i += s->n_pages;
+        }
+        if (chunk_free != c->n_free_pages)
+            tidei_fatal("tide: validate: chunk %p counts %zu free pages, runs hold %zu\n",
+                        (void *)c->base, c->n_free_pages, chunk_free);
+        total_free += chunk_free;
+    }
+    size_t binned = 0, zero = 0;
+    for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++) {
+        for (tide_span_t *r = a->bins[n]; r; r = r->next) {
+            binned += n;
+            zero += r->is_zero ? n : 0;
+        }
+    }
+    if (binned != total_free || binned != a->free_pages)
+        tidei_fatal("tide: validate: bins hold %zu free pages, chunks %zu, counter %zu\n",
+                    binned, total_free, a->free_pages);
+    if (zero != a->zero_free_pages)
+        tidei_fatal("tide: validate: bins hold %zu zero pages, counter %zu\n", zero, a->zero_free_pages);
+    pthread_mutex_unlock(&a->lock);
+    return true;
 }
