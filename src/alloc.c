@@ -1,8 +1,19 @@
 /* alloc.c — the allocation entry points.  The fast path (a size class, one
  * span, pop a block) is inline in malloc; everything else is in noinline
  * slow paths: setting up the thread's heap, refilling a class, large and
- * huge blocks, the backup heap of exited threads. */
+ * huge blocks, the backup heap of exited threads.  Also the test of whether
+ * a stopped thread was inside a fast path (tidei_interrupted_inside): the
+ * fast paths of malloc and free are in the section tide_fast_text.
+ *
+ * Locks: none on the fast path; the thread's h->lock (tidei_heap_lock) on
+ * a refill, tidei_backup_lock for the backup heap; the layers below take
+ * their own (lock order in heap.c). */
+#include <ucontext.h>
+
 #include "tide_internal.h"
+
+extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
+extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
 
 /* Pops a block of class cls from h (its sampler already charged): from
  * the direct span as the fast path does, marked the same way, or under
@@ -12,7 +23,7 @@ static void *class_pop(tide_heap_t *h, int cls)
 {
     tidei_fast_enter(h);
     tide_span_t *s = tidei_direct(h, cls);
-    tide_block_t *b = s->free;
+    tide_free_block_t *b = s->free;
     if (tidei_span_built_has(s, b)) {
         s->free = tidei_link_decode(s, b->link);
         tidei_used_inc(s);
@@ -156,7 +167,7 @@ static tide_heap_t *current_heap(void)
 {
     tide_heap_t *h = tidei_tls_heap;
     if (tide_unlikely(h == &tidei_empty_heap))
-        h = tidei_thread_init();
+        h = tidei_init_thread();
     return h;
 }
 
@@ -228,7 +239,7 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
     tide_heap_t *h = tidei_tls_heap;
     tidei_fast_enter(h);
     tide_span_t *s = tidei_direct(h, cls);
-    tide_block_t *b = s->free;
+    tide_free_block_t *b = s->free;
     /* The head is a block of s, or NULL (an empty list, or the empty span
      * of a thread without a heap), or an overwritten link, which the slow
      * path (class_pop) reports. */
@@ -260,25 +271,25 @@ tide_fast_text void *tidei_malloc(size_t n)
 static tide_noclone void *new_slow(size_t n)
 {
     void *p = malloc_slow(n);
-    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, false);
+    return tide_likely(p != NULL) ? p : tidei_override_new_failed(n, 0, false);
 }
 
 static tide_noclone void *new_prof(size_t n)
 {
     void *p = malloc_prof(n);
-    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, false);
+    return tide_likely(p != NULL) ? p : tidei_override_new_failed(n, 0, false);
 }
 
 static tide_noclone void *new_nothrow_slow(size_t n)
 {
     void *p = malloc_slow(n);
-    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, true);
+    return tide_likely(p != NULL) ? p : tidei_override_new_failed(n, 0, true);
 }
 
 static tide_noclone void *new_nothrow_prof(size_t n)
 {
     void *p = malloc_prof(n);
-    return tide_likely(p != NULL) ? p : tidei_new_failed(n, 0, true);
+    return tide_likely(p != NULL) ? p : tidei_override_new_failed(n, 0, true);
 }
 
 tide_fast_text void *tidei_new(size_t n)
@@ -433,7 +444,7 @@ void *tidei_realloc(void *p, size_t n)
 {
     if (!p)
         return tidei_malloc(n);
-    tide_span_t *s = tidei_checked_span(p, "realloc");
+    tide_span_t *s = tidei_free_checked_span(p, "realloc");
     if (n == 0) {
         tidei_free(p);
         return NULL;
@@ -476,4 +487,22 @@ void *tidei_realloc(void *p, size_t n)
     memcpy(q, p, n < usable ? n : usable);
     tidei_free(p);
     return q;
+}
+
+/* In a signal handler: whether the thread was interrupted inside tide (a
+ * malloc or free fast path, told by the program counter in ucv, or any
+ * other entry point, which sets tidei_busy).  What every thread stop
+ * asks (the GC's, the leak checker's, a crash report's). */
+bool tidei_interrupted_inside(void *ucv)
+{
+    uintptr_t pc = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
+#else
+    (void)ucv;
+    pc = (uintptr_t)__start_tide_fast_text;  /* unknown: always "inside" */
+#endif
+    return tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text);
 }

@@ -143,7 +143,7 @@ static bool purge_run_locked(tide_span_t *r)
 static bool chunk_grow(void)
 {
     tide_arena_t *a = &tidei_arena;
-    void *base = tidei_flat_chunk_map();  /* in the flat map's range if it can */
+    void *base = tidei_pagemap_flat_chunk_map();  /* in the flat map's range if it can */
     if (!base)
         base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, TIDE_CHUNK_ALIGN);
     if (!base && release_caches_locked())
@@ -163,7 +163,7 @@ static bool chunk_grow(void)
     return true;
 fail:
     tidei_os_unmap(base, TIDE_CHUNK_SIZE);
-    tidei_flat_chunk_unmapped((uintptr_t)base);
+    tidei_pagemap_flat_chunk_unmapped((uintptr_t)base);
     return false;  /* c, if any, is a few bytes of metadata, not reused */
 }
 
@@ -179,7 +179,7 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
     a->n_chunks--;
     a->n_empty_chunks--;
     tidei_os_unmap((void *)c->base, TIDE_CHUNK_SIZE);
-    tidei_flat_chunk_unmapped(c->base);
+    tidei_pagemap_flat_chunk_unmapped(c->base);
     /* The descriptor is metadata; it is not reused (chunks come and go rarely). */
 }
 
@@ -435,12 +435,69 @@ bool tidei_arena_trim(void)
     return released;
 }
 
+/* ---- iterators: how the reports (walk.c, leak.c, stats.c) see the arena ---- */
+
 /* The run of chunk c after prev (the first with prev NULL), or NULL at the
  * end: every run's first page maps to its descriptor.  Arena lock held. */
-tide_span_t *tidei_arena_next_run(const tide_chunk_t *c, const tide_span_t *prev)
+static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev)
 {
     uintptr_t p = prev ? prev->start + PAGES_BYTES(prev->n_pages) : c->base;
     return p < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)p) : NULL;
+}
+
+/* Calls fn(s, arg) for every run of every chunk, in address order within
+ * a chunk (kind SMALL, LARGE, GC or FREE), then for every live huge block
+ * (HUGE), until fn returns false.  Returns false if fn stopped it.  Arena
+ * lock held (fn must not take it). */
+bool tidei_arena_each_run(bool (*fn)(tide_span_t *s, void *arg), void *arg)
+{
+    tide_arena_t *a = &tidei_arena;
+    for (tide_chunk_t *c = a->chunks; c; c = c->next)
+        for (tide_span_t *s = chunk_next_run(c, NULL); s; s = chunk_next_run(c, s))
+            if (!fn(s, arg))
+                return false;
+    for (tide_span_t *s = a->huge_live; s; s = s->next)
+        if (!fn(s, arg))
+            return false;
+    return true;
+}
+
+/* The free page run that holds address p: one of a chunk's (whose inner
+ * pages the page map does not mark) or a cached huge range; NULL if none.
+ * Arena lock held. */
+tide_span_t *tidei_arena_free_run_at(uintptr_t p)
+{
+    tide_arena_t *a = &tidei_arena;
+    for (tide_chunk_t *c = a->chunks; c; c = c->next) {
+        if (p - c->base >= TIDE_CHUNK_SIZE)
+            continue;
+        for (tide_span_t *r = chunk_next_run(c, NULL); r; r = chunk_next_run(c, r))
+            if (p < r->start + PAGES_BYTES(r->n_pages))
+                return r->kind == TIDE_SPAN_FREE ? r : NULL;
+    }
+    for (tide_span_t *r = a->huge_cache; r; r = r->next)
+        if (p - r->start < PAGES_BYTES(r->n_pages))
+            return r;
+    return NULL;
+}
+
+/* Calls fn(start, bytes, arg) for every mapping the arena holds for the
+ * heap and for itself: chunks, live and cached huge blocks, metadata
+ * regions (the leak checker skips them all: none is a root).  Takes the
+ * arena lock. */
+void tidei_arena_each_mapping(void (*fn)(uintptr_t start, size_t bytes, void *arg), void *arg)
+{
+    tide_arena_t *a = &tidei_arena;
+    pthread_mutex_lock(&a->lock);
+    for (tide_chunk_t *c = a->chunks; c; c = c->next)
+        fn(c->base, TIDE_CHUNK_SIZE, arg);
+    for (tide_span_t *s = a->huge_live; s; s = s->next)
+        fn(s->start, PAGES_BYTES(s->n_pages), arg);
+    for (tide_span_t *s = a->huge_cache; s; s = s->next)
+        fn(s->start, PAGES_BYTES(s->n_pages), arg);
+    for (tidei_meta_region_t *m = a->meta_regions; m; m = m->next)
+        fn((uintptr_t)m, m->size, arg);
+    pthread_mutex_unlock(&a->lock);
 }
 
 /* The scavenger's work on the arena: purges the free runs that have been

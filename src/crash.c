@@ -59,10 +59,10 @@ static char *first_stack;                    /* the signal stack lent to the thr
 /* ---- one report per process ---- */
 
 /* True if the calling thread is to write the process's one report (then
- * tidei_report_end when done).  False if another thread took it: returns
+ * tidei_crash_report_end when done).  False if another thread took it: returns
  * once that one is written (or after 30 s), or at once if the caller is
  * that thread, faulting again inside its report. */
-bool tidei_report_begin(void)
+bool tidei_crash_report_begin(void)
 {
     int me = tidei_os_gettid(), none = 0;
     if (atomic_compare_exchange_strong_explicit(&report_tid, &none, me, acq_rel, acquire))
@@ -74,7 +74,7 @@ bool tidei_report_begin(void)
     return false;
 }
 
-void tidei_report_end(void)
+void tidei_crash_report_end(void)
 {
     atomic_store_explicit(&report_done, true, release);
 }
@@ -82,7 +82,7 @@ void tidei_report_end(void)
 /* Writes frames pc[0..n) as "    #I SYMBOL", one a line.  The frames are
  * return addresses, looked up one byte back (in the call), except the
  * first when first_exact (a faulting instruction). */
-void tidei_print_stack(int fd, const uintptr_t *pc, int n, bool first_exact)
+void tidei_crash_print_stack(int fd, const uintptr_t *pc, int n, bool first_exact)
 {
     char buf[512];
     if (n == 0)
@@ -466,13 +466,6 @@ static void crash_report(int sig, siginfo_t *si, void *ucv)
 
 static void on_fault(int sig, siginfo_t *si, void *ucv);
 
-/* Whether disposition old is a handler of the program's. */
-static bool program_handles(const struct sigaction *old)
-{
-    void (*fn)(int) = old->sa_handler;
-    return fn != SIG_DFL && fn != SIG_IGN && (void *)fn != (void *)on_fault;
-}
-
 /* Calls the program's handler old as the kernel would have: its mask (and
  * the signal, unless SA_NODEFER) blocked, reset first with SA_RESETHAND. */
 static void chain(struct sigaction *old, int sig, siginfo_t *si, void *ucv)
@@ -510,17 +503,17 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
     uintptr_t a = (uintptr_t)si->si_addr;
     bool from_kernel = si->si_code > 0;
     bool guarded = from_kernel && sig == SIGSEGV && tidei_guard_on && tidei_guard_holds(a);
-    if (!guarded && program_handles(old)) {
+    if (!guarded && tidei_os_program_handles(old, on_fault)) {
         chain(old, sig, si, ucv);
         errno = saved;
         return;
     }
-    if (tidei_report_begin()) {
+    if (tidei_crash_report_begin()) {
         if (!guarded || !tidei_guard_fault(a, fault_access(ucv), ucv))
             crash_report(sig, si, ucv);
-        tidei_report_end();
+        tidei_crash_report_end();
     }
-    if (program_handles(old)) {
+    if (tidei_os_program_handles(old, on_fault)) {
         chain(old, sig, si, ucv);
         errno = saved;
         return;

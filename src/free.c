@@ -13,7 +13,7 @@
 
 static tide_noinline void report_not_ours(const void *p, const char *op)
 {
-    tidei_misuse_detailed(op, p, tidei_describe_foreign, "pointer not allocated by tide (or already freed)");
+    tidei_misuse_detailed(op, p, tidei_symbolize_describe_foreign, "pointer not allocated by tide (or already freed)");
 }
 
 static tide_noinline void report_interior(const void *p, const char *op, tide_span_t *s)
@@ -40,7 +40,7 @@ tide_inline bool small_block_ok(const tide_span_t *s, const void *p)
 
 /* Checks that p is a live block for op (realloc, malloc_usable_size, free)
  * and returns its span; reports and aborts otherwise. */
-tide_span_t *tidei_checked_span(const void *p, const char *op)
+tide_span_t *tidei_free_checked_span(const void *p, const char *op)
 {
     tide_span_t *s = tidei_pagemap_lookup(p);
     if (!s)
@@ -49,7 +49,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
     case TIDE_SPAN_SMALL: {
         if (!small_block_ok(s, p))
             report_interior(p, op, s);
-        const tide_block_t *b = p;
+        const tide_free_block_t *b = p;
         if (b->key == tidei_free_key) {
             tide_heap_t *h = tidei_tls_heap;
             bool owner = atomic_load_explicit(&s->heap, relaxed) == h;
@@ -83,7 +83,7 @@ tide_span_t *tidei_checked_span(const void *p, const char *op)
  * interior pointer, or one that carries the free key.  Under h->lock: the
  * scavenger may have retired s meanwhile, which it does only to a span
  * with no live block, so b was not live. */
-static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_block_t *b, const char *op)
+static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide_free_block_t *b, const char *op)
 {
     tidei_busy_enter();
     tidei_heap_lock(h);
@@ -129,7 +129,7 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
 {
     switch (s->kind) {
     case TIDE_SPAN_SMALL: {
-        tide_block_t *b = p;
+        tide_free_block_t *b = p;
         if (!small_block_ok(s, p))
             report_interior(p, op, s);
         if (b->key == tidei_free_key && tidei_span_holds_free(s, b, false))
@@ -202,7 +202,7 @@ tide_inline void free_fast(void *p, const char *op)
         return free_unknown(p, op);
     tide_heap_t *h = tidei_tls_heap;
     if (tide_likely(tidei_span_owner(s) == h)) {
-        tide_block_t *b = p;
+        tide_free_block_t *b = p;
         uintptr_t key = tidei_free_key;  /* loaded once */
         if (tide_unlikely(!tidei_block_ok(s, (uintptr_t)p - s->start, s->blk_bound) || b->key == key))
             return free_local_checked(h, s, b, op);
@@ -245,7 +245,7 @@ bool tidei_free_is_entry(uintptr_t fn)
 /* The usable size of live block p; misuse is reported as for free. */
 size_t tidei_usable_size(const void *p, const char *op)
 {
-    tide_span_t *s = tidei_checked_span(p, op);
+    tide_span_t *s = tidei_free_checked_span(p, op);
     if (s->kind == TIDE_SPAN_SMALL)
         return s->block_size;
     if (s->kind == TIDE_SPAN_GUARD)

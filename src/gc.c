@@ -1686,7 +1686,7 @@ static tide_noinline void gc_report_free(const void *p, const char *op)
 {
     tide_span_t *s = tidei_pagemap_lookup(p);
     if (!s)
-        tidei_misuse_detailed(op, p, tidei_describe_foreign, "pointer not allocated by the GC heap");
+        tidei_misuse_detailed(op, p, tidei_symbolize_describe_foreign, "pointer not allocated by the GC heap");
     if (s->kind == TIDE_SPAN_FREE)
         tidei_misuse(op, p, "GC block already freed");
     if (s->kind != TIDE_SPAN_GC)

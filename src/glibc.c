@@ -14,7 +14,7 @@
  * The mechanism: once, at start-up, when tide's malloc is the process's (the
  * first definition of malloc in load order is tide's own), tide rewrites the
  * value of each entry of libc.so.6's dynamic symbol table that names a
- * function tide defines (tidei_entries: malloc, free, ..., __libc_malloc;
+ * function tide defines (tidei_override_entries: malloc, free, ..., __libc_malloc;
  * every version of each), so that what the loader computes for it, load
  * address + st_value, is tide's function.  From then on any search that ends
  * at one of those entries yields tide's function: the relocation of an object
@@ -333,13 +333,13 @@ static const char *rewrite_libc(bool to_tide, size_t *n_out)
     dl_iterate_phdr(bind_scan_object, &sc);
     if (!sc.found_libc)
         return "no " GLIBC_SONAME " with a symbol hash table is loaded";
-    if (sc.first_malloc != (uintptr_t)tidei_entry("malloc"))
+    if (sc.first_malloc != (uintptr_t)tidei_override_entry("malloc"))
         return "tide's malloc is not the process's";
     patch_t ps[MAX_PATCHES];
     size_t n = 0;
     if (to_tide) {
-        for (size_t i = 0; i < tidei_n_entries; i++)
-            if (!add_patches(&sc.libc, tidei_entries[i].name, tidei_entries[i].fn, NULL, ps, &n))
+        for (size_t i = 0; i < tidei_override_n_entries; i++)
+            if (!add_patches(&sc.libc, tidei_override_entries[i].name, tidei_override_entries[i].fn, NULL, ps, &n))
                 return "an entry is not a plain function";
     } else {
         for (size_t i = 0; i < sizeof checked / sizeof checked[0]; i++)

@@ -48,7 +48,7 @@
  * their heap's end) is never guarded.
  *
  * The stacks.  The allocation's and the free's call stacks are unwound
- * (libgcc, prof.c's tidei_unwind) into the slot, above tide's own frames,
+ * (libgcc, prof.c's tidei_prof_unwind) into the slot, above tide's own frames,
  * when they happen; a report symbolizes them (symbolize.c).  A slot being
  * handed out or freed is marked BUSY meanwhile, and a report says so
  * rather than show a stack that belongs to another block.
@@ -140,7 +140,7 @@ void tidei_guard_init(void)
     }
     long rate = tidei_opt.guard_rate;
     guard_q = 1.0 / (double)rate;
-    guard_mean = rate == 1 ? 0 : MIN_UNIT / -tidei_log_unit(1 - guard_q);
+    guard_mean = rate == 1 ? 0 : MIN_UNIT / -tidei_prof_log_unit(1 - guard_q);
     size_t pages = n * (SLOT_PAGES + 1) + 1;
     size_t region = pages << TIDE_PAGE_SHIFT;
     size_t meta = (n * sizeof(guard_slot_t) + n * sizeof(uint32_t) + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
@@ -188,7 +188,7 @@ static int64_t guard_interval(tide_heap_t *h)
 {
     if (guard_mean == 0)
         return 0;
-    double v = -tidei_log_unit(tidei_random_unit(&h->guard_rng)) * guard_mean;
+    double v = -tidei_prof_log_unit(tidei_prof_random_unit(&h->guard_rng)) * guard_mean;
     return v < 1 ? 1 : v > 1e15 ? (int64_t)1e15 : (int64_t)v;
 }
 
@@ -198,11 +198,11 @@ static bool guard_accept(tide_heap_t *h, size_t n)
 {
     if (guard_mean == 0)
         return true;
-    double ended = 1 - tidei_exp_neg((double)n / guard_mean);
+    double ended = 1 - tidei_prof_exp_neg((double)n / guard_mean);
     if (ended <= 0)
         return false;
     double p = guard_q / ended;
-    return p >= 1 || tidei_random_unit(&h->guard_rng) <= p;
+    return p >= 1 || tidei_prof_random_unit(&h->guard_rng) <= p;
 }
 
 /* tidei_prof_event with guard=1: h's countdown ran out with an allocation
@@ -256,10 +256,10 @@ int tidei_guard_event(tide_heap_t *h, size_t n)
 static int guard_stack(uintptr_t *pc, int max)
 {
     uintptr_t p[GUARD_DEPTH + 24], f[GUARD_DEPTH + 24];
-    int n = tidei_unwind(p, f, GUARD_DEPTH + 24);
+    int n = tidei_prof_unwind(p, f, GUARD_DEPTH + 24);
     int from = 0;
     for (int i = 0; i < n; i++)
-        if (tidei_is_entry_point(f[i]))
+        if (tidei_prof_is_entry_point(f[i]))
             from = i + 1;
     int k = n - from < max ? n - from : max;
     for (int i = 0; i < k; i++)
@@ -344,7 +344,7 @@ void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what)
     guard_inside = true;
     guard_slot_t *sl = &guard_slots[i];
     uintptr_t start = slot_start((size_t)i), end = start + SLOT_BYTES;
-    bool at_end = tidei_opt.guard_side == 1 || (tidei_opt.guard_side == 0 && (tidei_random(&h->guard_rng) >> 63));
+    bool at_end = tidei_opt.guard_side == 1 || (tidei_opt.guard_side == 0 && (tidei_prof_random(&h->guard_rng) >> 63));
     uintptr_t b, lo, hi;
     if (at_end) {
         size_t a = align > 16 ? align : 16;  /* what tide's other blocks promise */
@@ -411,10 +411,10 @@ static void print_slot_stacks(int fd, const guard_slot_t *sl, int state)
         return;
     }
     tidei_printf(fd, "tide: allocated by thread %d at:\n", sl->alloc_tid);
-    tidei_print_stack(fd, sl->alloc_pc, sl->n_alloc, false);
+    tidei_crash_print_stack(fd, sl->alloc_pc, sl->n_alloc, false);
     if (state == SLOT_FREED) {
         tidei_printf(fd, "tide: freed by thread %d at:\n", sl->free_tid);
-        tidei_print_stack(fd, sl->free_pc, sl->n_free, false);
+        tidei_crash_print_stack(fd, sl->free_pc, sl->n_free, false);
     }
 }
 
@@ -440,7 +440,7 @@ static void print_where(int fd, uintptr_t a, const guard_slot_t *sl, bool freed)
 static __attribute__((noreturn)) void report_and_abort(int kind, const char *what, uintptr_t a, size_t i,
                                                         const char *by)
 {
-    if (tidei_report_begin()) {
+    if (tidei_crash_report_begin()) {
         guard_slot_t sl = guard_slots[i];
         int state = atomic_load_explicit(&guard_slots[i].state, acquire);
         uintptr_t here[GUARD_DEPTH];
@@ -455,10 +455,10 @@ static __attribute__((noreturn)) void report_and_abort(int kind, const char *wha
             tidei_printf(2, " (found by free in thread %d)\n", tid);
         }
         tidei_printf(2, "tide: %s, by thread %d, at:\n", by, tid);
-        tidei_print_stack(2, here, n_here, false);
+        tidei_crash_print_stack(2, here, n_here, false);
         print_slot_stacks(2, &sl, state == SLOT_BUSY ? SLOT_LIVE : state);
         tidei_symbolize_done();
-        tidei_report_end();
+        tidei_crash_report_end();
     }
     abort();
 }
@@ -591,7 +591,7 @@ bool tidei_guard_fault(uintptr_t a, int access, void *ucv)
     pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
 #endif
     uintptr_t p[GUARD_DEPTH + 24], f[GUARD_DEPTH + 24];
-    int n = tidei_unwind(p, f, GUARD_DEPTH + 24), from = n;
+    int n = tidei_prof_unwind(p, f, GUARD_DEPTH + 24), from = n;
     for (int k = 0; k < n; k++) {
         if (p[k] == pc) {
             from = k;
@@ -600,9 +600,9 @@ bool tidei_guard_fault(uintptr_t a, int access, void *ucv)
     }
     tidei_printf(2, "tide: the %s, by thread %d, at:\n", acc, tid);
     if (from < n)
-        tidei_print_stack(2, p + from, n - from < GUARD_DEPTH ? n - from : GUARD_DEPTH, true);
+        tidei_crash_print_stack(2, p + from, n - from < GUARD_DEPTH ? n - from : GUARD_DEPTH, true);
     else if (pc)
-        tidei_print_stack(2, &pc, 1, true);
+        tidei_crash_print_stack(2, &pc, 1, true);
     print_slot_stacks(2, &sl, best_state);
     return true;
 }

@@ -2,9 +2,13 @@
  * the notify protocol for full spans, and abandonment/adoption of the spans
  * of exited threads.
  *
- * Lock order: tidei_backup_lock -> tidei_heaps_lock -> tidei_arena.lock.
- * tidei_heaps_lock guards the heap registry, the heap pool and the
- * abandoned-span lists.  A thread's own heap is touched without any lock.
+ * Lock order (the whole library's): tidei_backup_lock -> h->lock (a heap's
+ * slow paths, tidei_heap_lock) -> tidei_heaps_lock -> tidei_arena.lock.
+ * The scavenger holds tidei_heaps_lock and only trylocks h->lock.  The
+ * guard's, the profiler's and the GC heap's locks are leaves (each file
+ * says which of these it may hold when it takes one).  tidei_heaps_lock
+ * guards the heap registry, the heap pool and the abandoned-span lists.  A
+ * thread's own heap is touched without any lock on its fast paths.
  *
  * Remote frees.  A block freed by a thread that does not own its span is
  * pushed with a CAS on span->remote; the owner takes the whole list with one
@@ -18,9 +22,9 @@
  * NEVER (waiting out a NOTIFYING free), pending frees are collected, empty
  * spans go back to the page allocator and the rest to the abandoned lists,
  * with heap = NULL.  Remote frees to them go on working (plain pushes); any
- * thread that needs a span of that class adopts one, and the page allocator
- * sweeps them for free pages before it maps a new chunk, so no freed block
- * is stranded.  The emptied heap is pooled for the next thread. */
+ * thread that needs a span of that class adopts one, and a thread that
+ * finds no free run sweeps them for free pages before the page allocator
+ * maps a new chunk (tidei_heap_new_run), so no freed block is stranded.  The emptied heap is pooled for the next thread. */
 #include <sched.h>
 #include <unistd.h>
 
@@ -200,7 +204,7 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 
 /* The span of b, a block on h's notify list: one of h's SMALL spans, or
  * the list was corrupted (a link overwritten by a write after free). */
-static tide_span_t *notify_span(tide_heap_t *h, tide_block_t *b)
+static tide_span_t *notify_span(tide_heap_t *h, tide_free_block_t *b)
 {
     tide_span_t *s = tidei_pagemap_lookup(b);
     if (tide_unlikely(!s || s->kind != TIDE_SPAN_SMALL || atomic_load_explicit(&s->heap, relaxed) != h ||
@@ -212,32 +216,53 @@ static tide_span_t *notify_span(tide_heap_t *h, tide_block_t *b)
 
 /* The block after b (of span s) on a notify list.  Its link is encoded
  * with the key of s, and names a block of any span. */
-static tide_block_t *notify_next(const tide_span_t *s, const tide_block_t *b)
+static tide_free_block_t *notify_next(const tide_span_t *s, const tide_free_block_t *b)
 {
     return tidei_link_decode(s, b->link);
 }
 
-/* Frees the blocks other threads freed into this heap's full spans. */
-static void heap_drain_notify(tide_heap_t *h)
+/* Where notify_take puts the blocks it takes. */
+enum notify_dest {
+    NOTIFY_LOCAL,          /* on their span's local free list, as the owner's frees */
+    NOTIFY_LOCAL_SETTLE,   /* the same, and the span leaves the full list or retires
+                              (tidei_heap_free_local_slow) */
+    NOTIFY_REMOTE          /* on their span's remote list, counted like any remote
+                              free (the scavenger: the owner's lists are not its to
+                              write) */
+};
+
+/* Takes every block off h's notify list (the frees other threads made into
+ * h's full spans) and puts it where dest says.  The owner, or the
+ * scavenger with h->lock held. */
+static void notify_take(tide_heap_t *h, enum notify_dest dest)
 {
     if (!atomic_load_explicit(&h->notify, relaxed))
         return;
-    tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
+    tide_free_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
     while (b) {
         tide_span_t *s = notify_span(h, b);
-        tide_block_t *next = notify_next(s, b);
-        b->link = tidei_link_encode(s, s->local_free);
-        s->local_free = b;
-        s->used--;
-        h->ctr.collected[s->cls]++;
-        tidei_heap_free_local_slow(h, s);
+        tide_free_block_t *next = notify_next(s, b);
+        if (dest == NOTIFY_REMOTE) {
+            uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+            do {
+                b->link = tidei_link_encode(s, (tide_free_block_t *)(old & ~TIDE_RS_MASK));
+            } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
+                                                            release, relaxed));
+        } else {
+            b->link = tidei_link_encode(s, s->local_free);
+            s->local_free = b;
+            s->used--;
+            h->ctr.collected[s->cls]++;
+            if (dest == NOTIFY_LOCAL_SETTLE)
+                tidei_heap_free_local_slow(h, s);
+        }
         b = next;
     }
 }
 
 /* Free of block b of span s by a thread that does not own s (b->key is set).
  * Lock-free; any thread. */
-void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
+void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
 {
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
     for (;;) {
@@ -247,7 +272,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
                 continue;
             /* The owner cannot abandon s while it is NOTIFYING. */
             tide_heap_t *h = atomic_load_explicit(&s->heap, acquire);
-            tide_block_t *head = atomic_load_explicit(&h->notify, relaxed);
+            tide_free_block_t *head = atomic_load_explicit(&h->notify, relaxed);
             do {
                 b->link = tidei_link_encode(s, head);
             } while (!atomic_compare_exchange_weak_explicit(&h->notify, &head, b, release, relaxed));
@@ -257,7 +282,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b)
                 ;
             return;
         }
-        b->link = tidei_link_encode(s, (tide_block_t *)(old & ~TIDE_RS_MASK));
+        b->link = tidei_link_encode(s, (tide_free_block_t *)(old & ~TIDE_RS_MASK));
         if (atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
                                                   release, relaxed))
             return;
@@ -274,7 +299,7 @@ bool tidei_heap_release(tide_heap_t *h)
     bool freed = false;
     tidei_heap_lock(h);
     h->slow_seq++;
-    heap_drain_notify(h);
+    notify_take(h, NOTIFY_LOCAL_SETTLE);
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
         size_t got = tidei_span_take_remote(s);
@@ -308,7 +333,7 @@ static bool span_quiescent(tide_span_t *s)
 {
     uint32_t used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
     uint32_t n = 0;
-    const tide_block_t *b = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
+    const tide_free_block_t *b = (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
     /* a corrupted link ends the count: the owner reports it when it
      * collects the list */
     for (; b && n <= used; n++)
@@ -325,26 +350,6 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_heap_free_run(s, true);  /* h is idle: its pages are due at once */
-}
-
-/* Moves the blocks other threads freed into h's full spans (the notify
- * list) onto those spans' remote lists, where they are counted like any
- * remote free: the owner's lists are not the scavenger's to write. */
-static void notify_to_remote(tide_heap_t *h)
-{
-    if (!atomic_load_explicit(&h->notify, relaxed))
-        return;
-    tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
-    while (b) {
-        tide_span_t *s = notify_span(h, b);
-        tide_block_t *next = notify_next(s, b);
-        uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
-        do {
-            b->link = tidei_link_encode(s, (tide_block_t *)(old & ~TIDE_RS_MASK));
-        } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
-                                                        release, relaxed));
-        b = next;
-    }
 }
 
 /* The scavenger (or another thread's tide_trim) takes back what h caches
@@ -370,7 +375,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {
     if (pthread_mutex_trylock(&h->lock) != 0)
         return false;
-    notify_to_remote(h);
+    notify_take(h, NOTIFY_REMOTE);
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
         if (span_quiescent(s)) {
@@ -530,7 +535,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         if (s->free)
             return s;
     }
-    heap_drain_notify(h);
+    notify_take(h, NOTIFY_LOCAL_SETTLE);
     for (s = h->bins[cls]; s;) {
         tide_span_t *next = s->next;
         if (!s->free)
@@ -604,16 +609,7 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
     for (tide_span_t *s = h->full; s; s = s->next)
         span_set_state(s, TIDE_RS_NEVER);
     /* 2. Take the notifications that got in before. */
-    tide_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
-    while (b) {
-        tide_span_t *s = notify_span(h, b);
-        tide_block_t *next = notify_next(s, b);
-        b->link = tidei_link_encode(s, s->local_free);
-        s->local_free = b;
-        s->used--;
-        h->ctr.collected[s->cls]++;
-        b = next;
-    }
+    notify_take(h, NOTIFY_LOCAL);
     /* 3. Hand every span over. */
     pthread_mutex_lock(&tidei_heaps_lock);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
@@ -648,7 +644,7 @@ void tidei_heap_abandon(tide_heap_t *h)
 /* Collects the remote frees of every abandoned span and gives the empty ones
  * back to the page allocator.  True if any was freed.  Takes
  * tidei_heaps_lock (the caller must not hold it or the arena lock). */
-bool tidei_abandoned_sweep(void)
+bool tidei_heap_sweep_abandoned(void)
 {
     bool freed = false;
     if (!atomic_load_explicit(&n_abandoned, relaxed))  /* peek: a stale zero only delays the sweep */
@@ -689,7 +685,7 @@ tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_ki
 {
     tide_span_t *s = tidei_arena_alloc_run(n_pages, align_pages, kind, false);
     if (!s) {
-        tidei_abandoned_sweep();
+        tidei_heap_sweep_abandoned();
         s = tidei_arena_alloc_run(n_pages, align_pages, kind, true);
     }
     return s;
@@ -701,4 +697,26 @@ void tidei_heap_free_run(tide_span_t *s, bool due_now)
 {
     if (tidei_arena_free_run(s, due_now))
         tidei_scav_wanted();
+}
+
+/* What changes whenever h's thread mallocs or frees: the fast-path mark,
+ * the slow paths' count and, when counted, the frees.  Racy reads by
+ * design (a snapshot). */
+__attribute__((no_sanitize("thread"))) uint64_t tidei_heap_activity(const tide_heap_t *h)
+{
+    const volatile tide_heap_t *v = h;
+    uint64_t sum = v->ctr.fast_seq + v->slow_seq;
+    for (int i = 0; i < TIDE_N_CLASSES; i++)
+        sum += v->ctr.free_local[i] + v->ctr.free_remote[i];
+    return sum;
+}
+
+/* SMALL spans the heap owns (its counters; read as tidei_heap_activity does). */
+__attribute__((no_sanitize("thread"))) uint64_t tidei_heap_n_spans(const tide_heap_t *h)
+{
+    const volatile tide_heap_counters_t *c = &h->ctr;
+    uint64_t n = 0;
+    for (int i = 0; i < TIDE_N_CLASSES; i++)
+        n += c->spans[i];
+    return n;
 }

@@ -33,10 +33,13 @@
  * in place falls back to mapping the address space after the block, and a
  * move goes mapping by mapping (tidei_os_move).
  *
- * Locks: everything here is under the arena lock (chunk.c, which gives the
- * lock order); system calls are made without it, except the move of
- * tidei_huge_realloc (the page map must never see the block half moved) and
- * the unmapping of the whole cache when the OS refused memory. */
+ * Owns tidei_arena's huge fields (huge_live, huge_cache and their counts).
+ * Locks: everything here is under the arena lock, the only lock it takes
+ * (heap.c gives the lock order); system calls are made without it, except
+ * the move of tidei_huge_realloc (the page map must never see the block
+ * half moved) and the unmapping of the whole cache when the OS refused
+ * memory.  Like arena.c it calls no layer above it: a free that leaves the
+ * cache work for the scavenger says so to its caller. */
 #include "tide_internal.h"
 
 #define HUGE_BYTES(n) ((size_t)(n) << TIDE_PAGE_SHIFT)

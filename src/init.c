@@ -120,7 +120,7 @@ void tidei_init_slow(void)
         tidei_options_init();
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
         tidei_classes_init();
-        tidei_flat_init();
+        tidei_pagemap_flat_init();
         tidei_stats_init();
         tidei_prof_init();
         tidei_free_key = make_key();
@@ -141,7 +141,7 @@ void tidei_init_slow(void)
 /* Sets up the calling thread's heap.  Returns NULL if the thread has already
  * given its heap up (it is exiting) or memory ran out; the caller then uses
  * the backup heap. */
-tide_heap_t *tidei_thread_init(void)
+tide_heap_t *tidei_init_thread(void)
 {
     tidei_init();
     if (thread_state == THREAD_DEAD)

@@ -192,20 +192,15 @@ static void skip_add(leak_t *l, uintptr_t lo, size_t len)
     }
 }
 
+static void skip_mapping(uintptr_t start, size_t bytes, void *l)
+{
+    skip_add(l, start, bytes);
+}
+
 /* Tide's own memory, which is not a root. */
 static void collect_skips(leak_t *l)
 {
-    tide_arena_t *a = &tidei_arena;
-    pthread_mutex_lock(&a->lock);
-    for (tide_chunk_t *c = a->chunks; c; c = c->next)
-        skip_add(l, c->base, TIDE_CHUNK_SIZE);
-    for (tide_span_t *s = a->huge_live; s; s = s->next)
-        skip_add(l, s->start, s->n_pages << TIDE_PAGE_SHIFT);
-    for (tide_span_t *s = a->huge_cache; s; s = s->next)
-        skip_add(l, s->start, s->n_pages << TIDE_PAGE_SHIFT);
-    for (tidei_meta_region_t *m = a->meta_regions; m; m = m->next)
-        skip_add(l, (uintptr_t)m, m->size);
-    pthread_mutex_unlock(&a->lock);
+    tidei_arena_each_mapping(skip_mapping, l);
     for (size_t t = 0; t < ((size_t)1 << TIDE_MAP_TOP_BITS); t++) {
         tide_span_t **leaf = atomic_load_explicit(&tidei_pagemap[t], relaxed);
         if (leaf)
@@ -387,7 +382,7 @@ static size_t leak_report(leak_t *l)
         uint32_t site = tidei_prof_lookup(l->b[i].ptr, &bytes);
         leaked_bytes += bytes;
         uint64_t key = (uint64_t)site * 2 + (l->mark[i] == INDIRECT);
-        size_t k = (size_t)(key * 0x9e3779b97f4a7c15ull >> 17) & (cap - 1);
+        size_t k = (size_t)tidei_hash_word(key) & (cap - 1);
         while (g[k].key != UINT64_MAX && g[k].key != key)
             k = (k + 1) & (cap - 1);
         if (g[k].key == UINT64_MAX) {
@@ -456,16 +451,16 @@ static void on_park(int sig, siginfo_t *si, void *ucv)
     errno = saved;
 }
 
-/* Installs the handler on SIGRTMAX-3 unless the program has one there; it
- * stays (a late signal must not meet the default action, which kills). */
+/* Installs the handler on SIGRTMAX - TIDE_LEAK_SIGNAL_FROM_MAX unless the
+ * program has one there or ignores it; it stays (a late signal must not
+ * meet the default action, which kills). */
 static bool park_install(void)
 {
     if (park.sig)
         return true;
     int sig = SIGRTMAX - TIDE_LEAK_SIGNAL_FROM_MAX;
     struct sigaction old, sa;
-    if (sigaction(sig, NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO ? old.sa_sigaction != NULL
-                                                                       : old.sa_handler != SIG_DFL))
+    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler == SIG_IGN || tidei_os_program_handles(&old, NULL))
         return false;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_park;
@@ -565,7 +560,7 @@ static tide_noinline long leak_run(void)
     memset(&l, 0, sizeof l);
     l.stack.elem = sizeof(size_t);
     l.skip.elem = sizeof(leak_range_t);
-    if (!tidei_live_blocks(&l.blocks)) {
+    if (!tidei_walk_live_blocks(&l.blocks)) {
         tidei_scratch_free(&l.blocks);
         return -1;
     }

@@ -158,6 +158,16 @@ int tidei_os_gettid(void)
     return (int)syscall(SYS_gettid);
 }
 
+/* Whether disposition d runs a handler of the program's: not the default
+ * action, not SIG_IGN, not tide's own handler mine (NULL: none).  The one
+ * test of "does the program handle this signal" for every tide handler
+ * (crash.c chains to it, leak.c leaves the signal alone). */
+bool tidei_os_program_handles(const struct sigaction *d, void (*mine)(int, siginfo_t *, void *))
+{
+    void (*fn)(int) = d->sa_handler;  /* shares its storage with sa_sigaction */
+    return fn != SIG_DFL && fn != SIG_IGN && (void *)fn != (void *)mine;
+}
+
 /* Purges free pages: with dontneed, MADV_DONTNEED (RSS drops at once and the
  * pages read as zero when touched again), else MADV_FREE (the kernel takes
  * them when it needs memory; until then they keep their contents). */

@@ -106,8 +106,8 @@ tide_export size_t malloc_usable_size(void *p)
 static int trim(void)
 {
     tidei_init();
-    bool released = tidei_reclaim_all();
-    released |= tidei_abandoned_sweep();
+    bool released = tidei_scav_reclaim_all();
+    released |= tidei_heap_sweep_abandoned();
     released |= tidei_arena_trim();
     return released ? 1 : 0;
 }
@@ -267,7 +267,7 @@ static tide_noinline __attribute__((noreturn)) void throw_bad_alloc(size_t n)
 /* operator new of n bytes aligned to align (0: new's own alignment) found
  * no memory: the new-handler loop, then std::bad_alloc, or NULL for a
  * nothrow form.  Called with no tide lock held, not busy. */
-tide_noinline void *tidei_new_failed(size_t n, size_t align, bool nothrow)
+tide_noinline void *tidei_override_new_failed(size_t n, size_t align, bool nothrow)
 {
     if (align && !is_pow2(align)) {  /* what libstdc++ does with a bad alignment */
         if (nothrow)
@@ -308,7 +308,7 @@ tide_noinline void *tidei_new_failed(size_t n, size_t align, bool nothrow)
 static void *aligned_new(size_t n, size_t align, bool nothrow)
 {
     void *p = is_pow2(align) ? BUSY(tidei_aligned(align, n)) : NULL;
-    return tide_likely(p != NULL) ? p : tidei_new_failed(n, align, nothrow);
+    return tide_likely(p != NULL) ? p : tidei_override_new_failed(n, align, nothrow);
 }
 
 /* The size of the blocks of the class operator new takes a request of n
@@ -331,7 +331,7 @@ static tide_noinline void delete_check(void *p, size_t n, size_t align, bool siz
     if (!p)
         return;
     tidei_busy_enter();
-    tide_span_t *s = tidei_checked_span(p, "delete");
+    tide_span_t *s = tidei_free_checked_span(p, "delete");
     if (align && !is_pow2(align))
         tidei_misuse("delete", p, "alignment %zu is not a power of two", align);
     if (align && ((uintptr_t)p & (align - 1)) != 0)
@@ -507,7 +507,7 @@ bool tidei_override_is_entry(uintptr_t fn)
     static void *const entries[] = {
         (void *)_Znwm, (void *)_Znam, (void *)_ZnwmRKSt9nothrow_t, (void *)_ZnamRKSt9nothrow_t,
         (void *)_ZnwmSt11align_val_t, (void *)_ZnamSt11align_val_t, (void *)_ZnwmSt11align_val_tRKSt9nothrow_t,
-        (void *)_ZnamSt11align_val_tRKSt9nothrow_t, (void *)tidei_new_failed,
+        (void *)_ZnamSt11align_val_tRKSt9nothrow_t, (void *)tidei_override_new_failed,
     };
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++)
         if ((uintptr_t)entries[i] == fn)
@@ -548,7 +548,7 @@ OWN(mallopt); OWN(mallinfo); OWN(mallinfo2); OWN(malloc_stats); OWN(malloc_info)
 /* Every standard allocation name libtide.so exports (tests/api/exports.sh
  * checks the list against nm -D).  The glibc aliases point at the same
  * functions as the names they alias. */
-const tidei_entry_t tidei_entries[] = {
+const tidei_entry_t tidei_override_entries[] = {
     { "malloc", (void *)own_malloc },
     { "free", (void *)own_free },
     { "cfree", (void *)own_cfree },
@@ -576,12 +576,12 @@ const tidei_entry_t tidei_entries[] = {
     { "__libc_pvalloc", (void *)own_pvalloc },
     { "__posix_memalign", (void *)own_posix_memalign },
 };
-const size_t tidei_n_entries = sizeof tidei_entries / sizeof tidei_entries[0];
+const size_t tidei_override_n_entries = sizeof tidei_override_entries / sizeof tidei_override_entries[0];
 
-void *tidei_entry(const char *name)
+void *tidei_override_entry(const char *name)
 {
-    for (size_t i = 0; i < tidei_n_entries; i++)
-        if (strcmp(tidei_entries[i].name, name) == 0)
-            return tidei_entries[i].fn;
+    for (size_t i = 0; i < tidei_override_n_entries; i++)
+        if (strcmp(tidei_override_entries[i].name, name) == 0)
+            return tidei_override_entries[i].fn;
     return NULL;
 }

@@ -39,7 +39,7 @@ static uint64_t flat_foreign[TIDE_FLAT_MAX_CHUNKS / 64];
 static size_t flat_n_chunks;         /* slots in the range */
 
 /* Picks the range and reserves its map: at start-up, before any chunk. */
-void tidei_flat_init(void)
+void tidei_pagemap_flat_init(void)
 {
     for (size_t bytes = TIDE_FLAT_MAX_CHUNKS * TIDE_CHUNK_SIZE; bytes >= 64 * TIDE_CHUNK_SIZE; bytes /= 4) {
         size_t pages = bytes >> TIDE_PAGE_SHIFT;
@@ -67,7 +67,7 @@ void tidei_flat_init(void)
 /* Maps a chunk (TIDE_CHUNK_SIZE bytes, aligned to it) in the flat range,
  * at the lowest free slot; NULL if none could be had (then the caller maps
  * one anywhere).  Arena lock held. */
-void *tidei_flat_chunk_map(void)
+void *tidei_pagemap_flat_chunk_map(void)
 {
     int tries = 0;
     for (size_t w = 0; w < flat_n_chunks / 64 && tries < 4; w++) {
@@ -95,7 +95,7 @@ void *tidei_flat_chunk_map(void)
 }
 
 /* The chunk at base is unmapped: its slot, if in the range, is free again. */
-void tidei_flat_chunk_unmapped(uintptr_t base)
+void tidei_pagemap_flat_chunk_unmapped(uintptr_t base)
 {
     size_t slot = (base - tidei_flat.base) / TIDE_CHUNK_SIZE;
     if (base >= tidei_flat.base && slot < flat_n_chunks)

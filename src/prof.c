@@ -92,7 +92,7 @@ bool tidei_prof_full;                     /* leak_check=full: every allocation's
 /* ---- arithmetic without libm ---- */
 
 /* exp(-x) for x >= 0, to about 1e-9. */
-double tidei_exp_neg(double x)
+double tidei_prof_exp_neg(double x)
 {
     if (x > 700)
         return 0;
@@ -110,7 +110,7 @@ double tidei_exp_neg(double x)
 }
 
 /* ln(u) for 0 < u <= 1, to about 1e-9. */
-double tidei_log_unit(double u)
+double tidei_prof_log_unit(double u)
 {
     uint64_t bits;
     memcpy(&bits, &u, sizeof bits);
@@ -130,7 +130,7 @@ double tidei_log_unit(double u)
  * stands for (in 1/65536), and how many bytes. */
 static void sample_weight(size_t n, uint64_t *w, uint64_t *b)
 {
-    double p = n ? 1 - tidei_exp_neg((double)n / prof_mean) : 1;
+    double p = n ? 1 - tidei_prof_exp_neg((double)n / prof_mean) : 1;
     if (p <= 0)
         p = 1;
     *w = (uint64_t)(65536 / p + 0.5);
@@ -142,7 +142,7 @@ static int64_t next_interval(tide_heap_t *h)
 {
     if (!h->prof_rng)
         h->prof_rng = ((uint64_t)h->id << 32) ^ tidei_os_now_ms() ^ (uintptr_t)h ^ 0x9e3779b97f4a7c15ull;
-    double v = -tidei_log_unit(tidei_random_unit(&h->prof_rng)) * prof_mean;
+    double v = -tidei_prof_log_unit(tidei_prof_random_unit(&h->prof_rng)) * prof_mean;
     return v < 1 ? 1 : v > 1e15 ? (int64_t)1e15 : (int64_t)v;
 }
 
@@ -215,7 +215,7 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
 
 /* The functions through which a program enters tide to allocate: the
  * profiler's stacks start at the caller of the outermost of them. */
-bool tidei_is_entry_point(uintptr_t fn)
+bool tidei_prof_is_entry_point(uintptr_t fn)
 {
     static void *const entries[] = {
         (void *)malloc, (void *)calloc, (void *)realloc, (void *)reallocarray, (void *)aligned_alloc,
@@ -251,7 +251,7 @@ static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
 /* For guard.c: the calling thread's stack, up to max return addresses
  * into pc[] and the start of the function each lies in into fn[],
  * innermost first (the caller of this function first).  Returns how many. */
-int tidei_unwind(uintptr_t *pc, uintptr_t *fn, int max)
+int tidei_prof_unwind(uintptr_t *pc, uintptr_t *fn, int max)
 {
     unwind_state_t u;
     u.n = 0;
@@ -352,7 +352,7 @@ static uint32_t prof_site_here(void)
     _Unwind_Backtrace(unwind_step, &u);
     int from = 0;
     for (int i = 0; i < u.n; i++)
-        if (tidei_is_entry_point(u.fn[i]))
+        if (tidei_prof_is_entry_point(u.fn[i]))
             from = i + 1;
     int n = u.n - from;
     if (n > PROF_DEPTH)
@@ -430,7 +430,7 @@ static bool addrs_grow(void)
     for (size_t j = 0; j < prof_addrs_cap; j++) {
         if (!prof_addrs[j].addr)
             continue;
-        size_t i = (prof_addrs[j].addr >> 4) * 0x9e3779b97f4a7c15ull >> 20 & (cap - 1);
+        size_t i = tidei_hash_word(prof_addrs[j].addr) & (cap - 1);
         while (t[i].addr)
             i = (i + 1) & (cap - 1);
         t[i] = prof_addrs[j];
@@ -449,7 +449,7 @@ static void prof_record(void *p, size_t n, uint32_t id)
     pthread_mutex_lock(&prof_lock);
     if ((prof_addrs_n + 1) * 2 < prof_addrs_cap || addrs_grow()) {
         size_t mask = prof_addrs_cap - 1;
-        size_t i = (a >> 4) * 0x9e3779b97f4a7c15ull >> 20 & mask;
+        size_t i = tidei_hash_word(a) & mask;
         while (prof_addrs[i].addr && prof_addrs[i].addr != a)
             i = (i + 1) & mask;
         if (!prof_addrs[i].addr)
@@ -476,7 +476,7 @@ uint32_t tidei_prof_lookup(const void *p, size_t *size)
     if (prof_addrs_cap) {
         uintptr_t a = (uintptr_t)p;
         size_t mask = prof_addrs_cap - 1;
-        for (size_t i = (a >> 4) * 0x9e3779b97f4a7c15ull >> 20 & mask; prof_addrs[i].addr; i = (i + 1) & mask) {
+        for (size_t i = tidei_hash_word(a) & mask; prof_addrs[i].addr; i = (i + 1) & mask) {
             if (prof_addrs[i].addr == a) {
                 id = prof_addrs[i].site;
                 if (prof_addrs[i].size != UINT32_MAX)
@@ -520,7 +520,7 @@ const uintptr_t *tidei_prof_frames(uint32_t id, int *n)
 /* ---- the profile ---- */
 
 /* Copies /proc/self/maps to fd (read and write, no allocation). */
-int tidei_copy_maps(int fd)
+int tidei_prof_copy_maps(int fd)
 {
     int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (in < 0)
@@ -583,7 +583,7 @@ static int write_profile(int fd)
         err |= tidei_printf(fd, "\n");
     }
     err |= tidei_printf(fd, "\nMAPPED_LIBRARIES:\n");
-    err |= tidei_copy_maps(fd);
+    err |= tidei_prof_copy_maps(fd);
     return err ? -1 : 0;
 }
 

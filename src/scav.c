@@ -36,7 +36,6 @@
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
 #include <time.h>
-#include <ucontext.h>
 
 #include "tide_internal.h"
 
@@ -48,8 +47,6 @@ _Atomic bool tidei_scav_poked;       /* something was wanted since the round beg
 static pthread_mutex_t scav_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t scav_cv;
 
-extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
-extern char __stop_tide_fast_text[] __attribute__((visibility("hidden")));
 _Atomic long tidei_decay_ms = TIDE_DECAY_MS_DEFAULT;   /* TIDE_CONF decay_ms, then tide_set_decay_ms */
 
 tide_export long tide_set_decay_ms(long ms)
@@ -124,24 +121,6 @@ void tidei_scav_thread_end(tide_heap_t *h)
 }
 
 
-/* In a signal handler: whether the thread was interrupted inside tide (a
- * malloc or free fast path, told by the program counter in ucv, or any
- * other entry point, which sets tidei_busy).  The leak checker's thread
- * stop uses it. */
-bool tidei_interrupted_inside(void *ucv)
-{
-    uintptr_t pc = 0;
-#if defined(__x86_64__)
-    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
-#else
-    (void)ucv;
-    pc = (uintptr_t)__start_tide_fast_text;  /* unknown: always "inside" */
-#endif
-    return tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text);
-}
-
 /* ---- the fences of tidei_heap_reclaim ---- */
 
 /* membarrier: 0 not tried yet in this process, 1 registered, -1 refused. */
@@ -197,29 +176,6 @@ static bool (*reclaim_fence(void))(tide_heap_t *)
 
 /* ---- idle heaps ---- */
 
-/* What changes whenever h's thread mallocs or frees: the fast-path mark,
- * the slow paths' count and, when counted, the frees.  Racy reads by
- * design (a snapshot). */
-__attribute__((no_sanitize("thread"))) static uint64_t heap_activity(const tide_heap_t *h)
-{
-    const volatile tide_heap_t *v = h;
-    uint64_t sum = v->ctr.fast_seq + v->slow_seq;
-    for (int i = 0; i < TIDE_N_CLASSES; i++)
-        sum += v->ctr.free_local[i] + v->ctr.free_remote[i];
-    return sum;
-}
-
-/* SMALL spans the heap owns (its counters; read as heap_activity does). */
-__attribute__((no_sanitize("thread"))) static uint64_t heap_spans(const tide_heap_t *h)
-{
-    const volatile tide_heap_counters_t *c = &h->ctr;
-    uint64_t n = 0;
-    for (int i = 0; i < TIDE_N_CLASSES; i++)
-        n += c->spans[i];
-    return n;
-}
-
-
 /* Takes back what heaps idle for decay ms cache.  Sets *next_ms to when
  * the next heap may fall idle.  Returns whether some heap holds spans and
  * is watched (the scavenger must keep ticking). */
@@ -231,13 +187,13 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
         if (!h->has_thread)
             continue;
-        uint64_t act = heap_activity(h);
+        uint64_t act = tidei_heap_activity(h);
         if (act != h->scav_activity) {
             h->scav_activity = act;
             h->scav_since_ms = now;
             h->scav_released = false;
         }
-        if (h->scav_released || heap_spans(h) == 0)
+        if (h->scav_released || tidei_heap_n_spans(h) == 0)
             continue;
         watching = true;
         if (now - h->scav_since_ms < decay) {
@@ -263,7 +219,7 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
  * whose thread is in a slow path at that moment is skipped).  True if the
  * caller's heap released a span (what the others release is seen by the
  * arena trim that follows). */
-bool tidei_reclaim_all(void)
+bool tidei_scav_reclaim_all(void)
 {
     tide_heap_t *self = tidei_tls_heap;
     bool released = false;
@@ -272,7 +228,7 @@ bool tidei_reclaim_all(void)
     bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
-        if (h != self && h->has_thread && heap_spans(h))
+        if (h != self && h->has_thread && tidei_heap_n_spans(h))
             tidei_heap_reclaim(h, fence);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return released;
@@ -299,7 +255,7 @@ static void *scav_main(void *arg)
         bool watching = false;
         if (d >= 0) {
             watching = reclaim_idle(now, decay, &next_heap);
-            tidei_abandoned_sweep();
+            tidei_heap_sweep_abandoned();
             tidei_arena_purge(now, decay, &next);
         }
         now = tidei_os_now_ms();

@@ -54,7 +54,7 @@ void tidei_classes_init(void)
     tide_assert(tidei_class_size[TIDE_N_CLASSES - 1] == TIDE_SMALL_MAX);
 }
 
-/* Turns the fresh run of s (from tidei_run_alloc with kind SMALL) into a span
+/* Turns the fresh run of s (from tidei_arena_alloc_run with kind SMALL) into a span
  * of class cls with no block built yet. */
 void tidei_span_init_small(tide_span_t *s, int cls)
 {
@@ -94,17 +94,17 @@ static void span_extend(tide_span_t *s)
         n = 1;
     if (n > s->n_blocks - s->n_built)
         n = s->n_blocks - s->n_built;
-    tide_block_t *b = (tide_block_t *)first;
+    tide_free_block_t *b = (tide_free_block_t *)first;
     uintptr_t key = tidei_free_key;
     for (uint32_t i = 0; i + 1 < n; i++) {
-        tide_block_t *next = (tide_block_t *)((char *)b + s->block_size);
+        tide_free_block_t *next = (tide_free_block_t *)((char *)b + s->block_size);
         b->link = tidei_link_encode(s, next);
         b->key = key;
         b = next;
     }
     b->link = tidei_link_encode(s, s->free);
     b->key = key;
-    s->free = (tide_block_t *)first;
+    s->free = (tide_free_block_t *)first;
     uint32_t built = s->n_built + n;
     /* read by remote frees: either value covers every block handed out */
     __atomic_store_n(&s->blk_bound, (uint64_t)built * (s->blk_mul * s->block_size), __ATOMIC_RELAXED);
@@ -123,16 +123,16 @@ uintptr_t tidei_link_key(uintptr_t start)
 }
 
 /* Whether b is the start of a built block of s. */
-static bool link_target_ok(const tide_span_t *s, const tide_block_t *b)
+static bool link_target_ok(const tide_span_t *s, const tide_free_block_t *b)
 {
     uint64_t off = (uintptr_t)b - s->start;
     return off < __atomic_load_n(&s->built_bytes, __ATOMIC_RELAXED) &&
            tidei_block_ok(s, off, __atomic_load_n(&s->blk_bound, __ATOMIC_RELAXED));
 }
 
-bool tidei_link_next_ok(const tide_span_t *s, const tide_block_t *b, const tide_block_t **next)
+bool tidei_link_next_ok(const tide_span_t *s, const tide_free_block_t *b, const tide_free_block_t **next)
 {
-    const tide_block_t *n = tidei_link_decode(s, __atomic_load_n(&b->link, __ATOMIC_RELAXED));
+    const tide_free_block_t *n = tidei_link_decode(s, __atomic_load_n(&b->link, __ATOMIC_RELAXED));
     *next = n;
     return n == NULL || link_target_ok(s, n);
 }
@@ -146,12 +146,12 @@ __attribute__((noreturn)) static void link_corrupt(const tide_span_t *s, const v
                  bad, (void *)s->start, (void *)(s->start + s->built_bytes), s->block_size);
 }
 
-tide_block_t *tidei_link_next(const tide_span_t *s, const tide_block_t *b, const char *op)
+tide_free_block_t *tidei_link_next(const tide_span_t *s, const tide_free_block_t *b, const char *op)
 {
-    const tide_block_t *n;
+    const tide_free_block_t *n;
     if (tide_unlikely(!tidei_link_next_ok(s, b, &n)))
         link_corrupt(s, b, n, op);
-    return (tide_block_t *)n;
+    return (tide_free_block_t *)n;
 }
 
 void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op)
@@ -169,14 +169,14 @@ size_t tidei_span_take_remote(tide_span_t *s)
         return 0;
     while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, old & TIDE_RS_MASK, acquire, relaxed))
         ;
-    tide_block_t *list = (tide_block_t *)(old & ~TIDE_RS_MASK);
+    tide_free_block_t *list = (tide_free_block_t *)(old & ~TIDE_RS_MASK);
     if (!list)
         return 0;
     if (!link_target_ok(s, list))
         tidei_link_bad_head(s, list, "free");
     size_t n = 1;
-    tide_block_t *tail = list;
-    for (tide_block_t *t; (t = tidei_link_next(s, tail, "free")) != NULL; tail = t)
+    tide_free_block_t *tail = list;
+    for (tide_free_block_t *t; (t = tidei_link_next(s, tail, "free")) != NULL; tail = t)
         n++;
     tail->link = tidei_link_encode(s, s->local_free);
     s->local_free = list;
@@ -192,13 +192,13 @@ size_t tidei_span_collect(tide_span_t *s)
 {
     size_t got = tidei_span_take_remote(s);
     if (s->local_free) {
-        tide_block_t *b = s->local_free;
+        tide_free_block_t *b = s->local_free;
         s->local_free = NULL;
         if (!s->free) {
             s->free = b;
         } else {
-            tide_block_t *t = b;
-            for (tide_block_t *u; (u = tidei_link_next(s, t, "malloc")) != NULL; t = u)
+            tide_free_block_t *t = b;
+            for (tide_free_block_t *u; (u = tidei_link_next(s, t, "malloc")) != NULL; t = u)
                 ;
             t->link = tidei_link_encode(s, s->free);
             s->free = b;
@@ -210,7 +210,7 @@ size_t tidei_span_collect(tide_span_t *s)
 }
 
 /* Whether b is on list, a free list of s, walking at most max nodes. */
-static bool list_holds(const tide_span_t *s, const tide_block_t *list, const tide_block_t *b, size_t max)
+static bool list_holds(const tide_span_t *s, const tide_free_block_t *list, const tide_free_block_t *b, size_t max)
 {
     if (list && !link_target_ok(s, list))
         tidei_link_bad_head(s, list, "free");
@@ -226,11 +226,11 @@ static bool list_holds(const tide_span_t *s, const tide_block_t *list, const tid
  * read the owner's private lists safely, and takes the key as proof: every
  * block has its key cleared when it is handed out, so a live block holds it
  * only if the program wrote tide's random per-process secret there. */
-bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner)
+bool tidei_span_holds_free(tide_span_t *s, const tide_free_block_t *b, bool owner)
 {
     if (!owner)
         return true;
     size_t max = s->n_blocks;
-    const tide_block_t *remote = (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
+    const tide_free_block_t *remote = (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
     return list_holds(s, remote, b, max) || list_holds(s, s->free, b, max) || list_holds(s, s->local_free, b, max);
 }

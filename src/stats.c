@@ -247,17 +247,19 @@ static void hist_add(hist_t *h, size_t size, size_t count)
     h->n++;
 }
 
-/* Large blocks (walking the runs of every chunk) and huge blocks (their
- * list) into the histogram.  Arena lock held. */
+/* Counts run s in histogram h if it is a large or huge block
+ * (tidei_arena_each_run). */
+static bool hist_add_run(tide_span_t *s, void *h)
+{
+    if (s->kind == TIDE_SPAN_LARGE || s->kind == TIDE_SPAN_HUGE)
+        hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
+    return true;
+}
+
+/* Large and huge blocks into the histogram.  Arena lock held. */
 static void hist_add_big_locked(hist_t *h)
 {
-    tide_arena_t *a = &tidei_arena;
-    for (tide_chunk_t *c = a->chunks; c; c = c->next)
-        tidei_for_each_run(c, s)
-            if (s->kind == TIDE_SPAN_LARGE)
-                hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
-    for (tide_span_t *s = a->huge_live; s; s = s->next)
-        hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
+    tidei_arena_each_run(hist_add_run, h);
 }
 
 /* Sorts by bytes, largest first (insertion sort: at most HIST_MAX entries). */

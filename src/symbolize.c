@@ -409,8 +409,8 @@ static _Unwind_Reason_Code caller_step(struct _Unwind_Context *ctx, void *arg)
     uintptr_t fn = (uintptr_t)_Unwind_GetRegionStart(ctx);
     /* free's slow paths are tail calls: only their frame is on the stack */
     w->take_next = tidei_free_is_entry(fn);
-    for (size_t i = 0; i < tidei_n_entries; i++)
-        if ((uintptr_t)tidei_entries[i].fn == fn)
+    for (size_t i = 0; i < tidei_override_n_entries; i++)
+        if ((uintptr_t)tidei_override_entries[i].fn == fn)
             w->take_next = true;
     return _URC_NO_REASON;
 }
@@ -473,7 +473,7 @@ static bool sym_mapping_of(uintptr_t a, sym_out_t *o)
     return found;
 }
 
-void tidei_describe_foreign(const char *op, const void *p, char *buf, size_t len)
+void tidei_symbolize_describe_foreign(const char *op, const void *p, char *buf, size_t len)
 {
     sym_out_t o = { buf, len, 0 };
     sym_put(&o, "", 0);

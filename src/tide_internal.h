@@ -1,10 +1,37 @@
 /* tide_internal.h — internal declarations, grouped by the file that defines
  * them.  Every name here has hidden visibility (the build uses
- * -fvisibility=hidden); only override.c and the tide_* API export symbols. */
+ * -fvisibility=hidden); only override.c and the tide_* API export symbols.
+ *
+ * Names follow files: what x.c defines for the others is tidei_x_*, but
+ * for the few files that hold several named things, whose header lists
+ * them: span.c (tidei_span_*, the classes tidei_class_*, the free-list
+ * links tidei_link_*), alloc.c and free.c (the entry points' bodies,
+ * tidei_malloc, tidei_free, ...), print.c (tidei_printf, tidei_warn,
+ * tidei_fatal, tidei_misuse: the report primitives every file uses), init.c
+ * (tidei_init, tidei_busy), heap.c (the registry, tidei_heaps*, and the
+ * backup heap, tidei_backup_*).  tide_* names are the public API
+ * (include/tide.h) or, for types and macros, internal but shared by all.
+ *
+ * The layers, bottom up (a file calls only into its own layer or below):
+ *   os.c, print.c, options.c, pagemap.c, meta.c, scratch.c  (services)
+ *   arena.c, huge.c                  the page allocator
+ *   span.c                           size classes and spans
+ *   heap.c                           thread heaps, remote frees, abandonment
+ *   alloc.c, free.c, init.c          the entry points' bodies, start-up
+ *   override.c, glibc.c              the exported names
+ *   scav.c                           the scavenger (reclaims heaps, purges)
+ *   stats.c, walk.c, leak.c, prof.c, guard.c, crash.c, symbolize.c
+ *                                    introspection and hardening
+ *   gc/                              the garbage-collected heap
+ * Upcalls that a layer cannot avoid are named where they happen: the
+ * allocation paths call the profiler through tidei_prof_charge/event/
+ * took/free and the guard through tidei_guard_*, and heap.c wakes the
+ * scavenger (tidei_scav_wanted). */
 #ifndef TIDE_INTERNAL_H
 #define TIDE_INTERNAL_H
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -16,7 +43,7 @@
 #define tide_unlikely(x)  __builtin_expect(!!(x), 0)
 #define tide_noinline     __attribute__((noinline))
 /* A function whose address the profiler compares with the frames it
- * unwinds (tidei_is_entry_point): GCC must not call a clone of it. */
+ * unwinds (tidei_prof_is_entry_point): GCC must not call a clone of it. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define tide_noclone      __attribute__((noinline, noclone))
 #else
@@ -25,9 +52,11 @@
 #define tide_inline       static inline __attribute__((always_inline))
 #define tide_export       __attribute__((visibility("default")))
 /* The malloc and free fast paths live in a section of their own, so that
- * the reclaim signal handler can tell from the interrupted program counter
- * whether its thread is in the middle of one (scav.c).  GCC does not split
- * functions with a section attribute into hot and cold parts. */
+ * code that stops a thread with a signal (the GC's stop-the-world, the leak
+ * checker, crash reports) can tell from the interrupted program counter
+ * whether it is in the middle of one (tidei_interrupted_inside, scav.c).
+ * GCC does not split functions with a section attribute into hot and cold
+ * parts. */
 #define tide_fast_text    __attribute__((section("tide_fast_text")))
 
 #ifndef TIDE_DEBUG
@@ -37,6 +66,16 @@
 #define TIDE_SANITIZE 0
 #endif
 static const int tidei_debug = TIDE_DEBUG;
+
+/* Mixes the bits of word k (the finalizer of MurmurHash3): the one hash of
+ * tide's open-addressing tables (addresses, call sites, keys). */
+tide_inline uint64_t tidei_hash_word(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return k;
+}
 
 /* Three tiers of checks (see STYLE.md). */
 #define tide_assert(c) \
@@ -131,6 +170,7 @@ bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_os_now_ms(void);
 void tidei_os_sleep_ms(unsigned ms);
+bool tidei_os_program_handles(const struct sigaction *d, void (*mine)(int, siginfo_t *, void *));
 int tidei_os_gettid(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
@@ -159,9 +199,9 @@ tide_inline tide_span_t *tidei_pagemap_lookup(const void *p)
 }
 
 extern tidei_flat_t tidei_flat;
-void tidei_flat_init(void);
-void *tidei_flat_chunk_map(void);
-void tidei_flat_chunk_unmapped(uintptr_t base);
+void tidei_pagemap_flat_init(void);
+void *tidei_pagemap_flat_chunk_map(void);
+void tidei_pagemap_flat_chunk_unmapped(uintptr_t base);
 
 /* The span whose page holds p if p is in the flat range; NULL if not (p
  * outside the range, or not a block: ask tidei_pagemap_lookup).  A
@@ -182,7 +222,7 @@ void tidei_classes_init(void);
 void tidei_span_init_small(tide_span_t *s, int cls);
 size_t tidei_span_collect(tide_span_t *s);
 size_t tidei_span_take_remote(tide_span_t *s);
-bool tidei_span_holds_free(tide_span_t *s, const tide_block_t *b, bool owner);
+bool tidei_span_holds_free(tide_span_t *s, const tide_free_block_t *b, bool owner);
 uintptr_t tidei_link_key(uintptr_t start);
 
 /* Size class of a request of n bytes (n <= TIDE_SMALL_MAX), computed:
@@ -255,13 +295,13 @@ tide_inline bool tidei_block_ok(const tide_span_t *s, uint64_t off, uint64_t bou
  * from the block before, which changes the link's first bytes, the
  * address's highest.  Heads (span->free, local_free, remote, a heap's
  * notify) are out of band and plain. */
-tide_inline uintptr_t tidei_link_encode(const tide_span_t *s, const tide_block_t *next)
+tide_inline uintptr_t tidei_link_encode(const tide_span_t *s, const tide_free_block_t *next)
 {
     return __builtin_bswap64((uintptr_t)next) ^ s->link_key;
 }
-tide_inline tide_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link)
+tide_inline tide_free_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link)
 {
-    return (tide_block_t *)__builtin_bswap64(link ^ s->link_key);
+    return (tide_free_block_t *)__builtin_bswap64(link ^ s->link_key);
 }
 
 /* Clears the word where a small block keeps the free key (the second) at
@@ -275,7 +315,7 @@ tide_inline tide_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link
  * leave it in a live block (docs/misuse.md). */
 tide_inline void tidei_clear_key_word(void *p)
 {
-    ((tide_block_t *)p)->key = 0;
+    ((tide_free_block_t *)p)->key = 0;
 }
 
 /* Whether p lies among the built blocks of s (false for NULL, and for any
@@ -289,9 +329,9 @@ tide_inline bool tidei_span_built_has(const tide_span_t *s, const void *p)
 /* The block after b on a free list of s, decoded and checked (a built
  * block's start, or NULL); a link that fails is reported as corruption of
  * the heap by op, and the process aborts.  Slow paths only. */
-tide_block_t *tidei_link_next(const tide_span_t *s, const tide_block_t *b, const char *op);
+tide_free_block_t *tidei_link_next(const tide_span_t *s, const tide_free_block_t *b, const char *op);
 /* The same without a report: false when the link of b is bad. */
-bool tidei_link_next_ok(const tide_span_t *s, const tide_block_t *b, const tide_block_t **next);
+bool tidei_link_next_ok(const tide_span_t *s, const tide_free_block_t *b, const tide_free_block_t **next);
 /* Reports head, the first block of a free list of s, which is outside the
  * span's built blocks (it came from a link that was overwritten). */
 __attribute__((noreturn)) void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op);
@@ -304,10 +344,9 @@ bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages);
 bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages);
 bool tidei_arena_trim(void);
 bool tidei_arena_release_caches(void);
-tide_span_t *tidei_arena_next_run(const tide_chunk_t *c, const tide_span_t *prev);
-/* Every run of chunk c, free or not, in address order.  Arena lock held. */
-#define tidei_for_each_run(c, s) \
-    for (tide_span_t *s = tidei_arena_next_run((c), NULL); s; s = tidei_arena_next_run((c), s))
+bool tidei_arena_each_run(bool (*fn)(tide_span_t *s, void *arg), void *arg);
+tide_span_t *tidei_arena_free_run_at(uintptr_t p);
+void tidei_arena_each_mapping(void (*fn)(uintptr_t start, size_t bytes, void *arg), void *arg);
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 bool tidei_arena_validate(void);
 
@@ -350,10 +389,12 @@ bool tidei_heap_release(tide_heap_t *h);
 bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h));
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
-void tidei_heap_free_remote(tide_span_t *s, tide_block_t *b);
-bool tidei_abandoned_sweep(void);
+void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b);
+bool tidei_heap_sweep_abandoned(void);
 tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind);
 void tidei_heap_free_run(tide_span_t *s, bool due_now);
+uint64_t tidei_heap_activity(const tide_heap_t *h);
+uint64_t tidei_heap_n_spans(const tide_heap_t *h);
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 
 /* The malloc fast path's mark (h->ctr.fast_seq odd while inside), which the
@@ -467,7 +508,7 @@ extern uintptr_t tidei_free_key;
 extern uint64_t tidei_link_secret;
 extern _Atomic int tidei_init_state;
 void tidei_init_slow(void);
-tide_heap_t *tidei_thread_init(void);
+tide_heap_t *tidei_init_thread(void);
 tide_inline void tidei_init(void)
 {
     if (tide_unlikely(atomic_load_explicit(&tidei_init_state, acquire) != 2))
@@ -484,12 +525,8 @@ void *tidei_aligned(size_t align, size_t n);
 void tidei_free(void *p);
 void tidei_delete(void *p);
 size_t tidei_usable_size(const void *p, const char *op);
-tide_span_t *tidei_checked_span(const void *p, const char *op);
+tide_span_t *tidei_free_checked_span(const void *p, const char *op);
 bool tidei_free_is_entry(uintptr_t fn);
-
-/* ---- override.c: the exported names ---- */
-void *tidei_new_failed(size_t n, size_t align, bool nothrow);
-bool tidei_override_is_entry(uintptr_t fn);
 
 /* ---- scav.c: the scavenger ---- */
 /* Non-zero while the thread runs tide code other than the malloc/free fast
@@ -507,7 +544,7 @@ tide_inline void tidei_busy_leave(void)
     atomic_signal_fence(memory_order_seq_cst);
     tidei_busy--;
 }
-bool tidei_reclaim_all(void);
+bool tidei_scav_reclaim_all(void);
 bool tidei_interrupted_inside(void *ucv);
 extern _Atomic int tidei_scav_tid;
 extern _Atomic long tidei_decay_ms;
@@ -564,12 +601,12 @@ void tidei_prof_init(void);
 void tidei_prof_signal_init(void);
 int tidei_prof_event(tide_heap_t *h, size_t n);
 int tidei_prof_event_core(tide_heap_t *h, size_t n);
-double tidei_exp_neg(double x);
-double tidei_log_unit(double u);
+double tidei_prof_exp_neg(double x);
+double tidei_prof_log_unit(double u);
 
 /* A 64-bit random number: a xorshift64* step of *state (a state that is
  * not 0 stays so).  The samplers' random intervals (prof.c, guard.c). */
-tide_inline uint64_t tidei_random(uint64_t *state)
+tide_inline uint64_t tidei_prof_random(uint64_t *state)
 {
     uint64_t x = *state;
     x ^= x >> 12;
@@ -579,20 +616,20 @@ tide_inline uint64_t tidei_random(uint64_t *state)
     return x * 0x2545f4914f6cdd1dull;
 }
 
-/* Uniform in (0, 1], from tidei_random. */
-tide_inline double tidei_random_unit(uint64_t *state)
+/* Uniform in (0, 1], from tidei_prof_random. */
+tide_inline double tidei_prof_random_unit(uint64_t *state)
 {
-    return (double)((tidei_random(state) >> 11) + 1) / 9007199254740992.0;
+    return (double)((tidei_prof_random(state) >> 11) + 1) / 9007199254740992.0;
 }
-int tidei_unwind(uintptr_t *pc, uintptr_t *fn, int max);
+int tidei_prof_unwind(uintptr_t *pc, uintptr_t *fn, int max);
 void tidei_prof_took(void *p, size_t n, int what);
 void tidei_prof_free(tide_span_t *s);
 uint32_t tidei_prof_lookup(const void *p, size_t *size);
 const uintptr_t *tidei_prof_frames(uint32_t id, int *n);
 void tidei_prof_at_exit(void);
-int tidei_copy_maps(int fd);
+int tidei_prof_copy_maps(int fd);
 int tidei_prof_scratch(uintptr_t *out, int max);
-bool tidei_is_entry_point(uintptr_t fn);
+bool tidei_prof_is_entry_point(uintptr_t fn);
 bool tidei_alloc_is_entry(uintptr_t fn);
 
 /* Charges n bytes to h's sampler countdown; true when the allocation must
@@ -644,12 +681,12 @@ extern bool tidei_crash_on;
 void tidei_crash_init(void);
 void tidei_crash_thread_start(tide_heap_t *h);
 void tidei_crash_thread_end(tide_heap_t *h);
-bool tidei_report_begin(void);
-void tidei_report_end(void);
-void tidei_print_stack(int fd, const uintptr_t *pc, int n, bool first_exact);
+bool tidei_crash_report_begin(void);
+void tidei_crash_report_end(void);
+void tidei_crash_print_stack(int fd, const uintptr_t *pc, int n, bool first_exact);
 
 /* ---- walk.c ---- */
-bool tidei_live_blocks(tidei_scratch_t *out);
+bool tidei_walk_live_blocks(tidei_scratch_t *out);
 
 /* ---- symbolize.c ---- */
 /* Writes a description of code address pc into buf (always NUL-terminated,
@@ -669,15 +706,17 @@ void tidei_symbolize_done(void);
  * /proc/self/maps that holds p ("[heap]" is glibc's malloc's heap when
  * tide serves the program), "an anonymous mapping", or the address is "not
  * mapped".  Never allocates; for the misuse path only. */
-void tidei_describe_foreign(const char *op, const void *p, char *buf, size_t len);
+void tidei_symbolize_describe_foreign(const char *op, const void *p, char *buf, size_t len);
 
 /* ---- override.c: the exported names ---- */
 /* Every standard allocation name tide exports, with tide's own function
  * (not whatever the name resolves to in the process). */
-extern const tidei_entry_t tidei_entries[];
-extern const size_t tidei_n_entries;
+extern const tidei_entry_t tidei_override_entries[];
+extern const size_t tidei_override_n_entries;
 /* Tide's own function exported as name, or NULL. */
-void *tidei_entry(const char *name);
+void *tidei_override_entry(const char *name);
+void *tidei_override_new_failed(size_t n, size_t align, bool nothrow);
+bool tidei_override_is_entry(uintptr_t fn);
 
 /* ---- glibc.c ---- */
 /* Once, at start-up, after init: makes libc.so.6's allocation symbols

@@ -21,7 +21,7 @@
 typedef struct tide_free_block {
     uintptr_t link;              /* next free block in the same list, encoded (NULL included) */
     uintptr_t key;               /* tidei_free_key while free, 0 once handed out */
-} tide_block_t;
+} tide_free_block_t;
 
 /* What a span descriptor describes. */
 typedef enum tide_span_kind {
@@ -54,9 +54,9 @@ struct tide_chunk;
  * pages it describes.  The first fields are the ones the malloc and free fast
  * paths touch. */
 typedef struct tide_span {
-    tide_block_t *free;          /* SMALL: blocks ready for the owner's malloc (a head is never
+    tide_free_block_t *free;          /* SMALL: blocks ready for the owner's malloc (a head is never
                                     encoded; malloc checks it is inside the span before use) */
-    tide_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
+    tide_free_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
     uint32_t used;               /* SMALL: blocks out (remote frees count until collected) */
     uint32_t slow_at;            /* SMALL: the owner's free whose decrement of `used` lands here
                                     takes the slow path: 0 (the span emptied), used - 1 when it
@@ -77,12 +77,18 @@ typedef struct tide_span {
     uint8_t kind;                /* tide_span_kind_t */
     uint8_t cls;                 /* SMALL: size class */
     uint8_t in_full;             /* SMALL: on the owner's full list, not in a bin */
-    uint8_t is_zero;             /* FREE/LARGE: every page is known to be zero */
+    uint8_t is_zero;             /* FREE/LARGE/HUGE: every page is known to
+                                    read as zero (never touched since mapped, or purged with
+                                    MADV_DONTNEED): calloc skips the memset, and a block cut
+                                    from it needs no tidei_clear_key_word; merging ANDs it */
     uint32_t n_blocks;           /* SMALL: blocks the span can hold */
     size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
     struct tide_chunk *chunk;    /* chunk holding the run; NULL for HUGE */
     uint64_t dirty_ms;           /* FREE run / cached huge mapping: when its pages were last
-                                    freed (tidei_now_ms); 0 = nothing to purge */
+                                    freed (tidei_os_now_ms), which the purge compares with the
+                                    decay delay; 0 = nothing to purge; 1 = due at once (an
+                                    idle heap's pages, tidei_arena_free_run's due_now); merging
+                                    keeps the later time */
     struct tide_span *next;      /* list link: bin, full list, free-range bin, abandoned, cache */
     struct tide_span *prev;      /* list link, back */
     uint32_t prof_site;          /* LARGE/HUGE: site of a sampled block (prof.c); 0 = not sampled */
@@ -142,7 +148,7 @@ typedef struct tide_heap {
     tide_span_t *bins[TIDE_N_CLASSES];   /* spans with (possibly) free blocks, per class */
     tide_span_t *bin_tails[TIDE_N_CLASSES]; /* the last span of each bin */
     tide_span_t *full;           /* spans with no free block, waiting for a notify */
-    _Atomic(tide_block_t *) notify; /* blocks of full spans freed by other threads */
+    _Atomic(tide_free_block_t *) notify; /* blocks of full spans freed by other threads */
     struct tide_heap *next_all;  /* registry of every heap (tidei_heaps_lock) */
     struct tide_heap *next_pool; /* pool of unused heaps (tidei_heaps_lock) */
     bool in_use;                 /* owned by a live thread (or it is the backup heap) */
@@ -187,7 +193,7 @@ typedef struct tidei_meta_region {
 /* The page allocator: free-range index over all chunks, plus the chunks and
  * the huge-block cache.  Everything here is under `lock`. */
 typedef struct tide_arena {
-    pthread_mutex_t lock;        /* see chunk.c for the lock order */
+    pthread_mutex_t lock;        /* the page allocator's (arena.c, huge.c, meta.c); lock order in heap.c */
     tide_span_t *bins[TIDE_CHUNK_PAGES + 1]; /* free runs by exact length in pages */
     uint64_t bitmap[TIDE_CHUNK_PAGES / 64 + 1]; /* bit n set: bins[n] non-empty */
     uint64_t summary;            /* bit w set: bitmap[w] non-zero */
@@ -209,7 +215,7 @@ typedef struct tide_arena {
     size_t n_huge_cache;         /* ranges in huge_cache */
     size_t huge_peak_cur;        /* highest huge_bytes in the current decay period */
     size_t huge_peak_prev;       /* highest huge_bytes in the previous decay period */
-    uint64_t huge_peak_ms;       /* when the current period began (tidei_now_ms) */
+    uint64_t huge_peak_ms;       /* when the current period began (tidei_os_now_ms) */
     tide_span_t *span_pool;      /* unused span descriptors */
     uintptr_t meta_cur;          /* next free byte of the current metadata region */
     uintptr_t meta_end;          /* end of the current metadata region */
@@ -218,7 +224,7 @@ typedef struct tide_arena {
 } tide_arena_t;
 
 /* One allocation function tide exports (override.c). */
-typedef struct tidei_entry {
+typedef struct tidei_override_entry {
     const char *name;            /* the exported name, e.g. "malloc" */
     void *fn;                    /* tide's own definition of it */
 } tidei_entry_t;

@@ -27,7 +27,7 @@ static void record_add(record_t *r, void *ptr, size_t size, int cls, unsigned he
 }
 
 /* Marks in bits[] the blocks of s that list holds (at most max of them). */
-static void mark_list(const tide_span_t *s, const tide_block_t *list, uint64_t *bits, size_t max)
+static void mark_list(const tide_span_t *s, const tide_free_block_t *list, uint64_t *bits, size_t max)
 {
     for (size_t i = 0; list && i < max; list = tidei_link_next(s, list, "tide_heap_walk"), i++) {
         size_t idx = tidei_block_index(s, (uintptr_t)list);
@@ -38,7 +38,7 @@ static void mark_list(const tide_span_t *s, const tide_block_t *list, uint64_t *
 /* Marks in bits[] the blocks of s on notify list list (which mixes the
  * blocks of every full span of a heap: each link is encoded with the key
  * of its own block's span). */
-static void mark_notify(const tide_span_t *s, const tide_block_t *list, uint64_t *bits)
+static void mark_notify(const tide_span_t *s, const tide_free_block_t *list, uint64_t *bits)
 {
     for (size_t i = 0; list && i < ((size_t)1 << 26); i++) {
         tide_span_t *ls = tidei_pagemap_lookup(list);
@@ -65,7 +65,7 @@ static void record_small(record_t *r, tide_span_t *s)
         tidei_link_bad_head(s, s->free, "tide_heap_walk");
     mark_list(s, s->free, bits, max);
     mark_list(s, s->local_free, bits, max);
-    mark_list(s, (const tide_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK), bits, max);
+    mark_list(s, (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK), bits, max);
     if (h)
         mark_notify(s, atomic_load_explicit(&h->notify, acquire), bits);
     unsigned id = h ? h->id : 0;
@@ -80,30 +80,32 @@ static void record_guarded(void *r, uintptr_t p, size_t size)
     record_add(r, (void *)p, size, TIDE_CLASS_GUARDED, 0);
 }
 
+/* Records the live blocks of run s (tidei_arena_each_run) into r. */
+static bool record_run(tide_span_t *s, void *r)
+{
+    if (s->kind == TIDE_SPAN_SMALL)
+        record_small(r, s);
+    else if (s->kind == TIDE_SPAN_LARGE)
+        record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
+    else if (s->kind == TIDE_SPAN_HUGE)
+        record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
+    return true;
+}
+
 /* Records every live block into r, with both locks held. */
 static void record_live(record_t *r)
 {
-    tide_arena_t *a = &tidei_arena;
     pthread_mutex_lock(&tidei_heaps_lock);
-    pthread_mutex_lock(&a->lock);
-    for (tide_chunk_t *c = a->chunks; c; c = c->next) {
-        tidei_for_each_run(c, s) {
-            if (s->kind == TIDE_SPAN_SMALL)
-                record_small(r, s);
-            else if (s->kind == TIDE_SPAN_LARGE)
-                record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
-        }
-    }
-    for (tide_span_t *s = a->huge_live; s; s = s->next)
-        record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
+    pthread_mutex_lock(&tidei_arena.lock);
+    tidei_arena_each_run(record_run, r);
     tidei_guard_each_live(record_guarded, r);
-    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
 }
 
 /* Every live block into out (zeroed): false with errno = ENOMEM when
  * memory ran out.  Release out with tidei_scratch_free. */
-bool tidei_live_blocks(tidei_scratch_t *out)
+bool tidei_walk_live_blocks(tidei_scratch_t *out)
 {
     memset(out, 0, sizeof *out);
     out->elem = sizeof(struct tide_block);
@@ -118,7 +120,7 @@ static long heap_walk(tide_walk_fn fn, void *arg)
     tidei_init();
     record_t r;
     long n = -1;
-    if (tidei_live_blocks(&r)) {
+    if (tidei_walk_live_blocks(&r)) {
         const struct tide_block *b = r.p;
         for (size_t i = 0; i < r.n; i++)
             fn(&b[i], arg);
@@ -131,7 +133,7 @@ static long heap_walk(tide_walk_fn fn, void *arg)
 /* Whether the block b of small span s is free.  The owner (or anyone, for a
  * span nobody owns, under tidei_heaps_lock) searches the lists; another
  * thread goes by the free key. */
-__attribute__((no_sanitize("thread"))) static bool small_is_free(tide_span_t *s, const tide_block_t *b, size_t idx)
+__attribute__((no_sanitize("thread"))) static bool small_is_free(tide_span_t *s, const tide_free_block_t *b, size_t idx)
 {
     if (idx >= __atomic_load_n(&s->n_built, __ATOMIC_RELAXED))
         return true;  /* never carved */
@@ -142,7 +144,7 @@ __attribute__((no_sanitize("thread"))) static bool small_is_free(tide_span_t *s,
         return true;
     if (tidei_span_holds_free(s, b, true))
         return true;
-    const tide_block_t *n = atomic_load_explicit(&h->notify, acquire);
+    const tide_free_block_t *n = atomic_load_explicit(&h->notify, acquire);
     while (n) {  /* freed by another thread into a full span */
         if (n == b)
             return true;
@@ -168,7 +170,7 @@ __attribute__((no_sanitize("thread"), noinline)) static void block_info_locked(c
     if (s && s->kind == TIDE_SPAN_SMALL) {
         size_t idx = tidei_block_index(s, (uintptr_t)p);
         if (idx < s->n_blocks) {
-            const tide_block_t *b = (const tide_block_t *)(s->start + idx * s->block_size);
+            const tide_free_block_t *b = (const tide_free_block_t *)(s->start + idx * s->block_size);
             out.block.ptr = (void *)b;
             out.block.size = s->block_size;
             out.block.size_class = s->cls;
@@ -191,28 +193,12 @@ __attribute__((no_sanitize("thread"), noinline)) static void block_info_locked(c
     } else {
         /* In a free page run (the page map marks only its ends), a cached
          * huge mapping, or not tide's: ask the arena. */
-        tide_arena_t *a = &tidei_arena;
-        uintptr_t addr = (uintptr_t)p;
-        for (tide_chunk_t *c = a->chunks; c && !out.state; c = c->next) {
-            if (addr - c->base >= TIDE_CHUNK_SIZE)
-                continue;
-            tidei_for_each_run(c, r) {
-                if (addr < r->start + (r->n_pages << TIDE_PAGE_SHIFT)) {
-                    out.state = TIDE_BLOCK_FREE;
-                    out.block.ptr = (void *)r->start;
-                    out.block.size = r->n_pages << TIDE_PAGE_SHIFT;
-                    out.block.size_class = TIDE_CLASS_LARGE;
-                    break;
-                }
-            }
-        }
-        for (tide_span_t *r = a->huge_cache; r && !out.state; r = r->next) {
-            if (addr - r->start < (r->n_pages << TIDE_PAGE_SHIFT)) {
-                out.state = TIDE_BLOCK_FREE;
-                out.block.ptr = (void *)r->start;
-                out.block.size = r->n_pages << TIDE_PAGE_SHIFT;
-                out.block.size_class = TIDE_CLASS_HUGE;
-            }
+        tide_span_t *r = tidei_arena_free_run_at((uintptr_t)p);
+        if (r) {
+            out.state = TIDE_BLOCK_FREE;
+            out.block.ptr = (void *)r->start;
+            out.block.size = r->n_pages << TIDE_PAGE_SHIFT;
+            out.block.size_class = r->chunk ? TIDE_CLASS_LARGE : TIDE_CLASS_HUGE;
         }
     }
     *o = out;

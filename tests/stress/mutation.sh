@@ -22,7 +22,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/tide-mutation.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 
 ADOPT='static tide_span_t *heap_adopt(tide_heap_t *h, int cls)'
-SWEEP='bool tidei_abandoned_sweep(void)'
+SWEEP='bool tidei_heap_sweep_abandoned(void)'
 for a in "$ADOPT" "$SWEEP"; do
     if ! grep -qxF "$a" "$ROOT/src/heap.c"; then
         echo "FAIL mutation: src/heap.c has no line '$a' any more: update tests/stress/mutation.sh"
@@ -31,7 +31,7 @@ for a in "$ADOPT" "$SWEEP"; do
 done
 
 # mutant NAME SWEEP_TOO: a copy of the tree whose heap_adopt (and, if
-# SWEEP_TOO is 1, tidei_abandoned_sweep) returns at once, built.
+# SWEEP_TOO is 1, tidei_heap_sweep_abandoned) returns at once, built.
 mutant() {
     mkdir -p "$T/$1"
     cp -r "$ROOT/src" "$ROOT/include" "$ROOT/Makefile" "$T/$1/"

@@ -59,7 +59,7 @@ static void small_blocks(void)
 
     /* a free list whose link was overwritten: the walk stops at it */
     tidei_free(keep[5]);
-    tide_block_t *b = (tide_block_t *)keep[5];
+    tide_free_block_t *b = (tide_free_block_t *)keep[5];
     uintptr_t saved = b->link;
     b->link = 0xdead0000beef0;
     tidei_free(keep[6]);  /* keep[6] -> keep[5] -> garbage */

@@ -17,9 +17,9 @@
 /* override.c is left out, so tide exports nothing here: an empty table of
  * its entry points (glibc.c then finds that tide's malloc is not the
  * process's and leaves libc alone). */
-const tidei_entry_t tidei_entries[1] = { { "", NULL } };
-const size_t tidei_n_entries = 0;
-void *tidei_entry(const char *name)
+const tidei_entry_t tidei_override_entries[1] = { { "", NULL } };
+const size_t tidei_override_n_entries = 0;
+void *tidei_override_entry(const char *name)
 {
     (void)name;
     return NULL;
@@ -32,7 +32,7 @@ bool tidei_override_is_entry(uintptr_t fn)
     return false;
 }
 
-void *tidei_new_failed(size_t n, size_t align, bool nothrow)
+void *tidei_override_new_failed(size_t n, size_t align, bool nothrow)
 {
     (void)n;
     (void)align;
