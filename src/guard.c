@@ -236,7 +236,7 @@ int tidei_guard_event(tide_heap_t *h, size_t n)
             what = tidei_prof_event_core(h, n);
             h->guard_prof = c->sample_left;
         } else {
-            c->requested += (uint64_t)spent;
+            c->requested = tidei_heap_requested(c);  /* folds the countdown in */
         }
     }
     if (h->guard_left <= 0) {

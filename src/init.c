@@ -25,9 +25,6 @@
 
 #include "tide_internal.h"
 
-uintptr_t tidei_free_key;
-/* The secret every span's free-list key is made from (tidei_link_key). */
-uint64_t tidei_link_secret;
 _Atomic int tidei_init_state;        /* 0 not started, 1 in progress, 2 ready */
 static pthread_key_t thread_key;     /* destructor: thread_done */
 
@@ -119,7 +116,7 @@ void tidei_init_slow(void)
                         TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
         tidei_options_init();
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
-        tidei_classes_init();
+        tidei_class_init();
         tidei_pagemap_flat_init();
         tidei_stats_init();
         tidei_prof_init();

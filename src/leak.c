@@ -206,8 +206,8 @@ static void collect_skips(leak_t *l)
         if (leaf)
             skip_add(l, (uintptr_t)leaf, ((size_t)1 << TIDE_MAP_LEAF_BITS) * sizeof *leaf);
     }
-    if (tidei_flat.map)
-        skip_add(l, (uintptr_t)tidei_flat.map, tidei_flat.n_pages * sizeof *tidei_flat.map);
+    if (tidei_pagemap_flat.map)
+        skip_add(l, (uintptr_t)tidei_pagemap_flat.map, tidei_pagemap_flat.n_pages * sizeof *tidei_pagemap_flat.map);
     uintptr_t glo, ghi;
     tidei_guard_region(&glo, &ghi);
     if (ghi)

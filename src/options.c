@@ -8,7 +8,10 @@
  * Secure mode: a process with AT_SECURE set (setuid, setgid, file
  * capabilities: the environment belongs to a less privileged user) reads
  * no TIDE_CONF at all, as glibc ignores its malloc tunables there, and
- * opens no report file (print.c). */
+ * opens no report file (print.c).
+ *
+ * Takes no lock: it runs once, inside process init, which any other thread
+ * that enters tide meanwhile waits for (init.c). */
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/auxv.h>

@@ -1,7 +1,9 @@
 /* os.c — the OS layer: the only file that calls mmap, munmap, mremap,
  * madvise and mprotect.  Every request is counted so that tests can make the Nth one fail
  * (TIDE_CONF=os_fail_at=N / os_fail_from=N); a failure is reported to the
- * caller as NULL/false and becomes ENOMEM at the API. */
+ * caller as NULL/false and becomes ENOMEM at the API.  Also the clock,
+ * sleeps, the thread id and the test of a signal's disposition.  Takes no
+ * lock; what it unmaps is counted in tidei_global_ctr.returned. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
 #include <sys/syscall.h>

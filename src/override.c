@@ -2,7 +2,8 @@
  * glibc extensions and __libc_* aliases (so that every allocation in a
  * process under tide-run is tide's, libc's own included), C++'s operator
  * new and delete, and the tide_* API.  Nothing else leaves libtide.so
- * (check with nm -D). */
+ * (check with nm -D).  Takes no lock itself: each name calls the layer that
+ * does the work. */
 #include <dlfcn.h>
 #include <malloc.h>
 #include <stdio.h>

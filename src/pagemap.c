@@ -27,10 +27,10 @@
  * flat lookup misses and the tree serves alone. */
 #include "tide_internal.h"
 
-/* The flat range: [tidei_flat.base, base + n_pages pages).  Until it is
+/* The flat range: [tidei_pagemap_flat.base, base + n_pages pages).  Until it is
  * made, base is the top of the address space and n_pages 0, so every
  * lookup misses. */
-tidei_flat_t tidei_flat = { .base = UINTPTR_MAX - TIDE_PAGE_SIZE + 1 };
+tidei_pagemap_flat_t tidei_pagemap_flat = { .base = UINTPTR_MAX - TIDE_PAGE_SIZE + 1 };
 
 /* Chunk slots of the range: bit set = mapped by tide, or found taken by
  * another mapping (such a slot is not tried again). */
@@ -53,13 +53,13 @@ void tidei_pagemap_flat_init(void)
         }
         uintptr_t base = ((uintptr_t)hole + TIDE_CHUNK_SIZE - 1) & ~(uintptr_t)(TIDE_CHUNK_SIZE - 1);
         tidei_os_unreserve(hole, bytes + TIDE_CHUNK_SIZE);
-        tidei_flat.map = map;
-        tidei_flat.n_pages = pages;
+        tidei_pagemap_flat.map = map;
+        tidei_pagemap_flat.n_pages = pages;
         /* slot 0 stays unused: base itself, a pointer in tide's data that
          * the leak checker scans, must not be the address of a block */
         flat_foreign[0] = 1;
         flat_n_chunks = bytes / TIDE_CHUNK_SIZE;
-        __atomic_store_n(&tidei_flat.base, base, __ATOMIC_RELEASE);
+        __atomic_store_n(&tidei_pagemap_flat.base, base, __ATOMIC_RELEASE);
         return;
     }
 }
@@ -74,7 +74,7 @@ void *tidei_pagemap_flat_chunk_map(void)
         uint64_t busy = flat_used[w] | flat_foreign[w];
         while (busy != UINT64_MAX && tries < 4) {
             int bit = __builtin_ctzll(~busy);
-            uintptr_t a = tidei_flat.base + (w * 64 + (size_t)bit) * TIDE_CHUNK_SIZE;
+            uintptr_t a = tidei_pagemap_flat.base + (w * 64 + (size_t)bit) * TIDE_CHUNK_SIZE;
             int e = errno;
             errno = 0;
             bool ok = tidei_os_map_at((void *)a, TIDE_CHUNK_SIZE);
@@ -97,8 +97,8 @@ void *tidei_pagemap_flat_chunk_map(void)
 /* The chunk at base is unmapped: its slot, if in the range, is free again. */
 void tidei_pagemap_flat_chunk_unmapped(uintptr_t base)
 {
-    size_t slot = (base - tidei_flat.base) / TIDE_CHUNK_SIZE;
-    if (base >= tidei_flat.base && slot < flat_n_chunks)
+    size_t slot = (base - tidei_pagemap_flat.base) / TIDE_CHUNK_SIZE;
+    if (base >= tidei_pagemap_flat.base && slot < flat_n_chunks)
         flat_used[slot / 64] &= ~((uint64_t)1 << (slot % 64));
 }
 
@@ -129,11 +129,11 @@ bool tidei_pagemap_ensure(uintptr_t start, size_t n_pages)
  * range. */
 static void flat_set(uintptr_t page, size_t n, tide_span_t *s)
 {
-    uintptr_t first = tidei_flat.base >> TIDE_PAGE_SHIFT;
+    uintptr_t first = tidei_pagemap_flat.base >> TIDE_PAGE_SHIFT;
     for (size_t k = 0; k < n; k++) {
         uintptr_t i = page + k - first;
-        if (i < tidei_flat.n_pages)
-            __atomic_store_n(&tidei_flat.map[i], s, __ATOMIC_RELEASE);
+        if (i < tidei_pagemap_flat.n_pages)
+            __atomic_store_n(&tidei_pagemap_flat.map[i], s, __ATOMIC_RELEASE);
     }
 }
 

@@ -1,6 +1,8 @@
 /* print.c — formatted output that never allocates: tide reports misuse from
  * inside malloc and free, where stdio (which may call malloc) is off limits.
- * Supports %s %d %ld %zu %zx %lu %lx %x %p %c %%, no widths. */
+ * Supports %s %d %ld %zu %zx %lu %lx %x %p %c %%, no widths.  Its names
+ * are the report primitives every file uses (tidei_printf, tidei_warn,
+ * tidei_fatal, tidei_misuse, tidei_open_report).  Takes no lock. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>

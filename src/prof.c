@@ -164,7 +164,7 @@ void tidei_prof_init(void)
 int tidei_prof_event_core(tide_heap_t *h, size_t n)
 {
     tide_heap_counters_t *c = &h->ctr;
-    c->requested += (uint64_t)(c->sample_armed - c->sample_left);
+    c->requested = tidei_heap_requested(c);  /* folds the countdown in; it is re-armed below */
     int what = TIDE_PROF_NONE;
     int64_t next = NO_SAMPLE;
     if (tidei_prof_on) {

@@ -32,7 +32,14 @@
  * membarrier once, from its own thread; where the kernel refuses it (an old
  * kernel, a seccomp filter), idle threads keep one span per size class in
  * use and everything else still comes back (verbose=1 says so once).
- * tide installs no signal handler for any of this. */
+ * tide installs no signal handler for any of this.
+ *
+ * Owns the scavenger thread and its state (tidei_scav_*, tidei_decay_ms)
+ * and the embedder's suspender.  Locks: scav_mu (its sleep; a leaf), and
+ * tidei_heaps_lock while it goes through the heaps, under which it only
+ * trylocks a heap's lock (tidei_heap_reclaim); the page allocator's
+ * purges take the arena lock themselves.  It decides whether a heap is
+ * idle from tidei_heap_activity (heap.c), not from the stats. */
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -120,12 +127,13 @@ void tidei_scav_thread_end(tide_heap_t *h)
         sp.release_handle(handle, sp.arg);
 }
 
-
 /* ---- the fences of tidei_heap_reclaim ---- */
 
 /* membarrier: 0 not tried yet in this process, 1 registered, -1 refused. */
 static _Atomic int mb_state;
 
+/* Whether membarrier's private expedited barrier may be used; registers
+ * for it once. */
 static bool mb_ready(void)
 {
     int st = atomic_load_explicit(&mb_state, acquire);
@@ -145,6 +153,9 @@ static bool mb_ready(void)
     return atomic_load_explicit(&mb_state, acquire) > 0;
 }
 
+/* A memory barrier on every CPU that runs a thread of the process: h's
+ * owner has either seen the swap of its direct spans or is inside a malloc
+ * that the caller then sees (tidei_heap_reclaim). */
 static bool fence_membarrier(tide_heap_t *h)
 {
     (void)h;
@@ -234,6 +245,7 @@ bool tidei_scav_reclaim_all(void)
     return released;
 }
 
+/* Milliseconds from now until due (0 when it is past). */
 static uint64_t ms_until(uint64_t due, uint64_t now)
 {
     return due > now ? due - now : 0;
@@ -241,6 +253,9 @@ static uint64_t ms_until(uint64_t due, uint64_t now)
 
 _Atomic int tidei_scav_tid;          /* the scavenger's thread id (0: none yet) */
 
+/* The scavenger thread: each round reclaims idle heaps, sweeps the
+ * abandoned spans and purges what fell due, then sleeps until the next
+ * thing falls due or, with nothing dirty, until woken. */
 static void *scav_main(void *arg)
 {
     atomic_store_explicit(&tidei_scav_tid, tidei_os_gettid(), relaxed);
@@ -261,10 +276,10 @@ static void *scav_main(void *arg)
         now = tidei_os_now_ms();
         if (next_heap < next)
             next = next_heap;
-        /* heaps are watched in steps of a tenth of the delay: one idle since
+        /* heaps are watched in steps of a part of the delay: one idle since
          * just after a look is seen at most that late */
-        if (watching && next > now + decay / 10)
-            next = now + decay / 10;
+        if (watching && next > now + decay / TIDE_SCAV_WATCH_STEPS)
+            next = now + decay / TIDE_SCAV_WATCH_STEPS;
         pthread_mutex_lock(&scav_mu);
         if (next == UINT64_MAX) {
             /* a wish that came during the round, when asleep was false,
@@ -274,7 +289,7 @@ static void *scav_main(void *arg)
                 pthread_cond_wait(&scav_cv, &scav_mu);
             atomic_store_explicit(&scav_asleep, false, relaxed);
         } else {
-            /* at least 10 ms between rounds: runs falling due together are
+            /* a floor between rounds: runs falling due together are
              * purged in one batch */
             uint64_t wait = ms_until(next, now);
             if (wait < TIDE_SCAV_MIN_WAIT_MS)

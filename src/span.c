@@ -15,11 +15,16 @@ uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 /* The span of an empty heap's bins: it never has a free block, so the malloc
  * fast path falls through to the slow path, which sets the heap up. */
 tide_span_t tidei_empty_span;
+/* The value a free block's second word holds (tide_free_block_t.key), and
+ * the secret every span's free-list link key is made from (tidei_link_key):
+ * both drawn at process init (init.c). */
+uintptr_t tidei_free_key;
+uint64_t tidei_link_secret;
 
 /* Fills the class tables: sizes, and for each class the span length (in
  * pages) that wastes least at the end of the span among the lengths that
  * hold at least TIDE_SPAN_MIN_BYTES or 8 blocks. */
-void tidei_classes_init(void)
+void tidei_class_init(void)
 {
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         size_t size;

@@ -78,6 +78,11 @@
 #define TIDE_SCAV_MIN_WAIT_MS    10
 #define TIDE_SCAV_RECLAIMED_MS   20
 
+/* While a heap holds spans, the scavenger looks at it at least every
+ * decay_ms / TIDE_SCAV_WATCH_STEPS, so a heap that fell idle is reclaimed
+ * at most that long after the decay delay. */
+#define TIDE_SCAV_WATCH_STEPS    10
+
 /* ---- stopping threads (leak.c) and reports (crash.c) ---- */
 
 /* The leak checker stops threads with this real-time signal, counted down

@@ -198,7 +198,7 @@ tide_inline tide_span_t *tidei_pagemap_lookup(const void *p)
     return __atomic_load_n(&leaf[page & (((uintptr_t)1 << TIDE_MAP_LEAF_BITS) - 1)], __ATOMIC_RELAXED);
 }
 
-extern tidei_flat_t tidei_flat;
+extern tidei_pagemap_flat_t tidei_pagemap_flat;
 void tidei_pagemap_flat_init(void);
 void *tidei_pagemap_flat_chunk_map(void);
 void tidei_pagemap_flat_chunk_unmapped(uintptr_t base);
@@ -208,17 +208,17 @@ void tidei_pagemap_flat_chunk_unmapped(uintptr_t base);
  * subtraction, a compare and a load: the free fast path's lookup. */
 tide_inline tide_span_t *tidei_flat_lookup(const void *p)
 {
-    uintptr_t page = ((uintptr_t)p - tidei_flat.base) >> TIDE_PAGE_SHIFT;
-    if (tide_unlikely(page >= tidei_flat.n_pages))
+    uintptr_t page = ((uintptr_t)p - tidei_pagemap_flat.base) >> TIDE_PAGE_SHIFT;
+    if (tide_unlikely(page >= tidei_pagemap_flat.n_pages))
         return NULL;
-    return __atomic_load_n(&tidei_flat.map[page], __ATOMIC_RELAXED);
+    return __atomic_load_n(&tidei_pagemap_flat.map[page], __ATOMIC_RELAXED);
 }
 
 /* ---- span.c: size classes and spans ---- */
 extern uint32_t tidei_class_size[TIDE_N_CLASSES];
 extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
 extern tide_span_t tidei_empty_span;
-void tidei_classes_init(void);
+void tidei_class_init(void);
 void tidei_span_init_small(tide_span_t *s, int cls);
 size_t tidei_span_collect(tide_span_t *s);
 size_t tidei_span_take_remote(tide_span_t *s);
@@ -395,6 +395,13 @@ tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_ki
 void tidei_heap_free_run(tide_span_t *s, bool due_now);
 uint64_t tidei_heap_activity(const tide_heap_t *h);
 uint64_t tidei_heap_n_spans(const tide_heap_t *h);
+/* Bytes requested from heap h so far: the count folded in so far and what
+ * the sampler's countdown has run down since it was last armed (prof.c).
+ * Any thread may read it (stats.c), as the other counters. */
+tide_inline uint64_t tidei_heap_requested(const volatile tide_heap_counters_t *c)
+{
+    return c->requested + (uint64_t)(c->sample_armed - c->sample_left);
+}
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 
 /* The malloc fast path's mark (h->ctr.fast_seq odd while inside), which the
@@ -649,13 +656,6 @@ due:
 #endif
 }
 
-/* Bytes requested from heap h so far: the count folded in so far and what
- * the sampler's countdown has run down since it was last armed (prof.c).
- * Any thread may read it (stats.c), as the other counters. */
-tide_inline uint64_t tidei_heap_requested(const volatile tide_heap_counters_t *c)
-{
-    return c->requested + (uint64_t)(c->sample_armed - c->sample_left);
-}
 
 /* ---- guard.c: guarded sampling ---- */
 extern bool tidei_guard_on;

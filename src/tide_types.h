@@ -178,11 +178,11 @@ typedef struct tide_heap {
 } tide_heap_t;
 
 /* The flat page map of the chunk range (pagemap.c). */
-typedef struct tidei_flat {
+typedef struct tidei_pagemap_flat {
     uintptr_t base;              /* first byte of the range (the top of the address space: none) */
     size_t n_pages;              /* pages in the range (0: none) */
     tide_span_t **map;           /* an entry per page of the range, as the tree's */
-} tidei_flat_t;
+} tidei_pagemap_flat_t;
 
 /* The header of a metadata region (the leak checker skips them). */
 typedef struct tidei_meta_region {
