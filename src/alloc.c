@@ -481,6 +481,13 @@ void *tidei_realloc(void *p, size_t n)
             /* else it cannot be resized without a copy */
         }
     }
+    return tidei_realloc_move(p, n, usable);
+}
+
+/* Moves block p (usable bytes) to a new block of n bytes and frees p.
+ * NULL (p untouched) when memory ran out. */
+void *tidei_realloc_move(void *p, size_t n, size_t usable)
+{
     void *q = tidei_malloc(n);
     if (!q)
         return NULL;

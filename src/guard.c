@@ -533,13 +533,7 @@ void tidei_guard_free(void *p)
  * memory ran out. */
 void *tidei_guard_realloc(void *p, size_t n)
 {
-    size_t old = tidei_guard_check(p, "realloc");
-    void *q = tidei_malloc(n);
-    if (!q)
-        return NULL;
-    memcpy(q, p, n < old ? n : old);
-    tidei_free(p);
-    return q;
+    return tidei_realloc_move(p, n, tidei_guard_check(p, "realloc"));
 }
 
 /* The fault handler (crash.c) met a SIGSEGV at a in the region.  Writes the

@@ -528,6 +528,7 @@ void *tidei_new(size_t n);
 void *tidei_new_nothrow(size_t n);
 void *tidei_calloc(size_t count, size_t size);
 void *tidei_realloc(void *p, size_t n);
+void *tidei_realloc_move(void *p, size_t n, size_t usable);
 void *tidei_aligned(size_t align, size_t n);
 void tidei_free(void *p);
 void tidei_delete(void *p);
