@@ -97,8 +97,6 @@ static tide_span_t *index_find(size_t n)
 /* ---- chunks and page runs ---- */
 tide_arena_t tidei_arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-#define PAGES_BYTES(n) ((size_t)(n) << TIDE_PAGE_SHIFT)
-
 /* Makes a FREE descriptor for [start, start + n pages) of chunk c, maps its
  * first and last pages to it and indexes it.  NULL if metadata ran out (the
  * pages are then unreachable until the chunk is unmapped: only under OOM). */
@@ -114,7 +112,7 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
     r->is_zero = is_zero;
     r->dirty_ms = is_zero ? 0 : dirty_ms;
     tidei_pagemap_set_one(start, r);
-    tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), r);
+    tidei_pagemap_set_one(start + TIDE_PAGES_BYTES(n - 1), r);
     index_insert(r);
     return r;
 }
@@ -129,7 +127,7 @@ static bool purge_run_locked(tide_span_t *r)
     if (!r->dirty_ms)
         return false;
     bool dontneed = tidei_opt.purge == 0;
-    if (!tidei_os_purge((void *)r->start, PAGES_BYTES(r->n_pages), dontneed))
+    if (!tidei_os_purge((void *)r->start, TIDE_PAGES_BYTES(r->n_pages), dontneed))
         return false;
     r->dirty_ms = 0;
     if (dontneed && !r->is_zero) {
@@ -173,7 +171,7 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
     tide_arena_t *a = &tidei_arena;
     index_remove(r);
     tidei_pagemap_set_one(r->start, NULL);
-    tidei_pagemap_set_one(r->start + PAGES_BYTES(r->n_pages - 1), NULL);
+    tidei_pagemap_set_one(r->start + TIDE_PAGES_BYTES(r->n_pages - 1), NULL);
     tidei_meta_span_delete(r);
     tide_list_remove(a->chunks, c, next, prev);
     a->n_chunks--;
@@ -197,7 +195,7 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
     uintptr_t start = r->start;
     size_t head = 0;
     if (align_pages > 1) {
-        uintptr_t align = PAGES_BYTES(align_pages);
+        uintptr_t align = TIDE_PAGES_BYTES(align_pages);
         head = (((start + align - 1) & ~(align - 1)) - start) >> TIDE_PAGE_SHIFT;
     }
     size_t tail = r->n_pages - head - n_pages;
@@ -211,12 +209,12 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
         index_insert(r);
         return NULL;
     }
-    if (tail && !free_run_make(c, start + PAGES_BYTES(head + n_pages), tail, r->is_zero, r->dirty_ms)) {
+    if (tail && !free_run_make(c, start + TIDE_PAGES_BYTES(head + n_pages), tail, r->is_zero, r->dirty_ms)) {
         n_pages += tail;
         tail = 0;
     }
     r->kind = (uint8_t)kind;
-    r->start = start + PAGES_BYTES(head);
+    r->start = start + TIDE_PAGES_BYTES(head);
     r->n_pages = n_pages;
     tidei_pagemap_set(r->start, n_pages, r);
     c->n_free_pages -= n_pages;
@@ -278,7 +276,7 @@ bool tidei_arena_free_run(tide_span_t *s, bool due_now)
      * next round. */
     bool is_zero = false;
     uint64_t dirty = tidei_os_now_ms();
-    if (tidei_decay() == 0 && tidei_os_purge((void *)start, PAGES_BYTES(n), tidei_opt.purge == 0)) {
+    if (tidei_decay() == 0 && tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), tidei_opt.purge == 0)) {
         is_zero = tidei_opt.purge == 0;
         dirty = 0;
     }
@@ -292,7 +290,7 @@ bool tidei_arena_free_run(tide_span_t *s, bool due_now)
         n += left->n_pages;
         tidei_meta_span_delete(left);
     }
-    uintptr_t end = start + PAGES_BYTES(n);
+    uintptr_t end = start + TIDE_PAGES_BYTES(n);
     tide_span_t *right = end < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)end) : NULL;
     if (right && right->kind == TIDE_SPAN_FREE && right->chunk == c) {
         is_zero &= right->is_zero;
@@ -310,7 +308,7 @@ bool tidei_arena_free_run(tide_span_t *s, bool due_now)
     s->dirty_ms = is_zero ? 0 : due_now ? 1 : dirty;
     s->next = s->prev = NULL;
     tidei_pagemap_set_one(start, s);
-    tidei_pagemap_set_one(start + PAGES_BYTES(n - 1), s);
+    tidei_pagemap_set_one(start + TIDE_PAGES_BYTES(n - 1), s);
     index_insert(s);
     /* A chunk left empty stays mapped: the scavenger unmaps it (beyond
      * chunk_cache) once it has been free for the decay delay, so a program
@@ -339,14 +337,14 @@ bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages)
     tide_chunk_t *c = s->chunk;
     bool ok = false;
     pthread_mutex_lock(&a->lock);
-    uintptr_t end = s->start + PAGES_BYTES(s->n_pages);
+    uintptr_t end = s->start + TIDE_PAGES_BYTES(s->n_pages);
     tide_span_t *right = end < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)end) : NULL;
     if (right && right->kind == TIDE_SPAN_FREE && right->chunk == c && right->n_pages >= extra) {
         index_remove(right);
         if (right->n_pages == TIDE_CHUNK_PAGES)
             a->n_empty_chunks--;
         if (right->n_pages > extra) {
-            right->start += PAGES_BYTES(extra);
+            right->start += TIDE_PAGES_BYTES(extra);
             right->n_pages -= extra;
             tidei_pagemap_set_one(right->start, right);
             index_insert(right);
@@ -374,7 +372,7 @@ bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
     if (t) {
         t->kind = TIDE_SPAN_LARGE;
         t->chunk = s->chunk;
-        t->start = s->start + PAGES_BYTES(new_pages);
+        t->start = s->start + TIDE_PAGES_BYTES(new_pages);
         t->n_pages = s->n_pages - new_pages;
         tidei_pagemap_set(t->start, t->n_pages, t);
         s->n_pages = new_pages;
@@ -423,7 +421,7 @@ bool tidei_arena_trim(void)
     bool released = release_caches_locked();
     for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++) {
         for (tide_span_t *r = a->bins[n]; r; r = r->next) {
-            if (!r->is_zero && tidei_os_decommit((void *)r->start, PAGES_BYTES(r->n_pages))) {
+            if (!r->is_zero && tidei_os_decommit((void *)r->start, TIDE_PAGES_BYTES(r->n_pages))) {
                 r->is_zero = true;
                 r->dirty_ms = 0;
                 a->zero_free_pages += r->n_pages;
@@ -441,7 +439,7 @@ bool tidei_arena_trim(void)
  * end: every run's first page maps to its descriptor.  Arena lock held. */
 static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev)
 {
-    uintptr_t p = prev ? prev->start + PAGES_BYTES(prev->n_pages) : c->base;
+    uintptr_t p = prev ? prev->start + TIDE_PAGES_BYTES(prev->n_pages) : c->base;
     return p < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)p) : NULL;
 }
 
@@ -472,11 +470,11 @@ tide_span_t *tidei_arena_free_run_at(uintptr_t p)
         if (p - c->base >= TIDE_CHUNK_SIZE)
             continue;
         for (tide_span_t *r = chunk_next_run(c, NULL); r; r = chunk_next_run(c, r))
-            if (p < r->start + PAGES_BYTES(r->n_pages))
+            if (p < r->start + TIDE_PAGES_BYTES(r->n_pages))
                 return r->kind == TIDE_SPAN_FREE ? r : NULL;
     }
     for (tide_span_t *r = a->huge_cache; r; r = r->next)
-        if (p - r->start < PAGES_BYTES(r->n_pages))
+        if (p - r->start < TIDE_PAGES_BYTES(r->n_pages))
             return r;
     return NULL;
 }
@@ -492,9 +490,9 @@ void tidei_arena_each_mapping(void (*fn)(uintptr_t start, size_t bytes, void *ar
     for (tide_chunk_t *c = a->chunks; c; c = c->next)
         fn(c->base, TIDE_CHUNK_SIZE, arg);
     for (tide_span_t *s = a->huge_live; s; s = s->next)
-        fn(s->start, PAGES_BYTES(s->n_pages), arg);
+        fn(s->start, TIDE_PAGES_BYTES(s->n_pages), arg);
     for (tide_span_t *s = a->huge_cache; s; s = s->next)
-        fn(s->start, PAGES_BYTES(s->n_pages), arg);
+        fn(s->start, TIDE_PAGES_BYTES(s->n_pages), arg);
     for (tidei_meta_region_t *m = a->meta_regions; m; m = m->next)
         fn((uintptr_t)m, m->size, arg);
     pthread_mutex_unlock(&a->lock);
@@ -534,7 +532,7 @@ bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
                         done += TIDE_CHUNK_SIZE;
                     } else if (purge_run_locked(r)) {
                         released = true;
-                        done += PAGES_BYTES(r->n_pages);
+                        done += TIDE_PAGES_BYTES(r->n_pages);
                     }
                     if (done >= TIDE_PURGE_BATCH) {
                         again = true;  /* rescan after letting others in */

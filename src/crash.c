@@ -48,7 +48,6 @@
 
 #include "tide_internal.h"
 
-#define HEAPS_LISTED 16                      /* heaps the report lists one by one */
 
 bool tidei_crash_on;                         /* the handler is installed */
 static struct sigaction crash_old[2];        /* SIGSEGV's and SIGBUS's before tide's */
@@ -352,7 +351,7 @@ static void print_holder(int fd, int tid)
     tidei_printf(fd, "thread %d%s", tid, tid == atomic_load_explicit(&tidei_scav_tid, relaxed) ? ", tide's scavenger" : "");
 }
 
-/* The heaps' state, a line each (the first HEAPS_LISTED), and the locks
+/* The heaps' state, a line each (the first TIDE_CRASH_HEAPS_LISTED), and the locks
  * held. */
 static void print_heaps(int fd, int me)
 {
@@ -365,7 +364,7 @@ static void print_heaps(int fd, int me)
                  "blocks live\n", in_use, n, ar->n_chunks, ar->free_pages, ar->n_large, ar->n_huge);
     size_t k = 0;
     for (tide_heap_t *h = heaps; h && k < n; h = h->next_all, k++) {
-        if (k == HEAPS_LISTED) {
+        if (k == TIDE_CRASH_HEAPS_LISTED) {
             tidei_printf(fd, "tide:   ... and %zu more heaps\n", n - k);
             break;
         }

@@ -46,7 +46,6 @@
 #include "tide_internal.h"
 
 #define GLIBC_SONAME "libc.so.6"
-#define MAX_PATCHES 64
 
 /* An object's dynamic symbol table, found through its PT_DYNAMIC. */
 typedef struct dyn_table {
@@ -274,7 +273,7 @@ static bool add_patches(const dyn_table_t *libc, const char *name, void *fn, voi
     ElfW(Sym) *found[8];
     size_t k = dyn_lookup(libc, name, found, 8);
     for (size_t i = 0; i < k; i++) {
-        if (ELF64_ST_TYPE(found[i]->st_info) != STT_FUNC || *n == MAX_PATCHES)
+        if (ELF64_ST_TYPE(found[i]->st_info) != STT_FUNC || *n == TIDE_GLIBC_MAX_PATCHES)
             return false;
         ps[*n].sym = found[i];
         ps[*n].value = (uintptr_t)fn - libc->bias;  /* modulo 2^64: the loader adds the bias back */
@@ -335,7 +334,7 @@ static const char *rewrite_libc(bool to_tide, size_t *n_out)
         return "no " GLIBC_SONAME " with a symbol hash table is loaded";
     if (sc.first_malloc != (uintptr_t)tidei_override_entry("malloc"))
         return "tide's malloc is not the process's";
-    patch_t ps[MAX_PATCHES];
+    patch_t ps[TIDE_GLIBC_MAX_PATCHES];
     size_t n = 0;
     if (to_tide) {
         for (size_t i = 0; i < tidei_override_n_entries; i++)

@@ -62,12 +62,10 @@
 
 #include "tide_internal.h"
 
-#define GUARD_DEPTH 32                         /* frames kept per stack */
 #define SLOT_PAGES (TIDE_SMALL_MAX >> TIDE_PAGE_SHIFT)
 #define STRIDE ((SLOT_PAGES + 1) << TIDE_PAGE_SHIFT)  /* a slot and the guard page after it */
 #define SLOT_BYTES TIDE_SMALL_MAX
 #define MIN_UNIT 16                            /* sizes from which the rate is exact */
-#define KEEP_PAGES 2                           /* a freed block's pages stay committed up to this many */
 
 enum { SLOT_EMPTY = 0, SLOT_LIVE, SLOT_FREED, SLOT_BUSY };
 
@@ -82,8 +80,8 @@ typedef struct guard_slot {
     uintptr_t lo, hi;            /* the pages opened for it */
     int alloc_tid;               /* thread that allocated it */
     int free_tid;                /* thread that freed it (FREED) */
-    uintptr_t alloc_pc[GUARD_DEPTH]; /* the allocation's stack, innermost first */
-    uintptr_t free_pc[GUARD_DEPTH];  /* the free's */
+    uintptr_t alloc_pc[TIDE_GUARD_DEPTH]; /* the allocation's stack, innermost first */
+    uintptr_t free_pc[TIDE_GUARD_DEPTH];  /* the free's */
 } guard_slot_t;
 
 bool tidei_guard_on;                           /* the region is set up: events come here */
@@ -255,8 +253,8 @@ int tidei_guard_event(tide_heap_t *h, size_t n)
  * into pc[]; returns the number of frames. */
 static int guard_stack(uintptr_t *pc, int max)
 {
-    uintptr_t p[GUARD_DEPTH + 24], f[GUARD_DEPTH + 24];
-    int n = tidei_prof_unwind(p, f, GUARD_DEPTH + 24);
+    uintptr_t p[TIDE_GUARD_DEPTH + 24], f[TIDE_GUARD_DEPTH + 24];
+    int n = tidei_prof_unwind(p, f, TIDE_GUARD_DEPTH + 24);
     int from = 0;
     for (int i = 0; i < n; i++)
         if (tidei_prof_is_entry_point(f[i]))
@@ -364,7 +362,7 @@ void *tidei_guard_alloc(tide_heap_t *h, size_t n, size_t align, int what)
         sl->lo = lo;
         sl->hi = hi;
         sl->alloc_tid = h->tid;
-        sl->n_alloc = (uint8_t)guard_stack(sl->alloc_pc, GUARD_DEPTH);
+        sl->n_alloc = (uint8_t)guard_stack(sl->alloc_pc, TIDE_GUARD_DEPTH);
         sl->n_free = 0;
         sl->free_tid = 0;
         atomic_store_explicit(&sl->state, SLOT_LIVE, release);
@@ -443,8 +441,8 @@ static __attribute__((noreturn)) void report_and_abort(int kind, const char *wha
     if (tidei_crash_report_begin()) {
         guard_slot_t sl = guard_slots[i];
         int state = atomic_load_explicit(&guard_slots[i].state, acquire);
-        uintptr_t here[GUARD_DEPTH];
-        int n_here = guard_stack(here, GUARD_DEPTH);
+        uintptr_t here[TIDE_GUARD_DEPTH];
+        int n_here = guard_stack(here, TIDE_GUARD_DEPTH);
         int tid = tidei_os_gettid();
         if (kind == BUG_UAF || kind == BUG_DOUBLE_FREE) {
             tidei_printf(2, "tide: %s: %s(%p) of the freed %zu-byte block at %p (thread %d)\n", kind_names[kind], what,
@@ -517,9 +515,9 @@ void tidei_guard_free(void *p)
     tide_heap_t *h = tidei_tls_heap;
     sl->free_tid = h != &tidei_empty_heap ? h->tid : tidei_os_gettid();
     guard_inside = true;
-    sl->n_free = (uint8_t)guard_stack(sl->free_pc, GUARD_DEPTH);
+    sl->n_free = (uint8_t)guard_stack(sl->free_pc, TIDE_GUARD_DEPTH);
     guard_inside = false;
-    if (sl->hi - sl->lo > KEEP_PAGES * TIDE_PAGE_SIZE)
+    if (sl->hi - sl->lo > TIDE_GUARD_KEEP_PAGES * TIDE_PAGE_SIZE)
         tidei_os_decommit((void *)sl->lo, sl->hi - sl->lo);
     if (!tidei_os_protect((void *)sl->lo, sl->hi - sl->lo, false))
         tidei_fatal("tide: internal error: mprotect of a guarded slot failed (errno %d)\n", errno);
@@ -584,8 +582,8 @@ bool tidei_guard_fault(uintptr_t a, int access, void *ucv)
 #elif defined(__aarch64__)
     pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
 #endif
-    uintptr_t p[GUARD_DEPTH + 24], f[GUARD_DEPTH + 24];
-    int n = tidei_prof_unwind(p, f, GUARD_DEPTH + 24), from = n;
+    uintptr_t p[TIDE_GUARD_DEPTH + 24], f[TIDE_GUARD_DEPTH + 24];
+    int n = tidei_prof_unwind(p, f, TIDE_GUARD_DEPTH + 24), from = n;
     for (int k = 0; k < n; k++) {
         if (p[k] == pc) {
             from = k;
@@ -594,7 +592,7 @@ bool tidei_guard_fault(uintptr_t a, int access, void *ucv)
     }
     tidei_printf(2, "tide: the %s, by thread %d, at:\n", acc, tid);
     if (from < n)
-        tidei_crash_print_stack(2, p + from, n - from < GUARD_DEPTH ? n - from : GUARD_DEPTH, true);
+        tidei_crash_print_stack(2, p + from, n - from < TIDE_GUARD_DEPTH ? n - from : TIDE_GUARD_DEPTH, true);
     else if (pc)
         tidei_crash_print_stack(2, &pc, 1, true);
     print_slot_stacks(2, &sl, best_state);

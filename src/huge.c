@@ -9,7 +9,7 @@
  * serve a bigger one later.  A huge block of n pages takes, in this order:
  *   1. the free range that fits best (the one that leaves least over, with
  *      the alignment asked for).  The block takes the start of the range; the
- *      rest stays cached, unless it is at most 1/8 of the block, which then
+ *      rest stays cached, unless it is at most 1/TIDE_CLASS_STEPS (1/8) of the block, which then
  *      keeps it (its pages are resident already; the size-class waste bound);
  *   2. the biggest free range, grown in place by mapping the address space
  *      just after it or just before it when that is free: only the
@@ -42,12 +42,13 @@
  * cache work for the scavenger says so to its caller. */
 #include "tide_internal.h"
 
-#define HUGE_BYTES(n) ((size_t)(n) << TIDE_PAGE_SHIFT)
-#define HUGE_END(r) ((r)->start + HUGE_BYTES((r)->n_pages))
+/* Ranges to unmap that a free (FREE_CUTS) or a purge round (PURGE_CUTS)
+ * collects under the arena lock and unmaps after it; a free that fills
+ * them trims the whole cache (cache_trim_all), a purge goes round again. */
+enum { FREE_CUTS = 8, PURGE_CUTS = 16 };
 
-/* Free ranges kept at most: merging keeps the list short; a longer one is
- * trimmed from the range freed longest ago. */
-#define HUGE_CACHE_RANGES 64
+#define HUGE_END(r) ((r)->start + TIDE_PAGES_BYTES((r)->n_pages))
+
 
 /* A piece of address space to unmap once the arena lock is released. */
 typedef struct huge_cut {
@@ -92,7 +93,7 @@ static void cache_unlink(tide_span_t *r)
 {
     tide_arena_t *a = &tidei_arena;
     tide_list_remove(a->huge_cache, r, next, prev);
-    a->huge_cache_bytes -= HUGE_BYTES(r->n_pages);
+    a->huge_cache_bytes -= TIDE_PAGES_BYTES(r->n_pages);
     a->n_huge_cache--;
 }
 
@@ -107,7 +108,7 @@ static void cache_insert(tide_span_t *r)
         before = after;
         after = after->next;
     }
-    a->huge_cache_bytes += HUGE_BYTES(r->n_pages);
+    a->huge_cache_bytes += TIDE_PAGES_BYTES(r->n_pages);
     if (before && HUGE_END(before) == r->start) {
         before->n_pages += r->n_pages;
         if (r->dirty_ms > before->dirty_ms)
@@ -141,7 +142,7 @@ static tide_span_t *cache_fit(size_t size, size_t align, uintptr_t *at)
         uintptr_t end = HUGE_END(r);
         if (s < r->start || s > end || end - s < size)
             continue;
-        size_t left = HUGE_BYTES(r->n_pages) - size;
+        size_t left = TIDE_PAGES_BYTES(r->n_pages) - size;
         if (left < best_left) {
             best = r;
             best_left = left;
@@ -153,13 +154,13 @@ static tide_span_t *cache_fit(size_t size, size_t align, uintptr_t *at)
 
 /* Takes [at, at + size) out of free range r, which holds it; returns the
  * bytes the block gets: size, or more when the rest of r after it is at
- * most size / 8 (or no descriptor is left to cache it).  Arena lock held. */
+ * most size / TIDE_CLASS_STEPS (or no descriptor is left to cache it).  Arena lock held. */
 static size_t cache_cut(tide_span_t *r, uintptr_t at, size_t size)
 {
     tide_arena_t *a = &tidei_arena;
     size_t head = at - r->start;
     size_t tail = HUGE_END(r) - (at + size);
-    if (tail <= size / 8) {
+    if (tail <= size / TIDE_CLASS_STEPS) {
         size += tail;
         tail = 0;
     }
@@ -191,7 +192,7 @@ static size_t cache_cut(tide_span_t *r, uintptr_t at, size_t size)
     return size;
 }
 
-/* Cuts the cache down to limit bytes and HUGE_CACHE_RANGES ranges, from
+/* Cuts the cache down to limit bytes and TIDE_HUGE_CACHE_RANGES ranges, from
  * the range freed longest ago: whole ranges, or the end of one when that is
  * enough.  Fills cuts[] (up to max) with what to unmap after the lock is
  * released; returns how many (max: there may be more).  Arena lock held. */
@@ -199,15 +200,15 @@ static int cache_trim(size_t limit, huge_cut_t *cuts, int max)
 {
     tide_arena_t *a = &tidei_arena;
     int k = 0;
-    while (k < max && a->huge_cache && (a->huge_cache_bytes > limit || a->n_huge_cache > HUGE_CACHE_RANGES)) {
+    while (k < max && a->huge_cache && (a->huge_cache_bytes > limit || a->n_huge_cache > TIDE_HUGE_CACHE_RANGES)) {
         tide_span_t *old = a->huge_cache;
         for (tide_span_t *r = old->next; r; r = r->next)
             if (r->dirty_ms < old->dirty_ms)
                 old = r;
-        size_t have = HUGE_BYTES(old->n_pages);
+        size_t have = TIDE_PAGES_BYTES(old->n_pages);
         size_t over = a->huge_cache_bytes > limit ? a->huge_cache_bytes - limit : 0;
         over = (over + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
-        if (a->n_huge_cache <= HUGE_CACHE_RANGES && over < have) {
+        if (a->n_huge_cache <= TIDE_HUGE_CACHE_RANGES && over < have) {
             old->n_pages -= over >> TIDE_PAGE_SHIFT;
             a->huge_cache_bytes -= over;
             cuts[k++] = (huge_cut_t){ HUGE_END(old), over };
@@ -287,7 +288,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     pthread_mutex_unlock(&a->lock);
     if (grow) {
         /* grow the biggest free range in place, up or down */
-        size_t have = HUGE_BYTES(grow->n_pages), need = size - have;
+        size_t have = TIDE_PAGES_BYTES(grow->n_pages), need = size - have;
         if (tidei_os_map_at((void *)HUGE_END(grow), need)) {
             start = grow->start;
             len = size;
@@ -354,10 +355,10 @@ oom:
 bool tidei_huge_free(tide_span_t *s)
 {
     tide_arena_t *a = &tidei_arena;
-    size_t size = HUGE_BYTES(s->n_pages);
+    size_t size = TIDE_PAGES_BYTES(s->n_pages);
     uintptr_t start = s->start;
     uint64_t now = tidei_os_now_ms();
-    huge_cut_t cuts[8];
+    huge_cut_t cuts[FREE_CUTS];
     int k = 0;
     bool wake = false;
     pthread_mutex_lock(&a->lock);
@@ -370,7 +371,7 @@ bool tidei_huge_free(tide_span_t *s)
         s->is_zero = false;
         s->dirty_ms = now;
         cache_insert(s);  /* s may be merged away */
-        k = cache_trim(cache_limit(now), cuts, 8);
+        k = cache_trim(cache_limit(now), cuts, FREE_CUTS);
         wake = a->huge_cache != NULL;
     } else {
         tidei_meta_span_delete(s);
@@ -378,7 +379,7 @@ bool tidei_huge_free(tide_span_t *s)
     }
     pthread_mutex_unlock(&a->lock);
     unmap_cuts(cuts, k);
-    if (k == 8)
+    if (k == FREE_CUTS)
         cache_trim_all();
     return wake;
 }
@@ -390,8 +391,8 @@ static bool huge_shrink(tide_span_t *s, size_t size)
 {
     tide_arena_t *a = &tidei_arena;
     uintptr_t tail = s->start + size;
-    size_t tail_bytes = HUGE_BYTES(s->n_pages) - size;
-    huge_cut_t cuts[8];
+    size_t tail_bytes = TIDE_PAGES_BYTES(s->n_pages) - size;
+    huge_cut_t cuts[FREE_CUTS];
     int k = 0;
     pthread_mutex_lock(&a->lock);
     tidei_pagemap_set(tail, tail_bytes >> TIDE_PAGE_SHIFT, NULL);
@@ -404,13 +405,13 @@ static bool huge_shrink(tide_span_t *s, size_t size)
         t->n_pages = tail_bytes >> TIDE_PAGE_SHIFT;
         t->dirty_ms = now;
         cache_insert(t);
-        k = cache_trim(cache_limit(now), cuts, 8);
+        k = cache_trim(cache_limit(now), cuts, FREE_CUTS);
     } else {
         cuts[k++] = (huge_cut_t){ tail, tail_bytes };
     }
     pthread_mutex_unlock(&a->lock);
     unmap_cuts(cuts, k);
-    if (k == 8)
+    if (k == FREE_CUTS)
         cache_trim_all();
     return t != NULL;
 }
@@ -432,8 +433,8 @@ static bool huge_grow_in_place(tide_span_t *s, size_t extra)
         r = r->next;
     if (r && r->start != end)
         r = NULL;
-    if (r && HUGE_BYTES(r->n_pages) >= extra) {
-        if (HUGE_BYTES(r->n_pages) == extra) {
+    if (r && TIDE_PAGES_BYTES(r->n_pages) >= extra) {
+        if (TIDE_PAGES_BYTES(r->n_pages) == extra) {
             cache_unlink(r);
             tidei_meta_span_delete(r);
         } else {
@@ -449,7 +450,7 @@ static bool huge_grow_in_place(tide_span_t *s, size_t extra)
     uintptr_t at = r ? HUGE_END(r) : end;
     /* mremap first: a block that is one kernel mapping stays one (a later
      * move is then one call) */
-    size_t old = HUGE_BYTES(s->n_pages);
+    size_t old = TIDE_PAGES_BYTES(s->n_pages);
     bool ok = (!r && tidei_os_remap((void *)s->start, old, old + extra, false)) ||
               tidei_os_map_at((void *)at, end + extra - at);
     pthread_mutex_lock(&a->lock);
@@ -476,7 +477,7 @@ grown:
 static void *huge_move(tide_span_t *s, size_t size)
 {
     tide_arena_t *a = &tidei_arena;
-    size_t old = HUGE_BYTES(s->n_pages);
+    size_t old = TIDE_PAGES_BYTES(s->n_pages);
     /* Map the destination first (so the page map can cover it before
      * anything moves), then move the pages onto it. */
     void *dest = tidei_os_map(size);
@@ -507,7 +508,7 @@ static void *huge_move(tide_span_t *s, size_t size)
  * copies).  Sets *wake if it left the scavenger work.  No lock held. */
 void *tidei_huge_realloc(tide_span_t *s, size_t n, bool *wake)
 {
-    size_t old = HUGE_BYTES(s->n_pages);
+    size_t old = TIDE_PAGES_BYTES(s->n_pages);
     size_t size = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
     if (size < n || size > PTRDIFF_MAX)
         return NULL;
@@ -531,7 +532,7 @@ bool tidei_huge_release_locked(void)
     while (a->huge_cache) {
         tide_span_t *r = a->huge_cache;
         cache_unlink(r);
-        tidei_os_unmap((void *)r->start, HUGE_BYTES(r->n_pages));
+        tidei_os_unmap((void *)r->start, TIDE_PAGES_BYTES(r->n_pages));
         tidei_meta_span_delete(r);
     }
     return released;
@@ -544,19 +545,18 @@ bool tidei_huge_release_locked(void)
 bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
 {
     tide_arena_t *a = &tidei_arena;
-    enum { MAX_CUTS = 16 };
-    huge_cut_t cuts[MAX_CUTS];
+    huge_cut_t cuts[PURGE_CUTS];
     bool released = false;
     int k;
     do {
         uint64_t next = UINT64_MAX;
         pthread_mutex_lock(&a->lock);
-        k = cache_trim(cache_limit(now), cuts, MAX_CUTS);
-        for (tide_span_t *r = a->huge_cache, *nx; r && k < MAX_CUTS; r = nx) {
+        k = cache_trim(cache_limit(now), cuts, PURGE_CUTS);
+        for (tide_span_t *r = a->huge_cache, *nx; r && k < PURGE_CUTS; r = nx) {
             nx = r->next;
             if (r->dirty_ms + decay <= now) {  /* (freed after now was read: not due) */
                 cache_unlink(r);
-                cuts[k++] = (huge_cut_t){ r->start, HUGE_BYTES(r->n_pages) };
+                cuts[k++] = (huge_cut_t){ r->start, TIDE_PAGES_BYTES(r->n_pages) };
                 tidei_meta_span_delete(r);
             } else if (r->dirty_ms + decay < next) {
                 next = r->dirty_ms + decay;
@@ -565,8 +565,8 @@ bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
         pthread_mutex_unlock(&a->lock);
         unmap_cuts(cuts, k);
         released |= k > 0;
-        if (k < MAX_CUTS && next < *next_ms)
+        if (k < PURGE_CUTS && next < *next_ms)
             *next_ms = next;
-    } while (k == MAX_CUTS);
+    } while (k == PURGE_CUTS);
     return released;
 }

@@ -414,15 +414,14 @@ static size_t leak_report(leak_t *l)
 
 /* ---- stopping the other threads ---- */
 
-#define PARK_MAX 4096                /* threads stopped at most */
 enum { PARK_SENT = 0, PARK_STOPPED, PARK_MISSED };
 
 static struct {
     _Atomic int active;          /* threads must stop (the handler checks it) */
     int sig;                     /* the signal, once installed (0: none) */
     int n;                       /* threads signalled */
-    int tid[PARK_MAX];           /* their ids */
-    _Atomic int state[PARK_MAX]; /* PARK_* */
+    int tid[TIDE_LEAK_PARK_MAX];           /* their ids */
+    _Atomic int state[TIDE_LEAK_PARK_MAX]; /* PARK_* */
     _Atomic int inside;          /* handlers still running */
 } park;
 
@@ -492,7 +491,7 @@ static void park_list(void)
             int tid = 0;
             for (const char *c = d->d_name; *c >= '0' && *c <= '9'; c++)
                 tid = tid * 10 + (*c - '0');
-            if (tid > 0 && tid != me && tid != scav && park.n < PARK_MAX) {
+            if (tid > 0 && tid != me && tid != scav && park.n < TIDE_LEAK_PARK_MAX) {
                 park.tid[park.n] = tid;
                 atomic_store_explicit(&park.state[park.n], PARK_MISSED, relaxed);
                 park.n++;

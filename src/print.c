@@ -192,18 +192,17 @@ void tidei_assert_fail(const char *expr, const char *file, int line)
 
 /* Regular files tide created in this run (tidei_open_report), the only
  * ones it truncates: their device and inode. */
-#define N_CREATED 32
 static struct {
     dev_t dev;                   /* the file's device */
     ino_t ino;                   /* its inode */
     _Atomic bool ready;          /* dev and ino are filled in */
-} created[N_CREATED];
+} created[TIDE_REPORT_FILES];
 static _Atomic unsigned n_created; /* entries claimed */
 
 static bool was_created(const struct stat *st)
 {
     unsigned n = atomic_load_explicit(&n_created, acquire);
-    for (unsigned i = 0; i < n && i < N_CREATED; i++)
+    for (unsigned i = 0; i < n && i < TIDE_REPORT_FILES; i++)
         if (atomic_load_explicit(&created[i].ready, acquire) && created[i].dev == st->st_dev &&
             created[i].ino == st->st_ino)
             return true;
@@ -230,7 +229,7 @@ int tidei_open_report(const char *path, bool append)
     if (fd >= 0) {
         if (fstat(fd, &st) == 0) {
             unsigned i = atomic_fetch_add_explicit(&n_created, 1, acq_rel);
-            if (i < N_CREATED) {
+            if (i < TIDE_REPORT_FILES) {
                 created[i].dev = st.st_dev;
                 created[i].ino = st.st_ino;
                 atomic_store_explicit(&created[i].ready, true, release);

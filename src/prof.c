@@ -51,9 +51,6 @@
 
 #include "tide_internal.h"
 
-#define PROF_DEPTH 48                /* frames kept per stack */
-#define PROF_SEG_SHIFT 12            /* sites per segment: 4096 */
-#define PROF_SEGS 1024               /* at most 4M sites */
 
 typedef struct prof_site {
     uint64_t hash;                   /* of the frames */
@@ -62,7 +59,7 @@ typedef struct prof_site {
     _Atomic uint64_t alloc_b;        /* estimated bytes allocated */
     _Atomic uint64_t live_w;         /* estimated live blocks, in 1/65536 */
     _Atomic uint64_t live_b;         /* estimated live bytes */
-    uintptr_t pc[PROF_DEPTH];        /* return addresses, innermost first */
+    uintptr_t pc[TIDE_PROF_DEPTH];        /* return addresses, innermost first */
 } prof_site_t;
 
 /* An entry of the full-mode table: the site of the last allocation made at
@@ -74,7 +71,7 @@ typedef struct prof_addr {
 } prof_addr_t;
 
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
-static prof_site_t *prof_seg[PROF_SEGS];  /* site id i is prof_seg[i >> 12][i & 4095]; id 0 unused */
+static prof_site_t *prof_seg[TIDE_PROF_SEGS];  /* site id i is prof_seg[i >> 12][i & 4095]; id 0 unused */
 static _Atomic uint32_t prof_n_sites;     /* ids handed out, plus one */
 static uint32_t *prof_index;              /* open addressing over site ids (prof_lock) */
 static size_t prof_index_cap;             /* slots, a power of two */
@@ -231,8 +228,8 @@ bool tidei_prof_is_entry_point(uintptr_t fn)
 /* Frames collected by the unwinder: return addresses, and the start of the
  * function each lies in (to find where the program called tide). */
 typedef struct unwind_state {
-    uintptr_t pc[PROF_DEPTH + 16];
-    uintptr_t fn[PROF_DEPTH + 16];
+    uintptr_t pc[TIDE_PROF_DEPTH + 16];
+    uintptr_t fn[TIDE_PROF_DEPTH + 16];
     int n;
 } unwind_state_t;
 
@@ -240,7 +237,7 @@ static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
 {
     unwind_state_t *u = arg;
     uintptr_t ip = _Unwind_GetIP(ctx);
-    if (!ip || u->n == PROF_DEPTH + 16)
+    if (!ip || u->n == TIDE_PROF_DEPTH + 16)
         return _URC_END_OF_STACK;
     u->pc[u->n] = ip;
     u->fn[u->n] = (uintptr_t)_Unwind_GetRegionStart(ctx);
@@ -277,7 +274,7 @@ static uint64_t hash_frames(const uintptr_t *pc, int n)
 
 tide_inline prof_site_t *site_at(uint32_t id)
 {
-    return &prof_seg[id >> PROF_SEG_SHIFT][id & ((1u << PROF_SEG_SHIFT) - 1)];
+    return &prof_seg[id >> TIDE_PROF_SEG_SHIFT][id & ((1u << TIDE_PROF_SEG_SHIFT) - 1)];
 }
 
 /* Doubles the site index.  prof_lock held. */
@@ -320,13 +317,13 @@ static uint32_t site_find(const uintptr_t *pc, int n)
             goto out;
         }
     }
-    if (count >= (uint32_t)PROF_SEGS << PROF_SEG_SHIFT)
+    if (count >= (uint32_t)TIDE_PROF_SEGS << TIDE_PROF_SEG_SHIFT)
         goto out;
-    if (!prof_seg[count >> PROF_SEG_SHIFT]) {
-        prof_site_t *seg = tidei_os_map(sizeof(prof_site_t) << PROF_SEG_SHIFT);
+    if (!prof_seg[count >> TIDE_PROF_SEG_SHIFT]) {
+        prof_site_t *seg = tidei_os_map(sizeof(prof_site_t) << TIDE_PROF_SEG_SHIFT);
         if (!seg)
             goto out;
-        prof_seg[count >> PROF_SEG_SHIFT] = seg;
+        prof_seg[count >> TIDE_PROF_SEG_SHIFT] = seg;
     }
     prof_site_t *s = site_at(count);
     s->hash = hash;
@@ -355,8 +352,8 @@ static uint32_t prof_site_here(void)
         if (tidei_prof_is_entry_point(u.fn[i]))
             from = i + 1;
     int n = u.n - from;
-    if (n > PROF_DEPTH)
-        n = PROF_DEPTH;
+    if (n > TIDE_PROF_DEPTH)
+        n = TIDE_PROF_DEPTH;
     uint32_t id = n > 0 ? site_find(u.pc + from, n) : 0;
     if (!id)
         atomic_fetch_add_explicit(&prof_dropped, 1, relaxed);

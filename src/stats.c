@@ -416,19 +416,16 @@ static int print_json(int fd, const struct tide_stats *st, const struct tide_hea
     return err ? -1 : 0;
 }
 
-/* Heaps listed in the report; more are summed in the totals only. */
-#define REPORT_HEAPS 64
-
 static int report(int fd, bool json, bool locked)
 {
     struct tide_stats st;
-    struct tide_heap_stats hs[REPORT_HEAPS];
+    struct tide_heap_stats hs[TIDE_STATS_REPORT_HEAPS];
     hist_t h;
     size_t n;
-    stats_collect(&st, hs, REPORT_HEAPS, &n, locked);
+    stats_collect(&st, hs, TIDE_STATS_REPORT_HEAPS, &n, locked);
     hist_build(&h, &st, locked);
-    if (n > REPORT_HEAPS)
-        n = REPORT_HEAPS;
+    if (n > TIDE_STATS_REPORT_HEAPS)
+        n = TIDE_STATS_REPORT_HEAPS;
     return json ? print_json(fd, &st, hs, n, &h, locked) : print_text(fd, &st, hs, n, &h, locked);
 }
 

@@ -24,9 +24,6 @@
 #include <unistd.h>
 #include <unwind.h>
 
-/* Files kept mapped at once; the next one replaces the oldest. */
-#define SYM_N_FILES 32
-
 /* A module's file in the cache. */
 typedef struct sym_file {
     char path[PATH_MAX];         /* the module's path; "" = slot unused */
@@ -41,7 +38,7 @@ typedef struct sym_file {
     size_t strs_bytes;           /* length of strs */
 } sym_file_t;
 
-static sym_file_t sym_files[SYM_N_FILES];
+static sym_file_t sym_files[TIDE_SYM_FILES];
 static unsigned sym_next_victim;  /* slot replaced when all are in use */
 static char sym_exe[PATH_MAX];    /* the main program's path, once read */
 
@@ -253,7 +250,7 @@ static void sym_drop(sym_file_t *f)
 static const sym_file_t *sym_file(const char *path, uintptr_t bias)
 {
     sym_file_t *free_slot = NULL;
-    for (size_t i = 0; i < SYM_N_FILES; i++) {
+    for (size_t i = 0; i < TIDE_SYM_FILES; i++) {
         sym_file_t *f = &sym_files[i];
         if (!f->path[0]) {
             if (!free_slot)
@@ -265,7 +262,7 @@ static const sym_file_t *sym_file(const char *path, uintptr_t bias)
     sym_file_t *f = free_slot;
     if (!f) {
         f = &sym_files[sym_next_victim];
-        sym_next_victim = (sym_next_victim + 1) % SYM_N_FILES;
+        sym_next_victim = (sym_next_victim + 1) % TIDE_SYM_FILES;
         sym_drop(f);
     }
     if (!sym_copy(f->path, sizeof f->path, path))
@@ -384,7 +381,7 @@ void tidei_symbolize(uintptr_t pc, char *buf, size_t len)
 
 void tidei_symbolize_done(void)
 {
-    for (size_t i = 0; i < SYM_N_FILES; i++)
+    for (size_t i = 0; i < TIDE_SYM_FILES; i++)
         sym_drop(&sym_files[i]);
     sym_next_victim = 0;
 }

@@ -13,6 +13,8 @@
  * checks it at start-up. */
 #define TIDE_PAGE_SHIFT   12
 #define TIDE_PAGE_SIZE    ((size_t)1 << TIDE_PAGE_SHIFT)
+/* The bytes of n pages. */
+#define TIDE_PAGES_BYTES(n) ((size_t)(n) << TIDE_PAGE_SHIFT)
 
 /* Chunks: the unit in which address space is mapped for spans and large
  * blocks.  8 MiB = 2048 pages. */
@@ -48,6 +50,11 @@
 
 /* Metadata is carved from regions of this size. */
 #define TIDE_META_REGION  ((size_t)1 << 20)
+
+/* The huge-block cache (huge.c) keeps at most this many free ranges:
+ * merging keeps the list short; a longer one is trimmed from the range
+ * freed longest ago. */
+#define TIDE_HUGE_CACHE_RANGES 64
 
 /* Chunks are mapped aligned to this (a transparent huge page), so that the
  * kernel can back them with huge pages. */
@@ -95,5 +102,30 @@
  * polling every TIDE_REPORT_POLL_MS, at most TIDE_REPORT_WAIT_MS. */
 #define TIDE_REPORT_POLL_MS  10
 #define TIDE_REPORT_WAIT_MS  30000
+
+/* ---- sizes of the reports' and tools' tables ---- */
+
+/* Heaps a crash report lists one by one. */
+#define TIDE_CRASH_HEAPS_LISTED 16
+/* Libc symbols glibc.c binds to tide at most. */
+#define TIDE_GLIBC_MAX_PATCHES 64
+/* Frames kept per stack of a guarded block. */
+#define TIDE_GUARD_DEPTH 32
+/* A freed guarded block's pages stay committed up to this many. */
+#define TIDE_GUARD_KEEP_PAGES 2
+/* Threads the leak checker stops at most. */
+#define TIDE_LEAK_PARK_MAX 4096
+/* Report files created in this run that tide remembers (the only ones it truncates). */
+#define TIDE_REPORT_FILES 32
+/* Frames kept per profiled stack. */
+#define TIDE_PROF_DEPTH 48
+/* Call sites per segment of the profiler's table: 2^this. */
+#define TIDE_PROF_SEG_SHIFT 12
+/* Segments of the profiler's table at most (4M sites). */
+#define TIDE_PROF_SEGS 1024
+/* Heaps the stats report lists; more are summed in the totals only. */
+#define TIDE_STATS_REPORT_HEAPS 64
+/* Object files the symbolizer keeps mapped at once; the next one replaces the oldest. */
+#define TIDE_SYM_FILES 32
 
 #endif /* TIDE_CONFIG_H */

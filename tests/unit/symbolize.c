@@ -196,7 +196,7 @@ static void done_and_again(void)
     CHECK(exe_maps_at_0() == n0 + 1);
     tidei_symbolize_done();
     CHECKF(exe_maps_at_0() == n0, "%d mappings of the file at offset 0 after done, %d before", exe_maps_at_0(), n0);
-    for (size_t i = 0; i < SYM_N_FILES; i++)
+    for (size_t i = 0; i < TIDE_SYM_FILES; i++)
         CHECK(sym_files[i].map == NULL && sym_files[i].path[0] == 0);
     tidei_symbolize(pc, out, sizeof out);
     CHECKF(strcmp(out, before) == 0, "after done got \"%s\", before \"%s\"", out, before);
@@ -246,7 +246,7 @@ static void cache_eviction(void)
     uintptr_t bias;
     const char *name;
     CHECK(bias_of((void *)pc, &bias, &name));
-    for (uintptr_t i = 0; i < 3 * SYM_N_FILES; i++) {
+    for (uintptr_t i = 0; i < 3 * TIDE_SYM_FILES; i++) {
         const sym_file_t *f = sym_file(path, bias + i * 4096);
         CHECK(f && f->map);
         if (f && f->map) {
@@ -257,7 +257,7 @@ static void cache_eviction(void)
         }
     }
     tidei_symbolize_done();
-    for (size_t i = 0; i < SYM_N_FILES; i++)
+    for (size_t i = 0; i < TIDE_SYM_FILES; i++)
         CHECK(sym_files[i].map == NULL);
 }
 
