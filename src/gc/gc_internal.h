@@ -37,6 +37,10 @@
  *   par_mu (mark.c: the helpers' shared pool) is taken only by markers,
  *   with tidei_gc_threads_lock held by the collecting thread, and by the
  *   fork handlers after it.
+ *   Fork: the GC's prepare handler (threads.c) is registered after tide's
+ *   (init.c), so it runs first: it takes tidei_gc_threads_lock, stops the
+ *   world and takes par_mu before tide's handler takes tidei_heaps_lock and
+ *   tidei_arena.lock, which keeps the order above.
  *
  * A thread holds a pool, big, all, tables or roots lock only inside
  * crit (tidei_gc_crit_enter/leave: a GC slow path, where the stop signal

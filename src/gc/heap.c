@@ -28,8 +28,6 @@
  * (briefly, after them) to switch a huge span's kind and to get descriptor
  * memory; the page allocator's locks through tidei_heap_new_run,
  * tidei_huge_alloc and their frees. */
-#include <stdatomic.h>
-
 #include "gc_internal.h"
 
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;     /* the all-spans list, descriptor pools */
