@@ -52,8 +52,8 @@ ifneq ($(STATS),1)
 endif
 override CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 
-SRCS    := $(wildcard src/*.c)
-HDRS    := $(wildcard src/*.h) include/tide.h
+SRCS    := $(wildcard src/*.c src/gc/*.c)
+HDRS    := $(wildcard src/*.h src/gc/*.h) include/tide.h include/gc.h
 
 .PHONY: all test check bench bench-instr bench-rss install clean lib
 all: lib

@@ -29,5 +29,12 @@
 #include "override.c"
 #endif
 #include "glibc.c"
-#include "gc.c"
-#include "gc_api.c"
+/* the GC heap (src/gc/), bottom up */
+#include "gc/heap.c"
+#include "gc/sweep.c"
+#include "gc/threads.c"
+#include "gc/mark.c"
+#include "gc/roots.c"
+#include "gc/finalize.c"
+#include "gc/collect.c"
+#include "gc/api.c"

@@ -5,37 +5,6 @@
  * registers), and that garbage does not grow the heap. */
 #include "gchelper.h"
 
-struct node {
-    struct node *left, *right;
-    long value;
-};
-
-static struct node *make_tree(int depth, long *counter)
-{
-    struct node *n = GC_MALLOC(sizeof *n);
-    if (!n)
-        return NULL;
-    n->value = (*counter)++;
-    if (depth > 0) {
-        n->left = make_tree(depth - 1, counter);
-        n->right = make_tree(depth - 1, counter);
-    }
-    return n;
-}
-
-static long check_tree(const struct node *n, int depth, long *counter)
-{
-    if (!n)
-        return -1;
-    if (n->value != (*counter)++)
-        return -1;
-    if (depth > 0) {
-        if (check_tree(n->left, depth - 1, counter) < 0 || check_tree(n->right, depth - 1, counter) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 static void test_alloc_sizes(void)
 {
     static const size_t sizes[] = { 0, 1, 8, 16, 24, 100, 1000, 4096, 40000, 65536, 65537, 200000,
@@ -108,16 +77,16 @@ static void test_realloc(void)
     CHECK(GC_REALLOC(p, 0) == NULL);
 }
 
-static struct node *global_root;  /* module data */
-static struct node *added_root_area[4];  /* registered with GC_add_roots below... */
-static __thread struct node *tls_root;
+static struct gc_node *global_root;  /* module data */
+static struct gc_node *added_root_area[4];  /* registered with GC_add_roots below... */
+static __thread struct gc_node *tls_root;
 
 static __attribute__((noinline)) void build_roots(void)
 {
     long c = 0;
-    global_root = make_tree(10, &c);
+    global_root = gc_make_tree(10, &c);
     c = 1000000;
-    tls_root = make_tree(8, &c);
+    tls_root = gc_make_tree(8, &c);
 }
 
 static void test_roots_survive(void)
@@ -127,14 +96,14 @@ static void test_roots_survive(void)
         /* churn: garbage trees */
         for (int k = 0; k < 50; k++) {
             long c = 0;
-            make_tree(8, &c);
+            gc_make_tree(8, &c);
         }
         gc_full();
     }
     long c = 0;
-    CHECKF(check_tree(global_root, 10, &c) == 0, "tree in module data damaged");
+    CHECKF(gc_check_tree(global_root, 10, &c) == 0, "tree in module data damaged");
     c = 1000000;
-    CHECKF(check_tree(tls_root, 8, &c) == 0, "tree held by a __thread variable damaged");
+    CHECKF(gc_check_tree(tls_root, 8, &c) == 0, "tree held by a __thread variable damaged");
     CHECK(GC_get_gc_no() >= 5);
 }
 
@@ -175,9 +144,9 @@ static void test_atomic_not_scanned(void)
 
 static __attribute__((noinline)) void make_uncollectable_chain(void **out)
 {
-    struct node *u = GC_MALLOC_UNCOLLECTABLE(sizeof *u);
+    struct gc_node *u = GC_MALLOC_UNCOLLECTABLE(sizeof *u);
     long c = 77;
-    u->left = make_tree(6, &c);
+    u->left = gc_make_tree(6, &c);
     /* hide the pointer: only GC_FREE can find it again */
     *out = (void *)((uintptr_t)u ^ 0x5555);
 }
@@ -188,9 +157,9 @@ static void test_uncollectable(void)
     make_uncollectable_chain(&hidden);
     gc_full();
     gc_full();
-    struct node *u = (struct node *)((uintptr_t)hidden ^ 0x5555);
+    struct gc_node *u = (struct gc_node *)((uintptr_t)hidden ^ 0x5555);
     long c = 77;
-    CHECKF(check_tree(u->left, 6, &c) == 0, "tree under an uncollectable object damaged");
+    CHECKF(gc_check_tree(u->left, 6, &c) == 0, "tree under an uncollectable object damaged");
     GC_FREE(u);
 }
 
@@ -198,14 +167,14 @@ static __attribute__((noinline)) void fill_added_roots(void)
 {
     for (int i = 0; i < 4; i++) {
         long c = i * 10000;
-        added_root_area[i] = make_tree(5, &c);
+        added_root_area[i] = gc_make_tree(5, &c);
     }
 }
 
 static void test_add_roots(void)
 {
     /* a mapping the collector does not know: only GC_add_roots makes it a root */
-    struct node **area = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct gc_node **area = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     GC_add_roots(area, area + 4);
     fill_added_roots();
     for (int i = 0; i < 4; i++) {
@@ -215,13 +184,13 @@ static void test_add_roots(void)
     for (int k = 0; k < 3; k++) {
         for (int j = 0; j < 30; j++) {
             long c = 0;
-            make_tree(8, &c);
+            gc_make_tree(8, &c);
         }
         gc_full();
     }
     for (int i = 0; i < 4; i++) {
         long c = i * 10000;
-        CHECKF(check_tree(area[i], 5, &c) == 0, "tree %d held from a GC_add_roots range damaged", i);
+        CHECKF(gc_check_tree(area[i], 5, &c) == 0, "tree %d held from a GC_add_roots range damaged", i);
     }
     GC_remove_roots(area, area + 4);
     munmap(area, 4096);
@@ -234,7 +203,7 @@ static void test_garbage_bounded(void)
     for (int round = 0; round < 40; round++) {
         for (int k = 0; k < 200; k++) {
             long c = 0;
-            make_tree(8, &c);  /* 511 nodes of 32 bytes */
+            gc_make_tree(8, &c);  /* 511 nodes of 32 bytes */
             GC_MALLOC_ATOMIC(3000);
             if (k % 50 == 0)
                 GC_MALLOC(100000);

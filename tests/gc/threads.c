@@ -15,54 +15,27 @@
 #define SCALE 1
 #endif
 
-struct node {
-    struct node *left, *right;
-    long value;
-};
-
-static struct node *make_tree(int depth, long *counter)
-{
-    struct node *n = GC_MALLOC(sizeof *n);
-    if (!n)
-        return NULL;
-    n->value = (*counter)++;
-    if (depth > 0) {
-        n->left = make_tree(depth - 1, counter);
-        n->right = make_tree(depth - 1, counter);
-    }
-    return n;
-}
-
-static int check_tree(const struct node *n, int depth, long *counter)
-{
-    if (!n || n->value != (*counter)++)
-        return -1;
-    if (depth > 0 && (check_tree(n->left, depth - 1, counter) < 0 || check_tree(n->right, depth - 1, counter) < 0))
-        return -1;
-    return 0;
-}
-
-static __thread struct node *tls_tree;
+static __thread struct gc_node *tls_tree;
 static _Atomic int n_bad;
 
 static void *tree_worker(void *arg)
 {
     long id = (long)arg;
     long c = id * 100000000L;
-    struct node *keep = make_tree(12, &c);
+    struct gc_node *keep = gc_make_tree(12, &c);
     c = id * 100000000L + 50000000L;
-    tls_tree = make_tree(10, &c);
+    tls_tree = gc_make_tree(10, &c);
     for (int i = 0; i < 300 / SCALE; i++) {
         long g = 0;
-        make_tree(9, &g);
+        gc_make_tree(9, &g);
         if (i % (100 / SCALE) == 0 && id == 0)
             GC_gcollect();
     }
     c = id * 100000000L;
-    if (check_tree(keep, 12, &c) < 0)
+    if (gc_check_tree(keep, 12, &c) < 0)
         n_bad++;
     c = id * 100000000L + 50000000L;
-    if (check_tree(tls_tree, 10, &c) < 0)
+    if (gc_check_tree(tls_tree, 10, &c) < 0)
         n_bad += 100;
     return NULL;
 }
@@ -128,7 +101,7 @@ static void test_register_root(void)
     for (int i = 0; i < 5; i++) {
         long c = 0;
         for (int k = 0; k < 20; k++)
-            make_tree(8, &c);
+            gc_make_tree(8, &c);
         gc_full();
     }
     reg_go = 1;
@@ -141,13 +114,13 @@ static void test_register_root(void)
 static void *short_worker(void *arg)
 {
     long c = (long)arg;
-    struct node *t = make_tree(6, &c);
+    struct gc_node *t = gc_make_tree(6, &c);
     for (int i = 0; i < 5; i++) {
         long g = 0;
-        make_tree(6, &g);
+        gc_make_tree(6, &g);
     }
     c = (long)arg;
-    if (check_tree(t, 6, &c) < 0)
+    if (gc_check_tree(t, 6, &c) < 0)
         n_bad++;
     return NULL;
 }
@@ -187,11 +160,11 @@ static void *blocking_fn(void *arg)
 static void *blocker(void *arg)
 {
     long c = 5;
-    struct node *t = make_tree(8, &c);
+    struct gc_node *t = gc_make_tree(8, &c);
     for (int i = 0; i < 20; i++)
         GC_do_blocking(blocking_fn, NULL);
     c = 5;
-    if (check_tree(t, 8, &c) < 0)
+    if (gc_check_tree(t, 8, &c) < 0)
         n_bad++;
     return arg;
 }
@@ -203,7 +176,7 @@ static void test_do_blocking(void)
     CHECK(pthread_create(&th, NULL, blocker, NULL) == 0);
     for (int i = 0; i < 40 / SCALE; i++) {
         long c = 0;
-        make_tree(7, &c);
+        gc_make_tree(7, &c);
         GC_gcollect();
         usleep(5000);
     }
@@ -211,11 +184,11 @@ static void test_do_blocking(void)
     CHECKF(n_bad == 0, "tree of a thread in GC_do_blocking damaged");
 }
 
-static struct node *fork_keep;
+static struct gc_node *fork_keep;
 static void test_fork(void)
 {
     long c = 42;
-    fork_keep = make_tree(10, &c);
+    fork_keep = gc_make_tree(10, &c);
     _Atomic int stop = 0;
     pthread_t col;
     pthread_create(&col, NULL, collector, &stop);  /* a thread that is gone in the child */
@@ -224,12 +197,12 @@ static void test_fork(void)
     if (pid == 0) {
         for (int i = 0; i < 200 / SCALE; i++) {
             long g = 0;
-            make_tree(8, &g);
+            gc_make_tree(8, &g);
         }
         GC_gcollect();
         GC_gcollect();
         c = 42;
-        _exit(check_tree(fork_keep, 10, &c) == 0 ? 0 : 3);
+        _exit(gc_check_tree(fork_keep, 10, &c) == 0 ? 0 : 3);
     }
     int st = 0;
     waitpid(pid, &st, 0);
@@ -237,7 +210,7 @@ static void test_fork(void)
     pthread_join(col, NULL);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status %#x", st);
     c = 42;
-    CHECK(check_tree(fork_keep, 10, &c) == 0);
+    CHECK(gc_check_tree(fork_keep, 10, &c) == 0);
 }
 
 int main(void)

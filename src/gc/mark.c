@@ -1,0 +1,405 @@
+/* gc/mark.c — the markers: the mark stack, the pointer test (the page
+ * map gives any word's span, hence its block, interior pointers
+ * included), and the parallel mark with its helper threads.
+ *
+ * The collecting thread marks on its own stack (mk0); when the stack is
+ * big enough, helper threads (one per CPU beyond the first, gc_markers;
+ * not registered, every signal blocked) drain their own stacks and share
+ * work through a pool under par_mu; mark bits and counts are set
+ * atomically only while they run.  Ranges are prefetched through a small
+ * FIFO before they are scanned, and each marker keeps the page it last
+ * looked up in the page map.
+ *
+ * Locks: par_mu (the shared pool, the helpers' start and end), taken by
+ * markers during a mark (the collector holds tidei_gc_threads_lock, the
+ * world stopped) and by the fork handlers; nothing is taken under it. */
+#include <unistd.h>
+
+#include "gc_internal.h"
+
+/* One marker's state: the collecting thread's (mk0), or a helper's; each
+ * on cache lines of its own (markers write theirs all the time). */
+typedef struct __attribute__((aligned(64))) gc_marker {
+    gc_range_t *stk;                /* its mark stack (mapped): ranges to scan */
+    size_t n, cap;               /* entries used, room for */
+    size_t bytes;                /* bytes it marked in this collection */
+    bool overflow;               /* a push was dropped (no memory): some objects not scanned */
+    uintptr_t cpage;             /* the page last looked up (0: none), and what it held: */
+    tide_span_t *cs;             /*   its span (NULL: not a GC span) */
+    gc_span_t *cg;               /*   its GC data */
+} gc_marker_t;
+
+static gc_marker_t mk0;             /* the collecting thread's */
+static uintptr_t mark_lo, mark_hi; /* heap bounds for this collection */
+
+/* Parallel marking: helper threads (not registered, every signal blocked)
+ * drain their own stacks and share through a pool under par_mu. */
+#define MAX_HELPERS 7
+static gc_marker_t mk_help[MAX_HELPERS];
+static pthread_t help_th[MAX_HELPERS];
+static int n_helpers;            /* started */
+static bool helpers_tried;       /* started once (or not wanted) */
+static pthread_mutex_t par_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t par_cv = PTHREAD_COND_INITIALIZER;   /* work in the pool, or done */
+static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER; /* a parallel drain begins */
+static pthread_cond_t exit_cv = PTHREAD_COND_INITIALIZER;  /* a helper left the drain */
+static gc_range_t *par_pool;        /* shared ranges (mapped) */
+static size_t par_n, par_cap;
+static int par_total, par_idle, par_left; /* markers in this drain, idle ones, helpers still in it */
+static bool par_done;            /* every marker idle with an empty pool */
+static unsigned par_epoch;       /* bumped per parallel drain */
+static _Atomic int par_want;     /* an idle marker waits: busy ones share */
+static bool mark_par;            /* a parallel drain runs: marks are set atomically */
+
+static bool stack_grow(gc_range_t **stk, size_t *cap)
+{
+    size_t ncap = *cap ? *cap * 2 : 65536;
+    void *p = *stk ? tidei_os_remap(*stk, *cap * sizeof(gc_range_t), ncap * sizeof(gc_range_t), true)
+                   : tidei_os_map(ncap * sizeof(gc_range_t));
+    if (!p)
+        return false;
+    *stk = p;
+    *cap = ncap;
+    return true;
+}
+
+static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
+{
+    if (tide_unlikely(m->n == m->cap) && !stack_grow(&m->stk, &m->cap)) {
+        m->overflow = true;
+        return;
+    }
+    m->stk[m->n++] = (gc_range_t){ lo, hi };
+}
+
+/* Marks the block word w points into, if it is a live GC block; pushes its
+ * contents unless atomic.  World stopped; markers may run in parallel
+ * (mark bits and counts are set atomically). */
+static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
+{
+    if (w - mark_lo >= mark_hi - mark_lo)
+        return;
+    /* words next to each other often point into one page: the last
+     * lookup is kept (reset at every collection: spans only change
+     * between collections) */
+    tide_span_t *s;
+    gc_span_t *g;
+    uintptr_t page = w >> TIDE_PAGE_SHIFT;
+    if (page == m->cpage) {
+        s = m->cs;
+        g = m->cg;
+        if (!s)
+            return;
+    } else {
+        s = tidei_pagemap_lookup((void *)w);
+        g = s && s->kind == TIDE_SPAN_GC ? s->gc : NULL;
+        if (!g)
+            s = NULL;
+        m->cpage = page;
+        m->cs = s;
+        m->cg = g;
+        if (!s)
+            return;
+    }
+    uint32_t i;
+    uintptr_t base;
+    if (g->big) {
+        i = 0;
+        base = s->start;
+        if (w >= base + g->size)
+            return;
+    } else {
+        i = tidei_gc_block_index(g, w);
+        if (i >= g->n_blocks)
+            return;
+        base = s->start + (uintptr_t)i * g->size;
+    }
+    uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
+    if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
+        return;
+    if (mark_par) {
+        if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
+            return;  /* another marker got it first */
+        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
+    } else {
+        __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
+        g->n_marked++;
+    }
+    m->bytes += g->size;
+    if (g->kind != GK_ATOMIC)
+        push_m(m, base, base + (g->big ? g->req : g->size));
+}
+
+static void scan_range_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t p = lo; p + 8 <= hi; p += 8)
+        mark_word_m(m, *(const uintptr_t *)p);
+}
+
+/* Moves the older half of m's stack to the pool, for an idle marker. */
+static tide_noinline void share(gc_marker_t *m)
+{
+    size_t half = m->n / 2;
+    pthread_mutex_lock(&par_mu);
+    while (par_n + half > par_cap && stack_grow(&par_pool, &par_cap))
+        ;
+    if (par_n + half <= par_cap) {
+        memcpy(par_pool + par_n, m->stk, half * sizeof(gc_range_t));
+        par_n += half;
+        memmove(m->stk, m->stk + half, (m->n - half) * sizeof(gc_range_t));
+        m->n -= half;
+        atomic_store_explicit(&par_want, 0, relaxed);
+        pthread_cond_broadcast(&par_cv);
+    }
+    pthread_mutex_unlock(&par_mu);
+}
+
+/* Empties m's stack.  Ranges go through a small FIFO whose entries are
+ * prefetched when they enter it: by the time one is scanned its first
+ * line has arrived (marking is bound by the misses on object memory).
+ * When another marker is idle, half of the stack goes to the pool. */
+#define PF_N 8
+static void drain_m(gc_marker_t *m)
+{
+    gc_range_t q[PF_N];
+    unsigned head = 0, n = 0;
+    for (;;) {
+        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n > 32)
+            share(m);
+        while (n < PF_N && m->n) {
+            gc_range_t r = m->stk[--m->n];
+            __builtin_prefetch((const void *)r.lo);
+            q[(head + n++) % PF_N] = r;
+        }
+        if (!n)
+            return;
+        gc_range_t r = q[head];
+        head = (head + 1) % PF_N;
+        n--;
+        scan_range_m(m, r.lo, r.hi);
+    }
+}
+
+/* A marker's part of a parallel drain: its stack, then work from the pool,
+ * until every marker is idle and the pool empty. */
+static void par_work(gc_marker_t *m)
+{
+    for (;;) {
+        drain_m(m);
+        pthread_mutex_lock(&par_mu);
+        par_idle++;
+        for (;;) {
+            if (par_done || par_n)
+                break;
+            if (par_idle == par_total) {
+                par_done = true;
+                pthread_cond_broadcast(&par_cv);
+                break;
+            }
+            atomic_store_explicit(&par_want, 1, relaxed);
+            pthread_cond_wait(&par_cv, &par_mu);
+        }
+        if (par_done) {
+            pthread_mutex_unlock(&par_mu);
+            return;
+        }
+        par_idle--;
+        size_t take = par_n / (size_t)par_total + 1;
+        if (take > par_n)
+            take = par_n;
+        while (m->n + take > m->cap && stack_grow(&m->stk, &m->cap))
+            ;
+        if (m->n + take > m->cap)
+            take = m->cap - m->n;
+        par_n -= take;
+        memcpy(m->stk + m->n, par_pool + par_n, take * sizeof(gc_range_t));
+        m->n += take;
+        pthread_mutex_unlock(&par_mu);
+    }
+}
+
+static void *helper_main(void *arg)
+{
+    gc_marker_t *m = arg;
+    unsigned seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&par_mu);
+        while (par_epoch == seen)
+            pthread_cond_wait(&start_cv, &par_mu);
+        seen = par_epoch;
+        pthread_mutex_unlock(&par_mu);
+        m->bytes = 0;
+        par_work(m);
+        pthread_mutex_lock(&par_mu);
+        par_left--;
+        pthread_cond_signal(&exit_cv);
+        pthread_mutex_unlock(&par_mu);
+    }
+    return NULL;
+}
+
+/* Starts the helpers once: one per online CPU beyond the first, at most
+ * MAX_HELPERS (a single-CPU machine gets none).  tidei_gc_threads_lock held, before
+ * the world stops. */
+void tidei_gc_helpers_start(void)
+{
+    if (helpers_tried)
+        return;
+    helpers_tried = true;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = cpus > 1 ? (int)cpus - 1 : 0;
+    if (want > MAX_HELPERS)
+        want = MAX_HELPERS;
+    if (tidei_opt.gc_markers > 0 && tidei_opt.gc_markers - 1 < want)
+        want = (int)tidei_opt.gc_markers - 1;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < want; i++) {
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&a, 256 << 10);
+        if (pthread_create(&help_th[i], &a, helper_main, &mk_help[i]) == 0)
+            n_helpers++;
+        pthread_attr_destroy(&a);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Drains mk0, with the helpers when there is enough work for them. */
+void tidei_gc_mark_parallel(void)
+{
+    if (!n_helpers || mk0.n < 64) {
+        drain_m(&mk0);
+        return;
+    }
+    mark_par = true;
+    pthread_mutex_lock(&par_mu);
+    par_total = n_helpers + 1;
+    par_idle = 0;
+    par_left = n_helpers;
+    par_done = false;
+    par_n = 0;
+    atomic_store_explicit(&par_want, 1, relaxed);
+    par_epoch++;
+    pthread_cond_broadcast(&start_cv);
+    pthread_mutex_unlock(&par_mu);
+    par_work(&mk0);
+    pthread_mutex_lock(&par_mu);
+    while (par_left)
+        pthread_cond_wait(&exit_cv, &par_mu);
+    pthread_mutex_unlock(&par_mu);
+    atomic_store_explicit(&par_want, 0, relaxed);
+    mark_par = false;
+    for (int i = 0; i < n_helpers; i++) {
+        mk0.bytes += mk_help[i].bytes;
+        mk0.overflow |= mk_help[i].overflow;
+    }
+}
+
+/* ---- what the collection calls (the collecting thread's marker) ---- */
+
+void tidei_gc_mark_start(void)
+{
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+        memset(MARKS(g), 0, g->words * sizeof(uint64_t));
+        g->n_marked = 0;
+    }
+    mark_lo = atomic_load_explicit(&tidei_gc_heap_lo, relaxed);
+    mark_hi = atomic_load_explicit(&tidei_gc_heap_hi, relaxed);
+    if (mark_hi < mark_lo)
+        mark_hi = mark_lo;
+    mk0.bytes = 0;
+    mk0.overflow = false;
+    mk0.cpage = 0;
+    for (int i = 0; i < n_helpers; i++)
+        mk_help[i].cpage = 0;
+}
+
+void tidei_gc_mark_word(uintptr_t w) { mark_word_m(&mk0, w); }
+void tidei_gc_scan_range(uintptr_t lo, uintptr_t hi) { scan_range_m(&mk0, lo, hi); }
+void tidei_gc_mark_drain(void) { drain_m(&mk0); }
+size_t tidei_gc_marked_bytes(void) { return mk0.bytes; }
+
+void tidei_gc_push_range(void *lo, void *hi)
+{
+    if ((uintptr_t)lo < (uintptr_t)hi)
+        push_m(&mk0, (uintptr_t)lo, (uintptr_t)hi);
+}
+
+/* Marks obj (a GC block or not) and what it reaches. */
+void tidei_gc_mark_from(uintptr_t w)
+{
+    tidei_gc_mark_word(w);
+    tidei_gc_mark_drain();
+}
+
+/* Uncollectable blocks are roots: each is marked and its contents pushed. */
+void tidei_gc_mark_uncollectable(void)
+{
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+        if (g->kind != GK_UNCOLL)
+            continue;
+        for (uint32_t i = 0; i < g->n_blocks; i++) {
+            if (!BIT_TEST(ALLOCS(g), i) || BIT_TEST(MARKS(g), i))
+                continue;
+            BIT_SET(MARKS(g), i);
+            g->n_marked++;
+            mk0.bytes += g->size;
+            uintptr_t base = g->span->start + (uintptr_t)i * g->size;
+            push_m(&mk0, base, base + (g->big ? g->req : g->size));
+        }
+    }
+}
+
+void tidei_gc_start_markers(void)
+{
+    tidei_gc_init_once();
+    pthread_mutex_lock(&tidei_gc_threads_lock);
+    tidei_gc_helpers_start();
+    pthread_mutex_unlock(&tidei_gc_threads_lock);
+}
+
+/* ---- fork (threads.c's handlers) ---- */
+
+void tidei_gc_mark_fork_prepare(void)
+{
+    pthread_mutex_lock(&par_mu);
+}
+
+void tidei_gc_mark_fork_parent(void)
+{
+    pthread_mutex_unlock(&par_mu);
+}
+
+void tidei_gc_mark_fork_child(void)
+{
+    pthread_mutex_unlock(&par_mu);
+    n_helpers = 0;  /* the helpers are gone: started again when needed */
+    helpers_tried = false;
+}
+
+/* ---- mark bits asked by the API ---- */
+
+/* GC_is_marked (set < 0), GC_set_mark_bit (1), GC_clear_mark_bit (0): the
+ * old mark bit of p's block, set or cleared. */
+int tidei_gc_mark_bit(const void *p, int set)
+{
+    uint32_t i;
+    uintptr_t base;
+    gc_span_t *g = tidei_gc_lookup(p, &i, &base);
+    if (!g)
+        return 0;
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    int old = (int)BIT_TEST(MARKS(g), i);
+    /* n_marked follows: a span whose only marked block was marked here
+     * (ECL marks its Lisp stacks this way) must not be taken for dead */
+    if (set > 0 && !(__atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED) & bit))
+        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
+    else if (set == 0 && (__atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED) & bit))
+        __atomic_fetch_sub(&g->n_marked, 1, __ATOMIC_RELAXED);
+    return old;
+}
+
