@@ -103,6 +103,16 @@
 #define TIDE_REPORT_POLL_MS  10
 #define TIDE_REPORT_WAIT_MS  30000
 
+/* ---- the GC heap (src/gc/) ---- */
+
+/* The signal that stops threads for a collection, unless TIDE_CONF
+ * gc_signal names another (Boehm's collector uses the same). */
+#define TIDE_GC_SIGNAL SIGPWR
+/* The mark stack starts with this many ranges, then doubles; each helper
+ * marker thread gets a stack of TIDE_GC_HELPER_STACK bytes. */
+#define TIDE_GC_MARK_STACK_MIN 65536
+#define TIDE_GC_HELPER_STACK   ((size_t)256 << 10)
+
 /* ---- sizes of the reports' and tools' tables ---- */
 
 /* Heaps a crash report lists one by one. */

@@ -144,7 +144,7 @@ typedef struct tide_options {
     long guard_slots;            /* guarded blocks live or in quarantine at most */
     long guard_side;             /* where a block goes in its slot: 0 at random, 1 the end, 2 the start */
     long crash_report;           /* describe any SIGSEGV/SIGBUS in heap terms (crash.c); on with guard */
-    long gc_percent;             /* GC heap: collect after allocating this % of the live bytes (gc.c) */
+    long gc_percent;             /* GC heap: collect after allocating this % of the live bytes (gc/collect.c) */
     long gc_max_mb;              /* GC heap: limit in MiB (0: none) */
     long gc_signal;              /* GC heap: the thread-stop signal (0: SIGPWR) */
     long gc_markers;             /* GC heap: marking threads at most, the collector included (0: one per CPU) */
@@ -729,7 +729,7 @@ void tidei_glibc_bind(void);
 /* ---- leak.c ---- */
 long tidei_leak_check(bool at_exit);
 
-/* ---- gc.c / gc_api.c: the garbage-collected heap ---- */
+/* ---- gc/: the garbage-collected heap (gc/gc_internal.h for its own) ---- */
 /* free/realloc/malloc_usable_size (op) of p, a block of the GC heap:
  * reports the misuse and aborts. */
 __attribute__((noreturn)) void tidei_gc_misuse_free(const void *p, const char *op);

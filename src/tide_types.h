@@ -30,7 +30,7 @@ typedef enum tide_span_kind {
     TIDE_SPAN_LARGE,             /* one large block: a page run in a chunk */
     TIDE_SPAN_HUGE,              /* one huge block, mapped on its own */
     TIDE_SPAN_GUARD,             /* the region of guarded slots (guard.c): one descriptor, every page */
-    TIDE_SPAN_GC,                /* blocks of the garbage-collected heap (gc.c): a run cut into blocks of
+    TIDE_SPAN_GC,                /* blocks of the garbage-collected heap (src/gc/): a run cut into blocks of
                                     one class, or one big block; `gc` holds the collector's data */
 } tide_span_kind_t;
 
@@ -93,7 +93,7 @@ typedef struct tide_span {
     struct tide_span *prev;      /* list link, back */
     uint32_t prof_site;          /* LARGE/HUGE: site of a sampled block (prof.c); 0 = not sampled */
     size_t prof_size;            /* LARGE/HUGE, sampled: the bytes requested */
-    struct tidei_gc_span *gc;    /* GC: the collector's side data (mark and alloc bits; gc.c) */
+    struct tidei_gc_span *gc;    /* GC: the collector's side data (mark and alloc bits; gc/heap.c) */
 } tide_span_t;
 
 /* A chunk: TIDE_CHUNK_SIZE bytes of address space for spans and large

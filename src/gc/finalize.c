@@ -56,20 +56,12 @@ static inline uintptr_t *slot_key(gc_table_t *t, size_t i)
     return (uintptr_t *)((char *)t->e + i * t->elem);
 }
 
-static size_t fin_hash(uintptr_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    return (size_t)k;
-}
-
 /* The slot of key k, or NULL. */
 static void *gc_table_find(gc_table_t *t, uintptr_t k)
 {
     if (!t->cap)
         return NULL;
-    for (size_t i = fin_hash(k) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+    for (size_t i = (size_t)tidei_hash_word(k) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
         uintptr_t *s = slot_key(t, i);
         if (*s == k)
             return s;
@@ -91,7 +83,7 @@ static bool gc_table_grow(gc_table_t *t)
     for (size_t i = 0; i < old.cap; i++) {
         uintptr_t *s = (uintptr_t *)((char *)old.e + i * old.elem);
         if (*s > 1) {
-            size_t j = fin_hash(*s) & (cap - 1);
+            size_t j = (size_t)tidei_hash_word(*s) & (cap - 1);
             while (*slot_key(t, j))
                 j = (j + 1) & (cap - 1);
             memcpy(slot_key(t, j), s, t->elem);
@@ -109,7 +101,7 @@ static void *gc_table_add(gc_table_t *t, uintptr_t k)
 {
     if ((t->used + 1) * 4 > t->cap * 3 && !gc_table_grow(t))
         return NULL;
-    size_t i = fin_hash(k) & (t->cap - 1);
+    size_t i = (size_t)tidei_hash_word(k) & (t->cap - 1);
     while (*slot_key(t, i) > 1)
         i = (i + 1) & (t->cap - 1);
     uintptr_t *s = slot_key(t, i);

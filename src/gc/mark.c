@@ -53,7 +53,7 @@ static bool mark_par;            /* a parallel drain runs: marks are set atomica
 
 static bool stack_grow(gc_range_t **stk, size_t *cap)
 {
-    size_t ncap = *cap ? *cap * 2 : 65536;
+    size_t ncap = *cap ? *cap * 2 : TIDE_GC_MARK_STACK_MIN;
     void *p = *stk ? tidei_os_remap(*stk, *cap * sizeof(gc_range_t), ncap * sizeof(gc_range_t), true)
                    : tidei_os_map(ncap * sizeof(gc_range_t));
     if (!p)
@@ -260,7 +260,7 @@ void tidei_gc_helpers_start(void)
         pthread_attr_t a;
         pthread_attr_init(&a);
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&a, 256 << 10);
+        pthread_attr_setstacksize(&a, TIDE_GC_HELPER_STACK);
         if (pthread_create(&help_th[i], &a, helper_main, &mk_help[i]) == 0)
             n_helpers++;
         pthread_attr_destroy(&a);

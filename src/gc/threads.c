@@ -326,7 +326,7 @@ void *tidei_gc_with_lock(void *(*fn)(void *), void *arg)
 
 int tidei_gc_stop_signal(void)
 {
-    return stop_sig ? stop_sig : (tidei_opt.gc_signal ? (int)tidei_opt.gc_signal : SIGPWR);
+    return stop_sig ? stop_sig : (tidei_opt.gc_signal ? (int)tidei_opt.gc_signal : TIDE_GC_SIGNAL);
 }
 
 /* ---- fork ---- */
@@ -376,7 +376,7 @@ static void gc_atfork_child(void)
 void tidei_gc_threads_init(void)
 {
     pthread_key_create(&exit_key, thread_exit_cb);
-    stop_sig = tidei_opt.gc_signal ? (int)tidei_opt.gc_signal : SIGPWR;
+    stop_sig = tidei_opt.gc_signal ? (int)tidei_opt.gc_signal : TIDE_GC_SIGNAL;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_stop;
