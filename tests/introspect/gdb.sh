@@ -33,7 +33,7 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 cd "$ROOT"
 
 pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
+fail() { echo "FAIL $1: ${*:2}"; }
 skip() { echo "SKIP $1: $2"; }
 
 case $SANITIZE in
