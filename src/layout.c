@@ -7,14 +7,16 @@
  * into the DWARF of libtide.so and libtide.a (and of a program linked with
  * it), and the extension reads them from there: from the type of
  * tidei_layout, without reading the process's memory, so a core file works
- * as well as a live process.  In gdb, `print TIDE_LAYOUT_PAGE_SHIFT` shows
- * one.
+ * as well as a live process.  In gdb, `print/d TIDE_LAYOUT_PAGE_SHIFT`
+ * shows one.
  *
  * Each enumerator is TIDE_LAYOUT_ and the name of the constant it carries,
- * given by that name, never by a number: the values cannot drift from the
- * headers.  The extension also reads tide_span_kind_t, named by the field
+ * given by that name, not by a number, so the values cannot drift from the
+ * headers (the one number, TIDE_LAYOUT_INIT_READY, is init.c's, which has
+ * no name for it).  The extension also reads tide_span_kind_t, named by the field
  * below.  A tool that needs another constant gets a line here (an integer
- * that fits an int); tests/introspect/gdb.sh checks that what the
+ * that fits an int; tide_config.h's timings and buffer sizes, which no tool
+ * reads, are left out); tests/introspect/gdb.sh checks that what the
  * extension reads equals what the headers say.
  *
  * Nothing reads tidei_layout at run time: it is an anchor that keeps the
@@ -31,7 +33,6 @@ enum tidei_layout_constant {
     TIDE_LAYOUT_SMALL_MAX = TIDE_SMALL_MAX,
     TIDE_LAYOUT_LARGE_MAX = TIDE_LARGE_MAX,
     TIDE_LAYOUT_CLASS_STEPS = TIDE_CLASS_STEPS,
-    TIDE_LAYOUT_N_CLASSES = TIDE_N_CLASSES,
     TIDE_LAYOUT_SPAN_MIN_BYTES = TIDE_SPAN_MIN_BYTES,
     TIDE_LAYOUT_SPAN_MAX_PAGES = TIDE_SPAN_MAX_PAGES,
     TIDE_LAYOUT_VA_BITS = TIDE_VA_BITS,
@@ -46,7 +47,9 @@ enum tidei_layout_constant {
     TIDE_LAYOUT_RS_USE_NOTIFY = TIDE_RS_USE_NOTIFY,
     TIDE_LAYOUT_RS_NOTIFYING = TIDE_RS_NOTIFYING,
     TIDE_LAYOUT_RS_NEVER = TIDE_RS_NEVER,
-    /* include/tide.h: struct tide_block's size_class of blocks not in a class */
+    /* include/tide.h: the number of size classes; struct tide_block's
+     * size_class of blocks not in a class */
+    TIDE_LAYOUT_N_CLASSES = TIDE_N_CLASSES,
     TIDE_LAYOUT_CLASS_LARGE = TIDE_CLASS_LARGE,
     TIDE_LAYOUT_CLASS_HUGE = TIDE_CLASS_HUGE,
     TIDE_LAYOUT_CLASS_GUARDED = TIDE_CLASS_GUARDED,

@@ -287,7 +287,7 @@ class Tide(object):
     def runs(self, base):
         """The span of every run of the chunk at base, in address order (every
         run's first page maps to its descriptor; mirrors
-        src/chunk.c:tidei_chunk_next_run, as tidei_for_each_run uses it)."""
+        src/arena.c:tidei_arena_next_run, as tidei_for_each_run uses it)."""
         entries = self.pagemap_range(base, self.k.CHUNK_PAGES)
         p, end = base, base + self.k.CHUNK_SIZE
         while p < end:
@@ -365,7 +365,7 @@ class Tide(object):
         h = {"addr": int(v.address), "id": int(v["id"]), "tid": int(v["tid"]), "in_use": bool(int(v["in_use"])),
              "notify": int(v["notify"]), "full": int(v["full"]), "n_full": int(ctr["n_full"]),
              # the bytes requested: those up to the sampler's last event plus
-             # the countdown spent since (src/stats.c:fold_heap)
+             # the countdown spent since (src/tide_internal.h:tidei_heap_requested)
              "requested": int(ctr["requested"]) + int(ctr["sample_armed"]) - int(ctr["sample_left"])}
         for f in ("malloc", "free_local", "free_remote", "collected", "moved_in", "moved_out", "spans"):
             h[f] = self.ints(ctr[f])
