@@ -178,6 +178,21 @@ else:
 PY
 fi
 
+# The C functions the script says it mirrors (`src/FILE:FUNCTION` in its
+# comments) are still there: a reader of a mirrored formula finds the C.
+refs=$(grep -oE 'src/[a-z_]+\.[ch]:[a-z_0-9]+' tools/gdb/tide-gdb.py | sort -u)
+gone=()
+for ref in $refs; do
+    grep -qE "\b${ref#*:}\(" "${ref%%:*}" 2>/dev/null || gone+=("$ref")
+done
+if [ "$(echo "$refs" | wc -w)" -lt 8 ]; then
+    fail gdb_mirrors "tide-gdb.py names only $(echo "$refs" | wc -w) C functions it mirrors"
+elif [ ${#gone[@]} -gt 0 ]; then
+    fail gdb_mirrors "tide-gdb.py says it mirrors functions that are not there: ${gone[*]}"
+else
+    pass gdb_mirrors
+fi
+
 # start NAME EXE: runs EXE in the background (stdout to $tmp/NAME.out) and
 # waits for its `ready` line; sets $pid.  Without the scavenger: the program
 # waits idle, and the heap it describes must stay as it is while gdb reads it.

@@ -398,9 +398,9 @@ class Tide(object):
         """tide_stats_get() and tide_stats_heaps(), redone: a dict of the
         struct tide_stats fields, with "classes" (a dict per class) and
         "heap_stats" (a dict per registry heap, newest first).  Mirrors
-        src/stats.c:stats_collect, fold (below) its fold_heap and the arena
-        part its fold_arena.  Not mirrored: the guarded blocks
-        (tidei_guard_counts; TIDE_CONF guard=1 only) and the GC heap."""
+        src/stats.c:stats_collect, fold (below) src/stats.c:fold_heap, and
+        the arena's part src/stats.c:fold_arena.  Not mirrored: the guarded
+        blocks (tidei_guard_counts; TIDE_CONF guard=1 only) and the GC heap."""
         n = self.n_classes
         st = {k: 0 for k in ("n_spans", "n_full_spans", "requested_bytes", "n_heaps_total", "n_heaps",
                              "n_abandoned_spans", "abandoned_bytes", "small_live_bytes", "cached_bytes",
@@ -634,7 +634,7 @@ def print_stats(tide, st):
 
 def histogram(tide, st, walk):
     """[(size, count)] of live blocks, largest total first.  Mirrors
-    src/stats.c:hist_build with hist_add_big_locked, hist_add and hist_sort:
+    src/stats.c:hist_build (with its hist_add_big_locked, hist_add, hist_sort):
     an entry per class, class 0's blocks (malloc(0)'s, 16 bytes) counted
     with class 1's; then each large block (chunk and address order) and huge
     block added to the first entry after class 0 of its size, or appended;
@@ -753,8 +753,8 @@ def block_info(tide, addr):
     s = tide.span(sa) if sa else None
     if s and s["kind"] == tide.k.SPAN_SMALL:
         r["span"] = s
-        # tidei_block_index (src/tide_internal.h) finds this quotient with
-        # the span's reciprocal; it is exact, and so is Python's division
+        # src/tide_internal.h:tidei_block_index finds this quotient with the
+        # span's reciprocal; it is exact, and so is Python's division
         idx = (addr - s["start"]) // s["block_size"]
         r["cls"] = s["cls"]
         if idx < s["n_blocks"]:
