@@ -20,7 +20,9 @@
  * extension reads equals what the headers say.
  *
  * Nothing reads tidei_layout at run time: it is an anchor that keeps the
- * types in the debug info (`used`: kept though unreferenced). */
+ * types in the debug info (`used`: kept though unreferenced).
+ *
+ * Holds no code, owns nothing shared, takes no lock, calls nothing. */
 #include "tide_internal.h"
 
 enum tidei_layout_constant {

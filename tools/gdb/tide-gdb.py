@@ -287,7 +287,7 @@ class Tide(object):
     def runs(self, base):
         """The span of every run of the chunk at base, in address order (every
         run's first page maps to its descriptor; mirrors
-        src/arena.c:tidei_arena_next_run, as tidei_for_each_run uses it)."""
+        src/arena.c:chunk_next_run, as src/arena.c:tidei_arena_each_run uses it)."""
         entries = self.pagemap_range(base, self.k.CHUNK_PAGES)
         p, end = base, base + self.k.CHUNK_SIZE
         while p < end:
@@ -299,6 +299,21 @@ class Tide(object):
                 break
             yield s
             p = s["end"]
+
+    def free_run_at(self, addr):
+        """The free page run holding addr: a chunk's (whose inner pages the
+        page map does not mark) or a cached huge range; None if none
+        (mirrors src/arena.c:tidei_arena_free_run_at)."""
+        for base, _ in self.chunks():
+            if not base <= addr < base + self.k.CHUNK_SIZE:
+                continue
+            for run in self.runs(base):
+                if addr < run["end"]:
+                    return run if run["kind"] == self.k.SPAN_FREE else None
+        for h in self.span_list(int(self.arena["huge_cache"])):
+            if h["start"] <= addr < h["end"]:
+                return h
+        return None
 
     def span_list(self, head, limit=LIST_LIMIT):
         """The descriptors on a list of spans linked by `next`."""
@@ -634,7 +649,7 @@ def print_stats(tide, st):
 
 def histogram(tide, st, walk):
     """[(size, count)] of live blocks, largest total first.  Mirrors
-    src/stats.c:hist_build (with its hist_add_big_locked, hist_add, hist_sort):
+    src/stats.c:hist_build (with its hist_add_run, hist_add, hist_sort):
     an entry per class, class 0's blocks (malloc(0)'s, 16 bytes) counted
     with class 1's; then each large block (chunk and address order) and huge
     block added to the first entry after class 0 of its size, or appended;
@@ -779,22 +794,16 @@ def block_info(tide, addr):
         r["cls"] = tide.k.CLASS_LARGE if s["kind"] == tide.k.SPAN_LARGE else tide.k.CLASS_HUGE
     else:
         # Inside a free page run (the page map holds only its ends), a cached
-        # huge mapping, or not tide's: ask the chunks and the huge cache.
-        for base, _ in tide.chunks():
-            if not base <= addr < base + tide.k.CHUNK_SIZE:
-                continue
-            for run in tide.runs(base):
-                if addr < run["end"]:
-                    r.update(state="free", base=run["start"], size=run["n_pages"] << tide.k.PAGE_SHIFT, cls=tide.k.CLASS_LARGE,
-                             span=run, why="a free page run (in no span and no large block)", what="free run")
-                    break
-            break
-        if r["state"] == "not tide's":
-            for h in tide.span_list(int(tide.arena["huge_cache"])):
-                if h["start"] <= addr < h["end"]:
-                    r.update(state="free", base=h["start"], size=h["n_pages"] << tide.k.PAGE_SHIFT, cls=tide.k.CLASS_HUGE,
-                             span=h, why="a freed huge mapping kept in the huge cache", what="cached mapping")
-                    break
+        # huge mapping, or not tide's: ask the arena.
+        run = tide.free_run_at(addr)
+        if run and run["chunk"]:
+            r.update(state="free", base=run["start"], size=run["n_pages"] << tide.k.PAGE_SHIFT,
+                     cls=tide.k.CLASS_LARGE, span=run, why="a free page run (in no span and no large block)",
+                     what="free run")
+        elif run:
+            r.update(state="free", base=run["start"], size=run["n_pages"] << tide.k.PAGE_SHIFT,
+                     cls=tide.k.CLASS_HUGE, span=run, why="a freed huge mapping kept in the huge cache",
+                     what="cached mapping")
     return r
 
 
