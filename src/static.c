@@ -20,6 +20,7 @@
 #include "scav.c"
 #include "stats.c"
 #include "walk.c"
+#include "layout.c"
 #include "prof.c"
 #include "guard.c"
 #include "crash.c"

@@ -14,7 +14,11 @@
 # the same live blocks on the spans' free lists, and lists and counters must
 # agree.  The core is made after the live readings: its figures matching the
 # program's proves those readings changed nothing.  A static build (libtide.a,
-# symbols in the program itself) is read live too.
+# symbols in the program itself) is read live too.  And the constants the
+# script reads from the debug info (`tide layout`: tide_config.h's, the
+# span kinds, ...) must be the headers' values, be the same read from the
+# library, the process, the core and the static program, and appear nowhere
+# in the script as numbers of its own (gdb_layout*).
 #
 # SKIPs only when ptrace is not permitted (yama ptrace_scope, or a container
 # without CAP_SYS_PTRACE), and for SANITIZE=thread|address builds (their
@@ -29,7 +33,7 @@ case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 cd "$ROOT"
 
 pass() { echo "PASS $1"; }
-fail() { echo "FAIL $1: $2"; }
+fail() { echo "FAIL $1: ${*:2}"; }
 skip() { echo "SKIP $1: $2"; }
 
 case $SANITIZE in
@@ -74,6 +78,119 @@ static_ok=0
 if [ -z "$SANITIZE" ] && "$CC" "${CFLAGS_P[@]}" -o "$exe-static" tests/introspect/progs/pattern.c \
         -Wl,--whole-archive "$BUILD/libtide.a" -Wl,--no-whole-archive -ldl 2>"$tmp/cc-static.log"; then
     static_ok=1
+fi
+
+# ---- layout: the constants tide-gdb.py reads are the headers' ----
+# `tide layout` prints what the script read from the debug info of
+# libtide.so (src/layout.c, tide_span_kind_t), with no process.  A program
+# made from its names, compiled against src/ and include/, must print the
+# same values; the script must hold none of them as a numeric literal, nor
+# assign one of their names (the old hard-coded PAGE_SHIFT = 12, SPAN_SMALL
+# = 1); and the live process, its core file and the program linked with
+# libtide.a must give the same layout.
+# layout NAME ARGS...: `tide layout` through gdb ARGS, its NAME VALUE lines
+# into $tmp/NAME.txt (gdb's own lines about the process left out)
+layout() {
+    local name=$1
+    shift
+    timeout 30 gdb -nx -q -batch -x tools/gdb/tide-gdb.py -ex 'tide layout' "$@" >"$tmp/$name.out" 2>"$tmp/$name.err"
+    grep -E '^TIDE_[A-Z0-9_]+ -?[0-9]+$' "$tmp/$name.out" >"$tmp/$name.txt"
+    if [ ! -s "$tmp/$name.txt" ] || grep -qE '^(tide|Python)' "$tmp/$name.err"; then
+        fail "$name" "tide layout printed nothing or an error: $(grep -E '^(tide|Python)' "$tmp/$name.err" |
+            head -c 300 | tr '\n' ' ')"
+        return 1
+    fi
+}
+# same_layout NAME: $tmp/NAME.txt is $tmp/gdb_layout.txt
+same_layout() {
+    if cmp -s "$tmp/gdb_layout.txt" "$tmp/$1.txt"; then
+        pass "$1"
+    else
+        fail "$1" "tide layout differs from libtide.so's: $(diff "$tmp/gdb_layout.txt" "$tmp/$1.txt" | head -c 300 | tr '\n' ' ')"
+    fi
+}
+layout_ok=0
+if layout gdb_layout "$BUILD/libtide.so"; then
+    layout_ok=1
+    {
+        echo '#include <stdio.h>'
+        echo '#include "tide_types.h"'
+        echo '#include "tide.h"'
+        echo 'int main(void)'
+        echo '{'
+        while read -r name _; do
+            # the one constant no header names: init.c writes tidei_init_state's
+            # states as numbers (the gdb test's live readings need the right one)
+            [ "$name" = TIDE_INIT_READY ] && continue
+            echo "    printf(\"%s %lld\\n\", \"$name\", (long long)($name));"
+        done <"$tmp/gdb_layout.txt"
+        echo '    return 0;'
+        echo '}'
+    } >"$tmp/layout_headers.c"
+    grep -v '^TIDE_INIT_READY ' "$tmp/gdb_layout.txt" >"$tmp/layout_want.txt"
+    if ! "$CC" -std=gnu11 -Isrc -Iinclude -o "$tmp/layout_headers" "$tmp/layout_headers.c" 2>"$tmp/layout_cc.log"; then
+        fail gdb_layout "a name tide layout printed is not in the headers: $(grep -m 3 error "$tmp/layout_cc.log" | tr '\n' ' ')"
+    elif ! "$tmp/layout_headers" >"$tmp/layout_headers.txt"; then
+        fail gdb_layout "the program printing the headers' constants failed"
+    elif [ "$(wc -l <"$tmp/layout_want.txt")" -lt 20 ]; then
+        fail gdb_layout "tide layout printed only $(wc -l <"$tmp/layout_want.txt") constants"
+    elif ! cmp -s "$tmp/layout_want.txt" "$tmp/layout_headers.txt"; then
+        fail gdb_layout "tide-gdb.py read other values than the headers have (< read, > headers):" \
+             "$(diff "$tmp/layout_want.txt" "$tmp/layout_headers.txt" | grep '^[<>]' | head -c 300 | tr '\n' ' ')"
+    else
+        pass gdb_layout
+    fi
+    python3 - tools/gdb/tide-gdb.py "$tmp/gdb_layout.txt" <<'PY'
+import ast
+import sys
+import tokenize
+
+script, layout = sys.argv[1:3]
+names, values = set(), {}
+with open(layout) as f:
+    for line in f:
+        name, v = line.split()
+        names.add(name[len("TIDE_"):])
+        # values up to 8 are everywhere (bytes' bits, widths, enum values):
+        # only larger ones can be told from ordinary arithmetic
+        if abs(int(v)) > 8:
+            values.setdefault(int(v), []).append(name)
+problems = []
+with open(script, "rb") as f:
+    for t in tokenize.tokenize(f.readline):
+        if t.type == tokenize.NUMBER and ast.literal_eval(t.string) in values:
+            problems.append("line %d: %s (the value of %s)" % (t.start[0], t.string,
+                                                               ", ".join(values[ast.literal_eval(t.string)])))
+with open(script) as f:
+    tree = ast.parse(f.read())
+for node in ast.walk(tree):
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+        node, (ast.AnnAssign, ast.AugAssign)) else []
+    for t in targets:
+        for n in ast.walk(t):
+            if isinstance(n, ast.Name) and n.id in names:
+                problems.append("line %d: assigns %s (read it from tidei_layout)" % (n.lineno, n.id))
+if problems:
+    print("FAIL gdb_layout_literals: tools/gdb/tide-gdb.py writes tide's constants itself: %s"
+          % "; ".join(problems[:5]))
+else:
+    print("PASS gdb_layout_literals")
+PY
+fi
+
+# The C functions the script says it mirrors (`src/FILE:FUNCTION` in its
+# comments) are still there: a reader of a mirrored formula finds the C.
+refs=$(grep -oE 'src/[a-z_]+\.[ch]:[a-z_0-9]+' tools/gdb/tide-gdb.py | sort -u)
+gone=()
+for ref in $refs; do
+    grep -qE "\b${ref#*:}\(" "${ref%%:*}" 2>/dev/null || gone+=("$ref")
+done
+if [ "$(echo "$refs" | wc -w)" -lt 8 ]; then
+    fail gdb_mirrors "tide-gdb.py names only $(echo "$refs" | wc -w) C functions it mirrors"
+elif [ ${#gone[@]} -gt 0 ]; then
+    fail gdb_mirrors "tide-gdb.py says it mirrors functions that are not there: ${gone[*]}"
+else
+    pass gdb_mirrors
 fi
 
 # start NAME EXE: runs EXE in the background (stdout to $tmp/NAME.out) and
@@ -154,6 +271,10 @@ else
     fail gdb_no_calls "unexpected output: $(grep -iE 'tide|usage|call' "$tmp/calls.txt" | head -c 400 | tr '\n' ' ')"
 fi
 
+if [ $layout_ok = 1 ] && layout gdb_layout_live -p "$pid"; then
+    same_layout gdb_layout_live
+fi
+
 # ---- core file ----
 if timeout 30 gcore -o "$tmp/core" "$pid" >"$tmp/gcore.log" 2>&1 && [ -f "$tmp/core.$pid" ]; then
     stop "$pid"
@@ -164,6 +285,9 @@ if timeout 30 gcore -o "$tmp/core" "$pid" >"$tmp/gcore.log" 2>&1 && [ -f "$tmp/c
         else
             fail gdb_core_header "first line: $(head -n 1 "$tmp/gdb_core.txt")"
         fi
+    fi
+    if [ $layout_ok = 1 ] && layout gdb_layout_core "$exe" "$tmp/core.$pid"; then
+        same_layout gdb_layout_core
     fi
     rm -f "$tmp/core.$pid"
 else
@@ -177,6 +301,10 @@ if [ $static_ok = 1 ]; then
             python3 tests/introspect/progs/check.py gdb_static "$tmp/static.out" "$tmp/gdb_static.txt" |
             grep -E '^(PASS|FAIL) gdb_static_(stats|heap|threads)'
         stop "$pid"
+    fi
+    # the constants survive the link into the program (read from its file)
+    if [ $layout_ok = 1 ] && layout gdb_layout_static "$exe-static"; then
+        same_layout gdb_layout_static
     fi
 elif [ -z "$SANITIZE" ]; then
     fail gdb_static "pattern.c does not link with libtide.a: $(head -c 300 "$tmp/cc-static.log" | tr '\n' ' ')"

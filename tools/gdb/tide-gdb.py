@@ -17,6 +17,8 @@
 #     tide threads [-v]     the thread heaps, what each owns and caches, the
 #                           abandoned spans; -v adds what the free lists hold
 #     tide report [-w] [-v] stats, heap and threads, one after the other
+#     tide layout           the constants of tide's, as read from its debug info
+#                           (needs only the library: works without a process)
 #
 # `tools/tide-heap PID` (or `tools/tide-heap CORE PROGRAM`) runs gdb in batch
 # mode with these commands, for people who do not use gdb (docs/gdb.md).
@@ -24,42 +26,30 @@
 # Nothing here calls into the inferior: every figure is read from tide's
 # globals and metadata through gdb's Value API and raw memory reads, and the
 # formulas of src/stats.c (tide_stats_get) and src/walk.c (tide_block_info)
-# are redone in Python.  So the commands work on a core file as well as on a
-# live process, and on a process stopped anywhere, even inside malloc (then
-# the figures are those of a heap caught mid-update).  The globals are
-# hidden-visibility symbols of libtide.so (or of a program linked with
-# libtide.a); gdb finds them in the DWARF, so tide must be built with -g (it
-# is: `make` builds with -O2 -g).
+# are redone in Python (each function says which C function it mirrors).  So
+# the commands work on a core file as well as on a live process, and on a
+# process stopped anywhere, even inside malloc (then the figures are those of
+# a heap caught mid-update).  The globals are hidden-visibility symbols of
+# libtide.so (or of a program linked with libtide.a); gdb finds them in the
+# DWARF, so tide must be built with -g (it is: `make` builds with -O2 -g).
 #
-# The layout constants below mirror src/tide_config.h (they are macros, not in
-# the debug info); the script checks them against the array sizes it can see.
+# No constant of tide's is written here: the sizes and shifts of
+# src/tide_config.h, the notify states, the size classes of large and huge
+# blocks and the span kinds (tide_span_kind_t) are read from the program's
+# debug info, from the type of tidei_layout (src/layout.c), which restates
+# the macros as enumerators.  `tide layout` prints what was read;
+# tests/introspect/gdb.sh compares it with the headers and checks that no
+# numeric layout constant is written in this file.
 
 import struct
 
 import gdb
 
-# ---- tide_config.h ---------------------------------------------------------
-
-PAGE_SHIFT = 12                     # TIDE_PAGE_SHIFT: 4 KiB pages
-CHUNK_SHIFT = 23                    # TIDE_CHUNK_SHIFT: 8 MiB chunks
-CHUNK_SIZE = 1 << CHUNK_SHIFT
-CHUNK_PAGES = CHUNK_SIZE >> PAGE_SHIFT
-VA_BITS = 47                        # TIDE_VA_BITS: the page map covers 47 bits
-MAP_LEAF_BITS = 20                  # TIDE_MAP_LEAF_BITS: entries per leaf, log2
-MAP_TOP_BITS = VA_BITS - PAGE_SHIFT - MAP_LEAF_BITS
-
-# tide_span_kind_t
-SPAN_FREE, SPAN_SMALL, SPAN_LARGE, SPAN_HUGE = 0, 1, 2, 3
-KIND_NAMES = {SPAN_FREE: "free", SPAN_SMALL: "small", SPAN_LARGE: "large", SPAN_HUGE: "huge"}
-RS_MASK = 3                         # TIDE_RS_MASK: notify state in span.remote
-RS_NAMES = {0: "normal", 1: "use-notify", 2: "notifying", 3: "never (abandoned)"}
-
-# tide.h
-CLASS_LARGE = -1
-CLASS_HUGE = -2
-
 # Lists longer than this are taken as corrupt (a cycle) and cut short.
 LIST_LIMIT = 50 * 1000 * 1000
+
+# struct's code of an unsigned integer, by its width in bytes.
+UINT_CODE = {struct.calcsize(c): c for c in "BHIQ"}
 
 # The globals every command needs (see src/tide_internal.h).
 REQUIRED = ("tidei_arena", "tidei_heaps", "tidei_backup_heap", "tidei_global_ctr",
@@ -84,6 +74,49 @@ def pct(part, whole):
 def clamp(v):
     """stats.c's clamp(): a difference of counters, never below zero."""
     return v if v > 0 else 0
+
+
+class Layout(object):
+    """tide's constants, read from the debug info (src/layout.c): the
+    enumerators of the field types of tidei_layout, without the TIDE_ or
+    TIDE_LAYOUT_ prefix, as attributes (PAGE_SHIFT, SPAN_SMALL, RS_MASK,
+    CLASS_LARGE, ...).  Reads no memory of the inferior, so it needs no
+    process: the library's (or the program's) symbols are enough."""
+
+    # What the commands use; a libtide without one of them does not match
+    # this script.
+    NEEDED = ("PAGE_SHIFT", "CHUNK_SHIFT", "CHUNK_SIZE", "CHUNK_PAGES", "N_CLASSES", "VA_BITS", "MAP_LEAF_BITS",
+              "MAP_TOP_BITS", "RS_MASK", "RS_NORMAL", "RS_USE_NOTIFY", "RS_NOTIFYING", "RS_NEVER",
+              "CLASS_LARGE", "CLASS_HUGE", "INIT_READY", "SPAN_FREE", "SPAN_SMALL", "SPAN_LARGE", "SPAN_HUGE")
+
+    def __init__(self):
+        sym = _lookup("tidei_layout")
+        if sym is None:
+            raise gdb.GdbError("tide: tidei_layout not found in the debug info: the program does not use tide, "
+                               "libtide is not loaded (yet), was built without -g, or is older than src/layout.c "
+                               "(then use the tide-gdb.py of its own source tree)")
+        # C spelling -> value, in the order of the debug info
+        self.c_names = []
+        self.values = {}
+        for field in sym.type.strip_typedefs().fields():
+            t = field.type.strip_typedefs()
+            if t.code != gdb.TYPE_CODE_ENUM:
+                continue
+            for e in t.fields():
+                c_name = e.name.replace("TIDE_LAYOUT_", "TIDE_", 1)
+                self.c_names.append(c_name)
+                self.values[c_name] = int(e.enumval)
+                setattr(self, c_name.replace("TIDE_", "", 1), int(e.enumval))
+        missing = [n for n in self.NEEDED if not hasattr(self, n)]
+        if missing:
+            raise gdb.GdbError("tide: this libtide's tidei_layout has no %s: tide-gdb.py does not match it"
+                               % ", ".join(missing))
+        # tide_span_kind_t's names ("small", ...) and the notify states'
+        self.kind_names = {v: n[len("TIDE_SPAN_"):].lower() for n, v in self.values.items()
+                           if n.startswith("TIDE_SPAN_")}
+        self.rs_names = {v: n[len("TIDE_RS_"):].lower().replace("_", "-") for n, v in self.values.items()
+                         if n.startswith("TIDE_RS_") and n != "TIDE_RS_MASK"}
+        self.rs_names[self.RS_NEVER] += " (abandoned)"
 
 
 class Tide(object):
@@ -111,6 +144,7 @@ class Tide(object):
                 "or it was built without -g; for a core file, give gdb the program too "
                 "(`gdb PROGRAM CORE`) and, if libtide.so has moved, `set solib-search-path DIR`; "
                 "`info sharedlibrary` shows what gdb loaded" % what)
+        self.k = Layout()
         self.inf = gdb.selected_inferior()
         self.arena = self.g["tidei_arena"]
         # Pointer types, taken from fields so that no type lookup can pick
@@ -118,12 +152,12 @@ class Tide(object):
         self.span_ptr = self.arena["huge_live"].type.strip_typedefs()
         self.heap_ptr = self.g["tidei_heaps"].type.strip_typedefs()
         self.ptr_size = self.span_ptr.sizeof
-        self.ptr_code = "Q" if self.ptr_size == 8 else "I"
+        self.ptr_code = UINT_CODE[self.ptr_size]
         self.pagemap_addr = int(self.g["tidei_pagemap"].address)
         self._leaves = {}
         self.span_layout = self._span_layout()
-        self._check_layout()
         self.n_classes = self._array_len(self.g["tidei_class_size"])
+        self._check_layout()
         self.class_size = self.ints(self.g["tidei_class_size"])
         self.class_pages = self.ints(self.g["tidei_class_pages"])
         self.free_key = int(self.g["tidei_free_key"])
@@ -141,14 +175,14 @@ class Tide(object):
         return hi - lo + 1
 
     def _check_layout(self):
+        """The constants and the arrays the debug info declares with them
+        must agree (they do unless gdb found them in two different builds)."""
         top = self._array_len(self.g["tidei_pagemap"])
-        bins = self._array_len(self.arena["bins"])
-        if top != 1 << MAP_TOP_BITS or bins != CHUNK_PAGES + 1:
+        if top != 1 << self.k.MAP_TOP_BITS or self.n_classes != self.k.N_CLASSES:
             raise gdb.GdbError(
-                "tide: this libtide was built with other constants than tide-gdb.py knows "
-                "(page map top %d, arena bins %d; expected %d and %d): update the constants "
-                "at the top of tools/gdb/tide-gdb.py from src/tide_config.h"
-                % (top, bins, 1 << MAP_TOP_BITS, CHUNK_PAGES + 1))
+                "tide: tidei_layout does not match the arrays of the libtide gdb found (page map top %d, "
+                "classes %d; tidei_layout says %d and %d): two builds of tide in one process?"
+                % (top, self.n_classes, 1 << self.k.MAP_TOP_BITS, self.k.N_CLASSES))
 
     def read(self, addr, n):
         """n bytes at addr, or a clear error."""
@@ -168,7 +202,7 @@ class Tide(object):
         t = arr.type.strip_typedefs()
         n = self._array_len(arr)
         width = t.target().sizeof
-        code = {1: "B", 2: "H", 4: "I", 8: "Q"}[width]
+        code = UINT_CODE[width]
         return list(struct.unpack("<%d%s" % (n, code), self.read(int(arr.address), n * width)))
 
     # ---- the page map and spans ----------------------------------------------
@@ -184,26 +218,26 @@ class Tide(object):
 
     def pagemap_lookup(self, addr):
         """Address of the span descriptor of the page holding addr, or 0
-        (tidei_pagemap_lookup)."""
-        if addr < 0 or addr >> VA_BITS:
+        (mirrors src/tide_internal.h:tidei_pagemap_lookup)."""
+        if addr < 0 or addr >> self.k.VA_BITS:
             return 0
-        page = addr >> PAGE_SHIFT
-        leaf = self._leaf(page >> MAP_LEAF_BITS)
+        page = addr >> self.k.PAGE_SHIFT
+        leaf = self._leaf(page >> self.k.MAP_LEAF_BITS)
         if leaf == 0:
             return 0
-        return self.ptr_at(leaf + (page & ((1 << MAP_LEAF_BITS) - 1)) * self.ptr_size)
+        return self.ptr_at(leaf + (page & ((1 << self.k.MAP_LEAF_BITS) - 1)) * self.ptr_size)
 
     def pagemap_range(self, base, n_pages):
         """The page-map entries of n_pages pages from base, in one read when
         they are in one leaf."""
-        page = base >> PAGE_SHIFT
-        top = page >> MAP_LEAF_BITS
-        if (page + n_pages - 1) >> MAP_LEAF_BITS != top or base >> VA_BITS:
-            return [self.pagemap_lookup(base + (i << PAGE_SHIFT)) for i in range(n_pages)]
+        page = base >> self.k.PAGE_SHIFT
+        top = page >> self.k.MAP_LEAF_BITS
+        if (page + n_pages - 1) >> self.k.MAP_LEAF_BITS != top or base >> self.k.VA_BITS:
+            return [self.pagemap_lookup(base + (i << self.k.PAGE_SHIFT)) for i in range(n_pages)]
         leaf = self._leaf(top)
         if leaf == 0:
             return [0] * n_pages
-        off = (page & ((1 << MAP_LEAF_BITS) - 1)) * self.ptr_size
+        off = (page & ((1 << self.k.MAP_LEAF_BITS) - 1)) * self.ptr_size
         return list(struct.unpack("<%d%s" % (n_pages, self.ptr_code), self.read(leaf + off, n_pages * self.ptr_size)))
 
     def _span_layout(self):
@@ -214,7 +248,7 @@ class Tide(object):
         for f in t.fields():
             ft = f.type.strip_typedefs()
             if ft.code in (gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM, gdb.TYPE_CODE_BOOL):
-                code = {1: "B", 2: "H", 4: "I", 8: "Q"}.get(ft.sizeof)
+                code = UINT_CODE.get(ft.sizeof)
                 if code and f.bitpos % 8 == 0:
                     fields.append((f.name, f.bitpos // 8, code))
         names = {n for n, _, _ in fields}
@@ -237,7 +271,7 @@ class Tide(object):
                 raise gdb.GdbError("tide: cannot read the span descriptor at %#x" % addr)
             s = {name: struct.unpack_from("<" + code, raw, off)[0] for name, off, code in fields}
             s["addr"] = addr
-            s["end"] = s["start"] + (s["n_pages"] << PAGE_SHIFT)
+            s["end"] = s["start"] + (s["n_pages"] << self.k.PAGE_SHIFT)
             self._spans[addr] = s
         return s
 
@@ -252,11 +286,12 @@ class Tide(object):
 
     def runs(self, base):
         """The span of every run of the chunk at base, in address order (every
-        run's first page maps to its descriptor; see stats.c and walk.c)."""
-        entries = self.pagemap_range(base, CHUNK_PAGES)
-        p, end = base, base + CHUNK_SIZE
+        run's first page maps to its descriptor; mirrors
+        src/arena.c:chunk_next_run, as src/arena.c:tidei_arena_each_run uses it)."""
+        entries = self.pagemap_range(base, self.k.CHUNK_PAGES)
+        p, end = base, base + self.k.CHUNK_SIZE
         while p < end:
-            a = entries[(p - base) >> PAGE_SHIFT]
+            a = entries[(p - base) >> self.k.PAGE_SHIFT]
             if not a:  # cannot happen in a sane heap
                 break
             s = self.span(a)
@@ -264,6 +299,21 @@ class Tide(object):
                 break
             yield s
             p = s["end"]
+
+    def free_run_at(self, addr):
+        """The free page run holding addr: a chunk's (whose inner pages the
+        page map does not mark) or a cached huge range; None if none
+        (mirrors src/arena.c:tidei_arena_free_run_at)."""
+        for base, _ in self.chunks():
+            if not base <= addr < base + self.k.CHUNK_SIZE:
+                continue
+            for run in self.runs(base):
+                if addr < run["end"]:
+                    return run if run["kind"] == self.k.SPAN_FREE else None
+        for h in self.span_list(int(self.arena["huge_cache"])):
+            if h["start"] <= addr < h["end"]:
+                return h
+        return None
 
     def span_list(self, head, limit=LIST_LIMIT):
         """The descriptors on a list of spans linked by `next`."""
@@ -277,8 +327,9 @@ class Tide(object):
 
     def link_decode(self, link, key):
         """The next block's address from a free block's link (the first word):
-        byte-swapped and xor-ed with its span's link_key (tidei_link_decode)."""
-        return int.from_bytes(((link ^ key) & 0xffffffffffffffff).to_bytes(8, "little"), "big")
+        byte-swapped and xor-ed with its span's link_key (mirrors
+        src/tide_internal.h:tidei_link_decode)."""
+        return struct.unpack(">" + self.ptr_code, struct.pack("<" + self.ptr_code, link ^ key))[0]
 
     def block_list(self, head, limit, mem=None, key=None):
         """Addresses of the blocks on a free list (linked through the blocks'
@@ -324,10 +375,13 @@ class Tide(object):
         return self._heap(self.g["tidei_backup_heap"])
 
     def _heap(self, v):
+        """Heap v's identity and counters, as a dict."""
         ctr = v["ctr"]
         h = {"addr": int(v.address), "id": int(v["id"]), "tid": int(v["tid"]), "in_use": bool(int(v["in_use"])),
-             "notify": int(v["notify"]), "full": int(v["full"]),
-             "requested": int(ctr["requested"]) + int(ctr["sample_armed"]) - int(ctr["sample_left"]), "n_full": int(ctr["n_full"])}
+             "notify": int(v["notify"]), "full": int(v["full"]), "n_full": int(ctr["n_full"]),
+             # the bytes requested: those up to the sampler's last event plus
+             # the countdown spent since (src/tide_internal.h:tidei_heap_requested)
+             "requested": int(ctr["requested"]) + int(ctr["sample_armed"]) - int(ctr["sample_left"])}
         for f in ("malloc", "free_local", "free_remote", "collected", "moved_in", "moved_out", "spans"):
             h[f] = self.ints(ctr[f])
         return h
@@ -350,15 +404,18 @@ class Tide(object):
         return s
 
     def class_blocks(self, c):
-        """Blocks in one span of class c."""
-        return (self.class_pages[c] << PAGE_SHIFT) // self.class_size[c] if self.class_size[c] else 0
+        """Blocks in one span of class c (src/stats.c:class_blocks)."""
+        return (self.class_pages[c] << self.k.PAGE_SHIFT) // self.class_size[c] if self.class_size[c] else 0
 
     # ---- the figures of stats.c --------------------------------------------
 
     def stats(self):
         """tide_stats_get() and tide_stats_heaps(), redone: a dict of the
         struct tide_stats fields, with "classes" (a dict per class) and
-        "heap_stats" (a dict per registry heap, newest first)."""
+        "heap_stats" (a dict per registry heap, newest first).  Mirrors
+        src/stats.c:stats_collect, fold (below) src/stats.c:fold_heap, and
+        the arena's part src/stats.c:fold_arena.  Not mirrored: the guarded
+        blocks (tidei_guard_counts; TIDE_CONF guard=1 only) and the GC heap."""
         n = self.n_classes
         st = {k: 0 for k in ("n_spans", "n_full_spans", "requested_bytes", "n_heaps_total", "n_heaps",
                              "n_abandoned_spans", "abandoned_bytes", "small_live_bytes", "cached_bytes",
@@ -412,12 +469,12 @@ class Tide(object):
         st["huge_bytes"] = int(a["huge_bytes"])
         st["n_huge"] = int(a["n_huge"])
         st["huge_cached_bytes"] = int(a["huge_cache_bytes"])
-        st["free_run_bytes"] = int(a["free_pages"]) << PAGE_SHIFT
-        st["large_live_bytes"] = int(a["large_pages"]) << PAGE_SHIFT
+        st["free_run_bytes"] = int(a["free_pages"]) << self.k.PAGE_SHIFT
+        st["large_live_bytes"] = int(a["large_pages"]) << self.k.PAGE_SHIFT
         st["n_large"] = int(a["n_large"])
         st["metadata_bytes"] = int(a["meta_bytes"])
-        st["mapped_bytes"] = st["n_chunks"] * CHUNK_SIZE + st["huge_bytes"] + st["huge_cached_bytes"]
-        zero = int(a["zero_free_pages"]) << PAGE_SHIFT
+        st["mapped_bytes"] = st["n_chunks"] * self.k.CHUNK_SIZE + st["huge_bytes"] + st["huge_cached_bytes"]
+        zero = int(a["zero_free_pages"]) << self.k.PAGE_SHIFT
         st["committed_bytes"] = clamp(st["mapped_bytes"] - zero)
         n_large_malloc = int(a["n_large_malloc"])
         n_huge_malloc = int(a["n_huge_malloc"])
@@ -457,7 +514,8 @@ class Tide(object):
     def span_free_blocks(self, s):
         """What the lists of small span s hold: a dict list name -> set of
         block addresses within s (free, local_free, remote, notify).  Reads
-        the span's carved blocks in one go to follow the links."""
+        the span's carved blocks in one go to follow the links.  Mirrors
+        src/walk.c:record_small (its mark_list and mark_notify)."""
         limit = s["n_blocks"]
         lo, hi = s["start"], s["start"] + s["n_blocks"] * s["block_size"]
         mem = None
@@ -469,7 +527,7 @@ class Tide(object):
         key = s["link_key"]
         out = {"free": set(self.block_list(s["free"], limit, mem, key)),
                "local_free": set(self.block_list(s["local_free"], limit, mem, key)),
-               "remote": set(self.block_list(s["remote"] & ~RS_MASK, limit, mem, key)),
+               "remote": set(self.block_list(s["remote"] & ~self.k.RS_MASK, limit, mem, key)),
                "notify": set()}
         if s["heap"]:
             out["notify"] = {b for b in self.notify_set(s["heap"]) if lo <= b < hi}
@@ -498,7 +556,7 @@ class Tide(object):
             self._walk = []
             for base, _ in self.chunks():
                 for s in self.runs(base):
-                    if s["kind"] != SPAN_SMALL:
+                    if s["kind"] != self.k.SPAN_SMALL:
                         continue
                     lists = self.span_free_blocks(s)
                     # every block on a list has been carved (index < n_built)
@@ -513,8 +571,8 @@ class Tide(object):
         out = []
         for base, _ in self.chunks():
             for s in self.runs(base):
-                if s["kind"] == SPAN_LARGE:
-                    out.append(s["n_pages"] << PAGE_SHIFT)
+                if s["kind"] == self.k.SPAN_LARGE:
+                    out.append(s["n_pages"] << self.k.PAGE_SHIFT)
         return out
 
     # ---- who is which thread -------------------------------------------------
@@ -531,7 +589,7 @@ class Tide(object):
 
     def heap_label(self, h, names=None):
         """"thread TID (gdb thread N "name")", "pooled", or "backup"."""
-        if h["tid"] == -1:
+        if h["addr"] == int(self.g["tidei_backup_heap"].address):
             return "backup heap"
         if not h["in_use"]:
             return "pooled"
@@ -564,7 +622,7 @@ def where(tide):
 
 def require_init(tide):
     """False (after saying so) when tide has not set itself up in the process."""
-    if tide.init_state != 2:
+    if tide.init_state != tide.k.INIT_READY:
         out("tide is not initialised in this %s (tidei_init_state = %d): no allocation yet"
             % (where(tide), tide.init_state))
         return False
@@ -590,26 +648,32 @@ def print_stats(tide, st):
 
 
 def histogram(tide, st, walk):
-    """[(size, count)] of live blocks, largest total first (ties in class,
-    then address order, as stats.c's stable sort)."""
+    """[(size, count)] of live blocks, largest total first.  Mirrors
+    src/stats.c:hist_build (with its hist_add_run, hist_add, hist_sort):
+    an entry per class, class 0's blocks (malloc(0)'s, 16 bytes) counted
+    with class 1's; then each large block (chunk and address order) and huge
+    block added to the first entry after class 0 of its size, or appended;
+    sorted by bytes, stably.  Unlike the report, no limit on the entries
+    (stats.c's HIST_MAX): gdb lists every size."""
     n = tide.n_classes
     counts = [st["classes"][c]["live_blocks"] for c in range(n)]
     if walk:
         counts = [0] * n
         for s, _, live in tide.walk_small():
             counts[s["cls"]] += live
-    counts[1] += counts[0]  # class 0 (malloc(0)) has 16-byte blocks, like class 1
+    counts[1] += counts[0]
     counts[0] = 0
     entries = [[tide.class_size[c], counts[c]] for c in range(n)]
-    big = {}
-    order = []
-    sizes = tide.large_blocks() + [s["n_pages"] << PAGE_SHIFT for s in tide.span_list(int(tide.arena["huge_live"]))]
+    first = {}  # size -> its first entry after entry 0
+    for e in entries[1:]:
+        first.setdefault(e[0], e)
+    sizes = tide.large_blocks() + [s["n_pages"] << tide.k.PAGE_SHIFT for s in tide.span_list(int(tide.arena["huge_live"]))]
     for size in sizes:
-        if size not in big:
-            big[size] = [size, 0]
-            order.append(size)
-        big[size][1] += 1
-    entries += [big[size] for size in order]
+        e = first.get(size)
+        if e is None:
+            e = first[size] = [size, 0]
+            entries.append(e)
+        e[1] += 1
     entries.sort(key=lambda e: -e[0] * e[1])  # stable
     return [(size, count) for size, count in entries if count]
 
@@ -694,18 +758,19 @@ def print_threads(tide, st, verbose=False):
 
 
 def block_info(tide, addr):
-    """tide_block_info(addr), redone, with the free/live answer for small
-    blocks taken from the lists: a dict with state ("not tide's", "free",
-    "live"), base, size, cls (int, or CLASS_LARGE/CLASS_HUGE), heap (id),
-    why, and the span (or None)."""
+    """tide_block_info(addr), redone (mirrors src/walk.c:block_info_locked),
+    with the free/live answer for small blocks taken from the lists: a dict
+    with state ("not tide's", "free", "live"), base, size, cls (int, or
+    CLASS_LARGE or CLASS_HUGE), heap (id), why, and the span (or None)."""
     r = {"state": "not tide's", "base": 0, "size": 0, "cls": 0, "heap": 0, "why": None, "span": None,
          "what": "block"}
     sa = tide.pagemap_lookup(addr)
     s = tide.span(sa) if sa else None
-    if s and s["kind"] == SPAN_SMALL:
+    if s and s["kind"] == tide.k.SPAN_SMALL:
         r["span"] = s
-        off = addr - s["start"]
-        idx = off // s["block_size"]
+        # src/tide_internal.h:tidei_block_index finds this quotient with the
+        # span's reciprocal; it is exact, and so is Python's division
+        idx = (addr - s["start"]) // s["block_size"]
         r["cls"] = s["cls"]
         if idx < s["n_blocks"]:
             r["base"] = s["start"] + idx * s["block_size"]
@@ -721,30 +786,24 @@ def block_info(tide, addr):
             r["base"] = s["start"] + s["n_blocks"] * s["block_size"]
             r["size"] = s["end"] - r["base"]
             r["why"] = "the tail of a span that no block covers"
-    elif s and s["kind"] in (SPAN_LARGE, SPAN_HUGE):
+    elif s and s["kind"] in (tide.k.SPAN_LARGE, tide.k.SPAN_HUGE):
         r["span"] = s
         r["state"] = "live"
         r["base"] = s["start"]
-        r["size"] = s["n_pages"] << PAGE_SHIFT
-        r["cls"] = CLASS_LARGE if s["kind"] == SPAN_LARGE else CLASS_HUGE
+        r["size"] = s["n_pages"] << tide.k.PAGE_SHIFT
+        r["cls"] = tide.k.CLASS_LARGE if s["kind"] == tide.k.SPAN_LARGE else tide.k.CLASS_HUGE
     else:
         # Inside a free page run (the page map holds only its ends), a cached
-        # huge mapping, or not tide's: ask the chunks and the huge cache.
-        for base, _ in tide.chunks():
-            if not base <= addr < base + CHUNK_SIZE:
-                continue
-            for run in tide.runs(base):
-                if addr < run["end"]:
-                    r.update(state="free", base=run["start"], size=run["n_pages"] << PAGE_SHIFT, cls=CLASS_LARGE,
-                             span=run, why="a free page run (in no span and no large block)", what="free run")
-                    break
-            break
-        if r["state"] == "not tide's":
-            for h in tide.span_list(int(tide.arena["huge_cache"])):
-                if h["start"] <= addr < h["end"]:
-                    r.update(state="free", base=h["start"], size=h["n_pages"] << PAGE_SHIFT, cls=CLASS_HUGE,
-                             span=h, why="a freed huge mapping kept in the huge cache", what="cached mapping")
-                    break
+        # huge mapping, or not tide's: ask the arena.
+        run = tide.free_run_at(addr)
+        if run and run["chunk"]:
+            r.update(state="free", base=run["start"], size=run["n_pages"] << tide.k.PAGE_SHIFT,
+                     cls=tide.k.CLASS_LARGE, span=run, why="a free page run (in no span and no large block)",
+                     what="free run")
+        elif run:
+            r.update(state="free", base=run["start"], size=run["n_pages"] << tide.k.PAGE_SHIFT,
+                     cls=tide.k.CLASS_HUGE, span=run, why="a freed huge mapping kept in the huge cache",
+                     what="cached mapping")
     return r
 
 
@@ -753,7 +812,7 @@ def print_block(tide, addr):
     if r["state"] == "not tide's":
         out("%#x: not tide's (in no chunk, huge block or cached huge mapping)" % addr)
         return
-    cls = {CLASS_LARGE: "large", CLASS_HUGE: "huge"}.get(r["cls"], str(r["cls"]))
+    cls = {tide.k.CLASS_LARGE: "large", tide.k.CLASS_HUGE: "huge"}.get(r["cls"], str(r["cls"]))
     out("%#x: %s: block %#x, %d bytes, class %s, heap %d" % (addr, r["state"], r["base"], r["size"], cls, r["heap"]))
     if addr != r["base"]:
         out("  offset:  %d bytes into the %s" % (addr - r["base"], r["what"]))
@@ -762,14 +821,14 @@ def print_block(tide, addr):
     s = r["span"]
     if s is None:
         return
-    if s["kind"] == SPAN_SMALL:
+    if s["kind"] == tide.k.SPAN_SMALL:
         owner = r.get("owner")
         who = ("heap %d, %s" % (owner["id"], tide.heap_label(owner))) if owner else \
             "none (abandoned: its thread exited)"
         out("  span:    %#x-%#x (%d pages), %d blocks of %d bytes, %d carved, %d out; owner %s"
             % (s["start"], s["end"], s["n_pages"], s["n_blocks"], s["block_size"], s["n_built"], s["used"], who))
         out("  state:   remote list %s, notify state %s%s"
-            % ("empty" if not s["remote"] & ~RS_MASK else "non-empty", RS_NAMES[s["remote"] & RS_MASK],
+            % ("empty" if not s["remote"] & ~tide.k.RS_MASK else "non-empty", tide.k.rs_names[s["remote"] & tide.k.RS_MASK],
                ", on the owner's full list" if s["in_full"] else ""))
         if r["state"] == "live" and r["base"] < s["start"] + s["n_built"] * s["block_size"]:
             key = tide.ptr_at(r["base"] + tide.ptr_size)
@@ -777,7 +836,7 @@ def print_block(tide, addr):
                 out("  note:    the block carries tide's free mark but is on no free list "
                     "(the program stored the mark, or the heap is corrupt)")
     else:
-        kind = r["what"] if r["state"] == "free" else "%s block" % KIND_NAMES.get(s["kind"], "?")
+        kind = r["what"] if r["state"] == "free" else "%s block" % tide.k.kind_names.get(s["kind"], "?")
         out("  span:    %s, %#x-%#x (%d pages), descriptor %#x" % (kind, s["start"], s["end"], s["n_pages"], s["addr"]))
 
 
@@ -792,7 +851,8 @@ tide heap [-w]      live blocks by size, largest first (-w: count small blocks
                     on their spans' free lists instead of from the counters)
 tide block ADDR     what ADDR is: not tide's, free or live; the block holding it
 tide threads [-v]   thread heaps and what they cache (-v: what the lists hold)
-tide report         stats, heap and threads"""
+tide report         stats, heap and threads
+tide layout         the constants read from the debug info"""
 
     def __init__(self):
         super(TideCommand, self).__init__("tide", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
@@ -899,6 +959,23 @@ adds what their lists hold (free, local_free, never carved, remote, notify)."""
             print_threads(t, t.stats(), verbose="-v" in f)
 
 
+class TideLayout(gdb.Command):
+    """tide's compile-time constants and span kinds as these commands read
+them from the debug info (src/layout.c), one `NAME VALUE` line each, named
+as in the C headers (TIDE_PAGE_SHIFT, TIDE_SPAN_SMALL, ...).  Needs no
+process, only tide's symbols:
+    gdb -batch -x tools/gdb/tide-gdb.py -ex 'tide layout' build/libtide.so"""
+
+    def __init__(self):
+        super(TideLayout, self).__init__("tide layout", gdb.COMMAND_DATA, gdb.COMPLETE_NONE)
+
+    def invoke(self, arg, from_tty):
+        _flags(arg, (), "layout")
+        k = Layout()
+        for name in k.c_names:
+            out("%s %d" % (name, k.values[name]))
+
+
 class TideReport(gdb.Command):
     """tide stats, tide heap and tide threads, one after the other."""
 
@@ -922,3 +999,4 @@ TideHeap()
 TideBlock()
 TideThreads()
 TideReport()
+TideLayout()
