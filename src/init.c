@@ -25,7 +25,7 @@
 
 #include "tide_internal.h"
 
-_Atomic int tidei_init_state;        /* 0 not started, 1 in progress, 2 ready */
+_Atomic int tidei_init_state;        /* TIDE_INIT_NONE, _RUNNING, _READY */
 static pthread_key_t thread_key;     /* destructor: thread_done */
 
 enum { THREAD_NEW = 0, THREAD_LIVE = 1, THREAD_DEAD = 2 };
@@ -109,8 +109,8 @@ static uint64_t make_link_secret(void)
 
 void tidei_init_slow(void)
 {
-    int expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&tidei_init_state, &expected, 1, acq_rel, acquire)) {
+    int expected = TIDE_INIT_NONE;
+    if (atomic_compare_exchange_strong_explicit(&tidei_init_state, &expected, TIDE_INIT_RUNNING, acq_rel, acquire)) {
         if (sysconf(_SC_PAGESIZE) != (long)TIDE_PAGE_SIZE)
             tidei_fatal("tide: this build assumes %zu-byte pages, the system has %ld\n",
                         TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
@@ -126,12 +126,12 @@ void tidei_init_slow(void)
         tidei_crash_init();
         if (pthread_key_create(&thread_key, thread_done) != 0)
             tidei_fatal("tide: pthread_key_create failed\n");
-        atomic_store_explicit(&tidei_init_state, 2, release);
+        atomic_store_explicit(&tidei_init_state, TIDE_INIT_READY, release);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         tidei_glibc_bind();
         return;
     }
-    while (atomic_load_explicit(&tidei_init_state, acquire) != 2)
+    while (atomic_load_explicit(&tidei_init_state, acquire) != TIDE_INIT_READY)
         sched_yield();
 }
 
@@ -165,7 +165,7 @@ __attribute__((constructor)) static void tide_constructor(void)
  * program's own atexit handlers and destructors. */
 __attribute__((destructor)) static void process_at_exit(void)
 {
-    if (atomic_load_explicit(&tidei_init_state, acquire) != 2)
+    if (atomic_load_explicit(&tidei_init_state, acquire) != TIDE_INIT_READY)
         return;
     tidei_busy_enter();
     tidei_stats_at_exit();

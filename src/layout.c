@@ -12,9 +12,8 @@
  *
  * Each enumerator is TIDE_LAYOUT_ and the name of the constant it carries,
  * given by that name, not by a number, so the values cannot drift from the
- * headers (the one number, TIDE_LAYOUT_INIT_READY, is init.c's, which has
- * no name for it).  The extension also reads tide_span_kind_t, named by the field
- * below.  A tool that needs another constant gets a line here (an integer
+ * headers.  The extension also reads tide_span_kind_t, named by the
+ * field below.  A tool that needs another constant gets a line here (an integer
  * that fits an int; tide_config.h's timings and buffer sizes, which no tool
  * reads, are left out); tests/introspect/gdb.sh checks that what the
  * extension reads equals what the headers say.
@@ -55,9 +54,8 @@ enum tidei_layout_constant {
     TIDE_LAYOUT_CLASS_LARGE = TIDE_CLASS_LARGE,
     TIDE_LAYOUT_CLASS_HUGE = TIDE_CLASS_HUGE,
     TIDE_LAYOUT_CLASS_GUARDED = TIDE_CLASS_GUARDED,
-    /* init.c: tidei_init_state once tide is set up (init.c and tidei_init
-     * write the states as the numbers 0, 1, 2; this is the 2) */
-    TIDE_LAYOUT_INIT_READY = 2,
+    /* tide_internal.h: tidei_init_state once tide is set up */
+    TIDE_LAYOUT_INIT_READY = TIDE_INIT_READY,
 };
 
 /* The anchor: one field per enum type the tools read. */

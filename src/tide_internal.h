@@ -513,12 +513,14 @@ tide_inline tide_heap_t *tidei_span_owner(const tide_span_t *s)
 /* ---- init.c: process and thread start-up, fork ---- */
 extern uintptr_t tidei_free_key;
 extern uint64_t tidei_link_secret;
+/* tidei_init_state: process init not started, under way, done. */
+enum { TIDE_INIT_NONE = 0, TIDE_INIT_RUNNING, TIDE_INIT_READY };
 extern _Atomic int tidei_init_state;
 void tidei_init_slow(void);
 tide_heap_t *tidei_init_thread(void);
 tide_inline void tidei_init(void)
 {
-    if (tide_unlikely(atomic_load_explicit(&tidei_init_state, acquire) != 2))
+    if (tide_unlikely(atomic_load_explicit(&tidei_init_state, acquire) != TIDE_INIT_READY))
         tidei_init_slow();
 }
 
