@@ -8,8 +8,6 @@
  * Locks: none on the fast path; the thread's h->lock (tidei_heap_lock) on
  * a refill, tidei_backup_lock for the backup heap; the layers below take
  * their own (lock order in heap.c). */
-#include <ucontext.h>
-
 #include "tide_internal.h"
 
 extern char __start_tide_fast_text[] __attribute__((visibility("hidden")));
@@ -502,14 +500,8 @@ void *tidei_realloc_move(void *p, size_t n, size_t usable)
  * asks (the GC's, the leak checker's, a crash report's). */
 bool tidei_interrupted_inside(void *ucv)
 {
-    uintptr_t pc = 0;
-#if defined(__x86_64__)
-    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
-#else
-    (void)ucv;
-    pc = (uintptr_t)__start_tide_fast_text;  /* unknown: always "inside" */
-#endif
+    uintptr_t pc = tidei_os_context_pc(ucv, NULL);
+    if (!pc)
+        pc = (uintptr_t)__start_tide_fast_text;  /* unknown: always "inside" */
     return tidei_busy || (pc >= (uintptr_t)__start_tide_fast_text && pc < (uintptr_t)__stop_tide_fast_text);
 }

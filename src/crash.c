@@ -430,25 +430,11 @@ static int fault_access(void *ucv)
 #endif
 }
 
-static uintptr_t fault_pc(void *ucv, uintptr_t *sp)
-{
-#if defined(__x86_64__)
-    *sp = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RSP];
-    return (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-    *sp = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.sp;
-    return (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
-#else
-    (void)ucv;
-    *sp = 0;
-    return 0;
-#endif
-}
 
 static void crash_report(int sig, siginfo_t *si, void *ucv)
 {
     int fd = 2, me = tidei_os_gettid();
-    uintptr_t sp, pc = fault_pc(ucv, &sp);
+    uintptr_t sp, pc = tidei_os_context_pc(ucv, &sp);
     int access = fault_access(ucv);
     tidei_printf(fd, "tide: %s on address %p (%s%s%s) in thread %d, pc %p", sig == SIGSEGV ? "SIGSEGV" : "SIGBUS",
                  si->si_addr, access == 1 ? "write, " : access == 0 ? "read, " : access == 2 ? "execute, " : "",

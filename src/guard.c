@@ -57,7 +57,6 @@
  * walk, never held while another lock is taken.  The fault report reads
  * the slots without it. */
 #include <fcntl.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "tide_internal.h"
@@ -576,12 +575,7 @@ bool tidei_guard_fault(uintptr_t a, int access, void *ucv)
     print_where(2, a, &sl, freed);
     tidei_printf(2, " (thread %d)\n", tid);
     /* the access's stack: the frames above the signal frame */
-    uintptr_t pc = 0;
-#if defined(__x86_64__)
-    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-    pc = (uintptr_t)((ucontext_t *)ucv)->uc_mcontext.pc;
-#endif
+    uintptr_t pc = tidei_os_context_pc(ucv, NULL);
     uintptr_t p[TIDE_GUARD_DEPTH + 24], f[TIDE_GUARD_DEPTH + 24];
     int n = tidei_prof_unwind(p, f, TIDE_GUARD_DEPTH + 24), from = n;
     for (int k = 0; k < n; k++) {

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <time.h>
+#include <ucontext.h>
 
 #include "tide_internal.h"
 
@@ -158,6 +159,27 @@ void tidei_os_sleep_ms(unsigned ms)
 int tidei_os_gettid(void)
 {
     return (int)syscall(SYS_gettid);
+}
+
+/* The program counter, and in *sp (unless sp is NULL) the stack pointer,
+ * of the thread a signal interrupted (ucv: the handler's third argument);
+ * 0 for both on an architecture this does not know. */
+uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp)
+{
+    const ucontext_t *uc = ucv;
+    uintptr_t pc = 0, s = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    s = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)uc->uc_mcontext.pc;
+    s = (uintptr_t)uc->uc_mcontext.sp;
+#else
+    (void)uc;
+#endif
+    if (sp)
+        *sp = s;
+    return pc;
 }
 
 /* Whether disposition d runs a handler of the program's: not the default

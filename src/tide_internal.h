@@ -170,6 +170,7 @@ bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_os_now_ms(void);
 void tidei_os_sleep_ms(unsigned ms);
+uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp);
 bool tidei_os_program_handles(const struct sigaction *d, void (*mine)(int, siginfo_t *, void *));
 int tidei_os_gettid(void);
 void *tidei_os_map_file(int fd, size_t size);
