@@ -69,9 +69,7 @@
 static st_blk *share[N_THR];
 static size_t share_n;
 static pthread_barrier_t allocated, go, freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int wake;
+static st_gate wake = ST_GATE_INIT;
 static int round_no;
 
 static void *worker(void *arg)
@@ -87,10 +85,7 @@ static void *worker(void *arg)
     for (size_t k = 0; k < share_n; k++)
         st_free(share[u][k], "remote");
     pthread_barrier_wait(&freed);
-    pthread_mutex_lock(&mu);
-    while (!wake)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&wake);
     /* reclaimed without a handshake: the heap still works */
     st_blk b[200];
     for (int k = 0; k < 200; k++)
@@ -112,7 +107,7 @@ static double one_round(void)
     pthread_barrier_init(&allocated, NULL, N_THR + 1);
     pthread_barrier_init(&go, NULL, N_THR + 1);
     pthread_barrier_init(&freed, NULL, N_THR + 1);
-    wake = 0;
+    st_gate_close(&wake);
     long base = st_rss_kb();
     pthread_t th[N_THR];
     for (int i = 0; i < N_THR; i++)
@@ -130,10 +125,7 @@ static double one_round(void)
         usleep(20000);
         r = st_rss_kb();
     }
-    pthread_mutex_lock(&mu);
-    wake = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    st_gate_open(&wake);
     for (int i = 0; i < N_THR; i++)
         st_join(th[i]);
     for (int i = 0; i < N_THR; i++)

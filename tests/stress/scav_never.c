@@ -53,9 +53,7 @@ static void never_keeps(void)
 static st_blk *wtab;
 static size_t wn;
 static pthread_barrier_t b_alloc, b_freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int done;
+static st_gate done = ST_GATE_INIT;   /* the worker waits here, idle, until main opens it */
 
 static void *worker(void *arg)
 {
@@ -65,10 +63,7 @@ static void *worker(void *arg)
     for (size_t i = 0; i < wn; i += 2)  /* the even ones; main frees the odd ones */
         st_free(wtab[i], "worker");
     pthread_barrier_wait(&b_freed);
-    pthread_mutex_lock(&mu);
-    while (!done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&done);
     return NULL;
 }
 
@@ -78,7 +73,7 @@ static void trim_every_heap(void)
     wtab = st_map(MAX_BLOCKS * sizeof *wtab);
     pthread_barrier_init(&b_alloc, NULL, 2);
     pthread_barrier_init(&b_freed, NULL, 2);
-    done = 0;
+    st_gate_close(&done);
     long base = st_rss_kb();
     pthread_t t;
     if (!st_spawn(&t, worker, NULL))
@@ -92,10 +87,7 @@ static void trim_every_heap(void)
     long r = st_rss_kb();
     struct tide_stats st;
     tide_stats_get(&st);
-    pthread_mutex_lock(&mu);
-    done = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    st_gate_open(&done);
     st_join(t);
     st_check_errors();
     CHECKF(t1 == 1, "malloc_trim(0) returned %d after a burst was freed", t1);

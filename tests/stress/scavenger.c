@@ -82,9 +82,7 @@ static void decay_returns_memory(void)
 static st_blk *ttab[T];
 static size_t tn[T];
 static pthread_barrier_t allocated, freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int done;
+static st_gate done = ST_GATE_INIT;   /* the idle threads wait here until main opens it */
 
 static void *idle_worker(void *arg)
 {
@@ -92,16 +90,10 @@ static void *idle_worker(void *arg)
     tn[t] = burst(ttab[t], MAX_BLOCKS / T, BURST / T, 100 + (uint64_t)t);
     pthread_barrier_wait(&allocated);
     /* its own even blocks, and the odd blocks of the next thread */
-    for (size_t i = 0; i < tn[t]; i += 2)
-        st_free(ttab[t][i], "owner");
     int u = (t + 1) % T;
-    for (size_t i = 1; i < tn[u]; i += 2)
-        st_free(ttab[u][i], "neighbour");
+    st_free_halves(ttab[t], tn[t], ttab[u], tn[u]);
     pthread_barrier_wait(&freed);
-    pthread_mutex_lock(&mu);
-    while (!done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&done);
     /* alive again after being reclaimed: the heap still works */
     st_blk again[100];
     for (int i = 0; i < 100; i++)
@@ -115,7 +107,7 @@ static void idle_threads_reclaimed(void)
 {
     TIDE_ONLY();
     pthread_t th[T];
-    done = 0;
+    st_gate_close(&done);
     pthread_barrier_init(&allocated, NULL, T);
     pthread_barrier_init(&freed, NULL, T + 1);
     for (int t = 0; t < T; t++)
@@ -137,10 +129,7 @@ static void idle_threads_reclaimed(void)
         r = st_rss_kb();
         tide_stats_get(&st);
     }
-    pthread_mutex_lock(&mu);
-    done = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    st_gate_open(&done);
     for (int t = 0; t < T; t++)
         st_join(th[t]);
     st_check_errors();
