@@ -6,6 +6,7 @@
  *
  * What is here:
  *   bench_now()          monotonic wall clock in seconds
+ *   bench_tv_s(tv)       a struct timeval (getrusage's times) in seconds
  *   bench_rng_*()        a small, fast, per-thread pseudo-random generator
  *   bench_escape(p)      make the compiler believe p is used, so that an
  *                        allocation whose result is never read is still made
@@ -33,7 +34,14 @@
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+/* A struct timeval in seconds: getrusage's user and system times. */
+static inline double bench_tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+}
 
 /* Monotonic wall-clock time in seconds. */
 static inline double bench_now(void)
