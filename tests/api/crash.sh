@@ -82,11 +82,7 @@ for i in 1 2 3; do
 done
 [ $ok = 1 ] && pass crash_one_report
 
-if [ -n "${SANITIZE:-}" ]; then
-    skip crash_program_handler_first "a sanitizer build has no static libtide to link"
-elif ! api_build_static crash_prog crash-static; then
-    fail crash_program_handler_first "the static program does not compile: $(snip cc-static.log)"
-else
+if api_static crash_program_handler_first crash_prog crash-static; then
     { TIDE_CONF=crash_report=1 timeout 60 ./crash-static handled >handled.out 2>handled.err; } 2>/dev/null
     st=$?
     if [ $st -ne 42 ] || [ "$(cat handled.out)" != handled ] || grep -q '^tide: ' handled.err; then

@@ -181,11 +181,7 @@ done
 
 # ---- a handler of the program's, installed before tide (static build) ---------
 
-if [ -n "${SANITIZE:-}" ]; then
-    skip chain_program_handler "a sanitizer build has no static libtide to link"
-elif ! api_build_static guard_prog guard-static; then
-    fail chain_program_handler "the static program does not compile: $(snip cc-static.log)"
-else
+if api_static chain_program_handler guard_prog guard-static; then
     { TIDE_CONF=guard_rate=1 timeout 60 ./guard-static chain >chain.out 2>chain.err; } 2>/dev/null
     st=$?
     read -r _ blk size < <(grep '^block ' chain.out)

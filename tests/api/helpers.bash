@@ -14,6 +14,10 @@
 #                      -DTH_STATIC into OUT, linked with $BUILD/libtide.a;
 #                      false if it does not compile (the compiler's messages
 #                      in $tmp/cc-static.log)
+#   api_static NAME SRC OUT    for the test NAME, which needs SRC linked
+#                      statically: api_build_static SRC OUT, true if built;
+#                      else prints SKIP NAME (a sanitizer build has no static
+#                      libtide to link) or FAIL NAME (it does not compile)
 #   api_run NAME CONF ARGS...  runs $prog ARGS with TIDE_CONF=CONF under a
 #                      timeout of $API_TIMEOUT seconds (default 60); stdout
 #                      in NAME.out, stderr in NAME.err (in the current
@@ -69,4 +73,15 @@ api_build() {
 api_build_static() {
     ${CC:-cc} -std=gnu11 -O1 -g -pthread -DTH_STATIC -I"$ROOT/include" -I"$ROOT/tests" -o "$2" \
         "$ROOT/tests/api/progs/$1.c" "$BUILD/libtide.a" -ldl 2>"$tmp/cc-static.log"
+}
+
+api_static() {
+    if [ -n "${SANITIZE:-}" ]; then
+        skip "$1" "a sanitizer build has no static libtide to link"
+    elif ! api_build_static "$2" "$3"; then
+        fail "$1" "the static program does not compile: $(snip "$tmp/cc-static.log")"
+    else
+        return 0
+    fi
+    return 1
 }
