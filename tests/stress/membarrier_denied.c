@@ -120,11 +120,7 @@ static double one_round(void)
     /* IDLE_MS at least, then up to IDLE_MS more for the share to fall to
      * 0.10 (on a loaded machine the scavenger may run late) */
     usleep(IDLE_MS * 1000);
-    long r = st_rss_kb();
-    for (int t = 0; t < IDLE_MS / 20 && (double)(r - base) > 0.10 * (double)(peak - base); t++) {
-        usleep(20000);
-        r = st_rss_kb();
-    }
+    long r = st_wait_rss_below(base + (peak - base) / 10, IDLE_MS);
     st_gate_open(&wake);
     for (int i = 0; i < N_THR; i++)
         st_join(th[i]);

@@ -9,11 +9,14 @@
  *                         (a multiplier, for soak runs by hand)
  *   st_map/st_unmap       bookkeeping memory straight from mmap, so that the
  *                         test's own arrays do not show in tide's figures
+ *   st_rss_kb, st_wait_rss_below   the resident set, and a wait for it to
+ *                         fall
  *   st_spawn/st_join      pthread_create/join that FAIL the test on error
  *   st_new/st_free        a block filled with a pattern / checked and freed;
  *   st_realloc            reallocated, contents checked, filled again;
  *   st_exchange           handed to whichever thread next takes its cell
  *   st_gate_*             threads that wait, idle, until main opens a gate
+ *   st_burst              a burst of blocks of mixed sizes
  *   st_free_halves        a thread frees its own even blocks and another
  *                         thread's odd ones (frees local and remote at once)
  *   st_child_fail(what)   a forked child's failure: one line on stderr, 1
@@ -136,6 +139,19 @@ static long st_rss_kb(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Waits up to ms for RSS to fall to at most limit_kb, looking every 20 ms;
+ * returns the last RSS. */
+__attribute__((unused))
+static long st_wait_rss_below(long limit_kb, int ms)
+{
+    long r = st_rss_kb();
+    for (int t = 0; t < ms && r > limit_kb; t += 20) {
+        usleep(20000);
+        r = st_rss_kb();
+    }
+    return r;
+}
+
 /* ---- threads ---- */
 
 /* pthread_create, with a failed check (and false) if it fails. */
@@ -229,6 +245,21 @@ static bool st_exchange(_Atomic(st_blk *) *cell, st_blk b)
         free(old);
     }
     return true;
+}
+
+/* Allocates about bytes in mixed sizes (1 in 64 large, 70000-300000 bytes;
+ * the others 16-2000) into tab, at most max blocks; returns how many. */
+__attribute__((unused))
+static size_t st_burst(st_blk *tab, size_t max, size_t bytes, uint64_t seed)
+{
+    th_rng r = { seed };
+    size_t n = 0, total = 0;
+    while (total < bytes && n < max) {
+        size_t sz = th_rand(&r) % 64 == 0 ? th_rand_range(&r, 70000, 300000) : th_rand_range(&r, 16, 2000);
+        tab[n++] = st_new(sz);
+        total += sz;
+    }
+    return n;
 }
 
 /* Frees, from the calling thread, the even blocks of mine (its own) and
