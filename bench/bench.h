@@ -11,6 +11,8 @@
  *   bench_escape(p)      make the compiler believe p is used, so that an
  *                        allocation whose result is never read is still made
  *   bench_arg()          "key=value" command-line arguments with defaults
+ *   bench_check(p, what) stops the benchmark if an allocation failed
+ *   bench_thread()       pthread_create, or stop the benchmark
  *   bench_result()       the one machine-readable line each benchmark prints
  *   bench_sleep_until(t) sleeps until bench_now() reaches t
  *   bench_rss_kb()       this process's resident set size, read without
@@ -34,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -137,6 +140,17 @@ static inline void *bench_check(void *p, const char *what)
         exit(3);
     }
     return p;
+}
+
+/* pthread_create, or say why and stop with bench_check's status: a
+ * benchmark that cannot start its threads measures nothing. */
+static inline void bench_thread(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    int e = pthread_create(t, attr, fn, arg);
+    if (e != 0) {
+        fprintf(stderr, "bench: pthread_create: %s\n", strerror(e));
+        exit(3);
+    }
 }
 
 /* Prints the result line.  extra is a printf format for more key=value
