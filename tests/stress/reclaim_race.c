@@ -108,7 +108,7 @@ static void drain_exchange(const char *who)
 
 static size_t live_blocks(void)
 {
-    return st_stats().live_blocks;
+    return th_stats().live_blocks;
 }
 
 /* Every block the test made is freed: live_blocks is back where it was,

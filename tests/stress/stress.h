@@ -341,15 +341,4 @@ static void st_trim(void)
         tide_trim();
 }
 
-/* tide_stats_get, or zeroes when not linked with tide. */
-__attribute__((unused))
-static struct tide_stats st_stats(void)
-{
-    struct tide_stats s;
-    memset(&s, 0, sizeof s);
-    if (tide_stats_get)
-        tide_stats_get(&s);
-    return s;
-}
-
 #endif /* STRESS_H */
