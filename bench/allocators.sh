@@ -7,7 +7,8 @@
 # QUICK, ALLOCATORS and OUT = build/bench), defines die() and note(), then
 # calls, in this order:
 #   alloc_init            ALLOC_LIB[name] = the object preloaded for it
-#   (installs what is missing: ALLOC_LIB[...] names the files to check)
+#   (installs what is missing: ALLOC_LIB[...] names the files to check;
+#   or alloc_check_libs, which stops, naming the package, when one is missing)
 #   alloc_build_helpers   build/bench/which_malloc and libglibc_shim.so
 #   alloc_take_tide       copies the tide to measure to build/bench/libtide.so
 #   alloc_check_which_malloc, alloc_check_bindings PROG...   is it really them?
@@ -83,6 +84,17 @@ alloc_init() {
     done
     for a in $ALLOCATORS; do
         ALLOC_LIB[$a]=$(alloc_lib "$a") || die "unknown allocator '$a' ($ALL_ALLOCATORS)"
+    done
+}
+
+# alloc_check_libs: dies naming the package to install when a peer's object
+# is missing (tide's objects are made by alloc_take_tide; glibc has none)
+alloc_check_libs() {
+    local a lib
+    for a in $ALLOCATORS; do
+        lib=${ALLOC_LIB[$a]}
+        [ -z "$lib" ] || [ "$a" = tide ] || [ "$a" = tide-nostats ] || [ -e "$lib" ] ||
+            die "$a: $lib is missing (apt-get install $(alloc_package "$a"), or run make bench once)"
     done
 }
 

@@ -6,10 +6,13 @@
  *
  * What is here:
  *   bench_now()          monotonic wall clock in seconds
+ *   bench_tv_s(tv)       a struct timeval (getrusage's times) in seconds
  *   bench_rng_*()        a small, fast, per-thread pseudo-random generator
  *   bench_escape(p)      make the compiler believe p is used, so that an
  *                        allocation whose result is never read is still made
  *   bench_arg()          "key=value" command-line arguments with defaults
+ *   bench_check(p, what) stops the benchmark if an allocation failed
+ *   bench_thread()       pthread_create, or stop the benchmark
  *   bench_result()       the one machine-readable line each benchmark prints
  *   bench_sleep_until(t) sleeps until bench_now() reaches t
  *   bench_rss_kb()       this process's resident set size, read without
@@ -33,7 +36,15 @@
 #include <string.h>
 #include <time.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+/* A struct timeval in seconds: getrusage's user and system times. */
+static inline double bench_tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+}
 
 /* Monotonic wall-clock time in seconds. */
 static inline double bench_now(void)
@@ -129,6 +140,17 @@ static inline void *bench_check(void *p, const char *what)
         exit(3);
     }
     return p;
+}
+
+/* pthread_create, or say why and stop with bench_check's status: a
+ * benchmark that cannot start its threads measures nothing. */
+static inline void bench_thread(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    int e = pthread_create(t, attr, fn, arg);
+    if (e != 0) {
+        fprintf(stderr, "bench: pthread_create: %s\n", strerror(e));
+        exit(3);
+    }
 }
 
 /* Prints the result line.  extra is a printf format for more key=value

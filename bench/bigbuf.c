@@ -63,9 +63,8 @@ int main(int argc, char **argv)
     free(slots);
     free(sizes);
 
-#define SECS(tv) ((double)(tv).tv_sec + (double)(tv).tv_usec * 1e-6)
     bench_result("bigbuf", "seconds", t, "ops=%ld live=%ld minflt=%ld sys_s=%.3f user_s=%.3f peak_kb=%ld checksum=%llu",
-                 ops, live, r1.ru_minflt - r0.ru_minflt, SECS(r1.ru_stime) - SECS(r0.ru_stime),
-                 SECS(r1.ru_utime) - SECS(r0.ru_utime), r1.ru_maxrss, (unsigned long long)checksum);
+                 ops, live, r1.ru_minflt - r0.ru_minflt, bench_tv_s(r1.ru_stime) - bench_tv_s(r0.ru_stime),
+                 bench_tv_s(r1.ru_utime) - bench_tv_s(r0.ru_utime), r1.ru_maxrss, (unsigned long long)checksum);
     return 0;
 }

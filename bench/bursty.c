@@ -160,10 +160,7 @@ int main(int argc, char **argv)
     pthread_barrier_init(&barrier, NULL, (unsigned)n_workers);
     t_zero = bench_now();
     for (int t = 0; t < n_workers; t++) {
-        if (pthread_create(&workers[t].tid, NULL, run, &workers[t]) != 0) {
-            fprintf(stderr, "bursty: pthread_create failed\n");
-            return 3;
-        }
+        bench_thread(&workers[t].tid, NULL, run, &workers[t]);
     }
 
     /* Sample until tail_ms after the last burst; no allocation in here. */

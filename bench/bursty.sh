@@ -39,11 +39,7 @@ fi
 ARGS="$ARGS${BURSTY_ARGS:+ $BURSTY_ARGS}"
 
 alloc_init
-for a in $ALLOCATORS; do
-    lib=${ALLOC_LIB[$a]}
-    [ -z "$lib" ] || [ "$a" = tide ] || [ "$a" = tide-nostats ] || [ -e "$lib" ] ||
-        die "$a: $lib is missing (apt-get install $(alloc_package "$a"), or run make bench once)"
-done
+alloc_check_libs
 command -v gnuplot >/dev/null || die "gnuplot is missing (apt-get install gnuplot-nox)"
 
 mkdir -p "$DIR" "$RESULTS"

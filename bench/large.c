@@ -66,8 +66,7 @@ int main(int argc, char **argv)
     free(slots);
     free(sizes);
 
-    double sys_s = (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
-                   (double)(r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) * 1e-6;
+    double sys_s = bench_tv_s(r1.ru_stime) - bench_tv_s(r0.ru_stime);
     bench_result("large", "ops_per_s", (double)ops / t,
                  "ops=%ld live=%ld mean_kib=%.0f seconds=%.3f minflt=%ld sys_s=%.3f checksum=%llu",
                  ops, live, (double)bytes / (double)ops / 1024, t, r1.ru_minflt - r0.ru_minflt, sys_s,

@@ -61,10 +61,7 @@ static void spawn(lineage *l)
 {
     pthread_t tid;
     l->n_threads_made++;
-    if (pthread_create(&tid, &detached, run_round, l) != 0) {
-        fprintf(stderr, "larson: pthread_create failed\n");
-        exit(3);
-    }
+    bench_thread(&tid, &detached, run_round, l);
 }
 
 static void *run_round(void *arg)

@@ -161,10 +161,7 @@ int main(int argc, char **argv)
 
     double t0 = bench_now();
     for (int t = 0; t < threads; t++)
-        if (pthread_create(&tids[t], NULL, work, &ws[t]) != 0) {
-            fprintf(stderr, "mstress: pthread_create failed\n");
-            return 3;
-        }
+        bench_thread(&tids[t], NULL, work, &ws[t]);
     for (int t = 0; t < threads; t++)
         pthread_join(tids[t], NULL);
 

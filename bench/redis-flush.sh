@@ -54,11 +54,7 @@ for c in redis-server redis-cli; do
     command -v $c >/dev/null || die "$c is missing (apt-get install redis-server redis-tools)"
 done
 alloc_init
-for a in $ALLOCATORS; do
-    lib=${ALLOC_LIB[$a]}
-    [ -z "$lib" ] || [ "$a" = tide ] || [ "$a" = tide-nostats ] || [ -e "$lib" ] ||
-        die "$a: $lib is missing (apt-get install $(alloc_package "$a"), or run make bench once)"
-done
+alloc_check_libs
 mkdir -p "$DIR"
 alloc_build_helpers
 alloc_take_tide

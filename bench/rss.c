@@ -134,10 +134,7 @@ int main(int argc, char **argv)
     pthread_barrier_init(&sampled, NULL, (unsigned)n_workers + 1);
     pthread_barrier_init(&swapped, NULL, (unsigned)n_workers);
     for (int t = 0; t < n_workers; t++) {
-        if (pthread_create(&workers[t].tid, NULL, run, &workers[t]) != 0) {
-            fprintf(stderr, "rss: pthread_create failed\n");
-            return 3;
-        }
+        bench_thread(&workers[t].tid, NULL, run, &workers[t]);
     }
     /* From here until every sample is taken, this thread does not allocate:
      * the figures are printed at the end. */

@@ -79,10 +79,7 @@ int main(int argc, char **argv)
     use_barrier = 1;
     pthread_barrier_init(&all_alive, NULL, (unsigned)alive);
     for (long i = 0; i < alive; i++)
-        if (pthread_create(&t[i], &attr, worker, (void *)(uintptr_t)(i + 1)) != 0) {
-            fprintf(stderr, "threads: pthread_create failed\n");
-            return 1;
-        }
+        bench_thread(&t[i], &attr, worker, (void *)(uintptr_t)(i + 1));
     for (long i = 0; i < alive; i++) {
         void *v;
         pthread_join(t[i], &v);
@@ -94,10 +91,7 @@ int main(int argc, char **argv)
     for (long done = 0; done < n_short; done += batch) {
         long n = n_short - done < batch ? n_short - done : batch;
         for (long i = 0; i < n; i++)
-            if (pthread_create(&t[i], &attr, worker, (void *)(uintptr_t)(alive + done + i + 1)) != 0) {
-                fprintf(stderr, "threads: pthread_create failed\n");
-                return 1;
-            }
+            bench_thread(&t[i], &attr, worker, (void *)(uintptr_t)(alive + done + i + 1));
         for (long i = 0; i < n; i++) {
             void *v;
             pthread_join(t[i], &v);

@@ -140,11 +140,8 @@ int main(int argc, char **argv)
 
     double t0 = bench_now();
     for (int t = 0; t < threads; t++) {
-        if (pthread_create(&tids[2 * t], NULL, consumer, &prs[t]) != 0 ||
-            pthread_create(&tids[2 * t + 1], NULL, producer, &prs[t]) != 0) {
-            fprintf(stderr, "xmalloc: pthread_create failed\n");
-            return 3;
-        }
+        bench_thread(&tids[2 * t], NULL, consumer, &prs[t]);
+        bench_thread(&tids[2 * t + 1], NULL, producer, &prs[t]);
     }
     for (int t = 0; t < 2 * threads; t++)
         pthread_join(tids[t], NULL);

@@ -259,6 +259,17 @@ static const char *th_object_of(void *fn)
     return di.dli_fname;
 }
 
+/* tide_stats_get, or zeroes when not linked with tide (TH_TIDE=0). */
+__attribute__((unused))
+static struct tide_stats th_stats(void)
+{
+    struct tide_stats s;
+    memset(&s, 0, sizeof s);
+    if (tide_stats_get)
+        tide_stats_get(&s);
+    return s;
+}
+
 /* True when malloc really is tide's in this process: tide_version() says
  * "tide", and a 32 MiB malloc shows up in tide_stats_get() as a live huge
  * block (and mapped_bytes > 0).  On failure *why says what is wrong. */

@@ -39,15 +39,6 @@
 /* The tests compare the addresses of freed blocks with new ones on purpose. */
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 
-static struct tide_stats stats(void)
-{
-    struct tide_stats st;
-    memset(&st, 0, sizeof st);
-    if (tide_stats_get)
-        tide_stats_get(&st);
-    return st;
-}
-
 static char *xmalloc(size_t n)
 {
     char *p = th_opaque_ptr(malloc(th_opaque(n)));
@@ -62,12 +53,12 @@ static void huge_freed_stays_cached(void)
 {
     TIDE_ONLY();
     tide_trim();
-    struct tide_stats a = stats();
+    struct tide_stats a = th_stats();
     char *p = xmalloc(20 * MiB);
     memset(p, 0x11, 20 * MiB);
     uintptr_t was = (uintptr_t)p;
     free(p);
-    struct tide_stats b = stats();
+    struct tide_stats b = th_stats();
     CHECKF(b.huge_cached_bytes >= a.huge_cached_bytes + 20 * MiB, "huge cache %zu -> %zu bytes after a 20 MiB free",
            a.huge_cached_bytes, b.huge_cached_bytes);
     CHECKF(b.returned_bytes < a.returned_bytes + 20 * MiB, "returned_bytes %zu -> %zu: the block went back at free",
@@ -114,9 +105,9 @@ static void huge_realloc_in_place(void)
     char *p = xmalloc(30 * MiB);
     th_fill(p, 30 * MiB, 1);
     uintptr_t was = (uintptr_t)p;
-    struct tide_stats a = stats();
+    struct tide_stats a = th_stats();
     char *q = realloc(p, 10 * MiB);
-    struct tide_stats b = stats();
+    struct tide_stats b = th_stats();
     CHECKF((uintptr_t)q == was, "realloc(30 -> 10 MiB) moved the block: %#lx -> %p", (unsigned long)was, (void *)q);
     CHECK(th_verify(q, 10 * MiB, 1));
     CHECKF(b.huge_cached_bytes == a.huge_cached_bytes + 20 * MiB, "shrinking by 20 MiB: huge cache %zu -> %zu",
@@ -201,10 +192,10 @@ static void large_runs_stay_mapped(void)
         memset(p[i], i, MiB);
         was[i] = (uintptr_t)p[i];
     }
-    struct tide_stats a = stats();
+    struct tide_stats a = th_stats();
     for (int i = 0; i < N; i++)
         free(p[i]);
-    struct tide_stats b = stats();
+    struct tide_stats b = th_stats();
     CHECKF(b.n_chunks == a.n_chunks, "freeing %d large blocks unmapped chunks: %zu -> %zu", N, a.n_chunks,
            b.n_chunks);
     CHECKF(b.returned_bytes == a.returned_bytes, "freeing %d large blocks returned %zu bytes to the OS", N,
@@ -289,10 +280,10 @@ static void cache_bounded_by_peak(void)
         free(b);
         return;
     }
-    struct tide_stats s = stats();
+    struct tide_stats s = th_stats();
     CHECKF(s.huge_cached_bytes >= n, "cached %zu bytes with a 256 MiB block freed", s.huge_cached_bytes);
     free(b);
-    s = stats();
+    s = th_stats();
     CHECKF(s.huge_cached_bytes <= n, "huge cache %zu bytes, above the peak of live huge bytes (%zu)",
            s.huge_cached_bytes, n);
     CHECKF(s.huge_cached_bytes >= n / 2, "huge cache %zu bytes: more was unmapped than the bound asks",
@@ -312,7 +303,7 @@ static int cap_child(long mb)
         p[i] = malloc(16 * MiB);
     for (int i = 0; i < 4; i++)
         free(p[i]);
-    struct tide_stats s = stats();
+    struct tide_stats s = th_stats();
     size_t want = (size_t)mb * MiB < 64 * MiB ? (size_t)mb * MiB : 64 * MiB;
     if (s.huge_cached_bytes != want) {
         fprintf(stderr, "huge_cache_mb=%ld: %zu bytes cached after freeing 4 x 16 MiB, want %zu\n", mb,
@@ -353,10 +344,10 @@ static void trim_returns_cache(void)
     char *p = xmalloc(32 * MiB);
     memset(p, 1, 32 * MiB);
     free(p);
-    struct tide_stats a = stats();
+    struct tide_stats a = th_stats();
     CHECK(a.huge_cached_bytes >= 32 * MiB);
     CHECKF(malloc_trim(0) == 1, "malloc_trim(0) with 32 MiB cached returned 0");
-    struct tide_stats b = stats();
+    struct tide_stats b = th_stats();
     CHECKF(b.huge_cached_bytes == 0, "huge cache %zu bytes after malloc_trim(0)", b.huge_cached_bytes);
     CHECKF(b.returned_bytes >= a.returned_bytes + 32 * MiB, "returned_bytes %zu -> %zu", a.returned_bytes,
            b.returned_bytes);
@@ -374,7 +365,7 @@ static void fork_child_work(void *arg)
     free(q);
     tide_set_decay_ms(50);
     for (int i = 0; i < 300; i++) {  /* up to 3 s */
-        struct tide_stats s = stats();
+        struct tide_stats s = th_stats();
         if (s.huge_cached_bytes == 0)
             _exit(0);
         usleep(10000);
@@ -407,7 +398,7 @@ static void decay_returns_cache(void)
 {
     TIDE_ONLY();
     tide_trim();
-    struct tide_stats a = stats();
+    struct tide_stats a = th_stats();
     char *h = xmalloc(40 * MiB);
     memset(h, 1, 40 * MiB);
     enum { N = 40 };
@@ -416,13 +407,13 @@ static void decay_returns_cache(void)
         l[i] = xmalloc(2 * MiB);
         memset(l[i], 2, 2 * MiB);
     }
-    struct tide_stats b = stats();
+    struct tide_stats b = th_stats();
     free(h);
     for (int i = 0; i < N; i++)
         free(l[i]);
     long was = tide_set_decay_ms(100);
     CHECKF(was == -1, "tide_set_decay_ms returned %ld", was);
-    struct tide_stats c = stats();
+    struct tide_stats c = th_stats();
     size_t want_returned = 40 * MiB + N * 2 * MiB;
     /* up to 5 s for all three: the cache unmapped, the chunks beyond
      * chunk_cache unmapped and the kept ones purged (a loaded machine may
@@ -430,7 +421,7 @@ static void decay_returns_cache(void)
     for (int t = 0; t < 500 && (c.huge_cached_bytes || c.n_chunks > a.n_chunks + 2 ||
                                 c.returned_bytes + MiB < b.returned_bytes + want_returned); t++) {
         usleep(10000);
-        c = stats();
+        c = th_stats();
     }
     tide_set_decay_ms(-1);
     CHECKF(c.huge_cached_bytes == 0, "huge cache %zu bytes 5 s after the free with decay_ms=100",

@@ -26,13 +26,6 @@ cd "$tmp" || exit 1
 
 SEGV=$((128 + 11)) BUS=$((128 + 7))
 
-run() {
-    local name=$1 conf=$2
-    shift 2
-    { TIDE_CONF=$conf timeout 60 "$prog" "$@" >"$name.out" 2>"$name.err"; } 2>/dev/null
-    st=$?
-}
-
 # check NAME STATUS RE...: the status, exactly one first line, and a line
 # matching each RE; prints what is wrong
 check() {
@@ -50,34 +43,30 @@ check() {
     done
 }
 
-result() {  # result NAME MSG
-    if [ -z "$2" ]; then pass "$1"; else fail "$1" "$2"; fi
-}
-
-run null crash_report=1 null
+api_run null crash_report=1 null
 result crash_not_heap "$(check null $SEGV '^tide: SIGSEGV on address 0x10 \(write, address not mapped\) in thread [0-9]+, pc 0x[0-9a-f]+ \(.*crash-prog\+0x[0-9a-f]+\)$' \
     '^tide: 0x10 is not heap memory$' '^tide: 1 thread heaps in use' '^tide:   heap 1: thread [0-9]+ \(this one\), ')"
 
-run small crash_report=1 small
+api_run small crash_report=1 small
 read -r _ blk _ < <(grep '^block ' small.out)
 result crash_small_block "$(check small $SEGV "^tide: $(printf 0x%x $((blk + 8))) is 8 bytes into the 48-byte block at $blk \\(size class 3; live or free: its memory is unreadable\\) of span 0x[0-9a-f]+-0x[0-9a-f]+, heap 1 \\(thread [0-9]+\\)\$")"
 
-run large crash_report=1 large
+api_run large crash_report=1 large
 read -r _ blk _ < <(grep '^block ' large.out)
 result crash_large_block "$(check large $SEGV "^tide: SIGSEGV on address $(printf 0x%x $((blk + 100))) \\(read, no access\\)" \
     "^tide: $(printf 0x%x $((blk + 100))) is 100 bytes into the live large block of 200704 bytes at $blk\$")"
 
-run bus crash_report=1 bus
+api_run bus crash_report=1 bus
 read -r _ addr < <(grep '^addr ' bus.out)
 result crash_sigbus "$(check bus $BUS "^tide: SIGBUS on address $addr \\((read, )?no such memory" "^tide: $addr is not heap memory")"
 
-run stack crash_report=1 stack
+api_run stack crash_report=1 stack
 result crash_stack_overflow "$(check stack $SEGV 'is not heap memory \([0-9]+ bytes (below|from) the stack pointer: a stack overflow\?\)$')"
-run tstack crash_report=1 thread-stack
+api_run tstack crash_report=1 thread-stack
 result crash_thread_stack_overflow "$(check tstack $SEGV 'is not heap memory \([0-9]+ bytes (below|from) the stack pointer: a stack overflow\?\)$' \
     '^tide: 2 thread heaps in use')"
 
-run held crash_report=1,decay_ms=50 held
+api_run held crash_report=1,decay_ms=50 held
 if ! grep -q '^held$' held.out; then
     fail crash_lock_held "the scavenger never held the lock: status $st: $(snip held.out) $(snip held.err)"
 else
@@ -87,18 +76,13 @@ fi
 
 ok=1
 for i in 1 2 3; do
-    run thr crash_report=1 threads 8
+    api_run thr crash_report=1 threads 8
     msg=$(check thr $SEGV '^tide: 0x10 is not heap memory$')
     if [ -n "$msg" ]; then fail crash_one_report "run $i: $msg"; ok=0; break; fi
 done
 [ $ok = 1 ] && pass crash_one_report
 
-if [ -n "${SANITIZE:-}" ]; then
-    skip crash_program_handler_first "a sanitizer build has no static libtide to link"
-elif ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -DTH_STATIC -I"$ROOT/include" -I"$ROOT/tests" \
-        -o crash-static "$ROOT/tests/api/progs/crash_prog.c" "$BUILD/libtide.a" -ldl 2>cc-static.log; then
-    fail crash_program_handler_first "the static program does not compile: $(snip cc-static.log)"
-else
+if api_static crash_program_handler_first crash_prog crash-static; then
     { TIDE_CONF=crash_report=1 timeout 60 ./crash-static handled >handled.out 2>handled.err; } 2>/dev/null
     st=$?
     if [ $st -ne 42 ] || [ "$(cat handled.out)" != handled ] || grep -q '^tide: ' handled.err; then

@@ -13,6 +13,7 @@
  * side (handlers, catching, every form from compiled C++) is
  * tests/api/cxx_ops.sh. */
 #include "testhelper.h"
+#include "api/progs/cxx_operators.h"
 
 #include <signal.h>
 
@@ -138,13 +139,7 @@ static void operators_are_tides(void)
 {
     TIDE_ONLY();
     if (!loaded) { th_skip("libstdc++ not loaded"); return; }
-    static const char *const names[] = {
-        "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-        "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-        "_ZdlPv", "_ZdaPv", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvm", "_ZdaPvm",
-        "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
-        "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
-    };
+    static const char *const names[] = { CXX_OPERATOR_NAMES };
     const char *tide_obj = th_object_of((void *)tide_version);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *obj = th_object_of(dlsym(RTLD_DEFAULT, names[i]));

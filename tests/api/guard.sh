@@ -35,15 +35,7 @@ cd "$tmp" || exit 1
 
 SEGV=$((128 + 11)) ABRT=$((128 + 6))
 
-# run NAME CONF ARGS...: the program under TIDE_CONF=CONF; NAME.out,
-# NAME.err, and its status in st
-run() {
-    local name=$1 conf=$2
-    shift 2
-    # (the braces keep bash's "Segmentation fault" message out of the log)
-    { TIDE_CONF=$conf timeout 120 "$prog" "$@" >"$name.out" 2>"$name.err"; } 2>/dev/null
-    st=$?
-}
+API_TIMEOUT=120   # for api_run
 
 # frames HEADER_RE FILE: the function names of the stack after the first
 # line matching HEADER_RE ("?" for a frame without one), on one line
@@ -60,7 +52,7 @@ plural() { if [ "$1" = 1 ]; then echo byte; else echo bytes; fi; }
 # what is wrong (nothing when all is right)
 check_bug() {
     local name=$1 kind=$2 n=$3 entry=$4
-    run "$name" guard_rate=1 bug "$kind" "$n" "$entry"
+    api_run "$name" guard_rate=1 bug "$kind" "$n" "$entry"
     local blk size
     read -r _ blk size < <(grep '^block ' "$name.out")
     if [ -z "$blk" ]; then echo "no block line: $(snip "$name.out") $(snip "$name.err")"; return; fi
@@ -145,7 +137,7 @@ for entry in calloc realloc aligned_alloc posix_memalign memalign valloc pvalloc
 done
 if [ -z "$bad" ]; then pass entry_points; else fail entry_points "$bad"; fi
 
-run ruaf guard_rate=1 realloc-uaf 100
+api_run ruaf guard_rate=1 realloc-uaf 100
 read -r _ blk size < <(grep '^block ' ruaf.out)
 freed=$(frames '^tide: freed by thread [0-9]+ at:$' ruaf.err)
 if [ $st -ne $SEGV ] || ! grep -qE "^tide: use-after-free: read at 0x[0-9a-f]+, 50 bytes into the freed 100-byte block at $blk " ruaf.err; then
@@ -158,7 +150,7 @@ fi
 
 # ---- the slack, found by free --------------------------------------------------
 
-run slack guard_rate=1 slack 100
+api_run slack guard_rate=1 slack 100
 read -r _ blk size < <(grep '^block ' slack.out)
 re="^tide: heap-buffer-overflow: write at $(printf 0x%x $((blk + 100))), 0 bytes after the 100-byte block at $blk \\(found by free in thread [0-9]+\\)\$"
 line=$(grep -m1 '^tide: ' slack.err)
@@ -177,7 +169,7 @@ fi
 
 ok=1
 for i in 1 2 3 4 5; do
-    run thr guard_rate=1 threads 8
+    api_run thr guard_rate=1 threads 8
     n=$(grep -cE '^tide: heap-buffer-overflow:' thr.err)
     if [ $st -ne $SEGV ] || [ "$n" != 1 ] || [ "$(grep -c '^tide: allocated by' thr.err)" != 1 ]; then
         fail one_report_for_many_threads "run $i: status $st, $n reports: $(snip thr.err)"
@@ -189,12 +181,7 @@ done
 
 # ---- a handler of the program's, installed before tide (static build) ---------
 
-if [ -n "${SANITIZE:-}" ]; then
-    skip chain_program_handler "a sanitizer build has no static libtide to link"
-elif ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Iinclude -Itests -DTH_STATIC -I"$ROOT/include" -I"$ROOT/tests" \
-        -o guard-static "$ROOT/tests/api/progs/guard_prog.c" "$BUILD/libtide.a" -ldl 2>cc-static.log; then
-    fail chain_program_handler "the static program does not compile: $(snip cc-static.log)"
-else
+if api_static chain_program_handler guard_prog guard-static; then
     { TIDE_CONF=guard_rate=1 timeout 60 ./guard-static chain >chain.out 2>chain.err; } 2>/dev/null
     st=$?
     read -r _ blk size < <(grep '^block ' chain.out)
@@ -209,7 +196,7 @@ else
     fi
 fi
 
-run fork guard_rate=1 fork 100
+api_run fork guard_rate=1 fork 100
 if [ $st -ne 0 ] || ! grep -q '^child signal 11$' fork.out || ! grep -q '^tide: use-after-free: write at' fork.err; then
     fail forked_child "status $st: $(snip fork.out) $(snip fork.err)"
 else
@@ -218,7 +205,7 @@ fi
 
 # ---- what sees a guarded block ---------------------------------------------------
 
-run info guard_rate=1 info 100
+api_run info guard_rate=1 info 100
 if [ $st -ne 0 ] || [ "$(cat info.out)" != ok ]; then
     fail guarded_block_seen "status $st: $(snip info.out) $(snip info.err)"
 else
@@ -229,7 +216,7 @@ fi
 
 caught=0 other=""
 for i in $(seq 100); do
-    run loop guard=1 uaf-loop 200000 64
+    api_run loop guard=1 uaf-loop 200000 64
     if [ $st -eq $SEGV ] && grep -q '^tide: use-after-free: read at' loop.err; then
         caught=$((caught + 1))
     elif [ $st -ne 0 ]; then
@@ -255,16 +242,14 @@ st=$?
 [ $st -eq 0 ] || bad="$bad uaf-loop(status $st)"
 if [ -z "$bad" ]; then pass guard_off_catches_nothing; else fail guard_off_catches_nothing "caught:$bad"; fi
 
-mask_of() { sed -n 's/^SigCgt:[[:space:]]*//p' "$1"; }
 env -u TIDE_CONF "$prog" sigcgt >cgt.def 2>&1
 TIDE_CONF=guard=1 "$prog" sigcgt >cgt.on 2>&1
-def=$(mask_of cgt.def) on=$(mask_of cgt.on)
-segv_bus=$(((1 << 10) | (1 << 6)))
+def=$(sigcgt_of cgt.def) on=$(sigcgt_of cgt.on)
 if [ -z "$def" ] || [ -z "$on" ]; then
     fail no_handler_by_default "no SigCgt line: $(snip cgt.def) $(snip cgt.on)"
-elif [ $((16#$def & segv_bus)) -ne 0 ]; then
+elif [ $((16#$def & SIGCGT_SEGV_BUS)) -ne 0 ]; then
     fail no_handler_by_default "SigCgt $def by default catches SIGSEGV or SIGBUS"
-elif [ $((16#$on & segv_bus)) -ne $segv_bus ]; then
+elif [ $((16#$on & SIGCGT_SEGV_BUS)) -ne $SIGCGT_SEGV_BUS ]; then
     fail no_handler_by_default "with guard=1 SigCgt is $on: no SIGSEGV and SIGBUS handler"
 else
     pass no_handler_by_default
@@ -276,10 +261,10 @@ else
     { TIDE_LIB=$BUILD/libtide.so timeout 60 "$TIDE_RUN" --guard=1 "$prog" bug uaf-read 100 malloc >run.out 2>run.err; } 2>/dev/null
     st=$?
     TIDE_LIB=$BUILD/libtide.so timeout 60 "$TIDE_RUN" --guard "$prog" sigcgt >run2.out 2>&1
-    m=$(mask_of run2.out)
+    m=$(sigcgt_of run2.out)
     if [ $st -ne $SEGV ] || ! grep -q '^tide: use-after-free: read at' run.err; then
         fail tide_run_guard "--guard=1: status $st: $(snip run.err)"
-    elif [ -z "$m" ] || [ $((16#$m & segv_bus)) -ne $segv_bus ]; then
+    elif [ -z "$m" ] || [ $((16#$m & SIGCGT_SEGV_BUS)) -ne $SIGCGT_SEGV_BUS ]; then
         fail tide_run_guard "--guard: SigCgt '$m'"
     else
         pass tide_run_guard

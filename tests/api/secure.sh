@@ -27,28 +27,25 @@ fi
 # the directory must let nobody in: mktemp -d makes it 700
 chmod 755 "$tmp"
 prog=$tmp/secure-prog
-if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -I"$ROOT/include" -I"$ROOT/tests" -o "$prog" \
-        "$ROOT/tests/api/progs/secure_prog.c" "$BUILD/libtide.a" -ldl 2>"$tmp/cc.log"; then
-    echo "FAIL secure_prog_build: does not compile: $(snip "$tmp/cc.log")"
+if ! api_build_static secure_prog "$prog"; then
+    echo "FAIL secure_prog_build: does not compile: $(snip "$tmp/cc-static.log")"
     exit 1
 fi
 out=$tmp/out
 mkdir -p "$out"
 CONF="stats=1,stats_file=$out/stats.txt,prof=1,prof_file=$out/prof.heap,leak_check=1,leak_file=$out/leak.txt,verbose=1,guard=1"
-segv_bus=$(((1 << 10) | (1 << 6)))
-mask_of() { sed -n 's/^SigCgt:[[:space:]]*//p' "$1"; }
 
 # ---- control: the same program, not privileged -----------------------------
 
 rm -f "$out"/*
 TIDE_CONF=$CONF timeout 60 "$prog" run >"$tmp/c.out" 2>"$tmp/c.err"
 st=$?
-m=$(mask_of "$tmp/c.out")
+m=$(sigcgt_of "$tmp/c.out")
 if [ $st -ne 23 ] || ! grep -q '^secure 0$' "$tmp/c.out"; then
     fail control_reads_conf "status $st (want 23, leak_exitcode): $(snip "$tmp/c.out") $(snip "$tmp/c.err")"
 elif [ ! -s "$out/stats.txt" ] || [ ! -s "$out/prof.heap" ] || [ ! -s "$out/leak.txt" ]; then
     fail control_reads_conf "want stats.txt, prof.heap and leak.txt, found: $(ls "$out" | tr '\n' ' ')"
-elif ! grep -q '^tide 0\.[0-9]*:' "$tmp/c.err" || [ -z "$m" ] || [ $((16#$m & segv_bus)) -ne $segv_bus ]; then
+elif ! grep -q '^tide 0\.[0-9]*:' "$tmp/c.err" || [ -z "$m" ] || [ $((16#$m & SIGCGT_SEGV_BUS)) -ne $SIGCGT_SEGV_BUS ]; then
     fail control_reads_conf "no verbose line or no handler (SigCgt '$m'): $(snip "$tmp/c.err")"
 else
     pass control_reads_conf
@@ -66,7 +63,7 @@ secure_run() {
     rm -f "$out"/*
     TIDE_CONF="$CONF,os_fail_from=1" timeout 60 "$@" run >"$tmp/$name.out" 2>"$tmp/$name.err"
     local st=$?
-    m=$(mask_of "$tmp/$name.out")
+    m=$(sigcgt_of "$tmp/$name.out")
     if grep -q '^secure 0$' "$tmp/$name.out"; then
         skip "$name" "AT_SECURE is not set (a file system mounted nosuid?)"
     elif [ $st -ne 0 ] || ! grep -q '^secure 1$' "$tmp/$name.out" || ! grep -q '^ok$' "$tmp/$name.out"; then
@@ -75,7 +72,7 @@ secure_run() {
         fail "$name" "files were written: $(ls -l "$out" | tr '\n' ' ')"
     elif [ -s "$tmp/$name.err" ]; then
         fail "$name" "something was printed: $(snip "$tmp/$name.err")"
-    elif [ -z "$m" ] || [ $((16#$m & segv_bus)) -ne 0 ]; then
+    elif [ -z "$m" ] || [ $((16#$m & SIGCGT_SEGV_BUS)) -ne 0 ]; then
         fail "$name" "a SIGSEGV/SIGBUS handler is installed (SigCgt '$m')"
     else
         pass "$name"

@@ -218,6 +218,34 @@ ran_ok() {
     return 1
 }
 
+# pt_compare NAME WHAT OUTPUT EXE-REGEX RUN: the whole comparison.  RUN is a
+# function of the test's, called as `RUN sys` and `RUN tide`: it runs the
+# program with run_sys or run_tide, its probe log in $PT_TMP/MODE.log, its
+# stdout in $PT_TMP/MODE.out and stderr in $PT_TMP/MODE.err, and returns its
+# exit status.  Both runs must succeed (ran_ok: "WHAT under the system
+# allocator", "WHAT under tide"), the programs matching EXE-REGEX must have
+# run on tide (check_on_tide), and the outputs must be the same
+# (same_output: "OUTPUT differs ...").  Prints a FAIL line and returns 1
+# otherwise.
+pt_compare() {
+    local name=$1 what=$2 output=$3 re=$4 run=$5
+    "$run" sys
+    ran_ok "$name" "$what under the system allocator" $? "$PT_TMP/sys.err" || return 1
+    "$run" tide
+    ran_ok "$name" "$what under tide" $? "$PT_TMP/tide.err" || return 1
+    check_on_tide "$name" "$PT_TMP/sys.log" "$PT_TMP/tide.log" "$re" || return 1
+    same_output "$name" "$output" "$PT_TMP/sys.out" "$PT_TMP/tide.out"
+}
+
+# pt_finished NAME REGEX: FAIL ("the script did not finish", with the last
+# lines it printed) unless the tide run's output has a line matching the
+# extended REGEX, the one its script prints last.
+pt_finished() {
+    grep -qE "$2" "$PT_TMP/tide.out" && return 0
+    fail "$1" "the script did not finish: $(tail -n 2 "$PT_TMP/tide.out" | tr '\n' '|')"
+    return 1
+}
+
 # pt_setup NAME: the checks every test starts with; false if it cannot run.
 pt_setup() {
     pt_build_usable "$1" || return 1

@@ -86,14 +86,6 @@ run_git() {  # run_git sys|tide
     mkdir -p "$PT_TMP/$1"
     (cd "$PT_TMP/$1" && "run_$1" "$PT_TMP/$1.log" bash "$PT_TMP/work.sh") >"$PT_TMP/$1.out" 2>"$PT_TMP/$1.err"
 }
-run_git sys
-ran_ok "$name" "the git script under the system allocator" $? "$PT_TMP/sys.err" || exit 0
-run_git tide
-ran_ok "$name" "the git script under tide" $? "$PT_TMP/tide.err" || exit 0
-check_on_tide "$name" "$PT_TMP/sys.log" "$PT_TMP/tide.log" '/git' || exit 0
-same_output "$name" "the git output" "$PT_TMP/sys.out" "$PT_TMP/tide.out" || exit 0
-if ! grep -q '^== done$' "$PT_TMP/tide.out"; then
-    fail "$name" "the script did not finish"
-    exit 0
-fi
+pt_compare "$name" "the git script" "the git output" '/git' run_git || exit 0
+pt_finished "$name" '^== done$' || exit 0
 pass "$name"

@@ -105,14 +105,9 @@ out("big", bl)
 print("check", check)
 EOF
 
-run_sys "$PT_TMP/sys.log" lua5.4 "$PT_TMP/work.lua" >"$PT_TMP/sys.out" 2>"$PT_TMP/sys.err"
-ran_ok "$name" "lua5.4 under the system allocator" $? "$PT_TMP/sys.err" || exit 0
-run_tide "$PT_TMP/tide.log" lua5.4 "$PT_TMP/work.lua" >"$PT_TMP/tide.out" 2>"$PT_TMP/tide.err"
-ran_ok "$name" "lua5.4 under tide" $? "$PT_TMP/tide.err" || exit 0
-check_on_tide "$name" "$PT_TMP/sys.log" "$PT_TMP/tide.log" 'lua5\.4' || exit 0
-same_output "$name" "the script's output" "$PT_TMP/sys.out" "$PT_TMP/tide.out" || exit 0
-if ! grep -q "^check" "$PT_TMP/tide.out"; then
-    fail "$name" "the script did not finish: $(tail -n 2 "$PT_TMP/tide.out" | tr '\n' '|')"
-    exit 0
-fi
+run_lua() {  # run_lua sys|tide
+    "run_$1" "$PT_TMP/$1.log" lua5.4 "$PT_TMP/work.lua" >"$PT_TMP/$1.out" 2>"$PT_TMP/$1.err"
+}
+pt_compare "$name" lua5.4 "the script's output" 'lua5\.4' run_lua || exit 0
+pt_finished "$name" '^check' || exit 0
 pass "$name"

@@ -94,18 +94,11 @@ print("digest", h.hexdigest())
 EOF
 
 export PYTHONMALLOC=malloc PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
-run_sys "$PT_TMP/sys.log" "$PY" "$PT_TMP/work.py" >"$PT_TMP/sys.out" 2>"$PT_TMP/sys.err"
-st=$?
-ran_ok "$name" "python3 under the system allocator" $st "$PT_TMP/sys.err" || exit 0
-run_tide "$PT_TMP/tide.log" "$PY" "$PT_TMP/work.py" >"$PT_TMP/tide.out" 2>"$PT_TMP/tide.err"
-st=$?
-ran_ok "$name" "python3 under tide" $st "$PT_TMP/tide.err" || exit 0
-check_on_tide "$name" "$PT_TMP/sys.log" "$PT_TMP/tide.log" 'python3[.0-9]*' || exit 0
-same_output "$name" "the script's output" "$PT_TMP/sys.out" "$PT_TMP/tide.out" || exit 0
-if ! grep -q '^digest ' "$PT_TMP/tide.out"; then
-    fail "$name" "the script did not finish: $(tail -n 2 "$PT_TMP/tide.out" | tr '\n' '|')"
-    exit 0
-fi
+run_py() {  # run_py sys|tide
+    "run_$1" "$PT_TMP/$1.log" "$PY" "$PT_TMP/work.py" >"$PT_TMP/$1.out" 2>"$PT_TMP/$1.err"
+}
+pt_compare "$name" python3 "the script's output" 'python3[.0-9]*' run_py || exit 0
+pt_finished "$name" '^digest ' || exit 0
 pass "$name"
 
 # The same script with guarded sampling at one allocation in 100 (hundreds

@@ -76,12 +76,7 @@ run_db() {  # run_db sys|tide
     rm -f "$PT_TMP/$1.db"
     "run_$1" "$PT_TMP/$1.log" sqlite3 -batch -bail "$PT_TMP/$1.db" <"$PT_TMP/work.sql" >"$PT_TMP/$1.out" 2>"$PT_TMP/$1.err"
 }
-run_db sys
-ran_ok "$name" "sqlite3 under the system allocator" $? "$PT_TMP/sys.err" || exit 0
-run_db tide
-ran_ok "$name" "sqlite3 under tide" $? "$PT_TMP/tide.err" || exit 0
-check_on_tide "$name" "$PT_TMP/sys.log" "$PT_TMP/tide.log" 'sqlite3' || exit 0
-same_output "$name" "the query results" "$PT_TMP/sys.out" "$PT_TMP/tide.out" || exit 0
+pt_compare "$name" sqlite3 "the query results" 'sqlite3' run_db || exit 0
 if ! grep -qx 'ok' "$PT_TMP/tide.out"; then
     fail "$name" "no 'ok' from PRAGMA integrity_check under tide"
     exit 0

@@ -208,7 +208,7 @@ static void big_blocks_under_threads(void)
 {
     /* Large blocks the process held before (libstdc++'s emergency
      * exception pool, 72 KiB, when a sanitizer runtime brings it in). */
-    size_t large_before = TH_TIDE ? st_stats().large_live_bytes : 0;
+    size_t large_before = TH_TIDE ? th_stats().large_live_bytes : 0;
     pthread_t th[T];
     for (int t = 0; t < T; t++)
         if (!st_spawn(&th[t], worker, (void *)(intptr_t)t))
@@ -233,7 +233,7 @@ static void big_blocks_under_threads(void)
     st_check_errors();
     if (TH_TIDE) {
         malloc_trim(0);
-        struct tide_stats s = st_stats();
+        struct tide_stats s = th_stats();
         CHECKF(s.n_huge == 0 && s.huge_bytes == 0 && s.huge_cached_bytes == 0,
                "everything freed and trimmed: %zu huge blocks (%zu bytes), %zu bytes cached", s.n_huge, s.huge_bytes,
                s.huge_cached_bytes);

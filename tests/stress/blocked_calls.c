@@ -150,6 +150,15 @@ static void burst_teardown(void)
     pthread_barrier_destroy(&freed);
 }
 
+/* Starts the n_thr workers of a burst, fn(i) for i = 0..n_thr-1, into th;
+ * aborts if one cannot start: the barriers would never open. */
+static void burst_start(pthread_t *th, void *(*fn)(void *))
+{
+    for (int i = 0; i < n_thr; i++)
+        if (!st_spawn(&th[i], fn, (void *)(intptr_t)i))
+            abort();
+}
+
 /* Main's part: reads the peak RSS between the allocations and the frees,
  * and returns it once every worker has freed. */
 static long burst_main(void)
@@ -252,12 +261,7 @@ static void blocked_calls(void)
     burst_setup(N_CALLS);
     long base = st_rss_kb();
     pthread_t th[N_CALLS];
-    int started = 0;
-    for (; started < N_CALLS; started++)
-        if (!st_spawn(&th[started], call_worker, (void *)(intptr_t)started))
-            break;
-    if (started < N_CALLS)
-        abort();  /* the barriers would never open */
+    burst_start(th, call_worker);
     long peak = burst_main();
     double t_freed = now_s();
     size_t burst_bytes = 0;
@@ -330,9 +334,7 @@ static void sigwait_undisturbed(void)
     pthread_sigmask(SIG_BLOCK, &waited, &old);  /* the workers inherit it */
     burst_setup(3);
     pthread_t th[3];
-    for (int i = 0; i < 3; i++)
-        if (!st_spawn(&th[i], sigwait_worker, (void *)(intptr_t)i))
-            abort();
+    burst_start(th, sigwait_worker);
     burst_main();
     for (int i = 0; i < 3; i++)
         st_join(th[i]);
@@ -478,9 +480,7 @@ static void own_handler_untouched(void)
     CHECK(sigaction(sig, &sa, NULL) == 0);
     burst_setup(3);
     pthread_t th[3];
-    for (int i = 0; i < 3; i++)
-        if (!st_spawn(&th[i], idle_sleeper, (void *)(intptr_t)i))
-            abort();
+    burst_start(th, idle_sleeper);
     burst_main();
     for (int i = 0; i < 3; i++)
         st_join(th[i]);

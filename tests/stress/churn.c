@@ -71,7 +71,7 @@ static void thread_churn(void)
 {
     long total = st_ops(3000);
     st_trim();
-    struct tide_stats s0 = st_stats();
+    struct tide_stats s0 = th_stats();
     pthread_t t[LIVE];
     bool live[LIVE] = { false };
     for (long i = 0; i < total && !st_failed(); i++) {
@@ -87,13 +87,13 @@ static void thread_churn(void)
     for (int s = 0; s < LIVE; s++)
         if (live[s])
             st_join(t[s]);
-    struct tide_stats s1 = st_stats();
+    struct tide_stats s1 = th_stats();
     pool_drain();
     st_check_errors();
     if (!TH_TIDE)
         return;
     st_trim();
-    struct tide_stats s2 = st_stats();
+    struct tide_stats s2 = th_stats();
     /* Heaps are pooled at exit: never more than the threads alive at once
      * (plus the main thread's, a few spare). */
     CHECKF(s1.n_heaps <= s0.n_heaps + LIVE + 2, "%zu heaps after %ld threads (at most %d alive at once): "

@@ -150,7 +150,7 @@ static void *free_all_now(void *arg)
 static void check_all_returned(const struct tide_stats *s0, const char *what)
 {
     st_trim();
-    struct tide_stats s = st_stats();
+    struct tide_stats s = th_stats();
     CHECKF(s.n_abandoned_spans == 0, "%s: %zu abandoned spans left after every block was freed and tide_trim()",
            what, s.n_abandoned_spans);
     CHECKF(s.mapped_bytes <= s0->mapped_bytes + SLACK,
@@ -170,7 +170,7 @@ static void reuse_after_exit(const workload_t *w, bool race, bool partial)
 {
     TIDE_ONLY();
     st_trim();
-    struct tide_stats s0 = st_stats();
+    struct tide_stats s0 = th_stats();
     job_t *a = job_new(w), *c = job_new(w);
 
     if (race) {
@@ -183,16 +183,16 @@ static void reuse_after_exit(const workload_t *w, bool race, bool partial)
     } else {
         in_thread(alloc_all, a);
     }
-    struct tide_stats s1 = st_stats();
+    struct tide_stats s1 = th_stats();
     if (partial)
         a->stride = c->stride = 2;
     if (!race) {
         atomic_store(&a->start_freeing, 1);
         in_thread(free_all_thread, a);
     }
-    struct tide_stats s2 = st_stats();
+    struct tide_stats s2 = th_stats();
     in_thread(alloc_all, c);
-    struct tide_stats s3 = st_stats();
+    struct tide_stats s3 = th_stats();
     st_check_errors();
 
     /* The measurement must see the blocks at all, or the check is empty. */
@@ -237,12 +237,12 @@ static void committed_control(void)
     TIDE_ONLY();
     st_trim();
     const workload_t *w = &small_load;
-    struct tide_stats s0 = st_stats();
+    struct tide_stats s0 = th_stats();
     job_t *a = job_new(w), *c = job_new(w);
     in_thread(alloc_all, a);
-    struct tide_stats s1 = st_stats();
+    struct tide_stats s1 = th_stats();
     in_thread(alloc_all, c);
-    struct tide_stats s3 = st_stats();
+    struct tide_stats s3 = th_stats();
     st_check_errors();
     size_t grown1 = s1.mapped_bytes - s0.mapped_bytes;
     CHECKF(s3.mapped_bytes >= s1.mapped_bytes + grown1 / 10 * 9,

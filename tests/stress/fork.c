@@ -44,12 +44,6 @@ static size_t child_size(th_rng *r)
     return th_rand(r) % 32 == 0 ? th_rand_range(r, 16 * KiB, 128 * KiB) : th_rand_range(r, 1, 2048);
 }
 
-static int child_fail(const char *what)
-{
-    fprintf(stderr, "fork child %d: %s\n", (int)getpid(), what);
-    return 1;
-}
-
 static void *child_thread(void *arg)
 {
     th_rng r = { th_mix((uint64_t)(uintptr_t)arg) | 1 };
@@ -72,14 +66,8 @@ static int child_alloc_work(uint64_t seed)
     for (int k = 0; k < 1000; k++) {
         int i = (int)(th_rand(&r) % 128);
         if (b[i].p && th_rand(&r) % 4 == 0) {
-            size_t n = child_size(&r);
-            if (!th_verify(b[i].p, b[i].n, TH_SEED(b[i].p, b[i].n)))
-                return child_fail("block corrupted before realloc");
-            void *q = realloc(b[i].p, n);
-            if (!q)
-                return child_fail("realloc failed");
-            b[i] = (st_blk){ q, n };
-            th_fill(q, n, TH_SEED(q, n));
+            if (!st_realloc(&b[i], child_size(&r)))
+                return st_child_fail(st_first_error);
         } else {
             st_free(b[i], "child");
             b[i] = st_new(child_size(&r));
@@ -89,7 +77,7 @@ static int child_alloc_work(uint64_t seed)
     st_free(huge, "child huge");
     for (int i = 0; i < 128; i++)
         st_free(b[i], "child");
-    return st_failed() ? child_fail(st_first_error) : 0;
+    return st_failed() ? st_child_fail(st_first_error) : 0;
 }
 
 static int child_main(int forker)
@@ -103,34 +91,34 @@ static int child_main(int forker)
         for (int k = 0; k < GIFTS; k++)
             st_free(gifts[t][k], "gift");
     if (st_failed())
-        return child_fail(st_first_error);
+        return st_child_fail(st_first_error);
     if (TH_TIDE) {
         struct tide_stats s;
         if (tide_stats_get(&s) != 0 || s.mapped_bytes == 0)
-            return child_fail("tide_stats_get failed");
+            return st_child_fail("tide_stats_get failed");
         st_trim();
     }
     if (!ST_TSAN) {
         pthread_t t[2];
         for (int i = 0; i < 2; i++)
             if (pthread_create(&t[i], NULL, child_thread, (void *)(uintptr_t)(i + 5)) != 0)
-                return child_fail("pthread_create failed");
+                return st_child_fail("pthread_create failed");
         for (int i = 0; i < 2; i++)
             pthread_join(t[i], NULL);
         if (st_failed())
-            return child_fail(st_first_error);
+            return st_child_fail(st_first_error);
     }
     pid_t g = fork();
     if (g < 0)
-        return child_fail("fork of grandchild failed");
+        return st_child_fail("fork of grandchild failed");
     if (g == 0)
         exit(child_alloc_work(77));
     int st;
     while (waitpid(g, &st, 0) < 0)
         if (errno != EINTR)
-            return child_fail("waitpid of grandchild failed");
+            return st_child_fail("waitpid of grandchild failed");
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return child_fail("grandchild failed");
+        return st_child_fail("grandchild failed");
     return child_alloc_work(2000 + (uint64_t)forker);
 }
 
@@ -170,18 +158,12 @@ static void *background(void *arg)
     for (long op = 0; !atomic_load_explicit(&stop, memory_order_relaxed) && !st_failed(); op++) {
         int i = (int)(th_rand(&r) % SLOTS);
         if (th_rand(&r) % 8 == 0) {
-            st_blk *box = malloc(sizeof *box);
-            if (!box) {
-                st_report("malloc failed");
+            st_blk b = slot[i].p ? slot[i] : st_new(child_size(&r));
+            if (!st_exchange(&xchg[th_rand(&r) % XCHG], b)) {
+                slot[i] = b;
                 break;
             }
-            *box = slot[i].p ? slot[i] : st_new(child_size(&r));
             slot[i] = (st_blk){ NULL, 0 };
-            st_blk *old = atomic_exchange(&xchg[th_rand(&r) % XCHG], box);
-            if (old) {
-                st_free(*old, "exchanged");
-                free(old);
-            }
         } else {
             st_free(slot[i], "own");
             slot[i] = st_new(child_size(&r));

@@ -69,9 +69,7 @@
 static st_blk *share[N_THR];
 static size_t share_n;
 static pthread_barrier_t allocated, go, freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int wake;
+static st_gate wake = ST_GATE_INIT;
 static int round_no;
 
 static void *worker(void *arg)
@@ -87,10 +85,7 @@ static void *worker(void *arg)
     for (size_t k = 0; k < share_n; k++)
         st_free(share[u][k], "remote");
     pthread_barrier_wait(&freed);
-    pthread_mutex_lock(&mu);
-    while (!wake)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&wake);
     /* reclaimed without a handshake: the heap still works */
     st_blk b[200];
     for (int k = 0; k < 200; k++)
@@ -112,7 +107,7 @@ static double one_round(void)
     pthread_barrier_init(&allocated, NULL, N_THR + 1);
     pthread_barrier_init(&go, NULL, N_THR + 1);
     pthread_barrier_init(&freed, NULL, N_THR + 1);
-    wake = 0;
+    st_gate_close(&wake);
     long base = st_rss_kb();
     pthread_t th[N_THR];
     for (int i = 0; i < N_THR; i++)
@@ -125,15 +120,8 @@ static double one_round(void)
     /* IDLE_MS at least, then up to IDLE_MS more for the share to fall to
      * 0.10 (on a loaded machine the scavenger may run late) */
     usleep(IDLE_MS * 1000);
-    long r = st_rss_kb();
-    for (int t = 0; t < IDLE_MS / 20 && (double)(r - base) > 0.10 * (double)(peak - base); t++) {
-        usleep(20000);
-        r = st_rss_kb();
-    }
-    pthread_mutex_lock(&mu);
-    wake = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    long r = st_wait_rss_below(base + (peak - base) / 10, IDLE_MS);
+    st_gate_open(&wake);
     for (int i = 0; i < N_THR; i++)
         st_join(th[i]);
     for (int i = 0; i < N_THR; i++)

@@ -85,33 +85,11 @@ static void *worker(void *arg)
         uint64_t what = th_rand(&r) % 16;
         if (what == 0 && slot[i].p) {
             /* realloc: contents kept up to the smaller size */
-            size_t n = rand_size(&r);
-            uint64_t seed = TH_SEED(slot[i].p, slot[i].n);
-            if (!th_verify(slot[i].p, slot[i].n, seed))
-                st_report("block %p corrupted before realloc", slot[i].p);
-            void *q = realloc(slot[i].p, n);
-            if (!q) {
-                st_report("realloc %zu -> %zu failed", slot[i].n, n);
-                continue;
-            }
-            if (!th_verify(q, n < slot[i].n ? n : slot[i].n, seed))
-                st_report("realloc %zu -> %zu lost contents", slot[i].n, n);
-            th_fill(q, n, TH_SEED(q, n));
-            slot[i] = (st_blk){ q, n };
+            st_realloc(&slot[i], rand_size(&r));
         } else if (what == 1) {
             /* exchange: leave ours, free what another thread left */
-            st_blk *box = malloc(sizeof *box);
-            if (!box) {
-                st_report("malloc of a box failed");
-                continue;
-            }
-            *box = slot[i].p ? slot[i] : new_block(&r);
-            slot[i] = (st_blk){ NULL, 0 };
-            st_blk *old = atomic_exchange(&xchg[th_rand(&r) % XCHG], box);
-            if (old) {
-                st_free(*old, "exchanged");
-                free(old);
-            }
+            st_blk b = slot[i].p ? slot[i] : new_block(&r);
+            slot[i] = st_exchange(&xchg[th_rand(&r) % XCHG], b) ? (st_blk){ NULL, 0 } : b;
         } else {
             st_free(slot[i], "own");
             slot[i] = new_block(&r);

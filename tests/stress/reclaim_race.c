@@ -108,7 +108,7 @@ static void drain_exchange(const char *who)
 
 static size_t live_blocks(void)
 {
-    return st_stats().live_blocks;
+    return th_stats().live_blocks;
 }
 
 /* Every block the test made is freed: live_blocks is back where it was,
@@ -252,12 +252,6 @@ static void wake_during_reclaim(void)
 #define N_FORK_BG 6
 #define CHILD_ALARM 60
 
-static int child_fail(const char *what)
-{
-    fprintf(stderr, "fork child %d: %s\n", (int)getpid(), what);
-    return 1;
-}
-
 /* Blocks of every kind, allocated, some reallocated, checked and freed. */
 static int child_round(th_rng *r)
 {
@@ -266,14 +260,8 @@ static int child_round(th_rng *r)
     for (int k = 0; k < 300; k++) {
         int i = (int)(th_rand(r) % 64);
         if (b[i].p && th_rand(r) % 4 == 0) {
-            if (!th_verify(b[i].p, b[i].n, TH_SEED(b[i].p, b[i].n)))
-                return child_fail("block corrupted before realloc");
-            size_t n = race_size(r);
-            void *q = realloc(b[i].p, n);
-            if (!q)
-                return child_fail("realloc failed");
-            b[i] = (st_blk){ q, n };
-            th_fill(q, n, TH_SEED(q, n));
+            if (!st_realloc(&b[i], race_size(r)))
+                return st_child_fail(st_first_error);
         } else {
             st_free(b[i], "child");
             b[i] = st_new(race_size(r));
@@ -283,7 +271,7 @@ static int child_round(th_rng *r)
     st_free(st_new(300 * KiB), "child large");
     for (int i = 0; i < 64; i++)
         st_free(b[i], "child");
-    return st_failed() ? child_fail(st_first_error) : 0;
+    return st_failed() ? st_child_fail(st_first_error) : 0;
 }
 
 static int child_main(int f)
@@ -292,7 +280,7 @@ static int child_main(int f)
     th_rng r = { th_mix(5000 + (uint64_t)f) | 1 };
     drain_exchange("child: from the exchange");
     if (st_failed())
-        return child_fail(st_first_error);
+        return st_child_fail(st_first_error);
     if (child_round(&r))
         return 1;
     usleep(15000);  /* the child's own scavenger takes the idle heaps back */

@@ -92,7 +92,7 @@ static void sample_mapped(void)
 {
     if (!TH_TIDE)
         return;
-    size_t m = st_stats().mapped_bytes;
+    size_t m = th_stats().mapped_bytes;
     size_t old = atomic_load(&peak_mapped);
     while (m > old && !atomic_compare_exchange_weak(&peak_mapped, &old, m))
         ;
@@ -210,7 +210,7 @@ static void run_pc(int n_prod, long rounds, size_t batch, size_t fixed_size, siz
     pc.fixed_size = fixed_size;
     atomic_store(&bytes_through, 0);
     st_trim();
-    size_t start = st_stats().mapped_bytes;
+    size_t start = th_stats().mapped_bytes;
     atomic_store(&peak_mapped, start);
 
     pthread_t tp[4], tc[4];
@@ -294,7 +294,7 @@ static void ping_pong(void)
     static pp_t pp;
     pp.rounds = st_ops(100000);
     st_trim();
-    size_t start = st_stats().mapped_bytes;
+    size_t start = th_stats().mapped_bytes;
     atomic_store(&peak_mapped, start);
     atomic_store(&bytes_through, 0);
     st_blk *first = malloc(sizeof *first);

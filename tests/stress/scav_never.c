@@ -20,24 +20,12 @@
 #define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)64 << 20))
 #define MAX_BLOCKS 300000
 
-static size_t burst(st_blk *tab, size_t bytes, uint64_t seed)
-{
-    th_rng r = { seed };
-    size_t n = 0, total = 0;
-    while (total < bytes && n < MAX_BLOCKS) {
-        size_t sz = th_rand(&r) % 64 == 0 ? th_rand_range(&r, 70000, 300000) : th_rand_range(&r, 16, 2000);
-        tab[n++] = st_new(sz);
-        total += sz;
-    }
-    return n;
-}
-
 static void never_keeps(void)
 {
     TIDE_ONLY();
     st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
     long base = st_rss_kb();
-    size_t n = burst(tab, BURST, 1);
+    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 1);
     long peak = st_rss_kb();
     for (size_t i = 0; i < n; i++)
         st_free(tab[i], "never");
@@ -53,22 +41,17 @@ static void never_keeps(void)
 static st_blk *wtab;
 static size_t wn;
 static pthread_barrier_t b_alloc, b_freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int done;
+static st_gate done = ST_GATE_INIT;   /* the worker waits here, idle, until main opens it */
 
 static void *worker(void *arg)
 {
     (void)arg;
-    wn = burst(wtab, BURST, 2);
+    wn = st_burst(wtab, MAX_BLOCKS, BURST, 2);
     pthread_barrier_wait(&b_alloc);
     for (size_t i = 0; i < wn; i += 2)  /* the even ones; main frees the odd ones */
         st_free(wtab[i], "worker");
     pthread_barrier_wait(&b_freed);
-    pthread_mutex_lock(&mu);
-    while (!done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&done);
     return NULL;
 }
 
@@ -78,7 +61,7 @@ static void trim_every_heap(void)
     wtab = st_map(MAX_BLOCKS * sizeof *wtab);
     pthread_barrier_init(&b_alloc, NULL, 2);
     pthread_barrier_init(&b_freed, NULL, 2);
-    done = 0;
+    st_gate_close(&done);
     long base = st_rss_kb();
     pthread_t t;
     if (!st_spawn(&t, worker, NULL))
@@ -92,10 +75,7 @@ static void trim_every_heap(void)
     long r = st_rss_kb();
     struct tide_stats st;
     tide_stats_get(&st);
-    pthread_mutex_lock(&mu);
-    done = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    st_gate_open(&done);
     st_join(t);
     st_check_errors();
     CHECKF(t1 == 1, "malloc_trim(0) returned %d after a burst was freed", t1);
@@ -113,15 +93,12 @@ static void set_decay_at_run_time(void)
     CHECK(tide_set_decay_ms(100) == -1);
     st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
     long base = st_rss_kb();
-    size_t n = burst(tab, BURST, 3);
+    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 3);
     long peak = st_rss_kb();
     for (size_t i = 0; i < n; i++)
         st_free(tab[i], "runtime");
-    long limit = base + (peak - base) / 10, r = st_rss_kb();
-    for (int i = 0; i < 100 && r > limit; i++) {
-        usleep(20000);
-        r = st_rss_kb();
-    }
+    long limit = base + (peak - base) / 10;
+    long r = st_wait_rss_below(limit, 2000);
     st_check_errors();
     if (!ST_TSAN)
         CHECKF(r <= limit, "decay_ms set to 100 at run time: RSS %ld KiB 2 s after a freed burst (base %ld, peak %ld)",

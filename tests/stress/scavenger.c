@@ -29,32 +29,6 @@
 
 #define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)96 << 20))
 
-/* Waits up to ms for RSS to fall to at most limit_kb; returns the last RSS. */
-static long wait_rss_below(long limit_kb, int ms)
-{
-    long r = st_rss_kb();
-    for (int t = 0; t < ms && r > limit_kb; t += 20) {
-        usleep(20000);
-        r = st_rss_kb();
-    }
-    return r;
-}
-
-/* Allocates about bytes in mixed sizes (mostly small, some large) into a
- * table of blocks mapped with mmap; returns how many. */
-static size_t burst(st_blk *tab, size_t max, size_t bytes, uint64_t seed)
-{
-    th_rng r = { seed };
-    size_t n = 0, total = 0;
-    while (total < bytes && n < max) {
-        size_t sz = th_rand(&r) % 64 == 0 ? th_rand_range(&r, 70000, 300000) : th_rand_range(&r, 16, 2000);
-        tab[n] = st_new(sz);
-        total += sz;
-        n++;
-    }
-    return n;
-}
-
 #define MAX_BLOCKS 400000
 
 static void decay_returns_memory(void)
@@ -62,12 +36,12 @@ static void decay_returns_memory(void)
     TIDE_ONLY();
     st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
     long base = st_rss_kb();
-    size_t n = burst(tab, MAX_BLOCKS, BURST, 1);
+    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 1);
     long peak = st_rss_kb();
     for (size_t i = 0; i < n; i++)
         st_free(tab[i], "decay");
     long limit = base + (peak - base) / 10;
-    long r = wait_rss_below(limit, 3000);
+    long r = st_wait_rss_below(limit, 3000);
     st_check_errors();
     if (!ST_TSAN)
         CHECKF(r <= limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld", r, base,
@@ -82,26 +56,18 @@ static void decay_returns_memory(void)
 static st_blk *ttab[T];
 static size_t tn[T];
 static pthread_barrier_t allocated, freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int done;
+static st_gate done = ST_GATE_INIT;   /* the idle threads wait here until main opens it */
 
 static void *idle_worker(void *arg)
 {
     int t = (int)(intptr_t)arg;
-    tn[t] = burst(ttab[t], MAX_BLOCKS / T, BURST / T, 100 + (uint64_t)t);
+    tn[t] = st_burst(ttab[t], MAX_BLOCKS / T, BURST / T, 100 + (uint64_t)t);
     pthread_barrier_wait(&allocated);
     /* its own even blocks, and the odd blocks of the next thread */
-    for (size_t i = 0; i < tn[t]; i += 2)
-        st_free(ttab[t][i], "owner");
     int u = (t + 1) % T;
-    for (size_t i = 1; i < tn[u]; i += 2)
-        st_free(ttab[u][i], "neighbour");
+    st_free_halves(ttab[t], tn[t], ttab[u], tn[u]);
     pthread_barrier_wait(&freed);
-    pthread_mutex_lock(&mu);
-    while (!done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&done);
     /* alive again after being reclaimed: the heap still works */
     st_blk again[100];
     for (int i = 0; i < 100; i++)
@@ -115,7 +81,7 @@ static void idle_threads_reclaimed(void)
 {
     TIDE_ONLY();
     pthread_t th[T];
-    done = 0;
+    st_gate_close(&done);
     pthread_barrier_init(&allocated, NULL, T);
     pthread_barrier_init(&freed, NULL, T + 1);
     for (int t = 0; t < T; t++)
@@ -137,10 +103,7 @@ static void idle_threads_reclaimed(void)
         r = st_rss_kb();
         tide_stats_get(&st);
     }
-    pthread_mutex_lock(&mu);
-    done = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    st_gate_open(&done);
     for (int t = 0; t < T; t++)
         st_join(th[t]);
     st_check_errors();
@@ -211,12 +174,12 @@ static void fork_restarts(void)
     if (pid == 0) {
         st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
         long base = st_rss_kb();
-        size_t n = burst(tab, MAX_BLOCKS, BURST, 5);
+        size_t n = st_burst(tab, MAX_BLOCKS, BURST, 5);
         long peak = st_rss_kb();
         for (size_t i = 0; i < n; i++)
             free(tab[i].p);
         long limit = base + (peak - base) / 10;
-        long r = wait_rss_below(limit, 3000);
+        long r = st_wait_rss_below(limit, 3000);
         if (r > limit) {
             fprintf(stderr, "child: RSS %ld KiB after its burst (before %ld, peak %ld)\n", r, base, peak);
             _exit(1);

@@ -9,7 +9,17 @@
  *                         (a multiplier, for soak runs by hand)
  *   st_map/st_unmap       bookkeeping memory straight from mmap, so that the
  *                         test's own arrays do not show in tide's figures
+ *   st_rss_kb, st_wait_rss_below   the resident set, and a wait for it to
+ *                         fall
  *   st_spawn/st_join      pthread_create/join that FAIL the test on error
+ *   st_new/st_free        a block filled with a pattern / checked and freed;
+ *   st_realloc            reallocated, contents checked, filled again;
+ *   st_exchange           handed to whichever thread next takes its cell
+ *   st_gate_*             threads that wait, idle, until main opens a gate
+ *   st_burst              a burst of blocks of mixed sizes
+ *   st_free_halves        a thread frees its own even blocks and another
+ *                         thread's odd ones (frees local and remote at once)
+ *   st_child_fail(what)   a forked child's failure: one line on stderr, 1
  *
  * Every count in these programs is a number of operations, never a time:
  * the work is the same on a fast and a slow machine. */
@@ -129,6 +139,19 @@ static long st_rss_kb(void)
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Waits up to ms for RSS to fall to at most limit_kb, looking every 20 ms;
+ * returns the last RSS. */
+__attribute__((unused))
+static long st_wait_rss_below(long limit_kb, int ms)
+{
+    long r = st_rss_kb();
+    for (int t = 0; t < ms && r > limit_kb; t += 20) {
+        usleep(20000);
+        r = st_rss_kb();
+    }
+    return r;
+}
+
 /* ---- threads ---- */
 
 /* pthread_create, with a failed check (and false) if it fails. */
@@ -176,6 +199,129 @@ static void st_free(st_blk b, const char *who)
     free(b.p);
 }
 
+/* Reallocates *b to n bytes: its contents must be intact before and kept
+ * up to the smaller size after; then filled for its new address and size.
+ * False (reported) on a failure: *b is still the old block if realloc
+ * failed, else the new one. */
+__attribute__((unused))
+static bool st_realloc(st_blk *b, size_t n)
+{
+    bool ok = true;
+    uint64_t seed = TH_SEED(b->p, b->n);
+    if (!th_verify(b->p, b->n, seed)) {
+        st_report("block %p of %zu bytes corrupted before realloc", b->p, b->n);
+        ok = false;
+    }
+    void *q = realloc(b->p, n);
+    if (!q) {
+        st_report("realloc %zu -> %zu failed", b->n, n);
+        return false;
+    }
+    if (!th_verify(q, n < b->n ? n : b->n, seed)) {
+        st_report("realloc %zu -> %zu lost contents", b->n, n);
+        ok = false;
+    }
+    th_fill(q, n, TH_SEED(q, n));
+    *b = (st_blk){ q, n };
+    return ok;
+}
+
+/* Hands b to another thread through *cell, in a box from malloc (so the
+ * box too is freed by a thread that did not allocate it), and checks and
+ * frees what another thread left there.  False (reported) if the box could
+ * not be allocated: b is then still the caller's. */
+__attribute__((unused))
+static bool st_exchange(_Atomic(st_blk *) *cell, st_blk b)
+{
+    st_blk *box = malloc(sizeof *box);
+    if (!box) {
+        st_report("malloc of a box failed");
+        return false;
+    }
+    *box = b;
+    st_blk *old = atomic_exchange(cell, box);
+    if (old) {
+        st_free(*old, "exchanged");
+        free(old);
+    }
+    return true;
+}
+
+/* Allocates about bytes in mixed sizes (1 in 64 large, 70000-300000 bytes;
+ * the others 16-2000) into tab, at most max blocks; returns how many. */
+__attribute__((unused))
+static size_t st_burst(st_blk *tab, size_t max, size_t bytes, uint64_t seed)
+{
+    th_rng r = { seed };
+    size_t n = 0, total = 0;
+    while (total < bytes && n < max) {
+        size_t sz = th_rand(&r) % 64 == 0 ? th_rand_range(&r, 70000, 300000) : th_rand_range(&r, 16, 2000);
+        tab[n++] = st_new(sz);
+        total += sz;
+    }
+    return n;
+}
+
+/* Frees, from the calling thread, the even blocks of mine (its own) and
+ * the odd blocks of next (another thread's: remote frees). */
+__attribute__((unused))
+static void st_free_halves(const st_blk *mine, size_t n_mine, const st_blk *next, size_t n_next)
+{
+    for (size_t i = 0; i < n_mine; i += 2)
+        st_free(mine[i], "owner");
+    for (size_t i = 1; i < n_next; i += 2)
+        st_free(next[i], "neighbour");
+}
+
+/* A forked child's failure: says what on stderr and returns 1 (the
+ * child's exit status; the parent checks it). */
+__attribute__((unused))
+static int st_child_fail(const char *what)
+{
+    fprintf(stderr, "fork child %d: %s\n", (int)getpid(), what);
+    return 1;
+}
+
+/* ---- a gate idle threads wait at ---- */
+
+/* Threads that must sit idle (blocked, not spinning: the scavenger sees
+ * them as idle) until main lets them go.  Initialize with ST_GATE_INIT;
+ * close it with st_gate_close before the threads start. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+} st_gate;
+#define ST_GATE_INIT { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false }
+
+__attribute__((unused))
+static void st_gate_close(st_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = false;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Blocks until the gate is open. */
+__attribute__((unused))
+static void st_gate_wait(st_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->open)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Opens the gate: every waiter goes on. */
+__attribute__((unused))
+static void st_gate_open(st_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 /* A size for a mixed workload: mostly small, some medium and large. */
 __attribute__((unused))
 static size_t st_rand_size(th_rng *r)
@@ -193,17 +339,6 @@ static void st_trim(void)
 {
     if (tide_trim)
         tide_trim();
-}
-
-/* tide_stats_get, or zeroes when not linked with tide. */
-__attribute__((unused))
-static struct tide_stats st_stats(void)
-{
-    struct tide_stats s;
-    memset(&s, 0, sizeof s);
-    if (tide_stats_get)
-        tide_stats_get(&s);
-    return s;
 }
 
 #endif /* STRESS_H */

@@ -117,9 +117,7 @@ static void install(void)
 
 static st_blk blocks[T][PER];
 static pthread_barrier_t allocated, freed;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int done;
+static st_gate done = ST_GATE_INIT;   /* the idle threads wait here until main opens it */
 
 static void *idle_worker(void *arg)
 {
@@ -128,16 +126,9 @@ static void *idle_worker(void *arg)
     for (int i = 0; i < PER; i++)
         blocks[t][i] = st_new(th_rand_range(&r, 16, 1500));
     pthread_barrier_wait(&allocated);
-    for (int i = 0; i < PER; i += 2)
-        st_free(blocks[t][i], "owner");
-    int u = (t + 1) % T;
-    for (int i = 1; i < PER; i += 2)
-        st_free(blocks[u][i], "neighbour");
+    st_free_halves(blocks[t], PER, blocks[(t + 1) % T], PER);
     pthread_barrier_wait(&freed);
-    pthread_mutex_lock(&mu);
-    while (!done)
-        pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
+    st_gate_wait(&done);
     st_blk b = st_new(100);  /* the heap still works after the reclaim */
     st_free(b, "after");
     return NULL;
@@ -161,10 +152,7 @@ static void hook_used_for_idle_threads(void)
         if (st.pending_remote_frees == 0)
             break;
     }
-    pthread_mutex_lock(&mu);
-    done = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
+    st_gate_open(&done);
     for (int t = 0; t < T; t++)
         st_join(th[t]);
     st_check_errors();

@@ -245,7 +245,7 @@ static void check_clean(const struct tide_stats *s0)
     if (!TH_TIDE)
         return;
     st_trim();
-    struct tide_stats s = st_stats();
+    struct tide_stats s = th_stats();
     if (getenv("STRESS_VERBOSE"))
         fprintf(stderr, "  after trim: committed %.1f MB, mapped %.1f MB (start %.1f / %.1f)\n",
                 (double)s.committed_bytes / MiB, (double)s.mapped_bytes / MiB,
@@ -262,7 +262,7 @@ static void check_clean(const struct tide_stats *s0)
 static void tls_and_key_dtors(void)
 {
     st_trim();
-    struct tide_stats s0 = st_stats();
+    struct tide_stats s0 = th_stats();
     long n = st_ops(400);
     atomic_store(&n_key_calls, 0);
     atomic_store(&n_tls_calls, 0);
@@ -282,7 +282,7 @@ static void tls_and_key_dtors(void)
 static void first_malloc_in_dtor(void)
 {
     st_trim();
-    struct tide_stats s0 = st_stats();
+    struct tide_stats s0 = th_stats();
     long n = st_ops(400);
     if (n > 4096)
         n = 4096;
@@ -301,7 +301,7 @@ static void first_malloc_in_dtor(void)
 static void concurrent_exits(void)
 {
     st_trim();
-    struct tide_stats s0 = st_stats();
+    struct tide_stats s0 = th_stats();
     long n = st_ops(600);
     /* Many at once: threads exit while others are in their destructors. */
     for (long i = 0; i < n && !st_failed(); i += 24) {

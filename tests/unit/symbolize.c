@@ -65,6 +65,17 @@ static bool module_part(uintptr_t pc, char *want, size_t n)
     return true;
 }
 
+/* Symbolizes pc: the result must be prefix (a "NAME+0xOFF " or nothing)
+ * followed by pc's module part. */
+static void check_symbolized(uintptr_t pc, const char *prefix)
+{
+    char mod[PATH_MAX + 64], want[PATH_MAX + 128];
+    CHECK(module_part(pc, mod, sizeof mod));
+    snprintf(want, sizeof want, "%s%s", prefix, mod);
+    tidei_symbolize(pc, out, sizeof out);
+    CHECKF(strcmp(out, want) == 0, "got \"%s\", want \"%s\"", out, want);
+}
+
 /* A function of the test: "symtest_global+0x0 (EXE+0xOFF)" exactly, EXE
  * being readlink of /proc/self/exe and OFF pc minus the bias of the
  * loader's link_map.  Fails if the symbol is
@@ -72,12 +83,7 @@ static bool module_part(uintptr_t pc, char *want, size_t n)
  * path or module offset differ. */
 static void own_function(void)
 {
-    uintptr_t pc = (uintptr_t)&symtest_global;
-    char mod[PATH_MAX + 64], want[PATH_MAX + 128];
-    CHECK(module_part(pc, mod, sizeof mod));
-    snprintf(want, sizeof want, "symtest_global+0x0 %s", mod);
-    tidei_symbolize(pc, out, sizeof out);
-    CHECKF(strcmp(out, want) == 0, "got \"%s\", want \"%s\"", out, want);
+    check_symbolized((uintptr_t)&symtest_global, "symtest_global+0x0 ");
 }
 
 /* A static function 5 bytes in: "symtest_static+0x5 (...)".  Fails if local
@@ -86,12 +92,7 @@ static void static_function(void)
 {
     int (*volatile fn)(int) = symtest_static;
     CHECK(fn(0) == 312);
-    uintptr_t pc = (uintptr_t)fn + 5;
-    char mod[PATH_MAX + 64], want[PATH_MAX + 128];
-    CHECK(module_part(pc, mod, sizeof mod));
-    snprintf(want, sizeof want, "symtest_static+0x5 %s", mod);
-    tidei_symbolize(pc, out, sizeof out);
-    CHECKF(strcmp(out, want) == 0, "got \"%s\", want \"%s\"", out, want);
+    check_symbolized((uintptr_t)fn + 5, "symtest_static+0x5 ");
 }
 
 /* Three bytes into libc's write (looked up in libc itself, not through a
@@ -132,11 +133,7 @@ static void libc_function(void)
  * covering it. */
 static void module_only(void)
 {
-    uintptr_t pc = (uintptr_t)symtest_data + 8;
-    char mod[PATH_MAX + 64];
-    CHECK(module_part(pc, mod, sizeof mod));
-    tidei_symbolize(pc, out, sizeof out);
-    CHECKF(strcmp(out, mod) == 0, "got \"%s\", want \"%s\"", out, mod);
+    check_symbolized((uintptr_t)symtest_data + 8, "");
 }
 
 /* Addresses in no module: the bare address.  Fails if a module is claimed

@@ -19,21 +19,12 @@
  *   crash_prog handled        (static build) a handler the program installed
  *                             before tide takes every fault: "handled",
  *                             exit 42, no report */
-#include "testhelper.h"
+#include "progs.h"
 
 #include <fcntl.h>
 #include <signal.h>
 
 static void *volatile sink;
-
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
 
 static void protect_page_of(void *p)
 {
@@ -122,28 +113,13 @@ static int cmd_held(void)
 
 /* ---- several threads at once ---- */
 
-static pthread_barrier_t barrier;
-
 static void *crash_thread(void *arg)
 {
     (void)arg;
     sink = malloc(16);
-    pthread_barrier_wait(&barrier);
+    at_once_wait();
     *(volatile int *)16 = 1;
     return NULL;
-}
-
-static int cmd_threads(int n)
-{
-    pthread_t t[64];
-    if (n > 64)
-        n = 64;
-    pthread_barrier_init(&barrier, NULL, (unsigned)n);
-    for (int i = 0; i < n; i++)
-        pthread_create(&t[i], NULL, crash_thread, NULL);
-    for (int i = 0; i < n; i++)
-        pthread_join(t[i], NULL);
-    return 0;
 }
 
 static int cmd_bus(void)
@@ -212,7 +188,8 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "held") == 0) {
         return cmd_held();
     } else if (strcmp(cmd, "threads") == 0 && argc == 3) {
-        return cmd_threads(atoi(argv[2]));
+        at_once(atoi(argv[2]), crash_thread);
+        return 0;
     } else if (strcmp(cmd, "bus") == 0) {
         return cmd_bus();
     } else if (strcmp(cmd, "handled") == 0) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "tide.h"
+#include "cxx_operators.h"
 
 static int fails;           // failed checks in the running test
 static char reason[400];    // the first one
@@ -81,13 +82,7 @@ static const char *object_of(const char *sym)
 // Every operator libstdc++ has is tide's in this process.
 static void operators_are_tides()
 {
-    static const char *const names[] = {
-        "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
-        "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
-        "_ZdlPv", "_ZdaPv", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t", "_ZdlPvm", "_ZdaPvm",
-        "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
-        "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
-    };
+    static const char *const names[] = { CXX_OPERATOR_NAMES };
     CHECK(block_info != nullptr, "tide_block_info not found: not running on tide");
     for (const char *n : names) {
         const char *obj = object_of(n);

@@ -31,7 +31,7 @@
  *       tide, then that handler runs ("program handler" on stdout, exit 42)
  *   guard_prog fork SIZE               a guarded block used after free in a
  *       forked child (the child's report, the child dies of SIGSEGV) */
-#include "testhelper.h"
+#include "progs.h"
 
 #include <signal.h>
 
@@ -39,15 +39,6 @@
 #pragma GCC diagnostic ignored "-Wfree-nonheap-object"
 
 static void *volatile sink;
-
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
 
 /* The functions the report's stacks must name. */
 __attribute__((noinline)) static char *victim_alloc(size_t n, const char *entry)
@@ -187,8 +178,6 @@ static int cmd_realloc_uaf(size_t n)
 
 /* ---- threads ---- */
 
-static pthread_barrier_t barrier;
-
 static void *overflow_thread(void *arg)
 {
     (void)arg;
@@ -200,7 +189,7 @@ static void *overflow_thread(void *arg)
             p = NULL;
         }
     }
-    pthread_barrier_wait(&barrier);
+    at_once_wait();
     if (p)
         plant_bug(p, 64, "overflow-write");
     return NULL;
@@ -208,14 +197,7 @@ static void *overflow_thread(void *arg)
 
 static int cmd_threads(int n)
 {
-    pthread_t t[64];
-    if (n > 64)
-        n = 64;
-    pthread_barrier_init(&barrier, NULL, (unsigned)n);
-    for (int i = 0; i < n; i++)
-        pthread_create(&t[i], NULL, overflow_thread, NULL);
-    for (int i = 0; i < n; i++)
-        pthread_join(t[i], NULL);
+    at_once(n, overflow_thread);
     say("survived\n");
     return 0;
 }
@@ -280,18 +262,6 @@ static int cmd_info(size_t n)
             say("ok\n");
         free(q);
     }
-    return 0;
-}
-
-static int cmd_sigcgt(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "SigCgt:", 7) == 0)
-            say("%s", line);
-    if (f)
-        fclose(f);
     return 0;
 }
 
@@ -366,8 +336,10 @@ int main(int argc, char **argv)
         return cmd_uaf_loop(atol(argv[2]), (size_t)atol(argv[3]));
     if (argc == 3 && strcmp(argv[1], "info") == 0)
         return cmd_info((size_t)atol(argv[2]));
-    if (argc == 2 && strcmp(argv[1], "sigcgt") == 0)
-        return cmd_sigcgt();
+    if (argc == 2 && strcmp(argv[1], "sigcgt") == 0) {
+        say_sigcgt();
+        return 0;
+    }
     if (argc == 2 && strcmp(argv[1], "chain") == 0)
         return cmd_chain();
     if (argc == 3 && strcmp(argv[1], "fork") == 0)

@@ -38,8 +38,8 @@
  * blocks, and a stale link left in a kept block could point to a leaked one.
  * Stale copies of the leaked pointers on the stack are wiped (ctx_scrub_stack, contexts.h)
  * before the check. */
-#include "testhelper.h"
 #include "contexts.h"
+#include "progs.h"
 
 long tide_leak_check(void);
 #pragma weak tide_leak_check
@@ -162,17 +162,11 @@ __attribute__((noinline, noclone)) void mmap_root(void)
         fill(p, malloc_usable_size(p));                                            \
         p[0] = (tag);                                                              \
     }
-#define LEAK_SITES(e, tag, expr) \
-    LEAK_SITE(e##_small, tag, expr) LEAK_SITE(e##_large, tag + 1, expr) LEAK_SITE(e##_huge, tag + 2, expr)
+#define LEAK_SITES(e, tag, expr)                                                   \
+    LEAK_SITE(leak_##e##_small, tag, expr) LEAK_SITE(leak_##e##_large, tag + 1, expr) \
+    LEAK_SITE(leak_##e##_huge, tag + 2, expr)
 
-LEAK_SITES(leak_malloc, 10, malloc(n))
-LEAK_SITES(leak_calloc, 20, calloc(n / 8, 8))
-LEAK_SITES(leak_realloc, 30, realloc(NULL, n))
-LEAK_SITES(leak_aligned_alloc, 40, aligned_alloc(align, n))
-LEAK_SITES(leak_posix_memalign, 50, ({ void *q_; posix_memalign(&q_, align, n) == 0 ? q_ : NULL; }))
-LEAK_SITES(leak_memalign, 60, memalign(align, n))
-LEAK_SITES(leak_valloc, 70, valloc(n))
-LEAK_SITES(leak_pvalloc, 80, pvalloc(n))
+ALLOC_ENTRY_POINTS(LEAK_SITES)
 
 #define LEAK_HUGE (4 * MiB + 8192)
 typedef void (*leak_fn)(size_t n, size_t align);

@@ -48,8 +48,8 @@
  * n/p bytes when it is, so its estimate has variance n^2 (1 - p) / p, and
  * the blocks are independent.  The pointers are kept in an mmap'ed array,
  * so that no malloc of the program's own competes with the sites. */
-#include "testhelper.h"
 #include "contexts.h"
+#include "progs.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -285,16 +285,9 @@ typedef void (*entry_fn)(size_t n, size_t align, size_t k, void **out);
         }                                                                             \
     }
 #define ENTRY_SITES(e, tag, expr) \
-    ENTRY_SITE(e##_small, tag, expr) ENTRY_SITE(e##_large, tag + 1, expr) ENTRY_SITE(e##_huge, tag + 2, expr)
+    ENTRY_SITE(e_##e##_small, tag, expr) ENTRY_SITE(e_##e##_large, tag + 1, expr) ENTRY_SITE(e_##e##_huge, tag + 2, expr)
 
-ENTRY_SITES(e_malloc, 10, malloc(n))
-ENTRY_SITES(e_calloc, 20, calloc(n / 8, 8))
-ENTRY_SITES(e_realloc, 30, realloc(NULL, n))
-ENTRY_SITES(e_aligned_alloc, 40, aligned_alloc(align, n))
-ENTRY_SITES(e_posix_memalign, 50, ({ void *q_; posix_memalign(&q_, align, n) == 0 ? q_ : NULL; }))
-ENTRY_SITES(e_memalign, 60, memalign(align, n))
-ENTRY_SITES(e_valloc, 70, valloc(n))
-ENTRY_SITES(e_pvalloc, 80, pvalloc(n))
+ALLOC_ENTRY_POINTS(ENTRY_SITES)
 
 enum { R_SMALL, R_LARGE, R_HUGE, N_RANGES };
 static const char *const range_name[N_RANGES] = { "small", "large", "huge" };
