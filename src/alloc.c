@@ -462,18 +462,15 @@ void *tidei_realloc(void *p, size_t n)
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
         if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
-            if (pages < s->n_pages && tidei_arena_shrink_run(s, pages))
-                tidei_scav_wanted();
+            if (pages < s->n_pages)
+                tidei_arena_shrink_run(s, pages);
             if (pages <= s->n_pages || tidei_arena_grow_run(s, pages))
                 return big_resized(s, p, n);
         }
     } else {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         if (n > TIDE_LARGE_MAX) {
-            bool wake = false;
-            void *q = tidei_huge_realloc(s, n, &wake);
-            if (wake)
-                tidei_scav_wanted();
+            void *q = tidei_huge_realloc(s, n);
             if (q)
                 return big_resized(s, q, n);
             /* else it cannot be resized without a copy */

@@ -9,8 +9,9 @@
  * tidei_arena.lock (heap.c), and the fork handlers (init.c) take all three
  * in that order.  It calls no layer above it: a caller that finds no run
  * (tidei_arena_alloc_run without grow) sweeps the abandoned spans itself
- * and retries (tidei_heap_new_run), and a free that leaves dirty pages says
- * so to the caller, who wakes the scavenger.
+ * and retries (tidei_heap_new_run), and when a free leaves pages to purge
+ * the page allocator tells whoever registered for it (tidei_arena_set_on_dirty:
+ * the scavenger, wired by init.c), with no lock held.
  *
  * The free-range index: every free page run of every chunk, in bins by
  * exact length (1 .. TIDE_CHUNK_PAGES pages) with a two-level bitmap of the
@@ -96,6 +97,22 @@ static tide_span_t *index_find(size_t n)
 
 /* ---- chunks and page runs ---- */
 tide_arena_t tidei_arena = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Told when free pages wait to be purged; NULL: nobody (unit tests).  Set
+ * once, in process init, before any page is freed. */
+static void (*on_dirty)(void);
+
+void tidei_arena_set_on_dirty(void (*fn)(void))
+{
+    on_dirty = fn;
+}
+
+/* Free pages (a run, huge.c's cache) now wait to be purged.  No lock held. */
+void tidei_arena_note_dirty(void)
+{
+    if (on_dirty)
+        on_dirty();
+}
 
 /* Makes a FREE descriptor for [start, start + n pages) of chunk c, maps its
  * first and last pages to it and indexes it.  NULL if metadata ran out (the
@@ -255,9 +272,8 @@ tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span
 /* Frees the run of span s (SMALL, LARGE or GC; every page maps to s),
  * merging it with free neighbours.  due_now: the pages are due for the
  * purge at once (an idle heap's, tidei_heap_reclaim) rather than after the
- * decay delay.  Returns whether pages were left for the scavenger to purge
- * (the caller wakes it: tidei_heap_free_run).  Takes the arena lock. */
-bool tidei_arena_free_run(tide_span_t *s, bool due_now)
+ * decay delay.  Takes the arena lock. */
+void tidei_arena_free_run(tide_span_t *s, bool due_now)
 {
     tide_arena_t *a = &tidei_arena;
     pthread_mutex_lock(&a->lock);
@@ -322,10 +338,11 @@ bool tidei_arena_free_run(tide_span_t *s, bool due_now)
             released = true;
         }
     }
-    bool wake = !released && s->dirty_ms;
+    bool left_dirty = !released && s->dirty_ms;
     pthread_mutex_unlock(&a->lock);
+    if (left_dirty)
+        tidei_arena_note_dirty();
     tide_expensive_assert(tidei_arena_validate());
-    return wake;
 }
 
 /* Grows LARGE span s in place to new_pages if the run after it is free and
@@ -362,9 +379,8 @@ bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages)
 }
 
 /* Shrinks LARGE span s to new_pages (< s->n_pages), freeing the tail.  If
- * metadata runs out the block just keeps its pages.  Returns what
- * tidei_arena_free_run returns for the tail. */
-bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
+ * metadata runs out the block just keeps its pages. */
+void tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
 {
     tide_arena_t *a = &tidei_arena;
     pthread_mutex_lock(&a->lock);
@@ -379,8 +395,8 @@ bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
         a->n_large++;  /* the tail counts as a block until tidei_arena_free_run */
     }
     pthread_mutex_unlock(&a->lock);
-    /* counts its pages free and merges them */
-    return t && tidei_arena_free_run(t, false);
+    if (t)
+        tidei_arena_free_run(t, false);  /* counts its pages free and merges them */
 }
 
 /* Unmaps the cached huge mappings and the fully free chunks.  True if there
@@ -445,19 +461,15 @@ static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *pre
 
 /* Calls fn(s, arg) for every run of every chunk, in address order within
  * a chunk (kind SMALL, LARGE, GC or FREE), then for every live huge block
- * (HUGE), until fn returns false.  Returns false if fn stopped it.  Arena
- * lock held (fn must not take it). */
-bool tidei_arena_each_run(bool (*fn)(tide_span_t *s, void *arg), void *arg)
+ * (HUGE).  Arena lock held (fn must not take it). */
+void tidei_arena_each_run(void (*fn)(tide_span_t *s, void *arg), void *arg)
 {
     tide_arena_t *a = &tidei_arena;
     for (tide_chunk_t *c = a->chunks; c; c = c->next)
         for (tide_span_t *s = chunk_next_run(c, NULL); s; s = chunk_next_run(c, s))
-            if (!fn(s, arg))
-                return false;
+            fn(s, arg);
     for (tide_span_t *s = a->huge_live; s; s = s->next)
-        if (!fn(s, arg))
-            return false;
-    return true;
+        fn(s, arg);
 }
 
 /* The free page run that holds address p: one of a chunk's (whose inner

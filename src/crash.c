@@ -451,6 +451,15 @@ static void crash_report(int sig, siginfo_t *si, void *ucv)
 
 static void on_fault(int sig, siginfo_t *si, void *ucv);
 
+/* Whether disposition old runs a handler of the program's (not the default,
+ * not SIG_IGN, not this one): the one crash.c chains to.  sa_handler shares
+ * its storage with sa_sigaction. */
+static bool program_handles(const struct sigaction *old)
+{
+    void (*fn)(int) = old->sa_handler;
+    return fn != SIG_DFL && fn != SIG_IGN && (void *)fn != (void *)on_fault;
+}
+
 /* Calls the program's handler old as the kernel would have: its mask (and
  * the signal, unless SA_NODEFER) blocked, reset first with SA_RESETHAND. */
 static void chain(struct sigaction *old, int sig, siginfo_t *si, void *ucv)
@@ -488,7 +497,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
     uintptr_t a = (uintptr_t)si->si_addr;
     bool from_kernel = si->si_code > 0;
     bool guarded = from_kernel && sig == SIGSEGV && tidei_guard_on && tidei_guard_holds(a);
-    if (!guarded && tidei_os_program_handles(old, on_fault)) {
+    if (!guarded && program_handles(old)) {
         chain(old, sig, si, ucv);
         errno = saved;
         return;
@@ -498,7 +507,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
             crash_report(sig, si, ucv);
         tidei_crash_report_end();
     }
-    if (tidei_os_program_handles(old, on_fault)) {
+    if (program_handles(old)) {
         chain(old, sig, si, ucv);
         errno = saved;
         return;

@@ -150,15 +150,14 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
             report_interior(p, op, s);
         if (s->prof_site)
             tidei_prof_free(s);
-        tidei_heap_free_run(s, false);
+        tidei_arena_free_run(s, false);
         return;
     case TIDE_SPAN_HUGE:
         if ((uintptr_t)p != s->start)
             report_interior(p, op, s);
         if (s->prof_site)
             tidei_prof_free(s);
-        if (tidei_huge_free(s))
-            tidei_scav_wanted();
+        tidei_huge_free(s);
         return;
     case TIDE_SPAN_GUARD:
         tidei_guard_free(p);

@@ -181,7 +181,7 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     bin_remove(h, s);
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
-    tidei_heap_free_run(s, false);
+    tidei_arena_free_run(s, false);
     return true;
 }
 
@@ -349,7 +349,7 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
     span_set_state(s, TIDE_RS_NORMAL);
     h->ctr.spans[s->cls]--;
     atomic_store_explicit(&s->heap, NULL, relaxed);
-    tidei_heap_free_run(s, true);  /* h is idle: its pages are due at once */
+    tidei_arena_free_run(s, true);  /* h is idle: its pages are due at once */
 }
 
 /* The scavenger (or another thread's tide_trim) takes back what h caches
@@ -573,7 +573,7 @@ static void span_abandon_locked(tide_span_t *s)
 {
     atomic_fetch_add_explicit(&tidei_global_ctr.collected[s->cls], tidei_span_take_remote(s), relaxed);
     if (s->used == 0) {
-        tidei_heap_free_run(s, false);
+        tidei_arena_free_run(s, false);
         return;
     }
     s->in_full = 0;
@@ -661,7 +661,7 @@ bool tidei_heap_sweep_abandoned(void)
                     __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
                     atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
                     tidei_abandoned_spans[c]--;
-                    tidei_heap_free_run(s, false);
+                    tidei_arena_free_run(s, false);
                     freed = true;
                 } else if (full && got) {  /* has free blocks again */
                     __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
@@ -689,14 +689,6 @@ tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_ki
         s = tidei_arena_alloc_run(n_pages, align_pages, kind, true);
     }
     return s;
-}
-
-/* Gives the run of span s back to the page allocator (due_now: see
- * tidei_arena_free_run) and wakes the scavenger if pages wait for it. */
-void tidei_heap_free_run(tide_span_t *s, bool due_now)
-{
-    if (tidei_arena_free_run(s, due_now))
-        tidei_scav_wanted();
 }
 
 /* What changes whenever h's thread mallocs or frees: the fast-path mark,

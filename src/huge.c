@@ -39,7 +39,7 @@
  * the move of tidei_huge_realloc (the page map must never see the block
  * half moved) and the unmapping of the whole cache when the OS refused
  * memory.  Like arena.c it calls no layer above it: a free that leaves the
- * cache work for the scavenger says so to its caller. */
+ * cache work for the scavenger says so through tidei_arena_note_dirty. */
 #include "tide_internal.h"
 
 /* Ranges to unmap that a free (FREE_CUTS) or a purge round (PURGE_CUTS)
@@ -349,10 +349,8 @@ oom:
     return NULL;
 }
 
-/* Frees huge block s: into the cache, or unmapped.  Returns whether the
- * cache holds ranges for the scavenger to return (the caller wakes it).
- * No lock held. */
-bool tidei_huge_free(tide_span_t *s)
+/* Frees huge block s: into the cache, or unmapped.  No lock held. */
+void tidei_huge_free(tide_span_t *s)
 {
     tide_arena_t *a = &tidei_arena;
     size_t size = TIDE_PAGES_BYTES(s->n_pages);
@@ -381,13 +379,13 @@ bool tidei_huge_free(tide_span_t *s)
     unmap_cuts(cuts, k);
     if (k == FREE_CUTS)
         cache_trim_all();
-    return wake;
+    if (wake)
+        tidei_arena_note_dirty();
 }
 
 /* Shrinks huge block s to size bytes (< its size): the tail is cached, or
- * unmapped.  Returns whether it was cached (the scavenger has work).  No
- * lock held. */
-static bool huge_shrink(tide_span_t *s, size_t size)
+ * unmapped.  No lock held. */
+static void huge_shrink(tide_span_t *s, size_t size)
 {
     tide_arena_t *a = &tidei_arena;
     uintptr_t tail = s->start + size;
@@ -413,7 +411,8 @@ static bool huge_shrink(tide_span_t *s, size_t size)
     unmap_cuts(cuts, k);
     if (k == FREE_CUTS)
         cache_trim_all();
-    return t != NULL;
+    if (t)
+        tidei_arena_note_dirty();
 }
 
 /* Grows huge block s by extra bytes in place: over the free range that
@@ -505,8 +504,8 @@ static void *huge_move(tide_span_t *s, size_t size)
 /* Resizes huge block s to n bytes (n > TIDE_LARGE_MAX) without copying:
  * shrinks it (caching the tail), grows it in place, or moves its pages.
  * Returns the block, or NULL when it cannot (s untouched: the caller
- * copies).  Sets *wake if it left the scavenger work.  No lock held. */
-void *tidei_huge_realloc(tide_span_t *s, size_t n, bool *wake)
+ * copies).  No lock held. */
+void *tidei_huge_realloc(tide_span_t *s, size_t n)
 {
     size_t old = TIDE_PAGES_BYTES(s->n_pages);
     size_t size = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
@@ -515,7 +514,7 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n, bool *wake)
     if (size == old)
         return (void *)s->start;
     if (size < old) {
-        *wake = huge_shrink(s, size);
+        huge_shrink(s, size);
         return (void *)s->start;
     }
     if (huge_grow_in_place(s, size - old))

@@ -116,6 +116,7 @@ void tidei_init_slow(void)
                         TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
         tidei_options_init();
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
+        tidei_arena_set_on_dirty(tidei_scav_note_dirty);  /* before any page is freed */
         tidei_class_init();
         tidei_pagemap_flat_init();
         tidei_stats_init();

@@ -459,7 +459,8 @@ static bool park_install(void)
         return true;
     int sig = SIGRTMAX - TIDE_LEAK_SIGNAL_FROM_MAX;
     struct sigaction old, sa;
-    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler == SIG_IGN || tidei_os_program_handles(&old, NULL))
+    /* any disposition but the default (a handler, SIG_IGN) is the program's */
+    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL)
         return false;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_park;

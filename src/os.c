@@ -2,7 +2,7 @@
  * madvise and mprotect.  Every request is counted so that tests can make the Nth one fail
  * (TIDE_CONF=os_fail_at=N / os_fail_from=N); a failure is reported to the
  * caller as NULL/false and becomes ENOMEM at the API.  Also the clock,
- * sleeps, the thread id and the test of a signal's disposition.  Takes no
+ * sleeps, the thread id and an interrupted thread's registers.  Takes no
  * lock; what it unmaps is counted in tidei_global_ctr.returned. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
@@ -180,16 +180,6 @@ uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp)
     if (sp)
         *sp = s;
     return pc;
-}
-
-/* Whether disposition d runs a handler of the program's: not the default
- * action, not SIG_IGN, not tide's own handler mine (NULL: none).  The one
- * test of "does the program handle this signal" for every tide handler
- * (crash.c chains to it, leak.c leaves the signal alone). */
-bool tidei_os_program_handles(const struct sigaction *d, void (*mine)(int, siginfo_t *, void *))
-{
-    void (*fn)(int) = d->sa_handler;  /* shares its storage with sa_sigaction */
-    return fn != SIG_DFL && fn != SIG_IGN && (void *)fn != (void *)mine;
 }
 
 /* Purges free pages: with dontneed, MADV_DONTNEED (RSS drops at once and the

@@ -309,6 +309,13 @@ static void *scav_main(void *arg)
     return NULL;
 }
 
+/* The page allocator's word that free pages wait to be purged
+ * (tidei_arena_set_on_dirty, wired by init.c). */
+void tidei_scav_note_dirty(void)
+{
+    tidei_scav_wanted();
+}
+
 /* The slow part of tidei_scav_wanted: takes note, or wakes the sleeping
  * scavenger; it never starts a thread. */
 void tidei_scav_wanted_slow(void)

@@ -249,11 +249,10 @@ static void hist_add(hist_t *h, size_t size, size_t count)
 
 /* Counts run s in histogram h if it is a large or huge block
  * (tidei_arena_each_run). */
-static bool hist_add_run(tide_span_t *s, void *h)
+static void hist_add_run(tide_span_t *s, void *h)
 {
     if (s->kind == TIDE_SPAN_LARGE || s->kind == TIDE_SPAN_HUGE)
         hist_add(h, s->n_pages << TIDE_PAGE_SHIFT, 1);
-    return true;
 }
 
 /* Large and huge blocks into the histogram.  Arena lock held. */

@@ -25,8 +25,10 @@
  *   gc/                              the garbage-collected heap
  * Upcalls that a layer cannot avoid are named where they happen: the
  * allocation paths call the profiler through tidei_prof_charge/event/
- * took/free and the guard through tidei_guard_*, and heap.c wakes the
- * scavenger (tidei_scav_wanted). */
+ * took/free and the guard through tidei_guard_*; heap.c and free.c tell
+ * the scavenger of a heap it must watch (tidei_scav_wanted); the page
+ * allocator tells it of pages to purge only through the hook init.c sets
+ * (tidei_arena_set_on_dirty). */
 #ifndef TIDE_INTERNAL_H
 #define TIDE_INTERNAL_H
 
@@ -171,7 +173,6 @@ bool tidei_os_purge(void *p, size_t size, bool dontneed);
 uint64_t tidei_os_now_ms(void);
 void tidei_os_sleep_ms(unsigned ms);
 uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp);
-bool tidei_os_program_handles(const struct sigaction *d, void (*mine)(int, siginfo_t *, void *));
 int tidei_os_gettid(void);
 void *tidei_os_map_file(int fd, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
@@ -340,12 +341,14 @@ __attribute__((noreturn)) void tidei_link_bad_head(const tide_span_t *s, const v
 /* ---- arena.c: the page allocator (chunks, page runs, free-range index) ---- */
 extern tide_arena_t tidei_arena;
 tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow);
-bool tidei_arena_free_run(tide_span_t *s, bool due_now);
+void tidei_arena_free_run(tide_span_t *s, bool due_now);
 bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages);
-bool tidei_arena_shrink_run(tide_span_t *s, size_t new_pages);
+void tidei_arena_shrink_run(tide_span_t *s, size_t new_pages);
+void tidei_arena_set_on_dirty(void (*fn)(void));
+void tidei_arena_note_dirty(void);
 bool tidei_arena_trim(void);
 bool tidei_arena_release_caches(void);
-bool tidei_arena_each_run(bool (*fn)(tide_span_t *s, void *arg), void *arg);
+void tidei_arena_each_run(void (*fn)(tide_span_t *s, void *arg), void *arg);
 tide_span_t *tidei_arena_free_run_at(uintptr_t p);
 void tidei_arena_each_mapping(void (*fn)(uintptr_t start, size_t bytes, void *arg), void *arg);
 bool tidei_arena_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
@@ -353,8 +356,8 @@ bool tidei_arena_validate(void);
 
 /* ---- huge.c: huge blocks, the cache of freed ones ---- */
 void *tidei_huge_alloc(size_t n, size_t align, bool zero);
-bool tidei_huge_free(tide_span_t *s);
-void *tidei_huge_realloc(tide_span_t *s, size_t n, bool *wake);
+void tidei_huge_free(tide_span_t *s);
+void *tidei_huge_realloc(tide_span_t *s, size_t n);
 bool tidei_huge_release_locked(void);
 bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 
@@ -393,7 +396,6 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b);
 bool tidei_heap_sweep_abandoned(void);
 tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind);
-void tidei_heap_free_run(tide_span_t *s, bool due_now);
 uint64_t tidei_heap_activity(const tide_heap_t *h);
 uint64_t tidei_heap_n_spans(const tide_heap_t *h);
 /* Bytes requested from heap h so far: the count folded in so far and what
@@ -571,6 +573,7 @@ extern _Atomic int tidei_scav_state;
 extern _Atomic bool tidei_scav_asleep;
 extern _Atomic bool tidei_scav_poked;
 void tidei_scav_wanted_slow(void);
+void tidei_scav_note_dirty(void);
 void tidei_scav_start_slow(void);
 void tidei_scav_after_fork_child(void);
 /* Starts the scavenger if something waits for it: only from entry points

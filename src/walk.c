@@ -81,7 +81,7 @@ static void record_guarded(void *r, uintptr_t p, size_t size)
 }
 
 /* Records the live blocks of run s (tidei_arena_each_run) into r. */
-static bool record_run(tide_span_t *s, void *r)
+static void record_run(tide_span_t *s, void *r)
 {
     if (s->kind == TIDE_SPAN_SMALL)
         record_small(r, s);
@@ -89,7 +89,6 @@ static bool record_run(tide_span_t *s, void *r)
         record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_LARGE, 0);
     else if (s->kind == TIDE_SPAN_HUGE)
         record_add(r, (void *)s->start, s->n_pages << TIDE_PAGE_SHIFT, TIDE_CLASS_HUGE, 0);
-    return true;
 }
 
 /* Records every live block into r, with both locks held. */

@@ -46,6 +46,7 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     tidei_gc_mark_parallel();
     tidei_gc_fin_mark();
     tidei_gc_mark_drain();
+    tidei_gc_mark_settle();
     tidei_gc_fin_after_mark();
     tidei_gc_free_lists_alloc(true);
     __atomic_store_n(&tidei_gc_live_after, tidei_gc_marked_bytes(), __ATOMIC_RELAXED);

@@ -292,6 +292,7 @@ static inline void tidei_gc_crit_leave(gc_thread_t *t)
 /* Starts a mark: every mark bit cleared, the heap bounds taken, the
  * markers reset.  World stopped. */
 void tidei_gc_mark_start(void);
+void tidei_gc_mark_settle(void);
 /* Marks the block word w points into, if it is a live GC block, and
  * pushes its contents (unless atomic) to be scanned. */
 void tidei_gc_mark_word(uintptr_t w);

@@ -126,10 +126,9 @@ void tidei_gc_span_pages_free(tide_span_t *s, bool huge)
         pthread_mutex_lock(&tidei_arena.lock);
         s->kind = TIDE_SPAN_HUGE;
         pthread_mutex_unlock(&tidei_arena.lock);
-        if (tidei_huge_free(s))
-            tidei_scav_wanted();
+        tidei_huge_free(s);
     } else {
-        tidei_heap_free_run(s, false);
+        tidei_arena_free_run(s, false);
     }
 }
 
@@ -254,7 +253,7 @@ static gc_span_t *span_new(int k, int cls)
     gc_span_t *g = desc_new(cls, s->n_blocks);
     pthread_mutex_unlock(&all_lock);
     if (!g) {
-        tidei_heap_free_run(s, false);
+        tidei_arena_free_run(s, false);
         return NULL;
     }
     g->span = s;

@@ -314,8 +314,33 @@ void tidei_gc_mark_start(void)
     mk0.bytes = 0;
     mk0.overflow = false;
     mk0.cpage = 0;
-    for (int i = 0; i < n_helpers; i++)
+    for (int i = 0; i < n_helpers; i++) {
         mk_help[i].cpage = 0;
+        mk_help[i].overflow = false;
+    }
+}
+
+/* After the last drain: if a push was dropped (the OS refused memory for a
+ * mark stack), some reachable blocks may be unmarked, so every allocated
+ * block counts as marked: this collection frees nothing and runs no
+ * finalizer, rather than free a live block.  World stopped. */
+void tidei_gc_mark_settle(void)
+{
+    if (!mk0.overflow)
+        return;
+    size_t bytes = 0;
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+        uint32_t n = 0;
+        for (uint32_t w = 0; w < g->words; w++) {
+            MARKS(g)[w] = ALLOCS(g)[w];
+            n += (uint32_t)__builtin_popcountll(ALLOCS(g)[w]);
+        }
+        g->n_marked = n;
+        bytes += (size_t)n * g->size;
+    }
+    mk0.bytes = bytes;
+    if (tidei_opt.verbose)
+        tidei_warn("tide: GC: no memory for the mark stack; this collection frees nothing\n");
 }
 
 void tidei_gc_mark_word(uintptr_t w) { mark_word_m(&mk0, w); }
