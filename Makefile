@@ -50,6 +50,12 @@ endif
 ifneq ($(STATS),1)
   OPT += -DTIDE_STATS=0
 endif
+# make ARCH=haswell (any -march= value): code for that CPU and later only;
+# from haswell on (MOVBE) the free-list links' byte swap costs no
+# instruction.  The default build runs on any CPU of the architecture.
+ifneq ($(ARCH),)
+  OPT += -march=$(ARCH)
+endif
 override CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 
 SRCS    := $(wildcard src/*.c src/gc/*.c)

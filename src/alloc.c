@@ -25,8 +25,8 @@ static void *class_pop(tide_heap_t *h, int cls)
     if (tidei_span_built_has(s, b)) {
         s->free = tidei_link_decode(s, b->link);
         tidei_used_inc(s);
+        s->n_malloc++;
         b->key = 0;
-        h->ctr.malloc[cls]++;
         tidei_fast_leave(h);
         return b;
     }
@@ -41,8 +41,8 @@ static void *class_pop(tide_heap_t *h, int cls)
             tidei_link_bad_head(s, b, "malloc");
         s->free = tidei_link_decode(s, b->link);
         s->used++;
+        s->n_malloc++;
         b->key = 0;
-        h->ctr.malloc[cls]++;
     }
     pthread_mutex_unlock(&h->lock);
     if (!s)
@@ -226,35 +226,45 @@ static tide_noclone void *malloc_prof(size_t n)
 /* The malloc fast path, shared by malloc and C++'s operator new: a block
  * from the calling thread's direct span of the class, else a tail call to
  * slow (no free block at hand, a large or huge size, no heap yet) or to
- * prof (the sampler's countdown ran out), both given n alone.  The fast
- * path is marked (tidei_fast_enter/leave) so that the scavenger can take
- * an idle thread's direct spans back while it runs (heap.c). */
+ * prof (the sampler's countdown ran out), both given n alone.  Up to
+ * TIDE_DIRECT_MAX bytes the span is found by size, with no class to look
+ * up; the count of mallocs is the span's.  The fast path is marked
+ * (tidei_fast_enter/leave) so that the scavenger can take an idle
+ * thread's direct spans back while it runs (heap.c). */
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
-    if (tide_unlikely(n > TIDE_SMALL_MAX))
+    tide_heap_t *h;
+    tide_span_t *s;
+    if (tide_likely(n <= TIDE_DIRECT_MAX)) {
+        h = tidei_tls_heap;
+        tidei_fast_enter(h);
+        s = __atomic_load_n(&h->direct_small[(n + 15) >> 4], __ATOMIC_RELAXED);
+    } else if (n <= TIDE_SMALL_MAX) {
+        size_t cls = tidei_class_fast(n);
+        h = tidei_tls_heap;
+        tidei_fast_enter(h);
+        s = tidei_direct(h, cls);
+    } else {
         return slow(n);
-    size_t cls = tidei_class_fast(n);
-    tide_heap_t *h = tidei_tls_heap;
-    tidei_fast_enter(h);
-    tide_span_t *s = tidei_direct(h, cls);
+    }
     tide_free_block_t *b = s->free;
     /* The head is a block of s, or NULL (an empty list, or the empty span
      * of a thread without a heap), or an overwritten link, which the slow
      * path (class_pop) reports. */
-    if (tide_likely(tidei_span_built_has(s, b))) {
-        /* The sampler's countdown is also the count of requested
-         * bytes; prof (malloc_prof) leaves the mark. */
-        if (tide_unlikely(tidei_prof_charge(h, n)))
-            return prof(n);
-        tidei_count(h->ctr.malloc[cls]++);
-        s->free = tidei_link_decode(s, b->link);
-        tidei_used_inc(s);
-        b->key = 0;
+    if (tide_unlikely(!tidei_span_built_has(s, b))) {
         tidei_fast_leave(h);
-        return b;
+        return slow(n);
     }
+    /* The sampler's countdown is also the count of requested bytes; prof
+     * (malloc_prof) leaves the mark. */
+    if (tide_unlikely(tidei_prof_charge(h, n)))
+        return prof(n);
+    tidei_count(s->n_malloc++);
+    s->free = tidei_link_decode(s, b->link);
+    tidei_used_inc(s);
+    b->key = 0;
     tidei_fast_leave(h);
-    return slow(n);
+    return b;
 }
 
 /* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */

@@ -256,7 +256,7 @@ static void describe(int fd, uintptr_t a, uintptr_t sp)
                 if (!peek(b + sizeof(void *), &key, sizeof key)) {
                     state = "";
                     why = "; live or free: its memory is unreadable";
-                } else if (key == tidei_free_key) {
+                } else if (key == tidei_free_key_of(s)) {
                     int on = small_on_free_list(s, b);
                     state = "free";
                     why = on > 0 ? "" : on == 0 ? ", by its key (freed by another thread, or the key forged)"
@@ -368,11 +368,16 @@ static void print_heaps(int fd, int me)
             tidei_printf(fd, "tide:   ... and %zu more heaps\n", n - k);
             break;
         }
-        uint64_t spans = 0, mallocs = 0, frees = 0;
+        /* the owner's frees into its own spans are counted nowhere: they
+         * are what the blocks out of its spans do not account for (stats.c) */
+        uint64_t spans = 0, mallocs = 0, frees = 0, used[TIDE_N_CLASSES] = { 0 }, m[TIDE_N_CLASSES] = { 0 };
+        tidei_heap_used(h, used, m, NULL);
         for (int c = 0; c < TIDE_N_CLASSES; c++) {
             spans += h->ctr.spans[c];
-            mallocs += h->ctr.malloc[c];
-            frees += h->ctr.free_local[c] + h->ctr.free_remote[c];
+            m[c] += h->ctr.malloc[c];
+            mallocs += m[c];
+            int64_t local = (int64_t)(m[c] - h->ctr.collected[c] + h->ctr.moved_in[c] - h->ctr.moved_out[c] - used[c]);
+            frees += h->ctr.free_remote[c] + (local > 0 ? (uint64_t)local : 0);
         }
         tidei_printf(fd, "tide:   heap %u: ", h->id);
         if (h->in_use)

@@ -2,8 +2,8 @@
  * O(1), whether a pointer is the start of a live tide block; anything else is
  * reported in one line naming the operation and the address, then abort().
  *
- * Double frees: a freed small block carries tidei_free_key in its second
- * word.  Finding the key on free is only a hint (the program may have stored
+ * Double frees: a freed small block carries its span's free key
+ * (tidei_free_key_of) in its second word.  Finding the key on free is only a hint (the program may have stored
  * that value); the owner thread confirms it on the span's free lists.
  * Another thread cannot read those lists and takes the key as proof (a
  * handed-out block has its key cleared; docs/misuse.md).  Blocks carved but
@@ -50,7 +50,7 @@ tide_span_t *tidei_free_checked_span(const void *p, const char *op)
         if (!small_block_ok(s, p))
             report_interior(p, op, s);
         const tide_free_block_t *b = p;
-        if (b->key == tidei_free_key) {
+        if (b->key == tidei_free_key_of(s)) {
             tide_heap_t *h = tidei_tls_heap;
             bool owner = atomic_load_explicit(&s->heap, relaxed) == h;
             if (owner)  /* the scavenger may be retiring s if b is free */
@@ -91,13 +91,12 @@ static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide
         report_not_ours(b, op);
     if (!small_block_ok(s, b))
         report_interior(b, op, s);
-    if (b->key == tidei_free_key && tidei_span_holds_free(s, b, true))
+    if (b->key == tidei_free_key_of(s) && tidei_span_holds_free(s, b, true))
         tidei_misuse(op, b, "double free");
-    b->key = tidei_free_key;
+    b->key = tidei_free_key_of(s);
     b->link = tidei_link_encode(s, s->local_free);
     s->local_free = b;
     s->used--;
-    h->ctr.free_local[s->cls]++;
     if (s->in_full || s->used == 0)
         tidei_heap_free_local_slow(h, s);
     pthread_mutex_unlock(&h->lock);
@@ -132,9 +131,9 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
         tide_free_block_t *b = p;
         if (!small_block_ok(s, p))
             report_interior(p, op, s);
-        if (b->key == tidei_free_key && tidei_span_holds_free(s, b, false))
+        if (b->key == tidei_free_key_of(s) && tidei_span_holds_free(s, b, false))
             tidei_misuse(op, p, "double free");
-        b->key = tidei_free_key;
+        b->key = tidei_free_key_of(s);
         int cls = s->cls;  /* read before the push: then the owner may retire s */
         tidei_heap_free_remote(s, b);
         tidei_scav_wanted();  /* the owner may be idle: the scavenger watches it */
@@ -202,13 +201,12 @@ tide_inline void free_fast(void *p, const char *op)
     tide_heap_t *h = tidei_tls_heap;
     if (tide_likely(tidei_span_owner(s) == h)) {
         tide_free_block_t *b = p;
-        uintptr_t key = tidei_free_key;  /* loaded once */
+        uintptr_t key = tidei_free_key_of(s);
         if (tide_unlikely(!tidei_block_ok(s, (uintptr_t)p - s->start, s->blk_bound) || b->key == key))
             return free_local_checked(h, s, b, op);
         /* read before the decrement publishes the free: from then on the
          * scavenger may retire s (heap.c) */
         uint32_t slow_at = __atomic_load_n(&s->slow_at, __ATOMIC_RELAXED);
-        tidei_count(h->ctr.free_local[s->cls]++);
         b->key = key;
         b->link = tidei_link_encode(s, s->local_free);
         s->local_free = b;
@@ -237,7 +235,7 @@ tide_fast_text void tidei_delete(void *p)
  * guard.c's stacks start at the caller of the outermost of them. */
 bool tidei_free_is_entry(uintptr_t fn)
 {
-    return fn == (uintptr_t)tidei_free || fn == (uintptr_t)free_other || fn == (uintptr_t)free_local_checked ||
+    return fn == (uintptr_t)tidei_free || fn == (uintptr_t)tidei_delete || fn == (uintptr_t)free_other || fn == (uintptr_t)free_local_checked ||
            fn == (uintptr_t)free_local_slow || fn == (uintptr_t)free_unknown || fn == (uintptr_t)tidei_usable_size;
 }
 

@@ -34,15 +34,17 @@ pthread_mutex_t tidei_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define EMPTY_DIRECT { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span }
+#define EMPTY_DIRECT_SMALL { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span }
 
 /* The heap of a thread that has none yet: every bin empty, so malloc takes
  * the slow path, which sets up a real heap. */
-tide_heap_t tidei_empty_heap = { .direct = EMPTY_DIRECT, .lock = PTHREAD_MUTEX_INITIALIZER };
+tide_heap_t tidei_empty_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT,
+                                 .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The heap of threads whose own heap is gone (allocation from late TLS or
  * key destructors), used under tidei_backup_lock. */
-tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true, .tid = -1,
-                                  .lock = PTHREAD_MUTEX_INITIALIZER };
+tide_heap_t tidei_backup_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT, .in_use = true,
+                                  .tid = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
@@ -61,11 +63,24 @@ __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 /* ---- bin and full lists (h->lock held: the owner's slow paths, or the
  * scavenger) ---- */
 
-/* direct[] is read by the owner's malloc fast path with no lock, while
- * the scavenger may write it: relaxed atomic stores (plain moves). */
+/* direct[] and direct_small[] are read by the owner's malloc fast path
+ * with no lock, while the scavenger may write them: relaxed atomic stores
+ * (plain moves).  Class c's entries of direct_small[] are those of the
+ * sizes 16 * i it serves (class 0, malloc(0)'s, has i = 0 alone). */
 static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
 {
     __atomic_store_n(&h->direct[c], s, __ATOMIC_RELAXED);
+    size_t i = c <= 1 ? (size_t)c : (tidei_class_size[c - 1] >> 4) + 1;
+    for (; i < TIDE_N_DIRECT && (i == 0 ? c == 0 : tidei_class_of(i << 4) == (size_t)c); i++)
+        __atomic_store_n(&h->direct_small[i], s, __ATOMIC_RELAXED);
+}
+
+/* s stops being one of h's spans: its count of mallocs goes into h's. */
+static void span_leave(tide_heap_t *h, tide_span_t *s)
+{
+    h->ctr.malloc[s->cls] += s->n_malloc;
+    s->n_malloc = 0;
+    h->ctr.spans[s->cls]--;
 }
 
 /* slow_at is read by the owner's free fast path with no lock. */
@@ -179,7 +194,7 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;
     bin_remove(h, s);
-    h->ctr.spans[s->cls]--;
+    span_leave(h, s);
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_arena_free_run(s, false);
     return true;
@@ -347,7 +362,7 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
 {
     h->ctr.collected[s->cls] += tidei_span_take_remote(s);
     span_set_state(s, TIDE_RS_NORMAL);
-    h->ctr.spans[s->cls]--;
+    span_leave(h, s);
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_arena_free_run(s, true);  /* h is idle: its pages are due at once */
 }
@@ -590,7 +605,7 @@ static void span_abandon_locked(tide_span_t *s)
 static void give_up_span_locked(tide_heap_t *h, tide_span_t *s)
 {
     h->ctr.moved_out[s->cls] += s->used;
-    h->ctr.spans[s->cls]--;
+    span_leave(h, s);
     atomic_store_explicit(&s->heap, NULL, release);
     span_abandon_locked(s);
 }
@@ -692,15 +707,54 @@ tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_ki
 }
 
 /* What changes whenever h's thread mallocs or frees: the fast-path mark,
- * the slow paths' count and, when counted, the frees.  Racy reads by
- * design (a snapshot). */
+ * the slow paths' count and the remote frees (an owner's free into its own
+ * span counts nothing: the frees it makes without a malloc are only a
+ * thread winding down, which the scavenger may as well take for idle).
+ * Racy reads by design (a snapshot). */
 __attribute__((no_sanitize("thread"))) uint64_t tidei_heap_activity(const tide_heap_t *h)
 {
     const volatile tide_heap_t *v = h;
     uint64_t sum = v->ctr.fast_seq + v->slow_seq;
     for (int i = 0; i < TIDE_N_CLASSES; i++)
-        sum += v->ctr.free_local[i] + v->ctr.free_remote[i];
+        sum += v->ctr.free_remote[i];
     return sum;
+}
+
+/* Adds the blocks out of h's spans to used[] per class, their counts of
+ * mallocs to mallocs[] and their number to spans[] (each if not NULL):
+ * every span h owns is in a bin or on the full list.  With h->lock held the lists hold still and the sum is exact once
+ * the owner is outside its fast paths (its free publishes a block with the
+ * decrement of `used`); without it (a report at a signal) a snapshot, each
+ * list cut at TIDE_WALK_MAX spans should it change under the walk.  This
+ * is how the figures get the owner's frees into its own spans, which no
+ * fast path counts (stats.c). */
+__attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h, uint64_t *used, uint64_t *mallocs,
+                                                             uint64_t *spans)
+{
+    const volatile tide_heap_t *v = h;
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        size_t n = 0;
+        for (const volatile tide_span_t *s = v->bins[c]; s && n < TIDE_WALK_MAX; s = s->next, n++) {
+            if (used)
+                used[c] += s->used;
+            if (mallocs)
+                mallocs[c] += s->n_malloc;
+        }
+        if (spans)
+            spans[c] += n;
+    }
+    size_t n = 0;
+    for (const volatile tide_span_t *s = v->full; s && n < TIDE_WALK_MAX; s = s->next, n++) {
+        uint8_t c = s->cls;
+        if (c < TIDE_N_CLASSES) {
+            if (used)
+                used[c] += s->used;
+            if (mallocs)
+                mallocs[c] += s->n_malloc;
+            if (spans)
+                spans[c]++;
+        }
+    }
 }
 
 /* SMALL spans the heap owns (its counters; read as tidei_heap_activity does). */

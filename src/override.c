@@ -20,12 +20,21 @@ static bool is_pow2(size_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
-/* malloc and free are the fast paths themselves (alias names of
- * tidei_malloc and tidei_free, in tide_fast_text), not calls of them. */
-tide_export void *malloc(size_t n) __attribute__((alias("tidei_malloc")));
-tide_export void free(void *p) __attribute__((alias("tidei_free")));
+/* malloc, free and the plain forms of C++'s new and delete are the fast
+ * paths themselves (alias names of tidei_malloc, tidei_free, tidei_new,
+ * tidei_new_nothrow and tidei_delete, in tide_fast_text), not calls of
+ * them.  An operator's extra arguments (std::nothrow, and in release
+ * builds a sized or aligned delete's size and alignment) are ignored by
+ * the fast path it names, as the calling convention allows. */
+#pragma GCC diagnostic ignored "-Wattribute-alias"
+#define FAST_ENTRY(type, name, impl) tide_export type name __attribute__((alias(#impl)))
+
+typedef void *alloc_fn(size_t n);
+typedef void free_fn(void *p);
+FAST_ENTRY(alloc_fn, malloc, tidei_malloc);
+FAST_ENTRY(free_fn, free, tidei_free);
 void cfree(void *p);
-tide_export void cfree(void *p) __attribute__((alias("tidei_free")));
+FAST_ENTRY(free_fn, cfree, tidei_free);
 
 tide_export void *calloc(size_t count, size_t size)
 {
@@ -312,6 +321,7 @@ static void *aligned_new(size_t n, size_t align, bool nothrow)
     return tide_likely(p != NULL) ? p : tidei_override_new_failed(n, align, nothrow);
 }
 
+#if TIDE_DEBUG
 /* The size of the blocks of the class operator new takes a request of n
  * bytes aligned to align (0: new's own) from, or 0 if it takes pages. */
 static size_t new_class_size(size_t n, size_t align)
@@ -355,6 +365,7 @@ static tide_noinline void delete_check(void *p, size_t n, size_t align, bool siz
     }
     tidei_busy_leave();
 }
+#endif
 
 void *_Znwm(size_t n);
 void *_Znam(size_t n);
@@ -377,27 +388,12 @@ void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *tag)
 void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t align);
 void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t align);
 
-tide_export tide_fast_text void *_Znwm(size_t n)
-{
-    return tidei_new(n);
-}
-
-tide_export tide_fast_text void *_Znam(size_t n)
-{
-    return tidei_new(n);
-}
-
-tide_export tide_fast_text void *_ZnwmRKSt9nothrow_t(size_t n, const void *tag)
-{
-    (void)tag;
-    return tidei_new_nothrow(n);
-}
-
-tide_export tide_fast_text void *_ZnamRKSt9nothrow_t(size_t n, const void *tag)
-{
-    (void)tag;
-    return tidei_new_nothrow(n);
-}
+typedef void *new_tag_fn(size_t n, const void *tag);
+typedef void delete_tag_fn(void *p, const void *tag);
+FAST_ENTRY(alloc_fn, _Znwm, tidei_new);
+FAST_ENTRY(alloc_fn, _Znam, tidei_new);
+FAST_ENTRY(new_tag_fn, _ZnwmRKSt9nothrow_t, tidei_new_nothrow);
+FAST_ENTRY(new_tag_fn, _ZnamRKSt9nothrow_t, tidei_new_nothrow);
 
 tide_export void *_ZnwmSt11align_val_t(size_t n, size_t align)
 {
@@ -421,27 +417,13 @@ tide_export void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, con
     return aligned_new(n, align, true);
 }
 
-tide_export tide_fast_text void _ZdlPv(void *p)
-{
-    tidei_delete(p);
-}
+FAST_ENTRY(free_fn, _ZdlPv, tidei_delete);
+FAST_ENTRY(free_fn, _ZdaPv, tidei_delete);
+FAST_ENTRY(delete_tag_fn, _ZdlPvRKSt9nothrow_t, tidei_delete);
+FAST_ENTRY(delete_tag_fn, _ZdaPvRKSt9nothrow_t, tidei_delete);
 
-tide_export tide_fast_text void _ZdaPv(void *p)
-{
-    tidei_delete(p);
-}
-
-tide_export tide_fast_text void _ZdlPvRKSt9nothrow_t(void *p, const void *tag)
-{
-    (void)tag;
-    tidei_delete(p);
-}
-
-tide_export tide_fast_text void _ZdaPvRKSt9nothrow_t(void *p, const void *tag)
-{
-    (void)tag;
-    tidei_delete(p);
-}
+#if TIDE_DEBUG
+/* Debug builds check a sized or aligned delete against the block. */
 
 tide_export tide_fast_text void _ZdlPvm(void *p, size_t n)
 {
@@ -500,6 +482,19 @@ tide_export tide_fast_text void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t
         delete_check(p, n, align, true);
     tidei_delete(p);
 }
+#else
+typedef void delete_size_fn(void *p, size_t n);
+typedef void delete_size_tag_fn(void *p, size_t n, const void *tag);
+typedef void delete_size_align_fn(void *p, size_t n, size_t align);
+FAST_ENTRY(delete_size_fn, _ZdlPvm, tidei_delete);
+FAST_ENTRY(delete_size_fn, _ZdaPvm, tidei_delete);
+FAST_ENTRY(delete_size_fn, _ZdlPvSt11align_val_t, tidei_delete);
+FAST_ENTRY(delete_size_fn, _ZdaPvSt11align_val_t, tidei_delete);
+FAST_ENTRY(delete_size_tag_fn, _ZdlPvSt11align_val_tRKSt9nothrow_t, tidei_delete);
+FAST_ENTRY(delete_size_tag_fn, _ZdaPvSt11align_val_tRKSt9nothrow_t, tidei_delete);
+FAST_ENTRY(delete_size_align_fn, _ZdlPvmSt11align_val_t, tidei_delete);
+FAST_ENTRY(delete_size_align_fn, _ZdaPvmSt11align_val_t, tidei_delete);
+#endif
 
 /* Whether fn is one of the operators above, through which a C++ program
  * enters tide (the profiler's stacks start at their caller: prof.c). */

@@ -15,9 +15,10 @@ uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 /* The span of an empty heap's bins: it never has a free block, so the malloc
  * fast path falls through to the slow path, which sets the heap up. */
 tide_span_t tidei_empty_span;
-/* The value a free block's second word holds (tide_free_block_t.key), and
- * the secret every span's free-list link key is made from (tidei_link_key):
- * both drawn at process init (init.c). */
+/* The value a free block of the GC heap holds in its second word (small
+ * spans' blocks hold their span's key, tidei_free_key_of), and the secret
+ * every span's free-list link key is made from (tidei_link_key): both
+ * drawn at process init (init.c). */
 uintptr_t tidei_free_key;
 uint64_t tidei_link_secret;
 
@@ -76,6 +77,7 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     s->blk_bound = 0;
     s->link_key = tidei_link_key(s->start);
     s->used = 0;
+    s->n_malloc = 0;
     s->slow_at = 0;
     s->free = NULL;
     s->local_free = NULL;
@@ -100,7 +102,7 @@ static void span_extend(tide_span_t *s)
     if (n > s->n_blocks - s->n_built)
         n = s->n_blocks - s->n_built;
     tide_free_block_t *b = (tide_free_block_t *)first;
-    uintptr_t key = tidei_free_key;
+    uintptr_t key = tidei_free_key_of(s);
     for (uint32_t i = 0; i + 1 < n; i++) {
         tide_free_block_t *next = (tide_free_block_t *)((char *)b + s->block_size);
         b->link = tidei_link_encode(s, next);
@@ -118,13 +120,15 @@ static void span_extend(tide_span_t *s)
 }
 
 /* The secret of the span starting at start: the process's link secret
- * mixed with the address (splitmix64's finalizer), so that spans differ. */
+ * mixed with the address (splitmix64's finalizer), so that spans differ;
+ * its top bit set, so that a link overwritten with zero decodes to no
+ * address (tidei_link_decode). */
 uintptr_t tidei_link_key(uintptr_t start)
 {
     uint64_t z = tidei_link_secret ^ (start * 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return (z ^ (z >> 31)) | (uint64_t)1 << 63;
 }
 
 /* Whether b is the start of a built block of s. */

@@ -11,18 +11,24 @@
  * when the program is quiescent, approximate while it runs.  Every
  * difference of counters is clamped at zero for that reason.
  *
- * How the small-block figures follow from the counters (per class):
+ * How the small-block figures follow from the counters (per class), where
+ * used(h) is the blocks out of h's spans (the sum of their `used`, from a
+ * walk of h's lists under h->lock: tidei_heap_used, which also adds up
+ * their n_malloc):
+ *   malloc(h)     = ctr.malloc + the n_malloc of h's spans
+ *   free_local(h) = malloc - collected + moved_in - moved_out - used(h)
+ *                   (the owner's frees into its own spans, which no fast
+ *                   path counts)
  *   live     = sum(malloc) - sum(free_local + free_remote) - global free_remote
  *   pending  = sum(free_remote) + global free_remote - sum(collected) - global collected
- *   used(h)  = malloc - free_local - collected + moved_in - moved_out   (blocks out of h's spans)
  *   cached(h)= spans(h) * blocks per span - used(h)
  * and the spans of exited threads hold sum(moved_out - moved_in) - global
  * collected blocks.
  *
  * The signal-time report takes no lock (the signal may interrupt a thread
  * holding one): it reads the registry of heaps (published with release),
- * the arena and the abandoned counts as they are, and skips the walk over
- * large and huge blocks. */
+ * their span lists, the arena and the abandoned counts as they are, and
+ * skips the walk over large and huge blocks. */
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -51,24 +57,39 @@ typedef struct fold_extra {
     int64_t abandoned_out[TIDE_N_CLASSES];/* blocks out of abandoned spans */
 } fold_extra_t;
 
-/* Adds heap h's counters to st and x, and fills hs (if not NULL). */
-TIDE_NO_TSAN static void fold_heap(const tide_heap_t *h, struct tide_stats *st, fold_extra_t *x,
-                                    struct tide_heap_stats *hs, bool *in_use)
+/* Adds heap h's counters to st and x, and fills hs (if not NULL).
+ * locked: under h->lock (never at signal time), which the owner's slow
+ * paths and the scavenger hold only briefly; a heap with no thread is only
+ * tried, since in a forked child the lock of a heap of the parent's other
+ * threads may be held for good (its spans are then read as they are). */
+TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_extra_t *x,
+                                    struct tide_heap_stats *hs, bool *in_use, bool locked)
 {
+    uint64_t used_c[TIDE_N_CLASSES] = { 0 }, malloc_c[TIDE_N_CLASSES] = { 0 }, spans_c[TIDE_N_CLASSES] = { 0 };
+    if (locked) {
+        if (READ(h->has_thread))
+            pthread_mutex_lock(&h->lock);
+        else
+            locked = pthread_mutex_trylock(&h->lock) == 0;
+    }
+    tidei_heap_used(h, used_c, malloc_c, spans_c);
+    if (tidei_debug && locked)  /* the walk finds every span the heap counts */
+        for (int c = 0; c < TIDE_N_CLASSES; c++)
+            tide_debug_assert(spans_c[c] == h->ctr.spans[c]);
     *in_use = READ(h->in_use);
     struct tide_heap_stats one;
     memset(&one, 0, sizeof one);
     one.id = READ(h->id);
     one.tid = READ(h->in_use) ? READ(h->tid) : 0;
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
-        uint64_t m = READ(h->ctr.malloc[c]);
-        uint64_t fl = READ(h->ctr.free_local[c]);
+        uint64_t m = READ(h->ctr.malloc[c]) + malloc_c[c];
         uint64_t fr = READ(h->ctr.free_remote[c]);
         uint64_t col = READ(h->ctr.collected[c]);
         uint64_t in = READ(h->ctr.moved_in[c]);
         uint64_t out = READ(h->ctr.moved_out[c]);
         uint64_t sp = READ(h->ctr.spans[c]);
-        uint64_t used = clamp((int64_t)(m - fl - col + in - out));
+        uint64_t used = used_c[c];
+        uint64_t fl = clamp((int64_t)(m - col + in - out - used));
         uint64_t cached = clamp((int64_t)(sp * class_blocks(c) - used));
         st->classes[c].n_malloc += m;
         st->classes[c].n_free += fl + fr;
@@ -87,6 +108,8 @@ TIDE_NO_TSAN static void fold_heap(const tide_heap_t *h, struct tide_stats *st, 
     st->n_spans += one.n_spans;
     st->n_full_spans += one.n_full_spans;
     st->requested_bytes += tidei_heap_requested(&h->ctr);
+    if (locked)
+        pthread_mutex_unlock(&h->lock);
     if (hs)
         *hs = one;
 }
@@ -126,19 +149,22 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
     fold_extra_t x;
     memset(st, 0, sizeof *st);
     memset(&x, 0, sizeof x);
-    if (locked)
-        pthread_mutex_lock(&tidei_heaps_lock);
+    /* The registry only grows at its head, so it is walked without its
+     * lock; each heap is folded under its own lock, which comes before
+     * tidei_heaps_lock in the lock order. */
     size_t k = 0;
     for (tide_heap_t *h = __atomic_load_n(&tidei_heaps, __ATOMIC_ACQUIRE); h; h = h->next_all) {
         bool in_use;
-        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL, &in_use);
+        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL, &in_use, locked);
         st->n_heaps_total++;
         if (in_use)
             st->n_heaps++;
         k++;
     }
     bool backup_in_use;
-    fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use);
+    fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use, locked);
+    if (locked)
+        pthread_mutex_lock(&tidei_heaps_lock);
     size_t ab_spans[TIDE_N_CLASSES];
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         ab_spans[c] = abandoned_spans(c);

@@ -32,6 +32,11 @@
  * (at most 12.5 % internal waste), up to TIDE_SMALL_MAX.  Class 0 has
  * 16-byte blocks, like class 1, and serves malloc(0) only. */
 #define TIDE_CLASS_STEPS  8
+/* malloc of up to TIDE_DIRECT_MAX bytes finds its span in a table of the
+ * thread's heap indexed by (size + 15) / 16 (tide_heap_t.direct_small),
+ * with no size class to look up on the way. */
+#define TIDE_DIRECT_MAX   ((size_t)1024)
+#define TIDE_N_DIRECT     ((TIDE_DIRECT_MAX >> 4) + 1)
 
 /* Span sizing: a span holds at least this many bytes (small classes) and at
  * most TIDE_SPAN_MAX_PAGES pages (largest classes). */
@@ -115,6 +120,9 @@
 
 /* ---- sizes of the reports' and tools' tables ---- */
 
+/* A walk over a list of spans that may change under it (a report at a
+ * signal) stops after this many. */
+#define TIDE_WALK_MAX 1000000
 /* Heaps a crash report lists one by one. */
 #define TIDE_CRASH_HEAPS_LISTED 16
 /* Libc symbols glibc.c binds to tide at most. */

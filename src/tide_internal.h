@@ -291,25 +291,33 @@ tide_inline bool tidei_block_ok(const tide_span_t *s, uint64_t off, uint64_t bou
 }
 
 /* Free-list links.  A link (the first word of a free block) holds the next
- * block's address byte-swapped and xor-ed with the span's secret: a
- * program's write of any value into it (zero included) decodes to an
- * address far outside the span, and so does an overflow of any length
- * from the block before, which changes the link's first bytes, the
- * address's highest.  Heads (span->free, local_free, remote, a heap's
- * notify) are out of band and plain. */
+ * block's address xor-ed with the span's secret, byte-swapped: a program's
+ * write of any value into it decodes to an address far outside the span
+ * (zero decodes to the secret itself, whose top bit is set: never an
+ * address), and so does an overflow of any length from the block before,
+ * which changes the link's first bytes, the address's highest.  Built for
+ * a CPU with MOVBE (make ARCH=haswell), the swap is part of the link's load or
+ * store and costs no instruction.  Heads (span->free,
+ * local_free, remote, a heap's notify) are out of band and plain. */
 tide_inline uintptr_t tidei_link_encode(const tide_span_t *s, const tide_free_block_t *next)
 {
-    return __builtin_bswap64((uintptr_t)next) ^ s->link_key;
+    return __builtin_bswap64((uintptr_t)next ^ s->link_key);
 }
 tide_inline tide_free_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link)
 {
-    return (tide_free_block_t *)__builtin_bswap64(link ^ s->link_key);
+    return (tide_free_block_t *)(__builtin_bswap64(link) ^ s->link_key);
+}
+
+/* The free key of small span s's free blocks (tide_free_block_t.key). */
+tide_inline uintptr_t tidei_free_key_of(const tide_span_t *s)
+{
+    return (uintptr_t)s;
 }
 
 /* Clears the word where a small block keeps the free key (the second) at
  * the start of a large or huge block handed out on pages that are not known
  * to be zero.  Those pages may have held a small span (or a GC heap), whose
- * free blocks carry tidei_free_key there; realloc copies the word along when
+ * free blocks carry their free key there; realloc copies the word along when
  * it moves the block, and a small block that got it that way would be taken
  * for a freed one by a thread that does not own its span, which trusts the
  * key (free.c).  So every handed-out block starts with its key word clear,
@@ -398,6 +406,7 @@ bool tidei_heap_sweep_abandoned(void);
 tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind);
 uint64_t tidei_heap_activity(const tide_heap_t *h);
 uint64_t tidei_heap_n_spans(const tide_heap_t *h);
+void tidei_heap_used(const tide_heap_t *h, uint64_t *used, uint64_t *mallocs, uint64_t *spans);
 /* Bytes requested from heap h so far: the count folded in so far and what
  * the sampler's countdown has run down since it was last armed (prof.c).
  * Any thread may read it (stats.c), as the other counters. */

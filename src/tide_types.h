@@ -15,12 +15,14 @@
  * secret (tidei_link_encode): a program that writes into a free block
  * (a use after free, an overflow from the block before) leaves a link
  * that decodes outside the span, and the next malloc that reaches it
- * reports it instead of following it.  The second word holds the
- * process's free key while the block is free: finding it on free() is the
- * cheap hint of a double free. */
+ * reports it instead of following it.  The second word holds the free key
+ * while the block is free, its span's (tidei_free_key_of: the descriptor's
+ * address, which a program has no way to learn and which free() has at
+ * hand): finding it on free() is the cheap hint of a double free.  (The
+ * GC heap's free blocks carry the process's tidei_free_key instead.) */
 typedef struct tide_free_block {
     uintptr_t link;              /* next free block in the same list, encoded (NULL included) */
-    uintptr_t key;               /* tidei_free_key while free, 0 once handed out */
+    uintptr_t key;               /* tidei_free_key_of(span) while free, 0 once handed out */
 } tide_free_block_t;
 
 /* What a span descriptor describes. */
@@ -67,6 +69,8 @@ typedef struct tide_span {
     uint64_t built_bytes;        /* SMALL: n_built * block_size: a free block lies in
                                     [start, start + built_bytes) (0 for any other kind) */
     uintptr_t link_key;          /* SMALL: the secret the span's free-list links are encoded with */
+    uint64_t n_malloc;           /* SMALL: blocks its owner handed out since it got it (folded
+                                    into the owner's ctr.malloc when the span leaves it) */
     uint64_t blk_mul;            /* SMALL: floor(2^64 / block_size) + 1, for the block-start test */
     uint64_t blk_bound;          /* SMALL: n_built * (blk_mul * block_size mod 2^64): offset off
                                     is a built block's start iff off * blk_mul mod 2^64 < this */
@@ -111,10 +115,16 @@ typedef struct tide_chunk {
  * The figures are exact when the program is quiescent; while threads run,
  * a reader sees each counter at some recent value (aligned 64-bit loads
  * do not tear on the platforms tide supports).  Counts are cumulative and
- * survive the thread: a pooled heap keeps them for its next owner. */
+ * survive the thread: a pooled heap keeps them for its next owner.  The
+ * owner's frees into its own spans are not counted (the free fast path
+ * writes no counter), and the mallocs are counted in the spans (n_malloc,
+ * next to the `used` the fast path writes anyway): stats.c adds up the
+ * spans of the heap (tidei_heap_used) and has
+ *   malloc     = ctr.malloc + the spans' n_malloc
+ *   free_local = malloc - collected + moved_in - moved_out - used. */
 typedef struct tide_heap_counters {
-    uint64_t malloc[TIDE_N_CLASSES];      /* blocks handed out by this heap */
-    uint64_t free_local[TIDE_N_CLASSES];  /* blocks this thread freed into spans of its own */
+    uint64_t malloc[TIDE_N_CLASSES];      /* blocks handed out by this heap from spans it no longer
+                                             owns (the rest: the n_malloc of its spans) */
     uint64_t free_remote[TIDE_N_CLASSES]; /* blocks this thread freed into spans of other heaps (or none) */
     uint64_t collected[TIDE_N_CLASSES];   /* remote frees taken back into this heap's spans */
     uint64_t moved_in[TIDE_N_CLASSES];    /* blocks out of spans this heap adopted, at adoption */
@@ -144,6 +154,7 @@ typedef struct tide_global_counters {
 /* A thread heap.  Only its owner thread touches it, except `notify` (pushed
  * by other threads) and the registry links (under tidei_heaps_lock). */
 typedef struct tide_heap {
+    tide_span_t *direct_small[TIDE_N_DIRECT]; /* direct[] by (size + 15) / 16, up to TIDE_DIRECT_MAX */
     tide_span_t *direct[TIDE_N_CLASSES]; /* span malloc takes from, per class: the bin head, or &tidei_empty_span */
     tide_span_t *bins[TIDE_N_CLASSES];   /* spans with (possibly) free blocks, per class */
     tide_span_t *bin_tails[TIDE_N_CLASSES]; /* the last span of each bin */

@@ -136,7 +136,7 @@ __attribute__((no_sanitize("thread"))) static bool small_is_free(tide_span_t *s,
 {
     if (idx >= __atomic_load_n(&s->n_built, __ATOMIC_RELAXED))
         return true;  /* never carved */
-    if (b->key != tidei_free_key)
+    if (b->key != tidei_free_key_of(s))
         return false;
     tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
     if (h != tidei_tls_heap)

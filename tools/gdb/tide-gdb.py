@@ -327,9 +327,9 @@ class Tide(object):
 
     def link_decode(self, link, key):
         """The next block's address from a free block's link (the first word):
-        byte-swapped and xor-ed with its span's link_key (mirrors
+        byte-swapped, then xor-ed with its span's link_key (mirrors
         src/tide_internal.h:tidei_link_decode)."""
-        return struct.unpack(">" + self.ptr_code, struct.pack("<" + self.ptr_code, link ^ key))[0]
+        return struct.unpack(">" + self.ptr_code, struct.pack("<" + self.ptr_code, link))[0] ^ key
 
     def block_list(self, head, limit, mem=None, key=None):
         """Addresses of the blocks on a free list (linked through the blocks'
@@ -382,8 +382,22 @@ class Tide(object):
              # the bytes requested: those up to the sampler's last event plus
              # the countdown spent since (src/tide_internal.h:tidei_heap_requested)
              "requested": int(ctr["requested"]) + int(ctr["sample_armed"]) - int(ctr["sample_left"])}
-        for f in ("malloc", "free_local", "free_remote", "collected", "moved_in", "moved_out", "spans"):
+        for f in ("malloc", "free_remote", "collected", "moved_in", "moved_out", "spans"):
             h[f] = self.ints(ctr[f])
+        # the blocks out of its spans, per class: the sum of `used` over its
+        # bins and its full list (mirrors src/heap.c:tidei_heap_used)
+        # and their mallocs, which the heap counts only for the spans it
+        # no longer owns
+        used = [0] * self.n_classes
+        for c in range(self.n_classes):
+            for s in self.span_list(int(v["bins"][c])):
+                used[c] += s["used"]
+                h["malloc"][c] += s["n_malloc"]
+        for s in self.span_list(int(v["full"])):
+            if s["cls"] < self.n_classes:
+                used[s["cls"]] += s["used"]
+                h["malloc"][s["cls"]] += s["n_malloc"]
+        h["used"] = used
         return h
 
     def heap_by_addr(self, addr):
@@ -430,9 +444,10 @@ class Tide(object):
             one = {"id": h["id"], "tid": h["tid"] if h["in_use"] else 0, "n_spans": 0, "cached_bytes": 0,
                    "used_bytes": 0, "n_malloc": 0, "n_free": 0, "n_full_spans": h["n_full"], "classes": {}}
             for c in range(n):
-                m, fl, fr = h["malloc"][c], h["free_local"][c], h["free_remote"][c]
+                m, fr, used = h["malloc"][c], h["free_remote"][c], h["used"][c]
                 col, i, o, sp = h["collected"][c], h["moved_in"][c], h["moved_out"][c], h["spans"][c]
-                used = clamp(m - fl - col + i - o)
+                # the owner's frees into its own spans (counted nowhere)
+                fl = clamp(m - col + i - o - used)
                 cached = clamp(sp * self.class_blocks(c) - used)
                 cls[c]["n_malloc"] += m
                 cls[c]["n_free"] += fl + fr
@@ -832,7 +847,7 @@ def print_block(tide, addr):
                ", on the owner's full list" if s["in_full"] else ""))
         if r["state"] == "live" and r["base"] < s["start"] + s["n_built"] * s["block_size"]:
             key = tide.ptr_at(r["base"] + tide.ptr_size)
-            if key == tide.free_key:
+            if key == s["addr"]:  # a small block's free key: its span's descriptor (tidei_free_key_of)
                 out("  note:    the block carries tide's free mark but is on no free list "
                     "(the program stored the mark, or the heap is corrupt)")
     else:
