@@ -252,8 +252,19 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
      * of a thread without a heap), or an overwritten link, which the slow
      * path (class_pop) reports. */
     if (tide_unlikely(!tidei_span_built_has(s, b))) {
-        tidei_fast_leave(h);
-        return slow(n);
+        /* An empty list: the thread's own frees into s, on local_free,
+         * become the list here, under the mark and with no lock (the slow
+         * path, which also takes in remote frees and carves, comes when
+         * they are used up too).  Only the owner writes either head. */
+        b = s->local_free;  /* (the span's bounds are read again: holding them in
+                                registers for this would cost the hit path) */
+        if (s->free != NULL ||
+            (uintptr_t)b - __atomic_load_n(&s->start, __ATOMIC_RELAXED) >= __atomic_load_n(&s->built_bytes, __ATOMIC_RELAXED)) {
+            tidei_fast_leave(h);
+            return slow(n);
+        }
+        s->local_free = NULL;
+        s->free = b;
     }
     /* The sampler's countdown is also the count of requested bytes; prof
      * (malloc_prof) leaves the mark. */
