@@ -46,6 +46,18 @@ tide_heap_t tidei_empty_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = E
 tide_heap_t tidei_backup_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT, .in_use = true,
                                   .tid = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* The shared heaps: a thread's first blocks of a class come from one of
+ * them (tidei_heap_shared_alloc), under its lock, which stands for the
+ * owner thread every heap has: whoever holds it may do what an owner does.
+ * Every free of their blocks is a remote free (lock-free, as into another
+ * thread's span); a shared heap collects them when it needs blocks of the
+ * class, and the scavenger takes back what it caches once it has been
+ * idle for the decay delay, as for a thread's heap (scav.c).  Not in the
+ * registry: no thread owns them. */
+tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
+    [0 ... TIDE_SHARED_HEAPS - 1] = { .direct = EMPTY_DIRECT, .in_use = true, .tid = -2,
+                                      .lock = PTHREAD_MUTEX_INITIALIZER } };
+
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
 /* Spans nobody owns (their thread exited), per class: `abandoned` holds the
@@ -436,10 +448,84 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
     return true;
 }
 
+/* ---- shared heaps ---- */
+
+/* Whether h is one of the shared heaps. */
+bool tidei_heap_is_shared(const tide_heap_t *h)
+{
+    return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
+}
+
+/* A block of class cls from a shared heap, for h's thread, which has no
+ * span of that class (h->shared_n[cls] < TIDE_SHARED_BLOCKS).  The block
+ * moves out of h's books into the shared heap's at once (h counts the
+ * malloc and a move out, the shared heap a move in), so that every free of
+ * it is a free into another heap's span.  NULL with errno = ENOMEM when
+ * memory ran out.  Owner only; no tide lock held. */
+void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
+{
+    tide_heap_t *sh = &tidei_shared_heaps[h->id % TIDE_SHARED_HEAPS];
+    pthread_mutex_lock(&sh->lock);
+    tide_span_t *s = tidei_heap_find_span(sh, cls);
+    tide_free_block_t *b = NULL;
+    if (s) {
+        b = s->free;
+        if (tide_unlikely(!tidei_span_built_has(s, b)))
+            tidei_link_bad_head(s, b, "malloc");
+        s->free = tidei_link_decode(s, b->link);
+        s->used++;
+        b->key = 0;
+        sh->ctr.moved_in[cls]++;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (!b) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    h->ctr.malloc[cls]++;
+    h->ctr.moved_out[cls]++;
+    h->shared_n[cls]++;
+    return b;
+}
+
+/* The fence tidei_heap_reclaim needs before it takes a shared heap's
+ * direct spans: none, since nobody pops from them without the heap's lock,
+ * which the reclaim holds. */
+static bool shared_fence(tide_heap_t *sh)
+{
+    (void)sh;
+    return true;
+}
+
+/* The scavenger (or tide_trim) takes back what shared heap sh caches:
+ * the frees other threads made into its spans, and every span with no
+ * live block.  False if sh's lock was taken (it is busy).  tidei_heaps_lock
+ * held, as for tidei_heap_reclaim. */
+bool tidei_heap_reclaim_shared(tide_heap_t *sh)
+{
+    return tidei_heap_reclaim(sh, shared_fence);
+}
+
+/* fork: the prepare handler takes every shared heap's lock (after
+ * tidei_backup_lock, before tidei_heaps_lock), the parent and the child
+ * let them go. */
+void tidei_heap_shared_lock_all(void)
+{
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
+        pthread_mutex_lock(&tidei_shared_heaps[i].lock);
+}
+
+void tidei_heap_shared_unlock_all(void)
+{
+    for (int i = TIDE_SHARED_HEAPS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&tidei_shared_heaps[i].lock);
+}
+
 /* ---- heaps ---- */
 
 static void heap_reset(tide_heap_t *h)
 {
+    memset(h->shared_n, 0, sizeof h->shared_n);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         set_direct(h, c, &tidei_empty_span);
         h->bins[c] = NULL;

@@ -47,6 +47,7 @@ static void fork_prepare(void)
 {
     tidei_busy_enter();
     pthread_mutex_lock(&tidei_backup_lock);
+    tidei_heap_shared_lock_all();
     pthread_mutex_lock(&tidei_heaps_lock);
     pthread_mutex_lock(&tidei_arena.lock);
     tidei_guard_fork_prepare();
@@ -57,6 +58,7 @@ static void fork_parent(void)
     tidei_guard_fork_parent();
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
+    tidei_heap_shared_unlock_all();
     pthread_mutex_unlock(&tidei_backup_lock);
     tidei_busy_leave();
 }
@@ -82,6 +84,7 @@ static void fork_child(void)
     tidei_guard_fork_child();
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);
+    tidei_heap_shared_unlock_all();
     pthread_mutex_unlock(&tidei_backup_lock);
     tidei_scav_after_fork_child();
     tidei_busy_leave();

@@ -187,40 +187,57 @@ static bool (*reclaim_fence(void))(tide_heap_t *)
 
 /* ---- idle heaps ---- */
 
-/* Takes back what heaps idle for decay ms cache.  Sets *next_ms to when
- * the next heap may fall idle.  Returns whether some heap holds spans and
- * is watched (the scavenger must keep ticking). */
+/* Looks at heap h for reclaim_idle: takes back what it caches if it has
+ * been idle for decay ms (with reclaim, tidei_heap_reclaim or
+ * tidei_heap_reclaim_shared), and lowers *next_ms to when it may fall
+ * idle.  Returns whether h holds spans and is watched. */
+static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t decay, uint64_t *next_ms,
+                       bool (*reclaim)(tide_heap_t *h, bool (*fence)(tide_heap_t *)), bool (*fence)(tide_heap_t *))
+{
+    uint64_t act = tidei_heap_activity(h);
+    if (act != h->scav_activity) {
+        h->scav_activity = act;
+        h->scav_since_ms = now;
+        h->scav_released = false;
+    }
+    if (h->scav_released || tidei_heap_n_spans(h) == 0)
+        return false;
+    if (now - h->scav_since_ms < decay) {
+        if (h->scav_since_ms + decay < *next_ms)
+            *next_ms = h->scav_since_ms + decay;
+        return true;
+    }
+    if (reclaim(h, fence)) {
+        h->scav_released = true;
+        /* what it gave back is purged in the next round, soon */
+        if (now + TIDE_SCAV_RECLAIMED_MS < *next_ms)
+            *next_ms = now + TIDE_SCAV_RECLAIMED_MS;
+    } else {
+        h->scav_since_ms = now;  /* its lock was taken: busy after all */
+    }
+    return true;
+}
+
+static bool reclaim_shared(tide_heap_t *h, bool (*fence)(tide_heap_t *))
+{
+    (void)fence;
+    return tidei_heap_reclaim_shared(h);
+}
+
+/* Takes back what heaps idle for decay ms cache: every thread's, and the
+ * shared heaps (heap.c).  Sets *next_ms to when the next heap may fall
+ * idle.  Returns whether some heap holds spans and is watched (the
+ * scavenger must keep ticking). */
 static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
 {
     bool watching = false;
     bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
-    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all) {
-        if (!h->has_thread)
-            continue;
-        uint64_t act = tidei_heap_activity(h);
-        if (act != h->scav_activity) {
-            h->scav_activity = act;
-            h->scav_since_ms = now;
-            h->scav_released = false;
-        }
-        if (h->scav_released || tidei_heap_n_spans(h) == 0)
-            continue;
-        watching = true;
-        if (now - h->scav_since_ms < decay) {
-            if (h->scav_since_ms + decay < *next_ms)
-                *next_ms = h->scav_since_ms + decay;
-            continue;
-        }
-        if (tidei_heap_reclaim(h, fence)) {
-            h->scav_released = true;
-            /* what it gave back is purged in the next round, soon */
-            if (now + TIDE_SCAV_RECLAIMED_MS < *next_ms)
-                *next_ms = now + TIDE_SCAV_RECLAIMED_MS;
-        } else {
-            h->scav_since_ms = now;  /* its lock was taken: busy after all */
-        }
-    }
+    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
+        if (h->has_thread)
+            watching |= watch_heap(h, now, decay, next_ms, tidei_heap_reclaim, fence);
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
+        watching |= watch_heap(&tidei_shared_heaps[i], now, decay, next_ms, reclaim_shared, NULL);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return watching;
 }
@@ -241,6 +258,9 @@ bool tidei_scav_reclaim_all(void)
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h != self && h->has_thread && tidei_heap_n_spans(h))
             tidei_heap_reclaim(h, fence);
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
+        if (tidei_heap_n_spans(&tidei_shared_heaps[i]))
+            tidei_heap_reclaim_shared(&tidei_shared_heaps[i]);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return released;
 }

@@ -67,7 +67,7 @@ TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_e
 {
     uint64_t used_c[TIDE_N_CLASSES] = { 0 }, malloc_c[TIDE_N_CLASSES] = { 0 }, spans_c[TIDE_N_CLASSES] = { 0 };
     if (locked) {
-        if (READ(h->has_thread))
+        if (READ(h->has_thread) || tidei_heap_is_shared(h))
             pthread_mutex_lock(&h->lock);
         else
             locked = pthread_mutex_trylock(&h->lock) == 0;
@@ -163,6 +163,8 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
     }
     bool backup_in_use;
     fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use, locked);
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
+        fold_heap(&tidei_shared_heaps[i], st, &x, NULL, &backup_in_use, locked);
     if (locked)
         pthread_mutex_lock(&tidei_heaps_lock);
     size_t ab_spans[TIDE_N_CLASSES];

@@ -43,6 +43,14 @@
 #define TIDE_SPAN_MIN_BYTES  ((size_t)64 * 1024)
 #define TIDE_SPAN_MAX_PAGES  128
 
+/* Shared heaps (heap.c): a thread's first TIDE_SHARED_BLOCKS blocks of
+ * each size class come from spans shared by every thread, one of
+ * TIDE_SHARED_HEAPS heaps used under a lock, so a thread with a few blocks
+ * of many classes does not pin a page of a span of its own per class;
+ * past that count it gets spans of its own for the class. */
+#define TIDE_SHARED_HEAPS   4
+#define TIDE_SHARED_BLOCKS  256
+
 /* The page map: a two-level radix tree over a 47-bit address space, one
  * entry per page.  The top level is a static array (in .bss, touched only
  * where tide has memory); each leaf covers 4 GiB and is reserved on demand. */

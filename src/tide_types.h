@@ -186,6 +186,8 @@ typedef struct tide_heap {
     uint64_t guard_rng;          /* guard=1: the guard's random state (0: no event seen yet) */
     bool guard_due;              /* guard=1: the last event chose to guard the allocation */
     char *alt_stack;             /* crash handler: signal stack lent to the owner thread (crash.c), or NULL */
+    uint16_t shared_n[TIDE_N_CLASSES]; /* owner only: blocks of each class its thread took from a shared
+                                    heap (heap.c); below TIDE_SHARED_BLOCKS it has no span of the class */
 } tide_heap_t;
 
 /* The flat page map of the chunk range (pagemap.c). */
