@@ -232,6 +232,8 @@ static void print_owner(int fd, const tide_heap_t *h)
         tidei_printf(fd, "no heap (its thread exited)");
     else if (h == &tidei_backup_heap)
         tidei_printf(fd, "the backup heap");
+    else if (tidei_heap_is_shared(h))
+        tidei_printf(fd, "a shared heap (a thread's first blocks of a class)");
     else
         tidei_printf(fd, "heap %u (thread %d)", h->id, h->tid);
 }

@@ -319,8 +319,9 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
 /* Gives back what h caches: takes in the frees other threads made into its
  * spans and returns every empty span, the last of its class included, to
  * the page allocator.  Spans with a live block keep their free blocks.
- * Run by h's owner (tide_trim), which is in none of its fast paths.  True
- * if a span went back. */
+ * Run by h's owner (tide_trim), which is in none of its fast paths, or
+ * for a shared heap by any thread (its lock makes it the owner; no tide
+ * lock held).  True if a span went back. */
 bool tidei_heap_release(tide_heap_t *h)
 {
     bool freed = false;

@@ -23,6 +23,7 @@ tide_options_t tidei_opt = {
     .os_fail_from = 0,
     .huge_cache_mb = -1,         /* -1: no fixed bound, only the recent peak */
     .chunk_cache = 2,
+    .shared_blocks = TIDE_SHARED_BLOCKS,
     .verbose = 0,
     .stats = 0,
     .stats_file = "",
@@ -86,6 +87,9 @@ static const option_desc_t option_table[] = {
       "recent peak of live huge blocks (-1: no other bound; 0: none kept)", OPT_INT, NULL, NULL },
     { "chunk_cache", &tidei_opt.chunk_cache, 0, 1L << 20,
       "fully free 8 MiB chunks kept mapped instead of unmapped", OPT_INT, NULL, NULL },
+    { "shared_blocks", &tidei_opt.shared_blocks, 0, 65535,
+      "a thread's first N blocks of each size class come from spans all threads share; past N it gets "
+      "spans of its own for the class (0: always its own)", OPT_INT, NULL, NULL },
     { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",
       OPT_INT, NULL, NULL },
     { "decay_ms", &tidei_opt.decay_ms, -1, TIDE_DECAY_MS_MAX,

@@ -242,25 +242,26 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
     return watching;
 }
 
-/* tide_trim: the caller's heap releases everything it caches, and every
- * other thread's heap gives back what tidei_heap_reclaim can take (a heap
- * whose thread is in a slow path at that moment is skipped).  True if the
- * caller's heap released a span (what the others release is seen by the
- * arena trim that follows). */
+/* tide_trim: the caller's heap and the shared heaps release everything
+ * they cache, and every other thread's heap gives back what
+ * tidei_heap_reclaim can take (a heap whose thread is in a slow path at
+ * that moment is skipped).  True if the caller's heap or a shared heap
+ * released a span (what the others release is seen by the arena trim that
+ * follows). */
 bool tidei_scav_reclaim_all(void)
 {
     tide_heap_t *self = tidei_tls_heap;
     bool released = false;
     if (self != &tidei_empty_heap)
         released = tidei_heap_release(self);
+    /* the shared heaps' locks come before tidei_heaps_lock */
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
+        released |= tidei_heap_release(&tidei_shared_heaps[i]);
     bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h != self && h->has_thread && tidei_heap_n_spans(h))
             tidei_heap_reclaim(h, fence);
-    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
-        if (tidei_heap_n_spans(&tidei_shared_heaps[i]))
-            tidei_heap_reclaim_shared(&tidei_shared_heaps[i]);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return released;
 }

@@ -44,10 +44,11 @@
 #define TIDE_SPAN_MAX_PAGES  128
 
 /* Shared heaps (heap.c): a thread's first TIDE_SHARED_BLOCKS blocks of
- * each size class come from spans shared by every thread, one of
- * TIDE_SHARED_HEAPS heaps used under a lock, so a thread with a few blocks
- * of many classes does not pin a page of a span of its own per class;
- * past that count it gets spans of its own for the class. */
+ * each size class (the default of TIDE_CONF shared_blocks) come from spans
+ * shared by every thread, one of TIDE_SHARED_HEAPS heaps used under a lock,
+ * so a thread with a few blocks of many classes does not pin a page of a
+ * span of its own per class; past that count it gets spans of its own for
+ * the class. */
 #define TIDE_SHARED_HEAPS   4
 #define TIDE_SHARED_BLOCKS  256
 

@@ -126,6 +126,8 @@ typedef struct tide_options {
     long huge_cache_mb;          /* at most this many MiB of freed huge blocks cached (-1: no bound
                                     but the recent peak; 0: none) */
     long chunk_cache;            /* fully free chunks kept mapped */
+    long shared_blocks;          /* blocks of a class a thread takes from the shared heaps before it
+                                    gets spans of its own (0: none, every thread owns its spans) */
     long verbose;                /* print the options at start-up */
     long stats;                  /* report at exit: 0 no, 1 text, 2 JSON */
     char stats_file[TIDE_PATH_MAX]; /* report to this file ("" = stderr; %p = pid) */

@@ -47,9 +47,15 @@ api_run null crash_report=1 null
 result crash_not_heap "$(check null $SEGV '^tide: SIGSEGV on address 0x10 \(write, address not mapped\) in thread [0-9]+, pc 0x[0-9a-f]+ \(.*crash-prog\+0x[0-9a-f]+\)$' \
     '^tide: 0x10 is not heap memory$' '^tide: 1 thread heaps in use' '^tide:   heap 1: thread [0-9]+ \(this one\), ')"
 
-api_run small crash_report=1 small
+# shared_blocks=0: the thread's first block comes from a span of its own
+api_run small crash_report=1,shared_blocks=0 small
 read -r _ blk _ < <(grep '^block ' small.out)
 result crash_small_block "$(check small $SEGV "^tide: $(printf 0x%x $((blk + 8))) is 8 bytes into the 48-byte block at $blk \\(size class 3; live or free: its memory is unreadable\\) of span 0x[0-9a-f]+-0x[0-9a-f]+, heap 1 \\(thread [0-9]+\\)\$")"
+
+# by default it comes from a shared heap's span (src/heap.c)
+api_run small_shared crash_report=1 small
+read -r _ blk _ < <(grep '^block ' small_shared.out)
+result crash_small_shared_block "$(check small_shared $SEGV "^tide: $(printf 0x%x $((blk + 8))) is 8 bytes into the 48-byte block at $blk \\(size class 3; live or free: its memory is unreadable\\) of span 0x[0-9a-f]+-0x[0-9a-f]+, a shared heap \\(a thread's first blocks of a class\\)\$")"
 
 api_run large crash_report=1 large
 read -r _ blk _ < <(grep '^block ' large.out)

@@ -4,7 +4,13 @@
  * malloc_info, mallinfo2), called exactly as a user calls them.
  * th-static: yes
  * th-timeout: 240
+ * th-conf: shared_blocks=0
  *
+ * shared_blocks=0: every block comes from a span of its thread's own heap,
+ * so that each figure per heap (and the heap of each block the walk
+ * reports) follows from what that thread did.  By default a thread's first
+ * blocks of a class come from shared heaps, which tests/api/shared.c
+ * checks.
  * The figures are exact when no thread allocates or frees, so most tests
  * work in steps: worker threads allocate a known pattern, then park on a
  * barrier while the main thread reads the figures and compares their

@@ -52,7 +52,7 @@ LIST_LIMIT = 50 * 1000 * 1000
 UINT_CODE = {struct.calcsize(c): c for c in "BHIQ"}
 
 # The globals every command needs (see src/tide_internal.h).
-REQUIRED = ("tidei_arena", "tidei_heaps", "tidei_backup_heap", "tidei_global_ctr",
+REQUIRED = ("tidei_arena", "tidei_heaps", "tidei_backup_heap", "tidei_shared_heaps", "tidei_global_ctr",
             "tidei_abandoned_spans", "tidei_class_size", "tidei_class_pages",
             "tidei_pagemap", "tidei_free_key", "tidei_init_state", "tidei_os_calls")
 
@@ -374,6 +374,12 @@ class Tide(object):
     def backup(self):
         return self._heap(self.g["tidei_backup_heap"])
 
+    def shared(self):
+        """The shared heaps (src/heap.c:tidei_shared_heaps): a thread's first
+        blocks of each class come from their spans."""
+        v = self.g["tidei_shared_heaps"]
+        return [self._heap(v[i]) for i in range(self._array_len(v))]
+
     def _heap(self, v):
         """Heap v's identity and counters, as a dict."""
         ctr = v["ctr"]
@@ -404,8 +410,13 @@ class Tide(object):
         for h in self.heaps():
             if h["addr"] == addr:
                 return h
-        b = self.backup()
-        return b if b["addr"] == addr else None
+        for h in [self.backup()] + self.shared():
+            if h["addr"] == addr:
+                return h
+        return None
+
+    def is_shared(self, addr):
+        return any(h["addr"] == addr for h in self.shared())
 
     def notify_set(self, heap_addr):
         """The blocks on a heap's notify list (freed by other threads into its
@@ -475,6 +486,7 @@ class Tide(object):
             if h["in_use"]:
                 st["n_heaps"] += 1
         st["backup"] = fold(self.backup())
+        st["shared"] = [fold(h) for h in self.shared()]
         ab_spans = self.ints(self.g["tidei_abandoned_spans"])
         st["n_abandoned_spans"] = sum(ab_spans)
         st["abandoned_spans"] = ab_spans
@@ -606,6 +618,8 @@ class Tide(object):
         """"thread TID (gdb thread N "name")", "pooled", or "backup"."""
         if h["addr"] == int(self.g["tidei_backup_heap"].address):
             return "backup heap"
+        if self.is_shared(h["addr"]):
+            return "shared heap"
         if not h["in_use"]:
             return "pooled"
         names = self.thread_names() if names is None else names
@@ -754,6 +768,11 @@ def print_threads(tide, st, verbose=False):
         out("    backup heap (threads whose own heap is gone): %d spans, %d bytes cached, %d bytes used, "
             "%d mallocs, %d frees" % (b["n_spans"], b["cached_bytes"], b["used_bytes"], b["n_malloc"], b["n_free"]))
         classes(b, int(tide.g["tidei_backup_heap"].address))
+    for i, (hs, h) in enumerate(zip(st["shared"], tide.shared())):
+        if hs["n_spans"] or hs["used_bytes"]:
+            out("    shared heap %d (threads' first blocks of each class): %d spans (%d full), %d bytes cached, "
+                "%d bytes used" % (i, hs["n_spans"], hs["n_full_spans"], hs["cached_bytes"], hs["used_bytes"]))
+            classes(hs, h["addr"])
     ab = st["abandoned_spans"]
     if not st["n_abandoned_spans"]:
         out("    abandoned (spans of exited threads, no heap): none")

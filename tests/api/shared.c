@@ -1,0 +1,378 @@
+/* api/shared.c — the shared heaps (src/heap.c, docs/stats.md): a thread's
+ * first blocks of each size class come from spans every thread shares, so
+ * that many threads with a few blocks of many classes do not each pin a
+ * page per class (bench/threads.c).  Checked as a user sees it:
+ *   - 48 threads with two blocks of each of ~40 classes own no span, and
+ *     all of them together use a few spans per class, not one per thread
+ *     and class (with TIDE_CONF shared_blocks=0, or before the shared
+ *     heaps, it is one per thread and class: the check fails);
+ *   - those blocks stay intact and are freed by their thread, by another
+ *     thread, and after their thread exited; then every figure is back to
+ *     the baseline and tide_trim leaves no span and no pending free;
+ *   - past shared_blocks blocks of a class, a thread gets a span of its own;
+ *   - the walk and tide_block_info see shared blocks (heap 0: no thread
+ *     heap owns them), and a freed one as free;
+ *   - realloc moves a shared block across small, large and huge sizes and
+ *     back, keeping its bytes;
+ *   - a forked child frees the parent's shared blocks and allocates new
+ *     ones, from its main thread and from a new thread;
+ *   - a double free of a shared block is reported, and aborts.
+ * th-static: yes
+ * th-timeout: 120 */
+#include "testhelper.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#define NT 48            /* threads alive at once */
+#define PER 2            /* blocks per class per thread */
+#define MAX_CLASSES 64
+
+static size_t sizes[MAX_CLASSES];  /* one request size per class, 16..2000 bytes */
+static int n_sizes;
+static void *blk[NT][MAX_CLASSES][PER];
+static atomic_int tids[NT];
+static pthread_barrier_t bar;
+
+static int my_tid(void) { return (int)syscall(SYS_gettid); }
+
+/* The classes with blocks of 16 to 2000 bytes, from tide_stats. */
+static void pick_sizes(void)
+{
+    struct tide_stats st = th_stats();
+    n_sizes = 0;
+    for (int c = 1; c < TIDE_N_CLASSES && n_sizes < MAX_CLASSES; c++) {
+        size_t z = st.classes[c].block_size;
+        if (z >= 16 && z <= 2000 && (n_sizes == 0 || z != sizes[n_sizes - 1]))
+            sizes[n_sizes++] = z;
+    }
+}
+
+static struct tide_heap_stats heap_of(int tid, int *found)
+{
+    static struct tide_heap_stats hs[4096];
+    struct tide_heap_stats none;
+    memset(&none, 0, sizeof none);
+    size_t n = tide_stats_heaps(hs, 4096);
+    *found = 0;
+    for (size_t i = 0; i < n && i < 4096; i++)
+        if (hs[i].tid == tid) {
+            none = hs[i];
+            ++*found;
+        }
+    return none;
+}
+
+/* Worker t: PER blocks of every class, filled; waits; frees its own copy
+ * 1 of the even classes; waits; exits with the rest live. */
+static void *worker(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    atomic_store(&tids[t], my_tid());
+    for (int c = 0; c < n_sizes; c++)
+        for (int k = 0; k < PER; k++) {
+            void *p = malloc(sizes[c]);
+            if (p) th_fill(p, sizes[c], TH_SEED(p, sizes[c]));
+            blk[t][c][k] = p;
+        }
+    pthread_barrier_wait(&bar);  /* 1: allocated */
+    pthread_barrier_wait(&bar);  /* 2: main looked and freed copy 0 */
+    for (int c = 0; c < n_sizes; c += 2) {
+        void *p = blk[t][c][1];
+        if (p && !th_verify(p, sizes[c], TH_SEED(p, sizes[c])))
+            fprintf(stderr, "worker %d: block %p of %zu bytes changed\n", t, p, sizes[c]);
+        free(p);
+        blk[t][c][1] = NULL;
+    }
+    pthread_barrier_wait(&bar);  /* 3: own frees done */
+    return NULL;
+}
+
+static int bad_blocks;
+
+static void check_free(void **pp, size_t n)
+{
+    void *p = *pp;
+    if (!p) return;
+    if (!th_verify(p, n, TH_SEED(p, n))) bad_blocks++;
+    free(p);
+    *pp = NULL;
+}
+
+static void many_threads_share_spans(void)
+{
+    TIDE_ONLY();
+    pick_sizes();
+    CHECKF(n_sizes >= 30, "only %d classes of 16..2000 bytes", n_sizes);
+    tide_trim();
+    pthread_barrier_init(&bar, NULL, NT + 1);
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 128 * 1024);
+    pthread_t th[NT];
+    for (int t = 0; t < NT; t++)
+        if (pthread_create(&th[t], &a, worker, (void *)(intptr_t)t) != 0) {
+            FAILF("pthread_create");
+            return;
+        }
+    pthread_barrier_wait(&bar);  /* 1 */
+    struct tide_stats s1 = th_stats();
+    size_t own_spans = 0;
+    int missing = 0, failed = 0;
+    for (int t = 0; t < NT; t++) {
+        int found;
+        struct tide_heap_stats h = heap_of(atomic_load(&tids[t]), &found);
+        if (found != 1) missing++;
+        own_spans += h.n_spans;
+        for (int c = 0; c < n_sizes; c++)
+            for (int k = 0; k < PER; k++)
+                failed += blk[t][c][k] == NULL;
+    }
+    CHECKF(failed == 0, "%d mallocs failed", failed);
+    CHECKF(missing == 0, "%d threads without exactly one heap", missing);
+    /* a few blocks of each class: all from the shared heaps */
+    CHECKF(own_spans == 0, "the %d threads own %zu spans (want 0: their first blocks are shared)", NT, own_spans);
+    /* all threads' blocks of a class share spans: about PER * NT blocks per
+     * class, a span or two per class and shared heap, far from NT spans per class */
+    size_t bound = (size_t)n_sizes * NT / 4;
+    CHECKF(s1.n_spans <= bound, "%zu spans for %d threads x %d classes (want <= %zu; one span per thread and "
+           "class would be %d)", s1.n_spans, NT, n_sizes, bound, NT * n_sizes);
+    /* each block is reported live, by no thread heap */
+    int not_live = 0, owned = 0;
+    for (int t = 0; t < NT; t += 7)
+        for (int c = 0; c < n_sizes; c++) {
+            struct tide_block_info bi;
+            int r = tide_block_info((char *)blk[t][c][0] + 1, &bi);
+            if (r != TIDE_BLOCK_LIVE || bi.block.ptr != blk[t][c][0] || bi.block.size < sizes[c]) not_live++;
+            else if (bi.block.heap != 0) owned++;
+        }
+    CHECKF(not_live == 0, "%d shared blocks not reported live by tide_block_info", not_live);
+    CHECKF(owned == 0, "%d shared blocks reported as a thread heap's", owned);
+    /* other thread: main frees copy 0 of every block */
+    for (int t = 0; t < NT; t++)
+        for (int c = 0; c < n_sizes; c++)
+            check_free(&blk[t][c][0], sizes[c]);
+    pthread_barrier_wait(&bar);  /* 2 */
+    pthread_barrier_wait(&bar);  /* 3: workers freed their even classes */
+    for (int t = 0; t < NT; t++)
+        pthread_join(th[t], NULL);
+    /* owner exited: main frees the rest */
+    for (int t = 0; t < NT; t++)
+        for (int c = 0; c < n_sizes; c++)
+            check_free(&blk[t][c][1], sizes[c]);
+    CHECKF(bad_blocks == 0, "%d blocks changed while live", bad_blocks);
+    pthread_barrier_destroy(&bar);
+    tide_trim();
+    struct tide_stats s2 = th_stats();
+    size_t want = (size_t)NT * n_sizes * PER;
+    CHECKF(s2.n_free - s1.n_free == want, "n_free %+lld, want %zu", (long long)(s2.n_free - s1.n_free), want);
+    CHECKF(s2.live_blocks + want == s1.live_blocks, "live_blocks %zu -> %zu, want %zu fewer", s1.live_blocks,
+           s2.live_blocks, want);
+    CHECKF(s2.pending_remote_frees == 0, "%zu remote frees pending after tide_trim", s2.pending_remote_frees);
+    CHECKF(s2.n_spans <= (size_t)n_sizes, "%zu spans after every block was freed and tide_trim", s2.n_spans);
+}
+
+/* ---- past the threshold ---- */
+
+static void *many_of_one(void *arg)
+{
+    (void)arg;
+    static void *p[2000];
+    int n = 0, ok = 1;
+    atomic_store(&tids[0], my_tid());
+    /* malloc until the heap owns a span of the class */
+    int found;
+    for (n = 0; n < 2000; n++) {
+        p[n] = malloc(48);
+        if (!p[n]) { ok = 0; break; }
+        if (heap_of(my_tid(), &found).n_spans > 0) break;
+    }
+    intptr_t r = ok ? n + 1 : -1;
+    for (int i = 0; i < n + 1 && i < 2000; i++) free(p[i]);
+    return (void *)r;
+}
+
+static void threshold_gives_own_span(void)
+{
+    TIDE_ONLY();
+    pthread_t t;
+    void *r;
+    pthread_create(&t, NULL, many_of_one, NULL);
+    pthread_join(t, &r);
+    long n = (long)(intptr_t)r;
+    /* the default shared_blocks (docs/stats.md): 256 */
+    CHECKF(n == 257, "the thread got a span of its own at its malloc %ld of the class (want 257: after 256 "
+           "shared blocks)", n);
+}
+
+/* ---- the walk ---- */
+
+static void *walk_blocks[5];
+
+static void walk_fn(const struct tide_block *b, void *arg)
+{
+    int *seen = arg;
+    for (int i = 0; i < 5; i++)
+        if (b->ptr == walk_blocks[i]) seen[b->heap == 0 ? 0 : 1]++;
+}
+
+static void *alloc_five(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 5; i++) walk_blocks[i] = malloc(100 + 200 * i);
+    return NULL;
+}
+
+static void walk_sees_shared_blocks(void)
+{
+    TIDE_ONLY();
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_five, NULL);
+    pthread_join(t, NULL);  /* the owner exited: the blocks live on */
+    int seen[2] = { 0, 0 };
+    long n = tide_heap_walk(walk_fn, seen);
+    CHECKF(n > 0, "tide_heap_walk returned %ld", n);
+    CHECKF(seen[0] == 5 && seen[1] == 0, "the walk saw %d of 5 shared blocks with heap 0, %d with a heap", seen[0],
+           seen[1]);
+    for (int i = 0; i < 5; i++) free(walk_blocks[i]);
+    struct tide_block_info bi;
+    int r = tide_block_info(walk_blocks[2], &bi);
+    CHECKF(r == TIDE_BLOCK_FREE, "a freed shared block: tide_block_info says %d, want FREE", r);
+}
+
+/* ---- realloc ---- */
+
+static void *realloc_thread(void *arg)
+{
+    (void)arg;
+    int bad = 0;
+    char *p = malloc(100);
+    th_fill(p, 100, 7);
+    size_t steps[] = { 1500, 100 * 1024, 5 * 1024 * 1024, 200, 40 };
+    size_t have = 100;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char *q = realloc(p, steps[i]);
+        if (!q) { bad = 100; break; }
+        size_t keep = have < steps[i] ? have : steps[i];
+        if (!th_verify(q, keep < 100 ? keep : 100, 7)) bad++;
+        p = q;
+        have = steps[i];
+    }
+    free(p);
+    return (void *)(intptr_t)bad;
+}
+
+static void realloc_across_ranges(void)
+{
+    pthread_t t;
+    void *r;
+    pthread_create(&t, NULL, realloc_thread, NULL);
+    pthread_join(t, &r);
+    CHECKF(r == NULL, "realloc of a shared block: %ld steps lost bytes", (long)(intptr_t)r);
+}
+
+/* ---- fork ---- */
+
+static void *parent_blocks[8];
+
+static void *child_thread(void *arg)
+{
+    (void)arg;
+    intptr_t bad = 0;
+    for (int i = 0; i < 100; i++) {
+        void *p = malloc(16 + 19 * i);
+        if (!p) bad++;
+        memset(p, 1, 16 + 19 * i);
+        free(p);
+    }
+    return (void *)bad;
+}
+
+static void fork_child(void *arg)
+{
+    (void)arg;
+    int bad = 0;
+    for (int i = 0; i < 8; i++) {
+        if (!th_verify(parent_blocks[i], 300 + 100 * i, i)) bad++;
+        free(parent_blocks[i]);
+    }
+    void *q[40];
+    for (int i = 0; i < 40; i++) { q[i] = malloc(16 + 48 * i); if (!q[i]) bad++; else memset(q[i], 2, 16 + 48 * i); }
+    pthread_t t;
+    void *r;
+    if (pthread_create(&t, NULL, child_thread, NULL) != 0 || pthread_join(t, &r) != 0 || r) bad++;
+    for (int i = 0; i < 40; i++) free(q[i]);
+    tide_trim();
+    struct tide_stats s;
+    tide_stats_get(&s);
+    if (s.pending_remote_frees) bad++;
+    _exit(bad ? 1 : 0);
+}
+
+static void *fork_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++) {
+        parent_blocks[i] = malloc(300 + 100 * i);
+        th_fill(parent_blocks[i], 300 + 100 * i, i);
+    }
+    return (void *)(intptr_t)th_in_child(fork_child, NULL, -1, -1);
+}
+
+static void forked_child(void)
+{
+    pthread_t t;
+    void *r;
+    pthread_create(&t, NULL, fork_thread, NULL);
+    pthread_join(t, &r);
+    int st = (int)(intptr_t)r;
+    char buf[80];
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %s", th_status_str(st, buf, sizeof buf));
+    for (int i = 0; i < 8; i++) free(parent_blocks[i]);
+}
+
+/* ---- misuse ---- */
+
+static void double_free_child(void *arg)
+{
+    (void)arg;
+    void *p = th_opaque_ptr(malloc(1900));  /* main has not used this class: a shared block */
+    struct tide_block_info bi;
+    if (!p || tide_block_info(p, &bi) != TIDE_BLOCK_LIVE || bi.block.heap != 0)
+        _exit(3);
+    free(p);
+    free(th_opaque_ptr(p));
+    _exit(0);
+}
+
+static void double_free_reported(void)
+{
+    TIDE_ONLY();
+    char path[] = "/tmp/tide-shared-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) { FAILF("mkstemp"); return; }
+    unlink(path);
+    int st = th_in_child(double_free_child, NULL, -1, fd);
+    char buf[600] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+    close(fd);
+    char sb[80];
+    CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "double free of a shared block: %s, stderr: %s",
+           th_status_str(st, sb, sizeof sb), buf);
+    CHECKF(strstr(buf, "double free") != NULL, "no \"double free\" in: %s", buf);
+}
+
+int main(void)
+{
+    RUN(on_tide);
+    RUN(many_threads_share_spans);
+    RUN(threshold_gives_own_span);
+    RUN(walk_sees_shared_blocks);
+    RUN(realloc_across_ranges);
+    RUN(forked_child);
+    RUN(double_free_reported);
+    return th_summary();
+}
