@@ -231,12 +231,12 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 
 /* The span of b, a block on h's notify list: one of h's SMALL spans, or
  * the list was corrupted (a link overwritten by a write after free). */
-static tide_span_t *notify_span(tide_heap_t *h, tide_free_block_t *b)
+static tide_span_t *notify_span(tide_heap_t *h, tide_free_block_t *b, const char *op)
 {
     tide_span_t *s = tidei_pagemap_lookup(b);
     if (tide_unlikely(!s || s->kind != TIDE_SPAN_SMALL || atomic_load_explicit(&s->heap, relaxed) != h ||
                       !tidei_block_ok(s, (uintptr_t)b - s->start, s->blk_bound)))
-        tidei_misuse("free", b, "heap corruption: a free block's link was overwritten (a write after free, "
+        tidei_misuse(op, b, "heap corruption: a free block's link was overwritten (a write after free, "
                      "or an overflow from the block before)");
     return s;
 }
@@ -259,15 +259,16 @@ enum notify_dest {
 };
 
 /* Takes every block off h's notify list (the frees other threads made into
- * h's full spans) and puts it where dest says.  The owner, or the
- * scavenger with h->lock held. */
-static void notify_take(tide_heap_t *h, enum notify_dest dest)
+ * h's full spans) and puts it where dest says; a corrupted link is
+ * reported as found by op.  The owner, or the scavenger with h->lock
+ * held. */
+static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
 {
     if (!atomic_load_explicit(&h->notify, relaxed))
         return;
     tide_free_block_t *b = atomic_exchange_explicit(&h->notify, NULL, acquire);
     while (b) {
-        tide_span_t *s = notify_span(h, b);
+        tide_span_t *s = notify_span(h, b, op);
         tide_free_block_t *next = notify_next(s, b);
         if (dest == NOTIFY_REMOTE) {
             uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
@@ -327,7 +328,7 @@ bool tidei_heap_release(tide_heap_t *h)
     bool freed = false;
     tidei_heap_lock(h);
     h->slow_seq++;
-    notify_take(h, NOTIFY_LOCAL_SETTLE);
+    notify_take(h, NOTIFY_LOCAL_SETTLE, "free");
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
         size_t got = tidei_span_take_remote(s);
@@ -403,7 +404,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {
     if (pthread_mutex_trylock(&h->lock) != 0)
         return false;
-    notify_take(h, NOTIFY_REMOTE);
+    notify_take(h, NOTIFY_REMOTE, "free");
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
         if (span_quiescent(s)) {
@@ -637,7 +638,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         if (s->free)
             return s;
     }
-    notify_take(h, NOTIFY_LOCAL_SETTLE);
+    notify_take(h, NOTIFY_LOCAL_SETTLE, "malloc");
     for (s = h->bins[cls]; s;) {
         tide_span_t *next = s->next;
         if (!s->free)
@@ -711,7 +712,7 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
     for (tide_span_t *s = h->full; s; s = s->next)
         span_set_state(s, TIDE_RS_NEVER);
     /* 2. Take the notifications that got in before. */
-    notify_take(h, NOTIFY_LOCAL);
+    notify_take(h, NOTIFY_LOCAL, "free");
     /* 3. Hand every span over. */
     pthread_mutex_lock(&tidei_heaps_lock);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {

@@ -169,9 +169,10 @@ void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op)
 }
 
 /* Takes the whole remote list of s (keeping its notify state), moves its
- * blocks to local_free and returns how many there were.  Owner only (or
- * whoever holds an abandoned span under tidei_heaps_lock). */
-size_t tidei_span_take_remote(tide_span_t *s)
+ * blocks to local_free and returns how many there were; a corrupted link
+ * is reported as found by op.  Owner only (or whoever holds an abandoned
+ * span under tidei_heaps_lock). */
+static size_t take_remote(tide_span_t *s, const char *op)
 {
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
     if ((old & ~TIDE_RS_MASK) == 0)
@@ -182,10 +183,10 @@ size_t tidei_span_take_remote(tide_span_t *s)
     if (!list)
         return 0;
     if (!link_target_ok(s, list))
-        tidei_link_bad_head(s, list, "free");
+        tidei_link_bad_head(s, list, op);
     size_t n = 1;
     tide_free_block_t *tail = list;
-    for (tide_free_block_t *t; (t = tidei_link_next(s, tail, "free")) != NULL; tail = t)
+    for (tide_free_block_t *t; (t = tidei_link_next(s, tail, op)) != NULL; tail = t)
         n++;
     tail->link = tidei_link_encode(s, s->local_free);
     s->local_free = list;
@@ -194,12 +195,18 @@ size_t tidei_span_take_remote(tide_span_t *s)
     return n;
 }
 
+/* take_remote outside malloc (a trim, a sweep, an exit). */
+size_t tidei_span_take_remote(tide_span_t *s)
+{
+    return take_remote(s, "free");
+}
+
 /* Refills s->free (called when it is empty): remote frees first, then the
  * owner's own frees, then fresh blocks.  Leaves s->free NULL only when every
  * block is out.  Returns how many remote frees it took.  Owner only. */
 size_t tidei_span_collect(tide_span_t *s)
 {
-    size_t got = tidei_span_take_remote(s);
+    size_t got = take_remote(s, "malloc");
     if (s->local_free) {
         tide_free_block_t *b = s->local_free;
         s->local_free = NULL;

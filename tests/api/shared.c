@@ -342,8 +342,9 @@ static void double_free_child(void *arg)
     struct tide_block_info bi;
     if (!p || tide_block_info(p, &bi) != TIDE_BLOCK_LIVE || bi.block.heap != 0)
         _exit(3);
+    uintptr_t a = (uintptr_t)p;
     free(p);
-    free(th_opaque_ptr(p));
+    free((void *)th_opaque(a));
     _exit(0);
 }
 

@@ -178,6 +178,7 @@ int main(void)
     tidei_opt.guard = 1;
     tidei_opt.guard_rate = 1L << 40;
     tidei_opt.crash_report = 1;
+    tidei_opt.shared_blocks = 0;  /* blocks from the thread's own spans: "heap 1 (thread N)" */
     tidei_guard_init();
     tidei_crash_init();
     tidei_free(tidei_malloc(16));  /* the thread's heap, and its signal stack */
