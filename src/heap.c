@@ -3,7 +3,8 @@
  * of exited threads.
  *
  * Lock order (the whole library's): tidei_backup_lock -> h->lock (a heap's
- * slow paths, tidei_heap_lock) -> tidei_heaps_lock -> tidei_arena.lock.
+ * slow paths, tidei_heap_lock; or a shared heap's, never with a thread
+ * heap's held) -> tidei_heaps_lock -> tidei_arena.lock.
  * The scavenger holds tidei_heaps_lock and only trylocks h->lock.  The
  * guard's, the profiler's and the GC heap's locks are leaves (each file
  * says which of these it may hold when it takes one).  tidei_heaps_lock
