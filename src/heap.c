@@ -324,11 +324,9 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
  * Run by h's owner (tide_trim), which is in none of its fast paths, or
  * for a shared heap by any thread (its lock makes it the owner; no tide
  * lock held).  True if a span went back. */
-bool tidei_heap_release(tide_heap_t *h)
+static bool heap_release_locked(tide_heap_t *h)
 {
     bool freed = false;
-    tidei_heap_lock(h);
-    h->slow_seq++;
     notify_take(h, NOTIFY_LOCAL_SETTLE, "free");
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
@@ -345,6 +343,14 @@ bool tidei_heap_release(tide_heap_t *h)
                 freed |= span_retire_any(h, s, false);
         }
     }
+    return freed;
+}
+
+bool tidei_heap_release(tide_heap_t *h)
+{
+    tidei_heap_lock(h);
+    h->slow_seq++;
+    bool freed = heap_release_locked(h);
     pthread_mutex_unlock(&h->lock);
     return freed;
 }
@@ -491,22 +497,19 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
     return b;
 }
 
-/* The fence tidei_heap_reclaim needs before it takes a shared heap's
- * direct spans: none, since nobody pops from them without the heap's lock,
- * which the reclaim holds. */
-static bool shared_fence(tide_heap_t *sh)
-{
-    (void)sh;
-    return true;
-}
-
-/* The scavenger (or tide_trim) takes back what shared heap sh caches:
- * the frees other threads made into its spans, and every span with no
- * live block.  False if sh's lock was taken (it is busy).  tidei_heaps_lock
- * held, as for tidei_heap_reclaim. */
+/* The scavenger takes back what shared heap sh caches: the frees made
+ * into its spans (taken in as its owner would: nobody allocates from sh
+ * without its lock) and every span with no live block.  False if sh's lock
+ * was taken (it is busy).  Leaves sh's activity as it was, so that the
+ * scavenger sees it idle still.  tidei_heaps_lock held, as for
+ * tidei_heap_reclaim (hence the trylock). */
 bool tidei_heap_reclaim_shared(tide_heap_t *sh)
 {
-    return tidei_heap_reclaim(sh, shared_fence);
+    if (pthread_mutex_trylock(&sh->lock) != 0)
+        return false;
+    heap_release_locked(sh);
+    pthread_mutex_unlock(&sh->lock);
+    return true;
 }
 
 /* fork: the prepare handler takes every shared heap's lock (after

@@ -193,9 +193,11 @@ fi
 # start NAME EXE: runs EXE in the background (stdout to $tmp/NAME.out) and
 # waits for its `ready` line; sets $pid.  Without the scavenger: the program
 # waits idle, and the heap it describes must stay as it is while gdb reads it.
+# shared_blocks=0: its threads' blocks come from their own spans, so that the
+# notify list, the local free lists and the abandoned spans it sets up exist.
 start() {
     local name=$1 exe=$2 i
-    TIDE_CONF=decay_ms=-1 "$exe" 60 >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
+    TIDE_CONF=decay_ms=-1,shared_blocks=${SHARED_BLOCKS:-0} "$exe" 60 >"$tmp/$name.out" 2>"$tmp/$name.err" </dev/null &
     pid=$!
     pids+=("$pid")
     for ((i = 0; i < 300; i++)); do

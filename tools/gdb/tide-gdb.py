@@ -375,7 +375,7 @@ class Tide(object):
         return self._heap(self.g["tidei_backup_heap"])
 
     def shared(self):
-        """The shared heaps (src/heap.c:tidei_shared_heaps): a thread's first
+        """The shared heaps (tidei_shared_heaps, in heap.c): a thread's first
         blocks of each class come from their spans."""
         v = self.g["tidei_shared_heaps"]
         return [self._heap(v[i]) for i in range(self._array_len(v))]
