@@ -56,8 +56,8 @@ tide_heap_t tidei_backup_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = 
  * idle for the decay delay, as for a thread's heap (scav.c).  Not in the
  * registry: no thread owns them. */
 tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
-    [0 ... TIDE_SHARED_HEAPS - 1] = { .direct = EMPTY_DIRECT, .in_use = true, .tid = -2,
-                                      .lock = PTHREAD_MUTEX_INITIALIZER } };
+    [0 ... TIDE_SHARED_HEAPS - 1] = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT,
+                                      .in_use = true, .tid = -2, .lock = PTHREAD_MUTEX_INITIALIZER } };
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
@@ -309,21 +309,29 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
             old = atomic_load_explicit(&s->remote, relaxed);
             while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, old & ~TIDE_RS_MASK, release, relaxed))
                 ;
-            return;
+            break;
         }
         b->link = tidei_link_encode(s, (tide_free_block_t *)(old & ~TIDE_RS_MASK));
         if (atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
                                                   release, relaxed))
-            return;
+            break;
     }
+    /* A shared heap has no thread whose own activity would bring the
+     * scavenger back to it: the free tells it (a load, and a store only
+     * when the flag was clear).  Should s have been collected and retired
+     * meanwhile, h is NULL or another heap: a needless flag costs the
+     * scavenger one more look. */
+    tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
+    if (h && tidei_heap_is_shared(h) && !atomic_load_explicit(&h->remote_in, relaxed))
+        atomic_store_explicit(&h->remote_in, true, relaxed);
 }
 
 /* Gives back what h caches: takes in the frees other threads made into its
  * spans and returns every empty span, the last of its class included, to
  * the page allocator.  Spans with a live block keep their free blocks.
- * Run by h's owner (tide_trim), which is in none of its fast paths, or
- * for a shared heap by any thread (its lock makes it the owner; no tide
- * lock held).  True if a span went back. */
+ * h->lock held, by h's owner, which is in none of its fast paths, or for a
+ * shared heap by any thread (its lock makes it the owner).  True if a span
+ * went back. */
 static bool heap_release_locked(tide_heap_t *h)
 {
     bool freed = false;
@@ -346,6 +354,8 @@ static bool heap_release_locked(tide_heap_t *h)
     return freed;
 }
 
+/* heap_release_locked for h's owner (tide_trim), or any thread for a
+ * shared heap; no tide lock held. */
 bool tidei_heap_release(tide_heap_t *h)
 {
     tidei_heap_lock(h);
@@ -466,7 +476,7 @@ bool tidei_heap_is_shared(const tide_heap_t *h)
 }
 
 /* A block of class cls from a shared heap, for h's thread, which has no
- * span of that class (h->shared_n[cls] < TIDE_SHARED_BLOCKS).  The block
+ * span of that class (h->shared_n[cls] < TIDE_CONF shared_blocks).  The block
  * moves out of h's books into the shared heap's at once (h counts the
  * malloc and a move out, the shared heap a move in), so that every free of
  * it is a free into another heap's span.  NULL with errno = ENOMEM when
@@ -510,6 +520,16 @@ bool tidei_heap_reclaim_shared(tide_heap_t *sh)
     heap_release_locked(sh);
     pthread_mutex_unlock(&sh->lock);
     return true;
+}
+
+/* The activity the scavenger watches for shared heap sh: its own (its
+ * allocations) and the remote frees made into its spans since it last
+ * looked.  tidei_heaps_lock held (the scavenger). */
+uint64_t tidei_heap_shared_activity(tide_heap_t *sh)
+{
+    if (atomic_exchange_explicit(&sh->remote_in, false, relaxed))
+        sh->scav_remote_seen++;
+    return tidei_heap_activity(sh) + sh->scav_remote_seen;
 }
 
 /* fork: the prepare handler takes every shared heap's lock (after

@@ -194,7 +194,7 @@ static bool (*reclaim_fence(void))(tide_heap_t *)
 static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t decay, uint64_t *next_ms,
                        bool (*reclaim)(tide_heap_t *h, bool (*fence)(tide_heap_t *)), bool (*fence)(tide_heap_t *))
 {
-    uint64_t act = tidei_heap_activity(h);
+    uint64_t act = tidei_heap_is_shared(h) ? tidei_heap_shared_activity(h) : tidei_heap_activity(h);
     if (act != h->scav_activity) {
         h->scav_activity = act;
         h->scav_since_ms = now;

@@ -398,6 +398,7 @@ extern tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS];
 bool tidei_heap_is_shared(const tide_heap_t *h);
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls);
 bool tidei_heap_reclaim_shared(tide_heap_t *sh);
+uint64_t tidei_heap_shared_activity(tide_heap_t *sh);
 void tidei_heap_shared_lock_all(void);
 void tidei_heap_shared_unlock_all(void);
 extern tide_heap_t *tidei_heaps;
