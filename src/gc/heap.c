@@ -161,9 +161,19 @@ static void pool_remove(gc_pool_t *p, gc_span_t *g)
 static inline void clear_tail(gc_link_t *b, size_t size)
 {
     if (size <= 128) {
+        /* sizes up to 128 are multiples of 16; a loop here would become
+         * a `rep stos`, whose start-up costs more than these stores */
         uint64_t *w = (uint64_t *)b;
-        for (size_t i = 2; i < size / 8; i++)
-            w[i] = 0;
+        switch (size >> 4) {
+        case 8: w[14] = 0; w[15] = 0; /* fall through */
+        case 7: w[12] = 0; w[13] = 0; /* fall through */
+        case 6: w[10] = 0; w[11] = 0; /* fall through */
+        case 5: w[8] = 0; w[9] = 0;   /* fall through */
+        case 4: w[6] = 0; w[7] = 0;   /* fall through */
+        case 3: w[4] = 0; w[5] = 0;   /* fall through */
+        case 2: w[2] = 0; w[3] = 0;   /* fall through */
+        default: break;
+        }
     } else {
         memset((char *)b + 16, 0, size - 16);
     }
