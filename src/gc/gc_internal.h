@@ -90,6 +90,7 @@ typedef struct tidei_gc_span {
     uint32_t swept;              /* collection number it was last swept in */
     uint32_t n_marked;           /* blocks the last collection marked */
     uint32_t take_pos;           /* held: the bitmap word span_take_free goes on from */
+    uint32_t pop_end;            /* fresh: bytes from the start made resident ahead (span_take_free) */
     uint8_t fresh;               /* every block not handed out yet is zero (pages new from the OS) */
     uint8_t kind;                /* GK_* */
     uint8_t big;                 /* one block */

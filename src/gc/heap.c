@@ -179,6 +179,35 @@ static inline void clear_tail(gc_link_t *b, size_t size)
     }
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define POPULATE_BYTES ((size_t)64 << 10) /* made resident at once ahead of the free lists */
+static bool populate_off;  /* the kernel refused MADV_POPULATE_WRITE (before 5.14) */
+
+/* Makes the pages of fresh span g resident up to byte `end` (from its
+ * start), POPULATE_BYTES at a time: one system call instead of a page
+ * fault per page, which costs several microseconds in a virtual machine
+ * (gcbench: a third of span_take_free's time).  The pages are about to be
+ * written by the linking of the free list anyway. */
+static void span_populate(gc_span_t *g, size_t end)
+{
+    if (end <= g->pop_end || populate_off)
+        return;
+    size_t span_bytes = g->span->n_pages << TIDE_PAGE_SHIFT;
+    size_t to = g->pop_end + POPULATE_BYTES;
+    if (to < end)
+        to = (end + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    if (to > span_bytes)
+        to = span_bytes;
+    int e = errno;
+    if (madvise((void *)(g->span->start + g->pop_end), to - g->pop_end, MADV_POPULATE_WRITE) != 0 &&
+        errno == EINVAL)
+        populate_off = true;
+    errno = e;
+    g->pop_end = (uint32_t)to;
+}
+
 /* Puts free blocks of g (held by the caller) on a list, from bitmap word
  * g->take_pos on, until the list holds about TAKE_BYTES (at least one
  * block, if any is left), sets their alloc bits and returns the list (NULL
@@ -194,6 +223,10 @@ static gc_link_t *span_take_free(gc_span_t *g)
     size_t n = 0, want = TAKE_BYTES / g->size + 1;
     uint32_t w = g->take_pos;
     bool clear = g->kind != GK_ATOMIC && !g->fresh;  /* malloc then clears only the two first words */
+    if (g->fresh && w < g->words) {
+        size_t end = ((size_t)w * 64 + want) * g->size;
+        span_populate(g, end < (size_t)g->n_blocks * g->size ? end : (size_t)g->n_blocks * g->size);
+    }
     for (; w < g->words && n < want; w++) {
         uint64_t free = ~al[w];
         if (w == g->words - 1 && (g->n_blocks & 63))
