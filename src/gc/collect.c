@@ -44,6 +44,10 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     /* roots: their direct referents are pushed, then drained in parallel */
     tidei_gc_roots_scan(my_sp);
     tidei_gc_mark_parallel();
+    /* a mark stack that could not grow: settled before finalization looks
+     * at the marks, or it would take reachable objects for dead (run their
+     * finalizers, clear the links to them) */
+    tidei_gc_mark_settle();
     tidei_gc_fin_mark();
     tidei_gc_mark_drain();
     tidei_gc_mark_settle();

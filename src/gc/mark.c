@@ -24,6 +24,7 @@ typedef struct __attribute__((aligned(64))) gc_marker {
     size_t n, cap;               /* entries used, room for */
     size_t bytes;                /* bytes it marked in this collection */
     bool overflow;               /* a push was dropped (no memory): some objects not scanned */
+    bool settled;                /* mk0: every allocated block was counted as marked (overflow) */
     uintptr_t cpage;             /* the page last looked up (0: none), and what it held: */
     tide_span_t *cs;             /*   its span (NULL: not a GC span) */
     gc_span_t *cg;               /*   its GC data */
@@ -313,6 +314,7 @@ void tidei_gc_mark_start(void)
         mark_hi = mark_lo;
     mk0.bytes = 0;
     mk0.overflow = false;
+    mk0.settled = false;
     mk0.cpage = 0;
     for (int i = 0; i < n_helpers; i++) {
         mk_help[i].cpage = 0;
@@ -320,14 +322,18 @@ void tidei_gc_mark_start(void)
     }
 }
 
-/* After the last drain: if a push was dropped (the OS refused memory for a
- * mark stack), some reachable blocks may be unmarked, so every allocated
- * block counts as marked: this collection frees nothing and runs no
- * finalizer, rather than free a live block.  World stopped. */
+/* After a drain: if a push was dropped (the OS refused memory for a mark
+ * stack), some reachable blocks may be unmarked, so every allocated block
+ * counts as marked: this collection frees nothing, and (settled before
+ * finalization looks at the marks) runs no finalizer and clears no link,
+ * rather than take a live block for dead.  Called after the roots' drain
+ * and after finalization's; the second time only if finalization's marks
+ * overflowed.  World stopped. */
 void tidei_gc_mark_settle(void)
 {
-    if (!mk0.overflow)
+    if (!mk0.overflow || mk0.settled)
         return;
+    mk0.settled = true;
     size_t bytes = 0;
     for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
         uint32_t n = 0;
