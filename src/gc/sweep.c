@@ -43,6 +43,16 @@ uint32_t tidei_gc_span_sweep(gc_span_t *g)
     return g->n_blocks - n_alloc;
 }
 
+/* Whether small span g has a block out (or not swept since it had). */
+static bool span_had_blocks(const gc_span_t *g)
+{
+    const uint64_t *al = ALLOCS(g);
+    for (uint32_t w = 0; w < g->words; w++)
+        if (al[w])
+            return true;
+    return false;
+}
+
 /* After the mark: rebuilds the pools and picks what is freed after the
  * restart.  World stopped. */
 void tidei_gc_pools_rebuild(void)
@@ -58,6 +68,23 @@ void tidei_gc_pools_rebuild(void)
             continue;
         if (g->held) {
             g->swept = cur;
+            continue;
+        }
+        if (g->n_marked == 0 && span_had_blocks(g)) {
+            /* all its blocks died: it is kept, all free, for this cycle's
+             * allocation (before any span with survivors is swept), which
+             * saves giving its pages back and taking others, and keeps them
+             * resident and cached; if it is still unused at the next
+             * collection, it goes back then */
+            uint64_t *al = ALLOCS(g);
+            uint32_t dead = 0;
+            for (uint32_t w = 0; w < g->words; w++) {
+                dead += (uint32_t)__builtin_popcountll(al[w]);
+                al[w] = 0;
+            }
+            atomic_fetch_add_explicit(&tidei_gc_reclaimed_total, (uint64_t)dead * g->size, relaxed);
+            g->swept = cur;
+            tidei_gc_pool_push(&tidei_gc_pools[g->kind][g->cls].avail, g, GL_AVAIL);
             continue;
         }
         if (g->n_marked == 0) {
