@@ -59,7 +59,7 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     tidei_gc_mark_settle();
     tidei_gc_fin_after_mark();
     tidei_gc_free_lists_alloc(true);
-    __atomic_store_n(&tidei_gc_live_after, tidei_gc_marked_bytes(), __ATOMIC_RELAXED);
+    __atomic_store_n(&tidei_gc_live_after, tidei_gc_mark_count(), __ATOMIC_RELAXED);
     atomic_store_explicit(&tidei_gc_allocd_since, 0, relaxed);
     n_allocating_prev = atomic_exchange_explicit(&n_allocating, 0, relaxed);
     pace_update(heap_before);

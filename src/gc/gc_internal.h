@@ -88,7 +88,7 @@ typedef struct tidei_gc_span {
     uint32_t n_blocks;           /* blocks in the span (1 if big) */
     uint32_t words;              /* 64-bit words per bitmap */
     uint32_t swept;              /* collection number it was last swept in */
-    uint32_t n_marked;           /* blocks the last collection marked */
+    uint32_t n_marked;           /* blocks the last collection marked (counted after its mark) */
     uint32_t take_pos;           /* held: the bitmap word span_take_free goes on from */
     uint32_t pop_end;            /* fresh: bytes from the start made resident ahead (span_take_free) */
     uint8_t fresh;               /* every block not handed out yet is zero (pages new from the OS) */
@@ -309,8 +309,9 @@ void tidei_gc_mark_drain(void);
 void tidei_gc_mark_parallel(void);
 /* Marks w's block and what it reaches (tidei_gc_mark_word, then drain). */
 void tidei_gc_mark_from(uintptr_t w);
-/* Bytes marked since tidei_gc_mark_start. */
-size_t tidei_gc_marked_bytes(void);
+/* After the mark: sets each span's n_marked from its mark bits; returns
+ * the bytes marked. */
+size_t tidei_gc_mark_count(void);
 /* Starts the helper markers once.  tidei_gc_threads_lock held. */
 void tidei_gc_helpers_start(void);
 void tidei_gc_start_markers(void);

@@ -22,7 +22,6 @@
 typedef struct __attribute__((aligned(64))) gc_marker {
     gc_range_t *stk;                /* its mark stack (mapped): ranges to scan */
     size_t n, cap;               /* entries used, room for */
-    size_t bytes;                /* bytes it marked in this collection */
     bool overflow;               /* a push was dropped (no memory): some objects not scanned */
     bool settled;                /* mk0: every allocated block was counted as marked (overflow) */
     uintptr_t cpage;             /* the page last looked up (0: none), and what it held: */
@@ -62,6 +61,20 @@ static bool stack_grow(gc_range_t **stk, size_t *cap)
     *stk = p;
     *cap = ncap;
     return true;
+}
+
+/* Sets bit b of *w atomically; whether it was set.  One lock bts on
+ * x86-64 (GCC makes the fetch_or a compare-exchange loop here). */
+static inline bool tidei_gc_bit_test_set(uint64_t *w, unsigned b)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE  /* (TSan sees the builtin only) */
+    bool was;
+    __asm__ volatile("lock btsq %2, %0" : "+m"(*w), "=@ccc"(was) : "r"((uint64_t)b) : "memory");
+    return was;
+#else
+    uint64_t bit = (uint64_t)1 << b;
+    return (__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit) != 0;
+#endif
 }
 
 static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
@@ -119,14 +132,11 @@ static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
     if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
         return;
     if (mark_par) {
-        if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
+        if (tidei_gc_bit_test_set(mw, i & 63))
             return;  /* another marker got it first */
-        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
     } else {
         __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
-        g->n_marked++;
     }
-    m->bytes += g->size;
     if (g->kind != GK_ATOMIC)
         push_m(m, base, base + (g->big ? g->req : g->size));
 }
@@ -230,7 +240,6 @@ static void *helper_main(void *arg)
             pthread_cond_wait(&start_cv, &par_mu);
         seen = par_epoch;
         pthread_mutex_unlock(&par_mu);
-        m->bytes = 0;
         par_work(m);
         pthread_mutex_lock(&par_mu);
         par_left--;
@@ -294,25 +303,20 @@ void tidei_gc_mark_parallel(void)
     pthread_mutex_unlock(&par_mu);
     atomic_store_explicit(&par_want, 0, relaxed);
     mark_par = false;
-    for (int i = 0; i < n_helpers; i++) {
-        mk0.bytes += mk_help[i].bytes;
+    for (int i = 0; i < n_helpers; i++)
         mk0.overflow |= mk_help[i].overflow;
-    }
 }
 
 /* ---- what the collection calls (the collecting thread's marker) ---- */
 
 void tidei_gc_mark_start(void)
 {
-    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
         memset(MARKS(g), 0, g->words * sizeof(uint64_t));
-        g->n_marked = 0;
-    }
     mark_lo = atomic_load_explicit(&tidei_gc_heap_lo, relaxed);
     mark_hi = atomic_load_explicit(&tidei_gc_heap_hi, relaxed);
     if (mark_hi < mark_lo)
         mark_hi = mark_lo;
-    mk0.bytes = 0;
     mk0.overflow = false;
     mk0.settled = false;
     mk0.cpage = 0;
@@ -334,17 +338,8 @@ void tidei_gc_mark_settle(void)
     if (!mk0.overflow || mk0.settled)
         return;
     mk0.settled = true;
-    size_t bytes = 0;
-    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
-        uint32_t n = 0;
-        for (uint32_t w = 0; w < g->words; w++) {
-            MARKS(g)[w] = ALLOCS(g)[w];
-            n += (uint32_t)__builtin_popcountll(ALLOCS(g)[w]);
-        }
-        g->n_marked = n;
-        bytes += (size_t)n * g->size;
-    }
-    mk0.bytes = bytes;
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
+        memcpy(MARKS(g), ALLOCS(g), g->words * sizeof(uint64_t));
     if (tidei_opt.verbose)
         tidei_warn("tide: GC: no memory for the mark stack; this collection frees nothing\n");
 }
@@ -352,7 +347,22 @@ void tidei_gc_mark_settle(void)
 void tidei_gc_mark_word(uintptr_t w) { mark_word_m(&mk0, w); }
 void tidei_gc_scan_range(uintptr_t lo, uintptr_t hi) { scan_range_m(&mk0, lo, hi); }
 void tidei_gc_mark_drain(void) { drain_m(&mk0); }
-size_t tidei_gc_marked_bytes(void) { return mk0.bytes; }
+/* After the mark: each span's count of marked blocks (n_marked), and the
+ * bytes marked in all.  Counted here rather than as blocks are marked: a
+ * marker's mark is then one store (one atomic OR in a parallel drain, and
+ * no shared counter).  World stopped. */
+size_t tidei_gc_mark_count(void)
+{
+    size_t bytes = 0;
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+        uint32_t n = 0;
+        for (uint32_t w = 0; w < g->words; w++)
+            n += (uint32_t)__builtin_popcountll(MARKS(g)[w]);
+        g->n_marked = n;
+        bytes += (size_t)n * g->size;
+    }
+    return bytes;
+}
 
 void tidei_gc_push_range(void *lo, void *hi)
 {
@@ -377,8 +387,6 @@ void tidei_gc_mark_uncollectable(void)
             if (!BIT_TEST(ALLOCS(g), i) || BIT_TEST(MARKS(g), i))
                 continue;
             BIT_SET(MARKS(g), i);
-            g->n_marked++;
-            mk0.bytes += g->size;
             uintptr_t base = g->span->start + (uintptr_t)i * g->size;
             push_m(&mk0, base, base + (g->big ? g->req : g->size));
         }
@@ -425,12 +433,13 @@ int tidei_gc_mark_bit(const void *p, int set)
         return 0;
     uint64_t bit = (uint64_t)1 << (i & 63);
     int old = (int)BIT_TEST(MARKS(g), i);
-    /* n_marked follows: a span whose only marked block was marked here
-     * (ECL marks its Lisp stacks this way) must not be taken for dead */
-    if (set > 0 && !(__atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED) & bit))
-        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
-    else if (set == 0 && (__atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED) & bit))
-        __atomic_fetch_sub(&g->n_marked, 1, __ATOMIC_RELAXED);
+    /* (a span whose only marked block was marked here, as ECL marks its
+     * Lisp stacks, is not taken for dead: n_marked is counted from the
+     * bits after the mark) */
+    if (set > 0)
+        __atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED);
+    else if (set == 0)
+        __atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED);
     return old;
 }
 
