@@ -74,7 +74,7 @@ typedef struct gc_link {
 } gc_link_t;
 
 /* Which list of its pool a span is on (gc_span_t.list). */
-enum { GL_NONE = 0, GL_SWEEP, GL_AVAIL, GL_FULL, GL_DEAD };
+enum { GL_NONE = 0, GL_SWEEP, GL_AVAIL, GL_FULL, GL_EMPTY, GL_DEAD };
 
 /* The collector's data of one GC span.  Fields written while a thread
  * holds the span are the holder's; others under the pool lock, or by the
@@ -115,6 +115,7 @@ typedef struct gc_pool {
     gc_span_t *sweep;            /* not swept since the last collection */
     gc_span_t *avail;            /* swept, with free blocks */
     gc_span_t *full;             /* swept, no free block */
+    gc_span_t *empty;            /* every block died at the last collection: all free */
 } gc_pool_t;
 
 /* A thread that uses the GC heap (registered). */
@@ -188,6 +189,7 @@ static inline uint32_t tidei_gc_block_index(const gc_span_t *g, uintptr_t a)
 extern gc_pool_t tidei_gc_pools[GK_N][TIDE_N_CLASSES];
 extern gc_span_t *tidei_gc_all_spans;     /* every GC span (next/prev) */
 extern gc_span_t *tidei_gc_bigs;          /* every big block (lnext/lprev; big_lock) */
+extern _Atomic size_t tidei_gc_empty_bytes; /* bytes of spans on the pools' empty lists */
 extern _Atomic uintptr_t tidei_gc_heap_lo, tidei_gc_heap_hi; /* bounds of every GC span ever */
 extern _Atomic size_t tidei_gc_heap_bytes;      /* bytes of GC spans */
 extern _Atomic size_t tidei_gc_allocd_since;    /* bytes taken for allocation since the last collection */

@@ -19,8 +19,10 @@
  * no atomic.  When the list runs dry the thread releases the span (to the
  * pool's `full` list) and takes another from the pool of its (kind, class)
  * under the pool's lock: an `avail` span (swept, with free blocks), else an
+ * `empty` one (all its blocks died at the last collection), else an
  * unswept one, which it sweeps then (sweep.c: alloc &= mark), else a new
- * span.  Taking a span sets the alloc bit of every block put on the list.
+ * span (the other pools' empty spans are given back to the page allocator
+ * first).  Taking a span sets the alloc bit of every block put on the list.
  * Big blocks are on a list of their own (big_lock).
  *
  * Locks (order: gc_internal.h): a pool's lock, big_lock and all_lock, each
@@ -142,12 +144,14 @@ void tidei_gc_pool_push(gc_span_t **head, gc_span_t *g, int which)
 
 static gc_span_t **pool_list(gc_pool_t *p, int which)
 {
-    return which == GL_SWEEP ? &p->sweep : which == GL_AVAIL ? &p->avail : &p->full;
+    return which == GL_SWEEP ? &p->sweep : which == GL_AVAIL ? &p->avail : which == GL_EMPTY ? &p->empty : &p->full;
 }
 
 /* Takes g off the pool list it is on.  Pool lock held. */
 static void pool_remove(gc_pool_t *p, gc_span_t *g)
 {
+    if (g->list == GL_EMPTY)
+        atomic_fetch_sub_explicit(&tidei_gc_empty_bytes, g->span->n_pages << TIDE_PAGE_SHIFT, relaxed);
     gc_span_t **head = pool_list(p, g->list);
     tide_list_remove(*head, g, lnext, lprev);
     g->list = GL_NONE;
@@ -182,22 +186,26 @@ static inline void clear_tail(gc_link_t *b, size_t size)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define POPULATE_BYTES ((size_t)64 << 10) /* made resident at once ahead of the free lists */
+#define POPULATE_BYTES ((size_t)64 << 10) /* made resident at most at once ahead of the free lists */
 static bool populate_off;  /* the kernel refused MADV_POPULATE_WRITE (before 5.14) */
 
 /* Makes the pages of fresh span g resident up to byte `end` (from its
- * start), POPULATE_BYTES at a time: one system call instead of a page
+ * start) at least, up to twice as much as before: one system call instead of a page
  * fault per page, which costs several microseconds in a virtual machine
  * (gcbench: a third of span_take_free's time).  The pages are about to be
- * written by the linking of the free list anyway. */
+ * written by the linking of the free list anyway: blocks of a page or less
+ * only, where every page holds a block's link. */
 static void span_populate(gc_span_t *g, size_t end)
 {
     if (end <= g->pop_end || populate_off)
         return;
     size_t span_bytes = g->span->n_pages << TIDE_PAGE_SHIFT;
-    size_t to = g->pop_end + POPULATE_BYTES;
-    if (to < end)
-        to = (end + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    /* as much again as is resident (at most POPULATE_BYTES), and what is
+     * needed now: a span a thread uses little stays small in RSS */
+    size_t step = g->pop_end < POPULATE_BYTES ? g->pop_end : POPULATE_BYTES;
+    size_t to = (end + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    if (to < g->pop_end + step)
+        to = g->pop_end + step;
     if (to > span_bytes)
         to = span_bytes;
     int e = errno;
@@ -223,8 +231,8 @@ static gc_link_t *span_take_free(gc_span_t *g)
     size_t n = 0, want = TAKE_BYTES / g->size + 1;
     uint32_t w = g->take_pos;
     bool clear = g->kind != GK_ATOMIC && !g->fresh;  /* malloc then clears only the two first words */
-    if (g->fresh && w < g->words) {
-        size_t end = ((size_t)w * 64 + want) * g->size;
+    if (g->fresh && g->size <= TIDE_PAGE_SIZE && w < g->words) {  /* (bigger: the links touch some pages only) */
+        size_t end = (((size_t)w * 64 + want + 63) & ~(size_t)63) * g->size;  /* whole bitmap words are taken */
         span_populate(g, end < (size_t)g->n_blocks * g->size ? end : (size_t)g->n_blocks * g->size);
     }
     for (; w < g->words && n < want; w++) {
@@ -316,6 +324,39 @@ static bool over_limit(size_t bytes)
     return tidei_gc_max_heap && atomic_load_explicit(&tidei_gc_heap_bytes, relaxed) + bytes > tidei_gc_max_heap;
 }
 
+/* Gives the spans on every pool's empty list back to the page allocator:
+ * a class that needs a new span finds their pages there, rather than new
+ * ones (the mix of classes changes from a cycle to the next; w3m: 2 MB of
+ * peak RSS).  Its own empty list is empty (refill looked).  Inside crit,
+ * no pool lock held. */
+static tide_noinline void empties_release(void)
+{
+    gc_span_t *list = NULL;
+    for (int k = 0; k < GK_N; k++) {
+        for (int c = 0; c < TIDE_N_CLASSES; c++) {
+            gc_pool_t *p = &tidei_gc_pools[k][c];
+            if (!__atomic_load_n(&p->empty, __ATOMIC_RELAXED))
+                continue;
+            pthread_mutex_lock(&p->lock);
+            while (p->empty) {
+                gc_span_t *g = p->empty;
+                pool_remove(p, g);
+                g->list = GL_DEAD;
+                g->lnext = list;
+                list = g;
+            }
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    while (list) {
+        gc_span_t *g = list;
+        list = g->lnext;
+        tidei_gc_span_unpublish(g, false);
+        tidei_gc_span_pages_free(g->span, false);
+        tidei_gc_desc_recycle(g);
+    }
+}
+
 /* Fills t's free list of (k, cls): blocks other threads freed into the
  * held span, else another span.  False when memory (or the limit) ran out.
  * Inside crit. */
@@ -345,6 +386,8 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
         pthread_mutex_lock(&p->lock);
         g = p->avail;
         if (!g)
+            g = p->empty;
+        if (!g)
             g = p->sweep;
         if (g) {
             pool_remove(p, g);
@@ -367,6 +410,8 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
     }
     if (!may_grow || over_limit(tidei_class_pages[cls] << TIDE_PAGE_SHIFT))
         return false;
+    if (atomic_load_explicit(&tidei_gc_empty_bytes, relaxed))
+        empties_release();
     g = span_new(k, cls);
     if (!g)
         return false;
