@@ -307,7 +307,7 @@ void tidei_gc_push_range(void *lo, void *hi);
 void tidei_gc_mark_uncollectable(void);
 /* Scans everything pushed, on the collecting thread alone. */
 void tidei_gc_mark_drain(void);
-/* The same, with the helper threads when there is enough work. */
+/* The same, with the helper threads. */
 void tidei_gc_mark_parallel(void);
 /* Marks w's block and what it reaches (tidei_gc_mark_word, then drain). */
 void tidei_gc_mark_from(uintptr_t w);

@@ -169,14 +169,15 @@ static tide_noinline void share(gc_marker_t *m)
 /* Empties m's stack.  Ranges go through a small FIFO whose entries are
  * prefetched when they enter it: by the time one is scanned its first
  * line has arrived (marking is bound by the misses on object memory).
- * When another marker is idle, half of the stack goes to the pool. */
+ * When another marker is idle, half of the stack (the older half: the
+ * biggest subtrees) goes to the pool. */
 #define PF_N 8
 static void drain_m(gc_marker_t *m)
 {
     gc_range_t q[PF_N];
     unsigned head = 0, n = 0;
     for (;;) {
-        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n > 32)
+        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n >= 2)
             share(m);
         while (n < PF_N && m->n) {
             gc_range_t r = m->stk[--m->n];
@@ -278,10 +279,13 @@ void tidei_gc_helpers_start(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Drains mk0, with the helpers when there is enough work for them. */
+/* Drains mk0 with the helpers.  They start however little the roots
+ * pushed: a tree hangs from one root, and a depth-first walk of it never
+ * holds more than a few dozen ranges, which is why a busy marker shares as
+ * soon as it holds two (gcbench: the mark ran on one core, 2x slower). */
 void tidei_gc_mark_parallel(void)
 {
-    if (!n_helpers || mk0.n < 64) {
+    if (!n_helpers || mk0.n == 0) {
         drain_m(&mk0);
         return;
     }
@@ -415,6 +419,12 @@ void tidei_gc_mark_fork_parent(void)
 
 void tidei_gc_mark_fork_child(void)
 {
+    /* the helpers waited on these: a condition variable keeps count of its
+     * waiters, and a broadcast to waiters gone with the fork waits forever */
+    static const pthread_cond_t fresh = PTHREAD_COND_INITIALIZER;
+    memcpy(&par_cv, &fresh, sizeof fresh);
+    memcpy(&start_cv, &fresh, sizeof fresh);
+    memcpy(&exit_cv, &fresh, sizeof fresh);
     pthread_mutex_unlock(&par_mu);
     n_helpers = 0;  /* the helpers are gone: started again when needed */
     helpers_tried = false;
