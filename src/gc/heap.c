@@ -408,10 +408,12 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
         t->fl[k][cls] = span_take_free(g);
         return true;
     }
-    if (!may_grow || over_limit(tidei_class_pages[cls] << TIDE_PAGE_SHIFT))
+    if (!may_grow)
         return false;
     if (atomic_load_explicit(&tidei_gc_empty_bytes, relaxed))
-        empties_release();
+        empties_release();  /* (before the limit is checked: they count in the heap) */
+    if (over_limit(tidei_class_pages[cls] << TIDE_PAGE_SHIFT))
+        return false;
     g = span_new(k, cls);
     if (!g)
         return false;
@@ -469,6 +471,11 @@ static void *gc_big_alloc(gc_thread_t *t, size_t n, int k)
     if (tidei_gc_should_collect())
         tidei_gc_cycle(false);
     for (int attempt = 0;; attempt++) {
+        if (over_limit(pages << TIDE_PAGE_SHIFT) && atomic_load_explicit(&tidei_gc_empty_bytes, relaxed)) {
+            tidei_gc_crit_enter(t);
+            empties_release();  /* they count in the heap */
+            tidei_gc_crit_leave(t);
+        }
         if (!over_limit(pages << TIDE_PAGE_SHIFT)) {
             tidei_gc_crit_enter(t);
             tide_span_t *s = NULL;
