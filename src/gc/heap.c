@@ -334,9 +334,7 @@ static tide_noinline void empties_release(void)
     gc_span_t *list = NULL;
     for (int k = 0; k < GK_N; k++) {
         for (int c = 0; c < TIDE_N_CLASSES; c++) {
-            gc_pool_t *p = &tidei_gc_pools[k][c];
-            if (!__atomic_load_n(&p->empty, __ATOMIC_RELAXED))
-                continue;
+            gc_pool_t *p = &tidei_gc_pools[k][c];  /* (a few hundred free locks, once a cycle at most) */
             pthread_mutex_lock(&p->lock);
             while (p->empty) {
                 gc_span_t *g = p->empty;
