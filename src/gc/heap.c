@@ -223,38 +223,58 @@ static void span_populate(gc_span_t *g, size_t end)
  * keeps the blocks just linked in the cache until malloc hands them out.
  * Free blocks not taken yet keep alloc = 0: not traced, never swept (the
  * span is held). */
+/* Links the k blocks of `size` bytes from address a on after *tail
+ * (cleared but for their first two words if `clear`); the new tail. */
+static inline gc_link_t **link_run(gc_link_t **tail, uintptr_t a, size_t size, uint32_t k, bool clear)
+{
+    for (uint32_t j = 0; j < k; j++, a += size) {
+        gc_link_t *b = (gc_link_t *)a;
+        if (clear)
+            clear_tail(b, size);
+        *tail = b;
+        tail = &b->next;
+    }
+    return tail;
+}
+
 static gc_link_t *span_take_free(gc_span_t *g)
 {
     uint64_t *al = ALLOCS(g);
     uintptr_t start = g->span->start;
+    size_t size = g->size;  /* (a local: the stores to blocks could alias g) */
+    uint32_t words = g->words;
     gc_link_t *head = NULL, **tail = &head;
-    size_t n = 0, want = TAKE_BYTES / g->size + 1;
+    size_t n = 0, want = TAKE_BYTES / size + 1;
     uint32_t w = g->take_pos;
     bool clear = g->kind != GK_ATOMIC && !g->fresh;  /* malloc then clears only the two first words */
-    if (g->fresh && g->size <= TIDE_PAGE_SIZE && w < g->words) {  /* (bigger: the links touch some pages only) */
-        size_t end = (((size_t)w * 64 + want + 63) & ~(size_t)63) * g->size;  /* whole bitmap words are taken */
-        span_populate(g, end < (size_t)g->n_blocks * g->size ? end : (size_t)g->n_blocks * g->size);
+    if (g->fresh && size <= TIDE_PAGE_SIZE && w < words) {  /* (bigger: the links touch some pages only) */
+        size_t end = (((size_t)w * 64 + want + 63) & ~(size_t)63) * size;  /* whole bitmap words are taken */
+        span_populate(g, end < (size_t)g->n_blocks * size ? end : (size_t)g->n_blocks * size);
     }
-    for (; w < g->words && n < want; w++) {
+    for (; w < words && n < want; w++) {
         uint64_t free = ~al[w];
-        if (w == g->words - 1 && (g->n_blocks & 63))
+        if (w == words - 1 && (g->n_blocks & 63))
             free &= ((uint64_t)1 << (g->n_blocks & 63)) - 1;
         al[w] |= free;
+        if (free == ~(uint64_t)0) {  /* 64 blocks in a row (a new or emptied span): no bit scan */
+            uintptr_t a = start + (uintptr_t)w * 64 * size;
+            if (clear)
+                memset((void *)a, 0, 64 * size);  /* one fill, then the links alone */
+            tail = link_run(tail, a, size, 64, false);
+            n += 64;
+            continue;
+        }
         while (free) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(free);
             free &= free - 1;
-            gc_link_t *b = (gc_link_t *)(start + (uintptr_t)i * g->size);
-            if (clear)
-                clear_tail(b, g->size);
-            *tail = b;
-            tail = &b->next;
+            tail = link_run(tail, start + (uintptr_t)i * size, size, 1, clear);
             n++;
         }
     }
     g->take_pos = w;
     *tail = NULL;
-    atomic_fetch_add_explicit(&tidei_gc_allocd_since, n * g->size, relaxed);
-    atomic_fetch_add_explicit(&tidei_gc_allocd_total, n * g->size, relaxed);
+    atomic_fetch_add_explicit(&tidei_gc_allocd_since, n * size, relaxed);
+    atomic_fetch_add_explicit(&tidei_gc_allocd_total, n * size, relaxed);
     return head;
 }
 
