@@ -183,21 +183,17 @@ static inline void clear_tail(gc_link_t *b, size_t size)
     }
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 #define POPULATE_BYTES ((size_t)64 << 10) /* made resident at most at once ahead of the free lists */
-static bool populate_off;  /* the kernel refused MADV_POPULATE_WRITE (before 5.14) */
 
 /* Makes the pages of fresh span g resident up to byte `end` (from its
- * start) at least, up to twice as much as before: one system call instead of a page
- * fault per page, which costs several microseconds in a virtual machine
+ * start) at least, up to twice as much as before (MADV_POPULATE_WRITE):
+ * one system call instead of a page fault per page, which costs several microseconds in a virtual machine
  * (gcbench: a third of span_take_free's time).  The pages are about to be
  * written by the linking of the free list anyway: blocks of a page or less
  * only, where every page holds a block's link. */
 static void span_populate(gc_span_t *g, size_t end)
 {
-    if (end <= g->pop_end || populate_off)
+    if (end <= g->pop_end)
         return;
     size_t span_bytes = g->span->n_pages << TIDE_PAGE_SHIFT;
     /* as much again as is resident (at most POPULATE_BYTES), and what is
@@ -208,11 +204,7 @@ static void span_populate(gc_span_t *g, size_t end)
         to = g->pop_end + step;
     if (to > span_bytes)
         to = span_bytes;
-    int e = errno;
-    if (madvise((void *)(g->span->start + g->pop_end), to - g->pop_end, MADV_POPULATE_WRITE) != 0 &&
-        errno == EINVAL)
-        populate_off = true;
-    errno = e;
+    tidei_os_populate((void *)(g->span->start + g->pop_end), to - g->pop_end);
     g->pop_end = (uint32_t)to;
 }
 
