@@ -187,10 +187,11 @@ static inline void clear_tail(gc_link_t *b, size_t size)
 
 /* Makes the pages of fresh span g resident up to byte `end` (from its
  * start) at least, up to twice as much as before (MADV_POPULATE_WRITE):
- * one system call instead of a page fault per page, which costs several microseconds in a virtual machine
- * (gcbench: a third of span_take_free's time).  The pages are about to be
- * written by the linking of the free list anyway: blocks of a page or less
- * only, where every page holds a block's link. */
+ * one system call instead of a page fault per page, which costs several
+ * microseconds in a virtual machine (gcbench: a third of span_take_free's
+ * time).  The pages are about to be written by the linking of the free
+ * list anyway: blocks of a page or less only, where every page holds a
+ * block's link. */
 static void span_populate(gc_span_t *g, size_t end)
 {
     if (end <= g->pop_end)
