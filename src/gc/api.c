@@ -365,28 +365,7 @@ tide_export int GC_pthread_create(pthread_t *th, const pthread_attr_t *attr, voi
     return r;
 }
 
-/* A thread waiting in pthread_join touches no GC block: it waits as in
- * GC_do_blocking, so collections need not stop it with a signal (a round
- * trip each; gcbench's main thread joins its workers). */
-struct join_args {
-    pthread_t th;
-    void **ret;
-    int err;
-};
-
-static void *join_blocking(void *arg)
-{
-    struct join_args *a = arg;
-    a->err = pthread_join(a->th, a->ret);
-    return NULL;
-}
-
-tide_export int GC_pthread_join(pthread_t th, void **ret)
-{
-    struct join_args a = { th, ret, 0 };
-    tidei_gc_do_blocking(join_blocking, &a);
-    return a.err;
-}
+tide_export int GC_pthread_join(pthread_t th, void **ret) { return pthread_join(th, ret); }
 tide_export int GC_pthread_detach(pthread_t th) { return pthread_detach(th); }
 tide_export int GC_pthread_cancel(pthread_t th) { return pthread_cancel(th); }
 tide_export __attribute__((noreturn)) void GC_pthread_exit(void *ret) { pthread_exit(ret); }
