@@ -45,7 +45,7 @@ static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER; /* a parallel drain b
 static pthread_cond_t exit_cv = PTHREAD_COND_INITIALIZER;  /* a helper left the drain */
 static gc_range_t *par_pool;        /* shared ranges (mapped) */
 static size_t par_n, par_cap;
-static int par_total, par_idle, par_left; /* markers in this drain, idle ones, helpers still in it */
+static int par_total, par_idle, par_left; /* markers in this drain (helpers that joined), idle ones, helpers still in it */
 static bool par_done;            /* every marker idle with an empty pool */
 static unsigned par_epoch;       /* bumped per parallel drain */
 static _Atomic int par_want;     /* an idle marker waits: busy ones share */
@@ -240,6 +240,12 @@ static void *helper_main(void *arg)
         while (par_epoch == seen)
             pthread_cond_wait(&start_cv, &par_mu);
         seen = par_epoch;
+        if (par_done) {  /* too late: the markers already in finished without it */
+            pthread_mutex_unlock(&par_mu);
+            continue;
+        }
+        par_total++;
+        par_left++;
         pthread_mutex_unlock(&par_mu);
         par_work(m);
         pthread_mutex_lock(&par_mu);
@@ -291,9 +297,9 @@ void tidei_gc_mark_parallel(void)
     }
     mark_par = true;
     pthread_mutex_lock(&par_mu);
-    par_total = n_helpers + 1;
+    par_total = 1;  /* helpers count once they join: a drain never waits for one to be scheduled */
     par_idle = 0;
-    par_left = n_helpers;
+    par_left = 0;
     par_done = false;
     par_n = 0;
     atomic_store_explicit(&par_want, 1, relaxed);
