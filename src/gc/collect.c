@@ -100,7 +100,12 @@ tide_noinline void tidei_gc_cycle(bool force)
     __asm__ volatile("" : : "r"(&jb) : "memory");
     gc_span_t *dead = tidei_gc_dead_take();
     pthread_mutex_unlock(&tidei_gc_threads_lock);
+    /* inside crit: it takes all_lock and the page allocator's lock, and a
+     * thread stopped holding one would block another inside crit, hence
+     * the stop (gcbench at 4 threads hung so) */
+    tidei_gc_crit_enter(t);
     tidei_gc_dead_free(dead);
+    tidei_gc_crit_leave(t);
     tidei_gc_fin_run_pending();
 }
 
