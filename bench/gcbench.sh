@@ -17,6 +17,7 @@ SCALE=${SCALE:-1}
 exe=$BUILD/bench/gcbench
 mkdir -p "$BUILD/bench"
 cc -O2 -g -pthread -I/usr/include/gc -o "$exe" "$ROOT/bench/gcbench.c" -lgc -ldl
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for t in $THREADS; do
@@ -32,6 +33,7 @@ for t in $THREADS; do
         done
     done
 done
+echo "# load average before: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg) (the figures are worth what the machine's quiet is)"
 python3 - "$out" <<'PY'
 import sys, statistics
 rows = {}

@@ -195,6 +195,25 @@ bool tidei_os_purge(void *p, size_t size, bool dontneed)
     return true;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Makes the pages of [p, p + size) resident and writable now, in one
+ * system call rather than a fault per page (a hint: nothing if the kernel,
+ * before 5.14, does not know the request; not counted as a request, as it
+ * cannot fail the caller).  errno unchanged. */
+void tidei_os_populate(void *p, size_t size)
+{
+    static _Atomic bool unsupported;
+    if (atomic_load_explicit(&unsupported, relaxed))
+        return;
+    int e = errno;
+    if (madvise(p, size, MADV_POPULATE_WRITE) != 0 && errno == EINVAL)
+        atomic_store_explicit(&unsupported, true, relaxed);
+    errno = e;
+}
+
 /* Gives the pages back to the OS; the range stays mapped and reads as zero
  * when touched again. */
 bool tidei_os_decommit(void *p, size_t size)

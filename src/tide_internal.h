@@ -172,6 +172,7 @@ void tidei_os_unreserve(void *p, size_t size);
 bool tidei_os_protect(void *p, size_t size, bool rw);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
+void tidei_os_populate(void *p, size_t size);
 uint64_t tidei_os_now_ms(void);
 void tidei_os_sleep_ms(unsigned ms);
 uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp);

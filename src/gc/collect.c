@@ -26,6 +26,9 @@ static uint64_t pause_ns_total, pause_ns_max, pause_ns_last;
 static uint64_t pause_hist[8];         /* < 0.1, 0.3, 1, 3, 10, 30, 100 ms, more */
 static _Atomic unsigned n_allocating;  /* threads that allocated in this cycle (should_collect) */
 static unsigned n_allocating_prev;     /* ... in the last cycle */
+static size_t heap_hwm;                /* bytes in use at collections (live + allocated since), their
+                                          high-water mark, decayed */
+static void pace_update(size_t heap_before);
 
 /* The collection itself, from the roots' listing to the restart of the
  * world.  tidei_gc_threads_lock held; my_sp: the caller's stack pointer,
@@ -33,6 +36,9 @@ static unsigned n_allocating_prev;     /* ... in the last cycle */
 static tide_noinline void collect_locked(uintptr_t my_sp)
 {
     uint64_t t0 = tidei_gc_now_ns();
+    /* the bytes in use when this collection starts (what the budget counts) */
+    size_t heap_before = __atomic_load_n(&tidei_gc_live_after, __ATOMIC_RELAXED) +
+                         atomic_load_explicit(&tidei_gc_allocd_since, relaxed);
     if (tidei_gc_start_cb)
         tidei_gc_start_cb();
     tidei_gc_roots_list();
@@ -44,14 +50,19 @@ static tide_noinline void collect_locked(uintptr_t my_sp)
     /* roots: their direct referents are pushed, then drained in parallel */
     tidei_gc_roots_scan(my_sp);
     tidei_gc_mark_parallel();
+    /* a mark stack that could not grow: settled before finalization looks
+     * at the marks, or it would take reachable objects for dead (run their
+     * finalizers, clear the links to them) */
+    tidei_gc_mark_settle();
     tidei_gc_fin_mark();
     tidei_gc_mark_drain();
     tidei_gc_mark_settle();
     tidei_gc_fin_after_mark();
     tidei_gc_free_lists_alloc(true);
-    __atomic_store_n(&tidei_gc_live_after, tidei_gc_marked_bytes(), __ATOMIC_RELAXED);
+    __atomic_store_n(&tidei_gc_live_after, tidei_gc_mark_count(), __ATOMIC_RELAXED);
     atomic_store_explicit(&tidei_gc_allocd_since, 0, relaxed);
     n_allocating_prev = atomic_exchange_explicit(&n_allocating, 0, relaxed);
+    pace_update(heap_before);
     tidei_gc_pools_rebuild();
     tidei_gc_start_world();
     uint64_t ns = tidei_gc_now_ns() - t0;
@@ -89,28 +100,61 @@ tide_noinline void tidei_gc_cycle(bool force)
     __asm__ volatile("" : : "r"(&jb) : "memory");
     gc_span_t *dead = tidei_gc_dead_take();
     pthread_mutex_unlock(&tidei_gc_threads_lock);
+    /* inside crit: it takes all_lock and the page allocator's lock, and a
+     * thread stopped holding one would block another inside crit, hence
+     * the stop (gcbench at 4 threads hung so) */
+    tidei_gc_crit_enter(t);
     tidei_gc_dead_free(dead);
+    tidei_gc_crit_leave(t);
     tidei_gc_fin_run_pending();
 }
 
+/* Pacing.  A collection starts when the bytes taken for allocation since
+ * the last one reach a budget: gc_percent of the live bytes (at least
+ * 1 MiB), times (N + 1) / 2 (at most 3/2) for the N threads that allocated
+ * in the last cycle: N threads fill a fixed budget N times as fast and each
+ * collection stops all of them, but the heap grows with the factor, so it
+ * stays small.
+ *
+ * Or, when the heap was bigger at an earlier collection, when it is back at
+ * that size: memory the process already had costs no peak RSS, and fewer
+ * collections mark the live set fewer times (gcbench: its first phase
+ * builds a big tree, then keeps a third as much; 1 thread, gc_percent=100:
+ * 58 collections become 25-30).  That high-water mark falls by 1/64 per
+ * collection, so the memory of a spike is given back over a few dozen
+ * collections rather than never (libgc never shrinks its heap). */
+#define HWM_DECAY 64
+
+static size_t pace_budget(size_t live, unsigned n)
+{
+    size_t b = live / 100 * (size_t)tidei_opt.gc_percent;
+    if (b < ((size_t)1 << 20))
+        b = (size_t)1 << 20;
+    if (n > 1)
+        b = b / 2 * 3;
+    return b;
+}
+
+/* After a mark (world stopped): the high-water mark with the heap's size
+ * before this collection. */
+static void pace_update(size_t heap_before)
+{
+    size_t keep = heap_hwm - heap_hwm / HWM_DECAY;
+    __atomic_store_n(&heap_hwm, heap_before > keep ? heap_before : keep, __ATOMIC_RELAXED);
+}
+
 /* Whether the allocation that took the caller to its slow path should
- * start a collection: when the bytes taken since the last one reach
- * gc_percent of the live bytes (at least 1 MiB), scaled by (N + 1) / 2
- * for the N threads that allocated in the last cycle: N threads fill a
- * fixed budget N times as fast, and each collection stops all of them;
- * scaling by N itself would let the heap grow by N budgets (RSS), by
- * (N + 1) / 2 (at most 2) collections come about half as often as they
- * would. */
+ * start a collection. */
 bool tidei_gc_should_collect(void)
 {
     size_t since = atomic_load_explicit(&tidei_gc_allocd_since, relaxed);
-    size_t trigger = __atomic_load_n(&tidei_gc_live_after, __ATOMIC_RELAXED) / 100 * (size_t)tidei_opt.gc_percent;
-    if (trigger < ((size_t)1 << 20))
-        trigger = (size_t)1 << 20;
+    size_t live = __atomic_load_n(&tidei_gc_live_after, __ATOMIC_RELAXED);
     unsigned n = n_allocating_prev > atomic_load_explicit(&n_allocating, relaxed)
                      ? n_allocating_prev : atomic_load_explicit(&n_allocating, relaxed);
-    if (n > 1)
-        trigger = trigger / 2 * (n < 3 ? n + 1 : 4);  /* at most twice: the heap grows with it */
+    size_t trigger = pace_budget(live, n);
+    size_t hwm = __atomic_load_n(&heap_hwm, __ATOMIC_RELAXED);
+    if (hwm > live && hwm - live > trigger)
+        trigger = hwm - live;
     return since >= trigger && !atomic_load_explicit(&tidei_gc_disabled, relaxed);
 }
 

@@ -74,7 +74,7 @@ typedef struct gc_link {
 } gc_link_t;
 
 /* Which list of its pool a span is on (gc_span_t.list). */
-enum { GL_NONE = 0, GL_SWEEP, GL_AVAIL, GL_FULL, GL_DEAD };
+enum { GL_NONE = 0, GL_SWEEP, GL_AVAIL, GL_FULL, GL_EMPTY, GL_DEAD };
 
 /* The collector's data of one GC span.  Fields written while a thread
  * holds the span are the holder's; others under the pool lock, or by the
@@ -88,8 +88,9 @@ typedef struct tidei_gc_span {
     uint32_t n_blocks;           /* blocks in the span (1 if big) */
     uint32_t words;              /* 64-bit words per bitmap */
     uint32_t swept;              /* collection number it was last swept in */
-    uint32_t n_marked;           /* blocks the last collection marked */
+    uint32_t n_marked;           /* blocks the last collection marked (counted after its mark) */
     uint32_t take_pos;           /* held: the bitmap word span_take_free goes on from */
+    uint32_t pop_end;            /* fresh: bytes from the start made resident ahead (span_take_free) */
     uint8_t fresh;               /* every block not handed out yet is zero (pages new from the OS) */
     uint8_t kind;                /* GK_* */
     uint8_t big;                 /* one block */
@@ -114,6 +115,7 @@ typedef struct gc_pool {
     gc_span_t *sweep;            /* not swept since the last collection */
     gc_span_t *avail;            /* swept, with free blocks */
     gc_span_t *full;             /* swept, no free block */
+    gc_span_t *empty;            /* every block died at the last collection: all free */
 } gc_pool_t;
 
 /* A thread that uses the GC heap (registered). */
@@ -187,6 +189,7 @@ static inline uint32_t tidei_gc_block_index(const gc_span_t *g, uintptr_t a)
 extern gc_pool_t tidei_gc_pools[GK_N][TIDE_N_CLASSES];
 extern gc_span_t *tidei_gc_all_spans;     /* every GC span (next/prev) */
 extern gc_span_t *tidei_gc_bigs;          /* every big block (lnext/lprev; big_lock) */
+extern _Atomic size_t tidei_gc_empty_bytes; /* bytes of spans on the pools' empty lists */
 extern _Atomic uintptr_t tidei_gc_heap_lo, tidei_gc_heap_hi; /* bounds of every GC span ever */
 extern _Atomic size_t tidei_gc_heap_bytes;      /* bytes of GC spans */
 extern _Atomic size_t tidei_gc_allocd_since;    /* bytes taken for allocation since the last collection */
@@ -304,12 +307,13 @@ void tidei_gc_push_range(void *lo, void *hi);
 void tidei_gc_mark_uncollectable(void);
 /* Scans everything pushed, on the collecting thread alone. */
 void tidei_gc_mark_drain(void);
-/* The same, with the helper threads when there is enough work. */
+/* The same, with the helper threads. */
 void tidei_gc_mark_parallel(void);
 /* Marks w's block and what it reaches (tidei_gc_mark_word, then drain). */
 void tidei_gc_mark_from(uintptr_t w);
-/* Bytes marked since tidei_gc_mark_start. */
-size_t tidei_gc_marked_bytes(void);
+/* After the mark: sets each span's n_marked from its mark bits; returns
+ * the bytes marked. */
+size_t tidei_gc_mark_count(void);
 /* Starts the helper markers once.  tidei_gc_threads_lock held. */
 void tidei_gc_helpers_start(void);
 void tidei_gc_start_markers(void);

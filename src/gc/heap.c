@@ -19,8 +19,10 @@
  * no atomic.  When the list runs dry the thread releases the span (to the
  * pool's `full` list) and takes another from the pool of its (kind, class)
  * under the pool's lock: an `avail` span (swept, with free blocks), else an
+ * `empty` one (all its blocks died at the last collection), else an
  * unswept one, which it sweeps then (sweep.c: alloc &= mark), else a new
- * span.  Taking a span sets the alloc bit of every block put on the list.
+ * span (the other pools' empty spans are given back to the page allocator
+ * first).  Taking a span sets the alloc bit of every block put on the list.
  * Big blocks are on a list of their own (big_lock).
  *
  * Locks (order: gc_internal.h): a pool's lock, big_lock and all_lock, each
@@ -142,12 +144,14 @@ void tidei_gc_pool_push(gc_span_t **head, gc_span_t *g, int which)
 
 static gc_span_t **pool_list(gc_pool_t *p, int which)
 {
-    return which == GL_SWEEP ? &p->sweep : which == GL_AVAIL ? &p->avail : &p->full;
+    return which == GL_SWEEP ? &p->sweep : which == GL_AVAIL ? &p->avail : which == GL_EMPTY ? &p->empty : &p->full;
 }
 
 /* Takes g off the pool list it is on.  Pool lock held. */
 static void pool_remove(gc_pool_t *p, gc_span_t *g)
 {
+    if (g->list == GL_EMPTY)
+        atomic_fetch_sub_explicit(&tidei_gc_empty_bytes, g->span->n_pages << TIDE_PAGE_SHIFT, relaxed);
     gc_span_t **head = pool_list(p, g->list);
     tide_list_remove(*head, g, lnext, lprev);
     g->list = GL_NONE;
@@ -161,12 +165,48 @@ static void pool_remove(gc_pool_t *p, gc_span_t *g)
 static inline void clear_tail(gc_link_t *b, size_t size)
 {
     if (size <= 128) {
+        /* sizes up to 128 are multiples of 16; a loop here would become
+         * a `rep stos`, whose start-up costs more than these stores */
         uint64_t *w = (uint64_t *)b;
-        for (size_t i = 2; i < size / 8; i++)
-            w[i] = 0;
+        switch (size >> 4) {
+        case 8: w[14] = 0; w[15] = 0; /* fall through */
+        case 7: w[12] = 0; w[13] = 0; /* fall through */
+        case 6: w[10] = 0; w[11] = 0; /* fall through */
+        case 5: w[8] = 0; w[9] = 0;   /* fall through */
+        case 4: w[6] = 0; w[7] = 0;   /* fall through */
+        case 3: w[4] = 0; w[5] = 0;   /* fall through */
+        case 2: w[2] = 0; w[3] = 0;   /* fall through */
+        default: break;
+        }
     } else {
         memset((char *)b + 16, 0, size - 16);
     }
+}
+
+#define POPULATE_BYTES ((size_t)64 << 10) /* made resident at most at once ahead of the free lists */
+
+/* Makes the pages of fresh span g resident up to byte `end` (from its
+ * start) at least, up to twice as much as before (MADV_POPULATE_WRITE):
+ * one system call instead of a page fault per page, which costs several
+ * microseconds in a virtual machine (gcbench: a third of span_take_free's
+ * time).  The pages are about to be written by the linking of the free
+ * list anyway: blocks of a page or less only, where every page holds a
+ * block's link. */
+static void span_populate(gc_span_t *g, size_t end)
+{
+    if (end <= g->pop_end)
+        return;
+    size_t span_bytes = g->span->n_pages << TIDE_PAGE_SHIFT;
+    /* as much again as is resident (at most POPULATE_BYTES), and what is
+     * needed now: a span a thread uses little stays small in RSS */
+    size_t step = g->pop_end < POPULATE_BYTES ? g->pop_end : POPULATE_BYTES;
+    size_t to = (end + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    if (to < g->pop_end + step)
+        to = g->pop_end + step;
+    if (to > span_bytes)
+        to = span_bytes;
+    tidei_os_populate((void *)(g->span->start + g->pop_end), to - g->pop_end);
+    g->pop_end = (uint32_t)to;
 }
 
 /* Puts free blocks of g (held by the caller) on a list, from bitmap word
@@ -176,34 +216,58 @@ static inline void clear_tail(gc_link_t *b, size_t size)
  * keeps the blocks just linked in the cache until malloc hands them out.
  * Free blocks not taken yet keep alloc = 0: not traced, never swept (the
  * span is held). */
+/* Links the k blocks of `size` bytes from address a on after *tail
+ * (cleared but for their first two words if `clear`); the new tail. */
+static inline gc_link_t **link_run(gc_link_t **tail, uintptr_t a, size_t size, uint32_t k, bool clear)
+{
+    for (uint32_t j = 0; j < k; j++, a += size) {
+        gc_link_t *b = (gc_link_t *)a;
+        if (clear)
+            clear_tail(b, size);
+        *tail = b;
+        tail = &b->next;
+    }
+    return tail;
+}
+
 static gc_link_t *span_take_free(gc_span_t *g)
 {
     uint64_t *al = ALLOCS(g);
     uintptr_t start = g->span->start;
+    size_t size = g->size;  /* (a local: the stores to blocks could alias g) */
+    uint32_t words = g->words;
     gc_link_t *head = NULL, **tail = &head;
-    size_t n = 0, want = TAKE_BYTES / g->size + 1;
+    size_t n = 0, want = TAKE_BYTES / size + 1;
     uint32_t w = g->take_pos;
     bool clear = g->kind != GK_ATOMIC && !g->fresh;  /* malloc then clears only the two first words */
-    for (; w < g->words && n < want; w++) {
+    if (g->fresh && size <= TIDE_PAGE_SIZE && w < words) {  /* (bigger: the links touch some pages only) */
+        size_t end = (((size_t)w * 64 + want + 63) & ~(size_t)63) * size;  /* whole bitmap words are taken */
+        span_populate(g, end < (size_t)g->n_blocks * size ? end : (size_t)g->n_blocks * size);
+    }
+    for (; w < words && n < want; w++) {
         uint64_t free = ~al[w];
-        if (w == g->words - 1 && (g->n_blocks & 63))
+        if (w == words - 1 && (g->n_blocks & 63))
             free &= ((uint64_t)1 << (g->n_blocks & 63)) - 1;
         al[w] |= free;
+        if (free == ~(uint64_t)0) {  /* 64 blocks in a row (a new or emptied span): no bit scan */
+            uintptr_t a = start + (uintptr_t)w * 64 * size;
+            if (clear)
+                memset((void *)a, 0, 64 * size);  /* one fill, then the links alone */
+            tail = link_run(tail, a, size, 64, false);
+            n += 64;
+            continue;
+        }
         while (free) {
             uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(free);
             free &= free - 1;
-            gc_link_t *b = (gc_link_t *)(start + (uintptr_t)i * g->size);
-            if (clear)
-                clear_tail(b, g->size);
-            *tail = b;
-            tail = &b->next;
+            tail = link_run(tail, start + (uintptr_t)i * size, size, 1, clear);
             n++;
         }
     }
     g->take_pos = w;
     *tail = NULL;
-    atomic_fetch_add_explicit(&tidei_gc_allocd_since, n * g->size, relaxed);
-    atomic_fetch_add_explicit(&tidei_gc_allocd_total, n * g->size, relaxed);
+    atomic_fetch_add_explicit(&tidei_gc_allocd_since, n * size, relaxed);
+    atomic_fetch_add_explicit(&tidei_gc_allocd_total, n * size, relaxed);
     return head;
 }
 
@@ -273,6 +337,37 @@ static bool over_limit(size_t bytes)
     return tidei_gc_max_heap && atomic_load_explicit(&tidei_gc_heap_bytes, relaxed) + bytes > tidei_gc_max_heap;
 }
 
+/* Gives the spans on every pool's empty list back to the page allocator:
+ * a class that needs a new span finds their pages there, rather than new
+ * ones (the mix of classes changes from a cycle to the next; w3m: 2 MB of
+ * peak RSS).  Its own empty list is empty (refill looked).  Inside crit,
+ * no pool lock held. */
+static tide_noinline void empties_release(void)
+{
+    gc_span_t *list = NULL;
+    for (int k = 0; k < GK_N; k++) {
+        for (int c = 0; c < TIDE_N_CLASSES; c++) {
+            gc_pool_t *p = &tidei_gc_pools[k][c];  /* (a few hundred free locks, once a cycle at most) */
+            pthread_mutex_lock(&p->lock);
+            while (p->empty) {
+                gc_span_t *g = p->empty;
+                pool_remove(p, g);
+                g->list = GL_DEAD;
+                g->lnext = list;
+                list = g;
+            }
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+    while (list) {
+        gc_span_t *g = list;
+        list = g->lnext;
+        tidei_gc_span_unpublish(g, false);
+        tidei_gc_span_pages_free(g->span, false);
+        tidei_gc_desc_recycle(g);
+    }
+}
+
 /* Fills t's free list of (k, cls): blocks other threads freed into the
  * held span, else another span.  False when memory (or the limit) ran out.
  * Inside crit. */
@@ -302,6 +397,8 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
         pthread_mutex_lock(&p->lock);
         g = p->avail;
         if (!g)
+            g = p->empty;
+        if (!g)
             g = p->sweep;
         if (g) {
             pool_remove(p, g);
@@ -322,7 +419,11 @@ static bool refill(gc_thread_t *t, int k, int cls, bool may_grow)
         t->fl[k][cls] = span_take_free(g);
         return true;
     }
-    if (!may_grow || over_limit(tidei_class_pages[cls] << TIDE_PAGE_SHIFT))
+    if (!may_grow)
+        return false;
+    if (atomic_load_explicit(&tidei_gc_empty_bytes, relaxed))
+        empties_release();  /* (before the limit is checked: they count in the heap) */
+    if (over_limit(tidei_class_pages[cls] << TIDE_PAGE_SHIFT))
         return false;
     g = span_new(k, cls);
     if (!g)
@@ -381,6 +482,11 @@ static void *gc_big_alloc(gc_thread_t *t, size_t n, int k)
     if (tidei_gc_should_collect())
         tidei_gc_cycle(false);
     for (int attempt = 0;; attempt++) {
+        if (over_limit(pages << TIDE_PAGE_SHIFT) && atomic_load_explicit(&tidei_gc_empty_bytes, relaxed)) {
+            tidei_gc_crit_enter(t);
+            empties_release();  /* they count in the heap */
+            tidei_gc_crit_leave(t);
+        }
         if (!over_limit(pages << TIDE_PAGE_SHIFT)) {
             tidei_gc_crit_enter(t);
             tide_span_t *s = NULL;

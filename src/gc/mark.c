@@ -22,8 +22,8 @@
 typedef struct __attribute__((aligned(64))) gc_marker {
     gc_range_t *stk;                /* its mark stack (mapped): ranges to scan */
     size_t n, cap;               /* entries used, room for */
-    size_t bytes;                /* bytes it marked in this collection */
     bool overflow;               /* a push was dropped (no memory): some objects not scanned */
+    bool settled;                /* mk0: every allocated block was counted as marked (overflow) */
     uintptr_t cpage;             /* the page last looked up (0: none), and what it held: */
     tide_span_t *cs;             /*   its span (NULL: not a GC span) */
     gc_span_t *cg;               /*   its GC data */
@@ -45,7 +45,7 @@ static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER; /* a parallel drain b
 static pthread_cond_t exit_cv = PTHREAD_COND_INITIALIZER;  /* a helper left the drain */
 static gc_range_t *par_pool;        /* shared ranges (mapped) */
 static size_t par_n, par_cap;
-static int par_total, par_idle, par_left; /* markers in this drain, idle ones, helpers still in it */
+static int par_total, par_idle, par_left; /* markers in this drain (helpers that joined), idle ones, helpers still in it */
 static bool par_done;            /* every marker idle with an empty pool */
 static unsigned par_epoch;       /* bumped per parallel drain */
 static _Atomic int par_want;     /* an idle marker waits: busy ones share */
@@ -61,6 +61,20 @@ static bool stack_grow(gc_range_t **stk, size_t *cap)
     *stk = p;
     *cap = ncap;
     return true;
+}
+
+/* Sets bit b of *w atomically; whether it was set.  One lock bts on
+ * x86-64 (GCC makes the fetch_or a compare-exchange loop here). */
+static inline bool tidei_gc_bit_test_set(uint64_t *w, unsigned b)
+{
+#if defined(__x86_64__) && !TIDE_SANITIZE  /* (TSan sees the builtin only) */
+    bool was;
+    __asm__ volatile("lock btsq %2, %0" : "+m"(*w), "=@ccc"(was) : "r"((uint64_t)b) : "memory");
+    return was;
+#else
+    uint64_t bit = (uint64_t)1 << b;
+    return (__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit) != 0;
+#endif
 }
 
 static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
@@ -118,14 +132,11 @@ static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
     if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
         return;
     if (mark_par) {
-        if (__atomic_fetch_or(mw, bit, __ATOMIC_RELAXED) & bit)
+        if (tidei_gc_bit_test_set(mw, i & 63))
             return;  /* another marker got it first */
-        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
     } else {
         __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
-        g->n_marked++;
     }
-    m->bytes += g->size;
     if (g->kind != GK_ATOMIC)
         push_m(m, base, base + (g->big ? g->req : g->size));
 }
@@ -158,14 +169,15 @@ static tide_noinline void share(gc_marker_t *m)
 /* Empties m's stack.  Ranges go through a small FIFO whose entries are
  * prefetched when they enter it: by the time one is scanned its first
  * line has arrived (marking is bound by the misses on object memory).
- * When another marker is idle, half of the stack goes to the pool. */
+ * When another marker is idle, half of the stack (the older half: the
+ * biggest subtrees) goes to the pool. */
 #define PF_N 8
 static void drain_m(gc_marker_t *m)
 {
     gc_range_t q[PF_N];
     unsigned head = 0, n = 0;
     for (;;) {
-        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n > 32)
+        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n >= 2)
             share(m);
         while (n < PF_N && m->n) {
             gc_range_t r = m->stk[--m->n];
@@ -228,8 +240,13 @@ static void *helper_main(void *arg)
         while (par_epoch == seen)
             pthread_cond_wait(&start_cv, &par_mu);
         seen = par_epoch;
+        if (par_done) {  /* too late: the markers already in finished without it */
+            pthread_mutex_unlock(&par_mu);
+            continue;
+        }
+        par_total++;
+        par_left++;
         pthread_mutex_unlock(&par_mu);
-        m->bytes = 0;
         par_work(m);
         pthread_mutex_lock(&par_mu);
         par_left--;
@@ -268,18 +285,21 @@ void tidei_gc_helpers_start(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* Drains mk0, with the helpers when there is enough work for them. */
+/* Drains mk0 with the helpers.  They start however little the roots
+ * pushed: a tree hangs from one root, and a depth-first walk of it never
+ * holds more than a few dozen ranges, which is why a busy marker shares as
+ * soon as it holds two (gcbench: the mark ran on one core, 2x slower). */
 void tidei_gc_mark_parallel(void)
 {
-    if (!n_helpers || mk0.n < 64) {
+    if (!n_helpers || mk0.n == 0) {
         drain_m(&mk0);
         return;
     }
     mark_par = true;
     pthread_mutex_lock(&par_mu);
-    par_total = n_helpers + 1;
+    par_total = 1;  /* helpers count once they join: a drain never waits for one to be scheduled */
     par_idle = 0;
-    par_left = n_helpers;
+    par_left = 0;
     par_done = false;
     par_n = 0;
     atomic_store_explicit(&par_want, 1, relaxed);
@@ -293,26 +313,22 @@ void tidei_gc_mark_parallel(void)
     pthread_mutex_unlock(&par_mu);
     atomic_store_explicit(&par_want, 0, relaxed);
     mark_par = false;
-    for (int i = 0; i < n_helpers; i++) {
-        mk0.bytes += mk_help[i].bytes;
+    for (int i = 0; i < n_helpers; i++)
         mk0.overflow |= mk_help[i].overflow;
-    }
 }
 
 /* ---- what the collection calls (the collecting thread's marker) ---- */
 
 void tidei_gc_mark_start(void)
 {
-    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
         memset(MARKS(g), 0, g->words * sizeof(uint64_t));
-        g->n_marked = 0;
-    }
     mark_lo = atomic_load_explicit(&tidei_gc_heap_lo, relaxed);
     mark_hi = atomic_load_explicit(&tidei_gc_heap_hi, relaxed);
     if (mark_hi < mark_lo)
         mark_hi = mark_lo;
-    mk0.bytes = 0;
     mk0.overflow = false;
+    mk0.settled = false;
     mk0.cpage = 0;
     for (int i = 0; i < n_helpers; i++) {
         mk_help[i].cpage = 0;
@@ -320,25 +336,20 @@ void tidei_gc_mark_start(void)
     }
 }
 
-/* After the last drain: if a push was dropped (the OS refused memory for a
- * mark stack), some reachable blocks may be unmarked, so every allocated
- * block counts as marked: this collection frees nothing and runs no
- * finalizer, rather than free a live block.  World stopped. */
+/* After a drain: if a push was dropped (the OS refused memory for a mark
+ * stack), some reachable blocks may be unmarked, so every allocated block
+ * counts as marked: this collection frees nothing, and (settled before
+ * finalization looks at the marks) runs no finalizer and clears no link,
+ * rather than take a live block for dead.  Called after the roots' drain
+ * and after finalization's; the second time only if finalization's marks
+ * overflowed.  World stopped. */
 void tidei_gc_mark_settle(void)
 {
-    if (!mk0.overflow)
+    if (!mk0.overflow || mk0.settled)
         return;
-    size_t bytes = 0;
-    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
-        uint32_t n = 0;
-        for (uint32_t w = 0; w < g->words; w++) {
-            MARKS(g)[w] = ALLOCS(g)[w];
-            n += (uint32_t)__builtin_popcountll(ALLOCS(g)[w]);
-        }
-        g->n_marked = n;
-        bytes += (size_t)n * g->size;
-    }
-    mk0.bytes = bytes;
+    mk0.settled = true;
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
+        memcpy(MARKS(g), ALLOCS(g), g->words * sizeof(uint64_t));
     if (tidei_opt.verbose)
         tidei_warn("tide: GC: no memory for the mark stack; this collection frees nothing\n");
 }
@@ -346,7 +357,22 @@ void tidei_gc_mark_settle(void)
 void tidei_gc_mark_word(uintptr_t w) { mark_word_m(&mk0, w); }
 void tidei_gc_scan_range(uintptr_t lo, uintptr_t hi) { scan_range_m(&mk0, lo, hi); }
 void tidei_gc_mark_drain(void) { drain_m(&mk0); }
-size_t tidei_gc_marked_bytes(void) { return mk0.bytes; }
+/* After the mark: each span's count of marked blocks (n_marked), and the
+ * bytes marked in all.  Counted here rather than as blocks are marked: a
+ * marker's mark is then one store (one atomic OR in a parallel drain, and
+ * no shared counter).  World stopped. */
+size_t tidei_gc_mark_count(void)
+{
+    size_t bytes = 0;
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+        uint32_t n = 0;
+        for (uint32_t w = 0; w < g->words; w++)
+            n += (uint32_t)__builtin_popcountll(MARKS(g)[w]);
+        g->n_marked = n;
+        bytes += (size_t)n * g->size;
+    }
+    return bytes;
+}
 
 void tidei_gc_push_range(void *lo, void *hi)
 {
@@ -371,8 +397,6 @@ void tidei_gc_mark_uncollectable(void)
             if (!BIT_TEST(ALLOCS(g), i) || BIT_TEST(MARKS(g), i))
                 continue;
             BIT_SET(MARKS(g), i);
-            g->n_marked++;
-            mk0.bytes += g->size;
             uintptr_t base = g->span->start + (uintptr_t)i * g->size;
             push_m(&mk0, base, base + (g->big ? g->req : g->size));
         }
@@ -401,6 +425,12 @@ void tidei_gc_mark_fork_parent(void)
 
 void tidei_gc_mark_fork_child(void)
 {
+    /* the helpers waited on these: a condition variable keeps count of its
+     * waiters, and a broadcast to waiters gone with the fork waits forever */
+    static const pthread_cond_t fresh = PTHREAD_COND_INITIALIZER;
+    memcpy(&par_cv, &fresh, sizeof fresh);
+    memcpy(&start_cv, &fresh, sizeof fresh);
+    memcpy(&exit_cv, &fresh, sizeof fresh);
     pthread_mutex_unlock(&par_mu);
     n_helpers = 0;  /* the helpers are gone: started again when needed */
     helpers_tried = false;
@@ -419,12 +449,13 @@ int tidei_gc_mark_bit(const void *p, int set)
         return 0;
     uint64_t bit = (uint64_t)1 << (i & 63);
     int old = (int)BIT_TEST(MARKS(g), i);
-    /* n_marked follows: a span whose only marked block was marked here
-     * (ECL marks its Lisp stacks this way) must not be taken for dead */
-    if (set > 0 && !(__atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED) & bit))
-        __atomic_fetch_add(&g->n_marked, 1, __ATOMIC_RELAXED);
-    else if (set == 0 && (__atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED) & bit))
-        __atomic_fetch_sub(&g->n_marked, 1, __ATOMIC_RELAXED);
+    /* (a span whose only marked block was marked here, as ECL marks its
+     * Lisp stacks, is not taken for dead: n_marked is counted from the
+     * bits after the mark) */
+    if (set > 0)
+        __atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED);
+    else if (set == 0)
+        __atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED);
     return old;
 }
 

@@ -112,6 +112,13 @@ void tidei_gc_stack_bounds(uintptr_t *lo, uintptr_t *hi)
         }
         pthread_attr_destroy(&a);
     }
+    if (!*hi && getpid() == tidei_os_gettid()) {
+        /* the main thread's attributes come from /proc/self/maps, read
+         * through malloc, which can fail: glibc's own record of the top of
+         * the stack then (what lies above it is the environment) */
+        extern void *__libc_stack_end;
+        *hi = ((uintptr_t)__libc_stack_end + 7) & ~(uintptr_t)7;
+    }
     if (!*hi) {  /* no attributes: from here up to the next page boundary, a guess */
         uintptr_t here = (uintptr_t)&a;
         *hi = (here + (1 << 20)) & ~(uintptr_t)((1 << 20) - 1);
