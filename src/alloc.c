@@ -24,8 +24,7 @@ static void *class_pop(tide_heap_t *h, int cls)
     tide_free_block_t *b = s->free;
     if (tidei_span_built_has(s, b)) {
         s->free = tidei_link_decode(s, b->link);
-        tidei_used_inc(s);
-        s->n_malloc++;
+        tidei_span_malloc_inc(s);
         b->key = 0;
         tidei_fast_leave(h);
         return b;
@@ -42,8 +41,8 @@ static void *class_pop(tide_heap_t *h, int cls)
         if (tide_unlikely(!tidei_span_built_has(s, b)))
             tidei_link_bad_head(s, b, "malloc");
         s->free = tidei_link_decode(s, b->link);
-        s->used++;
-        s->n_malloc++;
+        tide_debug_assert(tidei_span_used(s) < s->n_blocks);
+        tidei_span_malloc_inc(s);
         b->key = 0;
     }
     pthread_mutex_unlock(&h->lock);
@@ -233,6 +232,18 @@ static tide_noclone void *malloc_prof(size_t n)
  * up; the count of mallocs is the span's.  The fast path is marked
  * (tidei_fast_enter/leave) so that the scavenger can take an idle
  * thread's direct spans back while it runs (heap.c). */
+tide_inline void *malloc_pop(tide_heap_t *h, tide_span_t *s, tide_free_block_t *b, size_t n, void *(*prof)(size_t))
+{
+    /* The sampler's countdown is also the count of requested bytes; prof
+     * (malloc_prof) leaves the mark. */
+    if (tide_unlikely(tidei_prof_charge(h, n)))
+        return prof(n);
+    s->free = tidei_link_decode(s, b->link);
+    tidei_span_malloc_inc(s);
+    b->key = 0;
+    tidei_fast_leave(h);
+    return b;
+}
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     tide_heap_t *h;
@@ -267,17 +278,13 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
         }
         s->local_free = NULL;
         s->free = b;
+        if (tide_unlikely(tidei_span_fold_due(s)))
+            tidei_span_fold_mallocs(s);
+        /* the pop, written twice so that the hit path's block is the
+         * return register (joined, GCC copies it there on every malloc) */
+        return malloc_pop(h, s, b, n, prof);
     }
-    /* The sampler's countdown is also the count of requested bytes; prof
-     * (malloc_prof) leaves the mark. */
-    if (tide_unlikely(tidei_prof_charge(h, n)))
-        return prof(n);
-    tidei_count(s->n_malloc++);
-    s->free = tidei_link_decode(s, b->link);
-    tidei_used_inc(s);
-    b->key = 0;
-    tidei_fast_leave(h);
-    return b;
+    return malloc_pop(h, s, b, n, prof);
 }
 
 /* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */

@@ -96,14 +96,14 @@ static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide
     b->key = tidei_free_key_of(s);
     b->link = tidei_link_encode(s, s->local_free);
     s->local_free = b;
-    s->used--;
-    if (s->in_full || s->used == 0)
+    s->used_rel--;
+    if (s->in_full || tidei_span_used(s) == 0)
         tidei_heap_free_local_slow(h, s);
     pthread_mutex_unlock(&h->lock);
     tidei_busy_leave();
 }
 
-static tide_noinline void free_other(tide_span_t *s, void *p, const char *op);
+static tide_noinline void free_other(void *p, tide_span_t *s, const char *op);
 
 /* free of an address the flat map does not know: NULL (nothing to do), a
  * block outside the flat range (huge, guarded, in a chunk mapped outside
@@ -119,7 +119,7 @@ static tide_noclone void free_unknown(void *p, const char *op)
     if (s->kind == TIDE_SPAN_SMALL && tidei_span_owner(s) == h)
         free_local_checked(h, s, p, op);  /* every check, and the slow path if due */
     else
-        free_other(s, p, op);
+        free_other(p, s, op);
 }
 
 /* Free of a block whose span the calling thread does not own (or a large
@@ -168,8 +168,10 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
     }
 }
 
-static tide_noinline void free_other(tide_span_t *s, void *p, const char *op)
+static tide_noinline void free_other(void *p, tide_span_t *s, const char *op)
 {
+    if (s == tidei_flat_none())  /* a page of the flat range that no span holds */
+        return free_unknown(p, op);
     tidei_busy_enter();
     free_other_work(s, p, op);
     tidei_scav_start();
@@ -195,26 +197,25 @@ tide_inline void free_fast(void *p, const char *op)
 {
     /* NULL is not in the flat map either: free(NULL) leaves by the slow
      * path, and the pairs save a test */
-    tide_span_t *s = tidei_flat_lookup(p);
-    if (tide_unlikely(s == NULL))
+    uintptr_t d = (uintptr_t)p - tidei_pagemap_flat.base;
+    if (tide_unlikely((d >> TIDE_PAGE_SHIFT) >= tidei_pagemap_flat.n_pages))
         return free_unknown(p, op);
+    /* a page with no span gives a descriptor that no heap owns */
+    tide_span_t *s = tidei_flat_span(d >> TIDE_PAGE_SHIFT);
     tide_heap_t *h = tidei_tls_heap;
     if (tide_likely(tidei_span_owner(s) == h)) {
         tide_free_block_t *b = p;
         uintptr_t key = tidei_free_key_of(s);
-        if (tide_unlikely(!tidei_block_ok(s, (uintptr_t)p - s->start, s->blk_bound) || b->key == key))
+        if (tide_unlikely(!tidei_block_ok_flat(s, d, s->blk_bound) || b->key == key))
             return free_local_checked(h, s, b, op);
-        /* read before the decrement publishes the free: from then on the
-         * scavenger may retire s (heap.c) */
-        uint32_t slow_at = __atomic_load_n(&s->slow_at, __ATOMIC_RELAXED);
         b->key = key;
         b->link = tidei_link_encode(s, s->local_free);
         s->local_free = b;
-        if (tide_unlikely(tidei_used_dec_is(s, slow_at)))
+        if (tide_unlikely(tidei_used_dec_hits(s)))
             free_local_slow(h, s);
         return;
     }
-    free_other(s, p, op);
+    free_other(p, s, op);
 }
 
 /* free: any thread, any time. */

@@ -91,15 +91,33 @@ static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
 /* s stops being one of h's spans: its count of mallocs goes into h's. */
 static void span_leave(tide_heap_t *h, tide_span_t *s)
 {
-    h->ctr.malloc[s->cls] += s->n_malloc;
+    h->ctr.malloc[s->cls] += tidei_span_mallocs(s);
     s->n_malloc = 0;
+    s->used_mallocs &= 0xFFFF;
     h->ctr.spans[s->cls]--;
 }
 
-/* slow_at is read by the owner's free fast path with no lock. */
-static void span_set_slow_at(tide_span_t *s, uint32_t v)
+/* Moves the owner's free slow path to the free that leaves v blocks out
+ * of s.  used_rel, which the owner's free fast path decrements with no
+ * lock, is counted from slow_at, so only the owner may call this (or a
+ * thread holding h->lock while h's owner cannot free into s: s is not
+ * h's yet, or no longer, or h is a shared heap, whose blocks are all
+ * freed as remote frees). */
+static void span_set_slow_at(tide_span_t *s, uint16_t v)
 {
+    uint16_t used = tidei_span_used(s);
     __atomic_store_n(&s->slow_at, v, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->used_rel, (uint16_t)(used - v), __ATOMIC_RELEASE);
+}
+
+/* The owner, in a slow path: a slow_at the scavenger left behind when it
+ * took s off the full list (span_unfull by another thread) goes back to 0,
+ * so the free that empties s finds it again. */
+static void span_settle(tide_span_t *s)
+{
+    uint16_t at = s->slow_at;
+    if (!s->in_full && at != 0 && at != TIDE_SLOW_NEVER)
+        span_set_slow_at(s, 0);
 }
 
 /* s, the kept last span of its class, is not the only one any more: its
@@ -111,11 +129,13 @@ static void span_unkeep(tide_span_t *s)
 }
 
 
-/* Puts s at the head of its bin: malloc takes from it next. */
-static void bin_push(tide_heap_t *h, tide_span_t *s)
+/* Puts s at the head of its bin: malloc takes from it next.  by_owner:
+ * the caller is h's owner, which may change slow_at (span_set_slow_at);
+ * another thread leaves a kept span kept. */
+static void bin_push(tide_heap_t *h, tide_span_t *s, bool by_owner)
 {
     int c = s->cls;
-    if (h->bins[c])
+    if (h->bins[c] && by_owner)
         span_unkeep(h->bins[c]);
     tide_list_push_tail(h->bins[c], h->bin_tails[c], s, next, prev);
     set_direct(h, c, s);
@@ -123,14 +143,15 @@ static void bin_push(tide_heap_t *h, tide_span_t *s)
 
 /* Puts s at the tail of its bin: a span that just got one block back
  * collects more frees before malloc comes to it. */
-static void bin_append(tide_heap_t *h, tide_span_t *s)
+static void bin_append(tide_heap_t *h, tide_span_t *s, bool by_owner)
 {
     int c = s->cls;
     if (!h->bin_tails[c]) {
-        bin_push(h, s);
+        bin_push(h, s, by_owner);
         return;
     }
-    span_unkeep(h->bins[c]);
+    if (by_owner)
+        span_unkeep(h->bins[c]);
     tide_list_append_tail(h->bins[c], h->bin_tails[c], s, next, prev);
 }
 
@@ -146,15 +167,16 @@ static void full_push(tide_heap_t *h, tide_span_t *s)
     h->ctr.n_full++;
     s->in_full = 1;
     /* every block is out: the owner's first free of one takes s off */
-    span_set_slow_at(s, s->used - 1);
+    span_set_slow_at(s, (uint16_t)(tidei_span_used(s) - 1));
     tide_list_push(h->full, s, next, prev);
 }
 
-static void full_remove(tide_heap_t *h, tide_span_t *s)
+static void full_remove(tide_heap_t *h, tide_span_t *s, bool by_owner)
 {
     tide_list_remove(h->full, s, next, prev);
     s->in_full = 0;
-    span_set_slow_at(s, 0);
+    if (by_owner)
+        span_set_slow_at(s, 0);  /* else span_settle, later */
     h->ctr.n_full--;
 }
 
@@ -185,15 +207,16 @@ static void span_set_state(tide_span_t *s, uintptr_t st)
 }
 
 /* Moves s from the full list back into its bin, at the tail: with only the
- * block just freed, it would send the next two mallocs down the slow path. */
-static void span_unfull(tide_heap_t *h, tide_span_t *s)
+ * block just freed, it would send the next two mallocs down the slow path.
+ * by_owner as for bin_push. */
+static void span_unfull(tide_heap_t *h, tide_span_t *s, bool by_owner)
 {
-    full_remove(h, s);
+    full_remove(h, s, by_owner);
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
     while ((old & TIDE_RS_MASK) == TIDE_RS_USE_NOTIFY &&
            !atomic_compare_exchange_weak_explicit(&s->remote, &old, old & ~TIDE_RS_MASK, acq_rel, relaxed))
         ;
-    bin_append(h, s);
+    bin_append(h, s, by_owner);
 }
 
 /* Gives the empty span s back to the page allocator (true), unless
@@ -222,8 +245,10 @@ void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     h->slow_seq++;
     if (s->in_full)
-        span_unfull(h, s);
-    if (s->used == 0 && !span_retire_any(h, s, true)) {
+        span_unfull(h, s, true);
+    else
+        span_settle(s);
+    if (tidei_span_used(s) == 0 && !span_retire_any(h, s, true)) {
         if (h->bins[s->cls] == s && s->next == NULL)
             span_set_slow_at(s, TIDE_SLOW_NEVER);
         tidei_scav_wanted();
@@ -280,7 +305,7 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
         } else {
             b->link = tidei_link_encode(s, s->local_free);
             s->local_free = b;
-            s->used--;
+            s->used_rel--;
             h->ctr.collected[s->cls]++;
             if (dest == NOTIFY_LOCAL_SETTLE)
                 tidei_heap_free_local_slow(h, s);
@@ -341,13 +366,13 @@ static bool heap_release_locked(tide_heap_t *h)
         size_t got = tidei_span_take_remote(s);
         h->ctr.collected[s->cls] += got;
         if (got)
-            span_unfull(h, s);
+            span_unfull(h, s, true);
     }
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         for (tide_span_t *s = h->bins[c], *next; s; s = next) {
             next = s->next;
             h->ctr.collected[c] += tidei_span_take_remote(s);
-            if (s->used == 0)
+            if (tidei_span_used(s) == 0)
                 freed |= span_retire_any(h, s, false);
         }
     }
@@ -377,7 +402,7 @@ bool tidei_heap_release(tide_heap_t *h)
  * used (tidei_used_dec), so it has finished with s when used says 0. */
 static bool span_quiescent(tide_span_t *s)
 {
-    uint32_t used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
+    uint32_t used = tidei_span_used(s);
     uint32_t n = 0;
     const tide_free_block_t *b = (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
     /* a corrupted link ends the count: the owner reports it when it
@@ -425,10 +450,10 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
     for (tide_span_t *s = h->full, *next; s; s = next) {
         next = s->next;
         if (span_quiescent(s)) {
-            full_remove(h, s);
+            full_remove(h, s, false);
             scav_retire(h, s);
         } else if (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK) {
-            span_unfull(h, s);  /* the owner collects those frees when it needs the class */
+            span_unfull(h, s, false);  /* the owner collects those frees when it needs the class */
         }
     }
     tide_span_t *swapped[TIDE_N_CLASSES];
@@ -492,7 +517,7 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
         if (tide_unlikely(!tidei_span_built_has(s, b)))
             tidei_link_bad_head(s, b, "malloc");
         s->free = tidei_link_decode(s, b->link);
-        s->used++;
+        s->used_rel++;
         b->key = 0;
         sh->ctr.moved_in[cls]++;
     }
@@ -644,10 +669,10 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
     atomic_store_explicit(&s->heap, h, release);
     span_set_state(s, TIDE_RS_NORMAL);
     h->ctr.spans[cls]++;
-    h->ctr.moved_in[cls] += s->used;
+    h->ctr.moved_in[cls] += tidei_span_used(s);
     h->ctr.collected[cls] += tidei_span_collect(s);
     tide_debug_assert(s->free);
-    bin_push(h, s);
+    bin_push(h, s, true);
     return s;
 }
 
@@ -659,6 +684,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     tide_span_t *s = h->bins[cls];
     if (s) {
         h->ctr.collected[cls] += tidei_span_collect(s);
+        span_settle(s);
         if (s->free)
             return s;
     }
@@ -668,9 +694,10 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         if (!s->free)
             h->ctr.collected[cls] += tidei_span_collect(s);
         if (s->free) {
+            span_settle(s);
             if (h->bins[cls] != s) {
                 bin_remove(h, s);
-                bin_push(h, s);
+                bin_push(h, s, true);
             }
             return s;
         }
@@ -690,7 +717,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     atomic_store_explicit(&s->heap, h, release);
     h->ctr.spans[cls]++;
     tidei_span_collect(s);  /* a new span: carves its first blocks */
-    bin_push(h, s);
+    bin_push(h, s, true);
     return s;
 }
 
@@ -699,12 +726,12 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
 static void span_abandon_locked(tide_span_t *s)
 {
     atomic_fetch_add_explicit(&tidei_global_ctr.collected[s->cls], tidei_span_take_remote(s), relaxed);
-    if (s->used == 0) {
+    if (tidei_span_used(s) == 0) {
         tidei_arena_free_run(s, false);
         return;
     }
     s->in_full = 0;
-    s->slow_at = 0;
+    span_set_slow_at(s, 0);
     s->prev = NULL;
     tide_span_t **list = span_has_free(s) ? &abandoned[s->cls] : &abandoned_full[s->cls];
     s->next = *list;
@@ -716,7 +743,7 @@ static void span_abandon_locked(tide_span_t *s)
 /* Hands s, a span of h, to the abandoned set.  tidei_heaps_lock held. */
 static void give_up_span_locked(tide_heap_t *h, tide_span_t *s)
 {
-    h->ctr.moved_out[s->cls] += s->used;
+    h->ctr.moved_out[s->cls] += tidei_span_used(s);
     span_leave(h, s);
     atomic_store_explicit(&s->heap, NULL, release);
     span_abandon_locked(s);
@@ -784,7 +811,7 @@ bool tidei_heap_sweep_abandoned(void)
                 tide_span_t *s = *link;
                 size_t got = tidei_span_take_remote(s);
                 atomic_fetch_add_explicit(&tidei_global_ctr.collected[c], got, relaxed);
-                if (s->used == 0) {
+                if (tidei_span_used(s) == 0) {
                     __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
                     atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
                     tidei_abandoned_spans[c]--;
@@ -848,9 +875,9 @@ __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h
         size_t n = 0;
         for (const volatile tide_span_t *s = v->bins[c]; s && n < TIDE_WALK_MAX; s = s->next, n++) {
             if (used)
-                used[c] += s->used;
+                used[c] += (uint16_t)(s->used_rel + s->slow_at);
             if (mallocs)
-                mallocs[c] += s->n_malloc;
+                mallocs[c] += tidei_span_mallocs(s);
         }
         if (spans)
             spans[c] += n;
@@ -860,9 +887,9 @@ __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h
         uint8_t c = s->cls;
         if (c < TIDE_N_CLASSES) {
             if (used)
-                used[c] += s->used;
+                used[c] += (uint16_t)(s->used_rel + s->slow_at);
             if (mallocs)
-                mallocs[c] += s->n_malloc;
+                mallocs[c] += tidei_span_mallocs(s);
             if (spans)
                 spans[c]++;
         }

@@ -43,14 +43,19 @@ void tidei_pagemap_flat_init(void)
 {
     for (size_t bytes = TIDE_FLAT_MAX_CHUNKS * TIDE_CHUNK_SIZE; bytes >= 64 * TIDE_CHUNK_SIZE; bytes /= 4) {
         size_t pages = bytes >> TIDE_PAGE_SHIFT;
-        tide_span_t **map = tidei_os_reserve(pages * sizeof(tide_span_t *));
+        uintptr_t *map = tidei_os_reserve(pages * sizeof *map);
         if (!map)
             continue;
         void *hole = tidei_os_reserve_none(bytes + TIDE_CHUNK_SIZE);
         if (!hole) {
-            tidei_os_unreserve(map, pages * sizeof(tide_span_t *));
+            tidei_os_unreserve(map, pages * sizeof *map);
             continue;
         }
+        /* the entries of slot 0 (below) are never used: the descriptor
+         * that an entry of 0 reads as lives there */
+        _Static_assert(sizeof(tide_span_t) <= TIDE_CHUNK_PAGES * sizeof *map, "tidei_flat_none fits slot 0's entries");
+        tide_span_t *none = (tide_span_t *)map;
+        atomic_store_explicit(&none->heap, (tide_heap_t *)UINTPTR_MAX, relaxed);
         uintptr_t base = ((uintptr_t)hole + TIDE_CHUNK_SIZE - 1) & ~(uintptr_t)(TIDE_CHUNK_SIZE - 1);
         tidei_os_unreserve(hole, bytes + TIDE_CHUNK_SIZE);
         tidei_pagemap_flat.map = map;
@@ -133,7 +138,8 @@ static void flat_set(uintptr_t page, size_t n, tide_span_t *s)
     for (size_t k = 0; k < n; k++) {
         uintptr_t i = page + k - first;
         if (i < tidei_pagemap_flat.n_pages)
-            __atomic_store_n(&tidei_pagemap_flat.map[i], s, __ATOMIC_RELEASE);
+            __atomic_store_n(&tidei_pagemap_flat.map[i], s ? (uintptr_t)s - (uintptr_t)tidei_pagemap_flat.map : 0,
+                             __ATOMIC_RELEASE);
     }
 }
 

@@ -71,13 +71,14 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     s->block_size = size;
     s->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
     s->blk_mul = tidei_blk_mul(size);
+    s->blk_base = (s->start - __atomic_load_n(&tidei_pagemap_flat.base, __ATOMIC_ACQUIRE)) * s->blk_mul;
     s->n_blocks = (uint32_t)((s->n_pages << TIDE_PAGE_SHIFT) / size);
     s->n_built = 0;
     s->built_bytes = 0;
     s->blk_bound = 0;
     s->link_key = tidei_link_key(s->start);
-    s->used = 0;
     s->n_malloc = 0;
+    s->used_mallocs = 0;
     s->slow_at = 0;
     s->free = NULL;
     s->local_free = NULL;
@@ -190,8 +191,8 @@ static size_t take_remote(tide_span_t *s, const char *op)
         n++;
     tail->link = tidei_link_encode(s, s->local_free);
     s->local_free = list;
-    tide_debug_assert(n <= s->used);
-    s->used -= (uint32_t)n;
+    tide_debug_assert(n <= tidei_span_used(s));
+    s->used_rel = (uint16_t)(s->used_rel - n);
     return n;
 }
 
@@ -206,6 +207,7 @@ size_t tidei_span_take_remote(tide_span_t *s)
  * block is out.  Returns how many remote frees it took.  Owner only. */
 size_t tidei_span_collect(tide_span_t *s)
 {
+    tidei_span_fold_mallocs(s);  /* s gets a new list */
     size_t got = take_remote(s, "malloc");
     if (s->local_free) {
         tide_free_block_t *b = s->local_free;

@@ -211,12 +211,24 @@ void tidei_pagemap_flat_chunk_unmapped(uintptr_t base);
 /* The span whose page holds p if p is in the flat range; NULL if not (p
  * outside the range, or not a block: ask tidei_pagemap_lookup).  A
  * subtraction, a compare and a load: the free fast path's lookup. */
-tide_inline tide_span_t *tidei_flat_lookup(const void *p)
+/* The flat map's descriptor for a page of the range that no span holds:
+ * all zero (TIDE_SPAN_FREE) but its heap, which is no thread's. */
+tide_inline tide_span_t *tidei_flat_none(void)
 {
-    uintptr_t page = ((uintptr_t)p - tidei_pagemap_flat.base) >> TIDE_PAGE_SHIFT;
-    if (tide_unlikely(page >= tidei_pagemap_flat.n_pages))
-        return NULL;
-    return __atomic_load_n(&tidei_pagemap_flat.map[page], __ATOMIC_RELAXED);
+    return (tide_span_t *)tidei_pagemap_flat.map;
+}
+/* The span of page number page of the flat range (below its n_pages):
+ * tidei_flat_none() for a page no span holds.  The entry is read with a
+ * plain load, which folds into the add (an atomic one under the
+ * sanitizers): an aligned word, stored whole by the arena. */
+tide_inline tide_span_t *tidei_flat_span(uintptr_t page)
+{
+    uintptr_t *map = tidei_pagemap_flat.map;
+#if !TIDE_SANITIZE
+    return (tide_span_t *)((uintptr_t)map + map[page]);
+#else
+    return (tide_span_t *)((uintptr_t)map + __atomic_load_n(&map[page], __ATOMIC_RELAXED));
+#endif
 }
 
 /* ---- span.c: size classes and spans ---- */
@@ -291,6 +303,13 @@ tide_inline uint64_t tidei_blk_mul(uint32_t size)
 tide_inline bool tidei_block_ok(const tide_span_t *s, uint64_t off, uint64_t bound)
 {
     return off * s->blk_mul < bound;
+}
+/* The same test for s in the flat range, from d = p - the range's base,
+ * which the flat lookup computed: (d - (start - base)) * m is d * m minus
+ * the span's blk_base, mod 2^64, so p's copy for the offset is saved. */
+tide_inline bool tidei_block_ok_flat(const tide_span_t *s, uint64_t d, uint64_t bound)
+{
+    return d * s->blk_mul - s->blk_base < bound;
 }
 
 /* Free-list links.  A link (the first word of a free block) holds the next
@@ -491,32 +510,90 @@ tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
     return __atomic_load_n(&h->direct[cls], __ATOMIC_RELAXED);
 }
 
-/* The owner's changes of `used` outside h->lock, which the scavenger reads
- * (span_quiescent in heap.c).  A free's decrement is published after its
- * push onto local_free (x86-64 keeps stores in order, the "memory" clobber
- * keeps the compiler from moving them; a release store elsewhere and under
- * the sanitizers); true when the new count is at, the span's slow_at. */
-tide_inline bool tidei_used_dec_is(tide_span_t *s, uint32_t at)
+/* Whether malloc counts in tide_span_t.used_mallocs (x86-64, not under
+ * the sanitizers, which would see its 64-bit add and the 16-bit accesses
+ * of used_rel as a race): else it counts in n_malloc directly. */
+#if defined(__x86_64__) && !TIDE_SANITIZE
+#define TIDE_PACKED_COUNT 1
+#else
+#define TIDE_PACKED_COUNT 0
+#endif
+_Static_assert(TIDE_SPAN_MAX_PAGES * TIDE_PAGE_SIZE / 16 < TIDE_SLOW_NEVER, "a span's blocks fit used_rel");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "used_rel is the low half of used_mallocs");
+
+/* The blocks of small span s that are out (remote frees included until
+ * collected): its count relative to slow_at, plus slow_at.  Exact for the
+ * owner, or under h->lock (slow_at changes only there). */
+tide_inline uint16_t tidei_span_used(const tide_span_t *s)
+{
+    return (uint16_t)(__atomic_load_n(&s->used_rel, __ATOMIC_ACQUIRE) + __atomic_load_n(&s->slow_at, __ATOMIC_RELAXED));
+}
+
+/* The owner's changes of `used_rel` outside h->lock, which the scavenger
+ * reads (span_quiescent in heap.c).  A free's decrement is published after
+ * its push onto local_free (x86-64 keeps stores in order, the "memory"
+ * clobber keeps the compiler from moving them; a release store elsewhere
+ * and under the sanitizers); true when it reached 0: the count of blocks
+ * out is now the span's slow_at, and the free takes the slow path. */
+tide_inline bool tidei_used_dec_hits(tide_span_t *s)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
-    /* a decrement of memory and a compare with it: GCC makes four
-     * instructions of the C below where three do */
-    __asm__ goto("subl $1, %0\n\tcmpl %1, %0\n\tje %l[hit]" : "+m"(s->used) : "r"(at) : "cc", "memory" : hit);
+    __asm__ goto("subw $1, %0\n\tje %l[hit]" : "+m"(s->used_rel) : : "cc", "memory" : hit);
     return false;
 hit:
     return true;
 #else
-    uint32_t u = __atomic_load_n(&s->used, __ATOMIC_RELAXED) - 1;
-    __atomic_store_n(&s->used, u, __ATOMIC_RELEASE);
-    return u == at;
+    uint16_t u = (uint16_t)(__atomic_load_n(&s->used_rel, __ATOMIC_RELAXED) - 1);
+    __atomic_store_n(&s->used_rel, u, __ATOMIC_RELEASE);
+    return u == 0;
 #endif
 }
-tide_inline void tidei_used_inc(tide_span_t *s)
+
+/* A malloc from small span s by its owner: one block more out, one malloc
+ * more counted, in one add (tide_span_t.used_mallocs). */
+tide_inline void tidei_span_malloc_inc(tide_span_t *s)
 {
-#if defined(__x86_64__) && !TIDE_SANITIZE
-    s->used++;
+#if TIDE_PACKED_COUNT
+    s->used_mallocs += ((uint64_t)TIDE_STATS << 16) + 1;
 #else
-    __atomic_store_n(&s->used, __atomic_load_n(&s->used, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->used_rel, (uint16_t)(__atomic_load_n(&s->used_rel, __ATOMIC_RELAXED) + 1), __ATOMIC_RELAXED);
+    tidei_count(s->n_malloc++);
+#endif
+}
+
+/* The owner of small span s moves its count of mallocs not yet in
+ * n_malloc there: whenever s gets a new free list (malloc pops at most a
+ * span's blocks from one list), and at least before the count reaches
+ * 2^47.  Readers take the packed count first (tidei_span_mallocs): x86-64
+ * keeps the two stores in order, so a reader may count some mallocs twice
+ * for a moment, never miss one. */
+tide_inline void tidei_span_fold_mallocs(tide_span_t *s)
+{
+#if TIDE_PACKED_COUNT
+    s->n_malloc += s->used_mallocs >> 16;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    s->used_mallocs &= 0xFFFF;
+#else
+    (void)s;
+#endif
+}
+tide_inline bool tidei_span_fold_due(const tide_span_t *s)
+{
+#if TIDE_PACKED_COUNT
+    return s->used_mallocs >= (UINT64_C(1) << 63);
+#else
+    (void)s;
+    return false;
+#endif
+}
+tide_inline uint64_t tidei_span_mallocs(const volatile tide_span_t *s)
+{
+#if TIDE_PACKED_COUNT
+    uint64_t lo = s->used_mallocs >> 16;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return s->n_malloc + lo;
+#else
+    return s->n_malloc;
 #endif
 }
 

@@ -47,7 +47,7 @@ enum {
 
 /* tide_span_t.slow_at of the kept last span of a class: its owner's frees
  * never take the slow path, however often they empty it. */
-#define TIDE_SLOW_NEVER UINT32_MAX
+#define TIDE_SLOW_NEVER UINT16_MAX
 
 struct tide_heap;
 struct tide_chunk;
@@ -59,21 +59,31 @@ typedef struct tide_span {
     tide_free_block_t *free;          /* SMALL: blocks ready for the owner's malloc (a head is never
                                     encoded; malloc checks it is inside the span before use) */
     tide_free_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
-    uint32_t used;               /* SMALL: blocks out (remote frees count until collected) */
-    uint32_t slow_at;            /* SMALL: the owner's free whose decrement of `used` lands here
-                                    takes the slow path: 0 (the span emptied), used - 1 when it
-                                    went on the full list (the first free takes it off), or
-                                    TIDE_SLOW_NEVER for the kept last span of a class (heap.c) */
+    union {
+        uint64_t used_mallocs;   /* SMALL: bits 0-15 are used_rel; bits 16-63 count the owner's
+                                    mallocs from the span not yet in n_malloc: malloc adds
+                                    0x10001, one add for both (tidei_span_malloc_inc), and
+                                    used_rel never wraps up to 0 while malloc pops from it */
+        uint16_t used_rel;       /* SMALL: blocks out (remote frees count until collected),
+                                    counted from slow_at: used - slow_at mod 2^16, so that the
+                                    owner's free whose decrement reaches 0 takes the slow path
+                                    (tidei_span_used gives used; a span holds fewer than
+                                    TIDE_SLOW_NEVER blocks) */
+    };
     _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
     uintptr_t start;             /* address of the first page (first block) */
     uint64_t built_bytes;        /* SMALL: n_built * block_size: a free block lies in
                                     [start, start + built_bytes) (0 for any other kind) */
     uintptr_t link_key;          /* SMALL: the secret the span's free-list links are encoded with */
     uint64_t n_malloc;           /* SMALL: blocks its owner handed out since it got it (folded
-                                    into the owner's ctr.malloc when the span leaves it) */
+                                    into the owner's ctr.malloc when the span leaves it), less
+                                    n_malloc_lo */
     uint64_t blk_mul;            /* SMALL: floor(2^64 / block_size) + 1, for the block-start test */
     uint64_t blk_bound;          /* SMALL: n_built * (blk_mul * block_size mod 2^64): offset off
                                     is a built block's start iff off * blk_mul mod 2^64 < this */
+    uint64_t blk_base;           /* SMALL: (start - flat range base) * blk_mul mod 2^64: the free
+                                    fast path tests d * blk_mul - blk_base, d = p - flat base,
+                                    which is off * blk_mul (tidei_block_ok_flat) */
     uint32_t block_size;         /* SMALL: bytes per block */
     uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for finding a block's start */
     _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
@@ -86,6 +96,11 @@ typedef struct tide_span {
                                     MADV_DONTNEED): calloc skips the memset, and a block cut
                                     from it needs no tidei_clear_key_word; merging ANDs it */
     uint32_t n_blocks;           /* SMALL: blocks the span can hold */
+    uint16_t slow_at;            /* SMALL: the count of blocks out at which that free comes:
+                                    0 (the span emptied), used - 1 when it went on the full
+                                    list (the first free takes it off), or TIDE_SLOW_NEVER for
+                                    the kept last span of a class; the owner changes it
+                                    (heap.c, span_set_slow_at), under h->lock */
     size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
     struct tide_chunk *chunk;    /* chunk holding the run; NULL for HUGE */
     uint64_t dirty_ms;           /* FREE run / cached huge mapping: when its pages were last
@@ -197,7 +212,10 @@ typedef struct tide_heap {
 typedef struct tidei_pagemap_flat {
     uintptr_t base;              /* first byte of the range (the top of the address space: none) */
     size_t n_pages;              /* pages in the range (0: none) */
-    tide_span_t **map;           /* an entry per page of the range, as the tree's */
+    uintptr_t *map;              /* an entry per page of the range, as the tree's, stored as the
+                                    span descriptor's address minus the map's: 0 (no span) reads
+                                    as the map's start, where a descriptor no thread owns sits
+                                    (tidei_flat_none), so the free fast path tests no NULL */
 } tidei_pagemap_flat_t;
 
 /* The header of a metadata region (the leak checker skips them). */
