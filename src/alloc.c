@@ -232,18 +232,19 @@ static tide_noclone void *malloc_prof(size_t n)
  * up; the count of mallocs is the span's.  The fast path is marked
  * (tidei_fast_enter/leave) so that the scavenger can take an idle
  * thread's direct spans back while it runs (heap.c). */
-tide_inline void *malloc_pop(tide_heap_t *h, tide_span_t *s, tide_free_block_t *b, size_t n, void *(*prof)(size_t))
+/* The head of s's list, loaded straight into the return register: left
+ * to itself, GCC loads it elsewhere and adds a move on every malloc. */
+tide_inline tide_free_block_t *malloc_head(tide_span_t *s)
 {
-    /* The sampler's countdown is also the count of requested bytes; prof
-     * (malloc_prof) leaves the mark. */
-    if (tide_unlikely(tidei_prof_charge(h, n)))
-        return prof(n);
-    s->free = tidei_link_decode(s, b->link);
-    tidei_span_malloc_inc(s);
-    b->key = 0;
-    tidei_fast_leave(h);
+#if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
+    tide_free_block_t *b;
+    __asm__("movq %1, %0" : "=a"(b) : "m"(s->free));
     return b;
+#else
+    return s->free;
+#endif
 }
+
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     tide_heap_t *h;
@@ -260,31 +261,26 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
     } else {
         return slow(n);
     }
-    tide_free_block_t *b = s->free;
+    tide_free_block_t *b = malloc_head(s);
     /* The head is a block of s, or NULL (an empty list, or the empty span
      * of a thread without a heap), or an overwritten link, which the slow
-     * path (class_pop) reports. */
+     * path (class_pop) reports.  The owner's frees push onto the same
+     * list, so it runs out only when every block of s built so far is
+     * out: the slow path then takes in remote frees, or carves, or finds
+     * another span. */
     if (tide_unlikely(!tidei_span_built_has(s, b))) {
-        /* An empty list: the thread's own frees into s, on local_free,
-         * become the list here, under the mark and with no lock (the slow
-         * path, which also takes in remote frees and carves, comes when
-         * they are used up too).  Only the owner writes either head. */
-        b = s->local_free;  /* (the span's bounds are read again: holding them in
-                                registers for this would cost the hit path) */
-        if (s->free != NULL ||
-            (uintptr_t)b - __atomic_load_n(&s->start, __ATOMIC_RELAXED) >= __atomic_load_n(&s->built_bytes, __ATOMIC_RELAXED)) {
-            tidei_fast_leave(h);
-            return slow(n);
-        }
-        s->local_free = NULL;
-        s->free = b;
-        if (tide_unlikely(tidei_span_fold_due(s)))
-            tidei_span_fold_mallocs(s);
-        /* the pop, written twice so that the hit path's block is the
-         * return register (joined, GCC copies it there on every malloc) */
-        return malloc_pop(h, s, b, n, prof);
+        tidei_fast_leave(h);
+        return slow(n);
     }
-    return malloc_pop(h, s, b, n, prof);
+    /* The sampler's countdown is also the count of requested bytes; prof
+     * (malloc_prof) leaves the mark. */
+    if (tide_unlikely(tidei_prof_charge(h, n)))
+        return prof(n);
+    s->free = tidei_link_decode(s, b->link);
+    tidei_span_malloc_inc(s);
+    b->key = 0;
+    tidei_fast_leave(h);
+    return b;
 }
 
 /* malloc: any thread.  NULL with errno = ENOMEM on exhaustion. */

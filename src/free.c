@@ -209,8 +209,8 @@ tide_inline void free_fast(void *p, const char *op)
         if (tide_unlikely(!tidei_block_ok_flat(s, d, s->blk_bound) || b->key == key))
             return free_local_checked(h, s, b, op);
         b->key = key;
-        b->link = tidei_link_encode(s, s->local_free);
-        s->local_free = b;
+        b->link = tidei_link_encode(s, s->free);
+        s->free = b;
         if (tide_unlikely(tidei_used_dec_hits(s)))
             free_local_slow(h, s);
         return;

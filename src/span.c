@@ -1,9 +1,11 @@
 /* span.c — size classes, and spans: page runs cut into blocks of one class.
  *
  * A span's blocks are in one of four places: handed out (counted in `used`),
- * on `free` (the owner's malloc pops them), on `local_free` (the owner's free
- * pushes them), or on the lock-free `remote` list (other threads push them;
- * still counted in `used` until the owner collects them).  Blocks past
+ * on `free` (the owner's malloc pops them, the owner's free pushes them),
+ * on `local_free` (put back by the owner's slow paths: remote frees it
+ * collected, frees that took the checked path), or on the lock-free
+ * `remote` list (other threads push them; still counted in `used` until
+ * the owner collects them).  Blocks past
  * `n_built` have never been touched: they are carved lazily, a page or so at
  * a time, so a fresh span commits memory only as it is used. */
 #include "tide_internal.h"

@@ -531,7 +531,7 @@ tide_inline uint16_t tidei_span_used(const tide_span_t *s)
 
 /* The owner's changes of `used_rel` outside h->lock, which the scavenger
  * reads (span_quiescent in heap.c).  A free's decrement is published after
- * its push onto local_free (x86-64 keeps stores in order, the "memory"
+ * its push onto the list (x86-64 keeps stores in order, the "memory"
  * clobber keeps the compiler from moving them; a release store elsewhere
  * and under the sanitizers); true when it reached 0: the count of blocks
  * out is now the span's slow_at, and the free takes the slow path. */

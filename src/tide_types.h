@@ -56,9 +56,11 @@ struct tide_chunk;
  * pages it describes.  The first fields are the ones the malloc and free fast
  * paths touch. */
 typedef struct tide_span {
-    tide_free_block_t *free;          /* SMALL: blocks ready for the owner's malloc (a head is never
-                                    encoded; malloc checks it is inside the span before use) */
-    tide_free_block_t *local_free;    /* SMALL: blocks freed by the owner since the last collect */
+    tide_free_block_t *free;          /* SMALL: blocks ready for the owner's malloc, which pops them,
+                                    and its free pushes them (a head is never encoded; malloc
+                                    checks it is inside the span before use) */
+    tide_free_block_t *local_free;    /* SMALL: blocks the owner's slow paths put back since the
+                                    last collect (remote frees taken in, checked frees) */
     union {
         uint64_t used_mallocs;   /* SMALL: bits 0-15 are used_rel; bits 16-63 count the owner's
                                     mallocs from the span not yet in n_malloc: malloc adds
