@@ -577,8 +577,8 @@ class Tide(object):
             return True, "never handed out (beyond the blocks carved so far, %d)" % s["n_built"]
         b = s["start"] + idx * s["block_size"]
         lists = self.span_free_blocks(s)
-        why = {"free": "on its span's free list (ready for the owner's malloc)",
-               "local_free": "on its span's local_free list (freed by the owner thread)",
+        why = {"free": "on its span's free list (freed by the owner thread, or never handed out)",
+               "local_free": "on its span's local_free list (put back by the owner's slow path)",
                "remote": "on its span's remote list (freed by another thread, not yet collected)",
                "notify": "on the owner heap's notify list (freed by another thread into a full span)"}
         for name in ("free", "local_free", "remote", "notify"):
