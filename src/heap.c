@@ -80,12 +80,46 @@ __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
  * with no lock, while the scavenger may write them: relaxed atomic stores
  * (plain moves).  Class c's entries of direct_small[] are those of the
  * sizes 16 * i it serves (class 0, malloc(0)'s, has i = 0 alone). */
-static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
+static void set_direct_entries(tide_heap_t *h, int c, tide_span_t *s)
 {
     __atomic_store_n(&h->direct[c], s, __ATOMIC_RELAXED);
-    size_t i = c <= 1 ? (size_t)c : (tidei_class_size[c - 1] >> 4) + 1;
-    for (; i < TIDE_N_DIRECT && (i == 0 ? c == 0 : tidei_class_of(i << 4) == (size_t)c); i++)
+    if (c == 0) {
+        /* malloc(0) takes the slow path (class_pop), which counts it at
+         * once: a fast-path malloc must ask for a byte at least, for the
+         * sampler's countdown to bound the count of mallocs a direct span
+         * holds (tidei_span_fold_mallocs) */
+        __atomic_store_n(&h->direct_small[0], &tidei_empty_span, __ATOMIC_RELAXED);
+        return;
+    }
+    for (size_t i = c == 1 ? 1 : (tidei_class_size[c - 1] >> 4) + 1;
+         i < TIDE_N_DIRECT && tidei_class_of(i << 4) == (size_t)c; i++)
         __atomic_store_n(&h->direct_small[i], s, __ATOMIC_RELAXED);
+}
+
+/* Makes s the direct span of class c of h.  s was not direct a moment
+ * ago, so no malloc is popping from it: its count of mallocs starts
+ * afresh (tidei_span_fold_mallocs). */
+static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
+{
+    if (s != &tidei_empty_span)
+        tidei_span_fold_mallocs(s);
+    set_direct_entries(h, c, s);
+}
+
+/* The owner of h, when its sampler's countdown ran out: the direct spans'
+ * counts of mallocs go into n_malloc (see tidei_span_fold_mallocs).  Under
+ * the fast path's mark, which keeps the scavenger from taking them. */
+void tidei_heap_fold_direct(tide_heap_t *h)
+{
+    if (h != tidei_tls_heap || h == &tidei_empty_heap || h == &tidei_backup_heap || tidei_heap_is_shared(h))
+        return;
+    tidei_fast_enter(h);
+    for (int c = 0; c < TIDE_N_CLASSES; c++) {
+        tide_span_t *s = tidei_direct(h, c);
+        if (s != &tidei_empty_span)
+            tidei_span_fold_mallocs(s);
+    }
+    tidei_fast_leave(h);
 }
 
 /* s stops being one of h's spans: its count of mallocs goes into h's. */
@@ -155,11 +189,17 @@ static void bin_append(tide_heap_t *h, tide_span_t *s, bool by_owner)
     tide_list_append_tail(h->bins[c], h->bin_tails[c], s, next, prev);
 }
 
+/* Takes s out of its bin; if it was the head (the direct span), the next
+ * span of the bin becomes direct.  The scavenger removes other spans than
+ * the head while the owner's malloc may be popping from the head, which
+ * is then left alone. */
 static void bin_remove(tide_heap_t *h, tide_span_t *s)
 {
     int c = s->cls;
+    bool was_head = h->bins[c] == s;
     tide_list_remove_tail(h->bins[c], h->bin_tails[c], s, next, prev);
-    set_direct(h, c, h->bins[c] ? h->bins[c] : &tidei_empty_span);
+    if (was_head)
+        set_direct(h, c, h->bins[c] ? h->bins[c] : &tidei_empty_span);
 }
 
 static void full_push(tide_heap_t *h, tide_span_t *s)
@@ -484,7 +524,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
                 bin_remove(h, s);  /* the next span of the class, if any, becomes direct */
                 scav_retire(h, s);
             } else {
-                set_direct(h, s->cls, s);
+                set_direct_entries(h, s->cls, s);  /* a malloc may be popping from it: no fold */
             }
         }
     }

@@ -9,8 +9,9 @@
  * bytes are sampled as a Poisson process: an allocation of n bytes is
  * sampled with probability 1 - exp(-n/prof_sample), whatever came before,
  * and counting each sample 1/(1 - exp(-n/prof_sample)) times gives unbiased
- * estimates.  With profiling off the countdown is armed at 2^62 bytes and
- * never fires.
+ * estimates.  With profiling off the countdown is armed at 2^40 bytes:
+ * it fires once per TiB asked for, to fold the spans' malloc counts
+ * (tidei_heap_fold_direct), and samples nothing.
  *
  * Every allocation path charges a countdown (alloc.c): small, large and
  * huge blocks, every entry point; a thread with no heap yet gets one at its
@@ -84,7 +85,10 @@ static __thread bool prof_inside;         /* the thread is taking a sample */
 bool tidei_prof_on;                       /* prof=1 or leak_check: samples are taken */
 bool tidei_prof_full;                     /* leak_check=full: every allocation's site */
 
-#define NO_SAMPLE ((int64_t)1 << 62)      /* countdown armed when nothing samples */
+/* The countdown armed when nothing samples: it still runs out every TiB
+ * asked for, when the direct spans' counts of mallocs are folded
+ * (tidei_heap_fold_direct), so that they never wrap. */
+#define NO_SAMPLE ((int64_t)1 << 40)
 
 /* ---- arithmetic without libm ---- */
 
@@ -205,6 +209,7 @@ int tidei_prof_event_core(tide_heap_t *h, size_t n)
  * the malloc fast path has one test whatever is on. */
 int tidei_prof_event(tide_heap_t *h, size_t n)
 {
+    tidei_heap_fold_direct(h);
     if (tide_unlikely(tidei_guard_on))
         return tidei_guard_event(h, n);
     return tidei_prof_event_core(h, n);

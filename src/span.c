@@ -209,7 +209,6 @@ size_t tidei_span_take_remote(tide_span_t *s)
  * block is out.  Returns how many remote frees it took.  Owner only. */
 size_t tidei_span_collect(tide_span_t *s)
 {
-    tidei_span_fold_mallocs(s);  /* s gets a new list */
     size_t got = take_remote(s, "malloc");
     if (s->local_free) {
         tide_free_block_t *b = s->local_free;

@@ -416,6 +416,7 @@ extern tide_heap_t tidei_empty_heap;
 extern tide_heap_t tidei_backup_heap;
 extern tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS];
 bool tidei_heap_is_shared(const tide_heap_t *h);
+void tidei_heap_fold_direct(tide_heap_t *h);
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls);
 bool tidei_heap_reclaim_shared(tide_heap_t *sh);
 uint64_t tidei_heap_shared_activity(tide_heap_t *sh);
@@ -561,29 +562,26 @@ tide_inline void tidei_span_malloc_inc(tide_span_t *s)
 #endif
 }
 
-/* The owner of small span s moves its count of mallocs not yet in
- * n_malloc there: whenever s gets a new free list (malloc pops at most a
- * span's blocks from one list), and at least before the count reaches
- * 2^47.  Readers take the packed count first (tidei_span_mallocs): x86-64
- * keeps the two stores in order, so a reader may count some mallocs twice
- * for a moment, never miss one. */
+/* Moves small span s's count of mallocs not yet in n_malloc there, by a
+ * thread that no malloc from s runs beside: its owner, or one holding
+ * h->lock while s is not a direct span (the owner's free may still be
+ * decrementing used_rel: the count's bytes are cleared without touching
+ * it).  It is done whenever s becomes a direct span (set_direct), on
+ * every malloc by the slow path, and for the direct spans whenever the
+ * sampler's countdown runs out (tidei_heap_fold_direct: at least every
+ * 2^40 bytes asked for, and a fast-path malloc asks for at least one), so
+ * the 48-bit count never wraps.  Readers take the packed count first
+ * (tidei_span_mallocs): x86-64 keeps the stores in order, so a reader may
+ * count some mallocs twice for a moment, never miss one. */
 tide_inline void tidei_span_fold_mallocs(tide_span_t *s)
 {
 #if TIDE_PACKED_COUNT
     s->n_malloc += s->used_mallocs >> 16;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    s->used_mallocs &= 0xFFFF;
+    s->mallocs_lo = 0;
+    s->mallocs_hi = 0;
 #else
     (void)s;
-#endif
-}
-tide_inline bool tidei_span_fold_due(const tide_span_t *s)
-{
-#if TIDE_PACKED_COUNT
-    return s->used_mallocs >= (UINT64_C(1) << 63);
-#else
-    (void)s;
-    return false;
 #endif
 }
 tide_inline uint64_t tidei_span_mallocs(const volatile tide_span_t *s)

@@ -66,6 +66,12 @@ typedef struct tide_span {
                                     mallocs from the span not yet in n_malloc: malloc adds
                                     0x10001, one add for both (tidei_span_malloc_inc), and
                                     used_rel never wraps up to 0 while malloc pops from it */
+        struct {
+            uint16_t used_rel_;  /* (used_rel) */
+            uint16_t mallocs_lo; /* bits 16-31 of used_mallocs */
+            uint32_t mallocs_hi; /* bits 32-63: these two are cleared without touching
+                                    used_rel, which the owner's free may be decrementing */
+        };
         uint16_t used_rel;       /* SMALL: blocks out (remote frees count until collected),
                                     counted from slow_at: used - slow_at mod 2^16, so that the
                                     owner's free whose decrement reaches 0 takes the slow path

@@ -6,8 +6,10 @@
  * ceil(2^32 / size); off is a built block's start iff idx * size == off and
  * idx < n_built.  The new one: off * m mod 2^64 < n_built * (m * size mod
  * 2^64), m = floor(2^64 / size) + 1.  Both are also checked against plain
- * arithmetic (off % size == 0 && off / size < n_built).  The spans are the
- * real ones: tidei_span_init_small and the carving of span.c fill in the
+ * arithmetic (off % size == 0 && off / size < n_built).  The free fast
+ * path's form of it, from d = p - the flat range's base (d * m - blk_base,
+ * tidei_block_ok_flat), is checked beside it.  The spans are the real
+ * ones: tidei_span_init_small and the carving of span.c fill in the
  * fields the fast path reads. */
 #include "unit.h"
 
@@ -29,6 +31,9 @@ static void every_class_and_offset(void)
         tidei_span_init_small(s, c);
         uint32_t size = s->block_size;
         uint64_t bytes = (uint64_t)s->n_pages << TIDE_PAGE_SHIFT;
+        uint64_t base = tidei_pagemap_flat.base;
+        CHECKF(s->start - base < (uint64_t)tidei_pagemap_flat.n_pages << TIDE_PAGE_SHIFT,
+               "class %d: span at %#llx outside the flat range", c, (unsigned long long)s->start);
         CHECKF((unsigned __int128)bytes * size * size < ((unsigned __int128)1 << 64),
                "class %d: span of %llu bytes too big for the proof's bound", c, (unsigned long long)bytes);
         /* none, one, half, all but one and all blocks built */
@@ -44,9 +49,10 @@ static void every_class_and_offset(void)
                 bool truth = off % size == 0 && off / size < n_built;
                 bool was = old_check(off, size, s->recip, n_built);
                 bool now = tidei_block_ok(s, off, bound);
-                if (was != truth || now != truth) {
-                    FAILF("class %d (%u bytes), n_built %u, offset %llu: old %d, new %d, truth %d", c, size,
-                          n_built, (unsigned long long)off, was, now, truth);
+                bool flat = tidei_block_ok_flat(s, s->start + off - base, bound);
+                if (was != truth || now != truth || flat != truth) {
+                    FAILF("class %d (%u bytes), n_built %u, offset %llu: old %d, new %d, flat %d, truth %d", c, size,
+                          n_built, (unsigned long long)off, was, now, flat, truth);
                     break;
                 }
                 n_checked++;
@@ -58,6 +64,7 @@ static void every_class_and_offset(void)
             for (uint64_t off = 0; off < bytes; off += 16) {
                 bool truth = off % size == 0 && off / size < s->n_built;
                 if (tidei_block_ok(s, off, s->blk_bound) != truth ||
+                    tidei_block_ok_flat(s, s->start + off - base, s->blk_bound) != truth ||
                     tidei_span_built_has(s, (void *)(s->start + off)) != (off < (uint64_t)s->n_built * size)) {
                     FAILF("class %d: offset %llu with the span's own fields (n_built %u)", c,
                           (unsigned long long)off, s->n_built);
