@@ -33,7 +33,8 @@ static void *class_pop(tide_heap_t *h, int cls)
     if (tide_unlikely(b != NULL))  /* read while marked: s was not retired */
         tidei_link_bad_head(s, b, "malloc");
     tidei_fast_leave(h);
-    if (h->shared_n[cls] < tidei_opt.shared_blocks && h != &tidei_backup_heap)
+    if (h->shared_n[cls] < tidei_opt.shared_blocks && h != &tidei_backup_heap &&
+        __atomic_load_n(&tidei_heaps_sharing, __ATOMIC_RELAXED))
         return tidei_heap_shared_alloc(h, cls);  /* no span of its own yet (heap.c) */
     tidei_heap_lock(h);
     s = tidei_heap_find_span(h, cls);

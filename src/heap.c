@@ -627,6 +627,13 @@ static void heap_reset(tide_heap_t *h)
     h->ctr.n_full = 0;
 }
 
+/* Thread heaps in use (tidei_heaps_lock), and whether two ever were at
+ * once: until then the process has one thread that allocates, which the
+ * shared heaps would only cost a second span per class (and its frees of
+ * those blocks would be remote frees), so class_pop does not use them. */
+static unsigned heaps_live;
+bool tidei_heaps_sharing;
+
 /* A heap for a new thread: a pooled one or a new one.  NULL if metadata
  * memory ran out.  Takes tidei_heaps_lock. */
 tide_heap_t *tidei_heap_acquire(void)
@@ -651,6 +658,8 @@ tide_heap_t *tidei_heap_acquire(void)
     }
     if (h) {
         heap_reset(h);
+        if (++heaps_live >= 2)
+            __atomic_store_n(&tidei_heaps_sharing, true, __ATOMIC_RELAXED);
         h->in_use = true;
         h->tid = tidei_os_gettid();
         h->thread = pthread_self();
@@ -828,6 +837,7 @@ void tidei_heap_abandon(tide_heap_t *h)
     tidei_heap_give_up_spans(h);
     tidei_scav_thread_end(h);
     pthread_mutex_lock(&tidei_heaps_lock);
+    heaps_live--;
     h->in_use = false;
     h->has_thread = false;
     h->next_pool = heap_pool;

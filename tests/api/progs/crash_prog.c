@@ -6,6 +6,10 @@
  *   crash_prog null           allocates, then writes at address 0x10
  *   crash_prog small          writes into a live 48-byte block whose page it
  *                             made inaccessible (mprotect)
+ *   crash_prog small-shared   the same, after a second thread allocated while
+ *                             the main thread's heap was in use (from then on
+ *                             a thread's first blocks come from the shared
+ *                             heaps)
  *   crash_prog large          reads a live 200000-byte block, likewise
  *   crash_prog stack          overflows the main thread's stack (it has
  *                             allocated nothing: no heap)
@@ -36,6 +40,15 @@ __attribute__((noinline)) static int recurse(int depth)
     volatile char buf[512];
     buf[0] = (char)depth;
     return recurse(depth + 1) + buf[0];
+}
+
+/* A thread that allocates and exits. */
+static void *alloc_thread(void *arg)
+{
+    void *p = malloc(16);
+    sink = p;  /* (a malloc that is only freed is left out by the compiler) */
+    free(p);
+    return arg;
 }
 
 static void *stack_thread(void *arg)
@@ -167,7 +180,13 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "null") == 0) {
         sink = malloc(16);
         *(volatile int *)16 = 1;
-    } else if (strcmp(cmd, "small") == 0) {
+    } else if (strcmp(cmd, "small") == 0 || strcmp(cmd, "small-shared") == 0) {
+        if (strcmp(cmd, "small-shared") == 0) {
+            sink = malloc(16);  /* the main thread's heap first */
+            pthread_t t;
+            pthread_create(&t, NULL, alloc_thread, NULL);
+            pthread_join(t, NULL);
+        }
         char *keep[64];
         for (int i = 0; i < 64; i++)
             keep[i] = malloc(48);
