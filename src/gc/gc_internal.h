@@ -348,8 +348,10 @@ void tidei_gc_fin_mark(void);
 void tidei_gc_fin_after_mark(void);
 /* After a collection, outside every lock: the notifier, or the finalizers. */
 void tidei_gc_fin_run_pending(void);
+/* Registers fn (NULL: none) on obj for op (its name, for the report of a
+ * misuse: obj a malloc block, a stack address, an interior pointer). */
 void tidei_gc_fin_register(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn, void **ocd,
-                           int mode);
+                           int mode, const char *op);
 bool tidei_gc_fin_pending(void);
 int tidei_gc_fin_invoke(void);
 int tidei_gc_link_register(void **link, const void *obj, bool is_long, const char *op);
