@@ -140,6 +140,8 @@ typedef struct gc_thread {
     bool from_create;            /* registered by GC_pthread_create's wrapper */
     bool exiting;                /* being unregistered */
     unsigned alloc_cycle;        /* 1 + the collection number of the cycle it last allocated in */
+    size_t allocd_pending;       /* bytes taken for allocation not yet in tidei_gc_allocd_since (owner;
+                                    the collector with the thread stopped) */
 } gc_thread_t;
 
 /* A range of memory to scan, [lo, hi). */
@@ -211,6 +213,11 @@ void tidei_gc_pool_push(gc_span_t **head, gc_span_t *g, int which);
 /* Releases the span t holds for (k, cls) to its pool.  Inside crit, or
  * t's thread gone (fork child). */
 void tidei_gc_span_release(gc_thread_t *t, int k, int cls);
+/* Bytes a thread takes for allocation before it adds them to the shared
+ * figures (tidei_gc_allocd_since lags by at most this per thread). */
+#define TIDE_GC_ALLOC_FLUSH ((size_t)64 << 10)
+/* Adds t's pending allocated bytes to the shared figures. */
+void tidei_gc_allocd_flush(gc_thread_t *t);
 /* Clears (set false) or restores the alloc bits of every block on a free
  * list of a registered thread.  World stopped. */
 void tidei_gc_free_lists_alloc(bool set);
@@ -314,6 +321,8 @@ void tidei_gc_mark_from(uintptr_t w);
 /* After the mark: sets each span's n_marked from its mark bits; returns
  * the bytes marked. */
 size_t tidei_gc_mark_count(void);
+/* The marking threads: the collecting one and the helpers started. */
+unsigned tidei_gc_n_markers(void);
 /* Starts the helper markers once.  tidei_gc_threads_lock held. */
 void tidei_gc_helpers_start(void);
 void tidei_gc_start_markers(void);

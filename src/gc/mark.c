@@ -256,6 +256,12 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
+/* How many threads mark: the collecting one and the helpers. */
+unsigned tidei_gc_n_markers(void)
+{
+    return 1 + (unsigned)__atomic_load_n(&n_helpers, __ATOMIC_RELAXED);
+}
+
 /* Starts the helpers once: one per online CPU beyond the first, at most
  * MAX_HELPERS (a single-CPU machine gets none).  tidei_gc_threads_lock held, before
  * the world stops. */
@@ -279,7 +285,7 @@ void tidei_gc_helpers_start(void)
         pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&a, TIDE_GC_HELPER_STACK);
         if (pthread_create(&help_th[i], &a, helper_main, &mk_help[i]) == 0)
-            n_helpers++;
+            __atomic_store_n(&n_helpers, n_helpers + 1, __ATOMIC_RELAXED);
         pthread_attr_destroy(&a);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
