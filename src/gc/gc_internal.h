@@ -321,8 +321,6 @@ void tidei_gc_mark_from(uintptr_t w);
 /* After the mark: sets each span's n_marked from its mark bits; returns
  * the bytes marked. */
 size_t tidei_gc_mark_count(void);
-/* The marking threads: the collecting one and the helpers started. */
-unsigned tidei_gc_n_markers(void);
 /* Starts the helper markers once.  tidei_gc_threads_lock held. */
 void tidei_gc_helpers_start(void);
 void tidei_gc_start_markers(void);
