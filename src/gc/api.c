@@ -51,25 +51,25 @@ void tidei_gc_init(void)
 tide_export void GC_register_finalizer(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn,
                                        void **ocd)
 {
-    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_ORDERED);
+    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_ORDERED, "GC_register_finalizer");
 }
 
 tide_export void GC_register_finalizer_ignore_self(void *obj, GC_finalization_proc fn, void *cd,
                                                    GC_finalization_proc *ofn, void **ocd)
 {
-    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_IGNORE_SELF);
+    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_IGNORE_SELF, "GC_register_finalizer_ignore_self");
 }
 
 tide_export void GC_register_finalizer_no_order(void *obj, GC_finalization_proc fn, void *cd,
                                                 GC_finalization_proc *ofn, void **ocd)
 {
-    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_NO_ORDER);
+    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_NO_ORDER, "GC_register_finalizer_no_order");
 }
 
 tide_export void GC_register_finalizer_unreachable(void *obj, GC_finalization_proc fn, void *cd,
                                                    GC_finalization_proc *ofn, void **ocd)
 {
-    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_NO_ORDER);
+    tidei_gc_fin_register(obj, fn, cd, ofn, ocd, FIN_NO_ORDER, "GC_register_finalizer_unreachable");
 }
 
 tide_export int GC_should_invoke_finalizers(void) { return tidei_gc_fin_pending(); }

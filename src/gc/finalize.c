@@ -253,10 +253,65 @@ GC_finalizer_notifier_proc tidei_gc_fin_notifier;
 int tidei_gc_fin_on_demand;
 static _Atomic int fin_running;  /* finalizers are running (a finalizer allocated: no nesting) */
 
-/* Registers fn (NULL: none) as obj's finalizer in mode (FIN_*); the old
- * one and its client data go to *ofn and *ocd. */
+/* How far into its block a finalizer's object may point: the low tag bits
+ * of a tagged pointer to a block (ECL's conses are the block plus 1).
+ * libgc takes any pointer into a block's first granule (16 bytes) for the
+ * block, since its mark bits are per granule; a deeper one makes it test
+ * another object's mark bit, so it is misuse. */
+#define FIN_TAG_BYTES 16
+
+/* Whether [lo, hi) of a registered thread's stack holds p, for a thread
+ * other than the caller.  Not inside crit (takes tidei_gc_threads_lock,
+ * the caller t counted as stopped while it waits). */
+static bool in_other_stack(gc_thread_t *t, uintptr_t p)
+{
+    bool in = false;
+    tidei_gc_lock_threads(t);
+    for (gc_thread_t *o = tidei_gc_threads; o && !in; o = o->next)
+        in = o != t && o->stack_lo && p >= o->stack_lo && p < o->stack_hi;
+    pthread_mutex_unlock(&tidei_gc_threads_lock);
+    return in;
+}
+
+/* Checks obj, given to op (a GC_register_finalizer form) by thread t (not
+ * inside crit).  Returns true when obj is in a GC block: its start, or a
+ * pointer into the block's first FIN_TAG_BYTES; false when it is memory
+ * the GC heap does not own and that is no thread's stack (static data:
+ * never collected, so its finalizer would never run; ignored, as libgc
+ * does, since ECL registers finalizers on its static symbols).  Anything
+ * else gets the misuse report: a malloc block, free memory, a deeper
+ * interior pointer, an address in a thread's stack. */
+static bool fin_target_ok(gc_thread_t *t, const void *obj, const char *op)
+{
+    uintptr_t p = (uintptr_t)obj;
+    tide_span_t *s = tidei_pagemap_lookup(obj);
+    if (s) {
+        if (s->kind == TIDE_SPAN_SMALL || s->kind == TIDE_SPAN_LARGE || s->kind == TIDE_SPAN_HUGE ||
+            s->kind == TIDE_SPAN_GUARD)
+            tidei_misuse(op, obj, "not a GC block (a malloc block: a finalizer needs a GC_MALLOC'd object)");
+        uint32_t i;
+        uintptr_t base;
+        gc_span_t *g = s->kind == TIDE_SPAN_GC ? tidei_gc_lookup(obj, &i, &base) : NULL;
+        if (!g)
+            tidei_misuse(op, obj, "not a GC block (memory tide holds free)");
+        if (p - base >= FIN_TAG_BYTES)
+            tidei_misuse(op, obj, "interior pointer (GC block %p of %zu bytes): a finalizer needs the block's start",
+                         (void *)base, g->big ? g->req : g->size);
+        return true;
+    }
+    uintptr_t here = (uintptr_t)&s;
+    uintptr_t lo = t->stack_lo ? t->stack_lo : here;
+    if ((p >= lo && p < t->stack_hi) || in_other_stack(t, p))
+        tidei_misuse_detailed(op, obj, tidei_symbolize_describe_foreign,
+                              "not a GC block (an address in a thread's stack)");
+    return false;
+}
+
+/* Registers fn (NULL: none) as obj's finalizer in mode (FIN_*) for op
+ * (the API's name, for a report); the old one and its client data go to
+ * *ofn and *ocd. */
 void tidei_gc_fin_register(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn, void **ocd,
-                           int mode)
+                           int mode, const char *op)
 {
     if (ofn)
         *ofn = NULL;
@@ -264,13 +319,11 @@ void tidei_gc_fin_register(void *obj, GC_finalization_proc fn, void *cd, GC_fina
         *ocd = NULL;
     if (!obj)
         return;
-    /* Memory that is not the GC heap's is never collected, so its
-     * finalizer would never run: ignored, as libgc does (ECL registers
-     * finalizers on static objects).  An interior pointer stands for its
-     * block, and is what the finalizer gets (ECL's tagged pointers). */
-    if (!tidei_gc_base(obj))
-        return;
+    /* An interior pointer (a tag) stands for its block, and is what the
+     * finalizer gets (ECL's tagged conses). */
     gc_thread_t *t = tidei_gc_thread_or_die();
+    if (!fin_target_ok(t, obj, op))
+        return;
     tidei_gc_crit_enter(t);
     pthread_mutex_lock(&tables_lock);
     gc_fin_t *f = gc_table_find(&fins, (uintptr_t)obj);

@@ -140,6 +140,8 @@ typedef struct gc_thread {
     bool from_create;            /* registered by GC_pthread_create's wrapper */
     bool exiting;                /* being unregistered */
     unsigned alloc_cycle;        /* 1 + the collection number of the cycle it last allocated in */
+    size_t allocd_pending;       /* bytes taken for allocation not yet in tidei_gc_allocd_since (owner;
+                                    the collector with the thread stopped) */
 } gc_thread_t;
 
 /* A range of memory to scan, [lo, hi). */
@@ -211,6 +213,11 @@ void tidei_gc_pool_push(gc_span_t **head, gc_span_t *g, int which);
 /* Releases the span t holds for (k, cls) to its pool.  Inside crit, or
  * t's thread gone (fork child). */
 void tidei_gc_span_release(gc_thread_t *t, int k, int cls);
+/* Bytes a thread takes for allocation before it adds them to the shared
+ * figures (tidei_gc_allocd_since lags by at most this per thread). */
+#define TIDE_GC_ALLOC_FLUSH ((size_t)64 << 10)
+/* Adds t's pending allocated bytes to the shared figures. */
+void tidei_gc_allocd_flush(gc_thread_t *t);
 /* Clears (set false) or restores the alloc bits of every block on a free
  * list of a registered thread.  World stopped. */
 void tidei_gc_free_lists_alloc(bool set);
@@ -348,8 +355,10 @@ void tidei_gc_fin_mark(void);
 void tidei_gc_fin_after_mark(void);
 /* After a collection, outside every lock: the notifier, or the finalizers. */
 void tidei_gc_fin_run_pending(void);
+/* Registers fn (NULL: none) on obj for op (its name, for the report of a
+ * misuse: obj a malloc block, a stack address, an interior pointer). */
 void tidei_gc_fin_register(void *obj, GC_finalization_proc fn, void *cd, GC_finalization_proc *ofn, void **ocd,
-                           int mode);
+                           int mode, const char *op);
 bool tidei_gc_fin_pending(void);
 int tidei_gc_fin_invoke(void);
 int tidei_gc_link_register(void **link, const void *obj, bool is_long, const char *op);

@@ -170,27 +170,99 @@ static tide_noinline void share(gc_marker_t *m)
  * prefetched when they enter it: by the time one is scanned its first
  * line has arrived (marking is bound by the misses on object memory).
  * When another marker is idle, half of the stack (the older half: the
- * biggest subtrees) goes to the pool. */
+ * biggest subtrees) goes to the pool.
+ *
+ * The hot loop of the collector, written so that its state stays in
+ * registers: the heap bounds, the span last looked up (its address range,
+ * so a tree's pointers into the same span skip the page map), the stack's
+ * top and room are locals (stores to the stack could alias them in m),
+ * written back around share() and the stack's growth. */
 #define PF_N 8
 static void drain_m(gc_marker_t *m)
 {
+    const uintptr_t lo0 = mark_lo, ext = mark_hi - mark_lo;
+    const bool par = mark_par;
+    uintptr_t c_lo = 0, c_len = 0;  /* the range last looked up: a span, or a page of no GC span */
+    tide_span_t *cs = NULL;
+    gc_span_t *cg = NULL;
+    gc_range_t *stk = m->stk;
+    size_t n = m->n, cap = m->cap;
     gc_range_t q[PF_N];
-    unsigned head = 0, n = 0;
+    unsigned head = 0, nq = 0;
     for (;;) {
-        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && m->n >= 2)
+        if (tide_unlikely(atomic_load_explicit(&par_want, relaxed)) && n >= 2) {
+            m->n = n;
             share(m);
-        while (n < PF_N && m->n) {
-            gc_range_t r = m->stk[--m->n];
-            __builtin_prefetch((const void *)r.lo);
-            q[(head + n++) % PF_N] = r;
+            n = m->n;
         }
-        if (!n)
-            return;
+        while (nq < PF_N && n) {
+            gc_range_t r = stk[--n];
+            __builtin_prefetch((const void *)r.lo);
+            q[(head + nq++) % PF_N] = r;
+        }
+        if (!nq)
+            break;
         gc_range_t r = q[head];
         head = (head + 1) % PF_N;
-        n--;
-        scan_range_m(m, r.lo, r.hi);
+        nq--;
+        for (uintptr_t p = (r.lo + 7) & ~(uintptr_t)7; p + 8 <= r.hi; p += 8) {
+            uintptr_t w = *(const uintptr_t *)p;
+            if (w - lo0 >= ext)
+                continue;
+            if (w - c_lo >= c_len) {
+                tide_span_t *s = tidei_pagemap_lookup((void *)w);
+                gc_span_t *g = s && s->kind == TIDE_SPAN_GC ? s->gc : NULL;
+                if (g) {
+                    c_lo = s->start;
+                    c_len = s->n_pages << TIDE_PAGE_SHIFT;
+                } else {
+                    c_lo = w & ~(uintptr_t)(TIDE_PAGE_SIZE - 1);
+                    c_len = TIDE_PAGE_SIZE;
+                }
+                cs = s;
+                cg = g;
+            }
+            gc_span_t *g = cg;
+            if (!g)
+                continue;
+            uint32_t i;
+            uintptr_t base;
+            if (g->big) {
+                i = 0;
+                base = c_lo;
+                if (w >= base + g->size)
+                    continue;
+            } else {
+                i = (uint32_t)tidei_block_index(cs, w);
+                if (i >= g->n_blocks)
+                    continue;
+                base = c_lo + (uintptr_t)i * g->size;
+            }
+            uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
+            if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
+                continue;
+            if (par) {
+                if (tidei_gc_bit_test_set(mw, i & 63))
+                    continue;  /* another marker got it first */
+            } else {
+                __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
+            }
+            if (g->kind == GK_ATOMIC)
+                continue;
+            if (tide_unlikely(n == cap)) {
+                m->n = n;
+                bool grown = stack_grow(&m->stk, &m->cap);
+                stk = m->stk;
+                cap = m->cap;
+                if (!grown) {
+                    m->overflow = true;
+                    continue;
+                }
+            }
+            stk[n++] = (gc_range_t){ base, base + (g->big ? g->req : g->size) };
+        }
     }
+    m->n = n;
 }
 
 /* A marker's part of a parallel drain: its stack, then work from the pool,

@@ -171,6 +171,7 @@ static void threads_remove(gc_thread_t *t)
 /* Unregisters the calling thread t: its spans go back to their pools. */
 static void thread_unregister(gc_thread_t *t)
 {
+    tidei_gc_allocd_flush(t);
     tidei_gc_crit_enter(t);
     for (int k = 0; k < GK_N; k++)
         for (int c = 0; c < TIDE_N_CLASSES; c++)

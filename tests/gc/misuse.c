@@ -1,7 +1,9 @@
 /* gc/misuse.c — misuse of the GC heap gets tide's one-line report and an
  * abort, in a child: GC_FREE of a malloc block, of a stack address, of an
  * interior pointer, of a block already freed (small and big); free() and
- * realloc() of a GC block; GC_REALLOC of a malloc block; GC_add_roots with an inverted range.  Fine uses do not
+ * realloc() of a GC block; GC_REALLOC of a malloc block; a finalizer on a malloc
+ * block, on the caller's or another thread's stack, on an interior pointer
+ * (small and big block); GC_add_roots with an inverted range.  Fine uses do not
  * abort. */
 #include "gchelper.h"
 
@@ -31,6 +33,43 @@ static void free_gc_block(void) { void *p = GC_MALLOC(64); pub(p); free(p); }
 static void free_gc_big(void) { void *p = GC_MALLOC(1 << 20); pub(p); free(p); }
 static void realloc_gc_block(void) { void *p = GC_MALLOC(64); pub(p); sink = realloc(p, 100); }
 static void gc_realloc_malloc(void) { void *p = malloc(64); pub(p); sink = GC_REALLOC(p, 100); }
+static void fin_malloc(void) { void *p = malloc(32); pub(p); GC_REGISTER_FINALIZER(p, gc_count_fin, NULL, NULL, NULL); }
+static void fin_stack(void) { int x; pub((void *)&x); GC_REGISTER_FINALIZER_NO_ORDER(&x, gc_count_fin, NULL, NULL, NULL); }
+static void fin_interior(void) { char *p = GC_MALLOC(64); pub(p + 24); GC_REGISTER_FINALIZER(p + 24, gc_count_fin, NULL, NULL, NULL); }
+static void fin_big_interior(void)
+{
+    char *p = GC_MALLOC(300000);
+    pub(p + 4096);
+    GC_REGISTER_FINALIZER_IGNORE_SELF(p + 4096, gc_count_fin, NULL, NULL, NULL);
+}
+/* another thread's stack: the registering thread's own bounds do not hold it */
+static pthread_mutex_t fin_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fin_cv = PTHREAD_COND_INITIALIZER;
+static int *fin_other_addr;
+static void *fin_stack_owner(void *arg)
+{
+    (void)arg;
+    int x = 0;
+    GC_MALLOC(16);  /* registers this thread */
+    pthread_mutex_lock(&fin_mu);
+    fin_other_addr = &x;
+    pthread_cond_broadcast(&fin_cv);
+    for (;;)
+        pthread_cond_wait(&fin_cv, &fin_mu);
+    return NULL;
+}
+static void fin_other_stack(void)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, fin_stack_owner, NULL);
+    pthread_mutex_lock(&fin_mu);
+    while (!fin_other_addr)
+        pthread_cond_wait(&fin_cv, &fin_mu);
+    int *a = fin_other_addr;
+    pthread_mutex_unlock(&fin_mu);
+    pub(a);
+    GC_REGISTER_FINALIZER_UNREACHABLE(a, gc_count_fin, NULL, NULL, NULL);
+}
 static void add_roots_inverted(void) { static char area[64]; pub((void *)area); GC_add_roots(area, area - 16); }
 
 /* other thread: the block's span is held by the main thread */
@@ -97,6 +136,12 @@ static const mcase cases[] = {
     { "free of a big GC block", free_gc_big, "free", "GC heap", true },
     { "realloc of a GC block", realloc_gc_block, "realloc", "GC heap", true },
     { "GC_REALLOC of a malloc block", gc_realloc_malloc, "GC_REALLOC", "not a GC block", true },
+    { "finalizer on a malloc block", fin_malloc, "GC_register_finalizer", "a malloc block", true },
+    { "finalizer on a stack address", fin_stack, "GC_register_finalizer_no_order", "stack", true },
+    { "finalizer on another thread's stack", fin_other_stack, "GC_register_finalizer_unreachable", "stack", true },
+    { "finalizer on an interior pointer", fin_interior, "GC_register_finalizer", "interior pointer", true },
+    { "finalizer on an interior pointer, big block", fin_big_interior, "GC_register_finalizer_ignore_self",
+      "interior pointer", true },
     { "GC_add_roots with an inverted range", add_roots_inverted, "GC_add_roots", "inverted range", true },
 };
 
@@ -135,8 +180,10 @@ static void fine_uses(void)
     GC_REGISTER_FINALIZER(p, NULL, NULL, NULL, NULL);
     static int not_gc;  /* libgc ignores a finalizer on memory it does not collect, and so does tide */
     GC_REGISTER_FINALIZER(&not_gc, gc_count_fin, NULL, NULL, NULL);
-    char *q = GC_MALLOC(64);  /* an interior pointer stands for its block (ECL's tagged pointers) */
+    char *q = GC_MALLOC(64);  /* a tagged pointer stands for its block (ECL's conses are the block + 1) */
     GC_REGISTER_FINALIZER(q + 1, gc_count_fin, NULL, NULL, NULL);
+    q = GC_MALLOC(300000);
+    GC_REGISTER_FINALIZER_NO_ORDER(q + 15, gc_count_fin, NULL, NULL, NULL);
     GC_add_roots(roots_area, roots_area + 2);
     GC_add_roots(roots_area, roots_area);
     void *m = malloc(10);
