@@ -650,7 +650,10 @@ void tidei_heap_shared_unlock_all(void)
 
 static void heap_reset(tide_heap_t *h)
 {
-    memset(h->shared_n, 0, sizeof h->shared_n);
+    /* classes of TIDE_SHARED_MAX_SIZE and more start past the count: they
+     * never come from the shared heaps */
+    for (int c = 0; c < TIDE_N_CLASSES; c++)
+        h->shared_n[c] = tidei_class_size[c] < TIDE_SHARED_MAX_SIZE ? 0 : UINT16_MAX;
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         set_direct(h, c, &tidei_empty_span);
         h->bins[c] = NULL;
