@@ -354,8 +354,39 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
     }
 }
 
+/* After a free into span s of shared heap sh: whoever gets sh's lock acts
+ * as its owner, takes in the span's remote frees (and sh's notify list)
+ * and gives s back to the page allocator if that emptied it (the last span
+ * of its class excepted, as for a thread's own frees).  Without this an
+ * emptied span would wait for sh to need blocks of the class again, which
+ * may never come (a thread takes at most shared_blocks blocks of a class
+ * from the shared heaps), or for sh to fall idle for the decay delay, which
+ * a program that keeps freeing into it never lets happen: a workload whose
+ * blocks move from class to class in a wave (strings grown by realloc)
+ * left every class's spans resident, 100 MiB for 15 MiB live (issue 13).
+ * The lock is only tried: a busy shared heap collects the free itself when
+ * it next needs the class.  The cost is one trylock per free of a shared
+ * block, which a thread makes at most shared_blocks of per class. */
+static void shared_take_free(tide_heap_t *sh, tide_span_t *s)
+{
+    if (pthread_mutex_trylock(&sh->lock) != 0)
+        return;
+    notify_take(sh, NOTIFY_LOCAL_SETTLE, "free");
+    /* s may have been retired (and even made again) since the push: only a
+     * span of sh is sh's to touch, and under sh's lock it stays one */
+    if (atomic_load_explicit(&s->heap, relaxed) == sh && s->kind == TIDE_SPAN_SMALL) {
+        size_t got = tidei_span_take_remote(s);
+        if (got) {
+            sh->ctr.collected[s->cls] += got;
+            tidei_heap_free_local_slow(sh, s);
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+}
+
 /* Free of block b of span s by a thread that does not own s (b->key is set).
- * Lock-free; any thread. */
+ * Lock-free but for a free into a shared heap's span (shared_take_free);
+ * any thread. */
 void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
 {
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
@@ -383,12 +414,15 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
     }
     /* A shared heap has no thread whose own activity would bring the
      * scavenger back to it: the free tells it (a load, and a store only
-     * when the flag was clear).  Should s have been collected and retired
-     * meanwhile, h is NULL or another heap: a needless flag costs the
-     * scavenger one more look. */
+     * when the flag was clear), and takes the free in at once if it can.
+     * Should s have been collected and retired meanwhile, h is NULL or
+     * another heap: a needless flag costs the scavenger one more look. */
     tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
-    if (h && tidei_heap_is_shared(h) && !atomic_load_explicit(&h->remote_in, relaxed))
-        atomic_store_explicit(&h->remote_in, true, relaxed);
+    if (h && tidei_heap_is_shared(h)) {
+        if (!atomic_load_explicit(&h->remote_in, relaxed))
+            atomic_store_explicit(&h->remote_in, true, relaxed);
+        shared_take_free(h, s);
+    }
 }
 
 /* Gives back what h caches: takes in the frees other threads made into its
@@ -616,7 +650,10 @@ void tidei_heap_shared_unlock_all(void)
 
 static void heap_reset(tide_heap_t *h)
 {
-    memset(h->shared_n, 0, sizeof h->shared_n);
+    /* classes of TIDE_SHARED_MAX_SIZE and more start past the count: they
+     * never come from the shared heaps */
+    for (int c = 0; c < TIDE_N_CLASSES; c++)
+        h->shared_n[c] = tidei_class_size[c] < TIDE_SHARED_MAX_SIZE ? 0 : UINT16_MAX;
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         set_direct(h, c, &tidei_empty_span);
         h->bins[c] = NULL;

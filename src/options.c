@@ -88,7 +88,7 @@ static const option_desc_t option_table[] = {
     { "chunk_cache", &tidei_opt.chunk_cache, 0, 1L << 20,
       "fully free 8 MiB chunks kept mapped instead of unmapped", OPT_INT, NULL, NULL },
     { "shared_blocks", &tidei_opt.shared_blocks, 0, 65535,
-      "a thread's first N blocks of each size class come from spans all threads share; past N it gets "
+      "a thread's first N blocks of each size class under 4 KiB come from spans all threads share; past N it gets "
       "spans of its own for the class (0: always its own)", OPT_INT, NULL, NULL },
     { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",
       OPT_INT, NULL, NULL },

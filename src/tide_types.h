@@ -210,7 +210,8 @@ typedef struct tide_heap {
     bool guard_due;              /* guard=1: the last event chose to guard the allocation */
     char *alt_stack;             /* crash handler: signal stack lent to the owner thread (crash.c), or NULL */
     uint16_t shared_n[TIDE_N_CLASSES]; /* owner only: blocks of each class its thread took from a shared
-                                    heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class */
+                                    heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class;
+                                    UINT16_MAX from the start for classes of TIDE_SHARED_MAX_SIZE or more */
     atomic_bool remote_in;       /* shared heaps: set by a remote free into one of its spans, cleared by the
                                     scavenger, to which it is activity (tidei_heap_shared_activity) */
     uint64_t scav_remote_seen;   /* shared heaps, scavenger only: times it found remote_in set */

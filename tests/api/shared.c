@@ -10,6 +10,8 @@
  *     thread, and after their thread exited; then every figure is back to
  *     the baseline and tide_trim leaves no span and no pending free;
  *   - past shared_blocks blocks of a class, a thread gets a span of its own;
+ *   - the frees that empty a shared span give it back at once (all but the
+ *     last of its class), and blocks of 4 KiB or more are never shared;
  *   - the walk and tide_block_info see shared blocks (heap 0: no thread
  *     heap owns them), and a freed one as free;
  *   - realloc moves a shared block across small, large and huge sizes and
@@ -207,6 +209,90 @@ static void threshold_gives_own_span(void)
            "shared blocks)", n);
 }
 
+/* ---- what the shared heaps give back, and what they never hold ---- */
+
+static size_t wave_classes;  /* classes the wave went through */
+
+/* 200 blocks of each class from 256 B to 4 KiB (all shared: under
+ * shared_blocks), made, written and freed one class after the other, as
+ * strings grown by realloc move from class to class (bench realloc-step).
+ * Returns the spans that tide holds after the wave less those before, or
+ * -1 if the thread got a span of its own or a malloc failed. */
+static void *wave(void *arg)
+{
+    (void)arg;
+    static void *p[200];
+    struct tide_stats st = th_stats();
+    size_t before = st.n_spans;
+    wave_classes = 0;
+    for (int c = 1; c < TIDE_N_CLASSES; c++) {
+        size_t z = st.classes[c].block_size;
+        if (z < 256 || z >= 4096 || z == st.classes[c - 1].block_size)
+            continue;
+        wave_classes++;
+        for (int i = 0; i < 200; i++) {
+            p[i] = malloc(z);
+            if (!p[i]) return (void *)(intptr_t)-1;
+            memset(p[i], i, z);
+        }
+        for (int i = 0; i < 200; i++) free(p[i]);
+    }
+    int found;
+    if (heap_of(my_tid(), &found).n_spans != 0) return (void *)(intptr_t)-1;
+    size_t after = th_stats().n_spans;
+    return (void *)(intptr_t)(after > before ? after - before : 0);
+}
+
+/* The frees that empty a span of a shared heap give it back at once (the
+ * last span of a class excepted), though the shared heap may never need
+ * the class again.  Before, every class's spans stayed until the shared
+ * heap was idle for decay_ms: realloc-step held 130 MiB for 15 live. */
+static void emptied_shared_spans_go_back(void)
+{
+    TIDE_ONLY();
+    pthread_t t;
+    void *r;
+    pthread_create(&t, NULL, wave, NULL);
+    pthread_join(t, &r);
+    long n = (long)(intptr_t)r;
+    CHECKF(n >= 0, "the wave's blocks did not all come from the shared heaps (or a malloc failed)");
+    /* one kept span per class, and as many again should a free find the
+     * shared heap's lock taken by the scavenger; holding every span would
+     * be about 150 */
+    CHECKF(n <= (long)(2 * wave_classes), "%ld spans held after %zu classes of blocks were all freed (want <= %zu)",
+           n, wave_classes, 2 * wave_classes);
+}
+
+/* Blocks of 4 KiB or more: sizes, and whether each came from a shared heap. */
+static const size_t big_sizes[] = { 3000, 4096, 8000, 60000 };
+static int big_shared[4];
+
+static void *alloc_big(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++) {
+        void *p = malloc(big_sizes[i]);
+        struct tide_block_info bi;
+        big_shared[i] = !p || tide_block_info(p, &bi) != TIDE_BLOCK_LIVE ? -1 : bi.block.heap == 0;
+        free(p);
+    }
+    return NULL;
+}
+
+/* A block of TIDE_SHARED_MAX_SIZE (4 KiB) or more comes from the thread's
+ * own span from the first: one is carved at a time, so sharing its span
+ * saves nothing. */
+static void big_blocks_not_shared(void)
+{
+    TIDE_ONLY();
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_big, NULL);
+    pthread_join(t, NULL);
+    CHECKF(big_shared[0] == 1, "a thread's first 3000-byte block: shared %d, want 1", big_shared[0]);
+    for (int i = 1; i < 4; i++)
+        CHECKF(big_shared[i] == 0, "a thread's first %zu-byte block: shared %d, want 0", big_sizes[i], big_shared[i]);
+}
+
 /* ---- the walk ---- */
 
 static void *walk_blocks[5];
@@ -371,6 +457,8 @@ int main(void)
     RUN(on_tide);
     RUN(many_threads_share_spans);
     RUN(threshold_gives_own_span);
+    RUN(emptied_shared_spans_go_back);
+    RUN(big_blocks_not_shared);
     RUN(walk_sees_shared_blocks);
     RUN(realloc_across_ranges);
     RUN(forked_child);
