@@ -33,8 +33,7 @@ static void *class_pop(tide_heap_t *h, int cls)
     if (tide_unlikely(b != NULL))  /* read while marked: s was not retired */
         tidei_link_bad_head(s, b, "malloc");
     tidei_fast_leave(h);
-    if (h->shared_n[cls] < tidei_opt.shared_blocks && h != &tidei_backup_heap &&
-        __atomic_load_n(&tidei_heaps_sharing, __ATOMIC_RELAXED))
+    if (tidei_heap_takes_shared(h, cls))
         return tidei_heap_shared_alloc(h, cls);  /* no span of its own yet (heap.c) */
     tidei_heap_lock(h);
     s = tidei_heap_find_span(h, cls);
@@ -227,14 +226,6 @@ static tide_noclone void *malloc_prof(size_t n)
     return p;
 }
 
-/* The malloc fast path, shared by malloc and C++'s operator new: a block
- * from the calling thread's direct span of the class, else a tail call to
- * slow (no free block at hand, a large or huge size, no heap yet) or to
- * prof (the sampler's countdown ran out), both given n alone.  Up to
- * TIDE_DIRECT_MAX bytes the span is found by size, with no class to look
- * up; the count of mallocs is the span's.  The fast path is marked
- * (tidei_fast_enter/leave) so that the scavenger can take an idle
- * thread's direct spans back while it runs (heap.c). */
 /* The head of s's list, loaded straight into the return register: left
  * to itself, GCC loads it elsewhere and adds a move on every malloc. */
 tide_inline tide_free_block_t *malloc_head(tide_span_t *s)
@@ -248,6 +239,14 @@ tide_inline tide_free_block_t *malloc_head(tide_span_t *s)
 #endif
 }
 
+/* The malloc fast path, shared by malloc and C++'s operator new: a block
+ * from the calling thread's direct span of the class, else a tail call to
+ * slow (no free block at hand, a large or huge size, no heap yet) or to
+ * prof (the sampler's countdown ran out), both given n alone.  Up to
+ * TIDE_DIRECT_MAX bytes the span is found by size, with no class to look
+ * up; the count of mallocs is the span's.  The fast path is marked
+ * (tidei_fast_enter/leave) so that the scavenger can take an idle
+ * thread's direct spans back while it runs (heap.c). */
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     tide_heap_t *h;

@@ -111,7 +111,7 @@ static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
  * the fast path's mark, which keeps the scavenger from taking them. */
 void tidei_heap_fold_direct(tide_heap_t *h)
 {
-    if (h != tidei_tls_heap || h == &tidei_empty_heap || h == &tidei_backup_heap || tidei_heap_is_shared(h))
+    if (h != tidei_tls_heap)  /* the backup heap's sampler (its spans go at once) */
         return;
     tidei_fast_enter(h);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
@@ -125,9 +125,9 @@ void tidei_heap_fold_direct(tide_heap_t *h)
 /* s stops being one of h's spans: its count of mallocs goes into h's. */
 static void span_leave(tide_heap_t *h, tide_span_t *s)
 {
-    h->ctr.malloc[s->cls] += tidei_span_mallocs(s);
+    tidei_span_fold_mallocs(s);
+    h->ctr.malloc[s->cls] += s->n_malloc;
     s->n_malloc = 0;
-    s->used_mallocs &= 0xFFFF;
     h->ctr.spans[s->cls]--;
 }
 
@@ -574,8 +574,27 @@ bool tidei_heap_is_shared(const tide_heap_t *h)
     return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
 }
 
+/* Thread heaps in use (tidei_heaps_lock), and whether two ever were at
+ * once: until then the process has one thread that allocates, which the
+ * shared heaps would only cost a second span per class (and its frees of
+ * those blocks would be remote frees). */
+static unsigned heaps_live;
+static bool heaps_sharing;
+
+/* Whether h's thread takes its next block of class cls from a shared heap:
+ * it has taken fewer than TIDE_CONF shared_blocks of the class there, the
+ * blocks are under TIDE_SHARED_MAX_SIZE (a thread's own span carves bigger
+ * ones a block at a time: sharing them saves no page, and spans shared by
+ * threads that free at random fragment), and two threads have had heaps
+ * at once.  Owner only. */
+bool tidei_heap_takes_shared(const tide_heap_t *h, int cls)
+{
+    return h->shared_n[cls] < tidei_opt.shared_blocks && tidei_class_size[cls] < TIDE_SHARED_MAX_SIZE &&
+           h != &tidei_backup_heap && __atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED);
+}
+
 /* A block of class cls from a shared heap, for h's thread, which has no
- * span of that class (h->shared_n[cls] < TIDE_CONF shared_blocks).  The block
+ * span of that class (tidei_heap_takes_shared).  The block
  * moves out of h's books into the shared heap's at once (h counts the
  * malloc and a move out, the shared heap a move in), so that every free of
  * it is a free into another heap's span.  NULL with errno = ENOMEM when
@@ -650,10 +669,7 @@ void tidei_heap_shared_unlock_all(void)
 
 static void heap_reset(tide_heap_t *h)
 {
-    /* classes of TIDE_SHARED_MAX_SIZE and more start past the count: they
-     * never come from the shared heaps */
-    for (int c = 0; c < TIDE_N_CLASSES; c++)
-        h->shared_n[c] = tidei_class_size[c] < TIDE_SHARED_MAX_SIZE ? 0 : UINT16_MAX;
+    memset(h->shared_n, 0, sizeof h->shared_n);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         set_direct(h, c, &tidei_empty_span);
         h->bins[c] = NULL;
@@ -663,13 +679,6 @@ static void heap_reset(tide_heap_t *h)
     atomic_store_explicit(&h->notify, NULL, relaxed);
     h->ctr.n_full = 0;
 }
-
-/* Thread heaps in use (tidei_heaps_lock), and whether two ever were at
- * once: until then the process has one thread that allocates, which the
- * shared heaps would only cost a second span per class (and its frees of
- * those blocks would be remote frees), so class_pop does not use them. */
-static unsigned heaps_live;
-bool tidei_heaps_sharing;
 
 /* A heap for a new thread: a pooled one or a new one.  NULL if metadata
  * memory ran out.  Takes tidei_heaps_lock. */
@@ -696,7 +705,7 @@ tide_heap_t *tidei_heap_acquire(void)
     if (h) {
         heap_reset(h);
         if (++heaps_live >= 2)
-            __atomic_store_n(&tidei_heaps_sharing, true, __ATOMIC_RELAXED);
+            __atomic_store_n(&heaps_sharing, true, __ATOMIC_RELAXED);
         h->in_use = true;
         h->tid = tidei_os_gettid();
         h->thread = pthread_self();
@@ -962,7 +971,7 @@ __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h
         size_t n = 0;
         for (const volatile tide_span_t *s = v->bins[c]; s && n < TIDE_WALK_MAX; s = s->next, n++) {
             if (used)
-                used[c] += (uint16_t)(s->used_rel + s->slow_at);
+                used[c] += tidei_span_used((const tide_span_t *)s);
             if (mallocs)
                 mallocs[c] += tidei_span_mallocs(s);
         }
@@ -974,7 +983,7 @@ __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h
         uint8_t c = s->cls;
         if (c < TIDE_N_CLASSES) {
             if (used)
-                used[c] += (uint16_t)(s->used_rel + s->slow_at);
+                used[c] += tidei_span_used((const tide_span_t *)s);
             if (mallocs)
                 mallocs[c] += tidei_span_mallocs(s);
             if (spans)

@@ -208,9 +208,6 @@ void tidei_pagemap_flat_init(void);
 void *tidei_pagemap_flat_chunk_map(void);
 void tidei_pagemap_flat_chunk_unmapped(uintptr_t base);
 
-/* The span whose page holds p if p is in the flat range; NULL if not (p
- * outside the range, or not a block: ask tidei_pagemap_lookup).  A
- * subtraction, a compare and a load: the free fast path's lookup. */
 /* The flat map's descriptor for a page of the range that no span holds:
  * all zero (TIDE_SPAN_FREE) but its heap, which is no thread's. */
 tide_inline tide_span_t *tidei_flat_none(void)
@@ -417,7 +414,7 @@ extern tide_heap_t tidei_backup_heap;
 extern tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS];
 bool tidei_heap_is_shared(const tide_heap_t *h);
 void tidei_heap_fold_direct(tide_heap_t *h);
-extern bool tidei_heaps_sharing;
+bool tidei_heap_takes_shared(const tide_heap_t *h, int cls);
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls);
 bool tidei_heap_reclaim_shared(tide_heap_t *sh);
 uint64_t tidei_heap_shared_activity(tide_heap_t *sh);

@@ -85,7 +85,7 @@ typedef struct tide_span {
     uintptr_t link_key;          /* SMALL: the secret the span's free-list links are encoded with */
     uint64_t n_malloc;           /* SMALL: blocks its owner handed out since it got it (folded
                                     into the owner's ctr.malloc when the span leaves it), less
-                                    n_malloc_lo */
+                                    those still in bits 16-63 of used_mallocs */
     uint64_t blk_mul;            /* SMALL: floor(2^64 / block_size) + 1, for the block-start test */
     uint64_t blk_bound;          /* SMALL: n_built * (blk_mul * block_size mod 2^64): offset off
                                     is a built block's start iff off * blk_mul mod 2^64 < this */
@@ -210,8 +210,7 @@ typedef struct tide_heap {
     bool guard_due;              /* guard=1: the last event chose to guard the allocation */
     char *alt_stack;             /* crash handler: signal stack lent to the owner thread (crash.c), or NULL */
     uint16_t shared_n[TIDE_N_CLASSES]; /* owner only: blocks of each class its thread took from a shared
-                                    heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class;
-                                    UINT16_MAX from the start for classes of TIDE_SHARED_MAX_SIZE or more */
+                                    heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class */
     atomic_bool remote_in;       /* shared heaps: set by a remote free into one of its spans, cleared by the
                                     scavenger, to which it is activity (tidei_heap_shared_activity) */
     uint64_t scav_remote_seen;   /* shared heaps, scavenger only: times it found remote_in set */

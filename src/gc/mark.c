@@ -86,6 +86,39 @@ static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
     m->stk[m->n++] = (gc_range_t){ lo, hi };
 }
 
+/* Marks the block of GC span g (descriptor s) that w, an address inside
+ * the span, points into, if it is allocated and was not marked yet: then
+ * true, with the block's extent to scan in *r.  par: markers run in
+ * parallel and race for the bit.  Inlined into both markers below, the
+ * drain keeping its state in registers. */
+static inline bool mark_block(gc_span_t *g, const tide_span_t *s, uintptr_t w, bool par, gc_range_t *r)
+{
+    uint32_t i;
+    uintptr_t base;
+    if (g->big) {
+        i = 0;
+        base = s->start;
+        if (w >= base + g->size)
+            return false;
+    } else {
+        i = (uint32_t)tidei_block_index(s, w);
+        if (i >= g->n_blocks)
+            return false;
+        base = s->start + (uintptr_t)i * g->size;
+    }
+    uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
+    if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
+        return false;
+    if (par) {
+        if (tidei_gc_bit_test_set(mw, i & 63))
+            return false;  /* another marker got it first */
+    } else {
+        __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
+    }
+    *r = (gc_range_t){ base, base + (g->big ? g->req : g->size) };
+    return true;
+}
+
 /* Marks the block word w points into, if it is a live GC block; pushes its
  * contents unless atomic.  World stopped; markers may run in parallel
  * (mark bits and counts are set atomically). */
@@ -115,30 +148,9 @@ static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
         if (!s)
             return;
     }
-    uint32_t i;
-    uintptr_t base;
-    if (g->big) {
-        i = 0;
-        base = s->start;
-        if (w >= base + g->size)
-            return;
-    } else {
-        i = tidei_gc_block_index(g, w);
-        if (i >= g->n_blocks)
-            return;
-        base = s->start + (uintptr_t)i * g->size;
-    }
-    uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
-    if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
-        return;
-    if (mark_par) {
-        if (tidei_gc_bit_test_set(mw, i & 63))
-            return;  /* another marker got it first */
-    } else {
-        __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
-    }
-    if (g->kind != GK_ATOMIC)
-        push_m(m, base, base + (g->big ? g->req : g->size));
+    gc_range_t r;
+    if (mark_block(g, s, w, mark_par, &r) && g->kind != GK_ATOMIC)
+        push_m(m, r.lo, r.hi);
 }
 
 static void scan_range_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
@@ -225,29 +237,8 @@ static void drain_m(gc_marker_t *m)
             gc_span_t *g = cg;
             if (!g)
                 continue;
-            uint32_t i;
-            uintptr_t base;
-            if (g->big) {
-                i = 0;
-                base = c_lo;
-                if (w >= base + g->size)
-                    continue;
-            } else {
-                i = (uint32_t)tidei_block_index(cs, w);
-                if (i >= g->n_blocks)
-                    continue;
-                base = c_lo + (uintptr_t)i * g->size;
-            }
-            uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
-            if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
-                continue;
-            if (par) {
-                if (tidei_gc_bit_test_set(mw, i & 63))
-                    continue;  /* another marker got it first */
-            } else {
-                __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
-            }
-            if (g->kind == GK_ATOMIC)
+            gc_range_t blk;
+            if (!mark_block(g, cs, w, par, &blk) || g->kind == GK_ATOMIC)
                 continue;
             if (tide_unlikely(n == cap)) {
                 m->n = n;
@@ -259,7 +250,7 @@ static void drain_m(gc_marker_t *m)
                     continue;
                 }
             }
-            stk[n++] = (gc_range_t){ base, base + (g->big ? g->req : g->size) };
+            stk[n++] = blk;
         }
     }
     m->n = n;

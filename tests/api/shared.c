@@ -40,6 +40,17 @@ static pthread_barrier_t bar;
 
 static int my_tid(void) { return (int)syscall(SYS_gettid); }
 
+/* fn run by a thread of its own (one that allocates afresh), to its end:
+ * its result. */
+static intptr_t in_thread(void *(*fn)(void *))
+{
+    pthread_t t;
+    void *r = NULL;
+    if (pthread_create(&t, NULL, fn, NULL) != 0 || pthread_join(t, &r) != 0)
+        FAILF("could not run a thread");
+    return (intptr_t)r;
+}
+
 /* The classes with blocks of 16 to 2000 bytes, from tide_stats. */
 static void pick_sizes(void)
 {
@@ -199,11 +210,7 @@ static void *many_of_one(void *arg)
 static void threshold_gives_own_span(void)
 {
     TIDE_ONLY();
-    pthread_t t;
-    void *r;
-    pthread_create(&t, NULL, many_of_one, NULL);
-    pthread_join(t, &r);
-    long n = (long)(intptr_t)r;
+    long n = (long)in_thread(many_of_one);
     /* the default shared_blocks (docs/stats.md): 256 */
     CHECKF(n == 257, "the thread got a span of its own at its malloc %ld of the class (want 257: after 256 "
            "shared blocks)", n);
@@ -250,11 +257,7 @@ static void *wave(void *arg)
 static void emptied_shared_spans_go_back(void)
 {
     TIDE_ONLY();
-    pthread_t t;
-    void *r;
-    pthread_create(&t, NULL, wave, NULL);
-    pthread_join(t, &r);
-    long n = (long)(intptr_t)r;
+    long n = (long)in_thread(wave);
     CHECKF(n >= 0, "the wave's blocks did not all come from the shared heaps (or a malloc failed)");
     /* one kept span per class, and as many again should a free find the
      * shared heap's lock taken by the scavenger; holding every span would
@@ -285,9 +288,7 @@ static void *alloc_big(void *arg)
 static void big_blocks_not_shared(void)
 {
     TIDE_ONLY();
-    pthread_t t;
-    pthread_create(&t, NULL, alloc_big, NULL);
-    pthread_join(t, NULL);
+    in_thread(alloc_big);
     CHECKF(big_shared[0] == 1, "a thread's first 3000-byte block: shared %d, want 1", big_shared[0]);
     for (int i = 1; i < 4; i++)
         CHECKF(big_shared[i] == 0, "a thread's first %zu-byte block: shared %d, want 0", big_sizes[i], big_shared[i]);
@@ -352,11 +353,8 @@ static void *realloc_thread(void *arg)
 
 static void realloc_across_ranges(void)
 {
-    pthread_t t;
-    void *r;
-    pthread_create(&t, NULL, realloc_thread, NULL);
-    pthread_join(t, &r);
-    CHECKF(r == NULL, "realloc of a shared block: %ld steps lost bytes", (long)(intptr_t)r);
+    long r = (long)in_thread(realloc_thread);
+    CHECKF(r == 0, "realloc of a shared block: %ld steps lost bytes", r);
 }
 
 /* ---- fork ---- */
@@ -409,11 +407,7 @@ static void *fork_thread(void *arg)
 
 static void forked_child(void)
 {
-    pthread_t t;
-    void *r;
-    pthread_create(&t, NULL, fork_thread, NULL);
-    pthread_join(t, &r);
-    int st = (int)(intptr_t)r;
+    int st = (int)in_thread(fork_thread);
     char buf[80];
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %s", th_status_str(st, buf, sizeof buf));
     for (int i = 0; i < 8; i++) free(parent_blocks[i]);
