@@ -585,12 +585,24 @@ static bool heaps_sharing;
  * it has taken fewer than TIDE_CONF shared_blocks of the class there, the
  * blocks are under TIDE_SHARED_MAX_SIZE (a thread's own span carves bigger
  * ones a block at a time: sharing them saves no page, and spans shared by
- * threads that free at random fragment), and two threads have had heaps
- * at once.  Owner only. */
-bool tidei_heap_takes_shared(const tide_heap_t *h, int cls)
+ * threads that free at random fragment), two threads have had heaps at
+ * once, and no exited thread left a span of the class (one without a free
+ * block gets them as the program frees what that thread made).  Such a
+ * span pins its pages anyway: adopting it costs no memory, and a
+ * thread that took over an exited one's work (a pool's new worker) then
+ * frees into its own span rather than into a shared one under its lock.
+ * The thread shares the class no more.  Owner only. */
+bool tidei_heap_takes_shared(tide_heap_t *h, int cls)
 {
-    return h->shared_n[cls] < tidei_opt.shared_blocks && tidei_class_size[cls] < TIDE_SHARED_MAX_SIZE &&
-           h != &tidei_backup_heap && __atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED);
+    if (h->shared_n[cls] >= tidei_opt.shared_blocks || tidei_class_size[cls] >= TIDE_SHARED_MAX_SIZE ||
+        h == &tidei_backup_heap || !__atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED))
+        return false;
+    if (__atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED) ||  /* peek: heap_adopt looks again */
+        __atomic_load_n(&abandoned_full[cls], __ATOMIC_RELAXED)) {
+        h->shared_n[cls] = UINT16_MAX;
+        return false;
+    }
+    return true;
 }
 
 /* A block of class cls from a shared heap, for h's thread, which has no

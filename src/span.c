@@ -204,27 +204,21 @@ size_t tidei_span_take_remote(tide_span_t *s)
     return take_remote(s, "free");
 }
 
-/* Refills s->free (called when it is empty): remote frees first, then the
- * owner's own frees, then fresh blocks.  Leaves s->free NULL only when every
- * block is out.  Returns how many remote frees it took.  Owner only. */
+/* Takes in the remote frees of s and, if s->free is empty, refills it:
+ * with those and the owner's other frees (local_free), else with fresh
+ * blocks.  Leaves s->free NULL only when every block is out.  A list that
+ * still has blocks keeps them and local_free waits for the next refill:
+ * joining the two would walk one to its end, a cache miss per block.
+ * Returns how many remote frees it took.  Owner only. */
 size_t tidei_span_collect(tide_span_t *s)
 {
     size_t got = take_remote(s, "malloc");
-    if (s->local_free) {
-        tide_free_block_t *b = s->local_free;
+    if (!s->free) {
+        s->free = s->local_free;
         s->local_free = NULL;
-        if (!s->free) {
-            s->free = b;
-        } else {
-            tide_free_block_t *t = b;
-            for (tide_free_block_t *u; (u = tidei_link_next(s, t, "malloc")) != NULL; t = u)
-                ;
-            t->link = tidei_link_encode(s, s->free);
-            s->free = b;
-        }
+        if (!s->free && s->n_built < s->n_blocks)
+            span_extend(s);
     }
-    if (!s->free && s->n_built < s->n_blocks)
-        span_extend(s);
     return got;
 }
 
