@@ -122,6 +122,22 @@ static tide_noclone void free_unknown(void *p, const char *op)
         free_other(p, s, op);
 }
 
+/* Where a thread that has no heap counts its free of another thread's
+ * block: in the process's counters (an atomic add) for its first
+ * HEAPLESS_FREES, then in a heap of its own, made here.  A thread that
+ * only frees (a consumer of blocks other threads make) would otherwise add
+ * to the same cache line as every other such thread on each free.  NULL
+ * while it stays heapless (exiting, or memory ran out). */
+#define HEAPLESS_FREES 64
+static tide_noinline tide_heap_t *heapless_counts(void)
+{
+    static __thread unsigned n_frees;
+    if (++n_frees < HEAPLESS_FREES)
+        return NULL;
+    n_frees = 0;
+    return tidei_init_thread();
+}
+
 /* Free of a block whose span the calling thread does not own (or a large
  * or huge block); op names the call (free, delete) in a misuse report. */
 static void free_other_work(tide_span_t *s, void *p, const char *op)
@@ -138,7 +154,9 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
         tidei_heap_free_remote(s, b);
         tidei_scav_wanted();  /* the owner may be idle: the scavenger watches it */
         tide_heap_t *h = tidei_tls_heap;
-        if (tide_likely(h != &tidei_empty_heap))
+        if (tide_unlikely(h == &tidei_empty_heap))
+            h = heapless_counts();
+        if (tide_likely(h != NULL))
             h->ctr.free_remote[cls]++;
         else  /* a thread without a heap: before its first malloc, or exiting */
             atomic_fetch_add_explicit(&tidei_global_ctr.free_remote[cls], 1, relaxed);

@@ -10,6 +10,10 @@
  *     thread, and after their thread exited; then every figure is back to
  *     the baseline and tide_trim leaves no span and no pending free;
  *   - past shared_blocks blocks of a class, a thread gets a span of its own;
+ *   - so does a thread whose class has a span an exited thread left (it
+ *     adopts that span), and a class nobody left a span of is still shared;
+ *   - a thread that only frees other threads' blocks (it never allocates)
+ *     has every free counted, before and after it gets a heap to count in;
  *   - the frees that empty a shared span give it back at once (all but the
  *     last of its class), and blocks of 4 KiB or more are never shared;
  *   - the walk and tide_block_info see shared blocks (heap 0: no thread
@@ -329,6 +333,108 @@ static void walk_sees_shared_blocks(void)
     CHECKF(r == TIDE_BLOCK_FREE, "a freed shared block: tide_block_info says %d, want FREE", r);
 }
 
+/* ---- a span an exited thread left comes before the shared heaps ---- */
+
+#define LEFT_N 600       /* past shared_blocks: the thread gets spans of its own */
+#define LEFT_SIZE 200
+static void *left[LEFT_N];
+
+static void *leave_blocks(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LEFT_N; i++) {
+        left[i] = malloc(LEFT_SIZE);
+        if (left[i]) th_fill(left[i], LEFT_SIZE, TH_SEED(left[i], LEFT_SIZE));
+    }
+    return NULL;  /* exits with its blocks live: its spans are abandoned */
+}
+
+/* The heap (tide_block_info) of a block of n bytes made by a fresh thread
+ * and of the blocks after it: 0 if any was shared, else the heap's id. */
+static size_t probe_n;
+static void *probe(void *arg)
+{
+    (void)arg;
+    intptr_t heap = -1;
+    void *p[8];
+    for (int i = 0; i < 8; i++) {
+        p[i] = malloc(probe_n);
+        struct tide_block_info bi;
+        if (!p[i] || tide_block_info(p[i], &bi) != TIDE_BLOCK_LIVE)
+            return (void *)(intptr_t)-2;
+        if (heap == -1 || bi.block.heap == 0)
+            heap = bi.block.heap;
+    }
+    for (int i = 0; i < 8; i++) free(p[i]);
+    return (void *)heap;
+}
+
+static void exited_threads_span_before_shared(void)
+{
+    TIDE_ONLY();
+    in_thread(leave_blocks);
+    for (int i = 0; i < LEFT_N; i++) CHECK(left[i] != NULL);
+    struct tide_stats st = th_stats();
+    CHECKF(st.n_abandoned_spans > 0, "the exited thread left no span (%zu abandoned)", st.n_abandoned_spans);
+    /* free a few, from here: the span has free blocks, as a pool's new
+     * worker finds the blocks of the one it replaced */
+    for (int i = 0; i < LEFT_N; i += 7) {
+        if (!th_verify(left[i], LEFT_SIZE, TH_SEED(left[i], LEFT_SIZE))) FAILF("block %d changed", i);
+        free(left[i]);
+        left[i] = NULL;
+    }
+    probe_n = LEFT_SIZE;
+    intptr_t h = in_thread(probe);
+    CHECKF(h > 0, "a thread's blocks of a class an exited thread left a span of: heap %ld (want its own; 0 is a "
+           "shared heap's)", (long)h);
+    probe_n = 1232;  /* a class no test here leaves spans of */
+    h = in_thread(probe);
+    CHECKF(h == 0, "blocks of a class with no span left by an exited thread: heap %ld (want 0, shared)", (long)h);
+    for (int i = 0; i < LEFT_N; i++) {
+        if (!left[i]) continue;
+        if (!th_verify(left[i], LEFT_SIZE, TH_SEED(left[i], LEFT_SIZE))) FAILF("block %d changed", i);
+        free(left[i]);
+    }
+}
+
+/* ---- a thread that frees and never allocates ---- */
+
+#define FREED_N 1000
+static void *to_free[FREED_N];
+static int consumer_found;
+
+static void *consume(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < FREED_N; i++) free(to_free[i]);
+    heap_of(my_tid(), &consumer_found);
+    return NULL;
+}
+
+static void heapless_frees_counted(void)
+{
+    TIDE_ONLY();
+    /* small blocks of every range of sizes, with large and huge ones among
+     * them; all made here, all freed by a thread that makes nothing */
+    static const size_t sz[] = { 16, 48, 200, 1000, 3000, 20000, 100 * 1024, 5 * 1024 * 1024 };
+    for (int i = 0; i < FREED_N; i++) {
+        to_free[i] = malloc(sz[i % 8]);
+        CHECK(to_free[i] != NULL);
+    }
+    struct tide_stats before = th_stats();
+    in_thread(consume);
+    struct tide_stats after = th_stats();
+    CHECKF(after.n_free - before.n_free == FREED_N, "%llu frees counted of %d",
+           (unsigned long long)(after.n_free - before.n_free), FREED_N);
+    CHECKF(before.live_blocks - after.live_blocks == FREED_N, "live blocks fell by %zu, want %d",
+           before.live_blocks - after.live_blocks, FREED_N);
+    /* past its first frees, the thread counted in a heap of its own (a
+     * pooled one may be reused: its figures are not the thread's alone) */
+    CHECKF(consumer_found == 1, "the thread that only frees has %d heaps (want 1 after %d frees)", consumer_found,
+           FREED_N);
+    tide_trim();  /* takes in the frees into this thread's spans (a forked child's check below) */
+}
+
 /* ---- realloc ---- */
 
 static void *realloc_thread(void *arg)
@@ -451,6 +557,8 @@ int main(void)
     RUN(on_tide);
     RUN(many_threads_share_spans);
     RUN(threshold_gives_own_span);
+    RUN(exited_threads_span_before_shared);
+    RUN(heapless_frees_counted);
     RUN(emptied_shared_spans_go_back);
     RUN(big_blocks_not_shared);
     RUN(walk_sees_shared_blocks);
