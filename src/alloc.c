@@ -65,6 +65,7 @@ static void *large_alloc(size_t n, size_t align, bool zero)
         return NULL;
     }
     void *p = (void *)s->start;
+    tidei_os_huge_pages(p, n, true);
     if (zero && !s->is_zero)
         memset(p, 0, n);
     else if (!s->is_zero)
@@ -490,9 +491,17 @@ void *tidei_realloc(void *p, size_t n)
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
         if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
+            if (pages == s->n_pages)
+                return big_resized(s, p, n);
+            /* the pages that leave the block ask for huge pages no more */
+            tidei_os_huge_pages(p, usable, false);
+            bool resized = true;
             if (pages < s->n_pages)
                 tidei_arena_shrink_run(s, pages);
-            if (pages <= s->n_pages || tidei_arena_grow_run(s, pages))
+            else
+                resized = tidei_arena_grow_run(s, pages);
+            tidei_os_huge_pages(p, TIDE_PAGES_BYTES(s->n_pages), true);
+            if (resized)
                 return big_resized(s, p, n);
         }
     } else {
@@ -514,7 +523,12 @@ void *tidei_realloc_move(void *p, size_t n, size_t usable)
     void *q = tidei_malloc(n);
     if (!q)
         return NULL;
-    memcpy(q, p, n < usable ? n : usable);
+    size_t copy = n < usable ? n : usable;
+    /* the copy writes every page of it: one request rather than a fault
+     * per page (a vector that doubles moves MiBs at a time) */
+    if (copy >= TIDE_SMALL_MAX)
+        tidei_os_populate(q, copy & ~(TIDE_PAGE_SIZE - 1));
+    memcpy(q, p, copy);
     tidei_free(p);
     return q;
 }

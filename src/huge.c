@@ -330,6 +330,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     s->start = start;
     s->n_pages = len >> TIDE_PAGE_SHIFT;
     s->is_zero = dirty_hi == dirty_lo;
+    tidei_os_huge_pages((void *)start, len, true);
     tidei_pagemap_set(s->start, s->n_pages, s);
     huge_count_grown(len);
     a->n_huge++;

@@ -24,6 +24,7 @@ tide_options_t tidei_opt = {
     .huge_cache_mb = -1,         /* -1: no fixed bound, only the recent peak */
     .chunk_cache = 2,
     .shared_blocks = TIDE_SHARED_BLOCKS,
+    .thp = 1,
     .verbose = 0,
     .stats = 0,
     .stats_file = "",
@@ -90,6 +91,8 @@ static const option_desc_t option_table[] = {
     { "shared_blocks", &tidei_opt.shared_blocks, 0, 65535,
       "a thread's first N blocks of each size class under 4 KiB come from spans all threads share; past N it gets "
       "spans of its own for the class (0: always its own)", OPT_INT, NULL, NULL },
+    { "thp", &tidei_opt.thp, 0, 1,
+      "ask the kernel for transparent huge pages (madvise) in blocks of 2 MiB and more (0|1)", OPT_INT, NULL, NULL },
     { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",
       OPT_INT, NULL, NULL },
     { "decay_ms", &tidei_opt.decay_ms, -1, TIDE_DECAY_MS_MAX,

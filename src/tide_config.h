@@ -27,6 +27,7 @@
  * each block is mapped on its own (a huge block). */
 #define TIDE_SMALL_MAX    ((size_t)64 * 1024)
 #define TIDE_LARGE_MAX    ((size_t)4 * 1024 * 1024)
+#define TIDE_THP_SIZE     ((size_t)2 * 1024 * 1024)   /* an x86-64 transparent huge page */
 
 /* Size classes: 16-byte steps up to 128, then 8 classes per power of two
  * (at most 12.5 % internal waste), up to TIDE_SMALL_MAX.  Class 0 has

@@ -126,6 +126,7 @@ typedef struct tide_options {
     long huge_cache_mb;          /* at most this many MiB of freed huge blocks cached (-1: no bound
                                     but the recent peak; 0: none) */
     long chunk_cache;            /* fully free chunks kept mapped */
+    long thp;                    /* madvise(MADV_HUGEPAGE) big blocks (os.c) */
     long shared_blocks;          /* blocks of a class a thread takes from the shared heaps before it
                                     gets spans of its own (0: none, every thread owns its spans) */
     long verbose;                /* print the options at start-up */
@@ -173,6 +174,7 @@ bool tidei_os_protect(void *p, size_t size, bool rw);
 bool tidei_os_decommit(void *p, size_t size);
 bool tidei_os_purge(void *p, size_t size, bool dontneed);
 void tidei_os_populate(void *p, size_t size);
+void tidei_os_huge_pages(void *p, size_t size, bool on);
 uint64_t tidei_os_now_ms(void);
 void tidei_os_sleep_ms(unsigned ms);
 uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp);
