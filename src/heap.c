@@ -591,15 +591,21 @@ static bool heaps_sharing;
  * span pins its pages anyway: adopting it costs no memory, and a
  * thread that took over an exited one's work (a pool's new worker) then
  * frees into its own span rather than into a shared one under its lock.
- * The thread shares the class no more.  Owner only. */
+ * The thread shares the class no more.  And once a thread has stopped
+ * sharing TIDE_SHARED_OWN_CLASSES classes, it shares none: it allocates
+ * enough to fill spans of its own, and what sharing saves (a page or two
+ * per class) is small beside it, while every free of a shared block costs
+ * a try of a lock.  Owner only. */
 bool tidei_heap_takes_shared(tide_heap_t *h, int cls)
 {
     if (h->shared_n[cls] >= tidei_opt.shared_blocks || tidei_class_size[cls] >= TIDE_SHARED_MAX_SIZE ||
         h == &tidei_backup_heap || !__atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED))
         return false;
-    if (__atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED) ||  /* peek: heap_adopt looks again */
+    if (h->own_classes >= TIDE_SHARED_OWN_CLASSES ||
+        __atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED) ||  /* peek: heap_adopt looks again */
         __atomic_load_n(&abandoned_full[cls], __ATOMIC_RELAXED)) {
         h->shared_n[cls] = UINT16_MAX;
+        h->own_classes++;
         return false;
     }
     return true;
@@ -633,7 +639,8 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
     }
     h->ctr.malloc[cls]++;
     h->ctr.moved_out[cls]++;
-    h->shared_n[cls]++;
+    if (++h->shared_n[cls] == tidei_opt.shared_blocks)
+        h->own_classes++;
     return b;
 }
 
@@ -682,6 +689,7 @@ void tidei_heap_shared_unlock_all(void)
 static void heap_reset(tide_heap_t *h)
 {
     memset(h->shared_n, 0, sizeof h->shared_n);
+    h->own_classes = 0;
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         set_direct(h, c, &tidei_empty_span);
         h->bins[c] = NULL;

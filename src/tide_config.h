@@ -58,6 +58,9 @@
  * free at random fragmented (bench mstress: 153 MiB peak RSS against 130
  * without them). */
 #define TIDE_SHARED_MAX_SIZE ((size_t)4096)
+/* A thread that has stopped sharing this many classes (past the count
+ * above, or adopting an exited thread's span) shares no class any more. */
+#define TIDE_SHARED_OWN_CLASSES 8
 
 /* The page map: a two-level radix tree over a 47-bit address space, one
  * entry per page.  The top level is a static array (in .bss, touched only

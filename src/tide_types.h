@@ -211,6 +211,7 @@ typedef struct tide_heap {
     char *alt_stack;             /* crash handler: signal stack lent to the owner thread (crash.c), or NULL */
     uint16_t shared_n[TIDE_N_CLASSES]; /* owner only: blocks of each class its thread took from a shared
                                     heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class */
+    uint16_t own_classes;        /* owner only: classes it stopped sharing (heap.c tidei_heap_takes_shared) */
     atomic_bool remote_in;       /* shared heaps: set by a remote free into one of its spans, cleared by the
                                     scavenger, to which it is activity (tidei_heap_shared_activity) */
     uint64_t scav_remote_seen;   /* shared heaps, scavenger only: times it found remote_in set */

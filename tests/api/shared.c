@@ -12,6 +12,7 @@
  *   - past shared_blocks blocks of a class, a thread gets a span of its own;
  *   - so does a thread whose class has a span an exited thread left (it
  *     adopts that span), and a class nobody left a span of is still shared;
+ *   - a thread that has stopped sharing 8 classes shares no other;
  *   - a thread that only frees other threads' blocks (it never allocates)
  *     has every free counted, before and after it gets a heap to count in;
  *   - the frees that empty a shared span give it back at once (all but the
@@ -397,6 +398,35 @@ static void exited_threads_span_before_shared(void)
     }
 }
 
+/* ---- a thread that fills spans of its own shares nothing more ---- */
+
+static void *many_classes(void *arg)
+{
+    (void)arg;
+    static void *p[8][300];
+    intptr_t heap = -1;
+    for (int c = 0; c < 8; c++)
+        for (int i = 0; i < 300; i++)
+            p[c][i] = malloc(24 + 16 * (size_t)c);
+    void *q = malloc(1500);  /* a class this thread has not used */
+    struct tide_block_info bi;
+    if (q && tide_block_info(q, &bi) == TIDE_BLOCK_LIVE)
+        heap = bi.block.heap;
+    free(q);
+    for (int c = 0; c < 8; c++)
+        for (int i = 0; i < 300; i++)
+            free(p[c][i]);
+    return (void *)heap;
+}
+
+static void busy_thread_stops_sharing(void)
+{
+    TIDE_ONLY();
+    intptr_t h = in_thread(many_classes);
+    CHECKF(h > 0, "a thread with spans of its own in 8 classes took its first block of a 9th from heap %ld (want "
+           "its own; 0 is a shared heap's)", (long)h);
+}
+
 /* ---- a thread that frees and never allocates ---- */
 
 #define FREED_N 1000
@@ -559,6 +589,7 @@ int main(void)
     RUN(threshold_gives_own_span);
     RUN(exited_threads_span_before_shared);
     RUN(heapless_frees_counted);
+    RUN(busy_thread_stops_sharing);
     RUN(emptied_shared_spans_go_back);
     RUN(big_blocks_not_shared);
     RUN(walk_sees_shared_blocks);
