@@ -42,8 +42,8 @@
 /* Span sizing: a span holds at least this many bytes (small classes) and at
  * most TIDE_SPAN_MAX_PAGES pages (largest classes), and at least
  * TIDE_SPAN_MIN_BLOCKS blocks.  4 rather than 8 blocks: the spans of the
- * classes above 16 KiB are half as long, so fewer of their pages sit free
- * in partly used spans (peak RSS of bench mstress -8 %, realloc-step -10 %;
+ * classes above 8 KiB are up to half as long, so fewer of their pages sit
+ * free in partly used spans (peak RSS of bench mstress -8 %, realloc-step -10 %;
  * docs/benchmarks.md). */
 #define TIDE_SPAN_MIN_BYTES  ((size_t)64 * 1024)
 #define TIDE_SPAN_MAX_PAGES  128
