@@ -31,8 +31,10 @@
  *
  * A free run's is_zero says its pages are known to read as zero (never
  * touched since mapped, or purged with MADV_DONTNEED); dirty_ms is the time
- * it was freed (0: nothing to purge), which the purge compares with the
- * decay delay; 1 marks pages due at once (an idle heap's, tidei_heap_reclaim). */
+ * it was freed (0: nothing to purge; for runs merged into one, the mean of
+ * their times weighted by their dirty pages, dirty_age_of), which the purge
+ * compares with the decay delay; 1 marks pages due at once (an idle heap's,
+ * tidei_heap_reclaim). */
 #include "tide_internal.h"
 
 /* ---- the free-range index ---- */
@@ -152,6 +154,34 @@ static bool purge_run_locked(tide_span_t *r)
         tidei_arena.zero_free_pages += r->n_pages;
     }
     return true;
+}
+
+/* The free time of a run merged from parts freed at different times: the
+ * mean of the parts' times weighted by their dirty pages, so that a long
+ * run freed long ago and merged with a few fresh pages still falls due
+ * (taking the newest time, a run that keeps getting merged under steady
+ * churn would never be purged).  dirty_ms 1 (due at once) stays the
+ * oldest of times. */
+typedef struct dirty_age {
+    uint64_t sum_ms_pages;  /* sum of dirty_ms x pages over the dirty parts */
+    size_t pages;           /* dirty pages of the parts */
+} dirty_age_t;
+
+static void dirty_age_add(dirty_age_t *age, uint64_t dirty_ms, size_t n)
+{
+    if (!dirty_ms)
+        return;
+    age->sum_ms_pages += dirty_ms * n;
+    age->pages += n;
+}
+
+/* The merged run's dirty_ms: 0 if no part is dirty. */
+static uint64_t dirty_age_of(const dirty_age_t *age)
+{
+    if (!age->pages)
+        return 0;
+    uint64_t t = age->sum_ms_pages / age->pages;
+    return t ? t : 1;
 }
 
 /* Maps a new chunk and indexes it as one free run.  Arena lock held. */
@@ -291,15 +321,16 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
      * due_now are due at once: the scavenger purges them, merged, in its
      * next round. */
     bool is_zero = false;
-    uint64_t dirty = tidei_os_now_ms();
-    if (tidei_decay() == 0 && tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), tidei_opt.purge == 0)) {
+    uint64_t now = tidei_os_now_ms();
+    dirty_age_t age = { 0, 0 };
+    if (tidei_decay() == 0 && tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), tidei_opt.purge == 0))
         is_zero = tidei_opt.purge == 0;
-        dirty = 0;
-    }
+    else
+        dirty_age_add(&age, now, n);
     tide_span_t *left = start > c->base ? tidei_pagemap_lookup((void *)(start - TIDE_PAGE_SIZE)) : NULL;
     if (left && left->kind == TIDE_SPAN_FREE && left->chunk == c) {
         is_zero &= left->is_zero;
-        dirty = dirty > left->dirty_ms ? dirty : left->dirty_ms;
+        dirty_age_add(&age, left->dirty_ms, left->n_pages);
         index_remove(left);
         tidei_pagemap_set_one(start - TIDE_PAGE_SIZE, NULL);
         start = left->start;
@@ -310,7 +341,7 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
     tide_span_t *right = end < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)end) : NULL;
     if (right && right->kind == TIDE_SPAN_FREE && right->chunk == c) {
         is_zero &= right->is_zero;
-        dirty = dirty > right->dirty_ms ? dirty : right->dirty_ms;
+        dirty_age_add(&age, right->dirty_ms, right->n_pages);
         index_remove(right);
         tidei_pagemap_set_one(end, NULL);
         n += right->n_pages;
@@ -321,7 +352,7 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
     s->start = start;
     s->n_pages = n;
     s->is_zero = is_zero;
-    s->dirty_ms = is_zero ? 0 : due_now ? 1 : dirty;
+    s->dirty_ms = is_zero ? 0 : due_now ? 1 : dirty_age_of(&age);
     s->next = s->prev = NULL;
     tidei_pagemap_set_one(start, s);
     tidei_pagemap_set_one(start + TIDE_PAGES_BYTES(n - 1), s);

@@ -26,7 +26,7 @@ uint64_t tidei_link_secret;
 
 /* Fills the class tables: sizes, and for each class the span length (in
  * pages) that wastes least at the end of the span among the lengths that
- * hold at least TIDE_SPAN_MIN_BYTES or 8 blocks. */
+ * hold at least TIDE_SPAN_MIN_BYTES or TIDE_SPAN_MIN_BLOCKS blocks. */
 void tidei_class_init(void)
 {
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
@@ -40,7 +40,8 @@ void tidei_class_init(void)
             size = ((size_t)1 << b) + (size_t)(j + 1) * ((size_t)1 << (b - 3));
         }
         tidei_class_size[c] = (uint32_t)size;
-        size_t min_bytes = size * 8 > TIDE_SPAN_MIN_BYTES ? size * 8 : TIDE_SPAN_MIN_BYTES;
+        size_t min_bytes = size * TIDE_SPAN_MIN_BLOCKS > TIDE_SPAN_MIN_BYTES ? size * TIDE_SPAN_MIN_BLOCKS
+                                                                             : TIDE_SPAN_MIN_BYTES;
         size_t lo = (min_bytes + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
         size_t best = lo, best_waste = SIZE_MAX;
         for (size_t pages = lo; pages <= lo * 2 && pages <= TIDE_SPAN_MAX_PAGES; pages++) {

@@ -40,9 +40,14 @@
 #define TIDE_N_DIRECT     ((TIDE_DIRECT_MAX >> 4) + 1)
 
 /* Span sizing: a span holds at least this many bytes (small classes) and at
- * most TIDE_SPAN_MAX_PAGES pages (largest classes). */
+ * most TIDE_SPAN_MAX_PAGES pages (largest classes), and at least
+ * TIDE_SPAN_MIN_BLOCKS blocks.  4 rather than 8 blocks: the spans of the
+ * classes above 8 KiB are up to half as long, so fewer of their pages sit
+ * free in partly used spans (peak RSS of bench mstress -8 %, realloc-step -10 %;
+ * docs/benchmarks.md). */
 #define TIDE_SPAN_MIN_BYTES  ((size_t)64 * 1024)
 #define TIDE_SPAN_MAX_PAGES  128
+#define TIDE_SPAN_MIN_BLOCKS 4
 
 /* Shared heaps (heap.c): a thread's first TIDE_SHARED_BLOCKS blocks of
  * each size class (the default of TIDE_CONF shared_blocks) come from spans

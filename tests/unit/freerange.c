@@ -369,10 +369,63 @@ static void carve_without_metadata(void)
     in_child(carve_child, "carve");
 }
 
+/* A run freed next to one that has been free for long takes the mean of
+ * their free times weighted by pages, not the newer time: under steady
+ * churn a long run that keeps absorbing small fresh frees must still fall
+ * due for the purge.  A run freed due_now stays due at once. */
+static void merge_child(void *arg)
+{
+    (void)arg;
+    tidei_init();
+    tide_arena_t *a = &tidei_arena;
+    tide_span_t *big = tidei_arena_alloc_run(60, 0, TIDE_SPAN_LARGE, true);
+    tide_span_t *small = tidei_arena_alloc_run(4, 0, TIDE_SPAN_LARGE, true);
+    tide_span_t *wall = tidei_arena_alloc_run(1, 0, TIDE_SPAN_LARGE, true);  /* keeps small off the chunk's rest */
+    if (!big || !small || !wall || small->start != big->start + TIDE_PAGES_BYTES(60) ||
+        wall->start != small->start + TIDE_PAGES_BYTES(4))
+        child_fail("runs not laid out one after the other");
+    uintptr_t start = big->start;
+    tidei_arena_free_run(big, false);
+    pthread_mutex_lock(&a->lock);
+    tide_span_t *r = tidei_pagemap_lookup((void *)start);
+    if (!r || r->kind != TIDE_SPAN_FREE || !r->dirty_ms)
+        child_fail("freed run not dirty");
+    uint64_t old = r->dirty_ms - 100000;  /* as if freed 100 s ago */
+    r->dirty_ms = old;
+    pthread_mutex_unlock(&a->lock);
+    uint64_t now = tidei_os_now_ms();
+    tidei_arena_free_run(small, false);
+    pthread_mutex_lock(&a->lock);
+    r = tidei_pagemap_lookup((void *)start);
+    if (!r || r->n_pages != 64)
+        child_fail("the two runs did not merge");
+    uint64_t want = (old * 60 + now * 4) / 64;
+    if (r->dirty_ms + 20 < want || r->dirty_ms > want + 20)
+        child_fail("merged run freed at %llu ms, want about %llu (old %llu, now %llu)",
+                   (unsigned long long)r->dirty_ms, (unsigned long long)want, (unsigned long long)old,
+                   (unsigned long long)now);
+    pthread_mutex_unlock(&a->lock);
+    tidei_arena_free_run(wall, true);
+    pthread_mutex_lock(&a->lock);
+    r = tidei_pagemap_lookup((void *)start);
+    if (!r || r->dirty_ms != 1)
+        child_fail("a run freed due_now is not due at once after merging (dirty_ms %llu)",
+                   r ? (unsigned long long)r->dirty_ms : 0ULL);
+    pthread_mutex_unlock(&a->lock);
+    tidei_arena_validate();
+    _exit(0);
+}
+
+static void merged_free_time(void)
+{
+    in_child(merge_child, "merge");
+}
+
 int main(void)
 {
     RUN(index_best_fit);
     RUN(runs_against_model);
     RUN(carve_without_metadata);
+    RUN(merged_free_time);
     return th_summary();
 }

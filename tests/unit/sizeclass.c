@@ -66,8 +66,8 @@ static void waste_bounds(void)
             100 * worst_big, at_big);
 }
 
-/* Span layout per class: at least 8 blocks and TIDE_SPAN_MIN_BYTES (or 8
- * blocks' worth), at most TIDE_SPAN_MAX_PAGES pages, and the tail of the span
+/* Span layout per class: at least TIDE_SPAN_MIN_BLOCKS blocks and
+ * TIDE_SPAN_MIN_BYTES (or that many blocks' worth), at most TIDE_SPAN_MAX_PAGES pages, and the tail of the span
  * that holds no whole block is less than one block and at most 12.5 % of
  * the span. */
 static void span_layout(void)
@@ -77,11 +77,11 @@ static void span_layout(void)
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         size_t sz = tidei_class_size[c], pages = tidei_class_pages[c];
         size_t bytes = pages << TIDE_PAGE_SHIFT;
-        size_t min = sz * 8 > TIDE_SPAN_MIN_BYTES ? sz * 8 : TIDE_SPAN_MIN_BYTES;
+        size_t min = sz * TIDE_SPAN_MIN_BLOCKS > TIDE_SPAN_MIN_BYTES ? sz * TIDE_SPAN_MIN_BLOCKS : TIDE_SPAN_MIN_BYTES;
         CHECKF(pages >= 1 && pages <= TIDE_SPAN_MAX_PAGES, "class %d: %zu pages", c, pages);
         CHECKF(bytes >= min || pages == TIDE_SPAN_MAX_PAGES, "class %d (%zu B): span of %zu bytes < %zu", c, sz,
                bytes, min);
-        CHECKF(bytes / sz >= 8, "class %d (%zu B): %zu blocks per span", c, sz, bytes / sz);
+        CHECKF(bytes / sz >= TIDE_SPAN_MIN_BLOCKS, "class %d (%zu B): %zu blocks per span", c, sz, bytes / sz);
         double tail = (double)(bytes % sz) / (double)bytes;
         CHECKF(tail <= 0.125, "class %d (%zu B, %zu pages): %.1f %% of the span is unusable", c, sz, pages,
                100 * tail);

@@ -13,7 +13,7 @@
  *             blocks of 100000 bytes; a huge block of 10 MiB.
  *   worker    400 blocks of 200 bytes (208), frees 50 itself; then blocks.
  *   freer     64 blocks of 48 bytes, frees 32; 20 of 16000 bytes (16384,
- *             eight to a span), frees one in each span; frees 200 of main's 100-byte blocks
+ *             four to a span: five spans), frees one in three of them; frees 200 of main's 100-byte blocks
  *             and 50 of worker's (remote frees); has 5 of its 48-byte
  *             blocks freed by a thread without a heap (stranger, phase 1);
  *             then exits: its heap is pooled, its spans are abandoned (and
@@ -160,7 +160,7 @@ static void *freer_main(void *arg)
         free(c[i]);
     for (int i = 0; i < N_F; i++)
         f[i] = xmalloc(16000);
-    free(f[0]);   /* one free block in each of its three spans */
+    free(f[0]);   /* one free block in the first, third and fifth of its five spans */
     free(f[10]);
     free(f[17]);
     for (int i = 100; i < 300; i++)
