@@ -65,7 +65,6 @@ static void *large_alloc(size_t n, size_t align, bool zero)
         return NULL;
     }
     void *p = (void *)s->start;
-    tidei_os_huge_pages(p, n, true);
     if (zero && !s->is_zero)
         memset(p, 0, n);
     else if (!s->is_zero)
@@ -491,17 +490,9 @@ void *tidei_realloc(void *p, size_t n)
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
         if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
-            if (pages == s->n_pages)
-                return big_resized(s, p, n);
-            /* the pages that leave the block ask for huge pages no more */
-            tidei_os_huge_pages(p, usable, false);
-            bool resized = true;
             if (pages < s->n_pages)
                 tidei_arena_shrink_run(s, pages);
-            else
-                resized = tidei_arena_grow_run(s, pages);
-            tidei_os_huge_pages(p, TIDE_PAGES_BYTES(s->n_pages), true);
-            if (resized)
+            if (pages <= s->n_pages || tidei_arena_grow_run(s, pages))
                 return big_resized(s, p, n);
         }
     } else {

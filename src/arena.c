@@ -184,6 +184,15 @@ static uint64_t dirty_age_of(const dirty_age_t *age)
     return t ? t : 1;
 }
 
+/* A LARGE run's pages ask for transparent huge pages while it is a block
+ * (from its carving or growth to its shrinking or free), and no more once
+ * they are free: small spans carved there later are faulted a page at a
+ * time (tidei_os_huge_pages).  Outside the arena lock (a system call). */
+static void large_huge_pages(const tide_span_t *s, bool on)
+{
+    tidei_os_huge_pages((void *)s->start, TIDE_PAGES_BYTES(s->n_pages), on);
+}
+
 /* Maps a new chunk and indexes it as one free run.  Arena lock held. */
 static bool chunk_grow(void)
 {
@@ -296,6 +305,8 @@ tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span
     }
     r = run_carve(r, n_pages, align_pages, kind);
     pthread_mutex_unlock(&a->lock);
+    if (r && kind == TIDE_SPAN_LARGE)
+        large_huge_pages(r, true);
     return r;
 }
 
@@ -306,6 +317,8 @@ tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span
 void tidei_arena_free_run(tide_span_t *s, bool due_now)
 {
     tide_arena_t *a = &tidei_arena;
+    if (s->kind == TIDE_SPAN_LARGE)
+        large_huge_pages(s, false);
     pthread_mutex_lock(&a->lock);
     tide_chunk_t *c = s->chunk;
     uintptr_t start = s->start;
@@ -406,6 +419,8 @@ bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages)
         ok = true;
     }
     pthread_mutex_unlock(&a->lock);
+    if (ok)
+        large_huge_pages(s, true);
     return ok;
 }
 
@@ -414,6 +429,7 @@ bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages)
 void tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
 {
     tide_arena_t *a = &tidei_arena;
+    large_huge_pages(s, false);  /* a huge page across the new end leaves the block */
     pthread_mutex_lock(&a->lock);
     tide_span_t *t = tidei_meta_span_new();
     if (t) {
@@ -426,6 +442,7 @@ void tidei_arena_shrink_run(tide_span_t *s, size_t new_pages)
         a->n_large++;  /* the tail counts as a block until tidei_arena_free_run */
     }
     pthread_mutex_unlock(&a->lock);
+    large_huge_pages(s, true);
     if (t)
         tidei_arena_free_run(t, false);  /* counts its pages free and merges them */
 }

@@ -167,7 +167,6 @@ static void free_other_work(tide_span_t *s, void *p, const char *op)
             report_interior(p, op, s);
         if (s->prof_site)
             tidei_prof_free(s);
-        tidei_os_huge_pages(p, TIDE_PAGES_BYTES(s->n_pages), false);
         tidei_arena_free_run(s, false);
         return;
     case TIDE_SPAN_HUGE:
