@@ -254,7 +254,7 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
     if (tide_likely(n <= TIDE_DIRECT_MAX)) {
         h = tidei_tls_heap;
         tidei_fast_enter(h);
-        s = __atomic_load_n(&h->direct_small[(n + 15) >> 4], __ATOMIC_RELAXED);
+        s = __atomic_load_n(&h->by_size[n], __ATOMIC_RELAXED);
     } else if (n <= TIDE_SMALL_MAX) {
         size_t cls = tidei_class_fast(n);
         h = tidei_tls_heap;

@@ -196,6 +196,29 @@ static tide_noinline void free_other(void *p, tide_span_t *s, const char *op)
     tidei_busy_leave();
 }
 
+/* Whether p is in the flat range, so that the fast path's masked lookup
+ * gave p's own span. */
+static bool in_flat_range(const void *p)
+{
+    return (((uintptr_t)p - tidei_pagemap_flat.base) >> TIDE_PAGE_SHIFT) < tidei_pagemap_flat.n_pages;
+}
+
+/* The fast path's way to the slow ones: s is p's span only if p is in the
+ * flat range; anything else is looked up in the tree. */
+static tide_noinline void free_flat_other(void *p, tide_span_t *s, const char *op)
+{
+    if (tide_unlikely(!in_flat_range(p)))
+        return free_unknown(p, op);
+    free_other(p, s, op);
+}
+
+static tide_noinline void free_flat_checked(tide_heap_t *h, tide_span_t *s, tide_free_block_t *b, const char *op)
+{
+    if (tide_unlikely(!in_flat_range(b)))
+        return free_unknown(b, op);
+    free_local_checked(h, s, b, op);
+}
+
 /* The owner's free emptied s or took it off the full list (or the
  * scavenger did meanwhile, and s is no longer h's). */
 static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
@@ -213,19 +236,21 @@ static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
  * the call in a misuse report (only the slow paths use it). */
 tide_inline void free_fast(void *p, const char *op)
 {
-    /* NULL is not in the flat map either: free(NULL) leaves by the slow
-     * path, and the pairs save a test */
+    /* The page number is masked, not compared with the range's length:
+     * an address outside the range (NULL too) reads the entry of some page
+     * of it.  Where that is a span of the calling thread, the block-start
+     * test, exact for any distance from the span below 2^47
+     * (tidei_block_ok_flat), sends it to the slow path; any other span
+     * sends it there anyway.  Both slow paths look it up again. */
     uintptr_t d = (uintptr_t)p - tidei_pagemap_flat.base;
-    if (tide_unlikely((d >> TIDE_PAGE_SHIFT) >= tidei_pagemap_flat.n_pages))
-        return free_unknown(p, op);
     /* a page with no span gives a descriptor that no heap owns */
-    tide_span_t *s = tidei_flat_span(d >> TIDE_PAGE_SHIFT);
+    tide_span_t *s = tidei_flat_span((d >> TIDE_PAGE_SHIFT) & tidei_flat_mask());
     tide_heap_t *h = tidei_tls_heap;
     if (tide_likely(tidei_span_owner(s) == h)) {
         tide_free_block_t *b = p;
         uintptr_t key = tidei_free_key_of(s);
         if (tide_unlikely(!tidei_block_ok_flat(s, d, s->blk_bound) || b->key == key))
-            return free_local_checked(h, s, b, op);
+            return free_flat_checked(h, s, b, op);
         b->key = key;
         b->link = tidei_link_encode(s, s->free);
         s->free = b;
@@ -233,7 +258,7 @@ tide_inline void free_fast(void *p, const char *op)
             free_local_slow(h, s);
         return;
     }
-    free_other(p, s, op);
+    free_flat_other(p, s, op);
 }
 
 /* free: any thread, any time. */
@@ -255,6 +280,7 @@ tide_fast_text void tidei_delete(void *p)
 bool tidei_free_is_entry(uintptr_t fn)
 {
     return fn == (uintptr_t)tidei_free || fn == (uintptr_t)tidei_delete || fn == (uintptr_t)free_other || fn == (uintptr_t)free_local_checked ||
+           fn == (uintptr_t)free_flat_other || fn == (uintptr_t)free_flat_checked ||
            fn == (uintptr_t)free_local_slow || fn == (uintptr_t)free_unknown || fn == (uintptr_t)tidei_usable_size;
 }
 

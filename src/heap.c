@@ -35,16 +35,15 @@ pthread_mutex_t tidei_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define EMPTY_DIRECT { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span }
-#define EMPTY_DIRECT_SMALL { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span }
 
 /* The heap of a thread that has none yet: every bin empty, so malloc takes
  * the slow path, which sets up a real heap. */
-tide_heap_t tidei_empty_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT,
+tide_heap_t tidei_empty_heap = { .by_size = { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span }, .direct = EMPTY_DIRECT,
                                  .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The heap of threads whose own heap is gone (allocation from late TLS or
  * key destructors), used under tidei_backup_lock. */
-tide_heap_t tidei_backup_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT, .in_use = true,
+tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true,
                                   .tid = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The shared heaps: a thread's first blocks of a class come from one of
@@ -56,7 +55,7 @@ tide_heap_t tidei_backup_heap = { .direct_small = EMPTY_DIRECT_SMALL, .direct = 
  * idle for the decay delay, as for a thread's heap (scav.c).  Not in the
  * registry: no thread owns them. */
 tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
-    [0 ... TIDE_SHARED_HEAPS - 1] = { .direct_small = EMPTY_DIRECT_SMALL, .direct = EMPTY_DIRECT,
+    [0 ... TIDE_SHARED_HEAPS - 1] = { .direct = EMPTY_DIRECT,
                                       .in_use = true, .tid = -2, .lock = PTHREAD_MUTEX_INITIALIZER } };
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
@@ -76,10 +75,11 @@ __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 /* ---- bin and full lists (h->lock held: the owner's slow paths, or the
  * scavenger) ---- */
 
-/* direct[] and direct_small[] are read by the owner's malloc fast path
- * with no lock, while the scavenger may write them: relaxed atomic stores
- * (plain moves).  Class c's entries of direct_small[] are those of the
- * sizes 16 * i it serves (class 0, malloc(0)'s, has i = 0 alone). */
+/* direct[] and by_size[] are read by the owner's malloc fast path with
+ * no lock, while the scavenger may write them: relaxed atomic stores
+ * (plain moves).  Class c's entries of by_size[] are the sizes it serves,
+ * from one past the class below's block size (class 0, malloc(0)'s, has
+ * size 0 alone). */
 static void set_direct_entries(tide_heap_t *h, int c, tide_span_t *s)
 {
     __atomic_store_n(&h->direct[c], s, __ATOMIC_RELAXED);
@@ -88,12 +88,12 @@ static void set_direct_entries(tide_heap_t *h, int c, tide_span_t *s)
          * once: a fast-path malloc must ask for a byte at least, for the
          * sampler's countdown to bound the count of mallocs a direct span
          * holds (tidei_span_fold_mallocs) */
-        __atomic_store_n(&h->direct_small[0], &tidei_empty_span, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->by_size[0], &tidei_empty_span, __ATOMIC_RELAXED);
         return;
     }
-    for (size_t i = c == 1 ? 1 : (tidei_class_size[c - 1] >> 4) + 1;
-         i < TIDE_N_DIRECT && tidei_class_of(i << 4) == (size_t)c; i++)
-        __atomic_store_n(&h->direct_small[i], s, __ATOMIC_RELAXED);
+    size_t hi = tidei_class_size[c] < TIDE_DIRECT_MAX ? tidei_class_size[c] : TIDE_DIRECT_MAX;
+    for (size_t n = c == 1 ? 1 : tidei_class_size[c - 1] + 1; n <= hi; n++)
+        __atomic_store_n(&h->by_size[n], s, __ATOMIC_RELAXED);
 }
 
 /* Makes s the direct span of class c of h.  s was not direct a moment

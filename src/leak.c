@@ -206,7 +206,7 @@ static void collect_skips(leak_t *l)
         if (leaf)
             skip_add(l, (uintptr_t)leaf, ((size_t)1 << TIDE_MAP_LEAF_BITS) * sizeof *leaf);
     }
-    if (tidei_pagemap_flat.map)
+    if (tidei_pagemap_flat.n_pages)
         skip_add(l, (uintptr_t)tidei_pagemap_flat.map, tidei_pagemap_flat.n_pages * sizeof *tidei_pagemap_flat.map);
     uintptr_t glo, ghi;
     tidei_guard_region(&glo, &ghi);

@@ -28,9 +28,13 @@
 #include "tide_internal.h"
 
 /* The flat range: [tidei_pagemap_flat.base, base + n_pages pages).  Until it is
- * made, base is the top of the address space and n_pages 0, so every
- * lookup misses. */
-tidei_pagemap_flat_t tidei_pagemap_flat = { .base = UINTPTR_MAX - TIDE_PAGE_SIZE + 1 };
+ * made (and for good if it cannot be), base is the top of the address
+ * space and n_pages 0, so every lookup misses, and the map is a lone
+ * descriptor that no heap owns, whose first word (entry 0, what the free
+ * fast path reads with a mask of 0) is 0: itself. */
+static tide_span_t flat_none_early = { .heap = (tide_heap_t *)UINTPTR_MAX };
+tidei_pagemap_flat_t tidei_pagemap_flat = { .base = UINTPTR_MAX - TIDE_PAGE_SIZE + 1,
+                                            .map = (uintptr_t *)&flat_none_early };
 
 /* Chunk slots of the range: bit set = mapped by tide, or found taken by
  * another mapping (such a slot is not tried again). */
@@ -65,6 +69,10 @@ void tidei_pagemap_flat_init(void)
         flat_foreign[0] = 1;
         flat_n_chunks = bytes / TIDE_CHUNK_SIZE;
         __atomic_store_n(&tidei_pagemap_flat.base, base, __ATOMIC_RELEASE);
+        /* last: a free that reads the new mask reads the new map (x86-64
+         * keeps both stores and the fast path's loads in order) */
+        _Static_assert((TIDE_FLAT_MAX_CHUNKS & (TIDE_FLAT_MAX_CHUNKS - 1)) == 0, "the range's page count is a power of two");
+        __atomic_store_n(&tidei_pagemap_flat.mask, pages - 1, __ATOMIC_RELEASE);
         return;
     }
 }

@@ -216,6 +216,17 @@ tide_inline tide_span_t *tidei_flat_none(void)
 {
     return (tide_span_t *)tidei_pagemap_flat.map;
 }
+/* The flat map's mask (tidei_pagemap_flat_t.mask), written once at
+ * start-up: a plain load, which folds into the and (an atomic one under
+ * the sanitizers). */
+tide_inline uintptr_t tidei_flat_mask(void)
+{
+#if !TIDE_SANITIZE
+    return tidei_pagemap_flat.mask;
+#else
+    return __atomic_load_n(&tidei_pagemap_flat.mask, __ATOMIC_RELAXED);
+#endif
+}
 /* The span of page number page of the flat range (below its n_pages):
  * tidei_flat_none() for a page no span holds.  The entry is read with a
  * plain load, which folds into the add (an atomic one under the

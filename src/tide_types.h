@@ -177,7 +177,9 @@ typedef struct tide_global_counters {
 /* A thread heap.  Only its owner thread touches it, except `notify` (pushed
  * by other threads) and the registry links (under tidei_heaps_lock). */
 typedef struct tide_heap {
-    tide_span_t *direct_small[TIDE_N_DIRECT]; /* direct[] by (size + 15) / 16, up to TIDE_DIRECT_MAX */
+    tide_span_t *by_size[TIDE_N_DIRECT]; /* direct[] by requested size, up to TIDE_DIRECT_MAX: read by
+                                    the malloc fast path of the heap's thread only (the shared
+                                    and backup heaps leave it NULL) */
     tide_span_t *direct[TIDE_N_CLASSES]; /* span malloc takes from, per class: the bin head, or &tidei_empty_span */
     tide_span_t *bins[TIDE_N_CLASSES];   /* spans with (possibly) free blocks, per class */
     tide_span_t *bin_tails[TIDE_N_CLASSES]; /* the last span of each bin */
@@ -220,7 +222,12 @@ typedef struct tide_heap {
 /* The flat page map of the chunk range (pagemap.c). */
 typedef struct tidei_pagemap_flat {
     uintptr_t base;              /* first byte of the range (the top of the address space: none) */
-    size_t n_pages;              /* pages in the range (0: none) */
+    size_t n_pages;              /* pages in the range (0: none); a power of two */
+    size_t mask;                 /* n_pages - 1 (0: none): the free fast path masks a page
+                                    number with it instead of comparing it with n_pages, so
+                                    an address outside the range reads some entry of the
+                                    range, and the slow path that the block-start test
+                                    sends it to looks it up again (free.c) */
     uintptr_t *map;              /* an entry per page of the range, as the tree's, stored as the
                                     span descriptor's address minus the map's: 0 (no span) reads
                                     as the map's start, where a descriptor no thread owns sits

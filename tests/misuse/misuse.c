@@ -30,6 +30,7 @@ typedef struct {
     const char *name;
     const char *op;           /* the operation the message must name */
     void (*run)(void);        /* publishes the bad address, then misuses it */
+    const char *says;         /* NULL, or what the message must say */
 } misuse_case;
 
 static void *volatile sink;
@@ -346,6 +347,39 @@ static void usable_size_wild(void)
     (void)n;
 }
 
+/* free of an address outside tide's flat range that a multiple of the
+ * range's size separates from a live block of the calling thread: the free
+ * fast path masks the page number into the range, so it reads that block's
+ * span, whose owner is the caller.  The range is 32 GiB, or a quarter of
+ * that, or a quarter again (pagemap.c): one case per size, and each must
+ * be reported, whichever is the real one.  The alias is a mapped page, with
+ * the block's own two words copied there. */
+static void free_alias(uint64_t range)
+{
+    char *b = malloc(th_opaque(64));
+    memset(b, 7, 64);
+    char *keep = malloc(th_opaque(64));  /* the span is not emptied */
+    sink = keep;
+    for (int sign = 1; sign >= -1; sign -= 2) {
+        uintptr_t a = (uintptr_t)b + (uintptr_t)(sign * (int64_t)range);
+        if (sign < 0 && a > (uintptr_t)b)
+            continue;
+        uintptr_t pg = a & ~(uintptr_t)4095;
+        void *m = mmap((void *)pg, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (m == MAP_FAILED || m != (void *)pg)
+            continue;
+        memcpy((void *)a, b, 16);
+        publish((void *)a);
+        free((void *)a);
+        return;
+    }
+    _exit(97);  /* no room at either alias */
+}
+static void free_alias_32g(void) { free_alias((uint64_t)32 << 30); }
+static void free_alias_8g(void) { free_alias((uint64_t)8 << 30); }
+static void free_alias_2g(void) { free_alias((uint64_t)2 << 30); }
+static void free_alias_512m(void) { free_alias((uint64_t)512 << 20); }
+
 static const misuse_case cases[] = {
     { "double_free_small", "free", double_free_small },
     { "double_free_small_not_last", "free", double_free_small_not_last },
@@ -376,6 +410,10 @@ static const misuse_case cases[] = {
     { "usable_size_freed_large", "malloc_usable_size", usable_size_freed_large },
     { "usable_size_interior", "malloc_usable_size", usable_size_interior },
     { "usable_size_wild", "malloc_usable_size", usable_size_wild },
+    { "free_alias_32g", "free", free_alias_32g, "not allocated by tide" },
+    { "free_alias_8g", "free", free_alias_8g, "not allocated by tide" },
+    { "free_alias_2g", "free", free_alias_2g, "not allocated by tide" },
+    { "free_alias_512m", "free", free_alias_512m, "not allocated by tide" },
 };
 
 /* Runs fn in a child with stderr captured into err (NUL-terminated) and
@@ -447,6 +485,8 @@ static void check_case(void)
            want_op, msg);
     const char *what = strstr(msg, "): ");
     CHECKF(what && what[3], "message does not say what is wrong after \"): \": \"%s\"", msg);
+    if (c->says)
+        CHECKF(strstr(msg, c->says) != NULL, "message does not say \"%s\": \"%s\"", c->says, msg);
     /* The first hex number in the message is the misused address. */
     const char *hx = strstr(msg, "0x");
     CHECKF(hx != NULL, "message has no 0x address: \"%s\"", msg);
