@@ -209,7 +209,7 @@ static int small_on_free_list(const tide_span_t *s, uintptr_t b)
 {
     uintptr_t end = s->start + (uintptr_t)s->n_blocks * s->block_size;
     uintptr_t heads[3] = { (uintptr_t)s->free, (uintptr_t)s->local_free,
-                           atomic_load_explicit(&((tide_span_t *)s)->remote, relaxed) & ~TIDE_RS_MASK };
+                           atomic_load_explicit(&((tide_span_t *)s)->remote, relaxed) & TIDE_RS_PTR_MASK };
     for (int l = 0; l < 3; l++) {
         uintptr_t x = heads[l];
         for (uint32_t k = 0; x && k < s->n_blocks; k++) {

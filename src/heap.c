@@ -339,9 +339,8 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
         if (dest == NOTIFY_REMOTE) {
             uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
             do {
-                b->link = tidei_link_encode(s, (tide_free_block_t *)(old & ~TIDE_RS_MASK));
-            } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
-                                                            release, relaxed));
+                b->link = tidei_link_encode(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
+            } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, tidei_rs_push(old, b), release, relaxed));
         } else {
             b->link = tidei_link_encode(s, s->local_free);
             s->local_free = b;
@@ -407,9 +406,8 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
                 ;
             break;
         }
-        b->link = tidei_link_encode(s, (tide_free_block_t *)(old & ~TIDE_RS_MASK));
-        if (atomic_compare_exchange_weak_explicit(&s->remote, &old, (uintptr_t)b | (old & TIDE_RS_MASK),
-                                                  release, relaxed))
+        b->link = tidei_link_encode(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
+        if (atomic_compare_exchange_weak_explicit(&s->remote, &old, tidei_rs_push(old, b), release, relaxed))
             break;
     }
     /* A shared heap has no thread whose own activity would bring the
@@ -477,14 +475,7 @@ bool tidei_heap_release(tide_heap_t *h)
 static bool span_quiescent(tide_span_t *s)
 {
     uint32_t used = tidei_span_used(s);
-    uint32_t n = 0;
-    const tide_free_block_t *b = (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
-    /* a corrupted link ends the count: the owner reports it when it
-     * collects the list */
-    for (; b && n <= used; n++)
-        if (!tidei_link_next_ok(s, b, &b))
-            return false;
-    return n == used;
+    return atomic_load_explicit(&s->remote, acquire) >> TIDE_RS_COUNT_SHIFT == used;
 }
 
 /* Returns quiescent s, already off h's lists, to the page allocator. */
@@ -526,7 +517,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
         if (span_quiescent(s)) {
             full_remove(h, s, false);
             scav_retire(h, s);
-        } else if (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK) {
+        } else if (atomic_load_explicit(&s->remote, relaxed) & TIDE_RS_PTR_MASK) {
             span_unfull(h, s, false);  /* the owner collects those frees when it needs the class */
         }
     }
@@ -740,7 +731,7 @@ tide_heap_t *tidei_heap_acquire(void)
 static bool span_has_free(const tide_span_t *s)
 {
     return s->free || s->local_free || s->n_built < s->n_blocks ||
-           (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK);
+           (atomic_load_explicit(&s->remote, relaxed) & TIDE_RS_PTR_MASK);
 }
 
 /* Takes an abandoned span of class cls with a free block off its list, or
@@ -758,7 +749,7 @@ static tide_span_t *abandoned_take_locked(int cls)
     tide_span_t **link = &abandoned_full[cls];
     for (int i = 0; i < 8 && *link; i++, link = &(*link)->next) {
         s = *link;
-        if (atomic_load_explicit(&s->remote, relaxed) & ~TIDE_RS_MASK) {
+        if (atomic_load_explicit(&s->remote, relaxed) & TIDE_RS_PTR_MASK) {
             __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
             atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
             tidei_abandoned_spans[cls]--;

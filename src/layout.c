@@ -44,6 +44,7 @@ enum tidei_layout_constant {
     /* tide_types.h: the notify states in the low bits of tide_span_t.remote
      * (an unnamed enum, which no object can have as its type) */
     TIDE_LAYOUT_RS_MASK = TIDE_RS_MASK,
+    TIDE_LAYOUT_RS_PTR_MASK = TIDE_RS_PTR_MASK,
     TIDE_LAYOUT_RS_NORMAL = TIDE_RS_NORMAL,
     TIDE_LAYOUT_RS_USE_NOTIFY = TIDE_RS_USE_NOTIFY,
     TIDE_LAYOUT_RS_NOTIFYING = TIDE_RS_NOTIFYING,

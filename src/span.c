@@ -172,53 +172,79 @@ void tidei_link_bad_head(const tide_span_t *s, const void *head, const char *op)
     link_corrupt(s, head, head, op);
 }
 
-/* Takes the whole remote list of s (keeping its notify state), moves its
- * blocks to local_free and returns how many there were; a corrupted link
- * is reported as found by op.  Owner only (or whoever holds an abandoned
- * span under tidei_heaps_lock). */
-static size_t take_remote(tide_span_t *s, const char *op)
+/* Takes the whole remote list of s (keeping its notify state) into *list
+ * and returns how many blocks it holds, which no longer count as out; a
+ * bad head is reported as found by op.  The list's links are checked as
+ * they are followed later (malloc checks every head it pops).  Owner only
+ * (or whoever holds an abandoned span under tidei_heaps_lock). */
+static size_t take_remote(tide_span_t *s, tide_free_block_t **list, const char *op)
 {
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+    *list = NULL;
     if ((old & ~TIDE_RS_MASK) == 0)
         return 0;
     while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, old & TIDE_RS_MASK, acquire, relaxed))
         ;
-    tide_free_block_t *list = (tide_free_block_t *)(old & ~TIDE_RS_MASK);
-    if (!list)
+    *list = (tide_free_block_t *)(old & TIDE_RS_PTR_MASK);
+    size_t n = old >> TIDE_RS_COUNT_SHIFT;
+    if (!*list)
         return 0;
-    if (!link_target_ok(s, list))
-        tidei_link_bad_head(s, list, op);
-    size_t n = 1;
-    tide_free_block_t *tail = list;
-    for (tide_free_block_t *t; (t = tidei_link_next(s, tail, op)) != NULL; tail = t)
-        n++;
-    tail->link = tidei_link_encode(s, s->local_free);
-    s->local_free = list;
-    tide_debug_assert(n <= tidei_span_used(s));
+    if (!link_target_ok(s, *list))
+        tidei_link_bad_head(s, *list, op);
+    tide_debug_assert(n >= 1 && n <= tidei_span_used(s));
     s->used_rel = (uint16_t)(s->used_rel - n);
     return n;
 }
 
-/* take_remote outside malloc (a trim, a sweep, an exit). */
+/* Puts list, taken from the remote list of s, on local_free: as it is
+ * when local_free is empty, else with its end found (each link checked)
+ * and joined to local_free. */
+static void local_free_add(tide_span_t *s, tide_free_block_t *list, const char *op)
+{
+    if (!list)
+        return;
+    if (s->local_free) {
+        tide_free_block_t *tail = list;
+        for (tide_free_block_t *t; (t = tidei_link_next(s, tail, op)) != NULL; tail = t)
+            ;
+        tail->link = tidei_link_encode(s, s->local_free);
+    }
+    s->local_free = list;
+}
+
+/* The remote frees of s onto local_free, outside malloc (a trim, a sweep,
+ * an exit); how many there were. */
 size_t tidei_span_take_remote(tide_span_t *s)
 {
-    return take_remote(s, "free");
+    tide_free_block_t *list;
+    size_t n = take_remote(s, &list, "free");
+    local_free_add(s, list, "free");
+    return n;
 }
 
 /* Takes in the remote frees of s and, if s->free is empty, refills it:
- * with those and the owner's other frees (local_free), else with fresh
- * blocks.  Leaves s->free NULL only when every block is out.  A list that
- * still has blocks keeps them and local_free waits for the next refill:
- * joining the two would walk one to its end, a cache miss per block.
+ * with the owner's other frees (local_free), the remote ones waiting on
+ * local_free for the next refill, or with the remote ones, else with fresh
+ * blocks.  Leaves s->free NULL only when every block is out.  No list is
+ * walked unless local_free and s->free both have blocks when remote frees
+ * come in: joining two lists walks one to its end, a cache miss per block
+ * (and a remote list's blocks were last written by another core).
  * Returns how many remote frees it took.  Owner only. */
 size_t tidei_span_collect(tide_span_t *s)
 {
-    size_t got = take_remote(s, "malloc");
+    tide_free_block_t *list;
+    size_t got = take_remote(s, &list, "malloc");
     if (!s->free) {
-        s->free = s->local_free;
-        s->local_free = NULL;
+        if (s->local_free) {
+            s->free = s->local_free;
+            s->local_free = list;
+        } else {
+            s->free = list;
+        }
         if (!s->free && s->n_built < s->n_blocks)
             span_extend(s);
+    } else {
+        local_free_add(s, list, "malloc");
     }
     return got;
 }
@@ -245,6 +271,6 @@ bool tidei_span_holds_free(tide_span_t *s, const tide_free_block_t *b, bool owne
     if (!owner)
         return true;
     size_t max = s->n_blocks;
-    const tide_free_block_t *remote = (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK);
+    const tide_free_block_t *remote = (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & TIDE_RS_PTR_MASK);
     return list_holds(s, remote, b, max) || list_holds(s, s->free, b, max) || list_holds(s, s->local_free, b, max);
 }

@@ -340,6 +340,13 @@ tide_inline tide_free_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t
     return (tide_free_block_t *)(__builtin_bswap64(link) ^ s->link_key);
 }
 
+/* The value of a span's remote word old with b pushed on its list: b as
+ * the head, one block more counted, the notify state kept. */
+tide_inline uintptr_t tidei_rs_push(uintptr_t old, const tide_free_block_t *b)
+{
+    return (uintptr_t)b | ((old & ~TIDE_RS_PTR_MASK) + TIDE_RS_ONE);
+}
+
 /* The free key of small span s's free blocks (tide_free_block_t.key). */
 tide_inline uintptr_t tidei_free_key_of(const tide_span_t *s)
 {

@@ -44,6 +44,15 @@ enum {
     TIDE_RS_NEVER = 3,           /* span is abandoned (or being): never notify */
 };
 #define TIDE_RS_MASK ((uintptr_t)3)
+/* The rest of tide_span_t.remote: the list's head in bits 2-47 (blocks
+ * are 16-byte aligned, user addresses below 2^47) and how many blocks the
+ * list holds in bits 48-63 (a span has fewer than 2^16 blocks), pushed
+ * and taken with the head in one compare-exchange, so the owner needs no
+ * walk of the list (a cache miss per block another thread freed) to know
+ * how many came back. */
+#define TIDE_RS_COUNT_SHIFT 48
+#define TIDE_RS_ONE ((uintptr_t)1 << TIDE_RS_COUNT_SHIFT)
+#define TIDE_RS_PTR_MASK ((TIDE_RS_ONE - 1) & ~TIDE_RS_MASK)
 
 /* tide_span_t.slow_at of the kept last span of a class: its owner's frees
  * never take the slow path, however often they empty it. */

@@ -65,7 +65,7 @@ static void record_small(record_t *r, tide_span_t *s)
         tidei_link_bad_head(s, s->free, "tide_heap_walk");
     mark_list(s, s->free, bits, max);
     mark_list(s, s->local_free, bits, max);
-    mark_list(s, (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & ~TIDE_RS_MASK), bits, max);
+    mark_list(s, (const tide_free_block_t *)(atomic_load_explicit(&s->remote, acquire) & TIDE_RS_PTR_MASK), bits, max);
     if (h)
         mark_notify(s, atomic_load_explicit(&h->notify, acquire), bits);
     unsigned id = h ? h->id : 0;

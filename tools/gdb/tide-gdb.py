@@ -86,7 +86,7 @@ class Layout(object):
     # What the commands use; a libtide without one of them does not match
     # this script.
     NEEDED = ("PAGE_SHIFT", "CHUNK_SHIFT", "CHUNK_SIZE", "CHUNK_PAGES", "N_CLASSES", "VA_BITS", "MAP_LEAF_BITS",
-              "MAP_TOP_BITS", "RS_MASK", "RS_NORMAL", "RS_USE_NOTIFY", "RS_NOTIFYING", "RS_NEVER",
+              "MAP_TOP_BITS", "RS_MASK", "RS_PTR_MASK", "RS_NORMAL", "RS_USE_NOTIFY", "RS_NOTIFYING", "RS_NEVER",
               "CLASS_LARGE", "CLASS_HUGE", "INIT_READY", "SPAN_FREE", "SPAN_SMALL", "SPAN_LARGE", "SPAN_HUGE")
 
     def __init__(self):
@@ -115,7 +115,7 @@ class Layout(object):
         self.kind_names = {v: n[len("TIDE_SPAN_"):].lower() for n, v in self.values.items()
                            if n.startswith("TIDE_SPAN_")}
         self.rs_names = {v: n[len("TIDE_RS_"):].lower().replace("_", "-") for n, v in self.values.items()
-                         if n.startswith("TIDE_RS_") and n != "TIDE_RS_MASK"}
+                         if n.startswith("TIDE_RS_") and n not in ("TIDE_RS_MASK", "TIDE_RS_PTR_MASK")}
         self.rs_names[self.RS_NEVER] += " (abandoned)"
 
 
@@ -564,7 +564,7 @@ class Tide(object):
         key = s["link_key"]
         out = {"free": set(self.block_list(s["free"], limit, mem, key)),
                "local_free": set(self.block_list(s["local_free"], limit, mem, key)),
-               "remote": set(self.block_list(s["remote"] & ~self.k.RS_MASK, limit, mem, key)),
+               "remote": set(self.block_list(s["remote"] & self.k.RS_PTR_MASK, limit, mem, key)),
                "notify": set()}
         if s["heap"]:
             out["notify"] = {b for b in self.notify_set(s["heap"]) if lo <= b < hi}
@@ -872,7 +872,7 @@ def print_block(tide, addr):
         out("  span:    %#x-%#x (%d pages), %d blocks of %d bytes, %d carved, %d out; owner %s"
             % (s["start"], s["end"], s["n_pages"], s["n_blocks"], s["block_size"], s["n_built"], s["used"], who))
         out("  state:   remote list %s, notify state %s%s"
-            % ("empty" if not s["remote"] & ~tide.k.RS_MASK else "non-empty", tide.k.rs_names[s["remote"] & tide.k.RS_MASK],
+            % ("empty" if not s["remote"] & tide.k.RS_PTR_MASK else "non-empty", tide.k.rs_names[s["remote"] & tide.k.RS_MASK],
                ", on the owner's full list" if s["in_full"] else ""))
         if r["state"] == "live" and r["base"] < s["start"] + s["n_built"] * s["block_size"]:
             key = tide.ptr_at(r["base"] + tide.ptr_size)
