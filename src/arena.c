@@ -212,7 +212,7 @@ static bool chunk_grow(void)
         goto fail;
     c->n_free_pages = TIDE_CHUNK_PAGES;
     tide_list_push(a->chunks, c, next, prev);
-    a->n_chunks++;
+    __atomic_store_n(&a->n_chunks, a->n_chunks + 1, __ATOMIC_RELAXED);  /* span.c reads it unlocked */
     a->n_empty_chunks++;
     return true;
 fail:
@@ -230,7 +230,7 @@ static void chunk_release(tide_chunk_t *c, tide_span_t *r)
     tidei_pagemap_set_one(r->start + TIDE_PAGES_BYTES(r->n_pages - 1), NULL);
     tidei_meta_span_delete(r);
     tide_list_remove(a->chunks, c, next, prev);
-    a->n_chunks--;
+    __atomic_store_n(&a->n_chunks, a->n_chunks - 1, __ATOMIC_RELAXED);
     a->n_empty_chunks--;
     tidei_os_unmap((void *)c->base, TIDE_CHUNK_SIZE);
     tidei_pagemap_flat_chunk_unmapped(c->base);

@@ -89,10 +89,33 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     atomic_store_explicit(&s->remote, TIDE_RS_NORMAL, relaxed);
 }
 
+/* The end of a batch to carve from first that would end at limit, pushed
+ * TIDE_CARVE_AHEAD_PAGES pages further (within s) once the process has
+ * TIDE_CARVE_AHEAD_CHUNKS chunks; the pages from the one after first's
+ * are then made resident in one request, which the carve's writes would
+ * otherwise fault in one at a time. */
+static uintptr_t carve_ahead(const tide_span_t *s, uintptr_t first, uintptr_t limit)
+{
+    if (__atomic_load_n(&tidei_arena.n_chunks, __ATOMIC_RELAXED) < TIDE_CARVE_AHEAD_CHUNKS)
+        return limit;
+    uintptr_t end = (s->start + (uintptr_t)s->n_blocks * s->block_size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    uintptr_t want = limit + TIDE_CARVE_AHEAD_PAGES * TIDE_PAGE_SIZE;
+    if (want > end)
+        want = end;
+    if (want <= limit)
+        return limit;
+    uintptr_t from = (first + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    if (want > from)
+        tidei_os_populate((void *)from, want - from);
+    return want;
+}
+
 /* Carves the next batch of never-used blocks onto s->free: those that end
- * in the page where the next block ends, or before it (at least one).  Each carries the
- * free key like a freed block, so that freeing one tide never handed out is
- * caught as misuse. */
+ * in the page where the next block ends, or before it (at least one), and
+ * in a big process up to TIDE_CARVE_AHEAD_PAGES pages more from the second
+ * batch on, made resident first (carve_ahead).  Each carries the free key
+ * like a freed block, so that freeing one tide never handed out is caught
+ * as misuse. */
 static void span_extend(tide_span_t *s)
 {
     uintptr_t first = s->start + (uintptr_t)s->n_built * s->block_size;
@@ -100,6 +123,8 @@ static void span_extend(tide_span_t *s)
      * no page is touched before a block needs it (a thread with a block or
      * two of a class touches one page of its span, not two) */
     uintptr_t limit = (first + s->block_size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
+    if (s->n_built > 0)
+        limit = carve_ahead(s, first, limit);
     uint32_t n = (uint32_t)((limit - first) / s->block_size);
     if (n == 0)
         n = 1;

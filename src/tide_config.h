@@ -49,6 +49,16 @@
  * docs/benchmarks.md). */
 #define TIDE_SPAN_MIN_BYTES  ((size_t)64 * 1024)
 #define TIDE_SPAN_MAX_PAGES  128
+/* A span carves its blocks a page at a time, each page faulted in by the
+ * carve's first write.  Once the process has TIDE_CARVE_AHEAD_CHUNKS
+ * chunks, a span carved a second time (one that keeps growing) carves
+ * TIDE_CARVE_AHEAD_PAGES pages more and makes them resident in one
+ * request first: in this VM a fault costs microseconds, and a program
+ * that grows its heap by 100 MB faults 25 000 times.  The pages a growing
+ * span takes ahead are at most that many per span, and processes of under
+ * 32 MiB never do it. */
+#define TIDE_CARVE_AHEAD_PAGES  3
+#define TIDE_CARVE_AHEAD_CHUNKS 4
 #define TIDE_SPAN_MIN_BLOCKS 4
 
 /* Shared heaps (heap.c): a thread's first TIDE_SHARED_BLOCKS blocks of
