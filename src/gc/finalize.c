@@ -134,7 +134,7 @@ static bool is_marked(uintptr_t p)
     uint32_t i;
     uintptr_t base;
     gc_span_t *g = tidei_gc_lookup((void *)p, &i, &base);
-    return !g || BIT_TEST(MARKS(g), i);
+    return !g || MARK_TEST(g, i);
 }
 
 /* Whether location p may be written by the collector: not in the GC heap,
@@ -145,7 +145,7 @@ static bool link_writable(uintptr_t p)
     uint32_t i;
     uintptr_t base;
     gc_span_t *g = tidei_gc_lookup((void *)p, &i, &base);
-    return !g || (BIT_TEST(ALLOCS(g), i) && BIT_TEST(MARKS(g), i));
+    return !g || (BIT_TEST(ALLOCS(g), i) && MARK_TEST(g, i));
 }
 
 /* Whether p is in a GC block (world stopped). */

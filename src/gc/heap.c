@@ -61,14 +61,14 @@ static gc_span_t *desc_new(int cls, uint32_t n_blocks)
         desc_pool[cls] = g->pool_next;
     } else {
         pthread_mutex_lock(&tidei_arena.lock);
-        g = tidei_meta_alloc(sizeof(gc_span_t) + 2 * words * sizeof(uint64_t));
+        g = tidei_meta_alloc(sizeof(gc_span_t) + (size_t)words * (sizeof(uint64_t) + 64));
         pthread_mutex_unlock(&tidei_arena.lock);
         if (!g)
             return NULL;
         g->words = words;
     }
     uint32_t w = g->words;
-    memset(g, 0, sizeof *g + 2 * (size_t)w * sizeof(uint64_t));
+    memset(g, 0, sizeof *g + (size_t)w * (sizeof(uint64_t) + 64));
     g->words = w;
     g->n_blocks = n_blocks;
     return g;

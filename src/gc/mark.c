@@ -5,8 +5,9 @@
  * The collecting thread marks on its own stack (mk0); when the stack is
  * big enough, helper threads (one per CPU beyond the first, gc_markers;
  * not registered, every signal blocked) drain their own stacks and share
- * work through a pool under par_mu; mark bits and counts are set
- * atomically only while they run.  Ranges are prefetched through a small
+ * work through a pool under par_mu.  A mark is a byte per block, set by
+ * a plain store (gc_internal.h: MARKB), so markers in parallel need no
+ * locked instruction; blocks are counted after the mark.  Ranges are prefetched through a small
  * FIFO before they are scanned, and each marker keeps the page it last
  * looked up in the page map.
  *
@@ -49,7 +50,6 @@ static int par_total, par_idle, par_left; /* markers in this drain (helpers that
 static bool par_done;            /* every marker idle with an empty pool */
 static unsigned par_epoch;       /* bumped per parallel drain */
 static _Atomic int par_want;     /* an idle marker waits: busy ones share */
-static bool mark_par;            /* a parallel drain runs: marks are set atomically */
 
 static bool stack_grow(gc_range_t **stk, size_t *cap)
 {
@@ -63,20 +63,6 @@ static bool stack_grow(gc_range_t **stk, size_t *cap)
     return true;
 }
 
-/* Sets bit b of *w atomically; whether it was set.  One lock bts on
- * x86-64 (GCC makes the fetch_or a compare-exchange loop here). */
-static inline bool tidei_gc_bit_test_set(uint64_t *w, unsigned b)
-{
-#if defined(__x86_64__) && !TIDE_SANITIZE  /* (TSan sees the builtin only) */
-    bool was;
-    __asm__ volatile("lock btsq %2, %0" : "+m"(*w), "=@ccc"(was) : "r"((uint64_t)b) : "memory");
-    return was;
-#else
-    uint64_t bit = (uint64_t)1 << b;
-    return (__atomic_fetch_or(w, bit, __ATOMIC_RELAXED) & bit) != 0;
-#endif
-}
-
 static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
 {
     if (tide_unlikely(m->n == m->cap) && !stack_grow(&m->stk, &m->cap)) {
@@ -88,10 +74,12 @@ static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
 
 /* Marks the block of GC span g (descriptor s) that w, an address inside
  * the span, points into, if it is allocated and was not marked yet: then
- * true, with the block's extent to scan in *r.  par: markers run in
- * parallel and race for the bit.  Inlined into both markers below, the
- * drain keeping its state in registers. */
-static inline bool mark_block(gc_span_t *g, const tide_span_t *s, uintptr_t w, bool par, gc_range_t *r)
+ * true, with the block's extent to scan in *r.  Markers in parallel may
+ * both find a block unmarked and both scan it (a byte store each, no
+ * lock): the second scan finds what the block points to marked, and
+ * every count is taken from the marks after the mark.  Inlined into both
+ * markers below, the drain keeping its state in registers. */
+static inline bool mark_block(gc_span_t *g, const tide_span_t *s, uintptr_t w, gc_range_t *r)
 {
     uint32_t i;
     uintptr_t base;
@@ -106,22 +94,16 @@ static inline bool mark_block(gc_span_t *g, const tide_span_t *s, uintptr_t w, b
             return false;
         base = s->start + (uintptr_t)i * g->size;
     }
-    uint64_t bit = (uint64_t)1 << (i & 63), *mw = &MARKS(g)[i >> 6];
-    if (!(ALLOCS(g)[i >> 6] & bit) || (__atomic_load_n(mw, __ATOMIC_RELAXED) & bit))
+    if (!BIT_TEST(ALLOCS(g), i) || MARK_TEST(g, i))
         return false;
-    if (par) {
-        if (tidei_gc_bit_test_set(mw, i & 63))
-            return false;  /* another marker got it first */
-    } else {
-        __atomic_store_n(mw, *mw | bit, __ATOMIC_RELAXED);
-    }
+    MARK_SET(g, i);
     *r = (gc_range_t){ base, base + (g->big ? g->req : g->size) };
     return true;
 }
 
 /* Marks the block word w points into, if it is a live GC block; pushes its
  * contents unless atomic.  World stopped; markers may run in parallel
- * (mark bits and counts are set atomically). */
+ * (a mark is a byte store: see mark_block). */
 static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
 {
     if (w - mark_lo >= mark_hi - mark_lo)
@@ -149,7 +131,7 @@ static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
             return;
     }
     gc_range_t r;
-    if (mark_block(g, s, w, mark_par, &r) && g->kind != GK_ATOMIC)
+    if (mark_block(g, s, w, &r) && g->kind != GK_ATOMIC)
         push_m(m, r.lo, r.hi);
 }
 
@@ -193,7 +175,6 @@ static tide_noinline void share(gc_marker_t *m)
 static void drain_m(gc_marker_t *m)
 {
     const uintptr_t lo0 = mark_lo, ext = mark_hi - mark_lo;
-    const bool par = mark_par;
     uintptr_t c_lo = 0, c_len = 0;  /* the range last looked up: a span, or a page of no GC span */
     tide_span_t *cs = NULL;
     gc_span_t *cg = NULL;
@@ -238,7 +219,7 @@ static void drain_m(gc_marker_t *m)
             if (!g)
                 continue;
             gc_range_t blk;
-            if (!mark_block(g, cs, w, par, &blk) || g->kind == GK_ATOMIC)
+            if (!mark_block(g, cs, w, &blk) || g->kind == GK_ATOMIC)
                 continue;
             if (tide_unlikely(n == cap)) {
                 m->n = n;
@@ -358,7 +339,6 @@ void tidei_gc_mark_parallel(void)
         drain_m(&mk0);
         return;
     }
-    mark_par = true;
     pthread_mutex_lock(&par_mu);
     par_total = 1;  /* helpers count once they join: a drain never waits for one to be scheduled */
     par_idle = 0;
@@ -375,7 +355,6 @@ void tidei_gc_mark_parallel(void)
         pthread_cond_wait(&exit_cv, &par_mu);
     pthread_mutex_unlock(&par_mu);
     atomic_store_explicit(&par_want, 0, relaxed);
-    mark_par = false;
     for (int i = 0; i < n_helpers; i++)
         mk0.overflow |= mk_help[i].overflow;
 }
@@ -385,7 +364,7 @@ void tidei_gc_mark_parallel(void)
 void tidei_gc_mark_start(void)
 {
     for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
-        memset(MARKS(g), 0, g->words * sizeof(uint64_t));
+        memset(MARKB(g), 0, (size_t)g->words * 64);
     mark_lo = atomic_load_explicit(&tidei_gc_heap_lo, relaxed);
     mark_hi = atomic_load_explicit(&tidei_gc_heap_hi, relaxed);
     if (mark_hi < mark_lo)
@@ -412,7 +391,8 @@ void tidei_gc_mark_settle(void)
         return;
     mk0.settled = true;
     for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
-        memcpy(MARKS(g), ALLOCS(g), g->words * sizeof(uint64_t));
+        for (uint32_t i = 0; i < g->n_blocks; i++)
+            MARKB(g)[i] = (uint8_t)BIT_TEST(ALLOCS(g), i);
     if (tidei_opt.verbose)
         tidei_warn("tide: GC: no memory for the mark stack; this collection frees nothing\n");
 }
@@ -429,8 +409,12 @@ size_t tidei_gc_mark_count(void)
     size_t bytes = 0;
     for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
         uint32_t n = 0;
-        for (uint32_t w = 0; w < g->words; w++)
-            n += (uint32_t)__builtin_popcountll(MARKS(g)[w]);
+        const uint8_t *mb = MARKB(g);
+        for (uint32_t j = 0; j < g->words * 8; j++) {
+            uint64_t x;
+            memcpy(&x, mb + 8 * (size_t)j, 8);
+            n += (uint32_t)((x * 0x0101010101010101ull) >> 56);  /* the sum of 8 bytes of 0 or 1 */
+        }
         g->n_marked = n;
         bytes += (size_t)n * g->size;
     }
@@ -457,9 +441,9 @@ void tidei_gc_mark_uncollectable(void)
         if (g->kind != GK_UNCOLL)
             continue;
         for (uint32_t i = 0; i < g->n_blocks; i++) {
-            if (!BIT_TEST(ALLOCS(g), i) || BIT_TEST(MARKS(g), i))
+            if (!BIT_TEST(ALLOCS(g), i) || MARK_TEST(g, i))
                 continue;
-            BIT_SET(MARKS(g), i);
+            MARK_SET(g, i);
             uintptr_t base = g->span->start + (uintptr_t)i * g->size;
             push_m(&mk0, base, base + (g->big ? g->req : g->size));
         }
@@ -510,15 +494,14 @@ int tidei_gc_mark_bit(const void *p, int set)
     gc_span_t *g = tidei_gc_lookup(p, &i, &base);
     if (!g)
         return 0;
-    uint64_t bit = (uint64_t)1 << (i & 63);
-    int old = (int)BIT_TEST(MARKS(g), i);
+    int old = (int)MARK_TEST(g, i);
     /* (a span whose only marked block was marked here, as ECL marks its
      * Lisp stacks, is not taken for dead: n_marked is counted from the
      * bits after the mark) */
     if (set > 0)
-        __atomic_fetch_or(&MARKS(g)[i >> 6], bit, __ATOMIC_RELAXED);
+        MARK_SET(g, i);
     else if (set == 0)
-        __atomic_fetch_and(&MARKS(g)[i >> 6], ~bit, __ATOMIC_RELAXED);
+        MARK_CLEAR(g, i);
     return old;
 }
 

@@ -27,21 +27,21 @@ static gc_span_t *dead_spans;    /* spans to give back after the restart (lnext;
  * how many blocks are free now. */
 uint32_t tidei_gc_span_sweep(gc_span_t *g)
 {
-    uint64_t *m = MARKS(g), *al = ALLOCS(g);
+    uint64_t *al = ALLOCS(g);
     uint32_t n_alloc = 0;
     unsigned cur = atomic_load_explicit(&tidei_gc_no, relaxed);
     if (g->swept != cur) {
         uint32_t dead = 0;
         for (uint32_t w = 0; w < g->words; w++) {
-            uint64_t d = al[w] & ~m[w];
-            dead += (uint32_t)__builtin_popcountll(d);
-            al[w] &= m[w];
+            uint64_t m = tidei_gc_marks_word(g, w);
+            dead += tidei_gc_popcount(al[w] & ~m);
+            al[w] &= m;
         }
         g->swept = cur;
         atomic_fetch_add_explicit(&tidei_gc_reclaimed_total, (uint64_t)dead * g->size, relaxed);
     }
     for (uint32_t w = 0; w < g->words; w++)
-        n_alloc += (uint32_t)__builtin_popcountll(al[w]);
+        n_alloc += tidei_gc_popcount(al[w]);
     return g->n_blocks - n_alloc;
 }
 
@@ -84,7 +84,7 @@ void tidei_gc_pools_rebuild(void)
             uint64_t *al = ALLOCS(g);
             uint32_t dead = 0;
             for (uint32_t w = 0; w < g->words; w++) {
-                dead += (uint32_t)__builtin_popcountll(al[w]);
+                dead += tidei_gc_popcount(al[w]);
                 al[w] = 0;
             }
             atomic_fetch_add_explicit(&tidei_gc_reclaimed_total, (uint64_t)dead * g->size, relaxed);
@@ -106,7 +106,7 @@ void tidei_gc_pools_rebuild(void)
     /* big blocks: the dead ones leave now, freed after the restart */
     for (gc_span_t *g = tidei_gc_bigs, *next; g; g = next) {
         next = g->lnext;
-        if (g->kind == GK_UNCOLL || BIT_TEST(MARKS(g), 0) || !BIT_TEST(ALLOCS(g), 0))
+        if (g->kind == GK_UNCOLL || MARK_TEST(g, 0) || !BIT_TEST(ALLOCS(g), 0))
             continue;
         tide_list_remove(tidei_gc_bigs, g, lnext, lprev);
         atomic_fetch_add_explicit(&tidei_gc_reclaimed_total, g->size, relaxed);
