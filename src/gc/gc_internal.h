@@ -86,7 +86,9 @@ typedef struct tidei_gc_span {
     size_t size;                 /* bytes per block (big: bytes of the block) */
     size_t req;                  /* big: bytes asked for */
     uint32_t n_blocks;           /* blocks in the span (1 if big) */
-    uint32_t words;              /* 64-bit words per bitmap */
+    uint32_t words;              /* 64-bit words of the alloc bitmap: (n_blocks + 63) / 64 */
+    uint32_t words_cap;          /* words its memory has room for (a recycled descriptor may
+                                    have served a bigger span of the class) */
     uint32_t swept;              /* collection number it was last swept in */
     uint32_t n_marked;           /* blocks the last collection marked (counted after its mark) */
     uint32_t take_pos;           /* held: the bitmap word span_take_free goes on from */
@@ -152,6 +154,8 @@ typedef struct gc_thread {
     unsigned alloc_cycle;        /* 1 + the collection number of the cycle it last allocated in */
     size_t allocd_pending;       /* bytes taken for allocation not yet in tidei_gc_allocd_since (owner;
                                     the collector with the thread stopped) */
+    uint8_t n_new_spans[GK_N][TIDE_N_CLASSES]; /* new spans it made per (kind, class), up to
+                                    GC_SPAN_GROW_AFTER (owner; heap.c: gc_span_pages) */
 } gc_thread_t;
 
 /* A range of memory to scan, [lo, hi). */
