@@ -100,6 +100,8 @@ typedef struct tidei_gc_span {
     uint8_t held;                /* a thread holds it (its free blocks are on that thread's list) */
     uint8_t list;                /* GL_*: which pool list it is on */
     uint8_t cls;                 /* size class (small) */
+    uint8_t has_marks;           /* a mark byte may be set (cleared with them at a mark's start):
+                                    spans without are skipped by the mark's start and count */
     gc_link_t *pending;       /* blocks GC_FREE'd by other threads while held (pool lock) */
     struct tidei_gc_span *pool_next; /* recycling of descriptors */
     uint64_t bits[];             /* alloc[words] (a bit per block), then the marks (a byte per
@@ -115,7 +117,12 @@ typedef struct tidei_gc_span {
 #define ALLOCS(g) ((g)->bits)
 #define MARKB(g) ((uint8_t *)((g)->bits + (g)->words))
 #define MARK_TEST(g, i) (__atomic_load_n(&MARKB(g)[i], __ATOMIC_RELAXED) != 0)
-#define MARK_SET(g, i) __atomic_store_n(&MARKB(g)[i], (uint8_t)1, __ATOMIC_RELAXED)
+#define MARK_SET(g, i)                                                  \
+    do {                                                                \
+        __atomic_store_n(&MARKB(g)[i], (uint8_t)1, __ATOMIC_RELAXED);   \
+        if (!__atomic_load_n(&(g)->has_marks, __ATOMIC_RELAXED))        \
+            __atomic_store_n(&(g)->has_marks, (uint8_t)1, __ATOMIC_RELAXED); \
+    } while (0)
 #define MARK_CLEAR(g, i) __atomic_store_n(&MARKB(g)[i], (uint8_t)0, __ATOMIC_RELAXED)
 #define BIT_TEST(m, i) (((m)[(i) >> 6] >> ((i)&63)) & 1)
 #define BIT_SET(m, i) ((m)[(i) >> 6] |= (uint64_t)1 << ((i)&63))

@@ -371,8 +371,12 @@ void tidei_gc_mark_parallel(void)
 
 void tidei_gc_mark_start(void)
 {
-    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
-        memset(MARKB(g), 0, (size_t)g->words * 64);
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
+        if (g->has_marks) {  /* (most spans of a heap of garbage have none: a third of the bytes) */
+            memset(MARKB(g), 0, (size_t)g->words * 64);
+            g->has_marks = 0;
+        }
+    }
     mark_lo = atomic_load_explicit(&tidei_gc_heap_lo, relaxed);
     mark_hi = atomic_load_explicit(&tidei_gc_heap_hi, relaxed);
     if (mark_hi < mark_lo)
@@ -398,9 +402,11 @@ void tidei_gc_mark_settle(void)
     if (!mk0.overflow || mk0.settled)
         return;
     mk0.settled = true;
-    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next)
+    for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
         for (uint32_t i = 0; i < g->n_blocks; i++)
             MARKB(g)[i] = (uint8_t)BIT_TEST(ALLOCS(g), i);
+        g->has_marks = 1;
+    }
     if (tidei_opt.verbose)
         tidei_warn("tide: GC: no memory for the mark stack; this collection frees nothing\n");
 }
@@ -418,7 +424,7 @@ size_t tidei_gc_mark_count(void)
     for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
         uint32_t n = 0;
         const uint8_t *mb = MARKB(g);
-        for (uint32_t j = 0; j < g->words * 8; j++) {
+        for (uint32_t j = 0; g->has_marks && j < g->words * 8; j++) {
             uint64_t x;
             memcpy(&x, mb + 8 * (size_t)j, 8);
             n += (uint32_t)((x * 0x0101010101010101ull) >> 56);  /* the sum of 8 bytes of 0 or 1 */
