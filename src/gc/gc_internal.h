@@ -161,6 +161,7 @@ typedef struct gc_thread {
     unsigned alloc_cycle;        /* 1 + the collection number of the cycle it last allocated in */
     size_t allocd_pending;       /* bytes taken for allocation not yet in tidei_gc_allocd_since (owner;
                                     the collector with the thread stopped) */
+    uintptr_t thp_region;        /* the 2 MiB it last asked huge pages for (owner; heap.c: span_new) */
     uint8_t n_new_spans[GK_N][TIDE_N_CLASSES]; /* new spans it made per (kind, class), up to
                                     GC_SPAN_GROW_AFTER (owner; heap.c: gc_span_pages) */
 } gc_thread_t;
