@@ -63,13 +63,14 @@ void tidei_class_init(void)
     tide_assert(tidei_class_size[TIDE_N_CLASSES - 1] == TIDE_SMALL_MAX);
 }
 
-/* Turns the fresh run of s (from tidei_arena_alloc_run with kind SMALL) into a span
- * of class cls with no block built yet. */
+/* Turns the fresh run of s (from tidei_arena_alloc_run with kind SMALL, or
+ * GC for the collector's spans, src/gc/heap.c) into a span of class cls
+ * with no block built yet. */
 void tidei_span_init_small(tide_span_t *s, int cls)
 {
     uint32_t size = tidei_class_size[cls];
     /* kind was set under the arena lock: neighbours being freed read it. */
-    tide_debug_assert(s->kind == TIDE_SPAN_SMALL);
+    tide_debug_assert(s->kind == TIDE_SPAN_SMALL || s->kind == TIDE_SPAN_GC);
     s->cls = (uint8_t)cls;
     s->block_size = size;
     s->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
