@@ -92,12 +92,15 @@ void tidei_span_init_small(tide_span_t *s, int cls)
 
 /* The end of a batch to carve from first that would end at limit, pushed
  * TIDE_CARVE_AHEAD_PAGES pages further (within s) once the process has
- * TIDE_CARVE_AHEAD_CHUNKS chunks; the pages from the one after first's
- * are then made resident in one request, which the carve's writes would
- * otherwise fault in one at a time. */
+ * TIDE_CARVE_AHEAD_CHUNKS chunks, if s was cut from pages known to be
+ * zero (never touched, or purged: is_zero, which a small span keeps from
+ * its creation); the pages from the one after first's are then made
+ * resident in one request, which the carve's writes would otherwise fault
+ * in one at a time.  A span on pages used before skips it: they are
+ * likely still resident, and the request would only walk them. */
 static uintptr_t carve_ahead(const tide_span_t *s, uintptr_t first, uintptr_t limit)
 {
-    if (__atomic_load_n(&tidei_arena.n_chunks, __ATOMIC_RELAXED) < TIDE_CARVE_AHEAD_CHUNKS)
+    if (!s->is_zero || __atomic_load_n(&tidei_arena.n_chunks, __ATOMIC_RELAXED) < TIDE_CARVE_AHEAD_CHUNKS)
         return limit;
     uintptr_t end = (s->start + (uintptr_t)s->n_blocks * s->block_size + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
     uintptr_t want = limit + TIDE_CARVE_AHEAD_PAGES * TIDE_PAGE_SIZE;

@@ -29,16 +29,24 @@ static bool old_check(uint64_t off, uint32_t size, uint32_t recip, uint32_t n_bu
     return idx * size == off && idx < n_built;
 }
 
+/* A fresh span of class c, no block built; NULL (a failure) if none. */
+static tide_span_t *class_span(int c)
+{
+    tide_span_t *s = tidei_arena_alloc_run(tidei_class_pages[c], 0, TIDE_SPAN_SMALL, true);
+    CHECKF(s != NULL, "no span for class %d", c);
+    if (s)
+        tidei_span_init_small(s, c);
+    return s;
+}
+
 static void every_class_and_offset(void)
 {
     tidei_init();
     uint64_t n_checked = 0;
     for (int c = 1; c < TIDE_N_CLASSES && !TH_FAILED(); c++) {
-        tide_span_t *s = tidei_arena_alloc_run(tidei_class_pages[c], 0, TIDE_SPAN_SMALL, true);
-        CHECKF(s != NULL, "no span for class %d", c);
+        tide_span_t *s = class_span(c);
         if (!s)
             return;
-        tidei_span_init_small(s, c);
         uint32_t size = s->block_size;
         uint64_t bytes = (uint64_t)s->n_pages << TIDE_PAGE_SHIFT;
         uint64_t base = tidei_pagemap_flat.base;
@@ -115,11 +123,9 @@ static void far_addresses(void)
     const uint64_t top = (uint64_t)1 << 47;
     uint64_t st = 0x9e3779b97f4a7c15ull, n_checked = 0, n_aliases = 0;
     for (int c = 1; c < TIDE_N_CLASSES && !TH_FAILED(); c++) {
-        tide_span_t *s = tidei_arena_alloc_run(tidei_class_pages[c], 0, TIDE_SPAN_SMALL, true);
-        CHECKF(s != NULL, "no span for class %d", c);
+        tide_span_t *s = class_span(c);
         if (!s)
             return;
-        tidei_span_init_small(s, c);
         while (s->n_built < s->n_blocks) {  /* every block built: the widest bound */
             s->free = NULL;
             tidei_span_collect(s);
