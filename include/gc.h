@@ -193,6 +193,16 @@ void *GC_call_with_alloc_lock(GC_fn_type, void *);
 int GC_get_suspend_signal(void);
 int GC_get_thr_restart_signal(void);
 
+/* As libgc's configuration on Linux: GC_THREADS means POSIX threads, and
+ * programs test GC_PTHREADS (bdwgc's threadkey_test skips itself without
+ * it). */
+#if defined(GC_THREADS) && !defined(GC_PTHREADS)
+#define GC_PTHREADS 1
+#endif
+#if defined(GC_THREADS) && defined(__linux__) && !defined(GC_LINUX_THREADS)
+#define GC_LINUX_THREADS 1
+#endif
+
 #if defined(GC_THREADS) || defined(GC_PTHREADS) || defined(GC_LINUX_THREADS)
 #include <pthread.h>
 #include <signal.h>
