@@ -32,7 +32,7 @@
  * space and n_pages 0, so every lookup misses, and the map is a lone
  * descriptor that no heap owns, whose first word (entry 0, what the free
  * fast path reads with a mask of 0) is 0: itself. */
-static tide_span_t flat_none_early = { .heap = (tide_heap_t *)UINTPTR_MAX };
+static tide_span_t flat_none_early;
 tidei_pagemap_flat_t tidei_pagemap_flat = { .base = UINTPTR_MAX - TIDE_PAGE_SIZE + 1,
                                             .map = (uintptr_t *)&flat_none_early };
 
@@ -55,11 +55,14 @@ void tidei_pagemap_flat_init(void)
             tidei_os_unreserve(map, pages * sizeof *map);
             continue;
         }
-        /* the entries of slot 0 (below) are never used: the descriptor
-         * that an entry of 0 reads as lives there */
+        /* The entries of slot 0 (below) are never set: the descriptor
+         * that an entry of 0 reads as lives there, all zero as reserved.
+         * Its heap is NULL, which is no thread's (tidei_tls_heap never
+         * is), and every word of it, read as an entry (a free of an
+         * address in slot 0, or outside the range whose page masks into
+         * it), is 0 too: the descriptor again.  A non-zero word there
+         * would send such a free to a misaligned address. */
         _Static_assert(sizeof(tide_span_t) <= TIDE_CHUNK_PAGES * sizeof *map, "tidei_flat_none fits slot 0's entries");
-        tide_span_t *none = (tide_span_t *)map;
-        atomic_store_explicit(&none->heap, (tide_heap_t *)UINTPTR_MAX, relaxed);
         uintptr_t base = ((uintptr_t)hole + TIDE_CHUNK_SIZE - 1) & ~(uintptr_t)(TIDE_CHUNK_SIZE - 1);
         tidei_os_unreserve(hole, bytes + TIDE_CHUNK_SIZE);
         tidei_pagemap_flat.map = map;

@@ -20,7 +20,9 @@
  * |x| < 2^47 and a block size of at most 2^16, x * m mod 2^64 is x / size
  * * (m * size mod 2^64) when size divides x and above 2^47 otherwise).
  * Checked for every class at every such alias of a span's first, middle
- * and last blocks, and at a million random addresses. */
+ * and last blocks, and at a million random addresses; and every page of
+ * the range's first slot, which no span uses, reads as the descriptor of
+ * no span (its words are the entries of those pages). */
 #include "unit.h"
 
 static bool old_check(uint64_t off, uint32_t size, uint32_t recip, uint32_t n_built)
@@ -118,6 +120,11 @@ static void far_addresses(void)
            (unsigned long long)range);
     CHECKF(tidei_pagemap_flat.mask == tidei_pagemap_flat.n_pages - 1, "mask %#llx for %zu pages",
            (unsigned long long)tidei_pagemap_flat.mask, tidei_pagemap_flat.n_pages);
+    /* slot 0's pages, where the descriptor of "no span" lives, read as
+     * that descriptor: every address whose page masks into them does */
+    for (uintptr_t i = 0; i < TIDE_CHUNK_PAGES && !TH_FAILED(); i++)
+        CHECKF(tidei_flat_span(i) == tidei_flat_none(), "page %zu of slot 0 reads as %p, not the empty descriptor %p",
+               (size_t)i, (void *)tidei_flat_span(i), (void *)tidei_flat_none());
     if (TH_FAILED())
         return;
     const uint64_t top = (uint64_t)1 << 47;
