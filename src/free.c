@@ -196,27 +196,19 @@ static tide_noinline void free_other(void *p, tide_span_t *s, const char *op)
     tidei_busy_leave();
 }
 
-/* Whether p is in the flat range, so that the fast path's masked lookup
- * gave p's own span. */
-static bool in_flat_range(const void *p)
+/* The fast path's one way to the slow ones, with the span its masked
+ * lookup read: that is p's span only if p is in the flat range; anything
+ * else is looked up in the tree (free_unknown).  The calling thread's own
+ * span gets every check (free_local_checked), any other the remote free or
+ * the large and huge paths (free_other). */
+static tide_noinline void free_flat_slow(void *p, tide_span_t *s, const char *op)
 {
-    return (((uintptr_t)p - tidei_pagemap_flat.base) >> TIDE_PAGE_SHIFT) < tidei_pagemap_flat.n_pages;
-}
-
-/* The fast path's way to the slow ones: s is p's span only if p is in the
- * flat range; anything else is looked up in the tree. */
-static tide_noinline void free_flat_other(void *p, tide_span_t *s, const char *op)
-{
-    if (tide_unlikely(!in_flat_range(p)))
+    if (tide_unlikely((((uintptr_t)p - tidei_pagemap_flat.base) >> TIDE_PAGE_SHIFT) >= tidei_pagemap_flat.n_pages))
         return free_unknown(p, op);
+    tide_heap_t *h = tidei_tls_heap;
+    if (tidei_span_owner(s) == h)
+        return free_local_checked(h, s, p, op);
     free_other(p, s, op);
-}
-
-static tide_noinline void free_flat_checked(tide_heap_t *h, tide_span_t *s, tide_free_block_t *b, const char *op)
-{
-    if (tide_unlikely(!in_flat_range(b)))
-        return free_unknown(b, op);
-    free_local_checked(h, s, b, op);
 }
 
 /* The owner's free emptied s or took it off the full list (or the
@@ -250,7 +242,7 @@ tide_inline void free_fast(void *p, const char *op)
         tide_free_block_t *b = p;
         uintptr_t key = tidei_free_key_of(s);
         if (tide_unlikely(!tidei_block_ok_flat(s, d, s->blk_bound) || b->key == key))
-            return free_flat_checked(h, s, b, op);
+            return free_flat_slow(p, s, op);
         b->key = key;
         b->link = tidei_link_encode(s, s->free);
         s->free = b;
@@ -258,7 +250,7 @@ tide_inline void free_fast(void *p, const char *op)
             free_local_slow(h, s);
         return;
     }
-    free_flat_other(p, s, op);
+    free_flat_slow(p, s, op);
 }
 
 /* free: any thread, any time. */
@@ -280,7 +272,7 @@ tide_fast_text void tidei_delete(void *p)
 bool tidei_free_is_entry(uintptr_t fn)
 {
     return fn == (uintptr_t)tidei_free || fn == (uintptr_t)tidei_delete || fn == (uintptr_t)free_other || fn == (uintptr_t)free_local_checked ||
-           fn == (uintptr_t)free_flat_other || fn == (uintptr_t)free_flat_checked ||
+           fn == (uintptr_t)free_flat_slow ||
            fn == (uintptr_t)free_local_slow || fn == (uintptr_t)free_unknown || fn == (uintptr_t)tidei_usable_size;
 }
 
