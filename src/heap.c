@@ -70,6 +70,43 @@ static tide_span_t *abandoned_full[TIDE_N_CLASSES];
 static _Atomic size_t n_abandoned;   /* spans on both lists */
 size_t tidei_abandoned_spans[TIDE_N_CLASSES]; /* spans on both lists, per class (tidei_heaps_lock) */
 
+/* The abandoned lists are doubly linked, so that the remote free that
+ * empties a span can take it off its list (abandoned_release).  Their
+ * heads are peeked at without the lock, hence the atomic stores.  A span
+ * is on one of them exactly when, under tidei_heaps_lock, its heap is NULL
+ * and its notify state NEVER: it gets both as it goes on the list
+ * (give_up_span_locked, span_abandon_locked), and leaves the state NEVER
+ * as it comes off (abandoned_unlink_locked), all under the lock. */
+static void abandoned_push_locked(tide_span_t **list, tide_span_t *s)
+{
+    s->prev = NULL;
+    s->next = *list;
+    if (s->next)
+        s->next->prev = s;
+    __atomic_store_n(list, s, __ATOMIC_RELAXED);
+}
+
+static void abandoned_remove_locked(tide_span_t **list, tide_span_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        __atomic_store_n(list, s->next, __ATOMIC_RELAXED);
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+}
+
+/* Takes s off whichever abandoned list holds it, for an adopter or the
+ * page allocator. */
+static void abandoned_unlink_locked(tide_span_t *s)
+{
+    int c = s->cls;
+    abandoned_remove_locked(abandoned[c] == s ? &abandoned[c] : &abandoned_full[c], s);
+    atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
+    tidei_abandoned_spans[c]--;
+}
+
 __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
 
 /* ---- bin and full lists (h->lock held: the owner's slow paths, or the
@@ -383,6 +420,17 @@ static void shared_take_free(tide_heap_t *sh, tide_span_t *s)
     pthread_mutex_unlock(&sh->lock);
 }
 
+static void abandoned_release(tide_span_t *s);
+
+/* Whether the remote frees of s, n after a push, are all the blocks it
+ * counts as out.  A hint, read without the lock: s may have been adopted
+ * since (its owner's malloc and free change the count as this reads it),
+ * so abandoned_release looks again under tidei_heaps_lock. */
+__attribute__((no_sanitize("thread"))) static bool abandoned_emptied(const tide_span_t *s, uintptr_t n)
+{
+    return n == tidei_span_used(s);
+}
+
 /* Free of block b of span s by a thread that does not own s (b->key is set).
  * Lock-free but for a free into a shared heap's span (shared_take_free);
  * any thread. */
@@ -409,6 +457,12 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
         b->link = tidei_link_encode(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
         if (atomic_compare_exchange_weak_explicit(&s->remote, &old, tidei_rs_push(old, b), release, relaxed))
             break;
+    }
+    /* An abandoned span whose last live block this was goes back now. */
+    if ((old & TIDE_RS_MASK) == TIDE_RS_NEVER) {
+        if (abandoned_emptied(s, (old >> TIDE_RS_COUNT_SHIFT) + 1))
+            abandoned_release(s);
+        return;
     }
     /* A shared heap has no thread whose own activity would bring the
      * scavenger back to it: the free tells it (a load, and a store only
@@ -741,18 +795,13 @@ static tide_span_t *abandoned_take_locked(int cls)
 {
     tide_span_t *s = abandoned[cls];
     if (s) {
-        __atomic_store_n(&abandoned[cls], s->next, __ATOMIC_RELAXED);
-        atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
-        tidei_abandoned_spans[cls]--;
+        abandoned_unlink_locked(s);
         return s;
     }
-    tide_span_t **link = &abandoned_full[cls];
-    for (int i = 0; i < 8 && *link; i++, link = &(*link)->next) {
-        s = *link;
+    s = abandoned_full[cls];
+    for (int i = 0; i < 8 && s; i++, s = s->next) {
         if (atomic_load_explicit(&s->remote, relaxed) & TIDE_RS_PTR_MASK) {
-            __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
-            atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
-            tidei_abandoned_spans[cls]--;
+            abandoned_unlink_locked(s);
             return s;
         }
     }
@@ -768,12 +817,13 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
         return NULL;
     pthread_mutex_lock(&tidei_heaps_lock);
     tide_span_t *s = abandoned_take_locked(cls);
+    if (s) {  /* owned again before the lock goes: see abandoned_push_locked */
+        atomic_store_explicit(&s->heap, h, release);
+        span_set_state(s, TIDE_RS_NORMAL);
+    }
     pthread_mutex_unlock(&tidei_heaps_lock);
     if (!s)
         return NULL;
-    s->next = s->prev = NULL;
-    atomic_store_explicit(&s->heap, h, release);
-    span_set_state(s, TIDE_RS_NORMAL);
     h->ctr.spans[cls]++;
     h->ctr.moved_in[cls] += tidei_span_used(s);
     h->ctr.collected[cls] += tidei_span_collect(s);
@@ -833,15 +883,13 @@ static void span_abandon_locked(tide_span_t *s)
 {
     atomic_fetch_add_explicit(&tidei_global_ctr.collected[s->cls], tidei_span_take_remote(s), relaxed);
     if (tidei_span_used(s) == 0) {
+        span_set_state(s, TIDE_RS_NORMAL);
         tidei_arena_free_run(s, false);
         return;
     }
     s->in_full = 0;
     span_set_slow_at(s, 0);
-    s->prev = NULL;
-    tide_span_t **list = span_has_free(s) ? &abandoned[s->cls] : &abandoned_full[s->cls];
-    s->next = *list;
-    __atomic_store_n(list, s, __ATOMIC_RELAXED);
+    abandoned_push_locked(span_has_free(s) ? &abandoned[s->cls] : &abandoned_full[s->cls], s);
     atomic_fetch_add_explicit(&n_abandoned, 1, relaxed);
     tidei_abandoned_spans[s->cls]++;
 }
@@ -902,6 +950,33 @@ void tidei_heap_abandon(tide_heap_t *h)
     pthread_mutex_unlock(&tidei_heaps_lock);
 }
 
+/* Gives s, an abandoned span with no block out, to the page allocator.
+ * tidei_heaps_lock held. */
+static void abandoned_free_locked(tide_span_t *s)
+{
+    abandoned_unlink_locked(s);
+    span_set_state(s, TIDE_RS_NORMAL);
+    tidei_arena_free_run(s, false);
+}
+
+/* A remote free into s found it abandoned, its heap NULL and its state
+ * NEVER in the word its push replaced, and saw the push bring the remote
+ * count up to the blocks out (abandoned_emptied): if s is still on an
+ * abandoned list, now that the lock is held, and holds no live block, its
+ * pages go back now, not at the next sweep (which comes only when the page
+ * allocator runs out of free runs).  Any thread, no tide lock held. */
+static void abandoned_release(tide_span_t *s)
+{
+    pthread_mutex_lock(&tidei_heaps_lock);
+    if (atomic_load_explicit(&s->heap, relaxed) == NULL &&
+        (atomic_load_explicit(&s->remote, relaxed) & TIDE_RS_MASK) == TIDE_RS_NEVER && span_quiescent(s)) {
+        atomic_fetch_add_explicit(&tidei_global_ctr.collected[s->cls], tidei_span_take_remote(s), relaxed);
+        tide_debug_assert(tidei_span_used(s) == 0);
+        abandoned_free_locked(s);
+    }
+    pthread_mutex_unlock(&tidei_heaps_lock);
+}
+
 /* Collects the remote frees of every abandoned span and gives the empty ones
  * back to the page allocator.  True if any was freed.  Takes
  * tidei_heaps_lock (the caller must not hold it or the arena lock). */
@@ -913,23 +988,16 @@ bool tidei_heap_sweep_abandoned(void)
     pthread_mutex_lock(&tidei_heaps_lock);
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         for (int full = 0; full < 2; full++) {
-            tide_span_t **link = full ? &abandoned_full[c] : &abandoned[c];
-            while (*link) {
-                tide_span_t *s = *link;
+            for (tide_span_t *s = full ? abandoned_full[c] : abandoned[c], *next; s; s = next) {
+                next = s->next;
                 size_t got = tidei_span_take_remote(s);
                 atomic_fetch_add_explicit(&tidei_global_ctr.collected[c], got, relaxed);
                 if (tidei_span_used(s) == 0) {
-                    __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
-                    atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
-                    tidei_abandoned_spans[c]--;
-                    tidei_arena_free_run(s, false);
+                    abandoned_free_locked(s);
                     freed = true;
                 } else if (full && got) {  /* has free blocks again */
-                    __atomic_store_n(link, s->next, __ATOMIC_RELAXED);
-                    s->next = abandoned[c];
-                    __atomic_store_n(&abandoned[c], s, __ATOMIC_RELAXED);
-                } else {
-                    link = &s->next;
+                    abandoned_remove_locked(&abandoned_full[c], s);
+                    abandoned_push_locked(&abandoned[c], s);
                 }
             }
         }

@@ -1,13 +1,14 @@
 # tests/stress/mutation.sh — shows that committed.c can fail: builds two
 # copies of tide from src/ with the reuse of abandoned spans broken, and
 # runs committed.c on them.
-#   no_reuse:  no adoption and no sweeping (abandoned spans never reused):
+#   no_reuse:  no adoption, no sweeping and no release by the free that
+#              empties an abandoned span (abandoned spans never reused):
 #              every committed_* test except the control must FAIL.
-#   no_adopt:  no adoption, sweeping kept (empty abandoned spans still go
-#              back to the page allocator): committed_partial, whose spans
+#   no_adopt:  no adoption, sweeping and release kept (empty abandoned
+#              spans still go back to the page allocator): committed_partial, whose spans
 #              are half full, must FAIL; the others may pass.
 # The broken copies live in a temporary directory; src/ is not touched.  If
-# the two functions patched here are renamed, this test FAILs and says so:
+# the three functions patched here are renamed, this test FAILs and says so:
 # update the anchors below.
 set -u
 : "${ROOT:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
@@ -23,7 +24,8 @@ trap 'rm -rf "$T"' EXIT
 
 ADOPT='static tide_span_t *heap_adopt(tide_heap_t *h, int cls)'
 SWEEP='bool tidei_heap_sweep_abandoned(void)'
-for a in "$ADOPT" "$SWEEP"; do
+RELEASE='static void abandoned_release(tide_span_t *s)'
+for a in "$ADOPT" "$SWEEP" "$RELEASE"; do
     if ! grep -qxF "$a" "$ROOT/src/heap.c"; then
         echo "FAIL mutation: src/heap.c has no line '$a' any more: update tests/stress/mutation.sh"
         exit 0
@@ -31,16 +33,18 @@ for a in "$ADOPT" "$SWEEP"; do
 done
 
 # mutant NAME SWEEP_TOO: a copy of the tree whose heap_adopt (and, if
-# SWEEP_TOO is 1, tidei_heap_sweep_abandoned) returns at once, built.
+# SWEEP_TOO is 1, tidei_heap_sweep_abandoned and abandoned_release) returns
+# at once, built.
 mutant() {
     mkdir -p "$T/$1"
     cp -r "$ROOT/src" "$ROOT/include" "$ROOT/Makefile" "$T/$1/"
-    awk -v adopt="$ADOPT" -v sweep="$SWEEP" -v sweep_too="$2" '
+    awk -v adopt="$ADOPT" -v sweep="$SWEEP" -v release="$RELEASE" -v sweep_too="$2" '
         { print }
         $0 == "{" && prev == adopt { print "    if (h) return NULL;  /* MUTATION: never adopt */" }
         $0 == "{" && prev == sweep && sweep_too == 1 { print "    if (1) return false;  /* MUTATION: never sweep */" }
+        $0 == "{" && prev == release && sweep_too == 1 { print "    if (s) return;  /* MUTATION: never release */" }
         { prev = $0 }' "$ROOT/src/heap.c" >"$T/$1/src/heap.c"
-    if [ "$(grep -c 'MUTATION' "$T/$1/src/heap.c")" != $((1 + $2)) ]; then
+    if [ "$(grep -c 'MUTATION' "$T/$1/src/heap.c")" != $((1 + 2 * $2)) ]; then
         echo "FAIL mutation: the $1 edit did not apply"
         return 1
     fi
