@@ -785,6 +785,61 @@ static void realloc_huge_no_copy(void)
     free(q);
 }
 
+/* A small block grown by realloc one byte at a time, from 1 byte to 64 KiB
+ * (a naive string builder): each move goes to a block with room for a
+ * quarter of its power of two more (alloc.c realloc_grow_small), so it
+ * moves at most four times per doubling, not at every one of tide's eight
+ * classes per doubling.  The contents survive every move, and the stats
+ * count each move as one malloc and one free of the size asked for. */
+static void realloc_grows_with_room(void)
+{
+    TIDE_ONLY();
+    struct tide_stats s0;
+    tide_stats_get(&s0);
+    char *p = malloc(1);
+    CHECK(p);
+    if (!p) return;
+    p[0] = 0;
+    int moves = 0;
+    uintptr_t at = (uintptr_t)p;
+    size_t requested = 1;
+    for (size_t n = 2; n <= 64 * KiB; n++) {
+        size_t had = malloc_usable_size(p);
+        char *q = realloc(p, n);
+        CHECK(q);
+        if (!q) { free(p); return; }
+        p = q;
+        p[n - 1] = (char)(n * 7);
+        if ((uintptr_t)p != at) {
+            moves++;
+            at = (uintptr_t)p;
+            requested += n;
+            /* 2^k < n <= 2^(k+1) rounds up to a multiple of 2^k / 4 */
+            size_t quarter = ((size_t)1 << (63 - __builtin_clzl(n - 1))) >> 2;
+            size_t room = (n + quarter - 1) & ~(quarter - 1);
+            /* tide's classes are 16 bytes apart up to 256, then 8 per doubling */
+            size_t slack = room <= 256 ? 15 : room / 8;
+            CHECKF(malloc_usable_size(p) >= room && malloc_usable_size(p) <= room + slack,
+                   "realloc(%zu-byte block, %zu) gave %zu usable bytes, want %zu to %zu", had, n,
+                   malloc_usable_size(p), room, room + slack);
+        }
+    }
+    int bad = 0;
+    for (size_t i = 1; i < 64 * KiB; i++)
+        bad += p[i] != (char)((i + 1) * 7);
+    CHECKF(bad == 0, "%d bytes lost across the moves", bad);
+    /* 16 B .. 64 KiB is 12 doublings; eight classes per doubling would be ~80 moves */
+    CHECKF(moves <= 4 * 12 + 4, "%d moves growing a block from 1 byte to 64 KiB, want at most %d", moves, 4 * 12 + 4);
+    struct tide_stats s1;
+    tide_stats_get(&s1);
+    CHECKF(s1.n_malloc - s0.n_malloc == (uint64_t)moves + 1 && s1.n_free - s0.n_free == (uint64_t)moves,
+           "%d moves: n_malloc %+lld, n_free %+lld", moves, (long long)(s1.n_malloc - s0.n_malloc),
+           (long long)(s1.n_free - s0.n_free));
+    CHECKF(s1.requested_bytes - s0.requested_bytes == requested, "requested_bytes %+lld, want %zu (the sizes asked "
+           "for by malloc and by the moving reallocs)", (long long)(s1.requested_bytes - s0.requested_bytes), requested);
+    free(p);
+}
+
 int main(void)
 {
     RUN(on_tide);
@@ -811,5 +866,6 @@ int main(void)
     RUN(stats_consistent);
     RUN(realloc_large_in_place);
     RUN(realloc_huge_no_copy);
+    RUN(realloc_grows_with_room);
     return th_summary();
 }
