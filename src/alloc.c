@@ -423,14 +423,9 @@ tide_inline int resize_charge(size_t n)
     return resize_event(h, n);
 }
 
-/* Small block p (usable bytes) stays in its class for a realloc to n:
- * returns p, or the block's new place if the sampler took the realloc as a
- * sample (which gets pages of its own). */
-static void *small_resized(void *p, size_t n, size_t usable)
+/* small_resized when the sampler's event for the realloc is what. */
+static tide_noinline void *small_resized_event(void *p, size_t n, size_t usable, int what)
 {
-    int what = resize_charge(n);
-    if (tide_likely(what == TIDE_PROF_NONE))
-        return p;
     if (what == TIDE_PROF_RECORD) {
         tidei_prof_took(p, n, TIDE_PROF_RECORD);
         return p;
@@ -444,6 +439,17 @@ static void *small_resized(void *p, size_t n, size_t usable)
     memcpy(q, p, n < usable ? n : usable);
     tidei_free(p);
     return q;
+}
+
+/* Small block p (usable bytes) stays in its class for a realloc to n:
+ * returns p, or the block's new place if the sampler took the realloc as a
+ * sample (which gets pages of its own). */
+tide_inline void *small_resized(void *p, size_t n, size_t usable)
+{
+    int what = resize_charge(n);
+    if (tide_likely(what == TIDE_PROF_NONE))
+        return p;
+    return small_resized_event(p, n, usable, what);
 }
 
 /* Large or huge block p of span s was resized in place to n bytes: a
@@ -472,7 +478,7 @@ static void *big_resized(tide_span_t *s, void *p, size_t n)
  * what allocators with four classes per doubling give every block; the
  * sampler and the stats are charged n, as for any realloc.  NULL (p
  * untouched) when memory ran out. */
-static void *realloc_grow_small(void *p, size_t n, size_t usable)
+static tide_noinline void *realloc_grow_small(void *p, size_t n, size_t usable)
 {
     size_t quarter = ((size_t)1 << (63 - __builtin_clzl(n - 1))) >> 2;
     size_t room = (n + quarter - 1) & ~(quarter - 1);
@@ -483,6 +489,8 @@ static void *realloc_grow_small(void *p, size_t n, size_t usable)
     tidei_free(p);
     return q;
 }
+
+static tide_noinline void *realloc_checked(void *p, size_t n);
 
 /* realloc: grows or shrinks in place where it can (same class, neighbouring
  * free pages, mremap for huge blocks), else moves.  realloc(p, 0) frees p
@@ -495,22 +503,30 @@ void *tidei_realloc(void *p, size_t n)
     /* A live block of one of the caller's spans, found and checked as the
      * free fast path does (free.c free_fast), without the lock that the
      * full check (tidei_free_checked_span) takes for a block carrying the
-     * free key: a string grown by appends comes here on every append.
-     * The block's first line, which only the key test reads (the program
-     * appends at the other end), is fetched while the span is looked up:
-     * a prefetch, since p is not known to be readable yet. */
-    __builtin_prefetch(p);
+     * free key: a string grown by appends comes here on every append. */
     uintptr_t d = (uintptr_t)p - tidei_pagemap_flat.base;
     tide_span_t *s = tidei_flat_span((d >> TIDE_PAGE_SHIFT) & tidei_flat_mask());
-    if (tidei_span_owner(s) == tidei_tls_heap && tidei_block_ok_flat(s, d, s->blk_bound) &&
+    tide_heap_t *h = tidei_tls_heap;
+    if (tidei_span_owner(s) == h && tidei_block_ok_flat(s, d, s->blk_bound) &&
         ((tide_free_block_t *)p)->key != tidei_free_key_of(s) && n - 1 < TIDE_SMALL_MAX) {
         size_t usable = s->block_size;
-        if (n <= usable && (n > usable / 2 || usable <= 64))
-            return small_resized(p, n, usable);
+        if (n <= usable && (n > usable / 2 || usable <= 64)) {
+            /* resize_charge, for a thread known to have a heap (h owns s) */
+            h->ctr.requested -= n;
+            if (tide_likely(!tidei_prof_charge(h, n)))
+                return p;
+            return small_resized_event(p, n, usable, resize_event(h, n));
+        }
         if (n > usable)
             return realloc_grow_small(p, n, usable);
     }
-    s = tidei_free_checked_span(p, "realloc");
+    return realloc_checked(p, n);
+}
+
+/* realloc of any other block, or to any other size, with every check. */
+static tide_noinline void *realloc_checked(void *p, size_t n)
+{
+    tide_span_t *s = tidei_free_checked_span(p, "realloc");
     if (n == 0) {
         tidei_free(p);
         return NULL;
