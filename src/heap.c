@@ -52,7 +52,7 @@ tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true,
  * Every free of their blocks is a remote free (lock-free, as into another
  * thread's span); a shared heap collects them when it needs blocks of the
  * class, and the scavenger takes back what it caches once it has been
- * idle for the decay delay, as for a thread's heap (scav.c).  Not in the
+ * idle, as for a thread's heap (scav.c).  Not in the
  * registry: no thread owns them. */
 tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
     [0 ... TIDE_SHARED_HEAPS - 1] = { .direct = EMPTY_DIRECT,
@@ -396,7 +396,7 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
  * of its class excepted, as for a thread's own frees).  Without this an
  * emptied span would wait for sh to need blocks of the class again, which
  * may never come (a thread takes at most shared_blocks blocks of a class
- * from the shared heaps), or for sh to fall idle for the decay delay, which
+ * from the shared heaps), or for sh to fall idle (scav.c), which
  * a program that keeps freeing into it never lets happen: a workload whose
  * blocks move from class to class in a wave (strings grown by realloc)
  * left every class's spans resident, 100 MiB for 15 MiB live (issue 13).
@@ -559,7 +559,8 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
  *     or one that fails, keeps the direct spans.  An owner waiting for
  *     h->lock (h->lock_wait, tidei_heap_lock) is outside with no fence.
  * The pages of the spans it retires are due for the purge at once (h has
- * been idle for the decay delay, or tide_trim asks).
+ * been idle for a fifth of the decay delay, TIDE_SCAV_IDLE_PARTS, or
+ * tide_trim asks).
  * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
 bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {

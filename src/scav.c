@@ -19,8 +19,9 @@
  *
  * Idle threads.  Memory cached in a live thread's heap (empty spans it
  * keeps, frees other threads made into its spans) is taken back by the
- * scavenger itself once the heap has shown no activity for the decay
- * delay, with no signal and no help from the thread: tidei_heap_reclaim
+ * scavenger itself once the heap has shown no activity for a fifth of the
+ * decay delay (TIDE_SCAV_IDLE_PARTS), with no signal and no help from the
+ * thread: tidei_heap_reclaim
  * (heap.c) takes the heap's lock, which only its owner's slow paths take,
  * retires every span with no live block that the owner's fast paths cannot
  * reach, and for the direct spans (which a malloc fast path may be popping
@@ -188,10 +189,10 @@ static bool (*reclaim_fence(void))(tide_heap_t *)
 /* ---- idle heaps ---- */
 
 /* Looks at heap h for reclaim_idle: takes back what it caches if it has
- * been idle for decay ms (with reclaim, tidei_heap_reclaim or
+ * been idle for idle ms (with reclaim, tidei_heap_reclaim or
  * tidei_heap_reclaim_shared), and lowers *next_ms to when it may fall
  * idle.  Returns whether h holds spans and is watched. */
-static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t decay, uint64_t *next_ms,
+static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t idle, uint64_t *next_ms,
                        bool (*reclaim)(tide_heap_t *h, bool (*fence)(tide_heap_t *)), bool (*fence)(tide_heap_t *))
 {
     uint64_t act = tidei_heap_is_shared(h) ? tidei_heap_shared_activity(h) : tidei_heap_activity(h);
@@ -202,9 +203,9 @@ static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t decay, uint64_t *n
     }
     if (h->scav_released || tidei_heap_n_spans(h) == 0)
         return false;
-    if (now - h->scav_since_ms < decay) {
-        if (h->scav_since_ms + decay < *next_ms)
-            *next_ms = h->scav_since_ms + decay;
+    if (now - h->scav_since_ms < idle) {
+        if (h->scav_since_ms + idle < *next_ms)
+            *next_ms = h->scav_since_ms + idle;
         return true;
     }
     if (reclaim(h, fence)) {
@@ -224,20 +225,21 @@ static bool reclaim_shared(tide_heap_t *h, bool (*fence)(tide_heap_t *))
     return tidei_heap_reclaim_shared(h);
 }
 
-/* Takes back what heaps idle for decay ms cache: every thread's, and the
- * shared heaps (heap.c).  Sets *next_ms to when the next heap may fall
- * idle.  Returns whether some heap holds spans and is watched (the
- * scavenger must keep ticking). */
+/* Takes back what heaps idle for a part of the decay delay cache
+ * (TIDE_SCAV_IDLE_PARTS): every thread's, and the shared heaps (heap.c).
+ * Sets *next_ms to when the next heap may fall idle.  Returns whether some
+ * heap holds spans and is watched (the scavenger must keep ticking). */
 static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
 {
+    uint64_t idle = decay / TIDE_SCAV_IDLE_PARTS;
     bool watching = false;
     bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h->has_thread)
-            watching |= watch_heap(h, now, decay, next_ms, tidei_heap_reclaim, fence);
+            watching |= watch_heap(h, now, idle, next_ms, tidei_heap_reclaim, fence);
     for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
-        watching |= watch_heap(&tidei_shared_heaps[i], now, decay, next_ms, reclaim_shared, NULL);
+        watching |= watch_heap(&tidei_shared_heaps[i], now, idle, next_ms, reclaim_shared, NULL);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return watching;
 }

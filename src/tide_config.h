@@ -126,9 +126,16 @@
 #define TIDE_SCAV_MIN_WAIT_MS    10
 #define TIDE_SCAV_RECLAIMED_MS   20
 
-/* While a heap holds spans, the scavenger looks at it at least every
+/* A heap that shows no activity for decay_ms / TIDE_SCAV_IDLE_PARTS is
+ * idle: the scavenger takes back what it caches (its empty spans, and the
+ * frees other threads made into its spans).  A fifth of the delay: memory
+ * that a thread which stopped allocating holds (a main thread that set
+ * up the data and waits for its workers, which free it) becomes usable
+ * by the threads still running long before it would be purged anyway.
+ * While a heap holds spans, the scavenger looks at it at least every
  * decay_ms / TIDE_SCAV_WATCH_STEPS, so a heap that fell idle is reclaimed
- * at most that long after the decay delay. */
+ * at most that long after it became idle. */
+#define TIDE_SCAV_IDLE_PARTS     5
 #define TIDE_SCAV_WATCH_STEPS    10
 
 /* ---- stopping threads (leak.c) and reports (crash.c) ---- */
