@@ -138,6 +138,18 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
 
 static bool release_caches_locked(void);
 
+/* Pages of chunk c went back to the OS: a chunk that asked for huge pages
+ * (chunk_grow) asks no more.  The heap has shrunk, and the kernel's
+ * khugepaged would otherwise fill the huge pages the purge split back in,
+ * pages the program does not use.  Arena lock held. */
+static void chunk_purged(tide_chunk_t *c)
+{
+    if (__atomic_load_n(&c->huge, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&c->huge, false, __ATOMIC_RELAXED);
+        tidei_os_huge_pages((void *)c->base, TIDE_CHUNK_SIZE, false);
+    }
+}
+
 /* Gives the pages of free run r back to the OS now (TIDE_CONF purge:
  * MADV_DONTNEED, after which they read as zero, or MADV_FREE).  Arena lock
  * held.  True if they went back. */
@@ -148,6 +160,7 @@ static bool purge_run_locked(tide_span_t *r)
     bool dontneed = tidei_opt.purge == 0;
     if (!tidei_os_purge((void *)r->start, TIDE_PAGES_BYTES(r->n_pages), dontneed))
         return false;
+    chunk_purged(r->chunk);
     r->dirty_ms = 0;
     if (dontneed && !r->is_zero) {
         r->is_zero = true;
@@ -190,7 +203,8 @@ static uint64_t dirty_age_of(const dirty_age_t *age)
  * time (tidei_os_huge_pages).  Outside the arena lock (a system call). */
 static void large_huge_pages(const tide_span_t *s, bool on)
 {
-    tidei_os_huge_pages((void *)s->start, TIDE_PAGES_BYTES(s->n_pages), on);
+    if (!__atomic_load_n(&s->chunk->huge, __ATOMIC_RELAXED))  /* a huge chunk asks throughout, free or not */
+        tidei_os_huge_pages((void *)s->start, TIDE_PAGES_BYTES(s->n_pages), on);
 }
 
 /* Maps a new chunk and indexes it as one free run.  Arena lock held. */
@@ -211,6 +225,15 @@ static bool chunk_grow(void)
     if (!free_run_make(c, c->base, TIDE_CHUNK_PAGES, true, 0))
         goto fail;
     c->n_free_pages = TIDE_CHUNK_PAGES;
+    /* A heap this big touches most of what it maps: a fault and a TLB
+     * entry per 2 MiB rather than per 4 KiB (mimalloc asks for its whole
+     * arena).  A span or run freed there is purged as anywhere else, which
+     * splits the huge page it was part of. */
+    long mb = tidei_opt.thp_heap_mb;
+    bool huge = tidei_opt.thp && mb > 0 && (size_t)a->n_chunks * (TIDE_CHUNK_SIZE >> 20) >= (size_t)mb;
+    __atomic_store_n(&c->huge, huge, __ATOMIC_RELAXED);
+    if (huge)
+        tidei_os_huge_pages(base, TIDE_CHUNK_SIZE, true);
     tide_list_push(a->chunks, c, next, prev);
     __atomic_store_n(&a->n_chunks, a->n_chunks + 1, __ATOMIC_RELAXED);  /* span.c reads it unlocked */
     a->n_empty_chunks++;
@@ -336,9 +359,10 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
     bool is_zero = false;
     uint64_t now = tidei_os_now_ms();
     dirty_age_t age = { 0, 0 };
-    if (tidei_decay() == 0 && tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), tidei_opt.purge == 0))
+    if (tidei_decay() == 0 && tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), tidei_opt.purge == 0)) {
         is_zero = tidei_opt.purge == 0;
-    else
+        chunk_purged(c);
+    } else
         dirty_age_add(&age, now, n);
     tide_span_t *left = start > c->base ? tidei_pagemap_lookup((void *)(start - TIDE_PAGE_SIZE)) : NULL;
     if (left && left->kind == TIDE_SPAN_FREE && left->chunk == c) {
@@ -486,6 +510,7 @@ bool tidei_arena_trim(void)
     for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++) {
         for (tide_span_t *r = a->bins[n]; r; r = r->next) {
             if (!r->is_zero && tidei_os_decommit((void *)r->start, TIDE_PAGES_BYTES(r->n_pages))) {
+                chunk_purged(r->chunk);
                 r->is_zero = true;
                 r->dirty_ms = 0;
                 a->zero_free_pages += r->n_pages;

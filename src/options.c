@@ -25,6 +25,7 @@ tide_options_t tidei_opt = {
     .chunk_cache = 2,
     .shared_blocks = TIDE_SHARED_BLOCKS,
     .thp = 1,
+    .thp_heap_mb = 32,
     .verbose = 0,
     .stats = 0,
     .stats_file = "",
@@ -93,6 +94,9 @@ static const option_desc_t option_table[] = {
       "spans of its own for the class (0: always its own)", OPT_INT, NULL, NULL },
     { "thp", &tidei_opt.thp, 0, 1,
       "ask the kernel for transparent huge pages (madvise) in blocks of 2 MiB and more (0|1)", OPT_INT, NULL, NULL },
+    { "thp_heap_mb", &tidei_opt.thp_heap_mb, 0, 1L << 30,
+      "once the chunks mapped for spans and large blocks reach N MiB, each chunk mapped after asks for transparent "
+      "huge pages throughout (0: never; thp=0 turns it off too)", OPT_INT, NULL, NULL },
     { "verbose", &tidei_opt.verbose, 0, 1, "print the options in force at start-up (0|1)",
       OPT_INT, NULL, NULL },
     { "decay_ms", &tidei_opt.decay_ms, -1, TIDE_DECAY_MS_MAX,

@@ -127,6 +127,7 @@ typedef struct tide_options {
                                     but the recent peak; 0: none) */
     long chunk_cache;            /* fully free chunks kept mapped */
     long thp;                    /* madvise(MADV_HUGEPAGE) big blocks (os.c) */
+    long thp_heap_mb;            /* chunks mapped once this many MiB are: huge pages throughout (arena.c) */
     long shared_blocks;          /* blocks of a class a thread takes from the shared heaps before it
                                     gets spans of its own (0: none, every thread owns its spans) */
     long verbose;                /* print the options at start-up */

@@ -139,6 +139,9 @@ typedef struct tide_chunk {
     size_t n_free_pages;         /* pages in free runs */
     struct tide_chunk *next;     /* all chunks, doubly linked */
     struct tide_chunk *prev;     /* back link */
+    bool huge;                   /* mapped once the heap was big (TIDE_CONF thp_heap_mb): the whole
+                                    chunk asks for transparent huge pages, spans and free runs too,
+                                    until pages of it are purged (arena lock; read atomically) */
 } tide_chunk_t;
 
 /* A heap's counters, per size class.  Written only by the heap's owner

@@ -11,6 +11,8 @@
  *   - a freed large block's pages ask no more, nor do those a realloc that
  *     shrinks a large block in place gives back (and growing in place asks
  *     for the new ones);
+ *   - a heap grown past thp_heap_mb asks in every chunk mapped after,
+ *     until pages of the chunk are purged;
  *   - with TIDE_CONF=thp=0 nothing asks (the test runs itself again so);
  *   - bytes survive every realloc.
  * Whether the kernel then gives huge pages is its business (the system's
@@ -145,6 +147,36 @@ static void realloc_keeps_bytes_and_advice(void)
     free(b ? b : a);
 }
 
+/* A heap that has grown past thp_heap_mb (32 MiB by default): each chunk
+ * mapped after asks for huge pages throughout, small spans included, and
+ * the first chunks do not.  48 MiB of 4000-byte blocks; the first and the
+ * last block lie in chunks mapped before and after the heap reached the
+ * threshold. */
+static void big_heaps_ask(void)
+{
+    TIDE_ONLY();
+    enum { N = 12288 };
+    static void *b[N];
+    for (int i = 0; i < N; i++) {
+        b[i] = malloc(4000);
+        CHECK(b[i] != NULL);
+        if (!b[i]) { while (i--) free(b[i]); return; }
+        memset(b[i], i, 16);
+    }
+    int first = advised((uintptr_t)b[0]), last = advised((uintptr_t)b[N - 1]);
+    CHECKF(first == 0, "a small block of the heap's first chunk: huge-page advice %d, want 0", first);
+    CHECKF(last == !thp_off, "a small block allocated past 40 MiB of heap: huge-page advice %d, want %d", last,
+           !thp_off);
+    uintptr_t at = (uintptr_t)b[N - 1];
+    for (int i = 0; i < N - 1; i++)
+        free(b[i]);
+    /* pages given back around the one block left: its chunk asks no more
+     * (khugepaged would fill the huge pages the purge split back in) */
+    tide_trim();
+    CHECKF(advised(at) == 0, "a chunk whose pages tide_trim gave back: huge-page advice %d, want 0", advised(at));
+    free(b[N - 1]);
+}
+
 /* The whole suite once more, under TIDE_CONF=thp=0. */
 static void off_when_asked(void)
 {
@@ -172,6 +204,7 @@ int main(int argc, char **argv)
     RUN(small_blocks_do_not);
     RUN(freed_pages_ask_no_more);
     RUN(realloc_keeps_bytes_and_advice);
+    RUN(big_heaps_ask);
     if (!thp_off)
         RUN(off_when_asked);
     return th_summary();
