@@ -196,6 +196,47 @@ static int bind_scan_object(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+/* ---- a function of another loaded object, for unwind.c ---- */
+
+/* What find_loaded_function looks for, and what it found. */
+typedef struct find_loaded {
+    const char *soname;          /* the object's DT_SONAME */
+    const char *name;            /* the function's name, or NULL */
+    bool loaded;                 /* the object was found */
+    void *fn;                    /* the function's address (NULL: not found) */
+} find_loaded_t;
+
+/* dl_iterate_phdr callback: stops at the first object named f->soname. */
+static int find_loaded_function(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    find_loaded_t *f = arg;
+    (void)size;
+    dyn_table_t t;
+    if (!dyn_parse(info, &t) || !t.soname || strcmp(t.soname, f->soname) != 0)
+        return 0;
+    f->loaded = true;
+    ElfW(Sym) *s[2];
+    /* one definition: no version to choose between (libgcc's unwinder
+     * has one of each of its names) */
+    if (f->name && dyn_lookup(&t, f->name, s, 2) == 1 && ELF64_ST_TYPE(s[0]->st_info) == STT_FUNC)
+        f->fn = (void *)(t.bias + s[0]->st_value);
+    return 1;
+}
+
+void *tidei_glibc_loaded_function(const char *soname, const char *name)
+{
+    find_loaded_t f = { soname, name, false, NULL };
+    dl_iterate_phdr(find_loaded_function, &f);
+    return f.fn;
+}
+
+bool tidei_glibc_loaded(const char *soname)
+{
+    find_loaded_t f = { soname, NULL, false, NULL };
+    dl_iterate_phdr(find_loaded_function, &f);
+    return f.loaded;
+}
+
 /* ---- libc_alloc=glibc: glibc's functions behind a check ---- */
 
 static void (*glibc_free)(void *);

@@ -133,6 +133,7 @@ void tidei_init_slow(void)
         atomic_store_explicit(&tidei_init_state, TIDE_INIT_READY, release);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         tidei_glibc_bind();
+        tidei_unwind_init(tidei_prof_on || tidei_guard_on);  /* no dlopen: we may be inside the loader */
         return;
     }
     while (atomic_load_explicit(&tidei_init_state, acquire) != TIDE_INIT_READY)
@@ -159,9 +160,12 @@ tide_heap_t *tidei_init_thread(void)
     return h;
 }
 
+/* Also where the unwinder is loaded when an option takes stacks: a
+ * constructor runs where dlopen may be called (unwind.c). */
 __attribute__((constructor)) static void tide_constructor(void)
 {
     tidei_init();
+    tidei_unwind_load();
 }
 
 /* At exit: the stats report (stats=1 or json), the heap profile (prof=1),

@@ -29,7 +29,10 @@
  * its old sample out and marks it again if the sampler picks it.
  *
  * Call stacks come from libgcc's _Unwind_Backtrace (DWARF call frame
- * information, so programs built without frame pointers unwind too).  It
+ * information, so programs built without frame pointers unwind too),
+ * found or loaded at run time (unwind.c): a sample taken before it is
+ * there (before tide's constructor, in a process without libgcc_s) has
+ * no stack, and is dropped.  It
  * does not call malloc for code whose frame information the loader knows;
  * a malloc from inside it (a JIT's registered frames) is served unsampled,
  * as is any allocation made while the thread takes a sample.
@@ -48,7 +51,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <unwind.h>
 
 #include "tide_internal.h"
 
@@ -241,11 +243,11 @@ typedef struct unwind_state {
 static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg)
 {
     unwind_state_t *u = arg;
-    uintptr_t ip = _Unwind_GetIP(ctx);
+    uintptr_t ip = tidei_unwind_ip(ctx);
     if (!ip || u->n == TIDE_PROF_DEPTH + 16)
         return _URC_END_OF_STACK;
     u->pc[u->n] = ip;
-    u->fn[u->n] = (uintptr_t)_Unwind_GetRegionStart(ctx);
+    u->fn[u->n] = tidei_unwind_region_start(ctx);
     u->n++;
     return _URC_NO_REASON;
 }
@@ -257,7 +259,7 @@ int tidei_prof_unwind(uintptr_t *pc, uintptr_t *fn, int max)
 {
     unwind_state_t u;
     u.n = 0;
-    _Unwind_Backtrace(unwind_step, &u);
+    tidei_unwind_backtrace(unwind_step, &u);
     int n = u.n - 1 < max ? u.n - 1 : max;
     for (int i = 0; i < n; i++) {
         pc[i] = u.pc[i + 1];
@@ -351,7 +353,7 @@ static uint32_t prof_site_here(void)
     prof_inside = true;
     unwind_state_t u;
     u.n = 0;
-    _Unwind_Backtrace(unwind_step, &u);
+    tidei_unwind_backtrace(unwind_step, &u);
     int from = 0;
     for (int i = 0; i < u.n; i++)
         if (tidei_prof_is_entry_point(u.fn[i]))

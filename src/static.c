@@ -25,6 +25,7 @@
 #include "guard.c"
 #include "crash.c"
 #include "symbolize.c"
+#include "unwind.c"
 #include "leak.c"
 #ifndef TIDE_UNIT  /* unit tests (tests/unit/unit.h) keep glibc's malloc */
 #include "override.c"

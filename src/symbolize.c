@@ -22,7 +22,6 @@
 #include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <unwind.h>
 
 /* A module's file in the cache. */
 typedef struct sym_file {
@@ -398,12 +397,12 @@ typedef struct caller_walk {
 static _Unwind_Reason_Code caller_step(struct _Unwind_Context *ctx, void *arg)
 {
     caller_walk_t *w = arg;
-    uintptr_t ip = _Unwind_GetIP(ctx);
+    uintptr_t ip = tidei_unwind_ip(ctx);
     if (!ip || ++w->depth > 64)
         return _URC_END_OF_STACK;
     if (w->take_next)
         w->caller = ip;
-    uintptr_t fn = (uintptr_t)_Unwind_GetRegionStart(ctx);
+    uintptr_t fn = tidei_unwind_region_start(ctx);
     /* free's slow paths are tail calls: only their frame is on the stack */
     w->take_next = tidei_free_is_entry(fn);
     for (size_t i = 0; i < tidei_override_n_entries; i++)
@@ -475,7 +474,8 @@ void tidei_symbolize_describe_foreign(const char *op, const void *p, char *buf, 
     sym_out_t o = { buf, len, 0 };
     sym_put(&o, "", 0);
     caller_walk_t w = { 0, false, 0 };
-    _Unwind_Backtrace(caller_step, &w);
+    if (tidei_unwind_for_report())  /* loaded here if need be: the report ends in abort() */
+        tidei_unwind_backtrace(caller_step, &w);
     if (w.caller) {
         sym_put_str(&o, "; ");
         sym_put_str(&o, op);

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unwind.h>
 
 #include "tide_types.h"
 #include "list.h"
@@ -808,6 +809,46 @@ void tidei_crash_print_stack(int fd, const uintptr_t *pc, int n, bool first_exac
 /* ---- walk.c ---- */
 bool tidei_walk_live_blocks(tidei_scratch_t *out);
 
+/* ---- unwind.c: libgcc's unwinder, found at run time ---- */
+typedef _Unwind_Reason_Code (*tidei_unwind_backtrace_fn)(_Unwind_Trace_Fn, void *);
+typedef _Unwind_Ptr (*tidei_unwind_ctx_fn)(struct _Unwind_Context *);
+extern _Atomic(tidei_unwind_backtrace_fn) tidei_unwind_bt;   /* _Unwind_Backtrace, or NULL */
+extern _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_ip;     /* _Unwind_GetIP (set before tidei_unwind_bt) */
+extern _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_start;  /* _Unwind_GetRegionStart (likewise) */
+/* Process init (after "ready"): whether an option takes stacks; if so the
+ * unwinder is looked for among what is linked and loaded (no dlopen). */
+void tidei_unwind_init(bool wanted);
+/* tide's constructor: loads libgcc_s.so.1 with dlopen if stacks are
+ * wanted and no unwinder was found. */
+void tidei_unwind_load(void);
+/* The misuse report: the unwinder, found or loaded (unless the loader is
+ * busy with a change); false if there is none. */
+bool tidei_unwind_for_report(void);
+
+/* Walks the calling thread's stack: step is called for every frame, the
+ * caller of this function first (inline, so that it adds no frame), as by
+ * _Unwind_Backtrace.  Nothing happens (false) when no unwinder has been
+ * found.  Never loads one: any thread, at any time an unwind is safe. */
+tide_inline bool tidei_unwind_backtrace(_Unwind_Trace_Fn step, void *arg)
+{
+    tidei_unwind_backtrace_fn bt = atomic_load_explicit(&tidei_unwind_bt, memory_order_acquire);
+    if (!bt)
+        return false;
+    bt(step, arg);
+    return true;
+}
+
+/* _Unwind_GetIP and _Unwind_GetRegionStart, for a step function. */
+tide_inline uintptr_t tidei_unwind_ip(struct _Unwind_Context *ctx)
+{
+    return atomic_load_explicit(&tidei_unwind_get_ip, memory_order_relaxed)(ctx);
+}
+
+tide_inline uintptr_t tidei_unwind_region_start(struct _Unwind_Context *ctx)
+{
+    return atomic_load_explicit(&tidei_unwind_get_start, memory_order_relaxed)(ctx);
+}
+
 /* ---- symbolize.c ---- */
 /* Writes a description of code address pc into buf (always NUL-terminated,
  * truncated to len; nothing is written when len is 0):
@@ -844,6 +885,15 @@ bool tidei_override_is_entry(uintptr_t fn);
  * (libc_alloc=glibc), if tide's malloc is the process's; nothing with
  * libc_alloc=off. */
 void tidei_glibc_bind(void);
+/* The function name defined by the loaded object whose DT_SONAME is
+ * soname (the first in load order, the main namespace first), or NULL if
+ * none is loaded or it defines name more than once (several versions).
+ * Read from the object's dynamic symbol table: it enters the loader no
+ * further than dl_iterate_phdr (its lock), allocates nothing, and is safe
+ * wherever an unwind is (from inside the loader too).  Any thread. */
+void *tidei_glibc_loaded_function(const char *soname, const char *name);
+/* Whether an object whose DT_SONAME is soname is loaded (as above). */
+bool tidei_glibc_loaded(const char *soname);
 
 /* ---- leak.c ---- */
 long tidei_leak_check(bool at_exit);
