@@ -148,7 +148,7 @@ static tide_noinline void *backup_alloc(int cls, size_t n, size_t align, bool ze
     pthread_mutex_lock(&tidei_backup_lock);
     int what = backup_charge(n);
     if (cls >= 0 && what != TIDE_PROF_SAMPLE) {
-        p = class_pop(&tidei_backup_heap, cls);
+        p = class_pop(tidei_backup_heap_ready(), cls);
         int e = errno;
         tidei_heap_give_up_spans(&tidei_backup_heap);
         errno = e;

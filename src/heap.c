@@ -34,17 +34,27 @@
 pthread_mutex_t tidei_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define EMPTY_DIRECT { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span }
-
 /* The heap of a thread that has none yet: every bin empty, so malloc takes
- * the slow path, which sets up a real heap. */
-tide_heap_t tidei_empty_heap = { .by_size = { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span }, .direct = EMPTY_DIRECT,
+ * the slow path, which sets up a real heap.  Its tables point at the
+ * empty span from the process's first instruction (a thread's first
+ * malloc reads them, maybe before any constructor), so they are
+ * initialised statically: relocated at load, the only heap that is. */
+tide_heap_t tidei_empty_heap = { .by_size = { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span },
+                                 .direct = { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span },
                                  .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* The backup heap and the shared heaps are zero (.bss) until first used,
+ * when static_heap_ready gives them what a heap needs before its first
+ * span (direct[] at the empty span, in_use, tid): a process pays no page
+ * for those it never uses, where initialised data would be written all
+ * over by the loader's relocations of direct[] (issue 13).  Until then
+ * every list is empty and every counter zero, which is all that the
+ * scavenger, the stats, the fork handlers and the gdb script read of
+ * them; in_use and tid read false and 0. */
 
 /* The heap of threads whose own heap is gone (allocation from late TLS or
  * key destructors), used under tidei_backup_lock. */
-tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true,
-                                  .tid = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+tide_heap_t tidei_backup_heap = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* The shared heaps: a thread's first blocks of a class come from one of
  * them (tidei_heap_shared_alloc), under its lock, which stands for the
@@ -55,8 +65,30 @@ tide_heap_t tidei_backup_heap = { .direct = EMPTY_DIRECT, .in_use = true,
  * idle, as for a thread's heap (scav.c).  Not in the
  * registry: no thread owns them. */
 tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
-    [0 ... TIDE_SHARED_HEAPS - 1] = { .direct = EMPTY_DIRECT,
-                                      .in_use = true, .tid = -2, .lock = PTHREAD_MUTEX_INITIALIZER } };
+    [0 ... TIDE_SHARED_HEAPS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } };
+
+/* Makes static heap h (the backup heap: tid -1; a shared heap: -2) ready
+ * for its first span, once: every direct[] entry the empty span (by_size[]
+ * stays NULL: only a thread's own fast path reads it).  Under the heap's
+ * lock (a shared heap's, or tidei_backup_lock), before anything else
+ * touches h's bins. */
+static void static_heap_ready(tide_heap_t *h, int tid)
+{
+    if (h->in_use)
+        return;
+    for (int c = 0; c < TIDE_N_CLASSES; c++)
+        __atomic_store_n(&h->direct[c], &tidei_empty_span, __ATOMIC_RELAXED);
+    h->tid = tid;
+    __atomic_store_n(&h->in_use, true, __ATOMIC_RELAXED);
+}
+
+/* The backup heap, before its use by the caller, which holds
+ * tidei_backup_lock. */
+tide_heap_t *tidei_backup_heap_ready(void)
+{
+    static_heap_ready(&tidei_backup_heap, -1);
+    return &tidei_backup_heap;
+}
 
 tide_heap_t *tidei_heaps;            /* every heap ever made (tidei_heaps_lock) */
 static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reuse */
@@ -667,6 +699,7 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
 {
     tide_heap_t *sh = &tidei_shared_heaps[h->id % TIDE_SHARED_HEAPS];
     pthread_mutex_lock(&sh->lock);
+    static_heap_ready(sh, -2);
     tide_span_t *s = tidei_heap_find_span(sh, cls);
     tide_free_block_t *b = NULL;
     if (s) {

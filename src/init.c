@@ -101,22 +101,38 @@ static uintptr_t make_key(void)
     return k;
 }
 
+/* The cycle counter where there is one (no call into libc: its
+ * clock_gettime would bring 40-odd KiB of libc's code into a process
+ * that mallocs once, issue 13), else the clock. */
+static uint64_t start_time_noise(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    return __builtin_ia32_rdtsc();
+#else
+    return tidei_os_now_ms();
+#endif
+}
+
 static uint64_t make_link_secret(void)
 {
     uint64_t k = 0;
     const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
     if (r)
         memcpy(&k, r, sizeof k);
-    return k ^ (tidei_os_now_ms() * 0xd6e8feb86659fd93ull) ^ ((uintptr_t)&k >> 4);
+    return k ^ (start_time_noise() * 0xd6e8feb86659fd93ull) ^ ((uintptr_t)&k >> 4);
 }
 
 void tidei_init_slow(void)
 {
     int expected = TIDE_INIT_NONE;
     if (atomic_compare_exchange_strong_explicit(&tidei_init_state, &expected, TIDE_INIT_RUNNING, acq_rel, acquire)) {
-        if (sysconf(_SC_PAGESIZE) != (long)TIDE_PAGE_SIZE)
-            tidei_fatal("tide: this build assumes %zu-byte pages, the system has %ld\n",
-                        TIDE_PAGE_SIZE, sysconf(_SC_PAGESIZE));
+        /* the kernel's word for it (sysconf would cost a page fault
+         * and its neighbours in libc's code) */
+        long page = (long)getauxval(AT_PAGESZ);
+        if (page == 0)
+            page = sysconf(_SC_PAGESIZE);
+        if (page != (long)TIDE_PAGE_SIZE)
+            tidei_fatal("tide: this build assumes %zu-byte pages, the system has %ld\n", TIDE_PAGE_SIZE, page);
         tidei_options_init();
         atomic_store_explicit(&tidei_decay_ms, tidei_opt.decay_ms, relaxed);
         tidei_arena_set_on_dirty(tidei_scav_note_dirty);  /* before any page is freed */
