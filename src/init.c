@@ -122,6 +122,12 @@ static uint64_t make_link_secret(void)
     return k ^ (start_time_noise() * 0xd6e8feb86659fd93ull) ^ ((uintptr_t)&k >> 4);
 }
 
+/* Whether an option takes call stacks (the unwinder is needed). */
+static bool stacks_wanted(void)
+{
+    return tidei_prof_on || tidei_guard_on;
+}
+
 void tidei_init_slow(void)
 {
     int expected = TIDE_INIT_NONE;
@@ -149,7 +155,7 @@ void tidei_init_slow(void)
         atomic_store_explicit(&tidei_init_state, TIDE_INIT_READY, release);
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         tidei_glibc_bind();
-        tidei_unwind_init(tidei_prof_on || tidei_guard_on);  /* no dlopen: we may be inside the loader */
+        tidei_unwind_init(stacks_wanted());  /* no dlopen: we may be inside the loader */
         return;
     }
     while (atomic_load_explicit(&tidei_init_state, acquire) != TIDE_INIT_READY)
@@ -181,7 +187,7 @@ tide_heap_t *tidei_init_thread(void)
 __attribute__((constructor)) static void tide_constructor(void)
 {
     tidei_init();
-    tidei_unwind_load();
+    tidei_unwind_load(stacks_wanted());
 }
 
 /* At exit: the stats report (stats=1 or json), the heap profile (prof=1),

@@ -153,8 +153,9 @@ static int64_t next_interval(tide_heap_t *h)
 
 void tidei_prof_init(void)
 {
-    prof_mean = (double)tidei_opt.prof_sample;
     tidei_prof_on = tidei_opt.prof || tidei_opt.leak_check;
+    if (tidei_prof_on)  /* else no store: the page is left alone (issue 13) */
+        prof_mean = (double)tidei_opt.prof_sample;
     tidei_prof_full = tidei_opt.leak_check == 2;
     tidei_prof_signal_init();
 }
@@ -638,6 +639,8 @@ void tidei_prof_signal_init(void)
  * end the process with leak_exitcode. */
 void tidei_prof_at_exit(void)
 {
+    if (!tidei_prof_on)
+        return;
     if (tidei_opt.prof && prof_write(NULL) != 0)
         tidei_warn("tide: cannot write the heap profile %s (errno %d)\n", tidei_opt.prof_file, errno);
     uint64_t dropped = atomic_load_explicit(&prof_dropped, relaxed);

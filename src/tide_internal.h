@@ -821,7 +821,7 @@ extern _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_start;  /* _Unwind_GetRegio
 void tidei_unwind_init(bool wanted);
 /* tide's constructor: loads libgcc_s.so.1 with dlopen if stacks are
  * wanted and no unwinder was found. */
-void tidei_unwind_load(void);
+void tidei_unwind_load(bool wanted);
 /* The misuse report: the unwinder, found or loaded (unless the loader is
  * busy with a change); false if there is none. */
 bool tidei_unwind_for_report(void);

@@ -48,7 +48,6 @@ extern _Unwind_Ptr _Unwind_GetRegionStart(struct _Unwind_Context *) __attribute_
 _Atomic(tidei_unwind_backtrace_fn) tidei_unwind_bt;
 _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_ip;
 _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_start;
-static bool unwind_wanted;           /* an option takes stacks: the constructor loads the unwinder */
 static _Atomic bool unwind_failed;   /* dlopen or dlsym failed: not tried again */
 
 /* Publishes the three entry points if none is NULL. */
@@ -100,14 +99,13 @@ static bool unwind_load(void)
 
 void tidei_unwind_init(bool wanted)
 {
-    unwind_wanted = wanted;
     if (wanted)
         unwind_find();
 }
 
-void tidei_unwind_load(void)
+void tidei_unwind_load(bool wanted)
 {
-    if (unwind_wanted)
+    if (wanted)
         unwind_load();
 }
 
