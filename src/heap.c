@@ -67,6 +67,11 @@ tide_heap_t tidei_backup_heap = { .lock = PTHREAD_MUTEX_INITIALIZER };
 tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
     [0 ... TIDE_SHARED_HEAPS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } };
 
+/* Bit i: shared heap i is ready (has been used).  Outside the heaps, so
+ * that the scavenger can pass the others by without reading a page of
+ * them (tidei_heap_shared_ready). */
+static _Atomic unsigned shared_ready;
+
 /* Makes static heap h (the backup heap: tid -1; a shared heap: -2) ready
  * for its first span, once: every direct[] entry the empty span (by_size[]
  * stays NULL: only a thread's own fast path reads it).  Under the heap's
@@ -80,6 +85,15 @@ static void static_heap_ready(tide_heap_t *h, int tid)
         __atomic_store_n(&h->direct[c], &tidei_empty_span, __ATOMIC_RELAXED);
     h->tid = tid;
     __atomic_store_n(&h->in_use, true, __ATOMIC_RELAXED);
+    if (tidei_heap_is_shared(h))
+        atomic_fetch_or_explicit(&shared_ready, 1u << (h - tidei_shared_heaps), release);
+}
+
+/* Whether shared heap sh has been used (it may hold spans); false means
+ * it has none and is all zeros.  Reads no page of sh; any thread. */
+bool tidei_heap_shared_ready(const tide_heap_t *sh)
+{
+    return atomic_load_explicit(&shared_ready, acquire) >> (sh - tidei_shared_heaps) & 1;
 }
 
 /* The backup heap, before its use by the caller, which holds

@@ -238,8 +238,9 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h->has_thread)
             watching |= watch_heap(h, now, idle, next_ms, tidei_heap_reclaim, fence);
-    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
-        watching |= watch_heap(&tidei_shared_heaps[i], now, idle, next_ms, reclaim_shared, NULL);
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)  /* one never used has nothing, and no page to touch */
+        if (tidei_heap_shared_ready(&tidei_shared_heaps[i]))
+            watching |= watch_heap(&tidei_shared_heaps[i], now, idle, next_ms, reclaim_shared, NULL);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return watching;
 }
@@ -258,7 +259,8 @@ bool tidei_scav_reclaim_all(void)
         released = tidei_heap_release(self);
     /* the shared heaps' locks come before tidei_heaps_lock */
     for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
-        released |= tidei_heap_release(&tidei_shared_heaps[i]);
+        if (tidei_heap_shared_ready(&tidei_shared_heaps[i]))
+            released |= tidei_heap_release(&tidei_shared_heaps[i]);
     bool (*fence)(tide_heap_t *) = reclaim_fence();
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)

@@ -163,8 +163,9 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
     }
     bool backup_in_use;
     fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use, locked);
-    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
-        fold_heap(&tidei_shared_heaps[i], st, &x, NULL, &backup_in_use, locked);
+    for (int i = 0; i < TIDE_SHARED_HEAPS; i++)  /* one never used is all zeros: no page of it is read */
+        if (tidei_heap_shared_ready(&tidei_shared_heaps[i]))
+            fold_heap(&tidei_shared_heaps[i], st, &x, NULL, &backup_in_use, locked);
     if (locked)
         pthread_mutex_lock(&tidei_heaps_lock);
     size_t ab_spans[TIDE_N_CLASSES];

@@ -436,6 +436,7 @@ extern tide_heap_t tidei_backup_heap;
 extern tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS];
 tide_heap_t *tidei_backup_heap_ready(void);
 bool tidei_heap_is_shared(const tide_heap_t *h);
+bool tidei_heap_shared_ready(const tide_heap_t *sh);
 void tidei_heap_fold_direct(tide_heap_t *h);
 bool tidei_heap_takes_shared(tide_heap_t *h, int cls);
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls);
