@@ -405,22 +405,29 @@ static tide_noinline int resize_charge_slow(size_t n)
     return what;
 }
 
-/* Charges a realloc in place to n bytes to the sampler of the calling
- * thread (its heap's, or the backup heap's when its heap is gone) and
- * returns the event's TIDE_PROF_*.  To the profiler a realloc is a free and
+/* Charges a realloc in place to n bytes to the sampler of heap h, the
+ * calling thread's own (resize_charge below also takes a thread without
+ * one: the backup heap's when its heap is gone), and returns the event's
+ * TIDE_PROF_*.  To the profiler a realloc is a free and
  * an allocation at the realloc's call site, as in gperftools and jemalloc;
  * to the stats it is not a malloc (docs/stats.md), so the requested count,
  * which the countdown is part of, is taken back.  Inline: a string that
  * grows by appends reallocs in place over and over. */
+tide_inline int resize_charge_heap(tide_heap_t *h, size_t n)
+{
+    h->ctr.requested -= n;
+    if (tide_likely(!tidei_prof_charge(h, n)))
+        return TIDE_PROF_NONE;
+    return resize_event(h, n);
+}
+
+/* resize_charge_heap for the calling thread, whichever heap it has. */
 tide_inline int resize_charge(size_t n)
 {
     tide_heap_t *h = tidei_tls_heap;
     if (tide_unlikely(h == &tidei_empty_heap))
         return resize_charge_slow(n);
-    h->ctr.requested -= n;
-    if (tide_likely(!tidei_prof_charge(h, n)))
-        return TIDE_PROF_NONE;
-    return resize_event(h, n);
+    return resize_charge_heap(h, n);
 }
 
 /* small_resized when the sampler's event for the realloc is what. */
@@ -441,12 +448,20 @@ static tide_noinline void *small_resized_event(void *p, size_t n, size_t usable,
     return q;
 }
 
-/* Small block p (usable bytes) stays in its class for a realloc to n:
- * returns p, or the block's new place if the sampler took the realloc as a
- * sample (which gets pages of its own). */
-tide_inline void *small_resized(void *p, size_t n, size_t usable)
+/* Whether a small block of usable bytes stays in its class for a realloc
+ * to n: it fits, and does not leave more than half of it unused (unless
+ * the class is one of the smallest). */
+tide_inline bool small_stays(size_t n, size_t usable)
 {
-    int what = resize_charge(n);
+    return n <= usable && (n > usable / 2 || usable <= 64);
+}
+
+/* Small block p (usable bytes) stays in its class for a realloc to n,
+ * whose charge to the sampler (resize_charge) gave what: returns p, or the
+ * block's new place if the sampler took the realloc as a sample (which
+ * gets pages of its own). */
+tide_inline void *small_resized(void *p, size_t n, size_t usable, int what)
+{
     if (tide_likely(what == TIDE_PROF_NONE))
         return p;
     return small_resized_event(p, n, usable, what);
@@ -504,19 +519,14 @@ void *tidei_realloc(void *p, size_t n)
      * free fast path does (free.c free_fast), without the lock that the
      * full check (tidei_free_checked_span) takes for a block carrying the
      * free key: a string grown by appends comes here on every append. */
-    uintptr_t d = (uintptr_t)p - tidei_pagemap_flat.base;
-    tide_span_t *s = tidei_flat_span((d >> TIDE_PAGE_SHIFT) & tidei_flat_mask());
+    uintptr_t d;
+    tide_span_t *s = tidei_flat_lookup(p, &d);
     tide_heap_t *h = tidei_tls_heap;
     if (tidei_span_owner(s) == h && tidei_block_ok_flat(s, d, s->blk_bound) &&
         ((tide_free_block_t *)p)->key != tidei_free_key_of(s) && n - 1 < TIDE_SMALL_MAX) {
         size_t usable = s->block_size;
-        if (n <= usable && (n > usable / 2 || usable <= 64)) {
-            /* resize_charge, for a thread known to have a heap (h owns s) */
-            h->ctr.requested -= n;
-            if (tide_likely(!tidei_prof_charge(h, n)))
-                return p;
-            return small_resized_event(p, n, usable, resize_event(h, n));
-        }
+        if (small_stays(n, usable))
+            return small_resized(p, n, usable, resize_charge_heap(h, n));  /* h owns s: not the empty heap */
         if (n > usable)
             return realloc_grow_small(p, n, usable);
     }
@@ -540,8 +550,8 @@ static tide_noinline void *realloc_checked(void *p, size_t n)
     size_t usable;
     if (s->kind == TIDE_SPAN_SMALL) {
         usable = s->block_size;
-        if (n <= usable && (n > usable / 2 || usable <= 64))
-            return small_resized(p, n, usable);
+        if (small_stays(n, usable))
+            return small_resized(p, n, usable, resize_charge(n));
         if (n > usable && n <= TIDE_SMALL_MAX)
             return realloc_grow_small(p, n, usable);
     } else if (s->kind == TIDE_SPAN_LARGE) {

@@ -138,16 +138,22 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
 
 static bool release_caches_locked(void);
 
-/* Pages of chunk c went back to the OS: a chunk that asked for huge pages
- * (chunk_grow) asks no more.  The heap has shrunk, and the kernel's
- * khugepaged would otherwise fill the huge pages the purge split back in,
- * pages the program does not use.  Arena lock held. */
-static void chunk_purged(tide_chunk_t *c)
+/* Gives n pages at start, free in chunk c, back to the OS
+ * (tidei_os_purge: MADV_DONTNEED, or MADV_FREE unless dontneed); the one
+ * way the arena returns pages of a chunk it keeps.  A chunk that asked for
+ * huge pages (chunk_grow) asks no more once some go back: the heap has
+ * shrunk, and the kernel's khugepaged would otherwise fill the huge pages
+ * the purge split back in with pages the program does not use.  Arena
+ * lock held.  True if the pages went back. */
+static bool pages_back(tide_chunk_t *c, uintptr_t start, size_t n, bool dontneed)
 {
+    if (!tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), dontneed))
+        return false;
     if (__atomic_load_n(&c->huge, __ATOMIC_RELAXED)) {
         __atomic_store_n(&c->huge, false, __ATOMIC_RELAXED);
         tidei_os_huge_pages((void *)c->base, TIDE_CHUNK_SIZE, false);
     }
+    return true;
 }
 
 /* Gives the pages of free run r back to the OS now (TIDE_CONF purge:
@@ -158,9 +164,8 @@ static bool purge_run_locked(tide_span_t *r)
     if (!r->dirty_ms)
         return false;
     bool dontneed = tidei_opt.purge == 0;
-    if (!tidei_os_purge((void *)r->start, TIDE_PAGES_BYTES(r->n_pages), dontneed))
+    if (!pages_back(r->chunk, r->start, r->n_pages, dontneed))
         return false;
-    chunk_purged(r->chunk);
     r->dirty_ms = 0;
     if (dontneed && !r->is_zero) {
         r->is_zero = true;
@@ -359,10 +364,9 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
     bool is_zero = false;
     uint64_t now = tidei_os_now_ms();
     dirty_age_t age = { 0, 0 };
-    if (tidei_decay() == 0 && tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), tidei_opt.purge == 0)) {
+    if (tidei_decay() == 0 && pages_back(c, start, n, tidei_opt.purge == 0))
         is_zero = tidei_opt.purge == 0;
-        chunk_purged(c);
-    } else
+    else
         dirty_age_add(&age, now, n);
     tide_span_t *left = start > c->base ? tidei_pagemap_lookup((void *)(start - TIDE_PAGE_SIZE)) : NULL;
     if (left && left->kind == TIDE_SPAN_FREE && left->chunk == c) {
@@ -509,8 +513,7 @@ bool tidei_arena_trim(void)
     bool released = release_caches_locked();
     for (size_t n = 1; n <= TIDE_CHUNK_PAGES; n++) {
         for (tide_span_t *r = a->bins[n]; r; r = r->next) {
-            if (!r->is_zero && tidei_os_decommit((void *)r->start, TIDE_PAGES_BYTES(r->n_pages))) {
-                chunk_purged(r->chunk);
+            if (!r->is_zero && pages_back(r->chunk, r->start, r->n_pages, true)) {
                 r->is_zero = true;
                 r->dirty_ms = 0;
                 a->zero_free_pages += r->n_pages;

@@ -234,9 +234,9 @@ tide_inline void free_fast(void *p, const char *op)
      * test, exact for any distance from the span below 2^47
      * (tidei_block_ok_flat), sends it to the slow path; any other span
      * sends it there anyway.  Both slow paths look it up again. */
-    uintptr_t d = (uintptr_t)p - tidei_pagemap_flat.base;
+    uintptr_t d;
     /* a page with no span gives a descriptor that no heap owns */
-    tide_span_t *s = tidei_flat_span((d >> TIDE_PAGE_SHIFT) & tidei_flat_mask());
+    tide_span_t *s = tidei_flat_lookup(p, &d);
     tide_heap_t *h = tidei_tls_heap;
     if (tide_likely(tidei_span_owner(s) == h)) {
         tide_free_block_t *b = p;

@@ -116,39 +116,21 @@ static tide_span_t *abandoned_full[TIDE_N_CLASSES];
 static _Atomic size_t n_abandoned;   /* spans on both lists */
 size_t tidei_abandoned_spans[TIDE_N_CLASSES]; /* spans on both lists, per class (tidei_heaps_lock) */
 
-/* The abandoned lists are doubly linked, so that the remote free that
- * empties a span can take it off its list (abandoned_release).  Their
- * heads are peeked at without the lock, hence the atomic stores.  A span
- * is on one of them exactly when, under tidei_heaps_lock, its heap is NULL
- * and its notify state NEVER: it gets both as it goes on the list
- * (give_up_span_locked, span_abandon_locked), and leaves the state NEVER
- * as it comes off (abandoned_unlink_locked), all under the lock. */
-static void abandoned_push_locked(tide_span_t **list, tide_span_t *s)
-{
-    s->prev = NULL;
-    s->next = *list;
-    if (s->next)
-        s->next->prev = s;
-    __atomic_store_n(list, s, __ATOMIC_RELAXED);
-}
-
-static void abandoned_remove_locked(tide_span_t **list, tide_span_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        __atomic_store_n(list, s->next, __ATOMIC_RELAXED);
-    if (s->next)
-        s->next->prev = s->prev;
-    s->next = s->prev = NULL;
-}
+/* The abandoned lists are doubly linked (list.h), so that the remote free
+ * that empties a span can take it off its list (abandoned_release); their
+ * heads are peeked at without the lock.  A span is on one of them exactly
+ * when, under tidei_heaps_lock, its heap is NULL and its notify state
+ * NEVER: it gets both as it goes on the list (give_up_span_locked,
+ * span_abandon_locked), and leaves the state NEVER as it comes off
+ * (abandoned_unlink_locked), all under the lock. */
 
 /* Takes s off whichever abandoned list holds it, for an adopter or the
  * page allocator. */
 static void abandoned_unlink_locked(tide_span_t *s)
 {
     int c = s->cls;
-    abandoned_remove_locked(abandoned[c] == s ? &abandoned[c] : &abandoned_full[c], s);
+    tide_span_t **list = abandoned[c] == s ? &abandoned[c] : &abandoned_full[c];  /* read only if s is a head */
+    tide_list_remove(*list, s, next, prev);
     atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
     tidei_abandoned_spans[c]--;
 }
@@ -865,7 +847,7 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
         return NULL;
     pthread_mutex_lock(&tidei_heaps_lock);
     tide_span_t *s = abandoned_take_locked(cls);
-    if (s) {  /* owned again before the lock goes: see abandoned_push_locked */
+    if (s) {  /* owned again before the lock goes: see abandoned_unlink_locked */
         atomic_store_explicit(&s->heap, h, release);
         span_set_state(s, TIDE_RS_NORMAL);
     }
@@ -937,7 +919,10 @@ static void span_abandon_locked(tide_span_t *s)
     }
     s->in_full = 0;
     span_set_slow_at(s, 0);
-    abandoned_push_locked(span_has_free(s) ? &abandoned[s->cls] : &abandoned_full[s->cls], s);
+    if (span_has_free(s))
+        tide_list_push(abandoned[s->cls], s, next, prev);
+    else
+        tide_list_push(abandoned_full[s->cls], s, next, prev);
     atomic_fetch_add_explicit(&n_abandoned, 1, relaxed);
     tidei_abandoned_spans[s->cls]++;
 }
@@ -1044,8 +1029,8 @@ bool tidei_heap_sweep_abandoned(void)
                     abandoned_free_locked(s);
                     freed = true;
                 } else if (full && got) {  /* has free blocks again */
-                    abandoned_remove_locked(&abandoned_full[c], s);
-                    abandoned_push_locked(&abandoned[c], s);
+                    tide_list_remove(abandoned_full[c], s, next, prev);
+                    tide_list_push(abandoned[c], s, next, prev);
                 }
             }
         }

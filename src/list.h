@@ -4,7 +4,10 @@
  * to elements that carry their own two link fields; the macros name those
  * fields, so that one element can sit on two lists at once (gc spans do).
  * A detached element has both links NULL.  No locking: each list's owner
- * says which lock guards it. */
+ * says which lock guards it.  A head is stored with a relaxed atomic store
+ * (a plain move on x86-64), so that whoever only wants to know whether a
+ * list is empty may peek at it without the lock (__atomic_load_n). */
+#define tide_list_set_head(head, v) __atomic_store_n(&(head), (v), __ATOMIC_RELAXED)
 #ifndef TIDE_LIST_H
 #define TIDE_LIST_H
 
@@ -15,7 +18,7 @@
         (e)->next = (head);                                                   \
         if ((e)->next)                                                        \
             (e)->next->prev = (e);                                            \
-        (head) = (e);                                                         \
+        tide_list_set_head(head, e);                                          \
     } while (0)
 
 /* Takes e off the list at head. */
@@ -24,7 +27,7 @@
         if ((e)->prev)                                                        \
             (e)->prev->next = (e)->next;                                      \
         else                                                                  \
-            (head) = (e)->next;                                               \
+            tide_list_set_head(head, (e)->next);                              \
         if ((e)->next)                                                        \
             (e)->next->prev = (e)->prev;                                      \
         (e)->next = (e)->prev = NULL;                                         \
@@ -60,7 +63,7 @@
         if (tail)                                                             \
             (tail)->next = (e);                                               \
         else                                                                  \
-            (head) = (e);                                                     \
+            tide_list_set_head(head, e);                                      \
         (tail) = (e);                                                         \
     } while (0)
 

@@ -242,6 +242,18 @@ tide_inline tide_span_t *tidei_flat_span(uintptr_t page)
     return (tide_span_t *)((uintptr_t)map + __atomic_load_n(&map[page], __ATOMIC_RELAXED));
 #endif
 }
+/* The span the flat map gives for p, by its page number masked, not
+ * compared with the range's length (free's and realloc's fast paths): p's
+ * own span only if p is in the flat range; an address outside it (NULL
+ * too) reads the entry of some page of it, which the block-start test
+ * (tidei_block_ok_flat, exact at any distance below 2^47) then refuses
+ * for any span of the caller.  *d is p - the range's base, which that
+ * test takes. */
+tide_inline tide_span_t *tidei_flat_lookup(const void *p, uintptr_t *d)
+{
+    *d = (uintptr_t)p - tidei_pagemap_flat.base;
+    return tidei_flat_span((*d >> TIDE_PAGE_SHIFT) & tidei_flat_mask());
+}
 
 /* ---- span.c: size classes and spans ---- */
 extern uint32_t tidei_class_size[TIDE_N_CLASSES];
