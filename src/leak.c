@@ -14,6 +14,8 @@
  *      from being reported whole).  Tide's chunks, huge blocks, metadata,
  *      page map and the profiler's tables are skipped: they are the heap
  *      being judged, or tide's bookkeeping, which points at every block;
+ *      so is the scavenger's stack (scav.c), whose dead frames hold the
+ *      addresses of free ranges since reused for blocks;
  *   3. every aligned word that points into a live block, at its start or
  *      inside it, marks the block, whose words are scanned in turn;
  *   4. an unmarked block is leaked: directly if no other leaked block
@@ -209,6 +211,8 @@ static void collect_skips(leak_t *l)
     if (tidei_pagemap_flat.n_pages)
         skip_add(l, (uintptr_t)tidei_pagemap_flat.map, tidei_pagemap_flat.n_pages * sizeof *tidei_pagemap_flat.map);
     uintptr_t glo, ghi;
+    if (tidei_scav_stack(&glo, &ghi))
+        skip_add(l, glo, ghi - glo);
     tidei_guard_region(&glo, &ghi);
     if (ghi)
         skip_add(l, glo, ghi - glo);

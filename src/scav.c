@@ -276,6 +276,17 @@ static uint64_t ms_until(uint64_t due, uint64_t now)
     return due > now ? due - now : 0;
 }
 
+/* The scavenger's stack (TIDE_SCAV_STACK_BYTES, the guard page included),
+ * mapped once and kept: a forked child's new scavenger runs on the same
+ * one, since the parent's does not exist there.  Its frames are tide's
+ * memory, not the program's: the leak check skips them
+ * (tidei_scav_stack), because dead frames hold the addresses of free
+ * ranges the scavenger handled, which may since have become blocks the
+ * program leaked.  Above the frames glibc keeps the thread's descriptor
+ * and static TLS, which point to blocks of glibc's (the DTV): they stay a
+ * root.  scav_stack_top is scav_main's frame, the boundary. */
+static _Atomic uintptr_t scav_stack_lo, scav_stack_top;
+
 _Atomic int tidei_scav_tid;          /* the scavenger's thread id (0: none yet) */
 
 /* The scavenger thread: each round reclaims idle heaps, sweeps the
@@ -283,6 +294,10 @@ _Atomic int tidei_scav_tid;          /* the scavenger's thread id (0: none yet) 
  * thing falls due or, with nothing dirty, until woken. */
 static void *scav_main(void *arg)
 {
+    uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t lo = atomic_load_explicit(&scav_stack_lo, relaxed);
+    if (lo && frame - lo < TIDE_SCAV_STACK_BYTES)
+        atomic_store_explicit(&scav_stack_top, frame, relaxed);
     atomic_store_explicit(&tidei_scav_tid, tidei_os_gettid(), relaxed);
     (void)arg;
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
@@ -355,6 +370,51 @@ void tidei_scav_wanted_slow(void)
     }
 }
 
+/* The scavenger's frames, if it runs on tide's stack: false, or true with
+ * [*lo, *hi) set. */
+bool tidei_scav_stack(uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t top = atomic_load_explicit(&scav_stack_top, relaxed);
+    if (!top)
+        return false;
+    *lo = atomic_load_explicit(&scav_stack_lo, relaxed);
+    *hi = top;
+    return true;
+}
+
+/* Creates the scavenger thread on tide's stack (own) or on one glibc
+ * allocates (the fallback, when the stack cannot be mapped or glibc's
+ * static TLS does not fit in it). */
+static bool scav_create(bool own)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = false;
+    uintptr_t base = atomic_load_explicit(&scav_stack_lo, relaxed);
+    if (!own) {
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+    } else if (!base) {
+        void *p = tidei_os_reserve(TIDE_SCAV_STACK_BYTES);
+        if (p && !tidei_os_protect(p, TIDE_PAGE_SIZE, false)) {
+            tidei_os_unreserve(p, TIDE_SCAV_STACK_BYTES);
+            p = NULL;
+        }
+        base = (uintptr_t)p;
+        atomic_store_explicit(&scav_stack_lo, base, relaxed);
+    }
+    if (own && !base)
+        goto out;
+    if (own && pthread_attr_setstack(&attr, (void *)(base + TIDE_PAGE_SIZE),
+                                     TIDE_SCAV_STACK_BYTES - TIDE_PAGE_SIZE) != 0)
+        goto out;
+    pthread_t t;
+    ok = pthread_create(&t, &attr, scav_main, NULL) == 0;
+out:
+    pthread_attr_destroy(&attr);
+    return ok;
+}
+
 /* Starts the scavenger if it is wanted and not running.  Called from entry
  * points with no tide lock held and no heap operation under way. */
 void tidei_scav_start_slow(void)
@@ -370,15 +430,9 @@ void tidei_scav_start_slow(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);  /* the new thread inherits it */
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t t;
     int e = errno;
-    bool ok = pthread_create(&t, &attr, scav_main, NULL) == 0;
+    bool ok = scav_create(true) || scav_create(false);
     errno = e;
-    pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     atomic_store_explicit(&scav_state, ok ? TIDE_SCAV_RUNNING : TIDE_SCAV_FAILED, release);
 }

@@ -138,6 +138,12 @@
 #define TIDE_SCAV_IDLE_PARTS     5
 #define TIDE_SCAV_WATCH_STEPS    10
 
+/* The scavenger's stack: address space reserved by tide (touched pages
+ * only are memory), with a guard page below.  glibc keeps the thread's
+ * static TLS at its top, so it is roomy; the scavenger itself needs a few
+ * KiB. */
+#define TIDE_SCAV_STACK_BYTES    ((size_t)256 << 10)
+
 /* ---- stopping threads (leak.c) and reports (crash.c) ---- */
 
 /* The leak checker stops threads with this real-time signal, counted down

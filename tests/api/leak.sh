@@ -320,4 +320,25 @@ else
     fi
 fi
 
+# ---- blocks at addresses the scavenger handled -------------------------------------------
+#
+# `leak_prog reused` frees a block, lets the scavenger (decay_ms=20) give its
+# range back, and leaks a new block at the same size, which lands at the same
+# address: huge, large and small (from a thread that has exited), 20 times.
+# The scavenger's stack holds those addresses in dead frames; it is tide's
+# memory and no root, so all 60 blocks are leaked (the scavenger ran on a
+# stack of glibc's before, and one block or more was "still reachable").
+
+run reused leak_check=1,decay_ms=20 reused
+want=$(sed -n 's/^expect \([0-9]*\) \([0-9]*\)$/\1 bytes leaked in \2 blocks (\2 direct, 0 indirect); /p' "$tmp/reused.out")
+if ! msg=$(why_status 23); then
+    fail leak_scavenger_stack "$msg: $(snip reused.err)"
+elif [ -z "$want" ]; then
+    fail leak_scavenger_stack "the program printed no expect line: $(snip reused.err)"
+elif ! grep -q "^tide: leak check: $want" "$tmp/reused.err"; then
+    fail leak_scavenger_stack "want 'tide: leak check: $want...', got: $(grep '^tide: leak check:' "$tmp/reused.err")"
+else
+    pass leak_scavenger_stack
+fi
+
 exit $rc

@@ -15,6 +15,8 @@
  *   leak_prog ranges    leaks of every size range and entry point, and of
  *                       blocks realloc'ed in place and across boundaries,
  *                       in every thread state (see leak_ranges below)
+ *   leak_prog reused    leaks blocks at addresses the scavenger gave back
+ *                       just before (see leak_reused below)
  * Each first prints "pid N" and "keep BLOCKS BYTES" (what keep_here keeps).
  *
  * What is leaked (leak_here): 10 blocks of 128 bytes, all pointers dropped;
@@ -258,6 +260,48 @@ static void leak_ranges(void)
         printf("expect %s %s %zu %d\n", leak_resizes[i].test, leak_resizes[i].name, N_CTX * leak_resizes[i].to, N_CTX);
 }
 
+/* ---- reused: blocks at addresses the scavenger handled ------------------ */
+
+/* Frees a block of n bytes, waits until the scavenger (decay_ms=20) has
+ * given its range back, then leaks a block of the same size, which the
+ * kernel or the arena places at the same address.  The addresses the
+ * scavenger handled stay in its dead frames; those are tide's, not the
+ * program's, and must not keep the leaked blocks reachable. */
+__attribute__((noinline, noclone)) void leak_reused(size_t n)
+{
+    void *volatile p = fill(malloc(n), n);
+    free(p);
+    p = NULL;
+    struct timespec ts = { 0, 60 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    fill(malloc(n), n);
+}
+
+/* Twenty rounds of a huge, a large and a small block (a thread's, the
+ * thread gone by the time of the check, so that its span was swept by the
+ * scavenger): 60 blocks leaked. */
+static void *reused_thread(void *arg)
+{
+    (void)arg;
+    leak_reused(1024);
+    ctx_scrub_stack();
+    return NULL;
+}
+
+static size_t leak_reused_rounds(void)
+{
+    size_t bytes = 0;
+    for (int i = 0; i < 20; i++) {
+        leak_reused(6 * MiB);
+        leak_reused(300 * KiB);
+        pthread_t t;
+        if (pthread_create(&t, NULL, reused_thread, NULL) != 0 || pthread_join(t, NULL) != 0) abort();
+        bytes += 6 * MiB + 300 * KiB + 1024;
+    }
+    ctx_scrub_stack();
+    return bytes;
+}
+
 __attribute__((noinline, noclone)) void exit_now(void)
 {
     exit(0);
@@ -309,6 +353,11 @@ int main(int argc, char **argv)
         ctx_scrub_stack();
         return 0;
     }
-    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges\n");
+    if (strcmp(mode, "reused") == 0) {
+        printf("expect %zu 60\n", leak_reused_rounds());
+        ctx_scrub_stack();
+        return 0;
+    }
+    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused\n");
     return 2;
 }
