@@ -492,16 +492,20 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
             abandoned_release(s);
         return;
     }
-    /* A shared heap has no thread whose own activity would bring the
-     * scavenger back to it: the free tells it (a load, and a store only
-     * when the flag was clear), and takes the free in at once if it can.
-     * Should s have been collected and retired meanwhile, h is NULL or
-     * another heap: a needless flag costs the scavenger one more look. */
+    /* The scavenger learns of the free (a load, and a store only when the
+     * flag was clear; the caller wakes it): a shared heap has no thread
+     * whose own activity would bring it back, and a thread heap it has
+     * already released while the thread idles would keep the frees that
+     * came after (scav.c).  A shared heap's free is taken in at once if it
+     * can be.  Should s have been collected and retired meanwhile, h is
+     * NULL or another heap: a needless flag costs the scavenger one more
+     * look. */
     tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
-    if (h && tidei_heap_is_shared(h)) {
+    if (h) {
         if (!atomic_load_explicit(&h->remote_in, relaxed))
-            atomic_store_explicit(&h->remote_in, true, relaxed);
-        shared_take_free(h, s);
+            atomic_store_explicit(&h->remote_in, true, release);
+        if (tidei_heap_is_shared(h))
+            shared_take_free(h, s);
     }
 }
 
@@ -739,7 +743,7 @@ bool tidei_heap_reclaim_shared(tide_heap_t *sh)
  * looked.  tidei_heaps_lock held (the scavenger). */
 uint64_t tidei_heap_shared_activity(tide_heap_t *sh)
 {
-    if (atomic_exchange_explicit(&sh->remote_in, false, relaxed))
+    if (atomic_exchange_explicit(&sh->remote_in, false, acq_rel))
         sh->scav_remote_seen++;
     return tidei_heap_activity(sh) + sh->scav_remote_seen;
 }

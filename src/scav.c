@@ -201,13 +201,24 @@ static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t idle, uint64_t *ne
         h->scav_since_ms = now;
         h->scav_released = false;
     }
-    if (h->scav_released || tidei_heap_n_spans(h) == 0)
+    bool shared = tidei_heap_is_shared(h);
+    if (h->scav_released) {
+        /* a thread heap released while other threads still freed into it
+         * (the frees of a burst go on after its thread fell idle) is looked
+         * at again when more came: they stayed on its spans otherwise */
+        if (shared || !atomic_load_explicit(&h->remote_in, relaxed))
+            return false;
+        h->scav_released = false;
+    }
+    if (tidei_heap_n_spans(h) == 0)
         return false;
     if (now - h->scav_since_ms < idle) {
         if (h->scav_since_ms + idle < *next_ms)
             *next_ms = h->scav_since_ms + idle;
         return true;
     }
+    if (!shared)  /* cleared first: a free the reclaim does not see sets it again */
+        atomic_exchange_explicit(&h->remote_in, false, acq_rel);
     if (reclaim(h, fence)) {
         h->scav_released = true;
         /* what it gave back is purged in the next round, soon */

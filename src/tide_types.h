@@ -226,8 +226,11 @@ typedef struct tide_heap {
     uint16_t shared_n[TIDE_N_CLASSES]; /* owner only: blocks of each class its thread took from a shared
                                     heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class */
     uint16_t own_classes;        /* owner only: classes it stopped sharing (heap.c tidei_heap_takes_shared) */
-    atomic_bool remote_in;       /* shared heaps: set by a remote free into one of its spans, cleared by the
-                                    scavenger, to which it is activity (tidei_heap_shared_activity) */
+    _Alignas(64) atomic_bool remote_in; /* set by a remote free into one of its spans (a load, and a
+                                    store only when clear), cleared by the scavenger: to a shared heap
+                                    it is activity (tidei_heap_shared_activity); to a thread heap the
+                                    scavenger has released, a reason to look again (scav.c).  On a
+                                    line of its own, which the owner's fast paths never touch */
     uint64_t scav_remote_seen;   /* shared heaps, scavenger only: times it found remote_in set */
 } tide_heap_t;
 

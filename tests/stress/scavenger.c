@@ -12,6 +12,8 @@
  *                          variable: their caches and the frees pending in
  *                          their spans come back only through the
  *                          scavenger's reclaim, with no help from them;
+ *   frees_after_reclaim    frees into an idle thread's heap made after the
+ *                          scavenger reclaimed it come back too;
  *   reclaim_spares_busy    a thread that keeps allocating and freeing is
  *                          never damaged by the scavenger's reclaims or
  *                          tide_trim from another thread (contents checked);
@@ -116,6 +118,68 @@ static void idle_threads_reclaimed(void)
         st_unmap(ttab[t], MAX_BLOCKS / T * sizeof(st_blk));
 }
 
+/* ---- frees into a heap the scavenger has already reclaimed ---- */
+
+static st_gate late_go = ST_GATE_INIT;  /* the idle thread waits here until main has freed */
+static pthread_barrier_t late_ready;
+
+static void *late_worker(void *arg)
+{
+    (void)arg;
+    tn[0] = st_burst(ttab[0], MAX_BLOCKS / T, BURST / T, 300);
+    pthread_barrier_wait(&late_ready);
+    st_gate_wait(&late_go);
+    return NULL;
+}
+
+/* A thread allocates a burst and idles; the main thread frees half of it,
+ * waits until the scavenger has reclaimed the idle heap (five decay
+ * delays), and only then frees the other half.  Those later frees must
+ * come back as well, with the thread still idle: its heap must not be
+ * counted as done with (before: they stayed on its spans until the thread
+ * ran again, and the burst's second half stayed resident). */
+static void frees_after_reclaim(void)
+{
+    TIDE_ONLY();
+    pthread_t th;
+    st_gate_close(&late_go);
+    pthread_barrier_init(&late_ready, NULL, 2);
+    ttab[0] = st_map(MAX_BLOCKS / T * sizeof(st_blk));
+    long base = st_rss_kb();
+    if (!st_spawn(&th, late_worker, NULL))
+        return;
+    pthread_barrier_wait(&late_ready);
+    long peak = st_rss_kb();
+    size_t n = tn[0], half = n / 2;
+    for (size_t i = 0; i < half; i++)
+        st_free(ttab[0][i], "first half");
+    /* the heap idles: the scavenger reclaims it (the first half's spans
+     * go back; those holding blocks of both halves keep their frees
+     * pending, the owner's to take) and is done with it */
+    usleep(1000000);
+    for (size_t i = half; i < n; i++)
+        st_free(ttab[0][i], "second half");
+    long limit = base + (peak - base) / 10;
+    long r = st_rss_kb();
+    struct tide_stats st;
+    tide_stats_get(&st);
+    for (int t = 0; t < 150 && (r > limit || st.pending_remote_frees); t++) {
+        usleep(20000);
+        r = st_rss_kb();
+        tide_stats_get(&st);
+    }
+    st_gate_open(&late_go);
+    st_join(th);
+    st_check_errors();
+    CHECKF(st.pending_remote_frees == 0, "%zu of the %zu frees made after the reclaim still pending 3 s later in "
+           "the idle thread's spans", st.pending_remote_frees, n - half);
+    if (!ST_TSAN)
+        CHECKF(r <= limit, "RSS %ld KiB 3 s after the second half was freed (before %ld, peak %ld): want <= %ld", r,
+               base, peak, limit);
+    pthread_barrier_destroy(&late_ready);
+    st_unmap(ttab[0], MAX_BLOCKS / T * sizeof(st_blk));
+}
+
 /* ---- a busy thread under reclaims ---- */
 
 static atomic_int stop_busy;
@@ -197,6 +261,7 @@ int main(void)
     RUN(on_tide);
     RUN(decay_returns_memory);
     RUN(idle_threads_reclaimed);
+    RUN(frees_after_reclaim);
     RUN(reclaim_spares_busy);
     RUN(fork_restarts);
     return th_summary();
