@@ -137,14 +137,17 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
 }
 
 static bool release_caches_locked(void);
+static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev);
 
 /* Gives n pages at start, free in chunk c, back to the OS
  * (tidei_os_purge: MADV_DONTNEED, or MADV_FREE unless dontneed); the one
  * way the arena returns pages of a chunk it keeps.  A chunk that asked for
  * huge pages (chunk_grow) asks no more once some go back: the heap has
  * shrunk, and the kernel's khugepaged would otherwise fill the huge pages
- * the purge split back in with pages the program does not use.  Arena
- * lock held.  True if the pages went back. */
+ * the purge split back in with pages the program does not use.  Its free
+ * runs that tide never touched (is_zero) go back then too: a huge page
+ * faulted in for a neighbour made them resident, and being clean they
+ * would never be purged.  Arena lock held.  True if the pages went back. */
 static bool pages_back(tide_chunk_t *c, uintptr_t start, size_t n, bool dontneed)
 {
     if (!tidei_os_purge((void *)start, TIDE_PAGES_BYTES(n), dontneed))
@@ -152,6 +155,9 @@ static bool pages_back(tide_chunk_t *c, uintptr_t start, size_t n, bool dontneed
     if (__atomic_load_n(&c->huge, __ATOMIC_RELAXED)) {
         __atomic_store_n(&c->huge, false, __ATOMIC_RELAXED);
         tidei_os_huge_pages((void *)c->base, TIDE_CHUNK_SIZE, false);
+        for (tide_span_t *r = chunk_next_run(c, NULL); r; r = chunk_next_run(c, r))
+            if (r->kind == TIDE_SPAN_FREE && r->is_zero)
+                tidei_os_purge((void *)r->start, TIDE_PAGES_BYTES(r->n_pages), true);
     }
     return true;
 }
