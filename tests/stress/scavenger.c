@@ -53,6 +53,21 @@ static void decay_returns_memory(void)
 
 /* ---- idle threads ---- */
 
+/* Waits up to 3 s for both: RSS at most limit, and no remote free pending
+ * (RSS may get below the limit before the last idle heap has answered).
+ * Returns the RSS, the stats in *st. */
+static long wait_reclaimed(long limit, struct tide_stats *st)
+{
+    long r = st_rss_kb();
+    tide_stats_get(st);
+    for (int t = 0; t < 150 && (r > limit || st->pending_remote_frees); t++) {
+        usleep(20000);
+        r = st_rss_kb();
+        tide_stats_get(st);
+    }
+    return r;
+}
+
 #define T 3
 
 static st_blk *ttab[T];
@@ -95,16 +110,8 @@ static void idle_threads_reclaimed(void)
     pthread_barrier_wait(&freed);
     long peak = st_rss_kb();
     long limit = base + (peak - base) / 10;
-    /* up to 3 s for both: RSS down, and every idle heap reclaimed (RSS may
-     * get below the limit before the last heap has answered) */
-    long r = st_rss_kb();
     struct tide_stats st;
-    tide_stats_get(&st);
-    for (int t = 0; t < 150 && (r > limit || st.pending_remote_frees); t++) {
-        usleep(20000);
-        r = st_rss_kb();
-        tide_stats_get(&st);
-    }
+    long r = wait_reclaimed(limit, &st);
     st_gate_open(&done);
     for (int t = 0; t < T; t++)
         st_join(th[t]);
@@ -160,14 +167,8 @@ static void frees_after_reclaim(void)
     for (size_t i = half; i < n; i++)
         st_free(ttab[0][i], "second half");
     long limit = base + (peak - base) / 10;
-    long r = st_rss_kb();
     struct tide_stats st;
-    tide_stats_get(&st);
-    for (int t = 0; t < 150 && (r > limit || st.pending_remote_frees); t++) {
-        usleep(20000);
-        r = st_rss_kb();
-        tide_stats_get(&st);
-    }
+    long r = wait_reclaimed(limit, &st);
     st_gate_open(&late_go);
     st_join(th);
     st_check_errors();
