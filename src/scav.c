@@ -395,9 +395,16 @@ bool tidei_scav_stack(uintptr_t *lo, uintptr_t *hi)
 
 /* Creates the scavenger thread on tide's stack (own) or on one glibc
  * allocates (the fallback, when the stack cannot be mapped or glibc's
- * static TLS does not fit in it). */
+ * static TLS does not fit in it: pthread_create then fails with EINVAL). */
 static bool scav_create(bool own)
 {
+#if defined(__SANITIZE_THREAD__)
+    /* TSan's runtime keeps about 900 KiB of static TLS, and it ends the
+     * process, rather than failing pthread_create, when a stack it is given
+     * cannot hold that: glibc's stack it sizes itself */
+    if (own)
+        return false;
+#endif
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

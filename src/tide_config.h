@@ -140,9 +140,9 @@
 
 /* The scavenger's stack: address space reserved by tide (touched pages
  * only are memory), with a guard page below.  glibc keeps the thread's
- * static TLS at its top, so it is roomy; the scavenger itself needs a few
- * KiB. */
-#define TIDE_SCAV_STACK_BYTES    ((size_t)256 << 10)
+ * static TLS at its top, which a program's __thread arrays can make big,
+ * so it is roomy; the scavenger itself needs a few KiB. */
+#define TIDE_SCAV_STACK_BYTES    ((size_t)1 << 20)
 
 /* ---- stopping threads (leak.c) and reports (crash.c) ---- */
 
