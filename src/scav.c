@@ -394,8 +394,9 @@ bool tidei_scav_stack(uintptr_t *lo, uintptr_t *hi)
 }
 
 /* Creates the scavenger thread on tide's stack (own) or on one glibc
- * allocates (the fallback, when the stack cannot be mapped or glibc's
- * static TLS does not fit in it: pthread_create then fails with EINVAL). */
+ * allocates (the fallback, when the stack cannot be mapped or the
+ * thread's static TLS does not fit in it: pthread_create then fails with
+ * EINVAL). */
 static bool scav_create(bool own)
 {
 #if defined(__SANITIZE_THREAD__)
@@ -405,14 +406,8 @@ static bool scav_create(bool own)
     if (own)
         return false;
 #endif
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    bool ok = false;
     uintptr_t base = atomic_load_explicit(&scav_stack_lo, relaxed);
-    if (!own) {
-        pthread_attr_setstacksize(&attr, 64 * 1024);
-    } else if (!base) {
+    if (own && !base) {
         void *p = tidei_os_reserve(TIDE_SCAV_STACK_BYTES);
         if (p && !tidei_os_protect(p, TIDE_PAGE_SIZE, false)) {
             tidei_os_unreserve(p, TIDE_SCAV_STACK_BYTES);
@@ -420,15 +415,18 @@ static bool scav_create(bool own)
         }
         base = (uintptr_t)p;
         atomic_store_explicit(&scav_stack_lo, base, relaxed);
+        if (!base)
+            return false;
     }
-    if (own && !base)
-        goto out;
-    if (own && pthread_attr_setstack(&attr, (void *)(base + TIDE_PAGE_SIZE),
-                                     TIDE_SCAV_STACK_BYTES - TIDE_PAGE_SIZE) != 0)
-        goto out;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* without a stack of tide's, glibc's of its default size: a smaller
+     * one fails with EINVAL in a program whose static TLS does not fit */
+    bool ok = !own || pthread_attr_setstack(&attr, (void *)(base + TIDE_PAGE_SIZE),
+                                            TIDE_SCAV_STACK_BYTES - TIDE_PAGE_SIZE) == 0;
     pthread_t t;
-    ok = pthread_create(&t, &attr, scav_main, NULL) == 0;
-out:
+    ok = ok && pthread_create(&t, &attr, scav_main, NULL) == 0;
     pthread_attr_destroy(&attr);
     return ok;
 }

@@ -1,0 +1,75 @@
+/* stress/big_tls.c — the scavenger starts in a program whose static TLS is
+ * big (2 MiB of __thread data here), so its memory still goes back.
+ * th-conf: decay_ms=100
+ * th-timeout: 60
+ *
+ * glibc carves a new thread's static TLS out of its stack.  The scavenger
+ * runs on a 1 MiB stack of tide's, or failing that on glibc's: before,
+ * that was 64 KiB, pthread_create refused both with EINVAL, and the freed
+ * burst stayed resident for good.
+ *   tls_scavenger_runs   a freed burst is back within 3 s, and the process
+ *                        has a second thread (the scavenger) by then;
+ *   tls_intact           the main thread's __thread array reads back what
+ *                        it wrote (tide touched none of it). */
+#include "stress.h"
+
+#include <dirent.h>
+
+#include "tide.h"
+
+#define TLS_BYTES ((size_t)2 << 20)
+#define BURST (ST_TSAN ? ((size_t)16 << 20) : ((size_t)64 << 20))
+#define MAX_BLOCKS 300000
+
+static __thread unsigned char big_tls[TLS_BYTES];
+
+static int n_threads(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void tls_scavenger_runs(void)
+{
+    TIDE_ONLY();
+    for (size_t i = 0; i < TLS_BYTES; i += 4096)
+        big_tls[i] = (unsigned char)(i >> 12);
+    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
+    long base = st_rss_kb();
+    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 3);
+    long peak = st_rss_kb();
+    for (size_t i = 0; i < n; i++)
+        st_free(tab[i], "big_tls");
+    long limit = base + (peak - base) / 10;
+    long r = st_wait_rss_below(limit, 3000);
+    int threads = n_threads();
+    st_check_errors();
+    CHECKF(threads == 2, "%d threads 3 s after the frees: want 2 (this one and the scavenger)", threads);
+    if (!ST_TSAN)
+        CHECKF(r <= limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld", r, base, peak,
+               limit);
+    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
+}
+
+static void tls_intact(void)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < TLS_BYTES; i += 4096)
+        bad += big_tls[i] != (unsigned char)(i >> 12);
+    CHECKF(bad == 0, "%zu pages of the thread's __thread array changed", bad);
+}
+
+int main(void)
+{
+    RUN(on_tide);
+    RUN(tls_scavenger_runs);
+    RUN(tls_intact);
+    return th_summary();
+}
