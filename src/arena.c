@@ -137,7 +137,14 @@ static tide_span_t *free_run_make(tide_chunk_t *c, uintptr_t start, size_t n, bo
 }
 
 static bool release_caches_locked(void);
-static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev);
+
+/* The run of chunk c after prev (the first with prev NULL), or NULL at the
+ * end: every run's first page maps to its descriptor.  Arena lock held. */
+static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev)
+{
+    uintptr_t p = prev ? prev->start + TIDE_PAGES_BYTES(prev->n_pages) : c->base;
+    return p < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)p) : NULL;
+}
 
 /* Gives n pages at start, free in chunk c, back to the OS
  * (tidei_os_purge: MADV_DONTNEED, or MADV_FREE unless dontneed); the one
@@ -532,14 +539,6 @@ bool tidei_arena_trim(void)
 }
 
 /* ---- iterators: how the reports (walk.c, leak.c, stats.c) see the arena ---- */
-
-/* The run of chunk c after prev (the first with prev NULL), or NULL at the
- * end: every run's first page maps to its descriptor.  Arena lock held. */
-static tide_span_t *chunk_next_run(const tide_chunk_t *c, const tide_span_t *prev)
-{
-    uintptr_t p = prev ? prev->start + TIDE_PAGES_BYTES(prev->n_pages) : c->base;
-    return p < c->base + TIDE_CHUNK_SIZE ? tidei_pagemap_lookup((void *)p) : NULL;
-}
 
 /* Calls fn(s, arg) for every run of every chunk, in address order within
  * a chunk (kind SMALL, LARGE, GC or FREE), then for every live huge block

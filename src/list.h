@@ -7,9 +7,10 @@
  * says which lock guards it.  A head is stored with a relaxed atomic store
  * (a plain move on x86-64), so that whoever only wants to know whether a
  * list is empty may peek at it without the lock (__atomic_load_n). */
-#define tide_list_set_head(head, v) __atomic_store_n(&(head), (v), __ATOMIC_RELAXED)
 #ifndef TIDE_LIST_H
 #define TIDE_LIST_H
+
+#define tide_list_set_head(head, v) __atomic_store_n(&(head), (v), __ATOMIC_RELAXED)
 
 /* Puts e first on the list at head. */
 #define tide_list_push(head, e, next, prev)                                   \

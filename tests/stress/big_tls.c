@@ -53,21 +53,13 @@ static void tls_scavenger_runs(void)
     TIDE_ONLY();
     for (size_t i = 0; i < TLS_BYTES; i += 4096)
         big_tls[i] = (unsigned char)(i >> 12);
-    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-    long base = st_rss_kb();
-    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 3);
-    long peak = st_rss_kb();
-    for (size_t i = 0; i < n; i++)
-        st_free(tab[i], "big_tls");
-    long limit = base + (peak - base) / 10;
-    long r = st_wait_rss_below(limit, 3000);
+    st_burst_rss m = st_burst_freed(MAX_BLOCKS, BURST, 3, 3000, "big_tls");
     int scavengers = n_scavengers();
     st_check_errors();
     CHECKF(scavengers == 1, "%d threads named tide-scavenger 3 s after the frees: want 1", scavengers);
     if (!ST_TSAN)
-        CHECKF(r <= limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld", r, base, peak,
-               limit);
-    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
+        CHECKF(m.after <= m.limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld",
+               m.after, m.base, m.peak, m.limit);
 }
 
 static void tls_intact(void)

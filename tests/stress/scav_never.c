@@ -91,20 +91,13 @@ static void set_decay_at_run_time(void)
     errno = 0;
     CHECK(tide_set_decay_ms(5000000) == -2 && errno == EINVAL);
     CHECK(tide_set_decay_ms(100) == -1);
-    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-    long base = st_rss_kb();
-    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 3);
-    long peak = st_rss_kb();
-    for (size_t i = 0; i < n; i++)
-        st_free(tab[i], "runtime");
-    long limit = base + (peak - base) / 10;
-    long r = st_wait_rss_below(limit, 2000);
+    st_burst_rss m = st_burst_freed(MAX_BLOCKS, BURST, 3, 2000, "runtime");
     st_check_errors();
     if (!ST_TSAN)
-        CHECKF(r <= limit, "decay_ms set to 100 at run time: RSS %ld KiB 2 s after a freed burst (base %ld, peak %ld)",
-               r, base, peak);
+        CHECKF(m.after <= m.limit,
+               "decay_ms set to 100 at run time: RSS %ld KiB 2 s after a freed burst (base %ld, peak %ld)", m.after,
+               m.base, m.peak);
     CHECK(tide_set_decay_ms(-1) == 100);
-    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
 }
 
 int main(void)

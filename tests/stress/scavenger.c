@@ -36,19 +36,11 @@
 static void decay_returns_memory(void)
 {
     TIDE_ONLY();
-    st_blk *tab = st_map(MAX_BLOCKS * sizeof *tab);
-    long base = st_rss_kb();
-    size_t n = st_burst(tab, MAX_BLOCKS, BURST, 1);
-    long peak = st_rss_kb();
-    for (size_t i = 0; i < n; i++)
-        st_free(tab[i], "decay");
-    long limit = base + (peak - base) / 10;
-    long r = st_wait_rss_below(limit, 3000);
+    st_burst_rss m = st_burst_freed(MAX_BLOCKS, BURST, 1, 3000, "decay");
     st_check_errors();
     if (!ST_TSAN)
-        CHECKF(r <= limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld", r, base,
-               peak, limit);
-    st_unmap(tab, MAX_BLOCKS * sizeof *tab);
+        CHECKF(m.after <= m.limit, "RSS %ld KiB 3 s after freeing a burst (before %ld, peak %ld): want <= %ld", m.after,
+               m.base, m.peak, m.limit);
 }
 
 /* ---- idle threads ---- */

@@ -17,6 +17,7 @@
  *   st_exchange           handed to whichever thread next takes its cell
  *   st_gate_*             threads that wait, idle, until main opens a gate
  *   st_burst              a burst of blocks of mixed sizes
+ *   st_burst_freed        one made and freed, and the RSS it leaves
  *   st_free_halves        a thread frees its own even blocks and another
  *                         thread's odd ones (frees local and remote at once)
  *   st_child_fail(what)   a forked child's failure: one line on stderr, 1
@@ -260,6 +261,33 @@ static size_t st_burst(st_blk *tab, size_t max, size_t bytes, uint64_t seed)
         total += sz;
     }
     return n;
+}
+
+/* The RSS around a burst that comes and goes (st_burst_freed). */
+typedef struct st_burst_rss {
+    long base, peak;  /* before the burst, at its height (KiB) */
+    long limit;       /* base + a tenth of the burst: what "back" means */
+    long after;       /* when it fell to limit, or ms after the frees */
+} st_burst_rss;
+
+/* A burst of bytes (st_burst, at most max blocks, seed) that the calling
+ * thread makes and frees at once, then waits up to ms for the RSS to come
+ * back down to within a tenth of the burst; what is a free's name in an
+ * error report. */
+__attribute__((unused))
+static st_burst_rss st_burst_freed(size_t max, size_t bytes, uint64_t seed, int ms, const char *what)
+{
+    st_burst_rss m;
+    st_blk *tab = st_map(max * sizeof *tab);
+    m.base = st_rss_kb();
+    size_t n = st_burst(tab, max, bytes, seed);
+    m.peak = st_rss_kb();
+    for (size_t i = 0; i < n; i++)
+        st_free(tab[i], what);
+    m.limit = m.base + (m.peak - m.base) / 10;
+    m.after = st_wait_rss_below(m.limit, ms);
+    st_unmap(tab, max * sizeof *tab);
+    return m;
 }
 
 /* Frees, from the calling thread, the even blocks of mine (its own) and
