@@ -229,6 +229,7 @@ static void large_huge_pages(const tide_span_t *s, bool on)
 static bool chunk_grow(void)
 {
     tide_arena_t *a = &tidei_arena;
+    tidei_huge_give_way_locked(TIDE_CHUNK_SIZE);  /* new memory: first the cache's goes */
     void *base = tidei_pagemap_flat_chunk_map();  /* in the flat map's range if it can */
     if (!base)
         base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, TIDE_CHUNK_ALIGN);

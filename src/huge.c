@@ -20,7 +20,8 @@
  * TIDE_CONF huge_cache_mb MiB.  What a free leaves above that is unmapped at
  * once, from the end of the range freed longest ago (a partial purge: the
  * rest of that range stays).  The scavenger unmaps free ranges that have
- * stayed free for decay_ms (tidei_huge_purge).  With decay_ms=0 or
+ * stayed free for decay_ms (tidei_huge_purge), and a new chunk unmaps as
+ * much first (tidei_huge_give_way_locked).  With decay_ms=0 or
  * huge_cache_mb=0 nothing is cached: a freed huge block is unmapped at once.
  *
  * realloc grows a block in place over the free range or the unmapped
@@ -536,6 +537,27 @@ bool tidei_huge_release_locked(void)
         tidei_meta_span_delete(r);
     }
     return released;
+}
+
+/* Makes way for bytes of new memory that the chunks are about to map: unmaps
+ * that much of the cache (or all of it), from the range freed longest ago.
+ * A cached range serves huge blocks only, so a program whose other blocks
+ * grow while a freed huge block sits in the cache would hold both (SQLite's
+ * sorter frees an 8 MiB buffer and then fills its page cache): the new
+ * chunk takes the cache's place.  Arena lock held (the unmapping too: the
+ * chunk's mapping is made under it as well, and both are rare). */
+void tidei_huge_give_way_locked(size_t bytes)
+{
+    tide_arena_t *a = &tidei_arena;
+    huge_cut_t cuts[PURGE_CUTS];
+    int k;
+    do {
+        size_t limit = a->huge_cache_bytes > bytes ? a->huge_cache_bytes - bytes : 0;
+        k = cache_trim(limit, cuts, PURGE_CUTS);
+        unmap_cuts(cuts, k);
+        for (int i = 0; i < k; i++)
+            bytes = bytes > cuts[i].bytes ? bytes - cuts[i].bytes : 0;
+    } while (k == PURGE_CUTS && bytes);
 }
 
 /* The scavenger's work on the cache: unmaps the free ranges that have been

@@ -420,6 +420,7 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero);
 void tidei_huge_free(tide_span_t *s);
 void *tidei_huge_realloc(tide_span_t *s, size_t n);
 bool tidei_huge_release_locked(void);
+void tidei_huge_give_way_locked(size_t bytes);
 bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms);
 
 /* ---- meta.c: out-of-band metadata (call with the arena lock held) ---- */

@@ -26,6 +26,9 @@
  *                              of live huge bytes;
  *   cache_bounded_by_option    TIDE_CONF huge_cache_mb bounds it too, and 0
  *                              turns it off (in a child started with it);
+ *   cache_gives_way_to_chunks  a chunk mapped for smaller blocks unmaps as
+ *                              much of the cache first, so that the two are
+ *                              not held at once;
  *   trim_returns_cache         malloc_trim(0) unmaps the cache, returns 1;
  *   fork_child_reuses          a forked child reuses the cache it inherited,
  *                              and its own scavenger returns it;
@@ -338,6 +341,36 @@ static void cache_bounded_by_option(void)
     }
 }
 
+static void cache_gives_way_to_chunks(void)
+{
+    TIDE_ONLY();
+    tide_trim();
+    char *h = xmalloc(32 * MiB);
+    memset(h, 1, 32 * MiB);
+    free(h);
+    struct tide_stats a = th_stats();
+    CHECKF(a.huge_cached_bytes >= 32 * MiB, "huge cache %zu bytes after freeing 32 MiB", a.huge_cached_bytes);
+    /* 1 MiB large blocks (from the chunks) until two chunks more are mapped */
+    enum { MAX = 64 };
+    char *p[MAX];
+    int n = 0;
+    struct tide_stats b = a;
+    while (n < MAX && b.n_chunks < a.n_chunks + 2) {
+        p[n] = xmalloc(MiB);
+        memset(p[n++], 3, MiB);
+        b = th_stats();
+    }
+    CHECKF(b.n_chunks == a.n_chunks + 2, "%d blocks of 1 MiB: %zu chunks -> %zu", n, a.n_chunks, b.n_chunks);
+    size_t chunks_bytes = (b.n_chunks - a.n_chunks) * 8 * MiB;
+    CHECKF(b.huge_cached_bytes == a.huge_cached_bytes - chunks_bytes,
+           "huge cache %zu -> %zu bytes while %zu bytes of chunks were mapped (want as much less)",
+           a.huge_cached_bytes, b.huge_cached_bytes, chunks_bytes);
+    CHECKF(b.returned_bytes >= a.returned_bytes + chunks_bytes, "returned_bytes %zu -> %zu: the cache was not unmapped",
+           a.returned_bytes, b.returned_bytes);
+    for (int i = 0; i < n; i++)
+        free(p[i]);
+}
+
 static void trim_returns_cache(void)
 {
     TIDE_ONLY();
@@ -452,6 +485,7 @@ int main(int argc, char **argv)
     RUN(reuse_across_threads);
     RUN(cache_bounded_by_peak);
     RUN(cache_bounded_by_option);
+    RUN(cache_gives_way_to_chunks);
     RUN(trim_returns_cache);
     RUN(fork_child_reuses);
     RUN(decay_returns_cache);
