@@ -6,7 +6,8 @@
  *   2. scan the roots: every readable, writable, private mapping of the
  *      process that is not tide's own memory.  That is the data and bss of
  *      every loaded module, every thread's stack (the calling thread's from
- *      its stack pointer up, its registers spilled there first), thread-
+ *      its stack pointer up, its registers spilled there first; a stopped
+ *      thread's from its handler's frame up, stack_floor), thread-
  *      local storage (static TLS sits in the stacks' mappings or in the
  *      loader's; dynamic TLS blocks are tide blocks reached from the
  *      thread's DTV), and memory other allocators got from mmap (CPython's
@@ -63,6 +64,7 @@ typedef struct leak {
     uintptr_t lo, hi;            /* from the first block's start to the last one's end */
     tidei_scratch_t stack;       /* blocks marked, not yet scanned (size_t) */
     tidei_scratch_t skip;        /* tide's own ranges (leak_range_t), sorted */
+    uintptr_t maps_guard_end;    /* scan_maps: the end of the last line if it was guard pages */
 } leak_t;
 
 /* ---- sorting without qsort (which may allocate) ---- */
@@ -248,9 +250,15 @@ static uintptr_t parse_hex(const char **s)
     }
 }
 
+static uintptr_t stack_floor(uintptr_t lo, uintptr_t hi);
+
 /* Scans one line of /proc/self/maps as a root if it is readable, writable
  * and private, and not a device.  The mapping holding sp is scanned from
- * sp up (below it lie dead frames). */
+ * sp up (below it lie dead frames); so is a thread's stack from the frame
+ * of the handler that stopped it (stack_floor), when the line is one: the
+ * main thread's, or one just above guard pages, as glibc maps a thread's.
+ * (A stack the program placed inside a bigger mapping of its own is
+ * scanned whole: the floor could cut off the data below it.) */
 static void scan_maps_line(leak_t *l, const char *line, uintptr_t sp)
 {
     const char *s = line;
@@ -258,7 +266,11 @@ static void scan_maps_line(leak_t *l, const char *line, uintptr_t sp)
     if (*s++ != '-')
         return;
     uintptr_t hi = parse_hex(&s);
-    if (*s++ != ' ' || s[0] != 'r' || s[1] != 'w' || s[3] != 'p')
+    if (*s++ != ' ')
+        return;
+    bool above_guard = l->maps_guard_end == lo;
+    l->maps_guard_end = s[0] == '-' && s[1] == '-' && s[2] == '-' ? hi : 0;
+    if (s[0] != 'r' || s[1] != 'w' || s[3] != 'p')
         return;
     const char *path = s;
     for (int field = 0; field < 4 && *path; field++) {  /* perms offset dev inode */
@@ -273,6 +285,8 @@ static void scan_maps_line(leak_t *l, const char *line, uintptr_t sp)
         return;
     if (sp >= lo && sp < hi)
         lo = sp & ~(uintptr_t)7;
+    else if (above_guard || strncmp(path, "[stack]", 7) == 0)
+        lo = stack_floor(lo, hi);
     scan_root(l, lo, hi);
 }
 
@@ -426,6 +440,9 @@ static struct {
     int n;                       /* threads signalled */
     int tid[TIDE_LEAK_PARK_MAX];           /* their ids */
     _Atomic int state[TIDE_LEAK_PARK_MAX]; /* PARK_* */
+    uintptr_t floor[TIDE_LEAK_PARK_MAX];   /* a stopped thread's handler frame, below its saved
+                                              registers and live frames: the stack under it is
+                                              dead (0: unknown; written before PARK_STOPPED) */
     _Atomic int inside;          /* handlers still running */
 } park;
 
@@ -445,6 +462,11 @@ static void on_park(int sig, siginfo_t *si, void *ucv)
             atomic_store_explicit(&park.state[i], PARK_MISSED, release);
             break;
         }
+        /* on an alternate signal stack the thread's own stack is elsewhere:
+         * no floor then */
+        volatile char here = 0;
+        stack_t ss;
+        park.floor[i] = sigaltstack(NULL, &ss) == 0 && !(ss.ss_flags & SS_ONSTACK) ? (uintptr_t)&here : 0;
         atomic_store_explicit(&park.state[i], PARK_STOPPED, release);
         while (atomic_load_explicit(&park.active, acquire))
             tidei_os_sleep_ms(TIDE_PARK_POLL_MS);
@@ -452,6 +474,22 @@ static void on_park(int sig, siginfo_t *si, void *ucv)
     }
     atomic_fetch_sub_explicit(&park.inside, 1, acq_rel);
     errno = saved;
+}
+
+/* Where the scan of a stack mapped at [lo, hi) starts: the lowest floor of
+ * a thread stopped there (a single stack holds one; taking the lowest
+ * keeps every live frame should two share a mapping), else lo. */
+static uintptr_t stack_floor(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t from = hi;
+    for (int i = 0; i < park.n; i++) {
+        if (atomic_load_explicit(&park.state[i], acquire) != PARK_STOPPED)
+            continue;
+        uintptr_t f = park.floor[i] & ~(uintptr_t)7;
+        if (f >= lo && f < from)
+            from = f;
+    }
+    return from < hi ? from : lo;
 }
 
 /* Installs the handler on SIGRTMAX - TIDE_LEAK_SIGNAL_FROM_MAX unless the
@@ -498,6 +536,7 @@ static void park_list(void)
                 tid = tid * 10 + (*c - '0');
             if (tid > 0 && tid != me && tid != scav && park.n < TIDE_LEAK_PARK_MAX) {
                 park.tid[park.n] = tid;
+                park.floor[park.n] = 0;
                 atomic_store_explicit(&park.state[park.n], PARK_MISSED, relaxed);
                 park.n++;
             }

@@ -341,4 +341,29 @@ else
     pass leak_scavenger_stack
 fi
 
+# ---- pointers in the dead frames of stopped threads --------------------------------------
+#
+# `leak_prog parked` leaks a small, a large and a huge block in a worker and
+# in main, each from a function whose 16 KiB frame keeps their pointers in its
+# deepest words once it has returned. A third thread runs tide_leak_check()
+# while the worker waits in read() and main in pthread_join(): a stopped
+# thread's stack is scanned from the frame of the handler that stopped it up,
+# so those dead words keep nothing and all six blocks are leaked (the whole
+# stack was scanned before, and none was).
+
+run parked "" parked
+want=$(sed -n 's/^expect \([0-9]*\) \([0-9]*\)$/\2/p' "$tmp/parked.out")
+got=$(sed -n 's/^check //p' "$tmp/parked.out")
+if ! msg=$(why_status 0); then
+    fail leak_parked_dead_frames "$msg: $(snip parked.err)"
+elif [ "$got" = missing ]; then
+    fail leak_parked_dead_frames "libtide.so has no tide_leak_check"
+elif [ -z "$want" ] || [ "$got" != "$want" ]; then
+    fail leak_parked_dead_frames "tide_leak_check returned '$got', want '$want' blocks: $(snip parked.err)"
+elif ! grep -q "^tide: leak check: $(sed -n 's/^expect \([0-9]*\) .*/\1/p' "$tmp/parked.out") bytes leaked in $want blocks" "$tmp/parked.err"; then
+    fail leak_parked_dead_frames "want '$(sed -n 's/^expect //p' "$tmp/parked.out")', got: $(grep '^tide: leak check:' "$tmp/parked.err")"
+else
+    pass leak_parked_dead_frames
+fi
+
 exit $rc

@@ -17,6 +17,10 @@
  *                       in every thread state (see leak_ranges below)
  *   leak_prog reused    leaks blocks at addresses the scavenger gave back
  *                       just before (see leak_reused below)
+ *   leak_prog parked    leaks blocks whose last pointers are in dead frames
+ *                       of threads the check stops (see leak_deep below);
+ *                       prints "expect BYTES BLOCKS" and "check N" (the
+ *                       count tide_leak_check returned)
  * Each first prints "pid N" and "keep BLOCKS BYTES" (what keep_here keeps).
  *
  * What is leaked (leak_here): 10 blocks of 128 bytes, all pointers dropped;
@@ -42,6 +46,8 @@
  * before the check. */
 #include "contexts.h"
 #include "progs.h"
+
+#include <semaphore.h>
 
 long tide_leak_check(void);
 #pragma weak tide_leak_check
@@ -302,6 +308,65 @@ static size_t leak_reused_rounds(void)
     return bytes;
 }
 
+/* ---- parked: pointers in the dead frames of stopped threads ------------- */
+
+/* Leaks a small, a large and a huge block, their pointers left in the
+ * deepest words of a 16 KiB frame: once it returns, the calls the thread
+ * makes next (and the signal frame of the check's stop) lie far above
+ * them, so they stay in its stack as dead words, as the pointers of a
+ * function that returned do. */
+#define DEEP_BYTES (192 + 300 * KiB + 6 * MiB)
+__attribute__((noinline, noclone)) void leak_deep(void)
+{
+    void *volatile frame[2048];
+    frame[0] = fill(malloc(192), 192);
+    frame[1] = fill(malloc(300 * KiB), 300 * KiB);
+    frame[2] = fill(malloc(6 * MiB), 6 * MiB);
+    for (int i = 3; i < 2048; i++)
+        frame[i] = NULL;
+}
+
+static int parked_pipe[2];
+static sem_t parked_ready;
+
+/* A worker leaks, then blocks in read() until the check is over. */
+static void *parked_worker(void *arg)
+{
+    (void)arg;
+    leak_deep();
+    sem_post(&parked_ready);
+    char c;
+    while (read(parked_pipe[0], &c, 1) < 0 && errno == EINTR)
+        ;
+    return NULL;
+}
+
+/* The checking thread: both other threads (the worker in read(), main in
+ * pthread_join()) are stopped by the check. */
+static void *parked_checker(void *arg)
+{
+    (void)arg;
+    sem_wait(&parked_ready);
+    printf("check %ld\n", tide_leak_check());
+    if (write(parked_pipe[1], "x", 1) != 1) abort();
+    return NULL;
+}
+
+static void leak_parked(void)
+{
+    if (!tide_leak_check) {
+        printf("check missing\n");
+        return;
+    }
+    if (pipe(parked_pipe) != 0 || sem_init(&parked_ready, 0, 0) != 0) abort();
+    pthread_t w, c;
+    if (pthread_create(&w, NULL, parked_worker, NULL) != 0) abort();
+    leak_deep();
+    if (pthread_create(&c, NULL, parked_checker, NULL) != 0) abort();
+    if (pthread_join(c, NULL) != 0 || pthread_join(w, NULL) != 0) abort();
+    printf("expect %zu 6\n", (size_t)2 * DEEP_BYTES);
+}
+
 __attribute__((noinline, noclone)) void exit_now(void)
 {
     exit(0);
@@ -358,6 +423,10 @@ int main(int argc, char **argv)
         ctx_scrub_stack();
         return 0;
     }
-    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused\n");
+    if (strcmp(mode, "parked") == 0) {
+        leak_parked();
+        return 0;
+    }
+    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|parked\n");
     return 2;
 }
