@@ -448,6 +448,17 @@ static void shared_take_free(tide_heap_t *sh, tide_span_t *s)
     pthread_mutex_unlock(&sh->lock);
 }
 
+/* Whether a free that left n blocks on shared span s's remote list takes
+ * them in now: every TIDE_SHARED_TAKE_EVERY blocks, and when they may be
+ * all the span has out (it is empty: retired at once).  The rest wait for
+ * the next take or for a malloc that finds the span's list empty, so that
+ * the threads freeing into a shared heap take its lock once in so many
+ * frees.  A hint read without the lock, as abandoned_emptied. */
+__attribute__((no_sanitize("thread"))) static bool shared_take_due(const tide_span_t *s, uintptr_t n)
+{
+    return n % TIDE_SHARED_TAKE_EVERY == 0 || n >= tidei_span_used(s);
+}
+
 static void abandoned_release(tide_span_t *s);
 
 /* Whether the remote frees of s, n after a push, are all the blocks it
@@ -465,8 +476,10 @@ __attribute__((no_sanitize("thread"))) static bool abandoned_emptied(const tide_
 void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
 {
     uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
+    bool notified = false;
     for (;;) {
         if ((old & TIDE_RS_MASK) == TIDE_RS_USE_NOTIFY) {
+            notified = true;
             if (!atomic_compare_exchange_weak_explicit(&s->remote, &old, (old & ~TIDE_RS_MASK) | TIDE_RS_NOTIFYING,
                                                        acq_rel, relaxed))
                 continue;
@@ -504,7 +517,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
     if (h) {
         if (!atomic_load_explicit(&h->remote_in, relaxed))
             atomic_store_explicit(&h->remote_in, true, release);
-        if (tidei_heap_is_shared(h))
+        if (tidei_heap_is_shared(h) && (notified || shared_take_due(s, (old >> TIDE_RS_COUNT_SHIFT) + 1)))
             shared_take_free(h, s);
     }
 }
@@ -700,7 +713,16 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
     tide_heap_t *sh = &tidei_shared_heaps[h->id % TIDE_SHARED_HEAPS];
     pthread_mutex_lock(&sh->lock);
     static_heap_ready(sh, -2);
-    tide_span_t *s = tidei_heap_find_span(sh, cls);
+    /* the bin's head while it has a block at hand; the search (which takes
+     * in its remote frees, an atomic exchange on a line the freeing threads
+     * write) once it has none */
+    tide_span_t *s = sh->bins[cls];
+    if (s && s->free) {
+        sh->slow_seq++;  /* the activity the search would have shown */
+        span_settle(s);
+    } else {
+        s = tidei_heap_find_span(sh, cls);
+    }
     tide_free_block_t *b = NULL;
     if (s) {
         b = s->free;

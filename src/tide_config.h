@@ -78,6 +78,9 @@
 /* A thread that has stopped sharing this many classes (past the count
  * above, or adopting an exited thread's span) shares no class any more. */
 #define TIDE_SHARED_OWN_CLASSES 8
+/* A free into a shared heap's span takes the span's remote frees in (under
+ * the heap's lock) once every this many (heap.c shared_take_due). */
+#define TIDE_SHARED_TAKE_EVERY 16
 
 /* The page map: a two-level radix tree over a 47-bit address space, one
  * entry per page.  The top level is a static array (in .bss, touched only
