@@ -710,7 +710,12 @@ bool tidei_heap_takes_shared(tide_heap_t *h, int cls)
  * memory ran out.  Owner only; no tide lock held. */
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
 {
-    tide_heap_t *sh = &tidei_shared_heaps[h->id % TIDE_SHARED_HEAPS];
+    /* the shared heap of the CPU the thread runs on: threads running at once
+     * take different locks and carve from different spans, whose lines then
+     * stay in one core's cache (their frees, mostly made there too, push
+     * onto spans no other core is writing) */
+    int cpu = sched_getcpu();
+    tide_heap_t *sh = &tidei_shared_heaps[(cpu >= 0 ? (unsigned)cpu : h->id) % TIDE_SHARED_HEAPS];
     pthread_mutex_lock(&sh->lock);
     static_heap_ready(sh, -2);
     /* the bin's head while it has a block at hand; the search (which takes
