@@ -887,20 +887,36 @@ static tide_span_t *heap_adopt(tide_heap_t *h, int cls)
         return NULL;
     h->ctr.spans[cls]++;
     h->ctr.moved_in[cls] += tidei_span_used(s);
-    h->ctr.collected[cls] += tidei_span_collect(s);
+    h->ctr.collected[cls] += tidei_span_collect(s, true);
     tide_debug_assert(s->free);
     bin_push(h, s, true);
     return s;
 }
 
+/* Makes s, a span of h's bin with a free block, the bin's head. */
+static tide_span_t *bin_to_head(tide_heap_t *h, tide_span_t *s)
+{
+    span_settle(s);
+    if (h->bins[s->cls] != s) {
+        bin_remove(h, s);
+        bin_push(h, s, true);
+    }
+    return s;
+}
+
 /* Returns a span of class cls with a free block, at the head of h's bin
- * (h->direct[cls]), or NULL if memory ran out.  Owner only, h->lock held. */
+ * (h->direct[cls]), or NULL if memory ran out.  Blocks freed already come
+ * first: the head's, those other threads freed into its full spans (the
+ * notify list), the other spans'; only then are fresh ones carved, so that
+ * a thread whose blocks come back from other threads (a producer) does not
+ * touch a new page while its frees wait elsewhere.  Owner only, h->lock
+ * held. */
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
 {
     h->slow_seq++;
     tide_span_t *s = h->bins[cls];
     if (s) {
-        h->ctr.collected[cls] += tidei_span_collect(s);
+        h->ctr.collected[cls] += tidei_span_collect(s, false);
         span_settle(s);
         if (s->free)
             return s;
@@ -909,20 +925,20 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     for (s = h->bins[cls]; s;) {
         tide_span_t *next = s->next;
         if (!s->free)
-            h->ctr.collected[cls] += tidei_span_collect(s);
-        if (s->free) {
-            span_settle(s);
-            if (h->bins[cls] != s) {
-                bin_remove(h, s);
-                bin_push(h, s, true);
-            }
-            return s;
-        }
-        if (span_try_mark_full(s)) {
+            h->ctr.collected[cls] += tidei_span_collect(s, false);
+        if (s->free)
+            return bin_to_head(h, s);
+        if (s->n_built == s->n_blocks && span_try_mark_full(s)) {
             bin_remove(h, s);
             full_push(h, s);
         }
         s = next;
+    }
+    for (s = h->bins[cls]; s; s = s->next) {
+        if (s->n_built < s->n_blocks) {
+            h->ctr.collected[cls] += tidei_span_collect(s, true);
+            return bin_to_head(h, s);
+        }
     }
     s = heap_adopt(h, cls);
     if (s)
@@ -933,7 +949,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     tidei_span_init_small(s, cls);
     atomic_store_explicit(&s->heap, h, release);
     h->ctr.spans[cls]++;
-    tidei_span_collect(s);  /* a new span: carves its first blocks */
+    tidei_span_collect(s, true);  /* a new span: carves its first blocks */
     bin_push(h, s, true);
     return s;
 }

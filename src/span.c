@@ -253,13 +253,14 @@ size_t tidei_span_take_remote(tide_span_t *s)
 
 /* Takes in the remote frees of s and, if s->free is empty, refills it:
  * with the owner's other frees (local_free), the remote ones waiting on
- * local_free for the next refill, or with the remote ones, else with fresh
- * blocks.  Leaves s->free NULL only when every block is out.  No list is
- * walked unless local_free and s->free both have blocks when remote frees
- * come in: joining two lists walks one to its end, a cache miss per block
- * (and a remote list's blocks were last written by another core).
+ * local_free for the next refill, or with the remote ones, else (carve)
+ * with fresh blocks.  With carve, leaves s->free NULL only when every block
+ * is out; without, also when the blocks left are not carved yet.  No list
+ * is walked unless local_free and s->free both have blocks when remote
+ * frees come in: joining two lists walks one to its end, a cache miss per
+ * block (and a remote list's blocks were last written by another core).
  * Returns how many remote frees it took.  Owner only. */
-size_t tidei_span_collect(tide_span_t *s)
+size_t tidei_span_collect(tide_span_t *s, bool carve)
 {
     tide_free_block_t *list;
     size_t got = take_remote(s, &list, "malloc");
@@ -270,7 +271,7 @@ size_t tidei_span_collect(tide_span_t *s)
         } else {
             s->free = list;
         }
-        if (!s->free && s->n_built < s->n_blocks)
+        if (carve && !s->free && s->n_built < s->n_blocks)
             span_extend(s);
     } else {
         local_free_add(s, list, "malloc");

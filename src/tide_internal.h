@@ -261,7 +261,7 @@ extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
 extern tide_span_t tidei_empty_span;
 void tidei_class_init(void);
 void tidei_span_init_small(tide_span_t *s, int cls);
-size_t tidei_span_collect(tide_span_t *s);
+size_t tidei_span_collect(tide_span_t *s, bool carve);
 size_t tidei_span_take_remote(tide_span_t *s);
 bool tidei_span_holds_free(tide_span_t *s, const tide_free_block_t *b, bool owner);
 uintptr_t tidei_link_key(uintptr_t start);

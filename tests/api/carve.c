@@ -15,10 +15,15 @@
  *     allowed);
  *   - every block still reads what was written, and all are freed.
  * Against glibc (TIDE_TESTS_GLIBC=1) the second case fails: glibc takes a
- * fault per page of its heap. */
+ * fault per page of its heap.
+ * And a refill takes blocks already freed before it carves (heap.c
+ * tidei_heap_find_span): remote_frees_before_carving. */
 #include "testhelper.h"
 
 #include <linux/perf_event.h>
+#include <semaphore.h>
+
+#pragma weak tide_set_decay_ms
 #include <sys/syscall.h>
 
 static int fault_fd = -1;
@@ -123,9 +128,101 @@ static void big_process_takes_pages_ahead(void)
         free(big[i]);
 }
 
+/* A thread fills a span of 208-byte blocks and starts a second one; another
+ * thread frees all but one of the first span's blocks.  The first thread's
+ * next mallocs drain what the second span has carved, and then its refill
+ * must take the freed blocks back rather than carve the second span's next
+ * page: within one carve's worth of blocks (a page, 19 of them) a freed
+ * block of the first span comes back.  Before, the second span was carved
+ * to its end (315 blocks) while the freed ones waited.  Blocks the thread
+ * takes from a shared heap meanwhile (tide_block_info's heap 0) are set
+ * aside. */
+enum { REUSE_SIZE = 208, REUSE_MAX = 1024, REUSE_LATER = 1024 };
+static char *reuse_blocks[REUSE_MAX];
+static int reuse_n;
+static sem_t reuse_ready, reuse_go;
+
+static void *reuse_freer(void *arg)
+{
+    free(malloc(th_opaque(32)));  /* a heap of its own: two threads allocate */
+    sem_post(&reuse_ready);
+    sem_wait(&reuse_go);
+    for (int i = 1; i < reuse_n; i++)
+        free(reuse_blocks[i]);
+    return arg;
+}
+
+static bool in_span_of(const char *p, const char *first)
+{
+    return p >= first && p < first + 64 * 1024;
+}
+
+static void remote_frees_before_carving(void)
+{
+    TIDE_ONLY();
+    if (tide_set_decay_ms)
+        tide_set_decay_ms(-1);  /* no scavenger between the steps */
+    sem_init(&reuse_ready, 0, 0);
+    sem_init(&reuse_go, 0, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, reuse_freer, NULL) == 0);
+    sem_wait(&reuse_ready);
+    /* the thread's first blocks of the class come from a shared heap (heap
+     * 0 in tide_block_info); then from its own first span, and p from the
+     * second */
+    char *first = NULL, *p = NULL;
+    for (int i = 0; i < REUSE_MAX; i++) {
+        p = malloc(th_opaque(REUSE_SIZE));
+        memset(p, 1, REUSE_SIZE);
+        struct tide_block_info bi;
+        CHECK(tide_block_info(p, &bi) == TIDE_BLOCK_LIVE);
+        if (bi.block.heap == 0) {
+            free(p);
+            continue;
+        }
+        if (!first)
+            first = p;
+        if (!in_span_of(p, first))
+            break;
+        reuse_blocks[reuse_n++] = p;
+    }
+    sem_post(&reuse_go);
+    pthread_join(t, NULL);
+    if (!first || in_span_of(p, first)) {
+        FAILF("no second span after %d blocks of the first", reuse_n);
+        return;
+    }
+    /* blocks from the shared heap (the freer made two threads allocate)
+     * are set aside: the refills of the thread's own spans are the point */
+    static char *later[REUSE_LATER];
+    int n_later = 0, sequential = 0;
+    char *q = NULL;
+    while (n_later < REUSE_LATER) {
+        q = malloc(th_opaque(REUSE_SIZE));
+        struct tide_block_info bi;
+        CHECK(tide_block_info(q, &bi) == TIDE_BLOCK_LIVE);
+        if (bi.block.heap != 0 && !in_span_of(q, p))
+            break;
+        sequential += bi.block.heap != 0;
+        later[n_later++] = q;
+    }
+    bool reused = false;
+    for (int i = 1; i < reuse_n; i++)
+        reused |= q == reuse_blocks[i];
+    CHECKF(reused && sequential <= 32,
+           "%d blocks carved in the second span before a freed one came back (%s); %d were freed",
+           sequential, reused ? "one did" : "none did", reuse_n - 1);
+    free(q);
+    for (int i = 0; i < n_later; i++)
+        free(later[i]);
+    free(p);
+    free(reuse_blocks[0]);
+}
+
 int main(void)
 {
     RUN(on_tide);
+    RUN(remote_frees_before_carving);
     RUN(small_process_faults_per_page);
     RUN(big_process_takes_pages_ahead);
     return th_summary();

@@ -94,7 +94,7 @@ static void every_class_and_offset(void)
             if (s->n_built == s->n_blocks)
                 break;
             s->free = NULL;              /* as if every carved block was handed out */
-            tidei_span_collect(s);       /* carves the next batch */
+            tidei_span_collect(s, true); /* carves the next batch */
         }
         s->free = NULL;
         tidei_arena_free_run(s, false);
@@ -135,7 +135,7 @@ static void far_addresses(void)
             return;
         while (s->n_built < s->n_blocks) {  /* every block built: the widest bound */
             s->free = NULL;
-            tidei_span_collect(s);
+            tidei_span_collect(s, true);
         }
         uint32_t size = s->block_size;
         uint64_t span_bytes = (uint64_t)s->n_blocks * size;
