@@ -448,26 +448,16 @@ static void shared_take_free(tide_heap_t *sh, tide_span_t *s)
     pthread_mutex_unlock(&sh->lock);
 }
 
-/* Whether a free that left n blocks on shared span s's remote list takes
- * them in now: every TIDE_SHARED_TAKE_EVERY blocks, and when they may be
- * all the span has out (it is empty: retired at once).  The rest wait for
- * the next take or for a malloc that finds the span's list empty, so that
- * the threads freeing into a shared heap take its lock once in so many
- * frees.  A hint read without the lock, as abandoned_emptied. */
-__attribute__((no_sanitize("thread"))) static bool shared_take_due(const tide_span_t *s, uintptr_t n)
-{
-    return n % TIDE_SHARED_TAKE_EVERY == 0 || n >= tidei_span_used(s);
-}
-
 static void abandoned_release(tide_span_t *s);
 
 /* Whether the remote frees of s, n after a push, are all the blocks it
  * counts as out.  A hint, read without the lock: s may have been adopted
  * since (its owner's malloc and free change the count as this reads it),
- * so abandoned_release looks again under tidei_heaps_lock. */
-__attribute__((no_sanitize("thread"))) static bool abandoned_emptied(const tide_span_t *s, uintptr_t n)
+ * so whoever acts on it looks again under a lock (abandoned_release,
+ * shared_take_free). */
+__attribute__((no_sanitize("thread"))) static bool remote_emptied(const tide_span_t *s, uintptr_t n)
 {
-    return n == tidei_span_used(s);
+    return n >= tidei_span_used(s);
 }
 
 /* Free of block b of span s by a thread that does not own s (b->key is set).
@@ -501,7 +491,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
     }
     /* An abandoned span whose last live block this was goes back now. */
     if ((old & TIDE_RS_MASK) == TIDE_RS_NEVER) {
-        if (abandoned_emptied(s, (old >> TIDE_RS_COUNT_SHIFT) + 1))
+        if (remote_emptied(s, (old >> TIDE_RS_COUNT_SHIFT) + 1))
             abandoned_release(s);
         return;
     }
@@ -512,12 +502,18 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
      * came after (scav.c).  A shared heap's free is taken in at once if it
      * can be.  Should s have been collected and retired meanwhile, h is
      * NULL or another heap: a needless flag costs the scavenger one more
-     * look. */
+     * look.  Into a shared heap, the free takes the span's remote frees in
+     * every TIDE_SHARED_TAKE_EVERY blocks, and when they may have emptied
+     * it (it goes back at once); the rest wait for the next take or for a
+     * malloc that finds the span's list empty, so that the threads freeing
+     * into a shared heap take its lock once in so many frees.  A free that
+     * went onto the notify list (the span was full) takes it in at once. */
     tide_heap_t *h = atomic_load_explicit(&s->heap, relaxed);
     if (h) {
         if (!atomic_load_explicit(&h->remote_in, relaxed))
             atomic_store_explicit(&h->remote_in, true, release);
-        if (tidei_heap_is_shared(h) && (notified || shared_take_due(s, (old >> TIDE_RS_COUNT_SHIFT) + 1)))
+        uintptr_t n = (old >> TIDE_RS_COUNT_SHIFT) + 1;
+        if (tidei_heap_is_shared(h) && (notified || n % TIDE_SHARED_TAKE_EVERY == 0 || remote_emptied(s, n)))
             shared_take_free(h, s);
     }
 }
@@ -718,16 +714,7 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
     tide_heap_t *sh = &tidei_shared_heaps[(cpu >= 0 ? (unsigned)cpu : h->id) % TIDE_SHARED_HEAPS];
     pthread_mutex_lock(&sh->lock);
     static_heap_ready(sh, -2);
-    /* the bin's head while it has a block at hand; the search (which takes
-     * in its remote frees, an atomic exchange on a line the freeing threads
-     * write) once it has none */
-    tide_span_t *s = sh->bins[cls];
-    if (s && s->free) {
-        sh->slow_seq++;  /* the activity the search would have shown */
-        span_settle(s);
-    } else {
-        s = tidei_heap_find_span(sh, cls);
-    }
+    tide_span_t *s = tidei_heap_find_span(sh, cls);
     tide_free_block_t *b = NULL;
     if (s) {
         b = s->free;
@@ -916,7 +903,11 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     h->slow_seq++;
     tide_span_t *s = h->bins[cls];
     if (s) {
-        h->ctr.collected[cls] += tidei_span_collect(s, false);
+        /* a head with blocks at hand (a shared heap's, which every malloc
+         * searches) keeps its remote frees for later: taking them in is an
+         * atomic exchange on a line the freeing threads write */
+        if (!s->free)
+            h->ctr.collected[cls] += tidei_span_collect(s, false);
         span_settle(s);
         if (s->free)
             return s;
@@ -1041,7 +1032,7 @@ static void abandoned_free_locked(tide_span_t *s)
 
 /* A remote free into s found it abandoned, its heap NULL and its state
  * NEVER in the word its push replaced, and saw the push bring the remote
- * count up to the blocks out (abandoned_emptied): if s is still on an
+ * count up to the blocks out (remote_emptied): if s is still on an
  * abandoned list, now that the lock is held, and holds no live block, its
  * pages go back now, not at the next sweep (which comes only when the page
  * allocator runs out of free runs).  Any thread, no tide lock held. */

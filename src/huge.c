@@ -549,15 +549,13 @@ bool tidei_huge_release_locked(void)
 void tidei_huge_give_way_locked(size_t bytes)
 {
     tide_arena_t *a = &tidei_arena;
+    size_t limit = a->huge_cache_bytes > bytes ? a->huge_cache_bytes - bytes : 0;
     huge_cut_t cuts[PURGE_CUTS];
     int k;
     do {
-        size_t limit = a->huge_cache_bytes > bytes ? a->huge_cache_bytes - bytes : 0;
         k = cache_trim(limit, cuts, PURGE_CUTS);
         unmap_cuts(cuts, k);
-        for (int i = 0; i < k; i++)
-            bytes = bytes > cuts[i].bytes ? bytes - cuts[i].bytes : 0;
-    } while (k == PURGE_CUTS && bytes);
+    } while (k == PURGE_CUTS);
 }
 
 /* The scavenger's work on the cache: unmaps the free ranges that have been

@@ -79,7 +79,7 @@
  * above, or adopting an exited thread's span) shares no class any more. */
 #define TIDE_SHARED_OWN_CLASSES 8
 /* A free into a shared heap's span takes the span's remote frees in (under
- * the heap's lock) once every this many (heap.c shared_take_due). */
+ * the heap's lock) once every this many (heap.c tidei_heap_free_remote). */
 #define TIDE_SHARED_TAKE_EVERY 16
 
 /* The page map: a two-level radix tree over a 47-bit address space, one
