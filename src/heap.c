@@ -661,24 +661,33 @@ bool tidei_heap_is_shared(const tide_heap_t *h)
     return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
 }
 
-/* Thread heaps in use (tidei_heaps_lock), and whether two ever were at
- * once: until then the process has one thread that allocates, which the
- * shared heaps would only cost a second span per class (and its frees of
- * those blocks would be remote frees). */
+/* Thread heaps in use (tidei_heaps_lock), and whether there are at least
+ * TIDE_CONF shared_threads of them, set as the count changes: with fewer,
+ * spans of each thread's own cost a few pages per class and thread, while
+ * a shared block costs a lock on its malloc and a compare-and-swap on its
+ * free (a single thread would also pay a second span per class). */
 static unsigned heaps_live;
 static bool heaps_sharing;
+
+static void heaps_live_add(int d)
+{
+    heaps_live += (unsigned)d;
+    __atomic_store_n(&heaps_sharing, heaps_live >= (unsigned long)tidei_opt.shared_threads, __ATOMIC_RELAXED);
+}
 
 /* Whether h's thread takes its next block of class cls from a shared heap:
  * it has taken fewer than TIDE_CONF shared_blocks of the class there, the
  * blocks are under TIDE_SHARED_MAX_SIZE (a thread's own span carves bigger
  * ones a block at a time: sharing them saves no page, and spans shared by
- * threads that free at random fragment), two threads have had heaps at
- * once, and no exited thread left a span of the class (one without a free
+ * threads that free at random fragment), TIDE_CONF shared_threads threads
+ * have heaps (heaps_sharing), and no exited thread left a span of the
+ * class (one without a free
  * block gets them as the program frees what that thread made).  Such a
  * span pins its pages anyway: adopting it costs no memory, and a
  * thread that took over an exited one's work (a pool's new worker) then
  * frees into its own span rather than into a shared one under its lock.
- * The thread shares the class no more.  And once a thread has stopped
+ * A thread that gets a span of its own for a class, for either reason,
+ * shares the class no more, even when more threads come.  And once a thread has stopped
  * sharing TIDE_SHARED_OWN_CLASSES classes, it shares none: it allocates
  * enough to fill spans of its own, and what sharing saves (a page or two
  * per class) is small beside it, while every free of a shared block costs
@@ -686,9 +695,9 @@ static bool heaps_sharing;
 bool tidei_heap_takes_shared(tide_heap_t *h, int cls)
 {
     if (h->shared_n[cls] >= tidei_opt.shared_blocks || tidei_class_size[cls] >= TIDE_SHARED_MAX_SIZE ||
-        h == &tidei_backup_heap || !__atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED))
+        h == &tidei_backup_heap)
         return false;
-    if (h->own_classes >= TIDE_SHARED_OWN_CLASSES ||
+    if (!__atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED) || h->own_classes >= TIDE_SHARED_OWN_CLASSES ||
         __atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED) ||  /* peek: heap_adopt looks again */
         __atomic_load_n(&abandoned_full[cls], __ATOMIC_RELAXED)) {
         h->shared_n[cls] = UINT16_MAX;
@@ -817,8 +826,7 @@ tide_heap_t *tidei_heap_acquire(void)
     }
     if (h) {
         heap_reset(h);
-        if (++heaps_live >= 2)
-            __atomic_store_n(&heaps_sharing, true, __ATOMIC_RELAXED);
+        heaps_live_add(1);
         h->in_use = true;
         h->tid = tidei_os_gettid();
         h->thread = pthread_self();
@@ -1013,7 +1021,7 @@ void tidei_heap_abandon(tide_heap_t *h)
     tidei_heap_give_up_spans(h);
     tidei_scav_thread_end(h);
     pthread_mutex_lock(&tidei_heaps_lock);
-    heaps_live--;
+    heaps_live_add(-1);
     h->in_use = false;
     h->has_thread = false;
     h->next_pool = heap_pool;

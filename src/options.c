@@ -24,6 +24,7 @@ tide_options_t tidei_opt = {
     .huge_cache_mb = -1,         /* -1: no fixed bound, only the recent peak */
     .chunk_cache = 2,
     .shared_blocks = TIDE_SHARED_BLOCKS,
+    .shared_threads = TIDE_SHARED_THREADS,
     .thp = 1,
     .thp_heap_mb = 32,
     .verbose = 0,
@@ -92,6 +93,9 @@ static const option_desc_t option_table[] = {
     { "shared_blocks", &tidei_opt.shared_blocks, 0, 65535,
       "a thread's first N blocks of each size class under 4 KiB come from spans all threads share; past N it gets "
       "spans of its own for the class (0: always its own)", OPT_INT, NULL, NULL },
+    { "shared_threads", &tidei_opt.shared_threads, 2, 1L << 20,
+      "threads take blocks from the shared spans only while at least N threads have heaps at once; a thread "
+      "that needs a class while fewer do gets spans of its own for it", OPT_INT, NULL, NULL },
     { "thp", &tidei_opt.thp, 0, 1,
       "ask the kernel for transparent huge pages (madvise) in blocks of 2 MiB and more (0|1)", OPT_INT, NULL, NULL },
     { "thp_heap_mb", &tidei_opt.thp_heap_mb, 0, 1L << 30,

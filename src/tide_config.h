@@ -69,6 +69,12 @@
  * the class. */
 #define TIDE_SHARED_HEAPS   4
 #define TIDE_SHARED_BLOCKS  256
+/* Threads share only while this many have heaps at once (the default of
+ * TIDE_CONF shared_threads): a few threads with spans of their own pin a
+ * few pages per class each, while every block of a shared span costs a
+ * lock on malloc and a compare-and-swap on free (bench threads-300: its
+ * pool of 8 short-lived threads ran 1.4 times faster without sharing). */
+#define TIDE_SHARED_THREADS 8
 /* Classes of blocks this large or larger are never taken from the shared
  * heaps: a span of the thread's own carves them a block at a time, so it
  * pins no page more than its blocks need, and spans shared by threads that

@@ -131,6 +131,7 @@ typedef struct tide_options {
     long thp_heap_mb;            /* chunks mapped once this many MiB are: huge pages throughout (arena.c) */
     long shared_blocks;          /* blocks of a class a thread takes from the shared heaps before it
                                     gets spans of its own (0: none, every thread owns its spans) */
+    long shared_threads;         /* threads share only while this many have heaps at once */
     long verbose;                /* print the options at start-up */
     long stats;                  /* report at exit: 0 no, 1 text, 2 JSON */
     char stats_file[TIDE_PATH_MAX]; /* report to this file ("" = stderr; %p = pid) */

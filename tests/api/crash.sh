@@ -52,9 +52,9 @@ api_run small crash_report=1,shared_blocks=0 small
 read -r _ blk _ < <(grep '^block ' small.out)
 result crash_small_block "$(check small $SEGV "^tide: $(printf 0x%x $((blk + 8))) is 8 bytes into the 48-byte block at $blk \\(size class 3; live or free: its memory is unreadable\\) of span 0x[0-9a-f]+-0x[0-9a-f]+, heap 1 \\(thread [0-9]+\\)\$")"
 
-# by default, once a second thread has had a heap, it comes from a shared
-# heap's span (src/heap.c)
-api_run small_shared crash_report=1 small-shared
+# with shared_threads=2, once a second thread has had a heap, it comes from
+# a shared heap's span (src/heap.c)
+api_run small_shared crash_report=1,shared_threads=2 small-shared
 read -r _ blk _ < <(grep '^block ' small_shared.out)
 result crash_small_shared_block "$(check small_shared $SEGV "^tide: $(printf 0x%x $((blk + 8))) is 8 bytes into the 48-byte block at $blk \\(size class 3; live or free: its memory is unreadable\\) of span 0x[0-9a-f]+-0x[0-9a-f]+, a shared heap \\(a thread's first blocks of a class\\)\$")"
 

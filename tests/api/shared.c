@@ -24,6 +24,9 @@
  *   - a forked child frees the parent's shared blocks and allocates new
  *     ones, from its main thread and from a new thread;
  *   - a double free of a shared block is reported, and aborts.
+ * These run with shared_threads=2, so that threads share from the second
+ * on; api/sharethreads.c checks the default threshold.
+ * th-conf: shared_threads=2
  * th-static: yes
  * th-timeout: 120 */
 #include "testhelper.h"
@@ -551,10 +554,18 @@ static void forked_child(void)
 
 /* ---- misuse ---- */
 
+static void *malloc_1900(void *arg)
+{
+    (void)arg;
+    return malloc(1900);
+}
+
 static void double_free_child(void *arg)
 {
     (void)arg;
-    void *p = th_opaque_ptr(malloc(1900));  /* main has not used this class: a shared block */
+    /* a thread of the child's (two heaps: shared_threads=2) that has not
+     * used this class: a shared block */
+    void *p = th_opaque_ptr((void *)in_thread(malloc_1900));
     struct tide_block_info bi;
     if (!p || tide_block_info(p, &bi) != TIDE_BLOCK_LIVE || bi.block.heap != 0)
         _exit(3);

@@ -6,10 +6,10 @@
  *   crash_prog null           allocates, then writes at address 0x10
  *   crash_prog small          writes into a live 48-byte block whose page it
  *                             made inaccessible (mprotect)
- *   crash_prog small-shared   the same, after a second thread allocated while
- *                             the main thread's heap was in use (from then on
- *                             a thread's first blocks come from the shared
- *                             heaps)
+ *   crash_prog small-shared   the same while a second thread that allocated
+ *                             waits (run with shared_threads=2: two threads
+ *                             have heaps, so the main thread's first blocks
+ *                             of a class come from the shared heaps)
  *   crash_prog large          reads a live 200000-byte block, likewise
  *   crash_prog stack          overflows the main thread's stack (it has
  *                             allocated nothing: no heap)
@@ -42,12 +42,16 @@ __attribute__((noinline)) static int recurse(int depth)
     return recurse(depth + 1) + buf[0];
 }
 
-/* A thread that allocates and exits. */
+/* A thread that allocates, then waits for the process to end. */
+static pthread_barrier_t allocated;
 static void *alloc_thread(void *arg)
 {
     void *p = malloc(16);
     sink = p;  /* (a malloc that is only freed is left out by the compiler) */
     free(p);
+    pthread_barrier_wait(&allocated);
+    for (;;)
+        pause();
     return arg;
 }
 
@@ -184,8 +188,9 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "small-shared") == 0) {
             sink = malloc(16);  /* the main thread's heap first */
             pthread_t t;
+            pthread_barrier_init(&allocated, NULL, 2);
             pthread_create(&t, NULL, alloc_thread, NULL);
-            pthread_join(t, NULL);
+            pthread_barrier_wait(&allocated);
         }
         char *keep[64];
         for (int i = 0; i < 64; i++)
