@@ -675,19 +675,30 @@ static void heaps_live_add(int d)
     __atomic_store_n(&heaps_sharing, heaps_live >= (unsigned long)tidei_opt.shared_threads, __ATOMIC_RELAXED);
 }
 
+/* In a forked child, whose only thread is the forking one: counts the
+ * heaps still in use again (fork_child has marked the others' not).
+ * tidei_heaps_lock held. */
+void tidei_heaps_recount(void)
+{
+    heaps_live = 0;
+    for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
+        heaps_live += h->in_use;
+    heaps_live_add(0);
+}
+
 /* Whether h's thread takes its next block of class cls from a shared heap:
  * it has taken fewer than TIDE_CONF shared_blocks of the class there, the
  * blocks are under TIDE_SHARED_MAX_SIZE (a thread's own span carves bigger
  * ones a block at a time: sharing them saves no page, and spans shared by
  * threads that free at random fragment), TIDE_CONF shared_threads threads
  * have heaps (heaps_sharing), and no exited thread left a span of the
- * class (one without a free
- * block gets them as the program frees what that thread made).  Such a
- * span pins its pages anyway: adopting it costs no memory, and a
- * thread that took over an exited one's work (a pool's new worker) then
- * frees into its own span rather than into a shared one under its lock.
- * A thread that gets a span of its own for a class, for either reason,
- * shares the class no more, even when more threads come.  And once a thread has stopped
+ * class (one without a free block gets them as the program frees what
+ * that thread made).  Such a span pins its pages anyway: adopting it
+ * costs no memory, and a thread that took over an exited one's work (a
+ * pool's new worker) then frees into its own span rather than into a
+ * shared one under its lock.  A thread that gets a span of its own for a
+ * class, for any of these reasons, shares the class no more, even when
+ * more threads come.  And once a thread has stopped
  * sharing TIDE_SHARED_OWN_CLASSES classes, it shares none: it allocates
  * enough to fill spans of its own, and what sharing saves (a page or two
  * per class) is small beside it, while every free of a shared block costs

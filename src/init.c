@@ -81,6 +81,7 @@ static void fork_child(void)
             }
         }
     }
+    tidei_heaps_recount();
     tidei_guard_fork_child();
     pthread_mutex_unlock(&tidei_arena.lock);
     pthread_mutex_unlock(&tidei_heaps_lock);

@@ -453,6 +453,7 @@ bool tidei_heap_is_shared(const tide_heap_t *h);
 bool tidei_heap_shared_ready(const tide_heap_t *sh);
 void tidei_heap_fold_direct(tide_heap_t *h);
 bool tidei_heap_takes_shared(tide_heap_t *h, int cls);
+void tidei_heaps_recount(void);
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls);
 bool tidei_heap_reclaim_shared(tide_heap_t *sh);
 uint64_t tidei_heap_shared_activity(tide_heap_t *sh);

@@ -13,7 +13,9 @@
  *   - a thread that got a span of its own for a class while few threads
  *     lived keeps allocating that class from its own spans after more
  *     threads came, past the blocks of its first span, while a class it
- *     first asks for then is shared.
+ *     first asks for then is shared;
+ *   - a child forked while 10 threads had heaps has one thread: a thread
+ *     it starts owns its blocks.
  * Each check uses classes of its own, so that no span an exited thread
  * left (which a new thread adopts rather than share) stands in the way.
  * th-static: yes */
@@ -189,10 +191,36 @@ static void own_class_stays_own(void)
     CHECKF(heap_b == 0, "a class first asked for among 10 threads came from heap %ld, not a shared one", heap_b);
 }
 
+static void forked_child_fn(void *arg)
+{
+    (void)arg;
+    probe_t pr = { .sizes = { 144, 352, 1792, 3072 }, .n_sizes = 4 };
+    run_probe(&pr);
+    int bad = 0;
+    for (int i = 0; i < pr.n_sizes; i++)
+        if (pr.heap[i] <= 0) {
+            fprintf(stderr, "child: a %zu-byte block came from heap %ld\n", pr.sizes[i], pr.heap[i]);
+            bad = 1;
+        }
+    free_probe(&pr);
+    _exit(bad);
+}
+
+static void forked_child_counts_its_threads(void)
+{
+    TIDE_ONLY();
+    start_waiters(9);  /* main and 9 waiters: sharing in the parent */
+    int st = th_in_child(forked_child_fn, NULL, -1, -1);
+    stop_waiters();
+    char buf[80];
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %s", th_status_str(st, buf, sizeof buf));
+}
+
 int main(void)
 {
     RUN(few_threads_own_spans);
     RUN(many_threads_share);
     RUN(own_class_stays_own);
+    RUN(forked_child_counts_its_threads);
     return th_summary();
 }
