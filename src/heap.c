@@ -190,6 +190,11 @@ void tidei_heap_fold_direct(tide_heap_t *h)
 /* s stops being one of h's spans: its count of mallocs goes into h's. */
 static void span_leave(tide_heap_t *h, tide_span_t *s)
 {
+    for (int i = 0; i < h->n_spare; i++)
+        if (h->spare[i] == s) {
+            memmove(&h->spare[i], &h->spare[i + 1], (size_t)(--h->n_spare - i) * sizeof h->spare[0]);
+            break;
+        }
     tidei_span_fold_mallocs(s);
     h->ctr.malloc[s->cls] += s->n_malloc;
     s->n_malloc = 0;
@@ -328,9 +333,13 @@ static void span_unfull(tide_heap_t *h, tide_span_t *s, bool by_owner)
  * keep_last and it is the only span of its class (kept to avoid thrashing),
  * or a remote free is still finishing its notify (then it stays, empty, in
  * the bin). */
+static bool span_keep_spare(tide_heap_t *h, tide_span_t *s);
+
 static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
 {
     if (keep_last && h->bins[s->cls] == s && s->next == NULL)
+        return false;
+    if (keep_last && !tidei_heap_is_shared(h) && span_keep_spare(h, s))
         return false;
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;
@@ -338,6 +347,42 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     span_leave(h, s);
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_arena_free_run(s, false);
+    return true;
+}
+
+/* Keeps s, a span of thread heap h that just emptied, in its bin as a
+ * spare (true), giving back the spares that emptied first if there is no
+ * room: a batch of blocks made and freed in turn (a request's buffers)
+ * would otherwise give back its spans and make them again each time, each
+ * time under the arena's lock.  A spare that has blocks out again is an
+ * ordinary span of its bin.  The scavenger takes the spares back with
+ * the rest of an idle heap's empty spans.  h->lock held, by the owner. */
+static bool span_keep_spare(tide_heap_t *h, tide_span_t *s)
+{
+    size_t bytes = 0;
+    int n = 0;
+    bool kept = false;
+    for (int i = 0; i < h->n_spare; i++) {
+        tide_span_t *sp = h->spare[i];
+        if (sp == s || tidei_span_used(sp) == 0) {
+            h->spare[n++] = sp;
+            bytes += sp->n_pages << TIDE_PAGE_SHIFT;
+            kept |= sp == s;
+        }
+    }
+    h->n_spare = (uint8_t)n;
+    if (kept)
+        return true;
+    size_t need = s->n_pages << TIDE_PAGE_SHIFT;
+    if (need > TIDE_SPARE_BYTES)
+        return false;
+    while (h->n_spare == TIDE_SPARE_SPANS || bytes + need > TIDE_SPARE_BYTES) {
+        tide_span_t *old = h->spare[0];
+        bytes -= old->n_pages << TIDE_PAGE_SHIFT;
+        memmove(&h->spare[0], &h->spare[1], (size_t)--h->n_spare * sizeof h->spare[0]);
+        span_retire_any(h, old, false);
+    }
+    h->spare[h->n_spare++] = s;
     return true;
 }
 
@@ -802,6 +847,7 @@ void tidei_heap_shared_unlock_all(void)
 static void heap_reset(tide_heap_t *h)
 {
     memset(h->shared_n, 0, sizeof h->shared_n);
+    h->n_spare = 0;
     h->own_classes = 0;
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
         set_direct(h, c, &tidei_empty_span);

@@ -60,6 +60,11 @@
 #define TIDE_CARVE_AHEAD_PAGES  3
 #define TIDE_CARVE_AHEAD_CHUNKS 4
 #define TIDE_SPAN_MIN_BLOCKS 4
+/* A thread heap keeps up to TIDE_SPARE_SPANS spans that emptied, of at
+ * most TIDE_SPARE_BYTES in all, in their bins rather than give them back
+ * at once (heap.c span_keep_spare). */
+#define TIDE_SPARE_SPANS 8
+#define TIDE_SPARE_BYTES ((size_t)512 * 1024)
 
 /* Shared heaps (heap.c): a thread's first TIDE_SHARED_BLOCKS blocks of
  * each size class (the default of TIDE_CONF shared_blocks) come from spans

@@ -226,6 +226,9 @@ typedef struct tide_heap {
     uint16_t shared_n[TIDE_N_CLASSES]; /* owner only: blocks of each class its thread took from a shared
                                     heap (heap.c); below TIDE_CONF shared_blocks it has no span of the class */
     uint16_t own_classes;        /* owner only: classes it stopped sharing (heap.c tidei_heap_takes_shared) */
+    uint8_t n_spare;             /* h->lock: spans in spare[] */
+    struct tide_span *spare[TIDE_SPARE_SPANS]; /* h->lock: spans that emptied, kept in their bins, the
+                                    one that emptied first first (heap.c span_keep_spare) */
     _Alignas(64) atomic_bool remote_in; /* set by a remote free into one of its spans (a load, and a
                                     store only when clear), cleared by the scavenger: to a shared heap
                                     it is activity (tidei_heap_shared_activity); to a thread heap the

@@ -1,0 +1,278 @@
+/* api/spares.c — a thread heap keeps spans that emptied as spares (src/heap.c
+ * span_keep_spare, docs/stats.md): up to 8 of them and 512 KiB in all, so
+ * that a batch of blocks made and freed in turn does not give its spans
+ * back and make them again every time.  Checked as a user sees it
+ * (tide_stats_heaps, tide_block_info):
+ *   - a thread makes 10 blocks of 20 000 bytes (three spans of four 20 KiB
+ *     blocks) and frees them: its heap still has the three spans, and the
+ *     next batch's blocks come from them; with 3000-byte blocks the same;
+ *   - a batch of 40 blocks of 40 000 bytes (ten spans of 160 KiB) leaves
+ *     at most 512 KiB of spares besides the class's last span;
+ *   - the scavenger takes the spares of an idle thread back (decay_ms set
+ *     to 100 while it waits), and the thread's next batches work;
+ *   - a thread exits with spares and the next thread gets its pooled heap
+ *     without them; a forked child runs batches from the parent's spares;
+ *   - batches of random sizes and lengths, freed in random order, so that
+ *     spares fill up, empty again and go back in every order: every block
+ *     keeps its bytes and tide reports no corruption.
+ * th-conf: decay_ms=-1
+ * th-static: yes */
+#include "testhelper.h"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+
+#define MAXB 64
+
+static int my_tid(void) { return (int)syscall(SYS_gettid); }
+
+/* The stats of the heap of thread tid (n_spans 0 if it has none). */
+static struct tide_heap_stats heap_of(int tid)
+{
+    static struct tide_heap_stats hs[256];
+    struct tide_heap_stats none;
+    memset(&none, 0, sizeof none);
+    size_t n = tide_stats_heaps(hs, 256);
+    for (size_t i = 0; i < n && i < 256; i++)
+        if (hs[i].tid == tid)
+            return hs[i];
+    return none;
+}
+
+/* Makes n blocks of size bytes, fills them, checks them and frees them in
+ * the order made.  Returns how many were bad; their addresses in out. */
+static int batch(size_t size, int n, void **out)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = malloc(size);
+        if (!out[i]) { bad++; continue; }
+        th_fill(out[i], size, TH_SEED(out[i], size));
+    }
+    for (int i = 0; i < n; i++) {
+        if (!out[i]) continue;
+        if (!th_verify(out[i], size, TH_SEED(out[i], size))) bad++;
+        free(out[i]);
+    }
+    return bad;
+}
+
+/* Whether every block of b[] lies in one of the spans of a[] (the spans
+ * of a[]'s blocks are the runs [p - p % span, ...) only as tide_block_info
+ * reports them: compared by the block addresses themselves, which a batch
+ * of the same span set gives back). */
+static bool same_blocks(void **a, void **b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        bool found = false;
+        for (int j = 0; j < n && !found; j++)
+            found = a[j] == b[i];
+        if (!found) return false;
+    }
+    return true;
+}
+
+struct batch_result {
+    size_t spans_after_free, spans_start;
+    size_t cached_after_free;
+    bool reused;
+    int bad;
+};
+
+static size_t g_size;
+static int g_n;
+static void *batch_thread(void *arg)
+{
+    struct batch_result *r = arg;
+    void *a[MAXB], *b[MAXB];
+    free(malloc(16));
+    r->spans_start = heap_of(my_tid()).n_spans;
+    r->bad = batch(g_size, g_n, a);
+    struct tide_heap_stats hs = heap_of(my_tid());
+    r->spans_after_free = hs.n_spans - r->spans_start;
+    r->cached_after_free = hs.cached_bytes;
+    r->bad += batch(g_size, g_n, b);
+    r->reused = same_blocks(a, b, g_n);
+    return NULL;
+}
+
+static struct batch_result run_batch(size_t size, int n)
+{
+    struct batch_result r;
+    memset(&r, 0, sizeof r);
+    g_size = size;
+    g_n = n;
+    pthread_t t;
+    if (pthread_create(&t, NULL, batch_thread, &r) != 0 || pthread_join(t, NULL) != 0)
+        FAILF("could not run a thread");
+    return r;
+}
+
+static void batch_keeps_its_spans(void)
+{
+    TIDE_ONLY();
+    struct batch_result r = run_batch(20000, 10);
+    CHECKF(r.bad == 0, "%d blocks of 20000 bytes changed", r.bad);
+    CHECKF(r.spans_after_free == 3, "the thread kept %zu spans of 20000-byte blocks after freeing a batch of 10, "
+           "not 3", r.spans_after_free);
+    CHECKF(r.reused, "the second batch of 20000-byte blocks did not reuse the first one's blocks");
+    r = run_batch(3000, 60);
+    CHECKF(r.bad == 0, "%d blocks of 3000 bytes changed", r.bad);
+    CHECKF(r.spans_after_free >= 2, "the thread kept %zu spans of 3000-byte blocks after freeing a batch of 60",
+           r.spans_after_free);
+    CHECKF(r.reused, "the second batch of 3000-byte blocks did not reuse the first one's blocks");
+}
+
+static void spares_bounded(void)
+{
+    TIDE_ONLY();
+    struct batch_result r = run_batch(40000, 40);
+    CHECKF(r.bad == 0, "%d blocks of 40000 bytes changed", r.bad);
+    /* spans of 4 blocks of 40 KiB: 160 KiB; 3 fit in 512 KiB, and the last
+     * span of the class is kept besides */
+    CHECKF(r.spans_after_free >= 2 && r.spans_after_free <= 4, "%zu spans kept after freeing 40 blocks of 40000 "
+           "bytes (10 spans)", r.spans_after_free);
+    CHECKF(r.cached_after_free <= 4 * 160 * KiB + 64 * KiB, "%zu bytes cached after freeing them",
+           r.cached_after_free);
+}
+
+/* ---- the scavenger ---- */
+
+static pthread_barrier_t bar;
+static size_t idle_spans_before, idle_spans_after;
+static int idle_bad;
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    void *a[MAXB];
+    int tid = my_tid();
+    idle_bad = batch(20000, 10, a);
+    idle_spans_before = heap_of(tid).n_spans;
+    pthread_barrier_wait(&bar);  /* 1: main sets decay_ms=100 */
+    pthread_barrier_wait(&bar);  /* 2: main waited */
+    idle_spans_after = heap_of(tid).n_spans;
+    for (int k = 0; k < 5; k++)
+        idle_bad += batch(20000, 10, a) + batch(3000, 40, a);
+    return NULL;
+}
+
+static void idle_spares_go_back(void)
+{
+    TIDE_ONLY();
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, NULL) != 0) {
+        FAILF("pthread_create");
+        return;
+    }
+    pthread_barrier_wait(&bar);  /* 1 */
+    tide_set_decay_ms(100);
+    void *p = malloc(300000);    /* a free that wakes the scavenger */
+    free(p);
+    struct timespec ts = { 1, 0 };
+    nanosleep(&ts, NULL);        /* 10 decay delays: the idle heap goes back */
+    pthread_barrier_wait(&bar);  /* 2 */
+    pthread_join(t, NULL);
+    tide_set_decay_ms(-1);
+    pthread_barrier_destroy(&bar);
+    CHECKF(idle_bad == 0, "%d blocks changed", idle_bad);
+    CHECKF(idle_spans_before >= 3, "%zu spans before the wait", idle_spans_before);
+    CHECKF(idle_spans_after == 0, "the idle thread still had %zu spans after 1 s with decay_ms=100",
+           idle_spans_after);
+}
+
+/* ---- exit and fork ---- */
+
+static void *spares_then_exit(void *arg)
+{
+    void *a[MAXB];
+    *(int *)arg = batch(20000, 10, a) + batch(3000, 60, a);
+    return NULL;
+}
+
+static void child_batches(void *arg)
+{
+    (void)arg;
+    void *a[MAXB];
+    int bad = 0;
+    for (int k = 0; k < 5; k++)
+        bad += batch(20000, 10, a) + batch(40000, 20, a);
+    _exit(bad ? 1 : 0);
+}
+
+static void exit_and_fork(void)
+{
+    TIDE_ONLY();
+    for (int k = 0; k < 4; k++) {
+        int bad = 0;
+        pthread_t t;
+        if (pthread_create(&t, NULL, spares_then_exit, &bad) != 0 || pthread_join(t, NULL) != 0) {
+            FAILF("could not run a thread");
+            return;
+        }
+        CHECKF(bad == 0, "thread %d: %d blocks changed", k, bad);
+    }
+    struct batch_result r = run_batch(20000, 10);  /* a pooled heap: no spare of the last thread's */
+    CHECKF(r.spans_start <= 1, "a new thread's heap had %zu spans after its first block", r.spans_start);
+    void *a[MAXB];
+    CHECKF(batch(20000, 10, a) == 0, "main's batch changed");  /* main has spares at the fork */
+    int st = th_in_child(child_batches, NULL, -1, -1);
+    char buf[80];
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child: %s", th_status_str(st, buf, sizeof buf));
+}
+
+static uint64_t rnd_state = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+static void random_batches(void)
+{
+    static const size_t sizes[] = { 100, 1024, 3000, 9000, 20000, 40000, 60000 };
+    enum { LIVE = 96 };
+    static void *live[LIVE];
+    static size_t live_size[LIVE];
+    int bad = 0;
+    for (int round = 0; round < 3000; round++) {
+        size_t size = sizes[rnd() % (sizeof sizes / sizeof sizes[0])];
+        int n = 1 + (int)(rnd() % 40);
+        for (int i = 0; i < n; i++) {
+            int k = (int)(rnd() % LIVE);
+            if (live[k]) {
+                if (!th_verify(live[k], live_size[k], TH_SEED(live[k], live_size[k]))) bad++;
+                free(live[k]);
+            }
+            live[k] = malloc(size);
+            live_size[k] = size;
+            if (live[k]) th_fill(live[k], size, TH_SEED(live[k], size));
+        }
+        if (rnd() % 4 == 0)  /* now and then, free nearly everything in a random order */
+            for (int i = 0; i < LIVE; i++) {
+                int k = (int)(rnd() % LIVE);
+                if (!live[k]) continue;
+                if (!th_verify(live[k], live_size[k], TH_SEED(live[k], live_size[k]))) bad++;
+                free(live[k]);
+                live[k] = NULL;
+            }
+    }
+    for (int k = 0; k < LIVE; k++) {
+        if (live[k] && !th_verify(live[k], live_size[k], TH_SEED(live[k], live_size[k]))) bad++;
+        free(live[k]);
+        live[k] = NULL;
+    }
+    CHECKF(bad == 0, "%d blocks changed", bad);
+}
+
+int main(void)
+{
+    RUN(batch_keeps_its_spans);
+    RUN(spares_bounded);
+    RUN(idle_spares_go_back);
+    RUN(exit_and_fork);
+    RUN(random_batches);
+    return th_summary();
+}
