@@ -69,7 +69,7 @@ note() { echo "$*" >&2; }
 
 # ---------------------------------------------------------------- the suite
 # Every benchmark, in the order they run and are reported.
-ALL_BENCHES="fast-lifo fast-batch
+ALL_BENCHES="fast-lifo fast-batch mid-batch
 larson-1 larson-2 larson-4 larson-8
 xmalloc-1 xmalloc-2 xmalloc-4 xmalloc-8
 cache-thrash cache-scratch mstress large bigbuf realloc-double realloc-step threads-300
@@ -81,12 +81,12 @@ rss-recovery"
 # compiles at -O1 and hands larson's lineages on every 1/20 of the work
 # rather than every 1/50, so its figures are a first look, not the table.
 if [ "$QUICK" = 1 ]; then
-    N_FAST=5000000; N_LARSON=1000000; LARSON_ROUNDS=20; N_XMALLOC=600000; N_CACHE=50000
+    N_FAST=5000000; N_MID=200000; N_LARSON=1000000; LARSON_ROUNDS=20; N_XMALLOC=600000; N_CACHE=50000
     N_MSTRESS=200000; MSTRESS_SLOTS=2000; N_LARGE=200; N_BIGBUF=100; N_RDOUBLE=5000000; N_RSTEP=600000
     PY_SCALE=0.3; LUA_SCALE=0.2; SQL_ROWS=40000; GXX_FLAGS="-O1 -DUSE_REGEX=0 -DSCALE=1"
     REDIS_N=15000; RSS_MB=48; RSS_LAST_MS=1000; N_SHORT_THREADS=500; THREAD_ROUNDS=10
 else
-    N_FAST=50000000; N_LARSON=20000000; LARSON_ROUNDS=50; N_XMALLOC=10000000; N_CACHE=500000
+    N_FAST=50000000; N_MID=2000000; N_LARSON=20000000; LARSON_ROUNDS=50; N_XMALLOC=10000000; N_CACHE=500000
     N_MSTRESS=4000000; MSTRESS_SLOTS=5000; N_LARGE=1500; N_BIGBUF=1000; N_RDOUBLE=100000000; N_RSTEP=10000000
     PY_SCALE=2; LUA_SCALE=1; SQL_ROWS=200000; GXX_FLAGS="-O2 -DUSE_REGEX=1 -DSCALE=6"
     REDIS_N=100000; RSS_MB=300; RSS_LAST_MS=3000; N_SHORT_THREADS=2000; THREAD_ROUNDS=50
@@ -100,6 +100,7 @@ c_bench_cmd() {
     case "$1" in
         fast-lifo)      echo "$OUT/fastpath mode=lifo n=$N_FAST" ;;
         fast-batch)     echo "$OUT/fastpath mode=batch n=$N_FAST" ;;
+        mid-batch)      echo "$OUT/fastpath mode=batch name=mid-batch min=8192 max=40960 batch=10 same=1 live=2 n=$N_MID" ;;
         larson-*)       echo "$OUT/larson threads=${1#larson-} ops=$N_LARSON rounds=$LARSON_ROUNDS" ;;
         xmalloc-*)      echo "$OUT/xmalloc threads=${1#xmalloc-} ops=$N_XMALLOC" ;;
         cache-thrash)   echo "$OUT/cache mode=thrash threads=$CACHE_THREADS iters=$N_CACHE writes=1000" ;;
