@@ -350,6 +350,31 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     return true;
 }
 
+/* A spare of h of another class, with at least the pages of a span of
+ * cls and at most twice as many, set up again as a span of cls: its run
+ * and its page-map entries stay as they are, so no lock but h's is taken
+ * (a batch of mid-size blocks whose size changes from batch to batch
+ * otherwise gives back a span and makes one under the page allocator's
+ * lock every time).  NULL if no spare fits.  Owner, h->lock held. */
+static tide_span_t *spare_take(tide_heap_t *h, int cls)
+{
+    size_t pages = tidei_class_pages[cls];
+    for (int i = 0; i < h->n_spare; i++) {
+        tide_span_t *s = h->spare[i];
+        if (s->cls == cls || s->n_pages < pages || s->n_pages > 2 * pages || tidei_span_used(s) != 0 ||
+            atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
+            continue;
+        bin_remove(h, s);
+        span_leave(h, s);  /* off spare[] too */
+        tidei_span_init_small(s, cls);
+        h->ctr.spans[cls]++;
+        tidei_span_collect(s, true);
+        bin_push(h, s, true);
+        return s;
+    }
+    return NULL;
+}
+
 /* Keeps s, a span of thread heap h that just emptied, in its bin as a
  * spare (true), giving back the spares that emptied first if there is no
  * room: a batch of blocks made and freed in turn (a request's buffers)
@@ -997,6 +1022,9 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         }
     }
     s = heap_adopt(h, cls);
+    if (s)
+        return s;
+    s = spare_take(h, cls);
     if (s)
         return s;
     s = tidei_heap_new_run(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL);

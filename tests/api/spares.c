@@ -6,6 +6,9 @@
  *   - a thread makes 10 blocks of 20 000 bytes (three spans of four 20 KiB
  *     blocks) and frees them: its heap still has the three spans, and the
  *     next batch's blocks come from them; with 3000-byte blocks the same;
+ *   - a batch of another class whose spans take as many pages or a few
+ *     fewer (18 000 bytes after 20 000) is cut from those spares, not from
+ *     new spans, and keeps its bytes;
  *   - a batch of 40 blocks of 40 000 bytes (ten spans of 160 KiB) leaves
  *     at most 512 KiB of spares besides the class's last span;
  *   - the scavenger takes the spares of an idle thread back (decay_ms set
@@ -121,6 +124,52 @@ static void batch_keeps_its_spans(void)
     CHECKF(r.spans_after_free >= 2, "the thread kept %zu spans of 3000-byte blocks after freeing a batch of 60",
            r.spans_after_free);
     CHECKF(r.reused, "the second batch of 3000-byte blocks did not reuse the first one's blocks");
+}
+
+static bool other_ok, other_within;
+static size_t other_spans_a, other_spans_b;
+static void *other_class_thread(void *arg)
+{
+    (void)arg;
+    void *a[MAXB], *b[MAXB];
+    int tid = my_tid();
+    free(malloc(16));
+    int bad = batch(20000, 10, a);
+    other_spans_a = heap_of(tid).n_spans;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < 10; i++) {
+        if ((uintptr_t)a[i] < lo) lo = (uintptr_t)a[i];
+        if ((uintptr_t)a[i] + 20480 > hi) hi = (uintptr_t)a[i] + 20480;
+    }
+    lo &= ~(uintptr_t)4095;
+    other_within = true;
+    for (int i = 0; i < 8; i++) {
+        b[i] = malloc(18000);
+        if (!b[i] || (uintptr_t)b[i] < lo || (uintptr_t)b[i] + 18000 > hi) other_within = false;
+        if (b[i]) th_fill(b[i], 18000, TH_SEED(b[i], 18000));
+    }
+    other_spans_b = heap_of(tid).n_spans;
+    for (int i = 0; i < 8; i++) {
+        if (b[i] && !th_verify(b[i], 18000, TH_SEED(b[i], 18000))) bad++;
+        free(b[i]);
+    }
+    bad += batch(20000, 10, a);  /* and back */
+    other_ok = bad == 0;
+    return NULL;
+}
+
+static void spare_serves_other_class(void)
+{
+    TIDE_ONLY();
+    pthread_t t;
+    if (pthread_create(&t, NULL, other_class_thread, NULL) != 0 || pthread_join(t, NULL) != 0) {
+        FAILF("could not run a thread");
+        return;
+    }
+    CHECKF(other_ok, "blocks changed");
+    CHECKF(other_within, "the 18000-byte blocks were not cut from the spares of the 20000-byte batch");
+    CHECKF(other_spans_b <= other_spans_a, "%zu spans after the 18000-byte batch, %zu before", other_spans_b,
+           other_spans_a);
 }
 
 static void spares_bounded(void)
@@ -270,6 +319,7 @@ static void random_batches(void)
 int main(void)
 {
     RUN(batch_keeps_its_spans);
+    RUN(spare_serves_other_class);
     RUN(spares_bounded);
     RUN(idle_spares_go_back);
     RUN(exit_and_fork);
