@@ -367,6 +367,7 @@ static tide_span_t *spare_take(tide_heap_t *h, int cls)
         bin_remove(h, s);
         span_leave(h, s);  /* off spare[] too */
         tidei_span_init_small(s, cls);
+        s->is_zero = false;  /* its pages were written: nothing to carve ahead */
         h->ctr.spans[cls]++;
         tidei_span_collect(s, true);
         bin_push(h, s, true);
