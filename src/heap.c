@@ -187,12 +187,19 @@ void tidei_heap_fold_direct(tide_heap_t *h)
     tidei_fast_leave(h);
 }
 
-/* s stops being one of h's spans: its count of mallocs goes into h's. */
+/* Takes entry i off h's spares (heap.c span_keep_spare).  h->lock held. */
+static void spare_remove_at(tide_heap_t *h, int i)
+{
+    memmove(&h->spare[i], &h->spare[i + 1], (size_t)(--h->n_spare - i) * sizeof h->spare[0]);
+}
+
+/* s stops being one of h's spans: its count of mallocs goes into h's, and
+ * it is no spare of h's any more. */
 static void span_leave(tide_heap_t *h, tide_span_t *s)
 {
     for (int i = 0; i < h->n_spare; i++)
         if (h->spare[i] == s) {
-            memmove(&h->spare[i], &h->spare[i + 1], (size_t)(--h->n_spare - i) * sizeof h->spare[0]);
+            spare_remove_at(h, i);
             break;
         }
     tidei_span_fold_mallocs(s);
@@ -350,27 +357,25 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     return true;
 }
 
-/* A spare of h of another class, with at least the pages of a span of
- * cls and at most twice as many, set up again as a span of cls: its run
- * and its page-map entries stay as they are, so no lock but h's is taken
- * (a batch of mid-size blocks whose size changes from batch to batch
- * otherwise gives back a span and makes one under the page allocator's
- * lock every time).  NULL if no spare fits.  Owner, h->lock held. */
+/* An empty spare of h with at least the pages of a span of cls and at
+ * most twice as many, taken off its bin and h's books, for the caller to
+ * set up as a span of cls as it would a new run: its run and its page-map
+ * entries stay as they are, so no lock but h's is taken (a batch of
+ * mid-size blocks whose size changes from batch to batch otherwise gives
+ * back a span and makes one under the page allocator's lock every time).
+ * (A spare of cls itself has free blocks: the bin search found it.)  NULL
+ * if no spare fits.  Owner, h->lock held. */
 static tide_span_t *spare_take(tide_heap_t *h, int cls)
 {
     size_t pages = tidei_class_pages[cls];
     for (int i = 0; i < h->n_spare; i++) {
         tide_span_t *s = h->spare[i];
-        if (s->cls == cls || s->n_pages < pages || s->n_pages > 2 * pages || tidei_span_used(s) != 0 ||
+        if (s->n_pages < pages || s->n_pages > 2 * pages || tidei_span_used(s) != 0 ||
             atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
             continue;
         bin_remove(h, s);
         span_leave(h, s);  /* off spare[] too */
-        tidei_span_init_small(s, cls);
         s->is_zero = false;  /* its pages were written: nothing to carve ahead */
-        h->ctr.spans[cls]++;
-        tidei_span_collect(s, true);
-        bin_push(h, s, true);
         return s;
     }
     return NULL;
@@ -405,7 +410,7 @@ static bool span_keep_spare(tide_heap_t *h, tide_span_t *s)
     while (h->n_spare == TIDE_SPARE_SPANS || bytes + need > TIDE_SPARE_BYTES) {
         tide_span_t *old = h->spare[0];
         bytes -= old->n_pages << TIDE_PAGE_SHIFT;
-        memmove(&h->spare[0], &h->spare[1], (size_t)--h->n_spare * sizeof h->spare[0]);
+        spare_remove_at(h, 0);  /* first: should old stay (a notify under way), it is a spare no more */
         span_retire_any(h, old, false);
     }
     h->spare[h->n_spare++] = s;
@@ -732,29 +737,23 @@ bool tidei_heap_is_shared(const tide_heap_t *h)
     return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
 }
 
-/* Thread heaps in use (tidei_heaps_lock), and whether there are at least
- * TIDE_CONF shared_threads of them, set as the count changes: with fewer,
- * spans of each thread's own cost a few pages per class and thread, while
- * a shared block costs a lock on its malloc and a compare-and-swap on its
- * free (a single thread would also pay a second span per class). */
+/* Thread heaps in use: written under tidei_heaps_lock, read without it
+ * (tidei_heap_takes_shared).  Threads share spans while there are at least
+ * TIDE_CONF shared_threads: with fewer, spans of each thread's own cost a
+ * few pages per class and thread, while a shared block costs a lock on its
+ * malloc and a compare-and-swap on its free (a single thread would also
+ * pay a second span per class). */
 static unsigned heaps_live;
-static bool heaps_sharing;
-
-static void heaps_live_add(int d)
-{
-    heaps_live += (unsigned)d;
-    __atomic_store_n(&heaps_sharing, heaps_live >= (unsigned long)tidei_opt.shared_threads, __ATOMIC_RELAXED);
-}
 
 /* In a forked child, whose only thread is the forking one: counts the
  * heaps still in use again (fork_child has marked the others' not).
  * tidei_heaps_lock held. */
 void tidei_heaps_recount(void)
 {
-    heaps_live = 0;
+    unsigned n = 0;
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
-        heaps_live += h->in_use;
-    heaps_live_add(0);
+        n += h->in_use;
+    __atomic_store_n(&heaps_live, n, __ATOMIC_RELAXED);
 }
 
 /* Whether h's thread takes its next block of class cls from a shared heap:
@@ -762,7 +761,7 @@ void tidei_heaps_recount(void)
  * blocks are under TIDE_SHARED_MAX_SIZE (a thread's own span carves bigger
  * ones a block at a time: sharing them saves no page, and spans shared by
  * threads that free at random fragment), TIDE_CONF shared_threads threads
- * have heaps (heaps_sharing), and no exited thread left a span of the
+ * have heaps (heaps_live), and no exited thread left a span of the
  * class (one without a free block gets them as the program frees what
  * that thread made).  Such a span pins its pages anyway: adopting it
  * costs no memory, and a thread that took over an exited one's work (a
@@ -779,7 +778,8 @@ bool tidei_heap_takes_shared(tide_heap_t *h, int cls)
     if (h->shared_n[cls] >= tidei_opt.shared_blocks || tidei_class_size[cls] >= TIDE_SHARED_MAX_SIZE ||
         h == &tidei_backup_heap)
         return false;
-    if (!__atomic_load_n(&heaps_sharing, __ATOMIC_RELAXED) || h->own_classes >= TIDE_SHARED_OWN_CLASSES ||
+    if (__atomic_load_n(&heaps_live, __ATOMIC_RELAXED) < (unsigned long)tidei_opt.shared_threads ||
+        h->own_classes >= TIDE_SHARED_OWN_CLASSES ||
         __atomic_load_n(&abandoned[cls], __ATOMIC_RELAXED) ||  /* peek: heap_adopt looks again */
         __atomic_load_n(&abandoned_full[cls], __ATOMIC_RELAXED)) {
         h->shared_n[cls] = UINT16_MAX;
@@ -909,7 +909,7 @@ tide_heap_t *tidei_heap_acquire(void)
     }
     if (h) {
         heap_reset(h);
-        heaps_live_add(1);
+        __atomic_fetch_add(&heaps_live, 1, __ATOMIC_RELAXED);
         h->in_use = true;
         h->tid = tidei_os_gettid();
         h->thread = pthread_self();
@@ -1026,9 +1026,8 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
     if (s)
         return s;
     s = spare_take(h, cls);
-    if (s)
-        return s;
-    s = tidei_heap_new_run(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL);
+    if (!s)
+        s = tidei_heap_new_run(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL);
     if (!s)
         return NULL;
     tidei_span_init_small(s, cls);
@@ -1107,7 +1106,7 @@ void tidei_heap_abandon(tide_heap_t *h)
     tidei_heap_give_up_spans(h);
     tidei_scav_thread_end(h);
     pthread_mutex_lock(&tidei_heaps_lock);
-    heaps_live_add(-1);
+    __atomic_fetch_sub(&heaps_live, 1, __ATOMIC_RELAXED);
     h->in_use = false;
     h->has_thread = false;
     h->next_pool = heap_pool;
