@@ -480,7 +480,7 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
         if (dest == NOTIFY_REMOTE) {
             uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
             do {
-                b->link = tidei_link_encode(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
+                b->link = tidei_link_encode_remote(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
             } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, tidei_rs_push(old, b), release, relaxed));
         } else {
             b->link = tidei_link_encode(s, s->local_free);
@@ -553,7 +553,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
             tide_heap_t *h = atomic_load_explicit(&s->heap, acquire);
             tide_free_block_t *head = atomic_load_explicit(&h->notify, relaxed);
             do {
-                b->link = tidei_link_encode(s, head);
+                b->link = tidei_link_encode_remote(s, head);
             } while (!atomic_compare_exchange_weak_explicit(&h->notify, &head, b, release, relaxed));
             /* NOTIFYING -> NORMAL; only list pushes can race with this. */
             old = atomic_load_explicit(&s->remote, relaxed);

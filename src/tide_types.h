@@ -62,9 +62,15 @@ struct tide_heap;
 struct tide_chunk;
 
 /* A span descriptor.  Lives out of band (metadata regions), never in the
- * pages it describes.  The first fields are the ones the malloc and free fast
- * paths touch. */
+ * pages it describes.  Three cache lines, grouped by who writes them: the
+ * owner's fast paths (line 0), nobody but the owner's set-up and carving
+ * (line 1, which every free reads), other threads' frees (line 2).  A
+ * thread freeing into another's span so never reads the line the owner's
+ * every malloc writes: with the owner test and the link key on that line,
+ * each remote free took it from the owner and the owner's next malloc took
+ * it back. */
 typedef struct tide_span {
+    /* Line 0: what the owner's malloc and free fast paths read and write. */
     tide_free_block_t *free;          /* SMALL: blocks ready for the owner's malloc, which pops them,
                                     and its free pushes them (a head is never encoded; malloc
                                     checks it is inside the span before use) */
@@ -87,7 +93,6 @@ typedef struct tide_span {
                                     (tidei_span_used gives used; a span holds fewer than
                                     TIDE_SLOW_NEVER blocks) */
     };
-    _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
     uintptr_t start;             /* address of the first page (first block) */
     uint64_t built_bytes;        /* SMALL: n_built * block_size: a free block lies in
                                     [start, start + built_bytes) (0 for any other kind) */
@@ -95,6 +100,22 @@ typedef struct tide_span {
     uint64_t n_malloc;           /* SMALL: blocks its owner handed out since it got it (folded
                                     into the owner's ctr.malloc when the span leaves it), less
                                     those still in bits 16-63 of used_mallocs */
+    uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
+    uint16_t slow_at;            /* SMALL: the count of blocks out at which that free comes:
+                                    0 (the span emptied), used - 1 when it went on the full
+                                    list (the first free takes it off), or TIDE_SLOW_NEVER for
+                                    the kept last span of a class; the owner changes it
+                                    (heap.c, span_set_slow_at), under h->lock */
+    uint8_t in_full;             /* SMALL: on the owner's full list, not in a bin */
+    uint8_t is_zero;             /* FREE/LARGE/HUGE: every page is known to
+                                    read as zero (never touched since mapped, or purged with
+                                    MADV_DONTNEED): calloc skips the memset, and a block cut
+                                    from it needs no tidei_clear_key_word; merging ANDs it */
+    /* Line 1: what every free reads (the owner test, the block-start test),
+     * written only when the span is set up or carved: a thread freeing into
+     * another's span reads it without taking the line the owner's mallocs
+     * write. */
+    _Alignas(64) _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
     uint64_t blk_mul;            /* SMALL: floor(2^64 / block_size) + 1, for the block-start test */
     uint64_t blk_bound;          /* SMALL: n_built * (blk_mul * block_size mod 2^64): offset off
                                     is a built block's start iff off * blk_mul mod 2^64 < this */
@@ -103,22 +124,15 @@ typedef struct tide_span {
                                     which is off * blk_mul (tidei_block_ok_flat) */
     uint32_t block_size;         /* SMALL: bytes per block */
     uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for finding a block's start */
-    _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
-    uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
+    uint32_t n_blocks;           /* SMALL: blocks the span can hold */
     uint8_t kind;                /* tide_span_kind_t */
     uint8_t cls;                 /* SMALL: size class */
-    uint8_t in_full;             /* SMALL: on the owner's full list, not in a bin */
-    uint8_t is_zero;             /* FREE/LARGE/HUGE: every page is known to
-                                    read as zero (never touched since mapped, or purged with
-                                    MADV_DONTNEED): calloc skips the memset, and a block cut
-                                    from it needs no tidei_clear_key_word; merging ANDs it */
-    uint32_t n_blocks;           /* SMALL: blocks the span can hold */
-    uint16_t slow_at;            /* SMALL: the count of blocks out at which that free comes:
-                                    0 (the span emptied), used - 1 when it went on the full
-                                    list (the first free takes it off), or TIDE_SLOW_NEVER for
-                                    the kept last span of a class; the owner changes it
-                                    (heap.c, span_set_slow_at), under h->lock */
     size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
+    uintptr_t remote_key;        /* SMALL: link_key again, for the other threads' frees, which
+                                    push onto the remote list without reading line 0 */
+    /* Line 2: the remote-free word, which other threads' frees write, and
+     * the fields of the slow paths. */
+    _Alignas(64) _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */
     struct tide_chunk *chunk;    /* chunk holding the run; NULL for HUGE */
     uint64_t dirty_ms;           /* FREE run / cached huge mapping: when its pages were last
                                     freed (tidei_os_now_ms), which the purge compares with the
