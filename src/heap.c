@@ -661,6 +661,16 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
     tidei_arena_free_run(s, true);  /* h is idle: its pages are due at once */
 }
 
+/* Whether h's owner is inside a malloc fast path, read by a reclaimer
+ * after the fence: fast_out first, so that an owner that leaves between
+ * the two loads reads as inside (the reclaimer then keeps its spans),
+ * never the other way round. */
+static bool fast_inside(tide_heap_t *h)
+{
+    uint64_t out = __atomic_load_n(&h->ctr.fast_out, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&h->ctr.fast_in, __ATOMIC_ACQUIRE) != out;
+}
+
 /* The scavenger (or another thread's tide_trim) takes back what h caches
  * while h's owner may be running, with no help from it: the frees other
  * threads made into h's spans, and every span with no live block.  The
@@ -672,7 +682,7 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
  *   - a direct span, which a malloc fast path may be popping from at any
  *     moment, is swapped for the empty span first; fence(h) then makes
  *     sure that the owner has either seen the swap or shows itself inside
- *     a malloc (h->ctr.fast_seq odd), by a membarrier or by stopping the
+ *     a malloc (h->ctr.fast_in != fast_out), by a membarrier or by stopping the
  *     thread (tide_set_thread_suspender).  Inside, every swapped span is
  *     put back; outside, those still quiescent are retired.  A NULL fence,
  *     or one that fails, keeps the direct spans.  An owner waiting for
@@ -716,7 +726,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
     if (n_swapped) {
         /* an owner waiting for h->lock is outside and stays out */
         bool outside = atomic_load_explicit(&h->lock_wait, memory_order_seq_cst) ||
-                       (fence(h) && !(__atomic_load_n(&h->ctr.fast_seq, __ATOMIC_ACQUIRE) & 1));
+                       (fence(h) && !fast_inside(h));
         for (int i = 0; i < n_swapped; i++) {
             tide_span_t *s = swapped[i];
             if (outside && span_quiescent(s)) {
@@ -1194,7 +1204,7 @@ tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_ki
 __attribute__((no_sanitize("thread"))) uint64_t tidei_heap_activity(const tide_heap_t *h)
 {
     const volatile tide_heap_t *v = h;
-    uint64_t sum = v->ctr.fast_seq + v->slow_seq;
+    uint64_t sum = v->ctr.fast_in + v->slow_seq;
     for (int i = 0; i < TIDE_N_CLASSES; i++)
         sum += v->ctr.free_remote[i];
     return sum;

@@ -488,18 +488,19 @@ tide_inline uint64_t tidei_heap_requested(const volatile tide_heap_counters_t *c
 }
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 
-/* The malloc fast path's mark (h->ctr.fast_seq odd while inside), which the
- * scavenger reads after a membarrier to know whether the owner may be
- * popping from a direct span (tidei_heap_reclaim).  On entry a plain
- * increment before the load of direct[]: the membarrier orders it.  On
- * exit after the pop, published with release (a plain store on x86-64).
- * Under the sanitizers, which do not see the membarrier, atomic accesses. */
+/* The malloc fast path's marks (h->ctr.fast_in and fast_out differ while
+ * inside), which the scavenger reads after a membarrier to know whether
+ * the owner may be popping from a direct span (tidei_heap_reclaim).  On
+ * entry a plain add before the load of direct[]: the membarrier orders
+ * it.  On exit after the pop, published with release (a plain store on
+ * x86-64).  Under the sanitizers, which do not see the membarrier, atomic
+ * accesses. */
 tide_inline void tidei_fast_enter(tide_heap_t *h)
 {
 #if defined(__x86_64__) && !TIDE_SANITIZE
-    h->ctr.fast_seq++;
+    h->ctr.fast_in++;
 #else
-    __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->ctr.fast_in, __atomic_load_n(&h->ctr.fast_in, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 #endif
     atomic_signal_fence(memory_order_seq_cst);
 }
@@ -507,9 +508,9 @@ tide_inline void tidei_fast_leave(tide_heap_t *h)
 {
 #if defined(__x86_64__) && !TIDE_SANITIZE
     atomic_signal_fence(memory_order_seq_cst);
-    h->ctr.fast_seq++;
+    h->ctr.fast_out++;
 #else
-    __atomic_store_n(&h->ctr.fast_seq, __atomic_load_n(&h->ctr.fast_seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->ctr.fast_out, __atomic_load_n(&h->ctr.fast_out, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
 #endif
 }
 
