@@ -337,16 +337,19 @@ static void span_unfull(tide_heap_t *h, tide_span_t *s, bool by_owner)
 }
 
 /* Gives the empty span s back to the page allocator (true), unless
- * keep_last and it is the only span of its class (kept to avoid thrashing),
- * or a remote free is still finishing its notify (then it stays, empty, in
- * the bin). */
+ * keep_last and it is the only span of its class (kept to avoid thrashing;
+ * of a thread heap, for the classes under TIDE_KEEP_LAST_MAX: a bigger
+ * one's becomes a spare), or keep_last and it becomes a spare, or a remote
+ * free is still finishing its notify (then it stays, empty, in the bin). */
 static bool span_keep_spare(tide_heap_t *h, tide_span_t *s);
 
 static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
 {
-    if (keep_last && h->bins[s->cls] == s && s->next == NULL)
+    bool shared = tidei_heap_is_shared(h);
+    if (keep_last && h->bins[s->cls] == s && s->next == NULL &&
+        (tidei_class_size[s->cls] < TIDE_KEEP_LAST_MAX || shared))
         return false;
-    if (keep_last && !tidei_heap_is_shared(h) && span_keep_spare(h, s))
+    if (keep_last && !shared && span_keep_spare(h, s))
         return false;
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;

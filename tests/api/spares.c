@@ -10,7 +10,11 @@
  *     fewer (18 000 bytes after 20 000) is cut from those spares, not from
  *     new spans, and keeps its bytes;
  *   - a batch of 40 blocks of 40 000 bytes (ten spans of 160 KiB) leaves
- *     at most 512 KiB of spares besides the class's last span;
+ *     at most 512 KiB of spares;
+ *   - one buffer of each of 24 sizes of 8 to 64 KiB, each freed before the
+ *     next, leaves no span per class but at most the spares (the last span
+ *     of a class is kept only under 4 KiB), and a 40 000-byte block made
+ *     and freed in a loop keeps its span;
  *   - the scavenger takes the spares of an idle thread back (decay_ms set
  *     to 100 while it waits), and the thread's next batches work;
  *   - a thread exits with spares and the next thread gets its pooled heap
@@ -177,12 +181,72 @@ static void spares_bounded(void)
     TIDE_ONLY();
     struct batch_result r = run_batch(40000, 40);
     CHECKF(r.bad == 0, "%d blocks of 40000 bytes changed", r.bad);
-    /* spans of 4 blocks of 40 KiB: 160 KiB; 3 fit in 512 KiB, and the last
-     * span of the class is kept besides */
+    /* spans of 4 blocks of 40 KiB: 160 KiB; 3 fit in 512 KiB (the last
+     * span of the class is one of them: 40 KiB is over TIDE_KEEP_LAST_MAX) */
     CHECKF(r.spans_after_free >= 2 && r.spans_after_free <= 4, "%zu spans kept after freeing 40 blocks of 40000 "
            "bytes (10 spans)", r.spans_after_free);
     CHECKF(r.cached_after_free <= 4 * 160 * KiB + 64 * KiB, "%zu bytes cached after freeing them",
            r.cached_after_free);
+}
+
+/* One block (and one of a byte more, as a program reading a file into a
+ * buffer of its size makes) of each of 24 sizes of 8 KiB to 64 KiB, a
+ * size class each, freed before the next size: the thread keeps no span
+ * per class (the last span of a class is kept only under 4 KiB,
+ * TIDE_KEEP_LAST_MAX), only the spares' bound.  Then one 40 000-byte
+ * block made and freed again and again keeps its span and its address. */
+static size_t big_spans, big_cached, lifo_spans_before, lifo_spans_after;
+static bool big_ok, lifo_same;
+static void *big_classes_thread(void *arg)
+{
+    (void)arg;
+    int tid = my_tid();
+    free(malloc(16));
+    size_t start = heap_of(tid).n_spans;
+    big_ok = true;
+    for (int i = 0; i < 24; i++) {
+        size_t base = (size_t)8192 << (i / 8);
+        size_t size = base + (size_t)(i % 8 + 1) * (base / 8) - 64;
+        void *a = malloc(size), *b = malloc(size + 1);
+        if (!a || !b) { big_ok = false; break; }
+        th_fill(a, size, TH_SEED(a, size));
+        th_fill(b, size + 1, TH_SEED(b, size + 1));
+        big_ok &= th_verify(a, size, TH_SEED(a, size)) && th_verify(b, size + 1, TH_SEED(b, size + 1));
+        free(a);
+        free(b);
+    }
+    struct tide_heap_stats hs = heap_of(tid);
+    big_spans = hs.n_spans - start;
+    big_cached = hs.cached_bytes;
+    void *p = malloc(40000);
+    free(p);
+    lifo_spans_before = heap_of(tid).n_spans;
+    lifo_same = true;
+    for (int i = 0; i < 10000; i++) {
+        void *q = malloc(40000);
+        if (q != p) lifo_same = false;
+        if (q) ((volatile char *)q)[39999] = 1;
+        free(q);
+    }
+    lifo_spans_after = heap_of(tid).n_spans;
+    return NULL;
+}
+
+static void big_classes_share_the_bound(void)
+{
+    TIDE_ONLY();
+    pthread_t t;
+    if (pthread_create(&t, NULL, big_classes_thread, NULL) != 0 || pthread_join(t, NULL) != 0) {
+        FAILF("could not run a thread");
+        return;
+    }
+    CHECKF(big_ok, "blocks of 8-64 KiB changed");
+    CHECKF(big_spans <= 8, "%zu spans kept after one buffer of each of 24 sizes of 8-64 KiB (at most 8 spares)",
+           big_spans);
+    CHECKF(big_cached <= 512 * KiB + 64 * KiB, "%zu bytes cached after them (spares: at most 512 KiB)", big_cached);
+    CHECKF(lifo_same, "a 40000-byte block made and freed 10000 times did not keep its address");
+    CHECKF(lifo_spans_after == lifo_spans_before, "%zu spans after 10000 pairs of 40000 bytes, %zu before",
+           lifo_spans_after, lifo_spans_before);
 }
 
 /* ---- the scavenger ---- */
@@ -321,6 +385,7 @@ int main(void)
     RUN(batch_keeps_its_spans);
     RUN(spare_serves_other_class);
     RUN(spares_bounded);
+    RUN(big_classes_share_the_bound);
     RUN(idle_spares_go_back);
     RUN(exit_and_fork);
     RUN(random_batches);
