@@ -337,19 +337,19 @@ static void span_unfull(tide_heap_t *h, tide_span_t *s, bool by_owner)
 }
 
 /* Gives the empty span s back to the page allocator (true), unless
- * keep_last and it is the only span of its class (kept to avoid thrashing;
- * of a thread heap, for the classes under TIDE_KEEP_LAST_MAX: a bigger
- * one's becomes a spare), or keep_last and it becomes a spare, or a remote
- * free is still finishing its notify (then it stays, empty, in the bin). */
+ * keep_last and it is the only span of its class under TIDE_KEEP_LAST_MAX
+ * (kept to avoid thrashing), or keep_last and it becomes a spare (a thread
+ * heap's), or a remote free is still finishing its notify (then it stays,
+ * empty, in the bin).  A shared heap keeps no spares: all its classes are
+ * under the bound. */
+_Static_assert(TIDE_SHARED_MAX_SIZE <= TIDE_KEEP_LAST_MAX, "a shared heap keeps the last span of each class");
 static bool span_keep_spare(tide_heap_t *h, tide_span_t *s);
 
 static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
 {
-    bool shared = tidei_heap_is_shared(h);
-    if (keep_last && h->bins[s->cls] == s && s->next == NULL &&
-        (tidei_class_size[s->cls] < TIDE_KEEP_LAST_MAX || shared))
+    if (keep_last && h->bins[s->cls] == s && s->next == NULL && tidei_class_size[s->cls] < TIDE_KEEP_LAST_MAX)
         return false;
-    if (keep_last && !shared && span_keep_spare(h, s))
+    if (keep_last && !tidei_heap_is_shared(h) && span_keep_spare(h, s))
         return false;
     if (atomic_load_explicit(&s->remote, acquire) != TIDE_RS_NORMAL)
         return false;
@@ -423,10 +423,10 @@ static bool span_keep_spare(tide_heap_t *h, tide_span_t *s)
 }
 
 /* Slow part of the owner's free: s was on the full list, or is now empty.
- * h->lock held.  The last span of a class is kept when it empties, and
- * marked so that the frees that empty it again (every malloc/free pair
- * does) stay on the fast path: the scavenger takes it back if the thread
- * goes idle. */
+ * h->lock held.  The last span of a class that stays when it empties (kept
+ * under TIDE_KEEP_LAST_MAX, a spare above) is marked so that the frees
+ * that empty it again (every malloc/free pair does) stay on the fast
+ * path: the scavenger takes it back if the thread goes idle. */
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s)
 {
     h->slow_seq++;
@@ -485,7 +485,7 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
         if (dest == NOTIFY_REMOTE) {
             uintptr_t old = atomic_load_explicit(&s->remote, relaxed);
             do {
-                b->link = tidei_link_encode_remote(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
+                b->link = tidei_link_encode(s, (tide_free_block_t *)(old & TIDE_RS_PTR_MASK));
             } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, tidei_rs_push(old, b), release, relaxed));
         } else {
             b->link = tidei_link_encode(s, s->local_free);
@@ -558,7 +558,7 @@ void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b)
             tide_heap_t *h = atomic_load_explicit(&s->heap, acquire);
             tide_free_block_t *head = atomic_load_explicit(&h->notify, relaxed);
             do {
-                b->link = tidei_link_encode_remote(s, head);
+                b->link = tidei_link_encode(s, head);
             } while (!atomic_compare_exchange_weak_explicit(&h->notify, &head, b, release, relaxed));
             /* NOTIFYING -> NORMAL; only list pushes can race with this. */
             old = atomic_load_explicit(&s->remote, relaxed);

@@ -12,16 +12,16 @@
 
 uint32_t tidei_class_size[TIDE_N_CLASSES];
 uint16_t tidei_class_pages[TIDE_N_CLASSES];
+uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 
 /* The three lines of a span descriptor (tide_types.h). */
 #define SPAN_LINE(f) (offsetof(tide_span_t, f) / 64)
 _Static_assert(SPAN_LINE(free) == 0 && SPAN_LINE(used_mallocs) == 0 && SPAN_LINE(start) == 0 &&
-               SPAN_LINE(built_bytes) == 0 && SPAN_LINE(link_key) == 0, "the owner's fast paths use line 0");
+               SPAN_LINE(built_bytes) == 0, "the owner's fast paths write line 0");
 _Static_assert(SPAN_LINE(heap) == 1 && SPAN_LINE(blk_mul) == 1 && SPAN_LINE(blk_bound) == 1 &&
-               SPAN_LINE(blk_base) == 1 && SPAN_LINE(kind) == 1 && SPAN_LINE(remote_key) == 1,
+               SPAN_LINE(blk_base) == 1 && SPAN_LINE(kind) == 1 && SPAN_LINE(link_key) == 1,
                "every free reads line 1");
 _Static_assert(SPAN_LINE(remote) == 2 && sizeof(tide_span_t) == 192, "remote frees write line 2");
-uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 
 /* The span of an empty heap's bins: it never has a free block, so the malloc
  * fast path falls through to the slow path, which sets the heap up. */
@@ -90,7 +90,6 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     s->built_bytes = 0;
     s->blk_bound = 0;
     s->link_key = tidei_link_key(s->start);
-    s->remote_key = s->link_key;
     s->n_malloc = 0;
     s->used_mallocs = 0;
     s->slow_at = 0;

@@ -350,11 +350,6 @@ tide_inline uintptr_t tidei_link_encode(const tide_span_t *s, const tide_free_bl
 {
     return __builtin_bswap64((uintptr_t)next ^ s->link_key);
 }
-/* The same, with the copy of the key another thread's free reads. */
-tide_inline uintptr_t tidei_link_encode_remote(const tide_span_t *s, const tide_free_block_t *next)
-{
-    return __builtin_bswap64((uintptr_t)next ^ s->remote_key);
-}
 tide_inline tide_free_block_t *tidei_link_decode(const tide_span_t *s, uintptr_t link)
 {
     return (tide_free_block_t *)(__builtin_bswap64(link) ^ s->link_key);

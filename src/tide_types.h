@@ -70,7 +70,7 @@ struct tide_chunk;
  * each remote free took it from the owner and the owner's next malloc took
  * it back. */
 typedef struct tide_span {
-    /* Line 0: what the owner's malloc and free fast paths read and write. */
+    /* Line 0: what the owner's malloc and free fast paths write. */
     tide_free_block_t *free;          /* SMALL: blocks ready for the owner's malloc, which pops them,
                                     and its free pushes them (a head is never encoded; malloc
                                     checks it is inside the span before use) */
@@ -96,7 +96,6 @@ typedef struct tide_span {
     uintptr_t start;             /* address of the first page (first block) */
     uint64_t built_bytes;        /* SMALL: n_built * block_size: a free block lies in
                                     [start, start + built_bytes) (0 for any other kind) */
-    uintptr_t link_key;          /* SMALL: the secret the span's free-list links are encoded with */
     uint64_t n_malloc;           /* SMALL: blocks its owner handed out since it got it (folded
                                     into the owner's ctr.malloc when the span leaves it), less
                                     those still in bits 16-63 of used_mallocs */
@@ -111,10 +110,11 @@ typedef struct tide_span {
                                     read as zero (never touched since mapped, or purged with
                                     MADV_DONTNEED): calloc skips the memset, and a block cut
                                     from it needs no tidei_clear_key_word; merging ANDs it */
-    /* Line 1: what every free reads (the owner test, the block-start test),
-     * written only when the span is set up or carved: a thread freeing into
-     * another's span reads it without taking the line the owner's mallocs
-     * write. */
+    /* Line 1: what every free reads (the owner test, the block-start test,
+     * the link key), written only when the span is set up or carved: a
+     * thread freeing into another's span reads it without taking the line
+     * the owner's mallocs write, and the owner's malloc reads the key from
+     * it. */
     _Alignas(64) _Atomic(struct tide_heap *) heap; /* SMALL: owner heap; NULL when abandoned or not SMALL */
     uint64_t blk_mul;            /* SMALL: floor(2^64 / block_size) + 1, for the block-start test */
     uint64_t blk_bound;          /* SMALL: n_built * (blk_mul * block_size mod 2^64): offset off
@@ -128,8 +128,7 @@ typedef struct tide_span {
     uint8_t kind;                /* tide_span_kind_t */
     uint8_t cls;                 /* SMALL: size class */
     size_t n_pages;              /* length of the page run (HUGE: of the mapping) */
-    uintptr_t remote_key;        /* SMALL: link_key again, for the other threads' frees, which
-                                    push onto the remote list without reading line 0 */
+    uintptr_t link_key;          /* SMALL: the secret the span's free-list links are encoded with */
     /* Line 2: the remote-free word, which other threads' frees write, and
      * the fields of the slow paths. */
     _Alignas(64) _Atomic uintptr_t remote;    /* SMALL: remote-free list head | notify state (low 2 bits) */

@@ -46,6 +46,18 @@ static struct tide_heap_stats heap_of(int tid)
     return none;
 }
 
+/* Runs fn(arg) in a new thread and waits for it; false (the failure
+ * reported) if the thread could not run. */
+static bool in_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, fn, arg) != 0 || pthread_join(t, NULL) != 0) {
+        FAILF("could not run a thread");
+        return false;
+    }
+    return true;
+}
+
 /* Makes n blocks of size bytes, fills them, checks them and frees them in
  * the order made.  Returns how many were bad; their addresses in out. */
 static int batch(size_t size, int n, void **out)
@@ -109,9 +121,7 @@ static struct batch_result run_batch(size_t size, int n)
     memset(&r, 0, sizeof r);
     g_size = size;
     g_n = n;
-    pthread_t t;
-    if (pthread_create(&t, NULL, batch_thread, &r) != 0 || pthread_join(t, NULL) != 0)
-        FAILF("could not run a thread");
+    in_thread(batch_thread, &r);
     return r;
 }
 
@@ -165,11 +175,8 @@ static void *other_class_thread(void *arg)
 static void spare_serves_other_class(void)
 {
     TIDE_ONLY();
-    pthread_t t;
-    if (pthread_create(&t, NULL, other_class_thread, NULL) != 0 || pthread_join(t, NULL) != 0) {
-        FAILF("could not run a thread");
+    if (!in_thread(other_class_thread, NULL))
         return;
-    }
     CHECKF(other_ok, "blocks changed");
     CHECKF(other_within, "the 18000-byte blocks were not cut from the spares of the 20000-byte batch");
     CHECKF(other_spans_b <= other_spans_a, "%zu spans after the 18000-byte batch, %zu before", other_spans_b,
@@ -235,11 +242,8 @@ static void *big_classes_thread(void *arg)
 static void big_classes_share_the_bound(void)
 {
     TIDE_ONLY();
-    pthread_t t;
-    if (pthread_create(&t, NULL, big_classes_thread, NULL) != 0 || pthread_join(t, NULL) != 0) {
-        FAILF("could not run a thread");
+    if (!in_thread(big_classes_thread, NULL))
         return;
-    }
     CHECKF(big_ok, "blocks of 8-64 KiB changed");
     CHECKF(big_spans <= 8, "%zu spans kept after one buffer of each of 24 sizes of 8-64 KiB (at most 8 spares)",
            big_spans);
@@ -318,11 +322,8 @@ static void exit_and_fork(void)
     TIDE_ONLY();
     for (int k = 0; k < 4; k++) {
         int bad = 0;
-        pthread_t t;
-        if (pthread_create(&t, NULL, spares_then_exit, &bad) != 0 || pthread_join(t, NULL) != 0) {
-            FAILF("could not run a thread");
+        if (!in_thread(spares_then_exit, &bad))
             return;
-        }
         CHECKF(bad == 0, "thread %d: %d blocks changed", k, bad);
     }
     struct batch_result r = run_batch(20000, 10);  /* a pooled heap: no spare of the last thread's */
