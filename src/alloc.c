@@ -219,7 +219,7 @@ static tide_noclone void *malloc_slow(size_t n)
  * (n alone is passed: the fast path then moves no register to call.) */
 static tide_noclone void *malloc_prof(size_t n)
 {
-    tidei_fast_leave(tidei_tls_heap);
+    tidei_fast_exit(tidei_tls_heap, n);
     tidei_busy_enter();
     void *p = prof_alloc(tidei_tls_heap, tidei_class_of(n), n, 0, false);
     tidei_busy_leave();
@@ -244,21 +244,26 @@ tide_inline tide_free_block_t *malloc_head(tide_span_t *s)
  * slow (no free block at hand, a large or huge size, no heap yet) or to
  * prof (the sampler's countdown ran out), both given n alone.  Up to
  * TIDE_DIRECT_MAX bytes the span is found by size, with no class to look
- * up; the count of mallocs is the span's.  The fast path is marked
- * (tidei_fast_enter/leave) so that the scavenger can take an idle
- * thread's direct spans back while it runs (heap.c). */
+ * up; the count of mallocs is the span's.  The fast path is marked (its
+ * charge of the sampler's countdown on entry, tidei_fast_exit after the
+ * pop) so that the scavenger can take an idle thread's direct spans back
+ * while it runs (heap.c). */
 tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(size_t))
 {
     tide_heap_t *h;
     tide_span_t *s;
+    /* The sampler's countdown is also the count of requested bytes; prof
+     * (malloc_prof) ends the mark. */
     if (tide_likely(n <= TIDE_DIRECT_MAX)) {
         h = tidei_tls_heap;
-        tidei_fast_enter(h);
+        if (tide_unlikely(tidei_fast_charge(h, n)))
+            return prof(n);
         s = __atomic_load_n(&h->by_size[n], __ATOMIC_RELAXED);
     } else if (n <= TIDE_SMALL_MAX) {
         size_t cls = tidei_class_fast(n);
         h = tidei_tls_heap;
-        tidei_fast_enter(h);
+        if (tide_unlikely(tidei_fast_charge(h, n)))
+            return prof(n);
         s = tidei_direct(h, cls);
     } else {
         return slow(n);
@@ -271,17 +276,13 @@ tide_inline void *malloc_fast(size_t n, void *(*slow)(size_t), void *(*prof)(siz
      * out: the slow path then takes in remote frees, or carves, or finds
      * another span. */
     if (tide_unlikely(!tidei_span_built_has(s, b))) {
-        tidei_fast_leave(h);
+        tidei_fast_undo(h, n);
         return slow(n);
     }
-    /* The sampler's countdown is also the count of requested bytes; prof
-     * (malloc_prof) leaves the mark. */
-    if (tide_unlikely(tidei_prof_charge(h, n)))
-        return prof(n);
     s->free = tidei_link_decode(s, b->link);
     tidei_span_malloc_inc(s);
     b->key = 0;
-    tidei_fast_leave(h);
+    tidei_fast_exit(h, n);
     return b;
 }
 

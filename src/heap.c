@@ -34,6 +34,8 @@
 pthread_mutex_t tidei_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
 
+#define EMPTY_HEAP_COUNTDOWN ((int64_t)1 << 62)
+
 /* The heap of a thread that has none yet: every bin empty, so malloc takes
  * the slow path, which sets up a real heap.  Its tables point at the
  * empty span from the process's first instruction (a thread's first
@@ -41,7 +43,10 @@ pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
  * initialised statically: relocated at load, the only heap that is. */
 tide_heap_t tidei_empty_heap = { .by_size = { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span },
                                  .direct = { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span },
-                                 .lock = PTHREAD_MUTEX_INITIALIZER };
+                                 .lock = PTHREAD_MUTEX_INITIALIZER,
+                                 /* the fast path charges it and takes the charge back
+                                  * (tidei_fast_undo): it never runs out */
+                                 .ctr = { .sample_left = EMPTY_HEAP_COUNTDOWN, .fast_left = EMPTY_HEAP_COUNTDOWN } };
 
 /* The backup heap and the shared heaps are zero (.bss) until first used,
  * when static_heap_ready gives them what a heap needs before its first
@@ -665,13 +670,13 @@ static void scav_retire(tide_heap_t *h, tide_span_t *s)
 }
 
 /* Whether h's owner is inside a malloc fast path, read by a reclaimer
- * after the fence: fast_out first, so that an owner that leaves between
- * the two loads reads as inside (the reclaimer then keeps its spans),
- * never the other way round. */
+ * after the fence: fast_left first, so that an owner that enters or
+ * leaves between the two loads reads as inside (the reclaimer then keeps
+ * its spans), never the other way round (tidei_fast_charge). */
 static bool fast_inside(tide_heap_t *h)
 {
-    uint64_t out = __atomic_load_n(&h->ctr.fast_out, __ATOMIC_ACQUIRE);
-    return __atomic_load_n(&h->ctr.fast_in, __ATOMIC_ACQUIRE) != out;
+    int64_t out = __atomic_load_n(&h->ctr.fast_left, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&h->ctr.sample_left, __ATOMIC_ACQUIRE) != out;
 }
 
 /* The scavenger (or another thread's tide_trim) takes back what h caches
@@ -685,7 +690,7 @@ static bool fast_inside(tide_heap_t *h)
  *   - a direct span, which a malloc fast path may be popping from at any
  *     moment, is swapped for the empty span first; fence(h) then makes
  *     sure that the owner has either seen the swap or shows itself inside
- *     a malloc (h->ctr.fast_in != fast_out), by a membarrier or by stopping the
+ *     a malloc (h->ctr.sample_left != fast_left), by a membarrier or by stopping the
  *     thread (tide_set_thread_suspender).  Inside, every swapped span is
  *     put back; outside, those still quiescent are retired.  A NULL fence,
  *     or one that fails, keeps the direct spans.  An owner waiting for
@@ -1207,7 +1212,7 @@ tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_ki
 __attribute__((no_sanitize("thread"))) uint64_t tidei_heap_activity(const tide_heap_t *h)
 {
     const volatile tide_heap_t *v = h;
-    uint64_t sum = v->ctr.fast_in + v->slow_seq;
+    uint64_t sum = (uint64_t)v->ctr.fast_left + v->slow_seq;
     for (int i = 0; i < TIDE_N_CLASSES; i++)
         sum += v->ctr.free_remote[i];
     return sum;

@@ -213,9 +213,10 @@ int tidei_prof_event_core(tide_heap_t *h, size_t n)
 int tidei_prof_event(tide_heap_t *h, size_t n)
 {
     tidei_heap_fold_direct(h);
-    if (tide_unlikely(tidei_guard_on))
-        return tidei_guard_event(h, n);
-    return tidei_prof_event_core(h, n);
+    int what = tide_unlikely(tidei_guard_on) ? tidei_guard_event(h, n) : tidei_prof_event_core(h, n);
+    /* the countdown's twin follows it (tidei_fast_charge): outside */
+    __atomic_store_n(&h->ctr.fast_left, h->ctr.sample_left, __ATOMIC_RELEASE);
+    return what;
 }
 
 /* The functions through which a program enters tide to allocate: the

@@ -483,30 +483,52 @@ tide_inline uint64_t tidei_heap_requested(const volatile tide_heap_counters_t *c
 }
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
 
-/* The malloc fast path's marks (h->ctr.fast_in and fast_out differ while
- * inside), which the scavenger reads after a membarrier to know whether
- * the owner may be popping from a direct span (tidei_heap_reclaim).  On
- * entry a plain add before the load of direct[]: the membarrier orders
- * it.  On exit after the pop, published with release (a plain store on
- * x86-64).  Under the sanitizers, which do not see the membarrier, atomic
- * accesses. */
-tide_inline void tidei_fast_enter(tide_heap_t *h)
+/* The marks of a pop from a direct span (h->ctr.sample_left and
+ * fast_left differ while one runs), which the scavenger reads after a
+ * membarrier to know whether the owner may be popping from a direct span
+ * (tidei_heap_reclaim).  The malloc fast path's entry is its charge of
+ * the sampler's countdown (tidei_fast_charge), a plain subtraction before
+ * the load of direct[] that the membarrier orders; its exit charges
+ * fast_left the same (tidei_fast_exit), after the pop, published with
+ * release (a plain store on x86-64); so a malloc pays for one mark, not
+ * for a mark and a countdown.  Other pops (class_pop, the fold of the
+ * direct spans) mark with fast_left alone: one byte on entry and back on
+ * exit.  A malloc from a signal handler that interrupted another leaves
+ * them apart by the outer one's size.  Under the sanitizers, which do
+ * not see the membarrier, atomic accesses. */
+tide_inline void tidei_fast_add(int64_t *c, int64_t d, int order)
 {
 #if defined(__x86_64__) && !TIDE_SANITIZE
-    h->ctr.fast_in++;
+    (void)order;
+    *c += d;
 #else
-    __atomic_store_n(&h->ctr.fast_in, __atomic_load_n(&h->ctr.fast_in, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + d, order);
 #endif
+}
+tide_inline void tidei_fast_enter(tide_heap_t *h)
+{
+    tidei_fast_add(&h->ctr.fast_left, 1, __ATOMIC_RELAXED);
     atomic_signal_fence(memory_order_seq_cst);
 }
 tide_inline void tidei_fast_leave(tide_heap_t *h)
 {
-#if defined(__x86_64__) && !TIDE_SANITIZE
     atomic_signal_fence(memory_order_seq_cst);
-    h->ctr.fast_out++;
-#else
-    __atomic_store_n(&h->ctr.fast_out, __atomic_load_n(&h->ctr.fast_out, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
-#endif
+    tidei_fast_add(&h->ctr.fast_left, -1, __ATOMIC_RELEASE);
+}
+/* The malloc fast path's exit after a pop of n bytes, or its way to the
+ * sampler's event (malloc_prof): charges fast_left as the entry charged
+ * sample_left. */
+tide_inline void tidei_fast_exit(tide_heap_t *h, size_t n)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    tidei_fast_add(&h->ctr.fast_left, -(int64_t)n, __ATOMIC_RELEASE);
+}
+/* The malloc fast path's way out with nothing popped (its slow path
+ * charges the countdown again): the entry's charge taken back. */
+tide_inline void tidei_fast_undo(tide_heap_t *h, size_t n)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    tidei_fast_add(&h->ctr.sample_left, (int64_t)n, __ATOMIC_RELEASE);
 }
 
 /* The owner takes its heap's lock (its slow paths).  While it waits,
@@ -779,21 +801,36 @@ int tidei_prof_scratch(uintptr_t *out, int max);
 bool tidei_prof_is_entry_point(uintptr_t fn);
 bool tidei_alloc_is_entry(uintptr_t fn);
 
-/* Charges n bytes to h's sampler countdown; true when the allocation must
- * go to tidei_prof_event. */
-tide_inline bool tidei_prof_charge(tide_heap_t *h, size_t n)
+/* The malloc fast path's entry: charges n bytes to h's sampler countdown,
+ * which marks it inside (tidei_fast_exit ends the mark); true when the
+ * allocation must go to tidei_prof_event. */
+tide_inline bool tidei_fast_charge(tide_heap_t *h, size_t n)
 {
 #if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
     /* one subtraction from memory and a branch on its flags, which GCC
      * does not produce from the C below (it loads, subtracts, stores and
      * tests: three instructions more on every malloc) */
-    __asm__ goto("subq %1, %0\n\tjle %l[due]" : "+m"(h->ctr.sample_left) : "r"((int64_t)n) : "cc" : due);
+    __asm__ goto("subq %1, %0\n\tjle %l[due]" : "+m"(h->ctr.sample_left) : "r"((int64_t)n) : "cc", "memory" : due);
     return false;
 due:
     return true;
 #else
-    return (h->ctr.sample_left -= (int64_t)n) <= 0;
+    int64_t left = __atomic_load_n(&h->ctr.sample_left, __ATOMIC_RELAXED) - (int64_t)n;
+    __atomic_store_n(&h->ctr.sample_left, left, __ATOMIC_RELAXED);
+    atomic_signal_fence(memory_order_seq_cst);
+    return left <= 0;
 #endif
+}
+
+/* Charges n bytes to h's sampler countdown outside the malloc fast path
+ * (fast_left too: no mark); true when the allocation must go to
+ * tidei_prof_event. */
+tide_inline bool tidei_prof_charge(tide_heap_t *h, size_t n)
+{
+    tidei_fast_add(&h->ctr.fast_left, -(int64_t)n, __ATOMIC_RELAXED);
+    int64_t left = __atomic_load_n(&h->ctr.sample_left, __ATOMIC_RELAXED) - (int64_t)n;
+    __atomic_store_n(&h->ctr.sample_left, left, __ATOMIC_RELAXED);
+    return left <= 0;
 }
 
 

@@ -185,15 +185,13 @@ typedef struct tide_heap_counters {
     int64_t sample_left;                  /* the sampler's countdown: bytes until the next event
                                              (prof.c); every malloc subtracts its size */
     int64_t sample_armed;                 /* what the countdown was armed with at the last event */
-    uint64_t fast_in;                     /* not figures: the owner's malloc fast path adds 1 to */
-    uint64_t fast_out;                    /* fast_in on entry and to fast_out on exit (plain adds),
-                                             so it is inside while they differ, which the scavenger
-                                             reads after a membarrier (heap.c); two counters, not one
-                                             bumped twice, so that a malloc's two adds are not one
-                                             chain of loads and stores through the same word, and a
-                                             malloc from a signal handler that interrupted one leaves
-                                             them still apart; next to sample_left, so malloc
-                                             touches no other line */
+    int64_t fast_left;                    /* not a figure: sample_left's twin, charged by the malloc
+                                             fast path on its exit as sample_left is on its entry, by
+                                             every other charge at once, and set equal to it after
+                                             every sampler event; so the fast path is inside while
+                                             the two differ, which the scavenger reads after a
+                                             membarrier (heap.c, tidei_fast_charge); next to
+                                             sample_left, so malloc touches no other line */
     uint64_t n_full;                      /* spans on the full list now */
 } tide_heap_counters_t;
 
