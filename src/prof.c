@@ -212,10 +212,13 @@ int tidei_prof_event_core(tide_heap_t *h, size_t n)
  * the malloc fast path has one test whatever is on. */
 int tidei_prof_event(tide_heap_t *h, size_t n)
 {
+    /* The countdown's twin follows it (tidei_fast_charge): equal, unless
+     * this allocation is a signal handler's that interrupted a malloc's
+     * fast path, which must still read as inside afterwards. */
+    int64_t apart = h->ctr.fast_left - h->ctr.sample_left;
     tidei_heap_fold_direct(h);
     int what = tide_unlikely(tidei_guard_on) ? tidei_guard_event(h, n) : tidei_prof_event_core(h, n);
-    /* the countdown's twin follows it (tidei_fast_charge): outside */
-    __atomic_store_n(&h->ctr.fast_left, h->ctr.sample_left, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->ctr.fast_left, h->ctr.sample_left + apart, __ATOMIC_RELEASE);
     return what;
 }
 

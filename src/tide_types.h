@@ -187,8 +187,8 @@ typedef struct tide_heap_counters {
     int64_t sample_armed;                 /* what the countdown was armed with at the last event */
     int64_t fast_left;                    /* not a figure: sample_left's twin, charged by the malloc
                                              fast path on its exit as sample_left is on its entry, by
-                                             every other charge at once, and set equal to it after
-                                             every sampler event; so the fast path is inside while
+                                             every other charge at once, and moved with it by every
+                                             sampler event; so the fast path is inside while
                                              the two differ, which the scavenger reads after a
                                              membarrier (heap.c, tidei_fast_charge); next to
                                              sample_left, so malloc touches no other line */

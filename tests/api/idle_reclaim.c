@@ -7,7 +7,7 @@
  * counters that differ while one runs: the sampler's countdown, which the
  * fast path charges on entry, and its twin, which it charges on exit
  * (heap.c fast_inside, tide_internal.h tidei_fast_charge).  Every other
- * charge moves both, and every sampler event sets them equal again; a path
+ * charge moves both, and every sampler event moves them together; a path
  * that did not would leave the heap "inside" for good, and its spans
  * would never go back.  So each way of allocating is made a thread's last
  * call before it waits (its block freed at once), and tide_trim from the
