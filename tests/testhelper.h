@@ -342,4 +342,25 @@ static const char *th_status_str(int st, char *buf, size_t n)
     return buf;
 }
 
+/* Runs this test's program again with TIDE_CONF=conf and the arguments
+ * argv0 arg (tide reads TIDE_CONF before main, so an option can only be
+ * tried so), its output going to stderr (its PASS lines are not this
+ * run's); returns the wait status, -1 if none. */
+__attribute__((unused))
+static int th_rerun(const char *conf, const char *argv0, const char *arg)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(2, 1);
+        setenv("TIDE_CONF", conf, 1);
+        execl("/proc/self/exe", argv0, arg, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) return -1;
+    return st;
+}
+
 #endif /* TESTHELPER_H */

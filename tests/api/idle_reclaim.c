@@ -26,7 +26,6 @@
 #include <linux/membarrier.h>
 #include <malloc.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
 static bool events_run;  /* this run is the one with leak_check=full */
 
@@ -188,17 +187,8 @@ static void every_way_gives_back(void)
 static void again_with_every_allocation_an_event(void)
 {
     TIDE_ONLY();
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(2, 1);  /* its PASS lines are not this run's */
-        setenv("TIDE_CONF", "shared_blocks=0,leak_check=full,leak_exitcode=0,leak_file=/dev/null", 1);
-        char *argv[] = { "idle_reclaim", "events", NULL };
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
+    int st = th_rerun("shared_blocks=0,leak_check=full,leak_exitcode=0,leak_file=/dev/null", "idle_reclaim",
+                      "events");
     char buf[80];
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run with leak_check=full: %s",
            th_status_str(st, buf, sizeof buf));

@@ -19,7 +19,6 @@
  * setting); the advice is what tide controls, and what is checked. */
 #include "testhelper.h"
 
-#include <sys/wait.h>
 
 #define HP ((uintptr_t)2 << 20)
 
@@ -181,17 +180,7 @@ static void big_heaps_ask(void)
 static void off_when_asked(void)
 {
     TIDE_ONLY();
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(2, 1);  /* its PASS lines are not this run's */
-        setenv("TIDE_CONF", "thp=0", 1);
-        char *argv[] = { "thp", "off", NULL };
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
+    int st = th_rerun("thp=0", "thp", "off");
     char buf[80];
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the run with thp=0: %s", th_status_str(st, buf, sizeof buf));
 }
