@@ -828,9 +828,7 @@ due:
 tide_inline bool tidei_prof_charge(tide_heap_t *h, size_t n)
 {
     tidei_fast_add(&h->ctr.fast_left, -(int64_t)n, __ATOMIC_RELAXED);
-    int64_t left = __atomic_load_n(&h->ctr.sample_left, __ATOMIC_RELAXED) - (int64_t)n;
-    __atomic_store_n(&h->ctr.sample_left, left, __ATOMIC_RELAXED);
-    return left <= 0;
+    return tidei_fast_charge(h, n);
 }
 
 

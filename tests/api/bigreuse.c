@@ -316,26 +316,16 @@ static int cap_child(long mb)
     return 0;
 }
 
-static const char *self_path;
-
 static void cache_bounded_by_option(void)
 {
     TIDE_ONLY();
     static const long caps[] = { 0, 24, 1000 };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
-        fflush(stdout);
-        pid_t pid = fork();
-        if (pid == 0) {
-            char conf[64], arg[32];
-            snprintf(conf, sizeof conf, "huge_cache_mb=%ld", caps[i]);
-            snprintf(arg, sizeof arg, "%ld", caps[i]);
-            setenv("TIDE_CONF", conf, 1);
-            execl(self_path, self_path, "cap", arg, (char *)NULL);
-            _exit(127);
-        }
-        int st;
+        char conf[64], arg[32];
+        snprintf(conf, sizeof conf, "huge_cache_mb=%ld", caps[i]);
+        snprintf(arg, sizeof arg, "cap=%ld", caps[i]);
+        int st = th_rerun(conf, "bigreuse", arg);
         char sb[64];
-        waitpid(pid, &st, 0);
         CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "huge_cache_mb=%ld: child %s", caps[i],
                th_status_str(st, sb, sizeof sb));
     }
@@ -469,11 +459,8 @@ static void decay_returns_cache(void)
 
 int main(int argc, char **argv)
 {
-    if (argc == 3 && strcmp(argv[1], "cap") == 0)
-        return cap_child(atol(argv[2]));
-    static char path[4096];
-    ssize_t k = readlink("/proc/self/exe", path, sizeof path - 1);
-    self_path = k > 0 ? (path[k] = 0, path) : argv[0];
+    if (argc == 2 && strncmp(argv[1], "cap=", 4) == 0)
+        return cap_child(atol(argv[1] + 4));
     if (tide_set_decay_ms)
         tide_set_decay_ms(-1);
     RUN(on_tide);
