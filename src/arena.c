@@ -226,14 +226,11 @@ static void large_huge_pages(const tide_span_t *s, bool on)
 }
 
 /* Maps a new chunk and indexes it as one free run.  Arena lock held. */
-static bool chunk_grow(void)
+static bool chunk_map_new(void)
 {
     tide_arena_t *a = &tidei_arena;
-    tidei_huge_give_way_locked(TIDE_CHUNK_SIZE);  /* new memory: first the cache's goes */
     void *base = tidei_pagemap_flat_chunk_map();  /* in the flat map's range if it can */
     if (!base)
-        base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, TIDE_CHUNK_ALIGN);
-    if (!base && release_caches_locked())
         base = tidei_os_map_aligned(TIDE_CHUNK_SIZE, TIDE_CHUNK_ALIGN);
     if (!base)
         return false;
@@ -261,6 +258,16 @@ fail:
     tidei_os_unmap(base, TIDE_CHUNK_SIZE);
     tidei_pagemap_flat_chunk_unmapped((uintptr_t)base);
     return false;  /* c, if any, is a few bytes of metadata, not reused */
+}
+
+/* A new chunk (chunk_map_new), first making way for it in the huge cache,
+ * and after a refusal once more with every cache given back: the OS may
+ * have refused the chunk itself or what indexes it (a page-map leaf, a
+ * descriptor).  Arena lock held. */
+static bool chunk_grow(void)
+{
+    tidei_huge_give_way_locked(TIDE_CHUNK_SIZE);  /* new memory: first the cache's goes */
+    return chunk_map_new() || (release_caches_locked() && chunk_map_new());
 }
 
 /* Unmaps chunk c, which is the single free run r.  Arena lock held. */

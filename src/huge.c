@@ -41,6 +41,8 @@
  * half moved) and the unmapping of the whole cache when the OS refused
  * memory.  Like arena.c it calls no layer above it: a free that leaves the
  * cache work for the scavenger says so through tidei_arena_note_dirty. */
+#include <sched.h>
+
 #include "tide_internal.h"
 
 /* Ranges to unmap that a free (FREE_CUTS) or a purge round (PURGE_CUTS)
@@ -222,10 +224,28 @@ static int cache_trim(size_t limit, huge_cut_t *cuts, int max)
     return k;
 }
 
+/* Callers between releasing the arena lock and finishing the unmapping of
+ * the cuts they took out of the cache under it.  That address space is
+ * still mapped: a thread the OS has just refused waits for it
+ * (tidei_huge_release_locked) rather than report exhaustion while the
+ * room is on its way back. */
+static _Atomic unsigned cuts_pending;
+
 static void unmap_cuts(const huge_cut_t *cuts, int k)
 {
     for (int i = 0; i < k; i++)
         tidei_os_unmap((void *)cuts[i].start, cuts[i].bytes);
+}
+
+/* Releases the arena lock, then unmaps the k cuts taken under it. */
+static void unlock_unmap_cuts(const huge_cut_t *cuts, int k)
+{
+    if (k)
+        atomic_fetch_add_explicit(&cuts_pending, 1, relaxed);  /* under the lock */
+    pthread_mutex_unlock(&tidei_arena.lock);
+    unmap_cuts(cuts, k);
+    if (k)
+        atomic_fetch_sub_explicit(&cuts_pending, 1, memory_order_release);
 }
 
 /* Trims the cache to its limit, unmapping what goes.  Takes the arena lock;
@@ -238,8 +258,7 @@ static void cache_trim_all(void)
     do {
         pthread_mutex_lock(&a->lock);
         k = cache_trim(cache_limit(tidei_os_now_ms()), cuts, 16);
-        pthread_mutex_unlock(&a->lock);
-        unmap_cuts(cuts, k);
+        unlock_unmap_cuts(cuts, k);
     } while (k == 16);
 }
 
@@ -264,6 +283,8 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     size_t size = (n + TIDE_PAGE_SIZE - 1) & ~(TIDE_PAGE_SIZE - 1);
     if (size < n || size > PTRDIFF_MAX)
         goto oom;
+    bool retried = false;
+again:;
     uintptr_t start = 0;
     size_t len = 0, dirty_lo = 0, dirty_hi = 0;  /* [dirty_lo, dirty_hi): bytes not known zero */
     tide_span_t *grow = NULL;
@@ -309,8 +330,10 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     }
     if (!len) {
         void *p = tidei_os_map_aligned(size, align);
-        if (!p && tidei_arena_release_caches())
+        if (!p && !retried && tidei_arena_release_caches()) {
+            retried = true;
             p = tidei_os_map_aligned(size, align);
+        }
         if (!p) {
             pthread_mutex_lock(&a->lock);
             tidei_meta_span_delete(s);
@@ -322,9 +345,14 @@ void *tidei_huge_alloc(size_t n, size_t align, bool zero)
     }
     pthread_mutex_lock(&a->lock);
     if (!tidei_pagemap_ensure(start, len >> TIDE_PAGE_SHIFT)) {
+        /* no room for the page-map leaf that would index the block */
         tidei_meta_span_delete(s);
         pthread_mutex_unlock(&a->lock);
         tidei_os_unmap((void *)start, len);
+        if (!retried && tidei_arena_release_caches()) {
+            retried = true;
+            goto again;
+        }
         goto oom;
     }
     s->kind = TIDE_SPAN_HUGE;
@@ -377,8 +405,7 @@ void tidei_huge_free(tide_span_t *s)
         tidei_meta_span_delete(s);
         cuts[k++] = (huge_cut_t){ start, size };
     }
-    pthread_mutex_unlock(&a->lock);
-    unmap_cuts(cuts, k);
+    unlock_unmap_cuts(cuts, k);
     if (k == FREE_CUTS)
         cache_trim_all();
     if (wake)
@@ -409,8 +436,7 @@ static void huge_shrink(tide_span_t *s, size_t size)
     } else {
         cuts[k++] = (huge_cut_t){ tail, tail_bytes };
     }
-    pthread_mutex_unlock(&a->lock);
-    unmap_cuts(cuts, k);
+    unlock_unmap_cuts(cuts, k);
     if (k == FREE_CUTS)
         cache_trim_all();
     if (t)
@@ -524,8 +550,9 @@ void *tidei_huge_realloc(tide_span_t *s, size_t n)
     return huge_move(s, size);
 }
 
-/* Unmaps every cached range (trim, or the OS refused memory).  True if
- * there were any.  Arena lock held. */
+/* Unmaps every cached range (trim, or the OS refused memory) and waits for
+ * the cuts other threads are unmapping.  True if there were any of either.
+ * Arena lock held. */
 bool tidei_huge_release_locked(void)
 {
     tide_arena_t *a = &tidei_arena;
@@ -536,6 +563,10 @@ bool tidei_huge_release_locked(void)
         tidei_os_unmap((void *)r->start, TIDE_PAGES_BYTES(r->n_pages));
         tidei_meta_span_delete(r);
     }
+    /* cuts another thread is unmapping: their room comes back in a moment
+     * (no lock is needed to finish them) */
+    for (; atomic_load_explicit(&cuts_pending, memory_order_acquire); sched_yield())
+        released = true;
     return released;
 }
 
@@ -582,8 +613,7 @@ bool tidei_huge_purge(uint64_t now, uint64_t decay, uint64_t *next_ms)
                 next = r->dirty_ms + decay;
             }
         }
-        pthread_mutex_unlock(&a->lock);
-        unmap_cuts(cuts, k);
+        unlock_unmap_cuts(cuts, k);
         released |= k > 0;
         if (k < PURGE_CUTS && next < *next_ms)
             *next_ms = next;

@@ -24,6 +24,8 @@
 
 #include <sys/resource.h>
 
+#include <tide.h>
+
 #define BUDGET (200 * MiB)     /* address space the fill worker may add to what it has at start */
 #define MAX_BLOCKS (2u << 20)
 
@@ -121,9 +123,12 @@ static int worker_fill(void)
     void *p = calloc(1, 16 * MiB);
     if (p || errno != ENOMEM) werr("exhausted: calloc(16 MiB) = %p errno %d", p, errno);
     free(p);
+    /* The same 16 MiB: what is left when small blocks run out may hold a
+     * smaller huge block (a chunk needs 8 MiB, and 8 more for the page-map
+     * leaf that indexes it when it opens a new 4 GiB of address space). */
     errno = 0;
-    p = aligned_alloc(2 * MiB, 8 * MiB);
-    if (p || errno != ENOMEM) werr("exhausted: aligned_alloc(2 MiB, 8 MiB) = %p errno %d", p, errno);
+    p = aligned_alloc(2 * MiB, 16 * MiB);
+    if (p || errno != ENOMEM) werr("exhausted: aligned_alloc(2 MiB, 16 MiB) = %p errno %d", p, errno);
     free(p);
     errno = 0;
     p = realloc(small, 32 * MiB);
@@ -213,10 +218,103 @@ static int worker_caches(void)
     return err[0] ? 1 : 0;
 }
 
+/* A new chunk that needs a new page-map leaf (8 MiB of address space for
+ * each 4 GiB tide uses), when only the freed huge blocks tide caches leave
+ * room for both: the chunk must come once the cache is given back, whether
+ * the OS refused the chunk or its leaf.
+ *
+ * The driver starts this worker under RLIMIT_AS 400 MiB, too little for the
+ * flat map's range, so every chunk goes where the kernel puts it: top down,
+ * in the highest gap that fits.  The worker caches a freed 64 MiB huge
+ * block, then maps a 4 KiB page every 8 MiB from the lowest 10 MiB gap down
+ * to the 4 GiB boundary below it: the next chunk (a 10 MiB mapping, trimmed
+ * to 8 MiB) fits only below that boundary, where tide has no leaf.  It
+ * lowers the limit to what is mapped plus 4 MiB and allocates 4 MiB blocks
+ * until a second chunk comes: the chunk fits once the cache has made way
+ * for it, its leaf only once the cache is gone.
+ * `leaf huge` does the same for a huge block of 80 MiB, which the 64 MiB
+ * cached cannot hold, under a limit of what is mapped plus 84 MiB: the
+ * block fits, its leaf only once the cache is gone.  (A new mapping of
+ * 80 MiB fits only below the boundary, before and after the cache goes.) */
+#define LEAF_SPAN ((uintptr_t)4 << 30)
+
+static int worker_leaf(bool huge)
+{
+    alarm(120);
+    blk = mmap(NULL, 4096 * sizeof *blk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (blk == MAP_FAILED) { printf("error: cannot map the block table\n"); return 1; }
+    struct tide_stats st;
+    void *warm = malloc(100);
+    void *h = malloc(64 * MiB);
+    if (!warm || !h) { printf("error: malloc failed at start\n"); return 1; }
+    memset(h, 1, 4096);
+    free(h);
+    tide_stats_get(&st);
+    size_t chunks = st.n_chunks;
+    if (st.huge_cached_bytes < 16 * MiB) { printf("error: the freed huge block was not cached\n"); return 1; }
+    void *probe = mmap(NULL, 10 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (probe == MAP_FAILED) { printf("error: cannot map the probe\n"); return 1; }
+    munmap(probe, 10 * MiB);
+    uintptr_t top = (uintptr_t)probe + 10 * MiB, floor = (uintptr_t)probe & ~(LEAF_SPAN - 1);
+    for (uintptr_t a = top - 8 * MiB; a >= floor && a < top; a -= 8 * MiB)
+        mmap((void *)a, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    probe = mmap(NULL, 10 * MiB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (probe == MAP_FAILED || (uintptr_t)probe + 2 * MiB > floor) {  /* (aligned to 2 MiB, it starts below) */
+        printf("error: a 10 MiB mapping still goes at %p, not below %p: the test cannot set up a new leaf\n", probe,
+               (void *)floor);
+        return 1;
+    }
+    munmap(probe, 10 * MiB);
+    if (huge) {
+        if (!limit_to(84 * MiB)) return 1;
+        errno = 0;
+        void *p = malloc(80 * MiB);
+        tide_stats_get(&st);
+        if (!p)
+            werr("malloc(80 MiB) = NULL (errno %d) with %zu MiB of freed huge blocks cached", errno,
+                 st.huge_cached_bytes / MiB);
+        else if ((uintptr_t)p >= floor)
+            werr("the block (%p) is not below %p: the test did not set up a new leaf", p, (void *)floor);
+        else {
+            th_fill(p, 80 * MiB, 7);
+            if (!th_verify(p, 80 * MiB, 7))
+                werr("the block (%p) does not keep its contents", p);
+        }
+        free(p);
+        printf("80m with its leaf below %p %s%s\n", (void *)floor, err[0] ? "error: " : "ok", err);
+        return err[0] ? 1 : 0;
+    }
+    if (!limit_to(4 * MiB)) return 1;
+    void *big[8];
+    int n = 0;
+    while (n < 8 && !err[0]) {
+        errno = 0;
+        big[n] = malloc(4 * MiB);
+        if (!big[n]) {
+            tide_stats_get(&st);
+            werr("malloc(4 MiB) #%d = NULL (errno %d) with %zu MiB of freed huge blocks cached", n, errno,
+                 st.huge_cached_bytes / MiB);
+            break;
+        }
+        keep(big[n], 4 * MiB);
+        tide_stats_get(&st);
+        n++;
+        if (st.n_chunks > chunks) break;
+    }
+    for (size_t i = 0; i < nblk; i++) {
+        if (!intact(&blk[i], 0)) werr("block %zu corrupted", i);
+        free(blk[i].p);
+    }
+    free(warm);
+    printf("4m=%d (a new chunk) with its leaf below %p %s%s\n", n, (void *)floor, err[0] ? "error: " : "ok", err);
+    return err[0] ? 1 : 0;
+}
+
 static const char *self_path;
 
-/* Runs `self mode` in a fresh process; checks it exits 0. */
-static void run_worker(const char *mode)
+/* Runs `self mode` in a fresh process, under RLIMIT_AS as_limit (0: the
+ * driver's) and TIDE_CONF conf (NULL: the driver's); checks it exits 0. */
+static void run_worker_in(const char *mode, size_t as_limit, const char *conf)
 {
     int op[2];
     if (pipe(op)) { FAILF("pipe"); return; }
@@ -225,6 +323,9 @@ static void run_worker(const char *mode)
     if (pid == 0) {
         dup2(op[1], 1);
         close(op[0]); close(op[1]);
+        struct rlimit rl = { as_limit, RLIM_INFINITY };
+        if (as_limit && setrlimit(RLIMIT_AS, &rl) != 0) _exit(126);
+        if (conf) setenv("TIDE_CONF", conf, 1);
         execl(self_path, self_path, mode, (char *)NULL);
         _exit(127);
     }
@@ -243,16 +344,28 @@ static void run_worker(const char *mode)
     fprintf(stderr, "ulimit worker %s: %s\n", mode, out);
 }
 
+static void run_worker(const char *mode) { run_worker_in(mode, 0, NULL); }
+
 /* The fill worker exits 0, having hit ENOMEM at every size. */
 static void exhaustion_under_ulimit(void) { run_worker("fill"); }
 
 /* The caches worker exits 0: freed memory is not held back while malloc fails. */
 static void caches_released_on_exhaustion(void) { run_worker("caches"); }
 
+/* The leaf worker exits 0: a leaf refused is retried once the cache is
+ * given back (decay_ms=-1: the scavenger must not give it back first). */
+static void leaf_refused_releases_caches(void)
+{
+    run_worker_in("leaf", 400 * MiB, "decay_ms=-1");
+    run_worker_in("leaf-huge", 400 * MiB, "decay_ms=-1");
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "fill") == 0) return worker_fill();
     if (argc >= 2 && strcmp(argv[1], "caches") == 0) return worker_caches();
+    if (argc >= 2 && strcmp(argv[1], "leaf") == 0) return worker_leaf(false);
+    if (argc >= 2 && strcmp(argv[1], "leaf-huge") == 0) return worker_leaf(true);
     static char path[4096];
     ssize_t k = readlink("/proc/self/exe", path, sizeof path - 1);
     if (k <= 0) { printf("FAIL ulimit: readlink /proc/self/exe\n"); return 1; }
@@ -261,5 +374,6 @@ int main(int argc, char **argv)
     RUN(on_tide);
     RUN(exhaustion_under_ulimit);
     RUN(caches_released_on_exhaustion);
+    RUN(leaf_refused_releases_caches);
     return th_summary();
 }
