@@ -229,7 +229,7 @@ int tidei_guard_event(tide_heap_t *h, size_t n)
         if (h->guard_prof <= 0) {
             /* as if the countdown had been the profiler's alone */
             c->sample_armed = spent + h->guard_prof;
-            c->sample_left = h->guard_prof;
+            __atomic_store_n(&c->sample_left, h->guard_prof, __ATOMIC_RELAXED);  /* the scavenger reads it */
             what = tidei_prof_event_core(h, n);
             h->guard_prof = c->sample_left;
         } else {
@@ -242,7 +242,8 @@ int tidei_guard_event(tide_heap_t *h, size_t n)
         h->guard_due = what != TIDE_PROF_SAMPLE && guard_accept(h, n);
     }
     int64_t arm = h->guard_left < h->guard_prof ? h->guard_left : h->guard_prof;
-    c->sample_armed = c->sample_left = arm;
+    c->sample_armed = arm;
+    __atomic_store_n(&c->sample_left, arm, __ATOMIC_RELAXED);  /* the scavenger reads it (fast_inside) */
     return what;
 }
 

@@ -201,7 +201,8 @@ int tidei_prof_event_core(tide_heap_t *h, size_t n)
         if (prof_inside)  /* an allocation made while taking a sample */
             what = TIDE_PROF_NONE;
     }
-    c->sample_armed = c->sample_left = next;
+    c->sample_armed = next;
+    __atomic_store_n(&c->sample_left, next, __ATOMIC_RELAXED);  /* the scavenger reads it (fast_inside) */
     return what;
 }
 
