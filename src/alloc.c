@@ -47,7 +47,7 @@ static void *class_pop(tide_heap_t *h, int cls)
         tidei_span_fold_mallocs(s);
         b->key = 0;
     }
-    pthread_mutex_unlock(&h->lock);
+    tidei_heap_unlock(h);
     if (!s)
         errno = ENOMEM;
     return b;

@@ -58,7 +58,7 @@ tide_span_t *tidei_free_checked_span(const void *p, const char *op)
             bool is_free = !owner || atomic_load_explicit(&s->heap, relaxed) != h ||
                            tidei_span_holds_free(s, b, true);
             if (owner)
-                pthread_mutex_unlock(&h->lock);
+                tidei_heap_unlock(h);
             if (is_free)
                 tidei_misuse(op, p, "block already freed");
         }
@@ -99,7 +99,7 @@ static tide_noclone void free_local_checked(tide_heap_t *h, tide_span_t *s, tide
     s->used_rel--;
     if (s->in_full || tidei_span_used(s) == 0)
         tidei_heap_free_local_slow(h, s);
-    pthread_mutex_unlock(&h->lock);
+    tidei_heap_unlock(h);
     tidei_busy_leave();
 }
 
@@ -219,7 +219,7 @@ static tide_noinline void free_local_slow(tide_heap_t *h, tide_span_t *s)
     tidei_heap_lock(h);
     if (atomic_load_explicit(&s->heap, relaxed) == h)
         tidei_heap_free_local_slow(h, s);
-    pthread_mutex_unlock(&h->lock);
+    tidei_heap_unlock(h);
     tidei_scav_start();
     tidei_busy_leave();
 }

@@ -43,7 +43,6 @@ pthread_mutex_t tidei_backup_lock = PTHREAD_MUTEX_INITIALIZER;
  * initialised statically: relocated at load, the only heap that is. */
 tide_heap_t tidei_empty_heap = { .by_size = { [0 ... TIDE_N_DIRECT - 1] = &tidei_empty_span },
                                  .direct = { [0 ... TIDE_N_CLASSES - 1] = &tidei_empty_span },
-                                 .lock = PTHREAD_MUTEX_INITIALIZER,
                                  /* the fast path charges it and takes the charge back
                                   * (tidei_fast_undo): it never runs out */
                                  .ctr = { .sample_left = EMPTY_HEAP_COUNTDOWN, .fast_left = EMPTY_HEAP_COUNTDOWN } };
@@ -59,7 +58,7 @@ tide_heap_t tidei_empty_heap = { .by_size = { [0 ... TIDE_N_DIRECT - 1] = &tidei
 
 /* The heap of threads whose own heap is gone (allocation from late TLS or
  * key destructors), used under tidei_backup_lock. */
-tide_heap_t tidei_backup_heap = { .lock = PTHREAD_MUTEX_INITIALIZER };
+tide_heap_t tidei_backup_heap;
 
 /* The shared heaps: a thread's first blocks of a class come from one of
  * them (tidei_heap_shared_alloc), under its lock, which stands for the
@@ -70,7 +69,7 @@ tide_heap_t tidei_backup_heap = { .lock = PTHREAD_MUTEX_INITIALIZER };
  * idle, as for a thread's heap (scav.c).  Not in the
  * registry: no thread owns them. */
 tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS] = {
-    [0 ... TIDE_SHARED_HEAPS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } };
+    [0 ... TIDE_SHARED_HEAPS - 1] = { .lock = { .mutex = PTHREAD_MUTEX_INITIALIZER } } };
 
 /* Bit i: shared heap i is ready (has been used).  Outside the heaps, so
  * that the scavenger can pass the others by without reading a page of
@@ -504,6 +503,35 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
     }
 }
 
+/* Waits for h's lock and takes it as thread me.  A shared heap's mutex
+ * blocks; a word lock, whose holders keep it briefly and never wake
+ * anyone, is tried again 64 times at once, then after sleeps of 50 us
+ * doubling to 1 ms (nanosleep rather than sched_yield: under TSan, a
+ * signal held back while the thread waits is delivered when a call
+ * returns).  errno unchanged. */
+void tidei_heap_lock_wait(tide_heap_t *h, int me)
+{
+    if (tidei_heap_is_shared_inline(h)) {
+        pthread_mutex_lock(&h->lock.mutex);
+        return;
+    }
+    int e = errno;
+    long ns = 50000;
+    for (int i = 0; !tidei_heap_trylock_as(h, me); i++) {
+        if (i < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+            continue;
+        }
+        struct timespec ts = { 0, ns };
+        nanosleep(&ts, NULL);
+        if (ns < 1000000)
+            ns *= 2;
+    }
+    errno = e;
+}
+
 /* After a free into span s of shared heap sh: whoever gets sh's lock acts
  * as its owner, takes in the span's remote frees (and sh's notify list)
  * and gives s back to the page allocator if that emptied it (the last span
@@ -519,7 +547,7 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
  * block, which a thread makes at most shared_blocks of per class. */
 static void shared_take_free(tide_heap_t *sh, tide_span_t *s)
 {
-    if (pthread_mutex_trylock(&sh->lock) != 0)
+    if (pthread_mutex_trylock(&sh->lock.mutex) != 0)
         return;
     notify_take(sh, NOTIFY_LOCAL_SETTLE, "free");
     /* s may have been retired (and even made again) since the push: only a
@@ -531,7 +559,7 @@ static void shared_take_free(tide_heap_t *sh, tide_span_t *s)
             tidei_heap_free_local_slow(sh, s);
         }
     }
-    pthread_mutex_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->lock.mutex);
 }
 
 static void abandoned_release(tide_span_t *s);
@@ -639,7 +667,7 @@ bool tidei_heap_release(tide_heap_t *h)
     tidei_heap_lock(h);
     h->slow_seq++;
     bool freed = heap_release_locked(h);
-    pthread_mutex_unlock(&h->lock);
+    tidei_heap_unlock(h);
     return freed;
 }
 
@@ -701,7 +729,7 @@ static bool fast_inside(tide_heap_t *h)
  * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
 bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 {
-    if (pthread_mutex_trylock(&h->lock) != 0)
+    if (!tidei_heap_trylock_as(h, tidei_os_gettid()))
         return false;
     notify_take(h, NOTIFY_REMOTE, "free");
     for (tide_span_t *s = h->full, *next; s; s = next) {
@@ -745,7 +773,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
             }
         }
     }
-    pthread_mutex_unlock(&h->lock);
+    tidei_heap_unlock(h);
     return true;
 }
 
@@ -823,7 +851,7 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
      * onto spans no other core is writing) */
     int cpu = sched_getcpu();
     tide_heap_t *sh = &tidei_shared_heaps[(cpu >= 0 ? (unsigned)cpu : h->id) % TIDE_SHARED_HEAPS];
-    pthread_mutex_lock(&sh->lock);
+    pthread_mutex_lock(&sh->lock.mutex);
     static_heap_ready(sh, -2);
     tide_span_t *s = tidei_heap_find_span(sh, cls);
     tide_free_block_t *b = NULL;
@@ -836,7 +864,7 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
         b->key = 0;
         sh->ctr.moved_in[cls]++;
     }
-    pthread_mutex_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->lock.mutex);
     if (!b) {
         errno = ENOMEM;
         return NULL;
@@ -856,10 +884,10 @@ void *tidei_heap_shared_alloc(tide_heap_t *h, int cls)
  * tidei_heap_reclaim (hence the trylock). */
 bool tidei_heap_reclaim_shared(tide_heap_t *sh)
 {
-    if (pthread_mutex_trylock(&sh->lock) != 0)
+    if (pthread_mutex_trylock(&sh->lock.mutex) != 0)
         return false;
     heap_release_locked(sh);
-    pthread_mutex_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->lock.mutex);
     return true;
 }
 
@@ -879,13 +907,13 @@ uint64_t tidei_heap_shared_activity(tide_heap_t *sh)
 void tidei_heap_shared_lock_all(void)
 {
     for (int i = 0; i < TIDE_SHARED_HEAPS; i++)
-        pthread_mutex_lock(&tidei_shared_heaps[i].lock);
+        pthread_mutex_lock(&tidei_shared_heaps[i].lock.mutex);
 }
 
 void tidei_heap_shared_unlock_all(void)
 {
     for (int i = TIDE_SHARED_HEAPS - 1; i >= 0; i--)
-        pthread_mutex_unlock(&tidei_shared_heaps[i].lock);
+        pthread_mutex_unlock(&tidei_shared_heaps[i].lock.mutex);
 }
 
 /* ---- heaps ---- */
@@ -918,7 +946,7 @@ tide_heap_t *tidei_heap_acquire(void)
         h = tidei_meta_alloc(sizeof *h);
         pthread_mutex_unlock(&tidei_arena.lock);
         if (h) {
-            pthread_mutex_init(&h->lock, NULL);
+            atomic_init(&h->lock.word, 0);
             static unsigned n_made;
             h->id = ++n_made;
             h->next_all = tidei_heaps;
@@ -1116,7 +1144,7 @@ void tidei_heap_give_up_spans(tide_heap_t *h)
     }
     heap_reset(h);
     pthread_mutex_unlock(&tidei_heaps_lock);
-    pthread_mutex_unlock(&h->lock);
+    tidei_heap_unlock(h);
 }
 
 /* Abandons every span of h (its thread is exiting) and pools h.  Called by

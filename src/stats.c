@@ -67,10 +67,11 @@ TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_e
 {
     uint64_t used_c[TIDE_N_CLASSES] = { 0 }, malloc_c[TIDE_N_CLASSES] = { 0 }, spans_c[TIDE_N_CLASSES] = { 0 };
     if (locked) {
+        int me = tidei_os_gettid();
         if (READ(h->has_thread) || tidei_heap_is_shared(h))
-            pthread_mutex_lock(&h->lock);
+            tidei_heap_lock_as(h, me);
         else
-            locked = pthread_mutex_trylock(&h->lock) == 0;
+            locked = tidei_heap_trylock_as(h, me);
     }
     tidei_heap_used(h, used_c, malloc_c, spans_c);
     if (tidei_debug && locked)  /* the walk finds every span the heap counts */
@@ -109,7 +110,7 @@ TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_e
     st->n_full_spans += one.n_full_spans;
     st->requested_bytes += tidei_heap_requested(&h->ctr);
     if (locked)
-        pthread_mutex_unlock(&h->lock);
+        tidei_heap_unlock(h);
     if (hs)
         *hs = one;
 }

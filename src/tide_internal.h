@@ -531,37 +531,62 @@ tide_inline void tidei_fast_undo(tide_heap_t *h, size_t n)
     tidei_fast_add(&h->ctr.sample_left, (int64_t)n, __ATOMIC_RELEASE);
 }
 
-/* The owner takes its heap's lock (its slow paths).  While it waits,
- * lock_wait is 1: a reclaimer that holds the lock and reads 1 knows that
- * the owner is in none of its fast paths and cannot enter one before the
- * unlock, so it needs no fence (and stops no thread that is only waiting
- * for it: a signal-based suspender may not reach a thread blocked in
- * pthread_mutex_lock, as under TSan, which holds such signals back).  The
- * trylock first keeps the flag off the uncontended path. */
+/* A heap's lock.  A thread heap's is taken by its owner's slow paths and
+ * only now and then by another thread (the scavenger's trylock, the
+ * stats), so it is a word of its own: taken with one compare-and-swap,
+ * let go with a plain store, no call into libc (mid-batch, whose mallocs
+ * and frees take a slow path one time in four, spent a third of its time
+ * in pthread_mutex_trylock and _unlock).  Nobody wakes a thread that finds
+ * it taken: it polls (tidei_heap_lock_wait).  The word holds the holder's
+ * thread id, which the crash report names (the backup heap's user: -1).
+ * The shared heaps' locks, which threads do contend for, are glibc
+ * mutexes; every function here takes either kind. */
+tide_inline bool tidei_heap_is_shared_inline(const tide_heap_t *h)
+{
+    return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
+}
+
+/* Takes h's lock if it is free, as thread me (a thread id, not 0). */
+tide_inline bool tidei_heap_trylock_as(tide_heap_t *h, int me)
+{
+    if (tidei_heap_is_shared_inline(h))
+        return pthread_mutex_trylock(&h->lock.mutex) == 0;
+    int none = 0;
+    return atomic_compare_exchange_strong_explicit(&h->lock.word, &none, me, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+tide_inline void tidei_heap_unlock(tide_heap_t *h)
+{
+    if (tidei_heap_is_shared_inline(h))
+        pthread_mutex_unlock(&h->lock.mutex);
+    else
+        atomic_store_explicit(&h->lock.word, 0, memory_order_release);
+}
+
+/* Waits for h's lock and takes it as me (heap.c). */
+void tidei_heap_lock_wait(tide_heap_t *h, int me);
+
+/* Takes h's lock as thread me, waiting for it (another thread than the
+ * owner: the stats). */
+tide_inline void tidei_heap_lock_as(tide_heap_t *h, int me)
+{
+    if (!tidei_heap_trylock_as(h, me))
+        tidei_heap_lock_wait(h, me);
+}
+
+/* The owner takes its heap's lock (its slow paths; for a shared heap, any
+ * thread).  While it waits, lock_wait is 1: a reclaimer that holds the
+ * lock and reads 1 knows that the owner is in none of its fast paths and
+ * cannot enter one before the unlock, so it needs no fence (and stops no
+ * thread that is only waiting for it).  The trylock first keeps the flag
+ * off the uncontended path. */
 tide_inline void tidei_heap_lock(tide_heap_t *h)
 {
-    if (pthread_mutex_trylock(&h->lock) == 0)
+    if (tidei_heap_trylock_as(h, h->tid))
         return;
     atomic_store_explicit(&h->lock_wait, 1, memory_order_seq_cst);
-#if defined(__SANITIZE_THREAD__)
-    /* A reclaimer that read lock_wait just before the store above may be
-     * stopping this thread by a signal, which TSan would hold back for as
-     * long as pthread_mutex_lock blocks: wait in slices of 1 ms instead
-     * (TSan delivers held signals when a call returns). */
-    for (;;) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        if (pthread_mutex_timedlock(&h->lock, &ts) == 0)
-            break;
-    }
-#else
-    pthread_mutex_lock(&h->lock);
-#endif
+    tidei_heap_lock_wait(h, h->tid);
     atomic_store_explicit(&h->lock_wait, 0, memory_order_relaxed);
 }
 

@@ -221,10 +221,12 @@ typedef struct tide_heap {
     tide_heap_counters_t ctr;    /* owner-written counters (stats.c) */
     pthread_t thread;            /* the owner thread (valid while has_thread) */
     bool has_thread;             /* thread is a live thread (tidei_heaps_lock) */
-    pthread_mutex_t lock;        /* taken by the owner's slow paths (refill, the free slow path,
+    union {                      /* the heap's lock (tidei_heap_lock): */
+        pthread_mutex_t mutex;   /* a shared heap's, which threads contend for */
+        _Atomic int word;        /* any other heap's: 0, or the thread id of its holder */
+    } lock;                      /* taken by the owner's slow paths (refill, the free slow path,
                                     release, give up) and by the scavenger (trylock) that takes
-                                    back what an idle heap caches; never by a fast path.  The
-                                    owner takes it with tidei_heap_lock */
+                                    back what an idle heap caches; never by a fast path */
     atomic_int lock_wait;        /* 1 while the owner waits in tidei_heap_lock */
     uint64_t slow_seq;           /* bumped by the owner's slow paths, under `lock`: activity
                                     the scavenger sees when the counters are compiled out */
