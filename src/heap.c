@@ -1051,24 +1051,26 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         if (s->free)
             return s;
     }
+    tide_span_t *tried = s, *unbuilt = NULL;  /* the head, collected above */
     notify_take(h, NOTIFY_LOCAL_SETTLE, "malloc");
     for (s = h->bins[cls]; s;) {
         tide_span_t *next = s->next;
-        if (!s->free)
+        if (!s->free && s != tried)
             h->ctr.collected[cls] += tidei_span_collect(s, false);
         if (s->free)
             return bin_to_head(h, s);
-        if (s->n_built == s->n_blocks && span_try_mark_full(s)) {
+        if (s->n_built < s->n_blocks) {
+            if (!unbuilt)
+                unbuilt = s;
+        } else if (span_try_mark_full(s)) {
             bin_remove(h, s);
             full_push(h, s);
         }
         s = next;
     }
-    for (s = h->bins[cls]; s; s = s->next) {
-        if (s->n_built < s->n_blocks) {
-            h->ctr.collected[cls] += tidei_span_collect(s, true);
-            return bin_to_head(h, s);
-        }
+    if (unbuilt) {
+        h->ctr.collected[cls] += tidei_span_collect(unbuilt, true);
+        return bin_to_head(h, unbuilt);
     }
     s = heap_adopt(h, cls);
     if (s)
