@@ -124,9 +124,10 @@ static uintptr_t carve_ahead(const tide_span_t *s, uintptr_t first, uintptr_t li
 }
 
 /* Carves the next batch of never-used blocks onto s->free: those that end
- * in the page where the next block ends, or before it (at least one), and
- * in a big process up to TIDE_CARVE_AHEAD_PAGES pages more from the second
- * batch on, made resident first (carve_ahead).  Each carries the free key
+ * in the page where the next block ends, or before it (at least one; at
+ * least TIDE_CARVE_MIN_BLOCKS on pages used before), and in a big process
+ * up to TIDE_CARVE_AHEAD_PAGES pages more from the second batch on, made
+ * resident first (carve_ahead).  Each carries the free key
  * like a freed block, so that freeing one tide never handed out is caught
  * as misuse. */
 static void span_extend(tide_span_t *s)
@@ -141,6 +142,8 @@ static void span_extend(tide_span_t *s)
     uint32_t n = (uint32_t)((limit - first) / s->block_size);
     if (n == 0)
         n = 1;
+    if (n < TIDE_CARVE_MIN_BLOCKS && !s->is_zero)
+        n = TIDE_CARVE_MIN_BLOCKS;
     if (n > s->n_blocks - s->n_built)
         n = s->n_blocks - s->n_built;
     tide_free_block_t *b = (tide_free_block_t *)first;
