@@ -508,13 +508,20 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
  * anyone, is tried again 64 times at once, then after sleeps of 50 us
  * doubling to 1 ms (nanosleep rather than sched_yield: under TSan, a
  * signal held back while the thread waits is delivered when a call
- * returns).  errno unchanged. */
+ * returns).  A word that names me says this thread holds the lock and
+ * would wait for itself forever: a call into tide from a signal handler
+ * that interrupted one of this thread's slow paths.  That is reported
+ * and aborts, where a mutex would hang.  errno unchanged. */
 void tidei_heap_lock_wait(tide_heap_t *h, int me)
 {
     if (tidei_heap_is_shared_inline(h)) {
         pthread_mutex_lock(&h->lock.mutex);
         return;
     }
+    if (atomic_load_explicit(&h->lock.word, relaxed) == me)
+        tidei_fatal("tide: thread %d waits for the lock of its own heap %u, which it holds: a malloc or free "
+                    "from a signal handler interrupted this thread's own call into tide\n",
+                    me, h->id);
     int e = errno;
     long ns = 50000;
     for (int i = 0; !tidei_heap_trylock_as(h, me); i++) {
