@@ -514,7 +514,7 @@ static void notify_take(tide_heap_t *h, enum notify_dest dest, const char *op)
  * and aborts, where a mutex would hang.  errno unchanged. */
 void tidei_heap_lock_wait(tide_heap_t *h, int me)
 {
-    if (tidei_heap_is_shared_inline(h)) {
+    if (tidei_heap_is_shared(h)) {
         pthread_mutex_lock(&h->lock.mutex);
         return;
     }
@@ -733,10 +733,11 @@ static bool fast_inside(tide_heap_t *h)
  * The pages of the spans it retires are due for the purge at once (h has
  * been idle for a fifth of the decay delay, TIDE_SCAV_IDLE_PARTS, or
  * tide_trim asks).
- * Called with tidei_heaps_lock held, by a thread that is not h's owner. */
-bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
+ * Called with tidei_heaps_lock held, by thread me, which is not h's owner
+ * (the caller's id once for all the heaps it passes: no system call each). */
+bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h), int me)
 {
-    if (!tidei_heap_trylock_as(h, tidei_os_gettid()))
+    if (!tidei_heap_trylock_as(h, me))
         return false;
     notify_take(h, NOTIFY_REMOTE, "free");
     for (tide_span_t *s = h->full, *next; s; s = next) {
@@ -785,12 +786,6 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h))
 }
 
 /* ---- shared heaps ---- */
-
-/* Whether h is one of the shared heaps. */
-bool tidei_heap_is_shared(const tide_heap_t *h)
-{
-    return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
-}
 
 /* Thread heaps in use: written under tidei_heaps_lock, read without it
  * (tidei_heap_takes_shared).  Threads share spans while there are at least

@@ -190,10 +190,11 @@ static bool (*reclaim_fence(void))(tide_heap_t *)
 
 /* Looks at heap h for reclaim_idle: takes back what it caches if it has
  * been idle for idle ms (with reclaim, tidei_heap_reclaim or
- * tidei_heap_reclaim_shared), and lowers *next_ms to when it may fall
- * idle.  Returns whether h holds spans and is watched. */
+ * tidei_heap_reclaim_shared, as thread me), and lowers *next_ms to when
+ * it may fall idle.  Returns whether h holds spans and is watched. */
 static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t idle, uint64_t *next_ms,
-                       bool (*reclaim)(tide_heap_t *h, bool (*fence)(tide_heap_t *)), bool (*fence)(tide_heap_t *))
+                       bool (*reclaim)(tide_heap_t *h, bool (*fence)(tide_heap_t *), int me),
+                       bool (*fence)(tide_heap_t *), int me)
 {
     uint64_t act = tidei_heap_is_shared(h) ? tidei_heap_shared_activity(h) : tidei_heap_activity(h);
     if (act != h->scav_activity) {
@@ -219,7 +220,7 @@ static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t idle, uint64_t *ne
     }
     if (!shared)  /* cleared first: a free the reclaim does not see sets it again */
         atomic_exchange_explicit(&h->remote_in, false, acq_rel);
-    if (reclaim(h, fence)) {
+    if (reclaim(h, fence, me)) {
         h->scav_released = true;
         /* what it gave back is purged in the next round, soon */
         if (now + TIDE_SCAV_RECLAIMED_MS < *next_ms)
@@ -230,9 +231,10 @@ static bool watch_heap(tide_heap_t *h, uint64_t now, uint64_t idle, uint64_t *ne
     return true;
 }
 
-static bool reclaim_shared(tide_heap_t *h, bool (*fence)(tide_heap_t *))
+static bool reclaim_shared(tide_heap_t *h, bool (*fence)(tide_heap_t *), int me)
 {
     (void)fence;
+    (void)me;
     return tidei_heap_reclaim_shared(h);
 }
 
@@ -245,13 +247,14 @@ static bool reclaim_idle(uint64_t now, uint64_t decay, uint64_t *next_ms)
     uint64_t idle = decay / TIDE_SCAV_IDLE_PARTS;
     bool watching = false;
     bool (*fence)(tide_heap_t *) = reclaim_fence();
+    int me = tidei_os_gettid();  /* the name this thread holds heap locks by */
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h->has_thread)
-            watching |= watch_heap(h, now, idle, next_ms, tidei_heap_reclaim, fence);
+            watching |= watch_heap(h, now, idle, next_ms, tidei_heap_reclaim, fence, me);
     for (int i = 0; i < TIDE_SHARED_HEAPS; i++)  /* one never used has nothing, and no page to touch */
         if (tidei_heap_shared_ready(&tidei_shared_heaps[i]))
-            watching |= watch_heap(&tidei_shared_heaps[i], now, idle, next_ms, reclaim_shared, NULL);
+            watching |= watch_heap(&tidei_shared_heaps[i], now, idle, next_ms, reclaim_shared, NULL, me);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return watching;
 }
@@ -273,10 +276,11 @@ bool tidei_scav_reclaim_all(void)
         if (tidei_heap_shared_ready(&tidei_shared_heaps[i]))
             released |= tidei_heap_release(&tidei_shared_heaps[i]);
     bool (*fence)(tide_heap_t *) = reclaim_fence();
+    int me = tidei_os_gettid();  /* the name this thread holds heap locks by */
     pthread_mutex_lock(&tidei_heaps_lock);
     for (tide_heap_t *h = tidei_heaps; h; h = h->next_all)
         if (h != self && h->has_thread && tidei_heap_n_spans(h))
-            tidei_heap_reclaim(h, fence);
+            tidei_heap_reclaim(h, fence, me);
     pthread_mutex_unlock(&tidei_heaps_lock);
     return released;
 }

@@ -57,17 +57,18 @@ typedef struct fold_extra {
     int64_t abandoned_out[TIDE_N_CLASSES];/* blocks out of abandoned spans */
 } fold_extra_t;
 
-/* Adds heap h's counters to st and x, and fills hs (if not NULL).
- * locked: under h->lock (never at signal time), which the owner's slow
- * paths and the scavenger hold only briefly; a heap with no thread is only
- * tried, since in a forked child the lock of a heap of the parent's other
+/* Adds heap h's counters to st and x, and fills hs (if not NULL), under
+ * h->lock taken as thread me, the caller (its id read once for all the
+ * heaps), or with no lock if me is 0 (at signal time).  The owner's slow
+ * paths and the scavenger hold the lock only briefly; a heap with no
+ * thread is only tried, since in a forked child the lock of a heap of the parent's other
  * threads may be held for good (its spans are then read as they are). */
 TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_extra_t *x,
-                                    struct tide_heap_stats *hs, bool *in_use, bool locked)
+                                    struct tide_heap_stats *hs, bool *in_use, int me)
 {
     uint64_t used_c[TIDE_N_CLASSES] = { 0 }, malloc_c[TIDE_N_CLASSES] = { 0 }, spans_c[TIDE_N_CLASSES] = { 0 };
+    bool locked = me != 0;
     if (locked) {
-        int me = tidei_os_gettid();
         if (READ(h->has_thread) || tidei_heap_is_shared(h))
             tidei_heap_lock_as(h, me);
         else
@@ -148,6 +149,7 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
                           size_t *n_heaps_out, bool locked)
 {
     fold_extra_t x;
+    int me = locked ? tidei_os_gettid() : 0;  /* the name the heap locks are taken by */
     memset(st, 0, sizeof *st);
     memset(&x, 0, sizeof x);
     /* The registry only grows at its head, so it is walked without its
@@ -156,17 +158,17 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
     size_t k = 0;
     for (tide_heap_t *h = __atomic_load_n(&tidei_heaps, __ATOMIC_ACQUIRE); h; h = h->next_all) {
         bool in_use;
-        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL, &in_use, locked);
+        fold_heap(h, st, &x, hs && k < max_heaps ? &hs[k] : NULL, &in_use, me);
         st->n_heaps_total++;
         if (in_use)
             st->n_heaps++;
         k++;
     }
     bool backup_in_use;
-    fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use, locked);
+    fold_heap(&tidei_backup_heap, st, &x, NULL, &backup_in_use, me);
     for (int i = 0; i < TIDE_SHARED_HEAPS; i++)  /* one never used is all zeros: no page of it is read */
         if (tidei_heap_shared_ready(&tidei_shared_heaps[i]))
-            fold_heap(&tidei_shared_heaps[i], st, &x, NULL, &backup_in_use, locked);
+            fold_heap(&tidei_shared_heaps[i], st, &x, NULL, &backup_in_use, me);
     if (locked)
         pthread_mutex_lock(&tidei_heaps_lock);
     size_t ab_spans[TIDE_N_CLASSES];

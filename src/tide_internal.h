@@ -449,7 +449,11 @@ extern tide_heap_t tidei_empty_heap;
 extern tide_heap_t tidei_backup_heap;
 extern tide_heap_t tidei_shared_heaps[TIDE_SHARED_HEAPS];
 tide_heap_t *tidei_backup_heap_ready(void);
-bool tidei_heap_is_shared(const tide_heap_t *h);
+/* Whether h is one of the shared heaps. */
+tide_inline bool tidei_heap_is_shared(const tide_heap_t *h)
+{
+    return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
+}
 bool tidei_heap_shared_ready(const tide_heap_t *sh);
 void tidei_heap_fold_direct(tide_heap_t *h);
 bool tidei_heap_takes_shared(tide_heap_t *h, int cls);
@@ -465,7 +469,7 @@ tide_heap_t *tidei_heap_acquire(void);
 void tidei_heap_abandon(tide_heap_t *h);
 void tidei_heap_give_up_spans(tide_heap_t *h);
 bool tidei_heap_release(tide_heap_t *h);
-bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h));
+bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h), int me);
 tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls);
 void tidei_heap_free_local_slow(tide_heap_t *h, tide_span_t *s);
 void tidei_heap_free_remote(tide_span_t *s, tide_free_block_t *b);
@@ -541,15 +545,10 @@ tide_inline void tidei_fast_undo(tide_heap_t *h, size_t n)
  * thread id, which the crash report names (the backup heap's user: -1).
  * The shared heaps' locks, which threads do contend for, are glibc
  * mutexes; every function here takes either kind. */
-tide_inline bool tidei_heap_is_shared_inline(const tide_heap_t *h)
-{
-    return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
-}
-
 /* Takes h's lock if it is free, as thread me (a thread id, not 0). */
 tide_inline bool tidei_heap_trylock_as(tide_heap_t *h, int me)
 {
-    if (tidei_heap_is_shared_inline(h))
+    if (tidei_heap_is_shared(h))
         return pthread_mutex_trylock(&h->lock.mutex) == 0;
     int none = 0;
     return atomic_compare_exchange_strong_explicit(&h->lock.word, &none, me, memory_order_acquire,
@@ -558,7 +557,7 @@ tide_inline bool tidei_heap_trylock_as(tide_heap_t *h, int me)
 
 tide_inline void tidei_heap_unlock(tide_heap_t *h)
 {
-    if (tidei_heap_is_shared_inline(h))
+    if (tidei_heap_is_shared(h))
         pthread_mutex_unlock(&h->lock.mutex);
     else
         atomic_store_explicit(&h->lock.word, 0, memory_order_release);
