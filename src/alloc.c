@@ -25,7 +25,6 @@ static void *class_pop(tide_heap_t *h, int cls)
     if (tidei_span_built_has(s, b)) {
         s->free = tidei_link_decode(s, b->link);
         tidei_span_malloc_inc(s);
-        tidei_span_fold_mallocs(s);
         b->key = 0;
         tidei_fast_leave(h);
         return b;
@@ -44,7 +43,6 @@ static void *class_pop(tide_heap_t *h, int cls)
         s->free = tidei_link_decode(s, b->link);
         tide_debug_assert(tidei_span_used(s) < s->n_blocks);
         tidei_span_malloc_inc(s);
-        tidei_span_fold_mallocs(s);
         b->key = 0;
     }
     tidei_heap_unlock(h);

@@ -241,7 +241,7 @@ tide_inline void free_fast(void *p, const char *op)
     if (tide_likely(tidei_span_owner(s) == h)) {
         tide_free_block_t *b = p;
         uintptr_t key = tidei_free_key_of(s);
-        if (tide_unlikely(!tidei_block_ok_flat(s, d, s->blk_bound) || b->key == key))
+        if (tide_unlikely(!tidei_block_ok_flat(s, d, s->blk_bound) || tidei_key_hint(b, s)))
             return free_flat_slow(p, s, op);
         b->key = key;
         b->link = tidei_link_encode(s, s->free);

@@ -149,46 +149,19 @@ __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
  * (plain moves).  Class c's entries of by_size[] are the sizes it serves,
  * from one past the class below's block size (class 0, malloc(0)'s, has
  * size 0 alone). */
-static void set_direct_entries(tide_heap_t *h, int c, tide_span_t *s)
+static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
 {
     __atomic_store_n(&h->direct[c], s, __ATOMIC_RELAXED);
     if (c == 0) {
-        /* malloc(0) takes the slow path (class_pop), which counts it at
-         * once: a fast-path malloc must ask for a byte at least, for the
-         * sampler's countdown to bound the count of mallocs a direct span
-         * holds (tidei_span_fold_mallocs) */
+        /* malloc(0) takes the slow path (class_pop): a fast-path malloc
+         * must ask for a byte at least, for its charge of the sampler's
+         * countdown to mark it inside (tidei_fast_charge) */
         __atomic_store_n(&h->by_size[0], &tidei_empty_span, __ATOMIC_RELAXED);
         return;
     }
     size_t hi = tidei_class_size[c] < TIDE_DIRECT_MAX ? tidei_class_size[c] : TIDE_DIRECT_MAX;
     for (size_t n = c == 1 ? 1 : tidei_class_size[c - 1] + 1; n <= hi; n++)
         __atomic_store_n(&h->by_size[n], s, __ATOMIC_RELAXED);
-}
-
-/* Makes s the direct span of class c of h.  s was not direct a moment
- * ago, so no malloc is popping from it: its count of mallocs starts
- * afresh (tidei_span_fold_mallocs). */
-static void set_direct(tide_heap_t *h, int c, tide_span_t *s)
-{
-    if (s != &tidei_empty_span)
-        tidei_span_fold_mallocs(s);
-    set_direct_entries(h, c, s);
-}
-
-/* The owner of h, when its sampler's countdown ran out: the direct spans'
- * counts of mallocs go into n_malloc (see tidei_span_fold_mallocs).  Under
- * the fast path's mark, which keeps the scavenger from taking them. */
-void tidei_heap_fold_direct(tide_heap_t *h)
-{
-    if (h != tidei_tls_heap)  /* the backup heap's sampler (its spans go at once) */
-        return;
-    tidei_fast_enter(h);
-    for (int c = 0; c < TIDE_N_CLASSES; c++) {
-        tide_span_t *s = tidei_direct(h, c);
-        if (s != &tidei_empty_span)
-            tidei_span_fold_mallocs(s);
-    }
-    tidei_fast_leave(h);
 }
 
 /* Takes entry i off h's spares (heap.c span_keep_spare).  h->lock held. */
@@ -206,7 +179,6 @@ static void span_leave(tide_heap_t *h, tide_span_t *s)
             spare_remove_at(h, i);
             break;
         }
-    tidei_span_fold_mallocs(s);
     h->ctr.malloc[s->cls] += s->n_malloc;
     s->n_malloc = 0;
     h->ctr.spans[s->cls]--;
@@ -777,7 +749,7 @@ bool tidei_heap_reclaim(tide_heap_t *h, bool (*fence)(tide_heap_t *h), int me)
                 bin_remove(h, s);  /* the next span of the class, if any, becomes direct */
                 scav_retire(h, s);
             } else {
-                set_direct_entries(h, s->cls, s);  /* a malloc may be popping from it: no fold */
+                set_direct(h, s->cls, s);  /* a malloc may be popping from it: it stays direct */
             }
         }
     }

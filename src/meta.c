@@ -44,7 +44,14 @@ tide_span_t *tidei_meta_span_new(void)
         memset(s, 0, sizeof *s);
         return s;
     }
-    return tidei_meta_alloc(sizeof(tide_span_t));
+    s = tidei_meta_alloc(sizeof(tide_span_t));
+    /* A descriptor's address is the free key of its blocks, whose low half
+     * the free fast path compares (tidei_key_hint): never 0, which every
+     * live block holds there.  (One descriptor per 4 GiB of metadata
+     * address space is left unused.) */
+    if (s && (uint32_t)(uintptr_t)s == 0)
+        s = tidei_meta_alloc(sizeof(tide_span_t));
+    return s;
 }
 
 /* Puts descriptor s back in the pool. */

@@ -10,8 +10,9 @@
  * sampled with probability 1 - exp(-n/prof_sample), whatever came before,
  * and counting each sample 1/(1 - exp(-n/prof_sample)) times gives unbiased
  * estimates.  With profiling off the countdown is armed at 2^40 bytes:
- * it fires once per TiB asked for, to fold the spans' malloc counts
- * (tidei_heap_fold_direct), and samples nothing.
+ * it runs out once per TiB asked for, is armed again, and samples
+ * nothing (it stays a countdown: its charge marks the malloc fast path
+ * for the scavenger, tidei_fast_charge).
  *
  * Every allocation path charges a countdown (alloc.c): small, large and
  * huge blocks, every entry point; a thread with no heap yet gets one at its
@@ -87,9 +88,8 @@ static __thread bool prof_inside;         /* the thread is taking a sample */
 bool tidei_prof_on;                       /* prof=1 or leak_check: samples are taken */
 bool tidei_prof_full;                     /* leak_check=full: every allocation's site */
 
-/* The countdown armed when nothing samples: it still runs out every TiB
- * asked for, when the direct spans' counts of mallocs are folded
- * (tidei_heap_fold_direct), so that they never wrap. */
+/* The countdown armed when nothing samples: it runs out every TiB asked
+ * for, and is armed again. */
 #define NO_SAMPLE ((int64_t)1 << 40)
 
 /* ---- arithmetic without libm ---- */
@@ -217,7 +217,6 @@ int tidei_prof_event(tide_heap_t *h, size_t n)
      * this allocation is a signal handler's that interrupted a malloc's
      * fast path, which must still read as inside afterwards. */
     int64_t apart = h->ctr.fast_left - h->ctr.sample_left;
-    tidei_heap_fold_direct(h);
     int what = tide_unlikely(tidei_guard_on) ? tidei_guard_event(h, n) : tidei_prof_event_core(h, n);
     __atomic_store_n(&h->ctr.fast_left, h->ctr.sample_left + apart, __ATOMIC_RELEASE);
     return what;

@@ -16,7 +16,7 @@ uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 
 /* The three lines of a span descriptor (tide_types.h). */
 #define SPAN_LINE(f) (offsetof(tide_span_t, f) / 64)
-_Static_assert(SPAN_LINE(free) == 0 && SPAN_LINE(used_mallocs) == 0 && SPAN_LINE(start) == 0 &&
+_Static_assert(SPAN_LINE(free) == 0 && SPAN_LINE(used_rel) == 0 && SPAN_LINE(n_malloc) == 0 && SPAN_LINE(start) == 0 &&
                SPAN_LINE(built_bytes) == 0, "the owner's fast paths write line 0");
 _Static_assert(SPAN_LINE(heap) == 1 && SPAN_LINE(blk_mul) == 1 && SPAN_LINE(blk_bound) == 1 &&
                SPAN_LINE(blk_base) == 1 && SPAN_LINE(kind) == 1 && SPAN_LINE(link_key) == 1,
@@ -91,7 +91,7 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     s->blk_bound = 0;
     s->link_key = tidei_link_key(s->start);
     s->n_malloc = 0;
-    s->used_mallocs = 0;
+    s->used_rel = 0;
     s->slow_at = 0;
     s->free = NULL;
     s->local_free = NULL;

@@ -368,6 +368,22 @@ tide_inline uintptr_t tidei_free_key_of(const tide_span_t *s)
     return (uintptr_t)s;
 }
 
+/* Whether b, a block of s, may be free: the low half of its key word is
+ * that of the free key (a hint, which the owner's checked path confirms
+ * on the whole key and the span's lists).  The half is loaded alone: a
+ * program that writes a block's last byte just before it frees it (byte
+ * 15 of a 16-byte block) leaves a store that an 8-byte load of bytes 8-15
+ * cannot take its value from; that load waits for the store to reach the
+ * cache (a malloc/free pair of 16 bytes 45 % slower), the 4-byte load of
+ * bytes 8-11 does not.  The low half of a descriptor's address is never
+ * 0 (tidei_meta_span_new). */
+tide_inline bool tidei_key_hint(const tide_free_block_t *b, const tide_span_t *s)
+{
+    uint32_t half;
+    memcpy(&half, (const char *)&b->key + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 4 : 0), sizeof half);
+    return half == (uint32_t)tidei_free_key_of(s);
+}
+
 /* Clears the word where a small block keeps the free key (the second) at
  * the start of a large or huge block handed out on pages that are not known
  * to be zero.  Those pages may have held a small span (or a GC heap), whose
@@ -455,7 +471,6 @@ tide_inline bool tidei_heap_is_shared(const tide_heap_t *h)
     return h >= &tidei_shared_heaps[0] && h < &tidei_shared_heaps[TIDE_SHARED_HEAPS];
 }
 bool tidei_heap_shared_ready(const tide_heap_t *sh);
-void tidei_heap_fold_direct(tide_heap_t *h);
 bool tidei_heap_takes_shared(tide_heap_t *h, int cls);
 void tidei_heaps_recount(void);
 void *tidei_heap_shared_alloc(tide_heap_t *h, int cls);
@@ -595,16 +610,7 @@ tide_inline tide_span_t *tidei_direct(tide_heap_t *h, int cls)
     return __atomic_load_n(&h->direct[cls], __ATOMIC_RELAXED);
 }
 
-/* Whether malloc counts in tide_span_t.used_mallocs (x86-64, not under
- * the sanitizers, which would see its 64-bit add and the 16-bit accesses
- * of used_rel as a race): else it counts in n_malloc directly. */
-#if defined(__x86_64__) && !TIDE_SANITIZE
-#define TIDE_PACKED_COUNT 1
-#else
-#define TIDE_PACKED_COUNT 0
-#endif
 _Static_assert(TIDE_SPAN_MAX_PAGES * TIDE_PAGE_SIZE / 16 < TIDE_SLOW_NEVER, "a span's blocks fit used_rel");
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "used_rel is the low half of used_mallocs");
 
 /* The blocks of small span s that are out (remote frees included until
  * collected): its count relative to slow_at, plus slow_at.  Exact for the
@@ -634,49 +640,24 @@ hit:
 #endif
 }
 
-/* A malloc from small span s by its owner: one block more out, one malloc
- * more counted, in one add (tide_span_t.used_mallocs). */
+/* A malloc from small span s by its owner: one block more out (a 16-bit
+ * add, as free's decrement is: tide_span_t.used_rel) and one malloc more
+ * counted. */
 tide_inline void tidei_span_malloc_inc(tide_span_t *s)
 {
-#if TIDE_PACKED_COUNT
-    s->used_mallocs += ((uint64_t)TIDE_STATS << 16) + 1;
+#if defined(__x86_64__) && defined(__GNUC__) && !TIDE_SANITIZE
+    __asm__("addw $1, %0" : "+m"(s->used_rel) : : "cc");
 #else
     __atomic_store_n(&s->used_rel, (uint16_t)(__atomic_load_n(&s->used_rel, __ATOMIC_RELAXED) + 1), __ATOMIC_RELAXED);
-    tidei_count(s->n_malloc++);
 #endif
+    tidei_count(s->n_malloc++);
 }
 
-/* Moves small span s's count of mallocs not yet in n_malloc there, by a
- * thread that no malloc from s runs beside: its owner, or one holding
- * h->lock while s is not a direct span (the owner's free may still be
- * decrementing used_rel: the count's bytes are cleared without touching
- * it).  It is done whenever s becomes a direct span (set_direct), on
- * every malloc by the slow path, and for the direct spans whenever the
- * sampler's countdown runs out (tidei_heap_fold_direct: at least every
- * 2^40 bytes asked for, and a fast-path malloc asks for at least one), so
- * the 48-bit count never wraps.  Readers take the packed count first
- * (tidei_span_mallocs): x86-64 keeps the stores in order, so a reader may
- * count some mallocs twice for a moment, never miss one. */
-tide_inline void tidei_span_fold_mallocs(tide_span_t *s)
-{
-#if TIDE_PACKED_COUNT
-    s->n_malloc += s->used_mallocs >> 16;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    s->mallocs_lo = 0;
-    s->mallocs_hi = 0;
-#else
-    (void)s;
-#endif
-}
+/* The mallocs counted in small span s (read by another thread as well,
+ * with no lock: a figure of the moment). */
 tide_inline uint64_t tidei_span_mallocs(const volatile tide_span_t *s)
 {
-#if TIDE_PACKED_COUNT
-    uint64_t lo = s->used_mallocs >> 16;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    return s->n_malloc + lo;
-#else
     return s->n_malloc;
-#endif
 }
 
 /* The owner heap of span s, read by the free fast path with no lock (the

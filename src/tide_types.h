@@ -76,29 +76,23 @@ typedef struct tide_span {
                                     checks it is inside the span before use) */
     tide_free_block_t *local_free;    /* SMALL: blocks the owner's slow paths put back since the
                                     last collect (remote frees taken in, checked frees) */
-    union {
-        uint64_t used_mallocs;   /* SMALL: bits 0-15 are used_rel; bits 16-63 count the owner's
-                                    mallocs from the span not yet in n_malloc: malloc adds
-                                    0x10001, one add for both (tidei_span_malloc_inc), and
-                                    used_rel never wraps up to 0 while malloc pops from it */
-        struct {
-            uint16_t used_rel_;  /* (used_rel) */
-            uint16_t mallocs_lo; /* bits 16-31 of used_mallocs */
-            uint32_t mallocs_hi; /* bits 32-63: these two are cleared without touching
-                                    used_rel, which the owner's free may be decrementing */
-        };
-        uint16_t used_rel;       /* SMALL: blocks out (remote frees count until collected),
+    uint16_t used_rel;           /* SMALL: blocks out (remote frees count until collected),
                                     counted from slow_at: used - slow_at mod 2^16, so that the
                                     owner's free whose decrement reaches 0 takes the slow path
                                     (tidei_span_used gives used; a span holds fewer than
-                                    TIDE_SLOW_NEVER blocks) */
-    };
+                                    TIDE_SLOW_NEVER blocks).  Only ever read and written
+                                    16 bits wide, by malloc's increment and free's decrement
+                                    alike: a wider access after the other's narrow store
+                                    could not take its value from the store buffer and
+                                    would wait for it to reach the cache (a malloc/free pair
+                                    of one size 40 % slower, when malloc counted its block
+                                    and its malloc with one 64-bit add on this word) */
     uintptr_t start;             /* address of the first page (first block) */
     uint64_t built_bytes;        /* SMALL: n_built * block_size: a free block lies in
                                     [start, start + built_bytes) (0 for any other kind) */
     uint64_t n_malloc;           /* SMALL: blocks its owner handed out since it got it (folded
-                                    into the owner's ctr.malloc when the span leaves it), less
-                                    those still in bits 16-63 of used_mallocs */
+                                    into the owner's ctr.malloc when the span leaves it);
+                                    malloc adds 1 on its fast path */
     uint32_t n_built;            /* SMALL: blocks carved so far (the rest is untouched) */
     uint16_t slow_at;            /* SMALL: the count of blocks out at which that free comes:
                                     0 (the span emptied), used - 1 when it went on the full

@@ -250,14 +250,14 @@ class Tide(object):
             for f in t.fields():
                 ft = f.type.strip_typedefs()
                 if not f.name and ft.code in (gdb.TYPE_CODE_UNION, gdb.TYPE_CODE_STRUCT):
-                    add(ft, base + f.bitpos)  # an anonymous union's members (used_rel)
+                    add(ft, base + f.bitpos)  # an anonymous union's or struct's members
                 elif ft.code in (gdb.TYPE_CODE_PTR, gdb.TYPE_CODE_INT, gdb.TYPE_CODE_ENUM, gdb.TYPE_CODE_BOOL):
                     code = UINT_CODE.get(ft.sizeof)
                     if code and (base + f.bitpos) % 8 == 0:
                         fields.append((f.name, (base + f.bitpos) // 8, code))
         add(t, 0)
         names = {n for n, _, _ in fields}
-        need = {"free", "local_free", "used_rel", "used_mallocs", "slow_at", "block_size", "kind", "cls", "in_full", "heap", "start", "remote",
+        need = {"free", "local_free", "used_rel", "slow_at", "block_size", "kind", "cls", "in_full", "heap", "start", "remote",
                 "n_blocks", "n_built", "n_pages", "chunk", "next", "link_key"}
         if not need <= names:
             raise gdb.GdbError("tide: tide_span_t has no field %s: tide-gdb.py does not match this libtide"
@@ -279,9 +279,6 @@ class Tide(object):
             s["end"] = s["start"] + (s["n_pages"] << self.k.PAGE_SHIFT)
             # blocks out: counted from slow_at in the span (src/tide_types.h)
             s["used"] = (s["used_rel"] + s["slow_at"]) & 0xFFFF
-            # mallocs not yet folded into n_malloc (bits 16-63 of used_mallocs;
-            # 0 in a sanitizer build, which counts in n_malloc directly)
-            s["n_malloc"] += s["used_mallocs"] >> 16
             self._spans[addr] = s
         return s
 
