@@ -259,6 +259,8 @@ tide_inline tide_span_t *tidei_flat_lookup(const void *p, uintptr_t *d)
 /* ---- span.c: size classes and spans ---- */
 extern uint32_t tidei_class_size[TIDE_N_CLASSES];
 extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
+extern uint64_t tidei_class_mul[TIDE_N_CLASSES];
+extern uint32_t tidei_class_recip[TIDE_N_CLASSES];
 extern tide_span_t tidei_empty_span;
 void tidei_class_init(void);
 void tidei_span_init_small(tide_span_t *s, int cls);

@@ -91,6 +91,39 @@ static void span_layout(void)
             tidei_class_size[worst_c], tidei_class_pages[worst_c]);
 }
 
+/* A span's set-up takes its class's constants from tables (span.c) and
+ * divides its length by the block size with the class's multiplier: both
+ * as the divisions would give, for every class and every span length a
+ * run or a spare can have, up to a whole chunk. */
+static void span_setup_constants(void)
+{
+    for (int c = 0; c < TIDE_N_CLASSES && !TH_FAILED(); c++) {
+        uint32_t sz = tidei_class_size[c];
+        CHECKF(tidei_class_mul[c] == tidei_blk_mul(sz), "class %d: multiplier %llu", c,
+               (unsigned long long)tidei_class_mul[c]);
+        CHECKF(tidei_class_recip[c] == (uint32_t)((((uint64_t)1 << 32) + sz - 1) / sz), "class %d: reciprocal %u", c,
+               tidei_class_recip[c]);
+        for (size_t pages = 1; pages <= TIDE_CHUNK_PAGES && !TH_FAILED(); pages++) {
+            uint64_t bytes = (uint64_t)pages << TIDE_PAGE_SHIFT;
+            uint64_t q = (uint64_t)(((unsigned __int128)bytes * tidei_class_mul[c]) >> 64);
+            CHECKF(q == bytes / sz, "class %d, %zu pages: %llu blocks, want %llu", c, pages, (unsigned long long)q,
+                   (unsigned long long)(bytes / sz));
+        }
+    }
+    /* and a span set up on a run of a spare's length gets that count */
+    tidei_init();
+    int c = (int)tidei_class_of(20000);
+    tide_span_t *s = tidei_arena_alloc_run(3 * tidei_class_pages[c], 0, TIDE_SPAN_SMALL, true);
+    CHECK(s != NULL);
+    if (s) {
+        tidei_span_init_small(s, c);
+        CHECKF(s->n_blocks == (3 * tidei_class_pages[c] << TIDE_PAGE_SHIFT) / tidei_class_size[c] &&
+                   s->blk_mul == tidei_blk_mul(tidei_class_size[c]),
+               "span of class %d on %u pages: %u blocks", c, 3 * tidei_class_pages[c], s->n_blocks);
+        tidei_arena_free_run(s, false);
+    }
+}
+
 /* tidei_is_block_start (a multiply by the reciprocal instead of a divide)
  * agrees with off % size == 0 for every byte offset of a span of every class. */
 static void block_start_exact(void)
@@ -144,6 +177,7 @@ int main(void)
     RUN(class_of_is_tightest);
     RUN(waste_bounds);
     RUN(span_layout);
+    RUN(span_setup_constants);
     RUN(block_start_exact);
     RUN(blocks_in_their_class);
     return th_summary();
