@@ -12,13 +12,12 @@
 
 uint32_t tidei_class_size[TIDE_N_CLASSES];
 uint16_t tidei_class_pages[TIDE_N_CLASSES];
-/* Per class, what a span's set-up would otherwise divide for: the
- * block-start multiplier (tidei_blk_mul) and ceil(2^32 / size).  A span
- * is set up on every slow path that takes a new run or a spare (a batch
- * of mid-size blocks, 4 to a span, sets one up every few mallocs), and
- * its three divisions cost more than the rest of the set-up. */
+/* Per class, the block-start multiplier (tidei_blk_mul), which also finds
+ * a block's index and a span's count of blocks: a span is set up on every
+ * slow path that takes a new run or a spare (a batch of mid-size blocks,
+ * 4 to a span, sets one up every few mallocs), where a 128-bit division
+ * for it cost more than the rest of the set-up. */
 uint64_t tidei_class_mul[TIDE_N_CLASSES];
-uint32_t tidei_class_recip[TIDE_N_CLASSES];
 uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 
 /* The three lines of a span descriptor (tide_types.h). */
@@ -72,7 +71,6 @@ void tidei_class_init(void)
         }
         tidei_class_pages[c] = (uint16_t)best;
         tidei_class_mul[c] = tidei_blk_mul((uint32_t)size);
-        tidei_class_recip[c] = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
     }
     for (size_t i = 0; i <= TIDE_SMALL_MAX / 16; i++)
         tidei_class_table[i] = (uint8_t)tidei_class_of(i * 16);
@@ -91,12 +89,9 @@ void tidei_span_init_small(tide_span_t *s, int cls)
     tide_debug_assert(s->kind == TIDE_SPAN_SMALL || s->kind == TIDE_SPAN_GC);
     s->cls = (uint8_t)cls;
     s->block_size = size;
-    s->recip = tidei_class_recip[cls];
     s->blk_mul = tidei_class_mul[cls];
     s->blk_base = (s->start - __atomic_load_n(&tidei_pagemap_flat.base, __ATOMIC_ACQUIRE)) * s->blk_mul;
-    /* bytes / size by the multiplier: exact for bytes * (blk_mul * size -
-     * 2^64) < 2^64, and that excess is at most size */
-    s->n_blocks = (uint32_t)(((unsigned __int128)(s->n_pages << TIDE_PAGE_SHIFT) * s->blk_mul) >> 64);
+    s->n_blocks = (uint32_t)tidei_block_index(s, s->start + (s->n_pages << TIDE_PAGE_SHIFT));  /* bytes / size */
     tide_debug_assert(s->n_blocks == (s->n_pages << TIDE_PAGE_SHIFT) / size);
     s->n_built = 0;
     s->built_bytes = 0;

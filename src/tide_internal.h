@@ -260,7 +260,6 @@ tide_inline tide_span_t *tidei_flat_lookup(const void *p, uintptr_t *d)
 extern uint32_t tidei_class_size[TIDE_N_CLASSES];
 extern uint16_t tidei_class_pages[TIDE_N_CLASSES];
 extern uint64_t tidei_class_mul[TIDE_N_CLASSES];
-extern uint32_t tidei_class_recip[TIDE_N_CLASSES];
 extern tide_span_t tidei_empty_span;
 void tidei_class_init(void);
 void tidei_span_init_small(tide_span_t *s, int cls);
@@ -294,16 +293,13 @@ tide_inline size_t tidei_class_fast(size_t n)
 }
 
 /* Index of the block of small span s that holds address a (a inside s's
- * pages; in the tail that no block covers it is n_blocks or more).  The
- * product with recip = ceil(2^32 / block_size) can be one too high just
- * below a block boundary, hence the correction. */
+ * pages; in the tail that no block covers it is n_blocks or more): the
+ * high half of off * blk_mul, which is floor(off / block_size) exactly
+ * while off * (blk_mul * block_size - 2^64) < 2^64, and that excess is at
+ * most block_size (tidei_blk_mul below). */
 tide_inline size_t tidei_block_index(const tide_span_t *s, uintptr_t a)
 {
-    uint64_t off = a - s->start;
-    uint64_t idx = (off * s->recip) >> 32;
-    if (idx * s->block_size > off)
-        idx--;
-    return (size_t)idx;
+    return (size_t)(((unsigned __int128)(a - s->start) * s->blk_mul) >> 64);
 }
 
 /* Whether p is the start of a block of small span s (p inside s). */

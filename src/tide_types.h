@@ -117,7 +117,6 @@ typedef struct tide_span {
                                     fast path tests d * blk_mul - blk_base, d = p - flat base,
                                     which is off * blk_mul (tidei_block_ok_flat) */
     uint32_t block_size;         /* SMALL: bytes per block */
-    uint32_t recip;              /* SMALL: ceil(2^32 / block_size), for finding a block's start */
     uint32_t n_blocks;           /* SMALL: blocks the span can hold */
     uint8_t kind;                /* tide_span_kind_t */
     uint8_t cls;                 /* SMALL: size class */

@@ -50,6 +50,7 @@ static void every_class_and_offset(void)
         if (!s)
             return;
         uint32_t size = s->block_size;
+        uint32_t recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);  /* the old test's, ceil(2^32 / size) */
         uint64_t bytes = (uint64_t)s->n_pages << TIDE_PAGE_SHIFT;
         uint64_t base = tidei_pagemap_flat.base;
         CHECKF(s->start - base < (uint64_t)tidei_pagemap_flat.n_pages << TIDE_PAGE_SHIFT,
@@ -67,7 +68,7 @@ static void every_class_and_offset(void)
                        (unsigned long long)s->blk_bound, (unsigned long long)bound);
             for (uint64_t off = 0; off < bytes; off++) {
                 bool truth = off % size == 0 && off / size < n_built;
-                bool was = old_check(off, size, s->recip, n_built);
+                bool was = old_check(off, size, recip, n_built);
                 bool now = tidei_block_ok(s, off, bound);
                 bool flat = tidei_block_ok_flat(s, s->start + off - base, bound);
                 if (was != truth || now != truth || flat != truth) {

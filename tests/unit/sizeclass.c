@@ -101,8 +101,6 @@ static void span_setup_constants(void)
         uint32_t sz = tidei_class_size[c];
         CHECKF(tidei_class_mul[c] == tidei_blk_mul(sz), "class %d: multiplier %llu", c,
                (unsigned long long)tidei_class_mul[c]);
-        CHECKF(tidei_class_recip[c] == (uint32_t)((((uint64_t)1 << 32) + sz - 1) / sz), "class %d: reciprocal %u", c,
-               tidei_class_recip[c]);
         for (size_t pages = 1; pages <= TIDE_CHUNK_PAGES && !TH_FAILED(); pages++) {
             uint64_t bytes = (uint64_t)pages << TIDE_PAGE_SHIFT;
             uint64_t q = (uint64_t)(((unsigned __int128)bytes * tidei_class_mul[c]) >> 64);
@@ -124,8 +122,9 @@ static void span_setup_constants(void)
     }
 }
 
-/* tidei_is_block_start (a multiply by the reciprocal instead of a divide)
- * agrees with off % size == 0 for every byte offset of a span of every class. */
+/* tidei_block_index (the high half of a multiply by blk_mul) is off / size,
+ * and tidei_is_block_start agrees with off % size == 0, for every byte
+ * offset of a span of every class. */
 static void block_start_exact(void)
 {
     for (int c = 0; c < TIDE_N_CLASSES && !TH_FAILED(); c++) {
@@ -138,6 +137,11 @@ static void block_start_exact(void)
         CHECKF(s.n_blocks == bytes / s.block_size, "class %d: n_blocks %u, want %zu", c, s.n_blocks,
                bytes / s.block_size);
         for (size_t off = 0; off < bytes; off++) {
+            if (tidei_block_index(&s, s.start + off) != off / s.block_size) {
+                FAILF("class %d (%u B): block_index(start + %zu) = %zu, want %zu", c, s.block_size, off,
+                      tidei_block_index(&s, s.start + off), off / s.block_size);
+                break;
+            }
             bool want = off % s.block_size == 0;
             if (tidei_is_block_start(&s, (void *)(s.start + off)) != want) {
                 FAILF("class %d (%u B): is_block_start(start + %zu) = %d, want %d", c, s.block_size, off, !want,

@@ -810,7 +810,7 @@ def block_info(tide, addr):
     if s and s["kind"] == tide.k.SPAN_SMALL:
         r["span"] = s
         # src/tide_internal.h:tidei_block_index finds this quotient with the
-        # span's reciprocal; it is exact, and so is Python's division
+        # span's block-start multiplier; it is exact, and so is Python's division
         idx = (addr - s["start"]) // s["block_size"]
         r["cls"] = s["cls"]
         if idx < s["n_blocks"]:
