@@ -37,7 +37,8 @@ endif
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_BASE := -std=gnu11 -g -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
                -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
-               -fno-semantic-interposition -fno-tree-slp-vectorize -Iinclude -Isrc $(WARN)
+               -fno-semantic-interposition -fno-tree-slp-vectorize \
+               -fno-partial-inlining -Iinclude -Isrc $(WARN)
 ifeq ($(DEBUG),0)
   OPT := -O2 -DNDEBUG -DTIDE_DEBUG=0
 else
@@ -69,10 +70,22 @@ lib: $(BUILD)/libtide.so $(BUILD)/libtide.a $(BUILD)/libgc.so.1
 # free block (link and key) through an SSE register, four instructions
 # where two do.
 # Unity build: src/static.c includes every module so the compiler can inline
-# across files; the other .c files are never compiled on their own.
+# across files (in two parts, below); the other .c files are never
+# compiled on their own.
+# The two parts of static.c, src/tide.ld, -fno-partial-inlining and the
+# 64 KiB max-page-size: the code every process runs comes first in the
+# text, in one 64 KiB window, so that the kernel's fault-around (which
+# maps the 64 KiB about a faulting page) leaves the rest unmapped.  The
+# first part of static.c holds it, and `ld -r` keeps its code before the
+# second's; the fast paths' section goes before .text, and the text starts
+# at a 64 KiB boundary; GCC splits no function into a clone that it would
+# put after all the rest.  tests/api/footprint.sh checks that an ordinary
+# program keeps no more of libtide's code resident than that window.
 $(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -c src/static.c -o $@
+	$(CC) $(CFLAGS) -DTIDE_PART=1 -c src/static.c -o $(BUILD)/tide-1.o
+	$(CC) $(CFLAGS) -DTIDE_PART=2 -c src/static.c -o $(BUILD)/tide-2.o
+	$(LD) -r -o $@ $(BUILD)/tide-1.o $(BUILD)/tide-2.o
 
 # nodelete: a dlopen'ed libtide.so must never be unloaded, since blocks it
 # handed out and its pthread key destructor outlive a dlclose.
@@ -82,14 +95,15 @@ $(BUILD)/tide.o: $(SRCS) $(HDRS) Makefile
 # resident) in every process; used where the linker and libc have it.
 RELR := $(shell printf 'int x; int *p = &x;\n' | $(CC) -shared -fPIC -x c - -o /dev/null \
            -Wl,--fatal-warnings -Wl,-z,pack-relative-relocs 2>/dev/null && echo -Wl,-z,pack-relative-relocs)
-LDFLAGS_SO := $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete $(RELR) -Wl,--version-script=src/tide.map
-$(BUILD)/libtide.so: $(BUILD)/tide.o src/tide.map
+LDFLAGS_SO := $(LDSAN) -pthread -Wl,-z,now -Wl,-z,nodelete $(RELR) -Wl,--version-script=src/tide.map \
+              -Wl,-T,src/tide.ld -Wl,-z,max-page-size=0x10000
+$(BUILD)/libtide.so: $(BUILD)/tide.o src/tide.map src/tide.ld
 	$(CC) -shared $(LDFLAGS_SO) -Wl,-soname,libtide.so -o $@ $< -ldl
 
 # The same library under the name of Boehm's libgc (soname libgc.so.1): a
 # program linked against libgc runs on tide's GC heap (and tide's malloc)
 # when it is preloaded (tools/tide-run --gc) or found first on the library path.
-$(BUILD)/libgc.so.1: $(BUILD)/tide.o src/tide.map
+$(BUILD)/libgc.so.1: $(BUILD)/tide.o src/tide.map src/tide.ld
 	$(CC) -shared $(LDFLAGS_SO) -Wl,-soname,libgc.so.1 -o $@ $< -ldl
 
 $(BUILD)/libtide.a: $(BUILD)/tide.o

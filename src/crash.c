@@ -96,7 +96,7 @@ void tidei_crash_print_stack(int fd, const uintptr_t *pc, int n, bool first_exac
 
 /* The calling thread got heap h: lends it h's signal stack (made on first
  * use) unless it has one of its own. */
-void tidei_crash_thread_start(tide_heap_t *h)
+tide_cold void tidei_crash_thread_start(tide_heap_t *h)
 {
     if (!tidei_crash_on)
         return;
@@ -119,7 +119,7 @@ void tidei_crash_thread_start(tide_heap_t *h)
 
 /* The calling thread gives heap h up: takes h's signal stack back if the
  * thread still uses it (not while running on it). */
-void tidei_crash_thread_end(tide_heap_t *h)
+tide_cold void tidei_crash_thread_end(tide_heap_t *h)
 {
     stack_t cur;
     if (!h->alt_stack || sigaltstack(NULL, &cur) != 0 || cur.ss_sp != h->alt_stack + TIDE_PAGE_SIZE ||
@@ -552,7 +552,7 @@ static void lend_first_stack(void)
 
 /* Installs the handler if guard=1 (and guard.c is set up) or
  * crash_report=1: process init. */
-void tidei_crash_init(void)
+tide_cold void tidei_crash_init(void)
 {
     if (!tidei_opt.crash_report && !tidei_guard_on)
         return;

@@ -124,7 +124,7 @@ static long max_map_count(void)
 /* Reserves the region and the slot table, points the page map at the
  * region (process init, before any heap exists).  Leaves guarding off,
  * with a warning, if the OS refuses. */
-void tidei_guard_init(void)
+tide_cold void tidei_guard_init(void)
 {
     if (!tidei_opt.guard)
         return;
@@ -649,17 +649,17 @@ void tidei_guard_counts(uint64_t *n_malloc, uint64_t *n_free, uint64_t *live_byt
     *live_bytes = atomic_load_explicit(&guard_live_bytes, relaxed);
 }
 
-void tidei_guard_fork_prepare(void)
+tide_cold void tidei_guard_fork_prepare(void)
 {
     pthread_mutex_lock(&guard_lock);
 }
 
-void tidei_guard_fork_parent(void)
+tide_cold void tidei_guard_fork_parent(void)
 {
     pthread_mutex_unlock(&guard_lock);
 }
 
-void tidei_guard_fork_child(void)
+tide_cold void tidei_guard_fork_child(void)
 {
     pthread_mutex_unlock(&guard_lock);
 }

@@ -2,8 +2,8 @@
  *
  * Process init is lazy (the first malloc, which may come before main, from
  * the dynamic loader or another library's constructor) and also runs from a
- * constructor.  It never allocates, except pthread_atfork, which may call
- * malloc: that comes last, after the state says "ready", so the nested call
+ * constructor.  It never allocates, except the registration of the fork
+ * handlers (tidei_atfork), which may call malloc: that comes last, after the state says "ready", so the nested call
  * works.
  *
  * Threads get a heap on their first allocation; a pthread key destructor
@@ -41,6 +41,18 @@ static void thread_done(void *arg)
     tidei_crash_thread_end(h);
     tidei_heap_abandon(h);
     tidei_busy_leave();
+}
+
+/* pthread_atfork for tide's handlers.  glibc's pthread_atfork is a stub
+ * in libc_nonshared.a, which the linker puts after all of tide's code,
+ * outside the 64 KiB window a small program keeps resident (static.c):
+ * calling it at start-up would map another window.  The stub passes this
+ * library's handle to __register_atfork (glibc 2.3.2 on); so does this. */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+extern void *__dso_handle __attribute__((weak, visibility("hidden")));
+int tidei_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return __register_atfork(prepare, parent, child, &__dso_handle == NULL ? NULL : __dso_handle);
 }
 
 static void fork_prepare(void)
@@ -154,7 +166,7 @@ void tidei_init_slow(void)
         if (pthread_key_create(&thread_key, thread_done) != 0)
             tidei_fatal("tide: pthread_key_create failed\n");
         atomic_store_explicit(&tidei_init_state, TIDE_INIT_READY, release);
-        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        tidei_atfork(fork_prepare, fork_parent, fork_child);
         tidei_glibc_bind();
         tidei_unwind_init(stacks_wanted());  /* no dlopen: we may be inside the loader */
         return;

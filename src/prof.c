@@ -151,7 +151,7 @@ static int64_t next_interval(tide_heap_t *h)
 
 /* ---- the sampler ---- */
 
-void tidei_prof_init(void)
+tide_cold void tidei_prof_init(void)
 {
     tidei_prof_on = tidei_opt.prof || tidei_opt.leak_check;
     if (tidei_prof_on)  /* else no store: the page is left alone (issue 13) */
@@ -165,7 +165,7 @@ void tidei_prof_init(void)
  * next countdown, and says what to do with this allocation.  With guard=1
  * the countdown is shared (tidei_prof_event below), and this runs when the
  * profiler's part of it ran out. */
-int tidei_prof_event_core(tide_heap_t *h, size_t n)
+tide_cold int tidei_prof_event_core(tide_heap_t *h, size_t n)
 {
     tide_heap_counters_t *c = &h->ctr;
     c->requested = tidei_heap_requested(c);  /* folds the countdown in; it is re-armed below */
@@ -211,7 +211,7 @@ int tidei_prof_event_core(tide_heap_t *h, size_t n)
 /* The event of h's countdown (see tidei_prof_event_core).  With guard=1
  * the guard takes its samples from the same countdown (guard.c), so that
  * the malloc fast path has one test whatever is on. */
-int tidei_prof_event(tide_heap_t *h, size_t n)
+tide_cold int tidei_prof_event(tide_heap_t *h, size_t n)
 {
     /* The countdown's twin follows it (tidei_fast_charge): equal, unless
      * this allocation is a signal handler's that interrupted a malloc's
@@ -633,7 +633,7 @@ static void on_prof_signal(int sig)
     errno = saved;
 }
 
-void tidei_prof_signal_init(void)
+tide_cold void tidei_prof_signal_init(void)
 {
     if (tidei_opt.prof_signal > 0 && tidei_opt.prof)
         tidei_report_on_signal(tidei_opt.prof_signal, on_prof_signal, "prof_signal");
@@ -641,7 +641,7 @@ void tidei_prof_signal_init(void)
 
 /* At exit: the profile (prof=1), then the leak check (leak.c), which may
  * end the process with leak_exitcode. */
-void tidei_prof_at_exit(void)
+tide_cold void tidei_prof_at_exit(void)
 {
     if (!tidei_prof_on)
         return;

@@ -502,7 +502,7 @@ static void on_stats_signal(int sig)
 
 /* Installs the stats_signal handler (process init; sigaction never
  * allocates). */
-void tidei_stats_init(void)
+tide_cold void tidei_stats_init(void)
 {
     if (tidei_opt.stats_signal > 0)
         tidei_report_on_signal(tidei_opt.stats_signal, on_stats_signal, "stats_signal");
@@ -510,7 +510,7 @@ void tidei_stats_init(void)
 
 /* The report at exit, with TIDE_CONF stats=1 or json (init.c's
  * destructor). */
-void tidei_stats_at_exit(void)
+tide_cold void tidei_stats_at_exit(void)
 {
     if (tidei_opt.stats)
         report_to_file(true);

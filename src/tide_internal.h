@@ -53,6 +53,12 @@
 #define tide_noclone      __attribute__((noinline))
 #endif
 #define tide_inline       static inline __attribute__((always_inline))
+/* Code of the later modules of static.c that runs in every process, but
+ * seldom: set-up, exit, fork, a thread's start and end, the sampler's event.
+ * GCC puts it in .text.unlikely, which the linker puts at the start of
+ * .text, in the 64 KiB of code that a small program keeps resident
+ * (static.c, Makefile). */
+#define tide_cold         __attribute__((cold))
 #define tide_export       __attribute__((visibility("default")))
 /* The malloc and free fast paths live in a section of their own, so that
  * code that stops a thread with a signal (the GC's stop-the-world, the leak
@@ -321,7 +327,10 @@ tide_inline bool tidei_is_block_start(const tide_span_t *s, const void *p)
  * caller (plainly by the owner, atomically by other threads). */
 tide_inline uint64_t tidei_blk_mul(uint32_t size)
 {
-    return (uint64_t)(((unsigned __int128)1 << 64) / size) + 1;  /* floor(2^64 / size) + 1 */
+    /* floor(2^64 / size) + 1, in 64 bits (a 128-bit division would call
+     * libgcc's __udivti3, linked at the end of the code: static.c) */
+    uint64_t q = UINT64_MAX / size;
+    return q + (UINT64_MAX % size == size - 1u) + 1;
 }
 tide_inline bool tidei_block_ok(const tide_span_t *s, uint64_t off, uint64_t bound)
 {
@@ -677,6 +686,7 @@ enum { TIDE_INIT_NONE = 0, TIDE_INIT_RUNNING, TIDE_INIT_READY };
 extern _Atomic int tidei_init_state;
 void tidei_init_slow(void);
 tide_heap_t *tidei_init_thread(void);
+int tidei_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 tide_inline void tidei_init(void)
 {
     if (tide_unlikely(atomic_load_explicit(&tidei_init_state, acquire) != TIDE_INIT_READY))

@@ -97,13 +97,13 @@ static bool unwind_load(void)
     return ok;
 }
 
-void tidei_unwind_init(bool wanted)
+tide_cold void tidei_unwind_init(bool wanted)
 {
     if (wanted)
         unwind_find();
 }
 
-void tidei_unwind_load(bool wanted)
+tide_cold void tidei_unwind_load(bool wanted)
 {
     if (wanted)
         unwind_load();

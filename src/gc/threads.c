@@ -391,5 +391,5 @@ void tidei_gc_threads_init(void)
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask);
     sigaction(stop_sig, &sa, NULL);
-    pthread_atfork(gc_atfork_prepare, gc_atfork_parent, gc_atfork_child);
+    tidei_atfork(gc_atfork_prepare, gc_atfork_parent, gc_atfork_child);
 }

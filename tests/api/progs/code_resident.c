@@ -1,0 +1,134 @@
+/* api/progs/code_resident.c — what an ordinary program runs of tide, then
+ * how much of libtide.so's code is resident in it (footprint.sh).
+ *
+ * The work: every entry point (malloc .. pvalloc, realloc across the
+ * small, large and huge ranges, malloc_usable_size), blocks of every
+ * range, freed by their own thread and by another, in the main thread and
+ * in threads that start with no heap and exit, and a fork whose child
+ * allocates too.  Then it prints, from /proc/self/smaps, the mapping of
+ * libtide.so's code: `code START END RSS_KIB`; and, given the address of
+ * the unwind tables in the file (argv[1], hex), whether their first page
+ * is resident: `unwind 0|1`. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define N_LIVE 256
+
+static void *volatile sink;
+
+/* Blocks of every size range through every entry point; half of them are
+ * left in out[] for another thread to free. */
+static void work(void **out)
+{
+    void *keep[N_LIVE];
+    for (int i = 0; i < N_LIVE; i++) {
+        size_t n = (size_t)(i * 37 % 4096) + 1;  /* the small classes */
+        keep[i] = malloc(n);
+        memset(keep[i], i, n);
+    }
+    for (int i = 0; i < N_LIVE; i += 2)
+        free(keep[i]);
+    for (int i = 0; i < N_LIVE; i += 2)
+        keep[i] = calloc(1, (size_t)i + 1);
+    void *large = malloc(200 << 10), *huge = malloc(8 << 20);
+    memset(large, 1, 200 << 10);
+    ((char *)huge)[0] = 1;
+    void *p = malloc(24);  /* realloc from small to large, to huge and back */
+    p = realloc(p, 100);
+    p = realloc(p, 300 << 10);
+    p = realloc(p, 6 << 20);
+    p = realloc(p, 48);
+    sink = p;
+    void *a = NULL;
+    if (posix_memalign(&a, 4096, 100) != 0)
+        abort();
+    void *b = aligned_alloc(256, 512), *c = memalign(64, 1000), *d = valloc(5000), *e = pvalloc(100);
+    if (!large || !huge || !p || !b || !c || !d || !e || malloc_usable_size(p) < 48)
+        abort();
+    free(large);
+    free(huge);
+    free(p);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(e);
+    for (int i = 0; i < N_LIVE; i++) {
+        if (out && (i & 1))
+            out[i / 2] = keep[i];
+        else
+            free(keep[i]);
+    }
+}
+
+static void *worker(void *arg)
+{
+    work(arg);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static void *handed[4][N_LIVE / 2];
+    pthread_t t[4];
+    work(NULL);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 4; i++)
+            if (pthread_create(&t[i], NULL, worker, handed[i]) != 0)
+                abort();
+        for (int i = 0; i < 4; i++)
+            pthread_join(t[i], NULL);
+        for (int i = 0; i < 4; i++)  /* remote frees of the exited threads' blocks */
+            for (int j = 0; j < N_LIVE / 2; j++)
+                free(handed[i][j]);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        work(NULL);
+        _exit(0);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        abort();
+    work(NULL);
+
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        abort();
+    char line[512];
+    unsigned long lo = 0, hi = 0, rss = 0, base = 0;
+    int in_code = 0, found = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long a, z;
+        char perm[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &z, perm) == 3 && strchr(line, '/')) {
+            if (!base && strstr(line, "/libtide.so\n"))  /* the first mapping: the file's start */
+                base = a;
+            in_code = strcmp(perm, "r-xp") == 0 && strstr(line, "/libtide.so\n") != NULL;
+            if (in_code)
+                lo = a, hi = z, found = 1;
+        } else if (in_code && sscanf(line, "Rss: %lu kB", &rss) == 1) {
+            in_code = 0;
+        }
+    }
+    fclose(f);
+    if (!found)
+        return 2;
+    printf("code %lx %lx %lu\n", lo, hi, rss);
+    if (argc > 1) {  /* /proc/self/pagemap: bit 63 of a page's entry, present */
+        unsigned long at = base + strtoul(argv[1], NULL, 16);
+        unsigned long long e = 0;
+        FILE *pm = fopen("/proc/self/pagemap", "r");
+        if (!pm || fseek(pm, (long)(at / 4096 * 8), SEEK_SET) != 0 || fread(&e, 8, 1, pm) != 1)
+            return 3;
+        fclose(pm);
+        printf("unwind %d\n", (int)(e >> 63));
+    }
+    return 0;
+}
