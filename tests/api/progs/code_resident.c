@@ -6,9 +6,7 @@
  * range, freed by their own thread and by another, in the main thread and
  * in threads that start with no heap and exit, and a fork whose child
  * allocates too.  Then it prints, from /proc/self/smaps, the mapping of
- * libtide.so's code: `code START END RSS_KIB`; and, given the address of
- * the unwind tables in the file (argv[1], hex), whether their first page
- * is resident: `unwind 0|1`. */
+ * libtide.so's code: `code START END RSS_KIB`. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
@@ -73,7 +71,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
     static void *handed[4][N_LIVE / 2];
     pthread_t t[4];
@@ -102,14 +100,12 @@ int main(int argc, char **argv)
     if (!f)
         abort();
     char line[512];
-    unsigned long lo = 0, hi = 0, rss = 0, base = 0;
+    unsigned long lo = 0, hi = 0, rss = 0;
     int in_code = 0, found = 0;
     while (fgets(line, sizeof line, f)) {
         unsigned long a, z;
         char perm[8];
         if (sscanf(line, "%lx-%lx %7s", &a, &z, perm) == 3 && strchr(line, '/')) {
-            if (!base && strstr(line, "/libtide.so\n"))  /* the first mapping: the file's start */
-                base = a;
             in_code = strcmp(perm, "r-xp") == 0 && strstr(line, "/libtide.so\n") != NULL;
             if (in_code)
                 lo = a, hi = z, found = 1;
@@ -121,14 +117,5 @@ int main(int argc, char **argv)
     if (!found)
         return 2;
     printf("code %lx %lx %lu\n", lo, hi, rss);
-    if (argc > 1) {  /* /proc/self/pagemap: bit 63 of a page's entry, present */
-        unsigned long at = base + strtoul(argv[1], NULL, 16);
-        unsigned long long e = 0;
-        FILE *pm = fopen("/proc/self/pagemap", "r");
-        if (!pm || fseek(pm, (long)(at / 4096 * 8), SEEK_SET) != 0 || fread(&e, 8, 1, pm) != 1)
-            return 3;
-        fclose(pm);
-        printf("unwind %d\n", (int)(e >> 63));
-    }
     return 0;
 }
