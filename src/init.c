@@ -3,8 +3,8 @@
  * Process init is lazy (the first malloc, which may come before main, from
  * the dynamic loader or another library's constructor) and also runs from a
  * constructor.  It never allocates, except the registration of the fork
- * handlers (tidei_atfork), which may call malloc: that comes last, after the state says "ready", so the nested call
- * works.
+ * handlers (tidei_atfork), which may call malloc: that comes last, after
+ * the state says "ready", so the nested call works.
  *
  * Threads get a heap on their first allocation; a pthread key destructor
  * abandons it at exit.  Allocation after that (later key destructors, TLS

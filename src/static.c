@@ -11,8 +11,8 @@
  * scavenger), so that a small program keeps one 64 KiB window of the code
  * resident, the fast paths' section next to it (Makefile; api/footprint.sh);
  * the second, the reports, the profiler, the guard and the GC.  What of the
- * second runs in every process (set-up, a thread's start and end, the
- * sampler's event) is marked tide_cold, which puts it at the start of
+ * second runs in every process (set-up, exit, fork, a thread's start and
+ * end, the sampler's event) is marked tide_cold, which puts it at the start of
  * .text with the rest.  Nothing on a path a benchmark times calls from
  * the first part into the second except through the sampler's event.
  * Without TIDE_PART (the unit tests), both. */
