@@ -34,11 +34,14 @@ else
   BUILD ?= build/$(SANITIZE)
 endif
 
+# GCC's option (below, "the code every process runs"); clang has no such
+# clones and no such option.
+NO_PARTIAL := $(shell $(CC) -fno-partial-inlining -x c -c /dev/null -o /dev/null 2>/dev/null && echo -fno-partial-inlining)
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS_BASE := -std=gnu11 -g -fPIC -pthread -fvisibility=hidden -ftls-model=initial-exec \
                -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
                -fno-semantic-interposition -fno-tree-slp-vectorize \
-               -fno-partial-inlining -Iinclude -Isrc $(WARN)
+               $(NO_PARTIAL) -Iinclude -Isrc $(WARN)
 ifeq ($(DEBUG),0)
   OPT := -O2 -DNDEBUG -DTIDE_DEBUG=0
 else
@@ -72,7 +75,7 @@ lib: $(BUILD)/libtide.so $(BUILD)/libtide.a $(BUILD)/libgc.so.1
 # Unity build: src/static.c includes every module so the compiler can inline
 # across files (in two parts, below); the other .c files are never
 # compiled on their own.
-# The two parts of static.c, src/tide.ld, -fno-partial-inlining and the
+# The two parts of static.c, src/tide.ld, -fno-partial-inlining (GCC) and the
 # 64 KiB max-page-size: the code every process runs comes first in the
 # text, in one 64 KiB window, so that the kernel's fault-around (which
 # maps the 64 KiB about a faulting page) leaves the rest unmapped.  The

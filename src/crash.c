@@ -388,7 +388,7 @@ static void print_heaps(int fd, int me)
             tidei_printf(fd, "pooled (no thread)");
         tidei_printf(fd, ", %lu spans (%lu full), %lu small blocks allocated, %lu freed",
                      (unsigned long)spans, (unsigned long)h->ctr.n_full, (unsigned long)mallocs, (unsigned long)frees);
-        int owner = __atomic_load_n(&h->lock.word, __ATOMIC_RELAXED);  /* (the registry holds no shared heap) */
+        int owner = atomic_load_explicit(&h->lock.word, memory_order_relaxed);  /* (the registry holds no shared heap) */
         if (owner) {
             tidei_printf(fd, "; its lock held by ");
             print_holder(fd, owner);
