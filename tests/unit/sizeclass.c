@@ -91,6 +91,19 @@ static void span_layout(void)
             tidei_class_size[worst_c], tidei_class_pages[worst_c]);
 }
 
+/* tidei_blk_mul makes floor(2^64 / size) + 1 in 64-bit arithmetic (a
+ * 128-bit division would call libgcc, linked after tide's code: static.c):
+ * the same as the 128-bit division for every size up to the largest class
+ * (the power-of-two sizes, where 2^64 / size has no remainder, included). */
+static void blk_mul_exact(void)
+{
+    for (uint32_t sz = 2; sz <= TIDE_SMALL_MAX && !TH_FAILED(); sz++) {
+        uint64_t want = (uint64_t)(((unsigned __int128)1 << 64) / sz) + 1;
+        CHECKF(tidei_blk_mul(sz) == want, "size %u: %llu, want %llu", sz, (unsigned long long)tidei_blk_mul(sz),
+               (unsigned long long)want);
+    }
+}
+
 /* A span's set-up takes its class's constants from tables (span.c) and
  * divides its length by the block size with the class's multiplier: both
  * as the divisions would give, for every class and every span length a
@@ -181,6 +194,7 @@ int main(void)
     RUN(class_of_is_tightest);
     RUN(waste_bounds);
     RUN(span_layout);
+    RUN(blk_mul_exact);
     RUN(span_setup_constants);
     RUN(block_start_exact);
     RUN(blocks_in_their_class);
