@@ -15,8 +15,8 @@ uint16_t tidei_class_pages[TIDE_N_CLASSES];
 /* Per class, the block-start multiplier (tidei_blk_mul), which also finds
  * a block's index and a span's count of blocks: a span is set up on every
  * slow path that takes a new run or a spare (a batch of mid-size blocks,
- * 4 to a span, sets one up every few mallocs), where a 128-bit division
- * for it cost more than the rest of the set-up. */
+ * 4 to a span, sets one up every few mallocs), and the table spares it
+ * the division. */
 uint64_t tidei_class_mul[TIDE_N_CLASSES];
 uint8_t tidei_class_table[TIDE_SMALL_MAX / 16 + 1];
 

@@ -518,9 +518,10 @@ extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
  * fast_left the same (tidei_fast_exit), after the pop, published with
  * release (a plain store on x86-64); so a malloc pays for one mark, not
  * for a mark and a countdown.  The other pop (class_pop) marks with
- * fast_left alone: one byte on entry and back on exit.  A malloc from a signal handler that interrupted another leaves
- * them apart by the outer one's size.  Under the sanitizers, which do
- * not see the membarrier, atomic accesses. */
+ * fast_left alone: one byte on entry and back on exit.  A malloc from a
+ * signal handler that interrupted another leaves them apart by the outer
+ * one's size.  Under the sanitizers, which do not see the membarrier,
+ * atomic accesses. */
 tide_inline void tidei_fast_add(int64_t *c, int64_t d, int order)
 {
 #if defined(__x86_64__) && !TIDE_SANITIZE

@@ -3,11 +3,13 @@
  *
  * The work: every entry point (malloc .. pvalloc, realloc across the
  * small, large and huge ranges, malloc_usable_size), blocks of every
- * range, freed by their own thread and by another, in the main thread and
- * in threads that start with no heap and exit, and a fork whose child
+ * range, freed by their own thread and by another, in every state a
+ * thread allocates in (contexts.h: the main thread, a new thread with no
+ * heap yet, a thread whose heap is gone), and a fork whose child
  * allocates too.  Then it prints, from /proc/self/smaps, the mapping of
  * libtide.so's code: `code START END RSS_KIB`. */
 #define _GNU_SOURCE
+#include "contexts.h"
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -65,26 +67,21 @@ static void work(void **out)
     }
 }
 
-static void *worker(void *arg)
+static void work_in(int ctx, void *arg)
 {
+    (void)ctx;
     work(arg);
-    return NULL;
 }
 
 int main(void)
 {
-    static void *handed[4][N_LIVE / 2];
-    pthread_t t[4];
-    work(NULL);
+    static void *handed[N_CTX][N_LIVE / 2];
     for (int round = 0; round < 2; round++) {
-        for (int i = 0; i < 4; i++)
-            if (pthread_create(&t[i], NULL, worker, handed[i]) != 0)
-                abort();
-        for (int i = 0; i < 4; i++)
-            pthread_join(t[i], NULL);
-        for (int i = 0; i < 4; i++)  /* remote frees of the exited threads' blocks */
+        for (int c = 0; c < N_CTX; c++)
+            ctx_run(c, work_in, handed[c]);
+        for (int c = 0; c < N_CTX; c++)  /* by the main thread: for the others, frees of an exited thread's blocks */
             for (int j = 0; j < N_LIVE / 2; j++)
-                free(handed[i][j]);
+                free(handed[c][j]);
     }
     pid_t pid = fork();
     if (pid == 0) {
