@@ -19,7 +19,10 @@
  * scans (best fit; LIFO within a bin, so recently freed, warm runs are
  * reused first).  A free run is in exactly one bin from the moment it
  * exists until it is allocated, merged or unmapped: nothing hides a free
- * run.
+ * run.  A span, whose blocks fit any length, that finds no free run of its
+ * length takes the longest one left if it has a quarter of that length
+ * (tidei_arena_alloc_run_fit) before the process grows: fewer blocks on
+ * pages already touched rather than a new chunk's fresh ones.
  *
  * Free runs: a free run is described by a FREE span descriptor that its
  * first and last pages map to (pagemap.c); it is always in the index, and
@@ -95,6 +98,16 @@ static tide_span_t *index_find(size_t n)
     }
     size_t bin = (w << 6) + (size_t)__builtin_ctzll(m);
     return a->bins[bin];
+}
+
+/* The longest free run, or NULL if there is none. */
+static tide_span_t *index_longest(void)
+{
+    tide_arena_t *a = &tidei_arena;
+    if (!a->summary)
+        return NULL;
+    size_t w = 63 - (size_t)__builtin_clzll(a->summary);
+    return a->bins[(w << 6) + 63 - (size_t)__builtin_clzll(a->bitmap[w])];
 }
 
 /* ---- chunks and page runs ---- */
@@ -356,6 +369,36 @@ tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span
     pthread_mutex_unlock(&a->lock);
     if (r && kind == TIDE_SPAN_LARGE)
         large_huge_pages(r, true);
+    return r;
+}
+
+/* A run for a span whose blocks fit any length: n_pages pages if a free run
+ * that long exists, else the longest free run if it has at least min_pages,
+ * cut whole; never a new chunk.  NULL if neither.  Used before the process
+ * grows: when the free runs are holes left between spans of other lengths,
+ * a shorter span (fewer blocks) on pages already touched costs less than a
+ * chunk's fresh pages (bench realloc-step: strings growing through the
+ * classes of 16-64 KiB, whose spans are 18 to 64 pages long, mapped a
+ * fourth chunk with 1333 pages free in 53 runs, none of the 56 it asked
+ * for; docs/benchmarks.md).  Takes the arena lock. */
+tide_span_t *tidei_arena_alloc_run_fit(size_t n_pages, size_t min_pages, tide_span_kind_t kind)
+{
+    tide_arena_t *a = &tidei_arena;
+    if (n_pages > TIDE_CHUNK_PAGES)
+        return NULL;
+    tide_expensive_assert(tidei_arena_validate());
+    pthread_mutex_lock(&a->lock);
+    tide_span_t *r = index_find(n_pages);
+    if (!r) {
+        r = index_longest();
+        if (r && r->n_pages >= min_pages)
+            n_pages = r->n_pages;
+        else
+            r = NULL;
+    }
+    if (r)
+        r = run_carve(r, n_pages, 0, kind);
+    pthread_mutex_unlock(&a->lock);
     return r;
 }
 

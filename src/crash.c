@@ -373,7 +373,7 @@ static void print_heaps(int fd, int me)
         /* the owner's frees into its own spans are counted nowhere: they
          * are what the blocks out of its spans do not account for (stats.c) */
         uint64_t spans = 0, mallocs = 0, frees = 0, used[TIDE_N_CLASSES] = { 0 }, m[TIDE_N_CLASSES] = { 0 };
-        tidei_heap_used(h, used, m, NULL);
+        tidei_heap_used(h, used, m, NULL, NULL);
         for (int c = 0; c < TIDE_N_CLASSES; c++) {
             spans += h->ctr.spans[c];
             m[c] += h->ctr.malloc[c];

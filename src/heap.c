@@ -118,7 +118,8 @@ static tide_heap_t *heap_pool;       /* heaps of exited threads, empty, for reus
 static tide_span_t *abandoned[TIDE_N_CLASSES];
 static tide_span_t *abandoned_full[TIDE_N_CLASSES];
 static _Atomic size_t n_abandoned;   /* spans on both lists */
-size_t tidei_abandoned_spans[TIDE_N_CLASSES]; /* spans on both lists, per class (tidei_heaps_lock) */
+size_t tidei_abandoned_spans[TIDE_N_CLASSES];  /* spans on both lists, per class (tidei_heaps_lock) */
+size_t tidei_abandoned_blocks[TIDE_N_CLASSES]; /* the blocks those spans hold, per class (tidei_heaps_lock) */
 
 /* The abandoned lists are doubly linked (list.h), so that the remote free
  * that empties a span can take it off its list (abandoned_release); their
@@ -137,6 +138,7 @@ static void abandoned_unlink_locked(tide_span_t *s)
     tide_list_remove(*list, s, next, prev);
     atomic_fetch_sub_explicit(&n_abandoned, 1, relaxed);
     tidei_abandoned_spans[c]--;
+    tidei_abandoned_blocks[c] -= s->n_blocks;
 }
 
 __thread tide_heap_t *tidei_tls_heap = &tidei_empty_heap;
@@ -334,6 +336,19 @@ static bool span_retire_any(tide_heap_t *h, tide_span_t *s, bool keep_last)
     atomic_store_explicit(&s->heap, NULL, relaxed);
     tidei_arena_free_run(s, false);
     return true;
+}
+
+static tide_span_t *new_run(size_t n_pages, size_t min_pages, size_t align_pages, tide_span_kind_t kind);
+
+/* The fewest pages a new span of cls is cut with when no free run has its
+ * full length and the process would otherwise grow (new_run): a quarter of
+ * the length, and one block at least.  (Half, a quarter and one block gave
+ * the same peak on bench realloc-step.) */
+static size_t span_min_pages(int cls)
+{
+    size_t one = ((size_t)tidei_class_size[cls] + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
+    size_t quarter = (size_t)tidei_class_pages[cls] / 4;
+    return quarter > one ? quarter : one;
 }
 
 /* An empty spare of h with at least the pages of a span of cls and at
@@ -1051,7 +1066,7 @@ tide_span_t *tidei_heap_find_span(tide_heap_t *h, int cls)
         return s;
     s = spare_take(h, cls);
     if (!s)
-        s = tidei_heap_new_run(tidei_class_pages[cls], 0, TIDE_SPAN_SMALL);
+        s = new_run(tidei_class_pages[cls], span_min_pages(cls), 0, TIDE_SPAN_SMALL);
     if (!s)
         return NULL;
     tidei_span_init_small(s, cls);
@@ -1080,6 +1095,7 @@ static void span_abandon_locked(tide_span_t *s)
         tide_list_push(abandoned_full[s->cls], s, next, prev);
     atomic_fetch_add_explicit(&n_abandoned, 1, relaxed);
     tidei_abandoned_spans[s->cls]++;
+    tidei_abandoned_blocks[s->cls] += s->n_blocks;
 }
 
 /* Hands s, a span of h, to the abandoned set.  tidei_heaps_lock held. */
@@ -1195,17 +1211,28 @@ bool tidei_heap_sweep_abandoned(void)
 }
 
 /* A run for a span or a large block: a free run if one fits, else one that
- * sweeping the abandoned spans gave back, else a new chunk (the sweep comes
- * first so that spans of exited threads are reused before the process
- * grows).  NULL when the OS refuses memory.  No tide lock held. */
-tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind)
+ * sweeping the abandoned spans gave back, else (min_pages < n_pages: a
+ * SMALL span, whose blocks fit any length) the longest free run if it has
+ * at least min_pages, else a new chunk (the sweep and the shorter run come
+ * first so that the pages of exited threads' spans and the holes between
+ * spans are reused before the process grows).  NULL when the OS refuses
+ * memory.  No tide lock held. */
+static tide_span_t *new_run(size_t n_pages, size_t min_pages, size_t align_pages, tide_span_kind_t kind)
 {
     tide_span_t *s = tidei_arena_alloc_run(n_pages, align_pages, kind, false);
     if (!s) {
         tidei_heap_sweep_abandoned();
-        s = tidei_arena_alloc_run(n_pages, align_pages, kind, true);
+        if (min_pages < n_pages)
+            s = tidei_arena_alloc_run_fit(n_pages, min_pages, kind);
+        if (!s)
+            s = tidei_arena_alloc_run(n_pages, align_pages, kind, true);
     }
     return s;
+}
+
+tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind)
+{
+    return new_run(n_pages, n_pages, align_pages, kind);
 }
 
 /* What changes whenever h's thread mallocs or frees: the fast-path mark,
@@ -1223,7 +1250,8 @@ __attribute__((no_sanitize("thread"))) uint64_t tidei_heap_activity(const tide_h
 }
 
 /* Adds the blocks out of h's spans to used[] per class, their counts of
- * mallocs to mallocs[] and their number to spans[] (each if not NULL):
+ * mallocs to mallocs[], their number to spans[] and the blocks they hold
+ * (built or not) to blocks[] (each if not NULL):
  * every span h owns is in a bin or on the full list.  With h->lock held the lists hold still and the sum is exact once
  * the owner is outside its fast paths (its free publishes a block with the
  * decrement of `used`); without it (a report at a signal) a snapshot, each
@@ -1231,7 +1259,7 @@ __attribute__((no_sanitize("thread"))) uint64_t tidei_heap_activity(const tide_h
  * is how the figures get the owner's frees into its own spans, which no
  * fast path counts (stats.c). */
 __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h, uint64_t *used, uint64_t *mallocs,
-                                                             uint64_t *spans)
+                                                             uint64_t *spans, uint64_t *blocks)
 {
     const volatile tide_heap_t *v = h;
     for (int c = 0; c < TIDE_N_CLASSES; c++) {
@@ -1241,6 +1269,8 @@ __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h
                 used[c] += tidei_span_used((const tide_span_t *)s);
             if (mallocs)
                 mallocs[c] += tidei_span_mallocs(s);
+            if (blocks)
+                blocks[c] += s->n_blocks;
         }
         if (spans)
             spans[c] += n;
@@ -1255,6 +1285,8 @@ __attribute__((no_sanitize("thread"))) void tidei_heap_used(const tide_heap_t *h
                 mallocs[c] += tidei_span_mallocs(s);
             if (spans)
                 spans[c]++;
+            if (blocks)
+                blocks[c] += s->n_blocks;
         }
     }
 }

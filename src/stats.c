@@ -21,7 +21,7 @@
  *                   path counts)
  *   live     = sum(malloc) - sum(free_local + free_remote) - global free_remote
  *   pending  = sum(free_remote) + global free_remote - sum(collected) - global collected
- *   cached(h)= spans(h) * blocks per span - used(h)
+ *   cached(h)= the blocks h's spans hold (the same walk) - used(h)
  * and the spans of exited threads hold sum(moved_out - moved_in) - global
  * collected blocks.
  *
@@ -39,11 +39,6 @@ tide_global_counters_t tidei_global_ctr;
 
 #define TIDE_NO_TSAN __attribute__((no_sanitize("thread"), noinline))
 #define READ(x) (*(volatile __typeof__(x) *)&(x))
-
-static size_t class_blocks(int c)
-{
-    return ((size_t)tidei_class_pages[c] << TIDE_PAGE_SHIFT) / tidei_class_size[c];
-}
 
 static uint64_t clamp(int64_t v)
 {
@@ -67,6 +62,7 @@ TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_e
                                     struct tide_heap_stats *hs, bool *in_use, int me)
 {
     uint64_t used_c[TIDE_N_CLASSES] = { 0 }, malloc_c[TIDE_N_CLASSES] = { 0 }, spans_c[TIDE_N_CLASSES] = { 0 };
+    uint64_t blocks_c[TIDE_N_CLASSES] = { 0 };
     bool locked = me != 0;
     if (locked) {
         if (READ(h->has_thread) || tidei_heap_is_shared(h))
@@ -74,7 +70,7 @@ TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_e
         else
             locked = tidei_heap_trylock_as(h, me);
     }
-    tidei_heap_used(h, used_c, malloc_c, spans_c);
+    tidei_heap_used(h, used_c, malloc_c, spans_c, blocks_c);
     if (tidei_debug && locked)  /* the walk finds every span the heap counts */
         for (int c = 0; c < TIDE_N_CLASSES; c++)
             tide_debug_assert(spans_c[c] == h->ctr.spans[c]);
@@ -92,7 +88,7 @@ TIDE_NO_TSAN static void fold_heap(tide_heap_t *h, struct tide_stats *st, fold_e
         uint64_t sp = READ(h->ctr.spans[c]);
         uint64_t used = used_c[c];
         uint64_t fl = clamp((int64_t)(m - col + in - out - used));
-        uint64_t cached = clamp((int64_t)(sp * class_blocks(c) - used));
+        uint64_t cached = clamp((int64_t)(blocks_c[c] - used));
         st->classes[c].n_malloc += m;
         st->classes[c].n_free += fl + fr;
         st->classes[c].n_spans += sp;
@@ -137,9 +133,11 @@ TIDE_NO_TSAN static void fold_arena(struct tide_stats *st, uint64_t *n_large_mal
     *n_huge_malloc = READ(a->n_huge_malloc);
 }
 
-/* Abandoned spans per class (tidei_heaps_lock held, or signal time). */
-TIDE_NO_TSAN static size_t abandoned_spans(int c)
+/* Abandoned spans per class and the blocks they hold (tidei_heaps_lock
+ * held, or signal time). */
+TIDE_NO_TSAN static size_t abandoned_spans(int c, size_t *blocks)
 {
+    *blocks = READ(tidei_abandoned_blocks[c]);
     return READ(tidei_abandoned_spans[c]);
 }
 
@@ -171,11 +169,9 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
             fold_heap(&tidei_shared_heaps[i], st, &x, NULL, &backup_in_use, me);
     if (locked)
         pthread_mutex_lock(&tidei_heaps_lock);
-    size_t ab_spans[TIDE_N_CLASSES];
-    for (int c = 0; c < TIDE_N_CLASSES; c++) {
-        ab_spans[c] = abandoned_spans(c);
-        st->n_abandoned_spans += ab_spans[c];
-    }
+    size_t ab_blocks[TIDE_N_CLASSES];
+    for (int c = 0; c < TIDE_N_CLASSES; c++)
+        st->n_abandoned_spans += abandoned_spans(c, &ab_blocks[c]);
     if (locked)
         pthread_mutex_unlock(&tidei_heaps_lock);
     if (n_heaps_out)
@@ -198,7 +194,7 @@ static void stats_collect(struct tide_stats *st, struct tide_heap_stats *hs, siz
         cs->live_blocks = clamp((int64_t)(cs->n_malloc - cs->n_free));
         pending += clamp((int64_t)(x.free_remote[c] + gfree - x.collected[c] - gcol));
         uint64_t ab_out = clamp(x.abandoned_out[c] - (int64_t)gcol);
-        st->abandoned_bytes += clamp((int64_t)(ab_spans[c] * class_blocks(c) - ab_out)) * cs->block_size;
+        st->abandoned_bytes += clamp((int64_t)(ab_blocks[c] - ab_out)) * cs->block_size;
         st->small_live_bytes += cs->live_blocks * cs->block_size;
         st->cached_bytes += cs->cached_blocks * cs->block_size;
         st->live_blocks += cs->live_blocks;

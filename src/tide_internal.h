@@ -426,6 +426,7 @@ __attribute__((noreturn)) void tidei_link_bad_head(const tide_span_t *s, const v
 /* ---- arena.c: the page allocator (chunks, page runs, free-range index) ---- */
 extern tide_arena_t tidei_arena;
 tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow);
+tide_span_t *tidei_arena_alloc_run_fit(size_t n_pages, size_t min_pages, tide_span_kind_t kind);
 void tidei_arena_free_run(tide_span_t *s, bool due_now);
 bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages);
 void tidei_arena_shrink_run(tide_span_t *s, size_t new_pages);
@@ -499,7 +500,7 @@ bool tidei_heap_sweep_abandoned(void);
 tide_span_t *tidei_heap_new_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind);
 uint64_t tidei_heap_activity(const tide_heap_t *h);
 uint64_t tidei_heap_n_spans(const tide_heap_t *h);
-void tidei_heap_used(const tide_heap_t *h, uint64_t *used, uint64_t *mallocs, uint64_t *spans);
+void tidei_heap_used(const tide_heap_t *h, uint64_t *used, uint64_t *mallocs, uint64_t *spans, uint64_t *blocks);
 /* Bytes requested from heap h so far: the count folded in so far and what
  * the sampler's countdown has run down since it was last armed (prof.c).
  * Any thread may read it (stats.c), as the other counters. */
@@ -508,6 +509,7 @@ tide_inline uint64_t tidei_heap_requested(const volatile tide_heap_counters_t *c
     return c->requested + (uint64_t)(c->sample_armed - c->sample_left);
 }
 extern size_t tidei_abandoned_spans[TIDE_N_CLASSES];
+extern size_t tidei_abandoned_blocks[TIDE_N_CLASSES];
 
 /* The marks of a pop from a direct span (h->ctr.sample_left and
  * fast_left differ while one runs), which the scavenger reads after a

@@ -630,6 +630,61 @@ static void exact_realloc(void)
     free_range(gR, 0, 2);
 }
 
+/* Strings growing through the classes up to 64 KiB, each append a realloc
+ * (bench/realloc.c mode=step): the spans of those classes are 18 to 64
+ * pages long and leave holes between them that no other class's span
+ * fills, so once the chunks are used up a span is cut shorter, from a hole
+ * (heap.c new_run), rather than a chunk mapped; cached_bytes counts the
+ * blocks such a span really holds, and the figures stay consistent
+ * throughout.  Checked every 50000 appends while the strings are live. */
+#define NSTR 512
+static char *volatile gStr[NSTR];
+
+static void strings_through_the_classes(void)
+{
+    TIDE_ONLY();
+    own_heap();
+    static size_t len[NSTR], target[NSTR];
+    th_rng r = { 77 };
+    for (int i = 0; i < NSTR; i++) {
+        gStr[i] = NULL;
+        len[i] = 0;
+        target[i] = (size_t)1 << th_rand_range(&r, 4, 16);
+        target[i] += th_rand(&r) % target[i];
+        if (target[i] > 64 * KiB - 1)
+            target[i] = 64 * KiB - 1;
+    }
+    char when[64];
+    for (long op = 1; op <= 2000000; op++) {
+        int i = (int)(th_rand(&r) % NSTR);
+        size_t add = th_rand_range(&r, 1, 32);
+        char *p = realloc(gStr[i], len[i] + add + 1);
+        if (!p) {
+            FAILF("realloc(%zu) failed", len[i] + add + 1);
+            return;
+        }
+        memset(p + len[i], 'a' + i % 26, add + 1);
+        len[i] += add;
+        gStr[i] = p;
+        if (len[i] >= target[i]) {
+            free(gStr[i]);
+            gStr[i] = NULL;
+            len[i] = 0;
+        }
+        if (op % 50000 == 0) {
+            snprintf(when, sizeof when, "after %ld appends", op);
+            struct tide_stats st = stats_now();
+            check_consistent(&st, when);
+            if (th_cur_fails)
+                break;
+        }
+    }
+    for (int i = 0; i < NSTR; i++) {
+        free(gStr[i]);
+        gStr[i] = NULL;
+    }
+}
+
 /* Allocation and free by a thread whose heap is gone: a pthread key
  * destructor that runs after tide's own (the key is created later, and the
  * thread had a heap, so tide's destructor has given it up) mallocs
@@ -1780,6 +1835,7 @@ int main(void)
     RUN(on_tide);
     RUN(exact_across_threads);
     RUN(exact_realloc);
+    RUN(strings_through_the_classes);
     RUN(exact_in_late_destructors);
     RUN(heaps_of_live_threads);
     RUN(heap_walk_visits_live_blocks);

@@ -1,6 +1,7 @@
 /* unit/freerange.c — the free-range index and the page allocator
- * on top of it (arena.c): best fit, coalescing, and the invariant that no
- * free run is ever hidden.
+ * on top of it (arena.c): best fit, coalescing, the invariant that no
+ * free run is ever hidden, and the shorter run a span takes before the
+ * process grows.
  *
  * Each test runs in a child process (tidei_arena_validate aborts on the first
  * inconsistency; its message becomes the FAIL reason), on an arena nothing
@@ -421,11 +422,94 @@ static void merged_free_time(void)
     in_child(merge_child, "merge");
 }
 
+/* Before the process grows, a span takes a shorter free run (heap.c
+ * new_run, arena.c tidei_arena_alloc_run_fit): with the chunk used up but
+ * for holes of HOLE pages between walls, a span of a class whose length is
+ * more than HOLE pages, and a quarter of it at most HOLE, is cut from a
+ * hole, whole, with the blocks that fit; one whose quarter is longer gets
+ * a new chunk; a run that fits is still cut to its length; and a large
+ * block (exact length) never gets a hole too short. */
+#define HOLE 20
+static void fit_child(void *arg)
+{
+    (void)arg;
+    tidei_init();
+    tide_arena_t *a = &tidei_arena;
+    tide_span_t *first = tidei_arena_alloc_run(1, 0, TIDE_SPAN_LARGE, true);
+    if (!first) child_fail("no first run");
+    size_t holes = 0;
+    static tide_span_t *hole[TIDE_CHUNK_PAGES];
+    for (;;) {  /* a hole's run, then a one-page wall, until the chunk is full */
+        tide_span_t *h = tidei_arena_alloc_run(HOLE, 0, TIDE_SPAN_LARGE, false);
+        if (!h) break;
+        hole[holes++] = h;
+        if (!tidei_arena_alloc_run(1, 0, TIDE_SPAN_LARGE, false)) break;
+    }
+    while (tidei_arena_alloc_run(1, 0, TIDE_SPAN_LARGE, false))  /* the chunk's last pages */
+        ;
+    if (holes < 8 || a->n_chunks != 1) child_fail("set-up: %zu holes, %zu chunks", holes, a->n_chunks);
+    for (size_t i = 0; i < holes; i++)
+        tidei_arena_free_run(hole[i], false);
+    tidei_arena_validate();
+
+    /* the class of the longest blocks whose span's quarter fits a hole */
+    int c = -1;
+    for (int k = 0; k < TIDE_N_CLASSES; k++)
+        if (tidei_class_pages[k] > HOLE && span_min_pages(k) <= HOLE)
+            c = k;
+    if (c < 0) child_fail("no class with spans longer than %d pages and a quarter within", HOLE);
+    tide_span_t *s = new_run(tidei_class_pages[c], span_min_pages(c), 0, TIDE_SPAN_SMALL);
+    if (!s || s->n_pages != HOLE || a->n_chunks != 1)
+        child_fail("class %d (%u B, spans of %u pages): new_run gave %zu pages, %zu chunks; want a hole of %d, 1 chunk", c,
+                   tidei_class_size[c], tidei_class_pages[c], s ? s->n_pages : 0, a->n_chunks, HOLE);
+    tidei_span_init_small(s, c);
+    size_t want = ((size_t)HOLE << TIDE_PAGE_SHIFT) / tidei_class_size[c];
+    if (s->n_blocks != want || want < 1)
+        child_fail("class %d on %d pages: %u blocks, want %zu", c, HOLE, s->n_blocks, want);
+    for (uint32_t i = 0; i < s->n_blocks; i++)
+        if (tidei_block_index(s, s->start + (uintptr_t)i * s->block_size) != i)
+            child_fail("class %d on %d pages: block %u's index is wrong", c, HOLE, i);
+
+    /* one that fits is cut to its length, from the shortest run that holds it */
+    tide_span_t *f = tidei_arena_alloc_run_fit(HOLE - 4, 1, TIDE_SPAN_SMALL);
+    if (!f || f->n_pages != HOLE - 4 || a->n_chunks != 1)
+        child_fail("alloc_run_fit(%d, 1) gave %zu pages, %zu chunks", HOLE - 4, f ? f->n_pages : 0, a->n_chunks);
+
+    /* min_pages above the longest hole: nothing, and no chunk mapped */
+    if (tidei_arena_alloc_run_fit(2 * HOLE, HOLE + 1, TIDE_SPAN_SMALL) != NULL || a->n_chunks != 1)
+        child_fail("alloc_run_fit(%d, %d) cut a run shorter than asked, or mapped a chunk", 2 * HOLE, HOLE + 1);
+
+    /* a class whose quarter is longer than a hole grows the process */
+    int big = -1;
+    for (int k = 0; k < TIDE_N_CLASSES && big < 0; k++)
+        if (span_min_pages(k) > HOLE)
+            big = k;
+    if (big >= 0) {
+        tide_span_t *g = new_run(tidei_class_pages[big], span_min_pages(big), 0, TIDE_SPAN_SMALL);
+        if (!g || g->n_pages != tidei_class_pages[big] || a->n_chunks != 2)
+            child_fail("class %d (quarter %zu pages): new_run gave %zu pages, %zu chunks; want %u pages, 2 chunks", big,
+                       span_min_pages(big), g ? g->n_pages : 0, a->n_chunks, tidei_class_pages[big]);
+    }
+
+    /* a large block gets its length or a new chunk, never a hole */
+    tide_span_t *l = tidei_heap_new_run(HOLE + 1, 0, TIDE_SPAN_LARGE);
+    if (!l || l->n_pages != HOLE + 1)
+        child_fail("a large block of %d pages got %zu", HOLE + 1, l ? l->n_pages : 0);
+    tidei_arena_validate();
+    _exit(0);
+}
+
+static void fit_before_growing(void)
+{
+    in_child(fit_child, "fit");
+}
+
 int main(void)
 {
     RUN(index_best_fit);
     RUN(runs_against_model);
     RUN(carve_without_metadata);
     RUN(merged_free_time);
+    RUN(fit_before_growing);
     return th_summary();
 }

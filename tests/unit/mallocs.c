@@ -20,7 +20,7 @@ static void every_malloc_counted(void)
         size_t n = sizes[k];
         int c = (int)tidei_class_of(n);
         uint64_t m0[TIDE_N_CLASSES] = { 0 };
-        tidei_heap_used(h, NULL, m0, NULL);
+        tidei_heap_used(h, NULL, m0, NULL, NULL);
         uint64_t before = h->ctr.malloc[c] + m0[c];
         void *p[100];
         for (int i = 0; i < 100; i++) {
@@ -30,7 +30,7 @@ static void every_malloc_counted(void)
         for (int i = 0; i < 100; i++)
             tidei_free(p[i]);
         uint64_t m1[TIDE_N_CLASSES] = { 0 };
-        tidei_heap_used(h, NULL, m1, NULL);
+        tidei_heap_used(h, NULL, m1, NULL, NULL);
         uint64_t after = h->ctr.malloc[c] + m1[c];
         CHECKF(after - before == 100, "malloc(%zu), class %d: %llu mallocs counted, want 100", n, c,
                (unsigned long long)(after - before));
