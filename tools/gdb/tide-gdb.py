@@ -53,7 +53,7 @@ UINT_CODE = {struct.calcsize(c): c for c in "BHIQ"}
 
 # The globals every command needs (see src/tide_internal.h).
 REQUIRED = ("tidei_arena", "tidei_heaps", "tidei_backup_heap", "tidei_shared_heaps", "tidei_global_ctr",
-            "tidei_abandoned_spans", "tidei_class_size", "tidei_class_pages",
+            "tidei_abandoned_spans", "tidei_abandoned_blocks", "tidei_class_size",
             "tidei_pagemap", "tidei_free_key", "tidei_init_state", "tidei_os_calls")
 
 
@@ -159,7 +159,6 @@ class Tide(object):
         self.n_classes = self._array_len(self.g["tidei_class_size"])
         self._check_layout()
         self.class_size = self.ints(self.g["tidei_class_size"])
-        self.class_pages = self.ints(self.g["tidei_class_pages"])
         self.free_key = int(self.g["tidei_free_key"])
         self.init_state = int(self.g["tidei_init_state"])
         self._spans = {}
@@ -398,19 +397,23 @@ class Tide(object):
         for f in ("malloc", "free_remote", "collected", "moved_in", "moved_out", "spans"):
             h[f] = self.ints(ctr[f])
         # the blocks out of its spans, per class: the sum of `used` over its
-        # bins and its full list (mirrors src/heap.c:tidei_heap_used)
-        # and their mallocs, which the heap counts only for the spans it
-        # no longer owns
+        # bins and its full list (mirrors src/heap.c:tidei_heap_used), their
+        # mallocs, which the heap counts only for the spans it no longer
+        # owns, and the blocks the spans hold
         used = [0] * self.n_classes
+        blocks = [0] * self.n_classes
         for c in range(self.n_classes):
             for s in self.span_list(int(v["bins"][c])):
                 used[c] += s["used"]
+                blocks[c] += s["n_blocks"]
                 h["malloc"][c] += s["n_malloc"]
         for s in self.span_list(int(v["full"])):
             if s["cls"] < self.n_classes:
                 used[s["cls"]] += s["used"]
+                blocks[s["cls"]] += s["n_blocks"]
                 h["malloc"][s["cls"]] += s["n_malloc"]
         h["used"] = used
+        h["blocks"] = blocks
         return h
 
     def heap_by_addr(self, addr):
@@ -434,10 +437,6 @@ class Tide(object):
             s = set(self.block_list(int(v["notify"]), LIST_LIMIT))
             self._notify[heap_addr] = s
         return s
-
-    def class_blocks(self, c):
-        """Blocks in one span of class c (src/stats.c:class_blocks)."""
-        return (self.class_pages[c] << self.k.PAGE_SHIFT) // self.class_size[c] if self.class_size[c] else 0
 
     # ---- the figures of stats.c --------------------------------------------
 
@@ -466,7 +465,7 @@ class Tide(object):
                 col, i, o, sp = h["collected"][c], h["moved_in"][c], h["moved_out"][c], h["spans"][c]
                 # the owner's frees into its own spans (counted nowhere)
                 fl = clamp(m - col + i - o - used)
-                cached = clamp(sp * self.class_blocks(c) - used)
+                cached = clamp(h["blocks"][c] - used)
                 cls[c]["n_malloc"] += m
                 cls[c]["n_free"] += fl + fr
                 cls[c]["n_spans"] += sp
@@ -495,6 +494,7 @@ class Tide(object):
         st["backup"] = fold(self.backup())
         st["shared"] = [fold(h) for h in self.shared()]
         ab_spans = self.ints(self.g["tidei_abandoned_spans"])
+        ab_blocks = self.ints(self.g["tidei_abandoned_blocks"])
         st["n_abandoned_spans"] = sum(ab_spans)
         st["abandoned_spans"] = ab_spans
 
@@ -524,7 +524,7 @@ class Tide(object):
             cs["live_blocks"] = clamp(cs["n_malloc"] - cs["n_free"])
             pending += clamp(free_remote[c] + gfree[c] - collected[c] - gcol[c])
             ab_out = clamp(abandoned_out[c] - gcol[c])
-            ab_free = clamp(ab_spans[c] * self.class_blocks(c) - ab_out)
+            ab_free = clamp(ab_blocks[c] - ab_out)
             st["abandoned_free_blocks"][c] = ab_free
             st["abandoned_bytes"] += ab_free * cs["block_size"]
             st["small_live_bytes"] += cs["live_blocks"] * cs["block_size"]
