@@ -15,7 +15,7 @@ cd "$ROOT"
 out=$BUILD/tests/api/deepbind
 mkdir -p "$out"
 cc=${CC:-cc}
-flags=(-std=gnu11 -O1 -g -pthread -Wall -Wextra -Iinclude -Itests)
+flags=(-std=gnu11 -O1 -g -fno-builtin -pthread -Wall -Wextra -Iinclude -Itests)
 rc=0
 
 build() {  # build NAME CC-ARGS...: prints a FAIL line on error
@@ -26,7 +26,7 @@ build() {  # build NAME CC-ARGS...: prints a FAIL line on error
         exit 1
     fi
 }
-lib=(-shared -fPIC -O1 -g -Wall -Wextra)
+lib=(-shared -fPIC -O1 -g -fno-builtin -Wall -Wextra)
 build libdeep_now "${lib[@]}" -Wl,-z,now -o "$out/libdeep_now.so" tests/api/progs/deepbind_lib.c
 build libdeep_lazy "${lib[@]}" -Wl,-z,lazy -o "$out/libdeep_lazy.so" tests/api/progs/deepbind_lib.c
 build libdeep_own "${lib[@]}" -DOWN_ALLOCATOR -o "$out/libdeep_own.so" tests/api/progs/deepbind_lib.c

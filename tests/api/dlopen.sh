@@ -7,7 +7,7 @@ cd "$ROOT"
 out=$BUILD/tests/api
 mkdir -p "$out"
 exe=$out/dlopen-prog
-if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -DTH_TIDE=0 -Iinclude -Itests \
+if ! ${CC:-cc} -std=gnu11 -O1 -g -fno-builtin -pthread -Wall -Wextra -DTH_TIDE=0 -Iinclude -Itests \
         -o "$exe" tests/api/progs/dlopen.c -ldl 2>"$out/dlopen-prog.log"; then
     echo "FAIL dlopen_build: does not compile: $(head -c 300 "$out/dlopen-prog.log" | tr '\n' ' ')"
     exit 1

@@ -60,7 +60,7 @@ if [ -n "${SANITIZE:-}" ]; then
 else
     printf '#include <stdlib.h>\nint main(void) { void *volatile p = malloc(16); free(p); return 0; }\n' \
         >"$tmp/one.c"
-    if ! ${CC:-cc} -O1 -pthread -o "$tmp/one" "$tmp/one.c" "$BUILD/libtide.a" -ldl 2>"$tmp/cc.log"; then
+    if ! ${CC:-cc} -O1 -fno-builtin -pthread -o "$tmp/one" "$tmp/one.c" "$BUILD/libtide.a" -ldl 2>"$tmp/cc.log"; then
         fail static_link_needs_no_libgcc_s "does not link: $(snip "$tmp/cc.log")"
     elif ! nm "$tmp/one" | grep -q ' T malloc$'; then
         fail static_link_needs_no_libgcc_s "the program does not define malloc: libtide.a was not linked in"

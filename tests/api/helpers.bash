@@ -62,7 +62,7 @@ api_build() {
         flags=(-fsanitize="$SANITIZE" -fno-omit-frame-pointer)
         [ "$SANITIZE" = thread ] && flags+=(-DTH_REDIRECT)
     fi
-    if ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
+    if ! ${CC:-cc} -std=gnu11 -O1 -g -fno-builtin -pthread -Wall -Wextra -Wno-unused-function -Iinclude -Itests "${flags[@]}" \
             -o "$prog" "tests/api/progs/$src.c" -Wl,--push-state,--no-as-needed "$BUILD/libtide.so" \
             -Wl,--pop-state -Wl,-rpath,"$BUILD" -ldl "$@" 2>"$tmp/cc.log"; then
         echo "FAIL ${src}_build: does not compile: $(snip "$tmp/cc.log")"
@@ -71,7 +71,7 @@ api_build() {
 }
 
 api_build_static() {
-    ${CC:-cc} -std=gnu11 -O1 -g -pthread -DTH_STATIC -I"$ROOT/include" -I"$ROOT/tests" -o "$2" \
+    ${CC:-cc} -std=gnu11 -O1 -g -fno-builtin -pthread -DTH_STATIC -I"$ROOT/include" -I"$ROOT/tests" -o "$2" \
         "$ROOT/tests/api/progs/$1.c" "$BUILD/libtide.a" -ldl 2>"$tmp/cc-static.log"
 }
 

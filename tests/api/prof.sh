@@ -308,7 +308,7 @@ for cand in /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 /usr/lib64/libtcmalloc.so
 done
 plain=$BUILD/tests/api/prof-prog-plain
 if [ -n "$TCMALLOC" ] && [ -n "$PPROF" ] && [ -z "${SANITIZE:-}" ] &&
-   ! ${CC:-cc} -std=gnu11 -O1 -g -pthread -Wall -Wextra -Wno-unused-function -I"$ROOT/include" -I"$ROOT/tests" \
+   ! ${CC:-cc} -std=gnu11 -O1 -g -fno-builtin -pthread -Wall -Wextra -Wno-unused-function -I"$ROOT/include" -I"$ROOT/tests" \
         -o "$plain" "$ROOT/tests/api/progs/prof_prog.c" -lm 2>"$tmp/cc-plain.log"; then
     fail prof_prog_plain_build "prof_prog.c does not build without tide: $(snip "$tmp/cc-plain.log")"
     TCMALLOC=""

@@ -54,8 +54,8 @@ int main(int argc, char **argv)
     return bad != 0;
 }
 C
-if ! "$CC" -O1 -g -shared -fPIC -I"$ROOT/include" -o "$T/mod.so" "$T/mod.c" 2>"$T/err" ||
-   ! "$CC" -O1 -g -pthread -I"$ROOT/include" -o "$T/main" "$T/main.c" -L"$BUILD" -ltide -Wl,-rpath,"$BUILD" -ldl 2>>"$T/err"; then
+if ! "$CC" -O1 -g -fno-builtin -shared -fPIC -I"$ROOT/include" -o "$T/mod.so" "$T/mod.c" 2>"$T/err" ||
+   ! "$CC" -O1 -g -fno-builtin -pthread -I"$ROOT/include" -o "$T/main" "$T/main.c" -L"$BUILD" -ltide -Wl,-rpath,"$BUILD" -ldl 2>>"$T/err"; then
     echo "FAIL dlopen-root: does not build: $(head -c 300 "$T/err")"
     exit 0
 fi

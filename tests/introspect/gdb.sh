@@ -67,7 +67,7 @@ cleanup() {
 trap cleanup EXIT
 
 exe=$odir/pattern
-CFLAGS_P=(-std=gnu11 -O1 -g -pthread -Wall -Wextra -Iinclude -Itests)
+CFLAGS_P=(-std=gnu11 -O1 -g -fno-builtin -pthread -Wall -Wextra -Iinclude -Itests)
 [ "$SANITIZE" = undefined ] && CFLAGS_P+=(-fsanitize=undefined)
 if ! "$CC" "${CFLAGS_P[@]}" -o "$exe" tests/introspect/progs/pattern.c \
         -Wl,--no-as-needed "$BUILD/libtide.so" -Wl,-rpath,"$BUILD" 2>"$tmp/cc.log"; then

@@ -3,7 +3,8 @@
 #
 # Each test runs a real program, one nobody on the project wrote, twice on the
 # same input: once under the system allocator and once under tide
-# ($TIDE_RUN, with TIDE_LIB=$BUILD/libtide.so), and compares the outputs.
+# ($TIDE_RUN, with TIDE_LIB=$BUILD/libtide.so and TIDE_GC_LIB=$BUILD/libgc.so.1),
+# and compares the outputs.
 #
 # Proof that tide is really in the program: both runs also preload a small
 # probe library (built here from the C source below with $CC) whose
@@ -28,7 +29,7 @@ set -u
 : "${CC:=cc}"
 : "${SANITIZE:=}"
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-export TIDE_LIB=$BUILD/libtide.so
+export TIDE_LIB=$BUILD/libtide.so TIDE_GC_LIB=$BUILD/libgc.so.1  # the build under test, not ../build
 unset TIDE_CONF
 # A UBSan build of tide must stop the program on an error, not just print.
 [ "$SANITIZE" = undefined ] && export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}

@@ -56,7 +56,7 @@ mutant() {
 mutant no_reuse 1 || exit 0
 mutant no_adopt 0 || exit 0
 
-if ! "$CC" -std=gnu11 -O1 -g -pthread -I"$ROOT/include" -I"$ROOT/tests" -o "$T/committed" "$ROOT/tests/stress/committed.c" \
+if ! "$CC" -std=gnu11 -O1 -g -fno-builtin -pthread -I"$ROOT/include" -I"$ROOT/tests" -o "$T/committed" "$ROOT/tests/stress/committed.c" \
         "$T/no_reuse/build/libtide.so" -ldl 2>"$T/cc.log"; then
     echo "FAIL mutation: committed.c does not compile: $(head -n 3 "$T/cc.log" | tr '\n' '|')"
     exit 0

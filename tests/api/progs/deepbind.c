@@ -341,7 +341,7 @@ static void forked_child(void)
 }
 
 /* ---- cross OP: with libc_alloc=glibc ---- */
-static int cross(const char *op)
+static __attribute__((noinline)) int cross(const char *op)  /* the caller the reports name */
 {
     char why[600];
     if (!load(&now, why, sizeof why)) { fprintf(stderr, "%s\n", why); return 2; }
