@@ -48,6 +48,7 @@
 #include "progs.h"
 
 #include <semaphore.h>
+#include <sys/syscall.h>
 
 long tide_leak_check(void);
 #pragma weak tide_leak_check
@@ -324,15 +325,47 @@ __attribute__((noinline, noclone)) void leak_deep(void)
     frame[2] = fill(malloc(6 * MiB), 6 * MiB);
     for (int i = 3; i < 2048; i++)
         frame[i] = NULL;
+#if defined(__x86_64__)
+    /* nor in a scratch register, which the stop's signal frame saves */
+    __asm__ volatile("xor %%eax, %%eax\n\txor %%ecx, %%ecx\n\txor %%edx, %%edx\n\txor %%esi, %%esi\n\t"
+                     "xor %%edi, %%edi\n\txor %%r8d, %%r8d\n\txor %%r9d, %%r9d\n\txor %%r10d, %%r10d\n\t"
+                     "xor %%r11d, %%r11d"
+                     ::: "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory");
+#endif
 }
 
 static int parked_pipe[2];
 static sem_t parked_ready;
+static _Atomic pid_t parked_tids[2];  /* the worker's and main's */
+
+/* Waits until thread tid sleeps in the kernel (its state in
+ * /proc/self/task/TID/stat is S): the worker in read(), main in
+ * pthread_join().  A thread stopped on its way there, between its post and
+ * its call, may still hold a dead pointer in a register. */
+static void wait_asleep(pid_t tid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    for (int i = 0; i < 5000; i++) {
+        char buf[256] = "";
+        FILE *f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            buf[n] = 0;
+            fclose(f);
+        }
+        const char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ' && rp[2] == 'S')
+            return;
+        usleep(1000);
+    }
+}
 
 /* A worker leaks, then blocks in read() until the check is over. */
 static void *parked_worker(void *arg)
 {
     (void)arg;
+    parked_tids[0] = (pid_t)syscall(SYS_gettid);
     leak_deep();
     sem_post(&parked_ready);
     char c;
@@ -347,6 +380,8 @@ static void *parked_checker(void *arg)
 {
     (void)arg;
     sem_wait(&parked_ready);
+    wait_asleep(parked_tids[0]);
+    wait_asleep(parked_tids[1]);
     printf("check %ld\n", tide_leak_check());
     if (write(parked_pipe[1], "x", 1) != 1) abort();
     return NULL;
@@ -360,6 +395,7 @@ static void leak_parked(void)
     }
     if (pipe(parked_pipe) != 0 || sem_init(&parked_ready, 0, 0) != 0) abort();
     pthread_t w, c;
+    parked_tids[1] = (pid_t)syscall(SYS_gettid);
     if (pthread_create(&w, NULL, parked_worker, NULL) != 0) abort();
     leak_deep();
     if (pthread_create(&c, NULL, parked_checker, NULL) != 0) abort();
