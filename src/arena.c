@@ -344,12 +344,13 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
     return r;
 }
 
-/* Allocates a run of n_pages pages, aligned to align_pages pages, for a span
- * of the given kind (SMALL, LARGE or GC).  Returns its descriptor (is_zero
- * says whether the pages are known to be zero), or NULL: when no free run
- * fits and grow is false (the caller may find free pages elsewhere first,
- * tidei_heap_new_run), or when the OS refuses memory.  Takes the arena lock. */
-tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow)
+/* The run tidei_arena_alloc_run and tidei_arena_alloc_run_fit cut:
+ * n_pages aligned to align_pages from the smallest free run that holds
+ * them; else, if min_pages < n_pages, the longest free run if it has at
+ * least min_pages, cut whole; else, if grow, from a new chunk.  NULL if
+ * none of these.  Takes the arena lock. */
+static tide_span_t *alloc_run(size_t n_pages, size_t align_pages, size_t min_pages, tide_span_kind_t kind,
+                              bool grow)
 {
     tide_arena_t *a = &tidei_arena;
     size_t need = n_pages + (align_pages > 1 ? align_pages - 1 : 0);
@@ -358,48 +359,45 @@ tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span
     tide_expensive_assert(tidei_arena_validate());
     pthread_mutex_lock(&a->lock);
     tide_span_t *r = index_find(need);
-    if (!r) {
-        if (!grow || !chunk_grow()) {
-            pthread_mutex_unlock(&a->lock);
-            return NULL;
-        }
-        r = index_find(need);
-    }
-    r = run_carve(r, n_pages, align_pages, kind);
-    pthread_mutex_unlock(&a->lock);
-    if (r && kind == TIDE_SPAN_LARGE)
-        large_huge_pages(r, true);
-    return r;
-}
-
-/* A run for a span whose blocks fit any length: n_pages pages if a free run
- * that long exists, else the longest free run if it has at least min_pages,
- * cut whole; never a new chunk.  NULL if neither.  Used before the process
- * grows: when the free runs are holes left between spans of other lengths,
- * a shorter span (fewer blocks) on pages already touched costs less than a
- * chunk's fresh pages (bench realloc-step: strings growing through the
- * classes of 16-64 KiB, whose spans are 18 to 64 pages long, mapped a
- * fourth chunk with 1333 pages free in 53 runs, none of the 56 it asked
- * for; docs/benchmarks.md).  Takes the arena lock. */
-tide_span_t *tidei_arena_alloc_run_fit(size_t n_pages, size_t min_pages, tide_span_kind_t kind)
-{
-    tide_arena_t *a = &tidei_arena;
-    if (n_pages > TIDE_CHUNK_PAGES)
-        return NULL;
-    tide_expensive_assert(tidei_arena_validate());
-    pthread_mutex_lock(&a->lock);
-    tide_span_t *r = index_find(n_pages);
-    if (!r) {
+    if (!r && min_pages < n_pages) {
         r = index_longest();
         if (r && r->n_pages >= min_pages)
             n_pages = r->n_pages;
         else
             r = NULL;
     }
+    if (!r && grow && chunk_grow())
+        r = index_find(need);
     if (r)
-        r = run_carve(r, n_pages, 0, kind);
+        r = run_carve(r, n_pages, align_pages, kind);
     pthread_mutex_unlock(&a->lock);
+    if (r && kind == TIDE_SPAN_LARGE)
+        large_huge_pages(r, true);
     return r;
+}
+
+/* Allocates a run of n_pages pages, aligned to align_pages pages, for a span
+ * of the given kind (SMALL, LARGE or GC).  Returns its descriptor (is_zero
+ * says whether the pages are known to be zero), or NULL: when no free run
+ * fits and grow is false (the caller may find free pages elsewhere first,
+ * tidei_heap_new_run), or when the OS refuses memory.  Takes the arena lock. */
+tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow)
+{
+    return alloc_run(n_pages, align_pages, n_pages, kind, grow);
+}
+
+/* A run for a span whose blocks fit any length: n_pages pages if a free run
+ * that long exists, else the longest free run if it has at least min_pages,
+ * cut whole, and only then (grow) a new chunk's.  When the free runs are
+ * holes left between spans of other lengths, a shorter span (fewer blocks)
+ * on pages already touched costs less than a chunk's fresh pages (bench
+ * realloc-step: strings growing through the classes of 16-64 KiB, whose
+ * spans are 18 to 64 pages long, mapped a fourth chunk with 1333 pages
+ * free in 53 runs, none of the 56 it asked for; docs/benchmarks.md).
+ * Takes the arena lock. */
+tide_span_t *tidei_arena_alloc_run_fit(size_t n_pages, size_t min_pages, tide_span_kind_t kind, bool grow)
+{
+    return alloc_run(n_pages, 0, min_pages, kind, grow);
 }
 
 /* Frees the run of span s (SMALL, LARGE or GC; every page maps to s),

@@ -1222,10 +1222,8 @@ static tide_span_t *new_run(size_t n_pages, size_t min_pages, size_t align_pages
     tide_span_t *s = tidei_arena_alloc_run(n_pages, align_pages, kind, false);
     if (!s) {
         tidei_heap_sweep_abandoned();
-        if (min_pages < n_pages)
-            s = tidei_arena_alloc_run_fit(n_pages, min_pages, kind);
-        if (!s)
-            s = tidei_arena_alloc_run(n_pages, align_pages, kind, true);
+        s = min_pages < n_pages ? tidei_arena_alloc_run_fit(n_pages, min_pages, kind, true)
+                                : tidei_arena_alloc_run(n_pages, align_pages, kind, true);
     }
     return s;
 }

@@ -471,12 +471,12 @@ static void fit_child(void *arg)
             child_fail("class %d on %d pages: block %u's index is wrong", c, HOLE, i);
 
     /* one that fits is cut to its length, from the shortest run that holds it */
-    tide_span_t *f = tidei_arena_alloc_run_fit(HOLE - 4, 1, TIDE_SPAN_SMALL);
+    tide_span_t *f = tidei_arena_alloc_run_fit(HOLE - 4, 1, TIDE_SPAN_SMALL, false);
     if (!f || f->n_pages != HOLE - 4 || a->n_chunks != 1)
         child_fail("alloc_run_fit(%d, 1) gave %zu pages, %zu chunks", HOLE - 4, f ? f->n_pages : 0, a->n_chunks);
 
     /* min_pages above the longest hole: nothing, and no chunk mapped */
-    if (tidei_arena_alloc_run_fit(2 * HOLE, HOLE + 1, TIDE_SPAN_SMALL) != NULL || a->n_chunks != 1)
+    if (tidei_arena_alloc_run_fit(2 * HOLE, HOLE + 1, TIDE_SPAN_SMALL, false) != NULL || a->n_chunks != 1)
         child_fail("alloc_run_fit(%d, %d) cut a run shorter than asked, or mapped a chunk", 2 * HOLE, HOLE + 1);
 
     /* a class whose quarter is longer than a hole grows the process */
