@@ -42,6 +42,15 @@ static void *sus_self(void *arg)
     handles[i].t = pthread_self();
     atomic_store(&handles[i].in_use, 1);
     me = &handles[i];
+    /* gcc 12's ThreadSanitizer makes a thread's signal state on the
+     * thread's first blocking call, and a signal that lands while it does
+     * so is lost (the state is stored with a plain write, not a
+     * compare-and-swap): the suspend would wait for it forever.  A busy
+     * thread's first blocking call is the sleep in tide's lock wait, which
+     * is where a reclaim that holds its lock finds it.  A zero sleep here,
+     * before the thread can be stopped, makes that state first. */
+    struct timespec zero = { 0, 0 };
+    nanosleep(&zero, NULL);
     return &handles[i];
 }
 
