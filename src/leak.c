@@ -515,8 +515,12 @@ static bool park_install(void)
 }
 
 /* Lists the process's other threads (but the scavenger, which blocks every
- * signal and touches no block) from /proc/self/task. */
-static void park_list(void)
+ * signal and touches no block) from /proc/self/task.  Not inlined: its
+ * buffer, mostly left as the stack held it, would sit in the frame of
+ * tidei_leak_check, which the scan covers (clang inlined it there, and a
+ * leaked block's address from the program's dead frames kept it
+ * reachable). */
+static tide_noinline void park_list(void)
 {
     park.n = 0;
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -597,7 +601,8 @@ static tide_noinline void scrub_dead_frames(void)
     __asm__ volatile("" : : "r"(pad) : "memory");
 }
 
-static tide_noinline long leak_run(void)
+/* The check, with the registers that regs holds as a root (see leak_run). */
+static tide_noinline long leak_run_with(jmp_buf regs)
 {
     leak_t l;
     memset(&l, 0, sizeof l);
@@ -622,13 +627,9 @@ static tide_noinline long leak_run(void)
     collect_skips(&l);
     if (l.stack.failed || l.skip.failed)
         goto out;
-    /* this thread's registers: the callee-saved ones hold the callers'
-     * values (setjmp stores them; the others are dead across this call);
-     * its stack is scanned from this frame up */
-    jmp_buf regs;
-    setjmp(regs);
+    /* this thread's stack is scanned from this frame up */
     if (l.n) {
-        scan_root(&l, (uintptr_t)&regs, (uintptr_t)&regs + sizeof regs);
+        scan_root(&l, (uintptr_t)regs, (uintptr_t)regs + sizeof(jmp_buf));
         if (!scan_maps(&l, (uintptr_t)__builtin_frame_address(0)))
             goto out;
     }
@@ -653,6 +654,21 @@ out:
     tidei_scratch_free(&l.skip);
     tidei_scratch_free(&l.blocks);
     return result;
+}
+
+/* This thread's registers are a root: setjmp stores the callee-saved ones
+ * (the others are dead across this call), here, before any work of the
+ * check, while they hold the callers' values.  Taken later, they held the
+ * check's own: its lowest block's address kept that block reachable
+ * (clang builds, where a huge block was lowest in one run in ten).  The
+ * buffer is cleared first: setjmp leaves its signal-mask part as the stack
+ * held it. */
+static tide_noinline long leak_run(void)
+{
+    jmp_buf regs;
+    memset(regs, 0, sizeof regs);
+    setjmp(regs);
+    return leak_run_with(regs);
 }
 
 /* Runs a check; at exit, ends the process with leak_exitcode if anything

@@ -229,6 +229,24 @@ else
     pass leak_check_sampled
 fi
 
+# ---- the plainest leak: one block from a function, then return -----------------
+#
+# No scrub of the stack: the exit path's frames lie over the dead frames of
+# the call that made the block, so the check's own frames must leave no
+# part of them unwritten in what it scans (a clang build once inlined a
+# 4 KiB buffer into one, and reported no leak here at all).
+
+for n in 100 200000 $((5 * 1024 * 1024)); do
+    run one_$n leak_check=full "one-$n"
+    if ! msg=$(why_status 23); then
+        fail leak_one_block_$n "$msg: $(snip one_$n.err)"
+    elif ! grep -qE "^tide: leak check: $n bytes leaked in 1 blocks? \(1 direct, 0 indirect\); " one_$n.err; then
+        fail leak_one_block_$n "want '$n bytes leaked in 1 block', got: $(grep '^tide: leak check:' one_$n.err)"
+    else
+        pass leak_one_block_$n
+    fi
+done
+
 # ---- tide_leak_check(), twice ----------------------------------------------------------
 
 run twice leak_check=full twice

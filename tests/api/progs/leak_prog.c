@@ -17,6 +17,10 @@
  *                       in every thread state (see leak_ranges below)
  *   leak_prog reused    leaks blocks at addresses the scavenger gave back
  *                       just before (see leak_reused below)
+ *   leak_prog one-N     leaks one block of N bytes from a function of its
+ *                       own and returns, with no scrub of the stack: the
+ *                       plainest leak, whose address lies in the dead frames
+ *                       that the exit path's frames overlay
  *   leak_prog parked    leaks blocks whose last pointers are in dead frames
  *                       of threads the check stops (see leak_deep below);
  *                       prints "expect BYTES BLOCKS" and "check N" (the
@@ -403,6 +407,13 @@ static void leak_parked(void)
     printf("expect %zu 6\n", (size_t)2 * DEEP_BYTES);
 }
 
+__attribute__((noinline, noclone)) void leak_one(size_t n)
+{
+    char *p = malloc(n);
+    if (!p) abort();
+    fill(p, n);
+}
+
 __attribute__((noinline, noclone)) void exit_now(void)
 {
     exit(0);
@@ -459,10 +470,14 @@ int main(int argc, char **argv)
         ctx_scrub_stack();
         return 0;
     }
+    if (strncmp(mode, "one-", 4) == 0) {
+        leak_one((size_t)strtoul(mode + 4, NULL, 10));
+        return 0;
+    }
     if (strcmp(mode, "parked") == 0) {
         leak_parked();
         return 0;
     }
-    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|parked\n");
+    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|one-N|parked\n");
     return 2;
 }
