@@ -515,12 +515,8 @@ static bool park_install(void)
 }
 
 /* Lists the process's other threads (but the scavenger, which blocks every
- * signal and touches no block) from /proc/self/task.  Not inlined: its
- * buffer, mostly left as the stack held it, would sit in the frame of
- * tidei_leak_check, which the scan covers (clang inlined it there, and a
- * leaked block's address from the program's dead frames kept it
- * reachable). */
-static tide_noinline void park_list(void)
+ * signal and touches no block) from /proc/self/task. */
+static void park_list(void)
 {
     park.n = 0;
     int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -549,8 +545,13 @@ static tide_noinline void park_list(void)
     close(fd);
 }
 
-/* Stops every other thread it can within about 200 ms. */
-static void park_all(void)
+/* Stops every other thread it can within about 200 ms.  Not inlined: its
+ * locals (park_list's buffer, the sigaction that the kernel fills only in
+ * part), mostly left as the stack held them, would sit in the frame of
+ * tidei_leak_check, which the scan covers (clang inlined them there, and a
+ * leaked block's address from the program's dead frames kept it
+ * reachable). */
+static tide_noinline void park_all(void)
 {
     if (!park_install())
         return;
