@@ -6,7 +6,8 @@
  *   2. scan the roots: every readable, writable, private mapping of the
  *      process that is not tide's own memory.  That is the data and bss of
  *      every loaded module, every thread's stack (the calling thread's from
- *      its stack pointer up, its registers spilled there first; a stopped
+ *      its stack pointer up, its registers spilled there first, or at exit
+ *      from exit's caller's frame up, with that frame's registers; a stopped
  *      thread's from its handler's frame up, stack_floor), thread-
  *      local storage (static TLS sits in the stacks' mappings or in the
  *      loader's; dynamic TLS blocks are tide blocks reached from the
@@ -603,8 +604,16 @@ static tide_noinline void scrub_dead_frames(void)
     __asm__ volatile("" : : "r"(pad) : "memory");
 }
 
-/* The check, with the registers that regs holds as a root (see leak_run). */
-static tide_noinline long leak_run_with(jmp_buf regs)
+/* This thread's roots: its registers (a copy, regs_bytes long) and its
+ * stack from sp up. */
+typedef struct thread_roots {
+    const void *regs;
+    size_t regs_bytes;
+    uintptr_t sp;
+} thread_roots_t;
+
+/* The check, with this thread's roots as t gives them. */
+static tide_noinline long leak_run_with(const thread_roots_t *t)
 {
     leak_t l;
     memset(&l, 0, sizeof l);
@@ -629,10 +638,9 @@ static tide_noinline long leak_run_with(jmp_buf regs)
     collect_skips(&l);
     if (l.stack.failed || l.skip.failed)
         goto out;
-    /* this thread's stack is scanned from this frame up */
     if (l.n) {
-        scan_root(&l, (uintptr_t)regs, (uintptr_t)regs + sizeof(jmp_buf));
-        if (!scan_maps(&l, (uintptr_t)__builtin_frame_address(0)))
+        scan_root(&l, (uintptr_t)t->regs, (uintptr_t)t->regs + t->regs_bytes);
+        if (!scan_maps(&l, t->sp))
             goto out;
     }
     if (l.stack.failed)
@@ -658,16 +666,76 @@ out:
     return result;
 }
 
+/* At exit, this thread's roots are those of exit's caller: its stack
+ * pointer at the call and its callee-saved registers (the DWARF numbers
+ * below), found by unwinding.  The frames below it (exit's, its
+ * handlers', the loader's destructor pass, this check's) are not the
+ * program's, and when main has returned they lie over main's dead frames,
+ * whose words stay in the slots they leave unwritten: glibc 2.36's exit
+ * path kept the address of a block leaked just before main returned, and
+ * the check called that block reachable every time. */
+#if defined(__x86_64__)
+static const int saved_regs[] = { 3, 6, 12, 13, 14, 15 };  /* rbx rbp r12-r15 */
+#elif defined(__aarch64__)
+static const int saved_regs[] = { 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29 };  /* x19-x29 */
+#else
+static const int saved_regs[] = { -1 };  /* unknown: exit's caller is not looked for */
+#endif
+enum { N_SAVED = sizeof saved_regs / sizeof saved_regs[0], EXIT_MAX_DEPTH = 64 };
+
+typedef struct exit_caller {
+    uintptr_t exit_fn;           /* exit's entry */
+    int depth;                   /* frames seen */
+    bool next;                   /* the next frame is exit's caller */
+    bool found;                  /* sp and regs are set */
+    uintptr_t sp;                /* exit's caller's stack pointer at the call */
+    _Unwind_Word regs[N_SAVED];  /* its callee-saved registers */
+} exit_caller_t;
+
+static _Unwind_Reason_Code exit_caller_step(struct _Unwind_Context *ctx, void *arg)
+{
+    exit_caller_t *e = arg;
+    if (e->next) {
+        tidei_unwind_reg_fn gr = atomic_load_explicit(&tidei_unwind_get_gr, relaxed);
+        for (int i = 0; i < N_SAVED; i++)
+            e->regs[i] = gr(ctx, saved_regs[i]);
+        e->found = true;
+        return _URC_END_OF_STACK;
+    }
+    if (tidei_unwind_region_start(ctx) == e->exit_fn) {
+        e->sp = atomic_load_explicit(&tidei_unwind_get_cfa, relaxed)(ctx);  /* exit's CFA */
+        e->next = true;
+    }
+    return ++e->depth < EXIT_MAX_DEPTH ? _URC_NO_REASON : _URC_END_OF_STACK;
+}
+
+/* Finds exit's caller; false if there is none to find (no unwinder that
+ * has the two entry points, an architecture not listed above, or no exit
+ * among the frames: a check from a destructor that dlclose runs). */
+static bool find_exit_caller(exit_caller_t *e)
+{
+    memset(e, 0, sizeof *e);
+    e->exit_fn = (uintptr_t)exit;
+    if (saved_regs[0] < 0 || !atomic_load_explicit(&tidei_unwind_get_cfa, relaxed) ||
+        !atomic_load_explicit(&tidei_unwind_get_gr, relaxed))
+        return false;
+    return tidei_unwind_backtrace(exit_caller_step, e) && e->found && e->sp;
+}
+
 /* This thread's registers are a root: setjmp stores the callee-saved ones
  * (the others are dead across this call), here, before any work of the
  * check, while they hold the callers' values.  Taken later, they held the
  * check's own: its lowest block's address kept that block reachable
- * (clang builds, where a huge block was lowest in one run in ten). */
-static tide_noinline long leak_run(void)
+ * (clang builds, where a huge block was lowest in one run in ten).  At
+ * exit, exit's caller's roots replace these when it is found. */
+static tide_noinline long leak_run(bool at_exit)
 {
     jmp_buf regs;
     setjmp(regs);
-    return leak_run_with(regs);
+    exit_caller_t e;
+    if (at_exit && find_exit_caller(&e))
+        return leak_run_with(&(thread_roots_t){ e.regs, sizeof e.regs, e.sp });
+    return leak_run_with(&(thread_roots_t){ regs, sizeof(jmp_buf), (uintptr_t)__builtin_frame_address(0) });
 }
 
 static tide_noinline long leak_check(bool at_exit)
@@ -675,7 +743,7 @@ static tide_noinline long leak_check(bool at_exit)
     static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&one_at_a_time);
     park_all();
-    long n = leak_run();
+    long n = leak_run(at_exit);
     park_release();
     scrub_dead_frames();
     pthread_mutex_unlock(&one_at_a_time);

@@ -881,9 +881,13 @@ bool tidei_walk_live_blocks(tidei_scratch_t *out);
 /* ---- unwind.c: libgcc's unwinder, found at run time ---- */
 typedef _Unwind_Reason_Code (*tidei_unwind_backtrace_fn)(_Unwind_Trace_Fn, void *);
 typedef _Unwind_Ptr (*tidei_unwind_ctx_fn)(struct _Unwind_Context *);
+typedef _Unwind_Word (*tidei_unwind_word_fn)(struct _Unwind_Context *);
+typedef _Unwind_Word (*tidei_unwind_reg_fn)(struct _Unwind_Context *, int);
 extern _Atomic(tidei_unwind_backtrace_fn) tidei_unwind_bt;   /* _Unwind_Backtrace, or NULL */
 extern _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_ip;     /* _Unwind_GetIP (set before tidei_unwind_bt) */
 extern _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_start;  /* _Unwind_GetRegionStart (likewise) */
+extern _Atomic(tidei_unwind_word_fn) tidei_unwind_get_cfa;   /* _Unwind_GetCFA (likewise), or NULL */
+extern _Atomic(tidei_unwind_reg_fn) tidei_unwind_get_gr;     /* _Unwind_GetGR (likewise), or NULL */
 /* Process init (after "ready"): whether an option takes stacks; if so the
  * unwinder is looked for among what is linked and loaded (no dlopen). */
 void tidei_unwind_init(bool wanted);

@@ -6,7 +6,8 @@
  * Stacks are taken by the profiler (prof=1), the leak checker
  * (leak_check), guarded sampling (guard) and the misuse report of a
  * foreign pointer ("free called from ...").  The unwinder's three entry
- * points are found:
+ * points that every stack needs, and the two that the leak check's frame
+ * at exit needs (_Unwind_GetCFA, _Unwind_GetGR: leak.c), are found:
  *   - linked, when the program has one of its own: weak references, which
  *     a static link with libgcc_eh (a C++ program) fills in, and which
  *     libtide.so binds when libgcc_s.so.1 is loaded before it;
@@ -29,9 +30,11 @@
  * A static program (no libc.so.6 loaded) never dlopens: what it links is
  * what it has.
  *
- * The three pointers are stored once found (the same values by any thread
- * that finds them), the backtrace last with release, and read with
- * acquire: a reader that sees it sees the other two. */
+ * The pointers are stored once found (the same values by any thread that
+ * finds them), the backtrace last with release, and read with acquire: a
+ * reader that sees it sees the others.  The last two may be missing (an
+ * unwinder without them): only the leak check's frame at exit goes
+ * without. */
 #include <dlfcn.h>
 #include <link.h>
 
@@ -44,21 +47,60 @@
 extern _Unwind_Reason_Code _Unwind_Backtrace(_Unwind_Trace_Fn, void *) __attribute__((weak));
 extern _Unwind_Ptr _Unwind_GetIP(struct _Unwind_Context *) __attribute__((weak));
 extern _Unwind_Ptr _Unwind_GetRegionStart(struct _Unwind_Context *) __attribute__((weak));
+extern _Unwind_Word _Unwind_GetCFA(struct _Unwind_Context *) __attribute__((weak));
+extern _Unwind_Word _Unwind_GetGR(struct _Unwind_Context *, int) __attribute__((weak));
 
 _Atomic(tidei_unwind_backtrace_fn) tidei_unwind_bt;
 _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_ip;
 _Atomic(tidei_unwind_ctx_fn) tidei_unwind_get_start;
+_Atomic(tidei_unwind_word_fn) tidei_unwind_get_cfa;
+_Atomic(tidei_unwind_reg_fn) tidei_unwind_get_gr;
 static _Atomic bool unwind_failed;   /* dlopen or dlsym failed: not tried again */
 
-/* Publishes the three entry points if none is NULL. */
-static bool unwind_set(void *bt, void *ip, void *start)
+/* The entry points, by name, from one unwinder. */
+typedef void *(*unwind_lookup_fn)(void *from, const char *name);
+
+/* Publishes the entry points that lookup finds in from if the first three
+ * are there. */
+static bool unwind_set(unwind_lookup_fn lookup, void *from)
 {
+    void *bt = lookup(from, "_Unwind_Backtrace"), *ip = lookup(from, "_Unwind_GetIP");
+    void *start = lookup(from, "_Unwind_GetRegionStart");
     if (!bt || !ip || !start)
         return false;
     atomic_store_explicit(&tidei_unwind_get_ip, (tidei_unwind_ctx_fn)ip, relaxed);
     atomic_store_explicit(&tidei_unwind_get_start, (tidei_unwind_ctx_fn)start, relaxed);
+    atomic_store_explicit(&tidei_unwind_get_cfa, (tidei_unwind_word_fn)lookup(from, "_Unwind_GetCFA"), relaxed);
+    atomic_store_explicit(&tidei_unwind_get_gr, (tidei_unwind_reg_fn)lookup(from, "_Unwind_GetGR"), relaxed);
     atomic_store_explicit(&tidei_unwind_bt, (tidei_unwind_backtrace_fn)bt, release);
     return true;
+}
+
+/* The weak references, by name (from is unused). */
+static void *linked_lookup(void *from, const char *name)
+{
+    (void)from;
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } linked[] = {
+        { "_Unwind_Backtrace", (void (*)(void))_Unwind_Backtrace },
+        { "_Unwind_GetIP", (void (*)(void))_Unwind_GetIP },
+        { "_Unwind_GetRegionStart", (void (*)(void))_Unwind_GetRegionStart },
+        { "_Unwind_GetCFA", (void (*)(void))_Unwind_GetCFA },
+        { "_Unwind_GetGR", (void (*)(void))_Unwind_GetGR },
+    };
+    for (size_t i = 0; i < sizeof linked / sizeof linked[0]; i++)
+        if (strcmp(linked[i].name, name) == 0)
+            return (void *)linked[i].fn;
+    return NULL;
+}
+
+/* A loaded libgcc_s.so.1's dynamic symbol table (from is unused). */
+static void *loaded_lookup(void *from, const char *name)
+{
+    (void)from;
+    return tidei_glibc_loaded_function(LIBGCC_S, name);
 }
 
 /* The unwinder if the process has one: linked, or in a loaded
@@ -67,11 +109,7 @@ static bool unwind_find(void)
 {
     if (atomic_load_explicit(&tidei_unwind_bt, acquire))
         return true;
-    if (unwind_set((void *)_Unwind_Backtrace, (void *)_Unwind_GetIP, (void *)_Unwind_GetRegionStart))
-        return true;
-    return unwind_set(tidei_glibc_loaded_function(LIBGCC_S, "_Unwind_Backtrace"),
-                      tidei_glibc_loaded_function(LIBGCC_S, "_Unwind_GetIP"),
-                      tidei_glibc_loaded_function(LIBGCC_S, "_Unwind_GetRegionStart"));
+    return unwind_set(linked_lookup, NULL) || unwind_set(loaded_lookup, NULL);
 }
 
 /* unwind_find, else libgcc_s.so.1 loaded with dlopen (which mallocs), in
@@ -87,7 +125,7 @@ static bool unwind_load(void)
     bool ok = false;
     void *h = dlopen(LIBGCC_S, RTLD_NOW | RTLD_LOCAL);  /* never closed */
     if (h)
-        ok = unwind_set(dlsym(h, "_Unwind_Backtrace"), dlsym(h, "_Unwind_GetIP"), dlsym(h, "_Unwind_GetRegionStart"));
+        ok = unwind_set(dlsym, h);
     if (!ok) {
         atomic_store_explicit(&unwind_failed, true, relaxed);
         if (tidei_opt.verbose)

@@ -21,6 +21,14 @@
  *                       own and returns, with no scrub of the stack: the
  *                       plainest leak, whose address lies in the dead frames
  *                       that the exit path's frames overlay
+ *   leak_prog dead-N    the same, and the block's address is copied over
+ *                       64 KiB of a dead frame first, so that whatever slot
+ *                       the exit path leaves unwritten holds it
+ *   leak_prog exit-live exit(0) from main with two blocks (100 and 200000
+ *                       bytes) that main still holds: one in a variable of
+ *                       its frame, one in a callee-saved register only
+ *                       (x86-64; elsewhere in a second variable); nothing
+ *                       leaks
  *   leak_prog parked    leaks blocks whose last pointers are in dead frames
  *                       of threads the check stops (see leak_deep below);
  *                       prints "expect BYTES BLOCKS" and "check N" (the
@@ -414,6 +422,41 @@ __attribute__((noinline, noclone)) void leak_one(size_t n)
     fill(p, n);
 }
 
+/* Leaks one block of n bytes and leaves copies of its address over 64 KiB
+ * of stack below the caller's frame. */
+__attribute__((noinline, noclone)) void leak_one_dead(size_t n)
+{
+    char *p = malloc(n);
+    if (!p) abort();
+    fill(p, n);
+    volatile uintptr_t copies[64 * 1024 / sizeof(uintptr_t)];
+    for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++)
+        copies[i] = (uintptr_t)p;
+}
+
+/* exit(0) with a block held in main's frame and one in a register. */
+__attribute__((noinline)) static void exit_live(void)
+{
+    void *volatile in_frame = fill(malloc(100), 100);
+    void *in_reg = fill(malloc(200000), 200000);
+    ctx_scrub_stack();  /* no stale copy of in_reg below this frame */
+    (void)in_frame;
+#if defined(__x86_64__)
+    /* rbx, callee-saved: exit's frames save it, and only the unwinder's
+     * view of this frame says that it holds the block */
+    __asm__ volatile("mov %0, %%rbx\n\t"
+                     "xor %%edi, %%edi\n\t"
+                     "call exit@PLT"
+                     :
+                     : "r"(in_reg)
+                     : "rbx", "rdi", "memory");
+#else
+    void *volatile in_frame2 = in_reg;
+    (void)in_frame2;
+#endif
+    exit(0);
+}
+
 __attribute__((noinline, noclone)) void exit_now(void)
 {
     exit(0);
@@ -474,10 +517,16 @@ int main(int argc, char **argv)
         leak_one((size_t)strtoul(mode + 4, NULL, 10));
         return 0;
     }
+    if (strncmp(mode, "dead-", 5) == 0) {
+        leak_one_dead((size_t)strtoul(mode + 5, NULL, 10));
+        return 0;
+    }
+    if (strcmp(mode, "exit-live") == 0)
+        exit_live();
     if (strcmp(mode, "parked") == 0) {
         leak_parked();
         return 0;
     }
-    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|one-N|parked\n");
+    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|one-N|dead-N|exit-live|parked\n");
     return 2;
 }
