@@ -22,7 +22,9 @@ extern "C" {
 #define TIDE_VERSION_MINOR 1
 
 /* Number of small size classes (blocks of up to 64 KiB); larger blocks are
- * "large" (page runs, up to 4 MiB) or "huge" (a mapping each). */
+ * "large" (page runs in 8 MiB chunks: up to 4 MiB, and up to 8 MiB when a
+ * freed run with its pages still resident holds the block) or "huge" (a
+ * mapping each: every block above 8 MiB, and above 4 MiB otherwise). */
 #define TIDE_N_CLASSES 81
 
 /* Figures of one small size class. */

@@ -52,14 +52,18 @@ static void *class_pop(tide_heap_t *h, int cls)
 }
 
 /* A large block of n bytes (pages + alignment within a chunk), aligned to
- * align (0 = page).  NULL with errno = ENOMEM on failure. */
-static void *large_alloc(size_t n, size_t align, bool zero)
+ * align (0 = page): from any free run, or a new chunk; with resident, only
+ * from a free run whose pages are resident, and NULL (errno kept) if there
+ * is none.  NULL with errno = ENOMEM on failure. */
+static void *large_alloc(size_t n, size_t align, bool zero, bool resident)
 {
     size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
     size_t align_pages = align > TIDE_PAGE_SIZE ? align >> TIDE_PAGE_SHIFT : 0;
-    tide_span_t *s = tidei_heap_new_run(pages, align_pages, TIDE_SPAN_LARGE);
+    tide_span_t *s = resident ? tidei_arena_alloc_run_resident(pages, align_pages)
+                              : tidei_heap_new_run(pages, align_pages, TIDE_SPAN_LARGE);
     if (!s) {
-        errno = ENOMEM;
+        if (!resident)
+            errno = ENOMEM;
         return NULL;
     }
     void *p = (void *)s->start;
@@ -71,12 +75,19 @@ static void *large_alloc(size_t n, size_t align, bool zero)
 }
 
 /* Page runs up to TIDE_LARGE_MAX (alignment slack included), a mapping of
- * its own above. */
+ * its own above, unless the block fits in a chunk and a free run there has
+ * the pages resident (tidei_arena_alloc_run_resident): then it is a large
+ * block on those. */
 static void *pages_alloc(size_t n, size_t align, bool zero)
 {
     size_t slack = align > TIDE_PAGE_SIZE ? align - TIDE_PAGE_SIZE : 0;
     if (slack < TIDE_LARGE_MAX && n <= TIDE_LARGE_MAX - slack)
-        return large_alloc(n, align, zero);
+        return large_alloc(n, align, zero, false);
+    if (slack < TIDE_CHUNK_SIZE && n <= TIDE_CHUNK_SIZE - slack) {
+        void *p = large_alloc(n, align, zero, true);
+        if (p)
+            return p;
+    }
     return tidei_huge_alloc(n, align, zero);
 }
 
@@ -556,7 +567,10 @@ static tide_noinline void *realloc_checked(void *p, size_t n)
     } else if (s->kind == TIDE_SPAN_LARGE) {
         usable = s->n_pages << TIDE_PAGE_SHIFT;
         size_t pages = (n + TIDE_PAGE_SIZE - 1) >> TIDE_PAGE_SHIFT;
-        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_LARGE_MAX) {
+        /* in place: any size that stays in the run, and growth into the
+         * free pages after it up to a chunk (a block above TIDE_LARGE_MAX
+         * may be large: pages_alloc) */
+        if (n > TIDE_SMALL_MAX / 2 && n <= TIDE_CHUNK_SIZE) {
             if (pages < s->n_pages)
                 tidei_arena_shrink_run(s, pages);
             if (pages <= s->n_pages || tidei_arena_grow_run(s, pages))

@@ -100,6 +100,26 @@ static tide_span_t *index_find(size_t n)
     return a->bins[bin];
 }
 
+/* The smallest free run of at least n pages whose pages were written
+ * before (not is_zero: resident, unless purged with MADV_FREE and taken by
+ * the kernel), or NULL.  Not removed.  Walks the bins from n up, and in
+ * each the runs until one is not zero: long runs are few (a chunk holds
+ * at most two that are more than half of it). */
+static tide_span_t *index_find_resident(size_t n)
+{
+    tide_arena_t *a = &tidei_arena;
+    for (size_t w = n >> 6; w <= TIDE_CHUNK_PAGES / 64; w++) {
+        uint64_t m = a->bitmap[w];
+        if (w == n >> 6)
+            m &= ~(uint64_t)0 << (n & 63);
+        for (; m; m &= m - 1)
+            for (tide_span_t *r = a->bins[(w << 6) + (size_t)__builtin_ctzll(m)]; r; r = r->next)
+                if (!r->is_zero)
+                    return r;
+    }
+    return NULL;
+}
+
 /* The longest free run, or NULL if there is none. */
 static tide_span_t *index_longest(void)
 {
@@ -346,11 +366,12 @@ static tide_span_t *run_carve(tide_span_t *r, size_t n_pages, size_t align_pages
 
 /* The run tidei_arena_alloc_run and tidei_arena_alloc_run_fit cut:
  * n_pages aligned to align_pages from the smallest free run that holds
- * them; else, if min_pages < n_pages, the longest free run if it has at
+ * them (with resident, the smallest whose pages are resident, and nothing
+ * else); else, if min_pages < n_pages, the longest free run if it has at
  * least min_pages, cut whole; else, if grow, from a new chunk.  NULL if
  * none of these.  Takes the arena lock. */
 static tide_span_t *alloc_run(size_t n_pages, size_t align_pages, size_t min_pages, tide_span_kind_t kind,
-                              bool grow)
+                              bool grow, bool resident)
 {
     tide_arena_t *a = &tidei_arena;
     size_t need = n_pages + (align_pages > 1 ? align_pages - 1 : 0);
@@ -358,7 +379,7 @@ static tide_span_t *alloc_run(size_t n_pages, size_t align_pages, size_t min_pag
         return NULL;
     tide_expensive_assert(tidei_arena_validate());
     pthread_mutex_lock(&a->lock);
-    tide_span_t *r = index_find(need);
+    tide_span_t *r = resident ? index_find_resident(need) : index_find(need);
     if (!r && min_pages < n_pages) {
         r = index_longest();
         if (r && r->n_pages >= min_pages)
@@ -383,7 +404,19 @@ static tide_span_t *alloc_run(size_t n_pages, size_t align_pages, size_t min_pag
  * tidei_heap_new_run), or when the OS refuses memory.  Takes the arena lock. */
 tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow)
 {
-    return alloc_run(n_pages, align_pages, n_pages, kind, grow);
+    return alloc_run(n_pages, align_pages, n_pages, kind, grow, false);
+}
+
+/* A LARGE run of n_pages pages (at most a chunk's), aligned to align_pages
+ * pages, from a free run whose pages are resident, or NULL: for a block
+ * above TIDE_LARGE_MAX, which would otherwise be mapped on its own and
+ * faulted in page by page while the chunks keep freed pages resident that
+ * no other block may fit (bench large: 4 MiB blocks freed into chunks,
+ * 8 MiB ones mapped beside them; peak RSS 52.9 -> 42.8 MB, fewer page
+ * faults).  Never maps a chunk.  Takes the arena lock. */
+tide_span_t *tidei_arena_alloc_run_resident(size_t n_pages, size_t align_pages)
+{
+    return alloc_run(n_pages, align_pages, n_pages, TIDE_SPAN_LARGE, false, true);
 }
 
 /* A run for a span whose blocks fit any length: n_pages pages if a free run
@@ -397,7 +430,7 @@ tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span
  * Takes the arena lock. */
 tide_span_t *tidei_arena_alloc_run_fit(size_t n_pages, size_t min_pages, tide_span_kind_t kind, bool grow)
 {
-    return alloc_run(n_pages, 0, min_pages, kind, grow);
+    return alloc_run(n_pages, 0, min_pages, kind, grow, false);
 }
 
 /* Frees the run of span s (SMALL, LARGE or GC; every page maps to s),

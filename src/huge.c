@@ -1,6 +1,7 @@
-/* huge.c — huge blocks (more than TIDE_LARGE_MAX bytes): each is a range of
- * pages outside the chunks, mapped for it, and the cache of freed ranges
- * that the next huge blocks reuse.
+/* huge.c — huge blocks (more than TIDE_LARGE_MAX bytes, unless one of at
+ * most a chunk found resident free pages in the chunks: alloc.c
+ * pages_alloc): each is a range of pages outside the chunks, mapped for
+ * it, and the cache of freed ranges that the next huge blocks reuse.
  *
  * The cache.  A freed huge block stays mapped, its pages resident, as a free
  * range of the cache: FREE span descriptors on tidei_arena.huge_cache, in

@@ -24,7 +24,9 @@
 
 /* Size-class boundaries.  Requests up to TIDE_SMALL_MAX come from spans of
  * one size class; up to TIDE_LARGE_MAX from page runs in chunks; above it
- * each block is mapped on its own (a huge block). */
+ * each block is mapped on its own (a huge block), except one that fits in
+ * a chunk and finds a free run there whose pages are resident: it takes
+ * that run as a large block (alloc.c pages_alloc). */
 #define TIDE_SMALL_MAX    ((size_t)64 * 1024)
 #define TIDE_LARGE_MAX    ((size_t)4 * 1024 * 1024)
 #define TIDE_THP_SIZE     ((size_t)2 * 1024 * 1024)   /* an x86-64 transparent huge page */

@@ -427,6 +427,7 @@ __attribute__((noreturn)) void tidei_link_bad_head(const tide_span_t *s, const v
 extern tide_arena_t tidei_arena;
 tide_span_t *tidei_arena_alloc_run(size_t n_pages, size_t align_pages, tide_span_kind_t kind, bool grow);
 tide_span_t *tidei_arena_alloc_run_fit(size_t n_pages, size_t min_pages, tide_span_kind_t kind, bool grow);
+tide_span_t *tidei_arena_alloc_run_resident(size_t n_pages, size_t align_pages);
 void tidei_arena_free_run(tide_span_t *s, bool due_now);
 bool tidei_arena_grow_run(tide_span_t *s, size_t new_pages);
 void tidei_arena_shrink_run(tide_span_t *s, size_t new_pages);

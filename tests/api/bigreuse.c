@@ -33,7 +33,14 @@
  *   fork_child_reuses          a forked child reuses the cache it inherited,
  *                              and its own scavenger returns it;
  *   decay_returns_cache        the scavenger unmaps cached huge ranges and
- *                              empty chunks after the decay delay. */
+ *                              empty chunks after the decay delay;
+ *   big_block_on_resident_run  a block of 4-8 MiB goes to a chunk's free run
+ *                              whose pages are resident (freed large blocks')
+ *                              as a large block, by every entry point and
+ *                              from a fresh thread, calloc'ed ones zeroed;
+ *                              it grows and shrinks in place there, and
+ *                              moves to a mapping past a chunk; with no
+ *                              resident run it is huge. */
 #include "testhelper.h"
 
 #include <sys/resource.h>
@@ -457,6 +464,101 @@ static void decay_returns_cache(void)
            c.returned_bytes - b.returned_bytes, want_returned);
 }
 
+/* ---- blocks of 4-8 MiB on resident free pages ---- */
+
+static int class_of(const void *p)
+{
+    struct tide_block_info bi;
+    return tide_block_info(p, &bi) == TIDE_BLOCK_LIVE && bi.block.ptr == p ? bi.block.size_class : 99;
+}
+
+/* Two adjacent 3.5 MiB large blocks, written and freed: a resident free run
+ * of 7 MiB (and more, with the untouched pages after it) at *at.  False if
+ * they were not adjacent (then the test cannot say anything). */
+static bool resident_run(uintptr_t *at)
+{
+    tide_trim();  /* every other free run purged: not resident */
+    char *a = xmalloc(3 * MiB + MiB / 2), *b = xmalloc(3 * MiB + MiB / 2);
+    memset(a, 0xc3, 3 * MiB + MiB / 2);
+    memset(b, 0xc3, 3 * MiB + MiB / 2);
+    bool ok = (uintptr_t)b == (uintptr_t)a + 3 * MiB + MiB / 2;
+    CHECKF(ok, "two 3.5 MiB blocks not side by side: %p %p", (void *)a, (void *)b);
+    *at = (uintptr_t)a;
+    free(a);
+    free(b);
+    return ok;
+}
+
+static void *fresh_thread_malloc(void *arg)
+{
+    return malloc(*(size_t *)arg);  /* this thread's first allocation */
+}
+
+static void big_block_on_resident_run(void)
+{
+    TIDE_ONLY();
+    uintptr_t at;
+    /* malloc: large, where the freed blocks were; no page fault is needed */
+    if (!resident_run(&at))
+        return;
+    struct tide_stats a = th_stats();
+    char *p = xmalloc(6 * MiB);
+    struct tide_stats b = th_stats();
+    CHECKF((uintptr_t)p == at && class_of(p) == TIDE_CLASS_LARGE, "malloc(6 MiB) = %p (class %d), want the "
+           "resident run at %#lx, large", (void *)p, class_of(p), (unsigned long)at);
+    CHECKF(b.n_huge == a.n_huge && b.n_large == a.n_large + 1 && b.n_chunks == a.n_chunks, "malloc(6 MiB): huge %zu "
+           "-> %zu, large %zu -> %zu, chunks %zu -> %zu", a.n_huge, b.n_huge, a.n_large, b.n_large, a.n_chunks,
+           b.n_chunks);
+    th_fill(p, 6 * MiB, 3);
+    /* realloc: grows in place over the free pages after it, shrinks in
+     * place, and moves to a mapping of its own past a chunk */
+    char *q = realloc(p, 7 * MiB + 5);
+    CHECKF(q == p && class_of(q) == TIDE_CLASS_LARGE && th_verify(q, 6 * MiB, 3), "realloc 6 -> 7 MiB: %p -> %p "
+           "(class %d)", (void *)p, (void *)q, class_of(q));
+    q = realloc(q, 4 * MiB + 100);
+    CHECKF(q == p && class_of(q) == TIDE_CLASS_LARGE && th_verify(q, 4 * MiB + 100, 3), "realloc 7 -> 4 MiB: %p "
+           "-> %p (class %d)", (void *)p, (void *)q, class_of(q));
+    q = realloc(q, 9 * MiB);
+    CHECKF(q && class_of(q) == TIDE_CLASS_HUGE && th_verify(q, 4 * MiB + 100, 3), "realloc 4 -> 9 MiB: class %d, "
+           "or the contents were lost", class_of(q));
+    free(q);
+    /* calloc on pages written before: zeroed */
+    if (!resident_run(&at))
+        return;
+    char *z = calloc(1, 5 * MiB + 3);
+    CHECKF((uintptr_t)z == at && class_of(z) == TIDE_CLASS_LARGE, "calloc(5 MiB) = %p (class %d), want %#lx",
+           (void *)z, class_of(z), (unsigned long)at);
+    CHECKF(z && th_is_zero(z, 5 * MiB + 3), "calloc(5 MiB) on resident pages is not zero");
+    free(z);
+    /* aligned_alloc: aligned within the run */
+    if (!resident_run(&at))
+        return;
+    char *al = aligned_alloc(MiB, 5 * MiB);
+    CHECKF(al && (uintptr_t)al % MiB == 0 && (uintptr_t)al >= at && (uintptr_t)al < at + 2 * MiB &&
+           class_of(al) == TIDE_CLASS_LARGE, "aligned_alloc(1 MiB, 5 MiB) = %p (class %d), want in the run at %#lx",
+           (void *)al, class_of(al), (unsigned long)at);
+    if (al) th_fill(al, 5 * MiB, 4);
+    free(al);
+    /* a thread before its first allocation */
+    if (!resident_run(&at))
+        return;
+    size_t n = 6 * MiB;
+    pthread_t t;
+    void *got = NULL;
+    CHECK(pthread_create(&t, NULL, fresh_thread_malloc, &n) == 0 && pthread_join(t, &got) == 0);
+    CHECKF((uintptr_t)got == at && class_of(got) == TIDE_CLASS_LARGE, "a fresh thread's malloc(6 MiB) = %p (class "
+           "%d), want %#lx", got, class_of(got), (unsigned long)at);
+    free(got);
+    /* no resident run (all purged): a mapping of its own */
+    tide_trim();
+    a = th_stats();
+    p = xmalloc(6 * MiB);
+    b = th_stats();
+    CHECKF(class_of(p) == TIDE_CLASS_HUGE && b.n_huge == a.n_huge + 1, "malloc(6 MiB) after tide_trim: class %d, "
+           "huge %zu -> %zu", class_of(p), a.n_huge, b.n_huge);
+    free(p);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strncmp(argv[1], "cap=", 4) == 0)
@@ -475,6 +577,7 @@ int main(int argc, char **argv)
     RUN(cache_gives_way_to_chunks);
     RUN(trim_returns_cache);
     RUN(fork_child_reuses);
+    RUN(big_block_on_resident_run);
     RUN(decay_returns_cache);
     return th_summary();
 }

@@ -41,6 +41,10 @@
 #pragma weak tide_block_info
 
 #define CHUNK_BYTES (8 * MiB)       /* tide.h: n_chunks counts chunks of 8 MiB */
+/* A block this big is huge whatever the heap holds: one above TIDE_LARGE_MAX
+ * (4 MiB) that fits in a chunk is large when a free run there has its pages
+ * resident. */
+#define HUGE_MIN (9 * MiB)
 #define STACK_BYTES (256 * KiB)     /* worker threads' stacks */
 #define MAX_HEAPS 512
 
@@ -295,12 +299,12 @@ static long capture(void (*write_fn)(int fd, void *arg), void *arg, char *buf, s
 #define NB 500                      /* thread B: malloc(1000) */
 #define NS 50                       /* thread C: malloc(3000) */
 #define NL 7                        /* thread C: malloc(100000), large */
-#define NH 2                        /* thread C: malloc(5 MiB), huge */
+#define NH 2                        /* thread C: malloc(HUGE_MIN), huge */
 #define SZ_A 100
 #define SZ_B 1000
 #define SZ_S 3000
 #define SZ_L 100000
-#define SZ_H (5 * MiB)
+#define SZ_H HUGE_MIN
 
 static void *volatile gA[NA], *volatile gB[NB], *volatile gS[NS], *volatile gL[NL], *volatile gH[NH];
 static pthread_barrier_t bar4;      /* main, A, B, C */
@@ -591,7 +595,7 @@ static void exact_realloc(void)
     TIDE_ONLY();
     own_heap();
     gR[0] = malloc(200000);
-    gR[1] = malloc(6 * MiB);
+    gR[1] = malloc(HUGE_MIN + MiB);
     size_t l0 = malloc_usable_size(gR[0]), h0 = malloc_usable_size(gR[1]);
     struct tide_stats a = stats_now(), b;
     gR[0] = realloc(gR[0], 80000);
@@ -603,14 +607,14 @@ static void exact_realloc(void)
     CHECK_DELTA(a, b, n_malloc, 0, "large shrink");
     CHECK_DELTA(a, b, n_free, 0, "large shrink");
     a = b;
-    gR[1] = realloc(gR[1], 12 * MiB);
+    gR[1] = realloc(gR[1], 2 * HUGE_MIN);
     b = stats_now();
     size_t h1 = malloc_usable_size(gR[1]);
     CHECK_DELTA(a, b, n_huge, 0, "huge grow");
     CHECK_DELTA(a, b, huge_bytes, (long long)h1 - (long long)h0, "huge grow");
     CHECK_DELTA(a, b, n_malloc, 0, "huge grow");
     a = b;
-    gR[1] = realloc(gR[1], 5 * MiB);
+    gR[1] = realloc(gR[1], 5 * MiB);   /* stays huge: shrunk in place */
     b = stats_now();
     size_t h2 = malloc_usable_size(gR[1]);
     CHECK_DELTA(a, b, huge_bytes, (long long)h2 - (long long)h1, "huge shrink");
@@ -966,7 +970,9 @@ static void check_walk(const known_t *k, const char *when, unsigned main_heap, u
             bool want_big = false;
             for (int j = 0; j < 8; j++) want_big |= gBig[j] == p;
             if (want_big)
-                CHECKF(b->size_class == (b->size > 4 * MiB ? TIDE_CLASS_HUGE : TIDE_CLASS_LARGE),
+                CHECKF(b->size > CHUNK_BYTES ? b->size_class == TIDE_CLASS_HUGE
+                       : b->size <= 4 * MiB ? b->size_class == TIDE_CLASS_LARGE
+                       : b->size_class == TIDE_CLASS_HUGE || b->size_class == TIDE_CLASS_LARGE,
                        "%s: big block %p of %zu bytes: class %d", when, p, b->size, b->size_class);
             else
                 CHECKF(b->size_class >= 0, "%s: small block %p: class %d", when, p, b->size_class);
@@ -1165,10 +1171,10 @@ static void block_info_addresses(void)
     int c112 = class_of_size(&s, 112);
     p[0] = malloc(100);
     p[1] = malloc(100000);
-    p[2] = malloc(6 * MiB);
+    p[2] = malloc(HUGE_MIN + MiB);
     p[3] = malloc(200000);          /* freed: a free run */
     p[4] = malloc(200000);          /* keeps the chunk busy */
-    p[5] = malloc(7 * MiB);         /* freed: a cached huge mapping */
+    p[5] = malloc(HUGE_MIN + 2 * MiB); /* freed: a cached huge mapping */
     p[6] = malloc(100);             /* freed by its owner (main) */
     size_t z1 = malloc_usable_size(p[1]), z2 = malloc_usable_size(p[2]);
     expect_info(p[0], TIDE_BLOCK_LIVE, p[0], 112, c112, "small block start");
@@ -1364,7 +1370,8 @@ static void print_text_report(void)
     TIDE_ONLY();
     alloc_into(gP, 1000, 100);
     alloc_into(gPL, 3, 100000);
-    alloc_into(gPH, 2, 5 * MiB);
+    tide_trim();  /* no cached range a little longer than HUGE_MIN, which a block would take whole */
+    alloc_into(gPH, 2, HUGE_MIN);
     struct tide_stats s = stats_now();
     int rc = 1;
     long n = capture(print_text_fn, &rc, text, sizeof text);
@@ -1418,11 +1425,11 @@ static void print_text_report(void)
                    "live_blocks of the class %zu (1000 allocated)", count, c112 >= 0 ? s.classes[c112].live_blocks : 0);
         }
         if (size == 102400) { saw_large = true; CHECKF(count >= large_like, "102400-byte line: %zu blocks", count); }
-        if (size == 5 * MiB) { saw_huge = true; CHECKF(count >= 2, "5 MiB line: %zu blocks", count); }
+        if (size == HUGE_MIN) { saw_huge = true; CHECKF(count >= 2, "9 MiB line: %zu blocks", count); }
         h = strchr(h, '\n') + 1;
     }
     CHECKF(n_lines > 0 && saw112 && saw_large && saw_huge, "histogram (%zu lines) lacks the pattern's lines: 112 "
-           "%d, 102400 %d, 5 MiB %d", n_lines, saw112, saw_large, saw_huge);
+           "%d, 102400 %d, 9 MiB %d", n_lines, saw112, saw_large, saw_huge);
     CHECKF(sum_count == s.live_blocks && sum_bytes == s.live_bytes, "histogram adds up to %zu blocks, %zu bytes; "
            "live %zu blocks, %zu bytes", sum_count, sum_bytes, s.live_blocks, s.live_bytes);
     char heap_line[64];
@@ -1619,14 +1626,14 @@ static void mallinfo2_fields(void)
     struct mallinfo2 a = mallinfo2();
     alloc_into(gI, 2000, 100);
     alloc_into(gIL, 3, 100000);
-    alloc_into(gIH, 2, 5 * MiB);
+    alloc_into(gIH, 2, HUGE_MIN);
     struct mallinfo2 b = mallinfo2();
     size_t huge = 0;
     for (int i = 0; i < 2; i++) huge += malloc_usable_size(gIH[i]);
     CHECKF(b.uordblks >= a.uordblks + 2000 * 100 + 3 * 100000, "uordblks %zu -> %zu after allocating %d bytes of "
            "small and large blocks", a.uordblks, b.uordblks, 2000 * 100 + 3 * 100000);
-    CHECKF(b.hblks == a.hblks + 2 && b.hblkhd >= a.hblkhd + 2 * 5 * MiB, "hblks %zu -> %zu, hblkhd %zu -> %zu after "
-           "2 blocks of 5 MiB", a.hblks, b.hblks, a.hblkhd, b.hblkhd);
+    CHECKF(b.hblks == a.hblks + 2 && b.hblkhd >= a.hblkhd + 2 * HUGE_MIN, "hblks %zu -> %zu, hblkhd %zu -> %zu after "
+           "2 blocks of 9 MiB", a.hblks, b.hblks, a.hblkhd, b.hblkhd);
     if (TH_TIDE) {
         struct tide_stats s = stats_now();
         struct mallinfo2 m = mallinfo2();
@@ -1658,7 +1665,7 @@ static void mallinfo2_fields(void)
 static void malloc_info_xml(void)
 {
     static void *volatile keep[2];
-    alloc_into(keep, 2, 5 * MiB);
+    alloc_into(keep, 2, HUGE_MIN);
     FILE *f = tmpfile();
     if (!f) { FAILF("tmpfile"); return; }
     int rc = malloc_info(0, f);
