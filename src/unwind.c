@@ -76,11 +76,12 @@ static bool unwind_set(unwind_lookup_fn lookup, void *from)
     return true;
 }
 
-/* The weak references, by name (from is unused). */
+/* The weak references, by name (from is unused).  The table is built on
+ * the stack: a static one would be five more relocations for the loader. */
 static void *linked_lookup(void *from, const char *name)
 {
     (void)from;
-    static const struct {
+    const struct {
         const char *name;
         void (*fn)(void);
     } linked[] = {
