@@ -719,7 +719,7 @@ static bool find_exit_caller(exit_caller_t *e)
     if (saved_regs[0] < 0 || !atomic_load_explicit(&tidei_unwind_get_cfa, relaxed) ||
         !atomic_load_explicit(&tidei_unwind_get_gr, relaxed))
         return false;
-    return tidei_unwind_backtrace(exit_caller_step, e) && e->found && e->sp;
+    return tidei_unwind_backtrace(exit_caller_step, e) && e->found;
 }
 
 /* This thread's registers are a root: setjmp stores the callee-saved ones

@@ -57,51 +57,33 @@ _Atomic(tidei_unwind_word_fn) tidei_unwind_get_cfa;
 _Atomic(tidei_unwind_reg_fn) tidei_unwind_get_gr;
 static _Atomic bool unwind_failed;   /* dlopen or dlsym failed: not tried again */
 
-/* The entry points, by name, from one unwinder. */
-typedef void *(*unwind_lookup_fn)(void *from, const char *name);
+/* The entry points, in the order unwind_set takes them; names in an array
+ * of arrays, which the loader need not relocate. */
+enum { UW_BACKTRACE, UW_GET_IP, UW_GET_START, UW_GET_CFA, UW_GET_GR, UW_N };
+static const char unwind_names[UW_N][24] = { "_Unwind_Backtrace", "_Unwind_GetIP", "_Unwind_GetRegionStart",
+                                             "_Unwind_GetCFA", "_Unwind_GetGR" };
 
-/* Publishes the entry points that lookup finds in from if the first three
- * are there. */
-static bool unwind_set(unwind_lookup_fn lookup, void *from)
+/* Publishes the entry points if the first three are there. */
+static bool unwind_set(void *const fn[UW_N])
 {
-    void *bt = lookup(from, "_Unwind_Backtrace"), *ip = lookup(from, "_Unwind_GetIP");
-    void *start = lookup(from, "_Unwind_GetRegionStart");
-    if (!bt || !ip || !start)
+    if (!fn[UW_BACKTRACE] || !fn[UW_GET_IP] || !fn[UW_GET_START])
         return false;
-    atomic_store_explicit(&tidei_unwind_get_ip, (tidei_unwind_ctx_fn)ip, relaxed);
-    atomic_store_explicit(&tidei_unwind_get_start, (tidei_unwind_ctx_fn)start, relaxed);
-    atomic_store_explicit(&tidei_unwind_get_cfa, (tidei_unwind_word_fn)lookup(from, "_Unwind_GetCFA"), relaxed);
-    atomic_store_explicit(&tidei_unwind_get_gr, (tidei_unwind_reg_fn)lookup(from, "_Unwind_GetGR"), relaxed);
-    atomic_store_explicit(&tidei_unwind_bt, (tidei_unwind_backtrace_fn)bt, release);
+    atomic_store_explicit(&tidei_unwind_get_ip, (tidei_unwind_ctx_fn)fn[UW_GET_IP], relaxed);
+    atomic_store_explicit(&tidei_unwind_get_start, (tidei_unwind_ctx_fn)fn[UW_GET_START], relaxed);
+    atomic_store_explicit(&tidei_unwind_get_cfa, (tidei_unwind_word_fn)fn[UW_GET_CFA], relaxed);
+    atomic_store_explicit(&tidei_unwind_get_gr, (tidei_unwind_reg_fn)fn[UW_GET_GR], relaxed);
+    atomic_store_explicit(&tidei_unwind_bt, (tidei_unwind_backtrace_fn)fn[UW_BACKTRACE], release);
     return true;
 }
 
-/* The weak references, by name (from is unused).  The table is built on
- * the stack: a static one would be five more relocations for the loader. */
-static void *linked_lookup(void *from, const char *name)
+/* unwind_set with each entry point looked up by name in from: a loaded
+ * libgcc_s.so.1's dynamic symbol table (from NULL) or dlopen's handle. */
+static bool unwind_set_by_name(void *from)
 {
-    (void)from;
-    const struct {
-        const char *name;
-        void (*fn)(void);
-    } linked[] = {
-        { "_Unwind_Backtrace", (void (*)(void))_Unwind_Backtrace },
-        { "_Unwind_GetIP", (void (*)(void))_Unwind_GetIP },
-        { "_Unwind_GetRegionStart", (void (*)(void))_Unwind_GetRegionStart },
-        { "_Unwind_GetCFA", (void (*)(void))_Unwind_GetCFA },
-        { "_Unwind_GetGR", (void (*)(void))_Unwind_GetGR },
-    };
-    for (size_t i = 0; i < sizeof linked / sizeof linked[0]; i++)
-        if (strcmp(linked[i].name, name) == 0)
-            return (void *)linked[i].fn;
-    return NULL;
-}
-
-/* A loaded libgcc_s.so.1's dynamic symbol table (from is unused). */
-static void *loaded_lookup(void *from, const char *name)
-{
-    (void)from;
-    return tidei_glibc_loaded_function(LIBGCC_S, name);
+    void *fn[UW_N];
+    for (int i = 0; i < UW_N; i++)
+        fn[i] = from ? dlsym(from, unwind_names[i]) : tidei_glibc_loaded_function(LIBGCC_S, unwind_names[i]);
+    return unwind_set(fn);
 }
 
 /* The unwinder if the process has one: linked, or in a loaded
@@ -110,7 +92,9 @@ static bool unwind_find(void)
 {
     if (atomic_load_explicit(&tidei_unwind_bt, acquire))
         return true;
-    return unwind_set(linked_lookup, NULL) || unwind_set(loaded_lookup, NULL);
+    void *linked[UW_N] = { (void *)_Unwind_Backtrace, (void *)_Unwind_GetIP, (void *)_Unwind_GetRegionStart,
+                           (void *)_Unwind_GetCFA, (void *)_Unwind_GetGR };
+    return unwind_set(linked) || unwind_set_by_name(NULL);
 }
 
 /* unwind_find, else libgcc_s.so.1 loaded with dlopen (which mallocs), in
@@ -126,7 +110,7 @@ static bool unwind_load(void)
     bool ok = false;
     void *h = dlopen(LIBGCC_S, RTLD_NOW | RTLD_LOCAL);  /* never closed */
     if (h)
-        ok = unwind_set(dlsym, h);
+        ok = unwind_set_by_name(h);
     if (!ok) {
         atomic_store_explicit(&unwind_failed, true, relaxed);
         if (tidei_opt.verbose)

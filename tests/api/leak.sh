@@ -236,43 +236,36 @@ fi
 # part of them unwritten in what it scans (a clang build once inlined a
 # 4 KiB buffer into one, and reported no leak here at all).
 
-for n in 100 200000 $((5 * 1024 * 1024)); do
-    run one_$n leak_check=full "one-$n"
-    if ! msg=$(why_status 23); then
-        fail leak_one_block_$n "$msg: $(snip one_$n.err)"
-    elif ! grep -qE "^tide: leak check: $n bytes leaked in 1 blocks? \(1 direct, 0 indirect\); " one_$n.err; then
-        fail leak_one_block_$n "want '$n bytes leaked in 1 block', got: $(grep '^tide: leak check:' one_$n.err)"
+# expect_report NAME MODE STATUS LINE WANT: leak_prog MODE exits with STATUS
+# and its summary line matches the extended regex LINE (WANT says it in the
+# failure).
+expect_report() {
+    local name=$1 mode=$2 status=$3 line=$4 want=$5
+    run "$name" leak_check=full "$mode"
+    if ! msg=$(why_status "$status"); then
+        fail "$name" "$msg: $(snip "$name.err")"
+    elif ! grep -qE "^tide: leak check: $line" "$name.err"; then
+        fail "$name" "want '$want', got: $(grep '^tide: leak check:' "$name.err")"
     else
-        pass leak_one_block_$n
+        pass "$name"
     fi
-done
+}
 
-# The same, with the block's address left over 64 KiB of the dead frames: the
-# frames of exit and its callers leave slots unwritten, and at exit the
-# check starts from exit's caller (the start-up code when main returned), not
-# from its own frame (glibc 2.36: the build before missed it every time).
+# The plainest leak, and the same with the block's address left over 64 KiB
+# of the dead frames: the frames of exit and its callers leave slots
+# unwritten, and at exit the check starts from exit's caller (the start-up
+# code when main returned), not from its own frame (glibc 2.36: the build
+# before missed the second every time).
 for n in 100 200000 $((5 * 1024 * 1024)); do
-    run dead_$n leak_check=full "dead-$n"
-    if ! msg=$(why_status 23); then
-        fail leak_dead_frames_$n "$msg: $(snip dead_$n.err)"
-    elif ! grep -qE "^tide: leak check: $n bytes leaked in 1 blocks? \(1 direct, 0 indirect\); " dead_$n.err; then
-        fail leak_dead_frames_$n "want '$n bytes leaked in 1 block', got: $(grep '^tide: leak check:' dead_$n.err)"
-    else
-        pass leak_dead_frames_$n
-    fi
+    one="$n bytes leaked in 1 blocks? \(1 direct, 0 indirect\); "
+    expect_report leak_one_block_$n "one-$n" 23 "$one" "$n bytes leaked in 1 block"
+    expect_report leak_dead_frames_$n "dead-$n" 23 "$one" "$n bytes leaked in 1 block"
 done
 
 # exit() from a function that still holds two blocks, one in its frame and
 # one in a callee-saved register only: exit's caller's frame and registers
 # are roots.
-run exit_live leak_check=full exit-live
-if ! msg=$(why_status 0); then
-    fail leak_exit_caller_roots "$msg: $(snip exit_live.err)"
-elif ! grep -qE "^tide: leak check: no leaks; " exit_live.err; then
-    fail leak_exit_caller_roots "want no leaks, got: $(grep '^tide: leak check:' exit_live.err)"
-else
-    pass leak_exit_caller_roots
-fi
+expect_report leak_exit_caller_roots exit-live 0 "no leaks; " "no leaks"
 
 # ---- tide_leak_check(), twice ----------------------------------------------------------
 

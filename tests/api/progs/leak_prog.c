@@ -415,23 +415,22 @@ static void leak_parked(void)
     printf("expect %zu 6\n", (size_t)2 * DEEP_BYTES);
 }
 
-__attribute__((noinline, noclone)) void leak_one(size_t n)
+/* Leaks one block of n bytes; returns its address, which the callers drop. */
+__attribute__((noinline, noclone)) uintptr_t leak_one(size_t n)
 {
     char *p = malloc(n);
     if (!p) abort();
-    fill(p, n);
+    return (uintptr_t)fill(p, n);
 }
 
-/* Leaks one block of n bytes and leaves copies of its address over 64 KiB
- * of stack below the caller's frame. */
+/* The same, leaving copies of its address over 64 KiB of stack below the
+ * caller's frame. */
 __attribute__((noinline, noclone)) void leak_one_dead(size_t n)
 {
-    char *p = malloc(n);
-    if (!p) abort();
-    fill(p, n);
+    uintptr_t p = leak_one(n);
     volatile uintptr_t copies[64 * 1024 / sizeof(uintptr_t)];
     for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++)
-        copies[i] = (uintptr_t)p;
+        copies[i] = p;
 }
 
 /* exit(0) with a block held in main's frame and one in a register. */
