@@ -40,6 +40,7 @@ static void thread_done(void *arg)
     thread_state = THREAD_DEAD;
     tidei_crash_thread_end(h);
     tidei_heap_abandon(h);
+    tidei_scav_thread_exits();
     tidei_busy_leave();
 }
 

@@ -12,9 +12,13 @@
  * The thread is started lazily, the first time something is left to
  * return, from an entry point with no tide lock held and no heap operation
  * under way (pthread_create allocates); in a forked child it is started
- * again the same way.  It sleeps until the next free run falls due, and
- * with nothing dirty until woken.  It never allocates and blocks every
- * signal.  decay_ms=0 purges in the freeing thread at once and needs no
+ * again the same way.  It sleeps until the next free run falls due; with
+ * nothing to do for TIDE_SCAV_LINGER_MS it ends, and the next wish starts
+ * another (which joins it first, for its stack).  It ends at once when
+ * the program's threads have all ended (tidei_scav_thread_exits): glibc
+ * ends a process with its last thread, and a scavenger that stayed would
+ * keep alive for good a program whose main called pthread_exit.  It
+ * never allocates and blocks every signal.  decay_ms=0 purges in the freeing thread at once and needs no
  * thread; decay_ms=-1 never purges.
  *
  * Idle threads.  Memory cached in a live thread's heap (empty spans it
@@ -41,9 +45,11 @@
  * trylocks a heap's lock (tidei_heap_reclaim); the page allocator's
  * purges take the arena lock themselves.  It decides whether a heap is
  * idle from tidei_heap_activity (heap.c), not from the stats. */
+#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tide_internal.h"
 
@@ -54,6 +60,11 @@ _Atomic bool tidei_scav_poked;       /* something was wanted since the round beg
 #define scav_asleep tidei_scav_asleep
 static pthread_mutex_t scav_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t scav_cv;
+static bool scav_cv_ready;           /* scav_cv made (the starter's, in STARTING) */
+static pthread_t scav_thread;        /* the last scavenger started in this process (scav_mu) */
+static bool scav_joinable;           /* scav_thread exists and was not joined (scav_mu) */
+static _Atomic bool main_gone;       /* the program's first thread has ended (pthread_exit) */
+static _Atomic int exit_checks;      /* rounds left that look soon whether the scavenger is alone */
 
 _Atomic long tidei_decay_ms = TIDE_DECAY_MS_DEFAULT;   /* TIDE_CONF decay_ms, then tide_set_decay_ms */
 
@@ -304,9 +315,77 @@ static _Atomic uintptr_t scav_stack_lo, scav_stack_top;
 
 _Atomic int tidei_scav_tid;          /* the scavenger's thread id (0: none yet) */
 
+/* The time wait ms from now on CLOCK_MONOTONIC (scav_cv's clock), in *ts. */
+static const struct timespec *deadline(uint64_t wait, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += (time_t)(wait / 1000);
+    ts->tv_nsec += (long)(wait % 1000) * 1000000;
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
+/* Whether the scavenger may end, having had nothing to do for
+ * TIDE_SCAV_LINGER_MS: the state goes back to NONE, so that the next wish
+ * starts a new thread (which joins this one first: tidei_scav_start_slow).
+ * A wish that came meanwhile keeps it, unless a new thread is already on
+ * its way.  Dekker with tidei_scav_wanted: the state is stored before the
+ * poke is read, and a wish stores the poke before it reads asleep, which
+ * stays true here, so either this thread sees the poke or the wish sees
+ * the scavenger asleep and, in its slow part, the state NONE.  scav_mu
+ * held. */
+static bool scav_leave(void)
+{
+    atomic_store_explicit(&scav_state, TIDE_SCAV_NONE, seq_cst);
+    if (!atomic_load_explicit(&tidei_scav_poked, seq_cst))
+        return true;
+    int st = TIDE_SCAV_NONE;
+    while (!atomic_compare_exchange_weak_explicit(&scav_state, &st, TIDE_SCAV_RUNNING, acq_rel, relaxed))
+        if (st == TIDE_SCAV_STARTING)
+            return true;
+    return false;
+}
+
+/* Whether every thread of the program has ended and the scavenger is the
+ * only one left: the first thread is a zombie (it called pthread_exit)
+ * and the process has two threads, it and this one.  Reads two files of
+ * /proc (no allocation, no descriptor kept); false if it cannot. */
+static bool scav_alone(void)
+{
+    char b[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    b[n] = 0;
+    const char *p = strrchr(b, ')');  /* the name may hold spaces and parentheses */
+    if (!p || p[1] != ' ' || p[2] != 'Z')
+        return false;
+    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, b, sizeof b - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    b[n] = 0;
+    p = strstr(b, "\nThreads:");
+    return p && strtol(p + 9, NULL, 10) == 2;
+}
+
 /* The scavenger thread: each round reclaims idle heaps, sweeps the
  * abandoned spans and purges what fell due, then sleeps until the next
- * thing falls due or, with nothing dirty, until woken. */
+ * thing falls due or, with nothing dirty, until woken.  After
+ * TIDE_SCAV_LINGER_MS with nothing to do, or once the program's threads
+ * have all ended, it returns: a thread of tide's must not keep alive a
+ * process whose first thread called pthread_exit (glibc ends the process
+ * when its last thread ends). */
 static void *scav_main(void *arg)
 {
     uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
@@ -317,7 +396,16 @@ static void *scav_main(void *arg)
     (void)arg;
     prctl(PR_SET_NAME, "tide-scavenger", 0, 0, 0);
     mb_ready();  /* registers for membarrier from here, once */
+    struct timespec ts;
     for (;;) {
+        /* the program's threads have all ended: the process ends when
+         * this one does (glibc's last thread calls exit(0)) */
+        if (atomic_load_explicit(&main_gone, relaxed) && scav_alone()) {
+            pthread_mutex_lock(&scav_mu);
+            atomic_store_explicit(&scav_asleep, true, seq_cst);
+            atomic_store_explicit(&scav_state, TIDE_SCAV_NONE, seq_cst);
+            break;
+        }
         atomic_store_explicit(&tidei_scav_poked, false, seq_cst);  /* this round sees what came before */
         long d = tidei_decay();  /* tide_set_decay_ms may change it */
         uint64_t decay = d > 0 ? (uint64_t)d : 0;
@@ -335,33 +423,60 @@ static void *scav_main(void *arg)
          * just after a look is seen at most that late */
         if (watching && next > now + decay / TIDE_SCAV_WATCH_STEPS)
             next = now + decay / TIDE_SCAV_WATCH_STEPS;
+        /* after the program's first thread ended, look again soon whether
+         * the others have too (tidei_scav_thread_exits) */
+        int checks = atomic_load_explicit(&exit_checks, relaxed);
+        if (checks > 0) {
+            atomic_store_explicit(&exit_checks, checks - 1, relaxed);
+            uint64_t soon = now + ((uint64_t)1 << (TIDE_SCAV_EXIT_CHECKS - checks));
+            if (soon < next)
+                next = soon;
+        }
         pthread_mutex_lock(&scav_mu);
         if (next == UINT64_MAX) {
             /* a wish that came during the round, when asleep was false,
              * left only the poke: look again instead of sleeping */
             atomic_store_explicit(&scav_asleep, true, seq_cst);
+            int r = 0;
             if (!atomic_load_explicit(&tidei_scav_poked, seq_cst))
-                pthread_cond_wait(&scav_cv, &scav_mu);
+                r = pthread_cond_timedwait(&scav_cv, &scav_mu, deadline(TIDE_SCAV_LINGER_MS, &ts));
+            /* nothing to do for the while: the thread goes, and the next
+             * wish starts another */
+            if (r == ETIMEDOUT && !atomic_load_explicit(&tidei_scav_poked, seq_cst) && scav_leave())
+                break;
             atomic_store_explicit(&scav_asleep, false, relaxed);
         } else {
             /* a floor between rounds: runs falling due together are
              * purged in one batch */
             uint64_t wait = ms_until(next, now);
-            if (wait < TIDE_SCAV_MIN_WAIT_MS)
+            if (wait < TIDE_SCAV_MIN_WAIT_MS && checks <= 0)
                 wait = TIDE_SCAV_MIN_WAIT_MS;
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += (time_t)(wait / 1000);
-            ts.tv_nsec += (long)(wait % 1000) * 1000000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
-            pthread_cond_timedwait(&scav_cv, &scav_mu, &ts);
+            pthread_cond_timedwait(&scav_cv, &scav_mu, deadline(wait, &ts));
         }
         pthread_mutex_unlock(&scav_mu);
     }
+    atomic_store_explicit(&tidei_scav_tid, 0, relaxed);
+    pthread_mutex_unlock(&scav_mu);
     return NULL;
+}
+
+/* A thread of the program is ending (its heap's key destructor).  When it
+ * is the first thread (pthread_exit from main), or one that ends after
+ * it, the scavenger looks soon, and a few times over the next quarter of
+ * a second, whether it is the only thread left (scav_main), so that the
+ * process ends with its last thread as without tide. */
+void tidei_scav_thread_exits(void)
+{
+    if (tidei_os_gettid() == getpid())
+        atomic_store_explicit(&main_gone, true, relaxed);
+    else if (!atomic_load_explicit(&main_gone, relaxed))
+        return;
+    atomic_store_explicit(&exit_checks, TIDE_SCAV_EXIT_CHECKS, relaxed);
+    if (atomic_load_explicit(&scav_state, acquire) == TIDE_SCAV_RUNNING) {
+        pthread_mutex_lock(&scav_mu);
+        pthread_cond_signal(&scav_cv);
+        pthread_mutex_unlock(&scav_mu);
+    }
 }
 
 /* The page allocator's word that free pages wait to be purged
@@ -423,8 +538,7 @@ static bool scav_create(bool own)
             return false;
     }
     pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_init(&attr);  /* joinable: the next one joins it before it reuses the stack */
     /* without a stack of tide's, glibc's of its default size: a smaller
      * one fails with EINVAL in a program whose static TLS does not fit */
     bool ok = !own || pthread_attr_setstack(&attr, (void *)(base + TIDE_PAGE_SIZE),
@@ -432,6 +546,12 @@ static bool scav_create(bool own)
     pthread_t t;
     ok = ok && pthread_create(&t, &attr, scav_main, NULL) == 0;
     pthread_attr_destroy(&attr);
+    if (ok) {
+        pthread_mutex_lock(&scav_mu);
+        scav_thread = t;
+        scav_joinable = true;
+        pthread_mutex_unlock(&scav_mu);
+    }
     return ok;
 }
 
@@ -442,11 +562,34 @@ void tidei_scav_start_slow(void)
     int st = TIDE_SCAV_WANTED;
     if (!atomic_compare_exchange_strong_explicit(&scav_state, &st, TIDE_SCAV_STARTING, acq_rel, relaxed))
         return;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&scav_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    pthread_mutex_lock(&scav_mu);
+    bool before = scav_joinable;
+    pthread_t t = scav_thread;
+    scav_joinable = false;
+    pthread_mutex_unlock(&scav_mu);
+    if (before) {
+        if (pthread_equal(pthread_self(), t)) {
+            /* the last scavenger, which runs the process's exit (it was
+             * its last thread): no other is wanted now */
+            atomic_store_explicit(&scav_state, TIDE_SCAV_FAILED, release);
+            return;
+        }
+        /* the one before is on its way out (scav_leave): it leaves the
+         * stack this one will run on.  join is a cancellation point. */
+        int cs;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
+        pthread_join(t, NULL);
+        pthread_setcancelstate(cs, NULL);
+    }
+    atomic_store_explicit(&scav_asleep, false, relaxed);  /* the one before left it true */
+    if (!scav_cv_ready) {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&scav_cv, &ca);
+        pthread_condattr_destroy(&ca);
+        scav_cv_ready = true;
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);  /* the new thread inherits it */
@@ -462,6 +605,10 @@ void tidei_scav_start_slow(void)
 void tidei_scav_after_fork_child(void)
 {
     pthread_mutex_init(&scav_mu, NULL);
+    scav_cv_ready = false;  /* the parent's waiter may have left it mid-wait */
+    scav_joinable = false;  /* the parent's scavenger is not here to be joined */
+    atomic_store_explicit(&main_gone, false, relaxed);  /* the forking thread is the child's first */
+    atomic_store_explicit(&exit_checks, 0, relaxed);
     atomic_store_explicit(&scav_asleep, false, relaxed);
     atomic_store_explicit(&mb_state, 0, relaxed);  /* a registration is the parent's, not the child's */
     int st = atomic_load_explicit(&scav_state, relaxed);

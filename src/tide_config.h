@@ -175,6 +175,17 @@
  * so it is roomy; the scavenger itself needs a few KiB. */
 #define TIDE_SCAV_STACK_BYTES    ((size_t)1 << 20)
 
+/* The scavenger ends after this long with nothing to do, and the next
+ * wish starts another: a thread of tide's must not keep alive a process
+ * whose first thread called pthread_exit, and an idle process has no
+ * thread of tide's waking it.  A program busy in bursts starts it at most
+ * once per burst. */
+#define TIDE_SCAV_LINGER_MS      1000
+/* After the program's first thread ends, the scavenger looks whether it
+ * is alone this many times, 1, 2, 4 ... ms apart, after each thread that
+ * ends (the thread is still there when its key destructor runs). */
+#define TIDE_SCAV_EXIT_CHECKS    8
+
 /* ---- stopping threads (leak.c) and reports (crash.c) ---- */
 
 /* The leak checker stops threads with this real-time signal, counted down
@@ -197,6 +208,10 @@
  * marker thread gets a stack of TIDE_GC_HELPER_STACK bytes. */
 #define TIDE_GC_MARK_STACK_MIN 65536
 #define TIDE_GC_HELPER_STACK   ((size_t)256 << 10)
+/* A helper marker thread ends after this many seconds without a
+ * collection, and the next collection starts it again: no thread of
+ * tide's keeps alive a process whose first thread called pthread_exit. */
+#define TIDE_GC_HELPER_LINGER_S 1
 
 /* ---- sizes of the reports' and tools' tables ---- */
 

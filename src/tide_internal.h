@@ -746,6 +746,7 @@ void tidei_scav_wanted_slow(void);
 void tidei_scav_note_dirty(void);
 void tidei_scav_start_slow(void);
 void tidei_scav_after_fork_child(void);
+void tidei_scav_thread_exits(void);
 bool tidei_scav_stack(uintptr_t *lo, uintptr_t *hi);
 /* Starts the scavenger if something waits for it: only from entry points
  * with no tide lock held and no heap operation under way. */

@@ -40,6 +40,7 @@ static gc_marker_t mk_help[MAX_HELPERS];
 static pthread_t help_th[MAX_HELPERS];
 static int n_helpers;            /* started */
 static bool helpers_tried;       /* started once (or not wanted) */
+static bool help_gone[MAX_HELPERS]; /* helper i left, idle (par_mu): started again by the next collection */
 static pthread_mutex_t par_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t par_cv = PTHREAD_COND_INITIALIZER;   /* work in the pool, or done */
 static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER; /* a parallel drain begins */
@@ -287,10 +288,25 @@ static void *helper_main(void *arg)
 {
     gc_marker_t *m = arg;
     unsigned seen = 0;
+    pthread_mutex_lock(&par_mu);
+    seen = par_epoch;
+    pthread_mutex_unlock(&par_mu);
     for (;;) {
         pthread_mutex_lock(&par_mu);
-        while (par_epoch == seen)
-            pthread_cond_wait(&start_cv, &par_mu);
+        while (par_epoch == seen) {
+            /* no collection for a while: the thread goes (a thread of
+             * tide's must not keep alive a process whose first thread
+             * called pthread_exit), and the next collection starts it
+             * again (tidei_gc_helpers_start) */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);  /* start_cv's clock */
+            ts.tv_sec += TIDE_GC_HELPER_LINGER_S;
+            if (pthread_cond_timedwait(&start_cv, &par_mu, &ts) == ETIMEDOUT && par_epoch == seen) {
+                help_gone[m - mk_help] = true;
+                pthread_mutex_unlock(&par_mu);
+                return NULL;
+            }
+        }
         seen = par_epoch;
         if (par_done) {  /* too late: the markers already in finished without it */
             pthread_mutex_unlock(&par_mu);
@@ -311,10 +327,46 @@ static void *helper_main(void *arg)
 /* Starts the helpers once: one per online CPU beyond the first, at most
  * MAX_HELPERS (a single-CPU machine gets none).  tidei_gc_threads_lock held, before
  * the world stops. */
+/* Starts helper i; true if it runs.  Every signal blocked, as the caller
+ * set them. */
+static bool helper_create(int i)
+{
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, TIDE_GC_HELPER_STACK);
+    bool ok = pthread_create(&help_th[i], &a, helper_main, &mk_help[i]) == 0;
+    pthread_attr_destroy(&a);
+    return ok;
+}
+
+/* The helpers that left, idle, start again (the first collection of a
+ * while).  A helper that cannot start is counted out of the drains; they
+ * need none. */
+static void helpers_restart(void)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (int i = 0; i < n_helpers; i++) {
+        pthread_mutex_lock(&par_mu);
+        bool gone = help_gone[i];
+        pthread_mutex_unlock(&par_mu);
+        if (gone && helper_create(i)) {
+            pthread_mutex_lock(&par_mu);
+            help_gone[i] = false;
+            pthread_mutex_unlock(&par_mu);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 void tidei_gc_helpers_start(void)
 {
-    if (helpers_tried)
+    if (helpers_tried) {
+        helpers_restart();
         return;
+    }
     helpers_tried = true;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int want = cpus > 1 ? (int)cpus - 1 : 0;
@@ -325,15 +377,8 @@ void tidei_gc_helpers_start(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    for (int i = 0; i < want; i++) {
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        pthread_attr_setstacksize(&a, TIDE_GC_HELPER_STACK);
-        if (pthread_create(&help_th[i], &a, helper_main, &mk_help[i]) == 0)
-            n_helpers++;
-        pthread_attr_destroy(&a);
-    }
+    for (int i = 0; i < want && helper_create(i); i++)
+        n_helpers++;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -495,6 +540,7 @@ void tidei_gc_mark_fork_child(void)
     pthread_mutex_unlock(&par_mu);
     n_helpers = 0;  /* the helpers are gone: started again when needed */
     helpers_tried = false;
+    memset(help_gone, 0, sizeof help_gone);
 }
 
 /* ---- mark bits asked by the API ---- */
