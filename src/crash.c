@@ -157,7 +157,7 @@ static int lock_owner(pthread_mutex_t *m)
  * lock, no allocation), or nothing. */
 static void print_module(int fd, uintptr_t pc)
 {
-    int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int in = tidei_os_open_proc("maps", 0);
     if (in < 0)
         return;
     char buf[4096];

@@ -294,7 +294,7 @@ static void scan_maps_line(leak_t *l, const char *line, uintptr_t sp)
 /* Scans every root listed in /proc/self/maps. */
 static bool scan_maps(leak_t *l, uintptr_t sp)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = tidei_os_open_proc("maps", 0);
     if (fd < 0)
         return false;
     char buf[8192];

@@ -5,6 +5,7 @@
  * sleeps, the thread id and an interrupted thread's registers.  Takes no
  * lock; what it unmaps is counted in tidei_global_ctr.returned. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -287,6 +288,47 @@ void *tidei_os_map_file(int fd, size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Opens /proc's file name (maps, exe) of the process, read-only, or -1.
+ * The calling thread's (/proc/thread-self, Linux 3.17 on) before the
+ * process's: /proc/self is the first thread's, and once that one has
+ * called pthread_exit its maps are empty and its exe link dangles, while
+ * the process goes on in its other threads (the leak check at exit then
+ * saw no root at all, and called every block leaked). */
+int tidei_os_open_proc(const char *name, int flags)
+{
+    char path[64];
+    for (int i = 0; i < 2; i++) {
+        const char *dir = i ? "/proc/self/" : "/proc/thread-self/";
+        size_t d = strlen(dir), n = strlen(name);
+        if (d + n >= sizeof path)
+            return -1;
+        memcpy(path, dir, d);
+        memcpy(path + d, name, n + 1);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+        if (fd >= 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* readlink of /proc's link name (exe) of the process, the calling
+ * thread's first (tidei_os_open_proc says why). */
+ssize_t tidei_os_readlink_proc(const char *name, char *buf, size_t size)
+{
+    char path[64];
+    ssize_t r = -1;
+    for (int i = 0; i < 2 && r <= 0; i++) {
+        const char *dir = i ? "/proc/self/" : "/proc/thread-self/";
+        size_t d = strlen(dir), n = strlen(name);
+        if (d + n >= sizeof path)
+            return -1;
+        memcpy(path, dir, d);
+        memcpy(path + d, name, n + 1);
+        r = readlink(path, buf, size);
+    }
+    return r;
 }
 
 /* Unmaps a view of tidei_os_map_file (p and size as it was mapped). */

@@ -531,7 +531,7 @@ const uintptr_t *tidei_prof_frames(uint32_t id, int *n)
 /* Copies /proc/self/maps to fd (read and write, no allocation). */
 int tidei_prof_copy_maps(int fd)
 {
-    int in = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int in = tidei_os_open_proc("maps", 0);
     if (in < 0)
         return -1;
     char buf[4096];

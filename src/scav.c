@@ -538,7 +538,11 @@ static bool scav_create(bool own)
             return false;
     }
     pthread_attr_t attr;
-    pthread_attr_init(&attr);  /* joinable: the next one joins it before it reuses the stack */
+    pthread_attr_init(&attr);
+    /* on tide's stack, joinable: the next one joins it before it runs on
+     * that stack; on glibc's, detached (nothing waits for it) */
+    if (!own)
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     /* without a stack of tide's, glibc's of its default size: a smaller
      * one fails with EINVAL in a program whose static TLS does not fit */
     bool ok = !own || pthread_attr_setstack(&attr, (void *)(base + TIDE_PAGE_SIZE),
@@ -546,7 +550,7 @@ static bool scav_create(bool own)
     pthread_t t;
     ok = ok && pthread_create(&t, &attr, scav_main, NULL) == 0;
     pthread_attr_destroy(&attr);
-    if (ok) {
+    if (ok && own) {
         pthread_mutex_lock(&scav_mu);
         scav_thread = t;
         scav_joinable = true;

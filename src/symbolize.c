@@ -126,11 +126,11 @@ static int sym_find_module(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-/* The main program's path (readlink of /proc/self/exe, read once), or "?". */
+/* The main program's path (readlink of its exe in /proc, read once), or "?". */
 static const char *sym_exe_path(void)
 {
     if (!sym_exe[0]) {
-        ssize_t n = readlink("/proc/self/exe", sym_exe, sizeof sym_exe - 1);
+        ssize_t n = tidei_os_readlink_proc("exe", sym_exe, sizeof sym_exe - 1);
         if (n <= 0 || (size_t)n >= sizeof sym_exe - 1) {
             sym_exe[0] = 0;
             return "?";
@@ -416,7 +416,7 @@ static _Unwind_Reason_Code caller_step(struct _Unwind_Context *ctx, void *arg)
  * does (or the file cannot be read). */
 static bool sym_mapping_of(uintptr_t a, sym_out_t *o)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = tidei_os_open_proc("maps", 0);
     if (fd < 0)
         return false;
     char buf[4096 + 1];

@@ -189,6 +189,8 @@ void tidei_os_sleep_ms(unsigned ms);
 uintptr_t tidei_os_context_pc(const void *ucv, uintptr_t *sp);
 int tidei_os_gettid(void);
 void *tidei_os_map_file(int fd, size_t size);
+int tidei_os_open_proc(const char *name, int flags);
+ssize_t tidei_os_readlink_proc(const char *name, char *buf, size_t size);
 void tidei_os_unmap_file(void *p, size_t size);
 bool tidei_os_mprotect(void *p, size_t size, int prot);
 extern _Atomic size_t tidei_os_calls;
