@@ -290,8 +290,21 @@ void *tidei_os_map_file(int fd, size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* Opens /proc's file name (maps, exe) of the process, read-only, or -1.
- * The calling thread's (/proc/thread-self, Linux 3.17 on) before the
+/* path = /proc/thread-self/NAME (which 0) or /proc/self/NAME (1); false
+ * if that does not fit in 64 bytes. */
+static bool proc_path(char path[64], int which, const char *name)
+{
+    const char *dir = which ? "/proc/self/" : "/proc/thread-self/";
+    size_t d = strlen(dir), n = strlen(name);
+    if (d + n >= 64)
+        return false;
+    memcpy(path, dir, d);
+    memcpy(path + d, name, n + 1);
+    return true;
+}
+
+/* Opens /proc's file name (maps) of the process, read-only, or -1.  The
+ * calling thread's (/proc/thread-self, Linux 3.17 on) before the
  * process's: /proc/self is the first thread's, and once that one has
  * called pthread_exit its maps are empty and its exe link dangles, while
  * the process goes on in its other threads (the leak check at exit then
@@ -299,18 +312,11 @@ void *tidei_os_map_file(int fd, size_t size)
 int tidei_os_open_proc(const char *name, int flags)
 {
     char path[64];
-    for (int i = 0; i < 2; i++) {
-        const char *dir = i ? "/proc/self/" : "/proc/thread-self/";
-        size_t d = strlen(dir), n = strlen(name);
-        if (d + n >= sizeof path)
-            return -1;
-        memcpy(path, dir, d);
-        memcpy(path + d, name, n + 1);
-        int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
-        if (fd >= 0)
-            return fd;
-    }
-    return -1;
+    int fd = -1;
+    for (int which = 0; which < 2 && fd < 0; which++)
+        if (proc_path(path, which, name))
+            fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    return fd;
 }
 
 /* readlink of /proc's link name (exe) of the process, the calling
@@ -319,15 +325,9 @@ ssize_t tidei_os_readlink_proc(const char *name, char *buf, size_t size)
 {
     char path[64];
     ssize_t r = -1;
-    for (int i = 0; i < 2 && r <= 0; i++) {
-        const char *dir = i ? "/proc/self/" : "/proc/thread-self/";
-        size_t d = strlen(dir), n = strlen(name);
-        if (d + n >= sizeof path)
-            return -1;
-        memcpy(path, dir, d);
-        memcpy(path + d, name, n + 1);
-        r = readlink(path, buf, size);
-    }
+    for (int which = 0; which < 2 && r <= 0; which++)
+        if (proc_path(path, which, name))
+            r = readlink(path, buf, size);
     return r;
 }
 
