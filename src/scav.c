@@ -329,8 +329,9 @@ static const struct timespec *deadline(uint64_t wait, struct timespec *ts)
 }
 
 /* Whether the scavenger may end, having had nothing to do for
- * TIDE_SCAV_LINGER_MS: the state goes back to NONE, so that the next wish
- * starts a new thread (which joins this one first: tidei_scav_start_slow).
+ * TIDE_SCAV_LINGER_MS (TIDE_SCAV_LINGER_GONE_MS once the first thread
+ * ended): the state goes back to NONE, so that the next wish starts a new
+ * thread (which joins this one first: tidei_scav_start_slow).
  * A wish that came meanwhile keeps it, unless a new thread is already on
  * its way.  Dekker with tidei_scav_wanted: the state is stored before the
  * poke is read, and a wish stores the poke before it reads asleep, which
@@ -437,9 +438,10 @@ static void *scav_main(void *arg)
             /* a wish that came during the round, when asleep was false,
              * left only the poke: look again instead of sleeping */
             atomic_store_explicit(&scav_asleep, true, seq_cst);
+            uint64_t linger = atomic_load_explicit(&main_gone, relaxed) ? TIDE_SCAV_LINGER_GONE_MS : TIDE_SCAV_LINGER_MS;
             int r = 0;
             if (!atomic_load_explicit(&tidei_scav_poked, seq_cst))
-                r = pthread_cond_timedwait(&scav_cv, &scav_mu, deadline(TIDE_SCAV_LINGER_MS, &ts));
+                r = pthread_cond_timedwait(&scav_cv, &scav_mu, deadline(linger, &ts));
             /* nothing to do for the while: the thread goes, and the next
              * wish starts another */
             if (r == ETIMEDOUT && !atomic_load_explicit(&tidei_scav_poked, seq_cst) && scav_leave())

@@ -176,11 +176,14 @@
 #define TIDE_SCAV_STACK_BYTES    ((size_t)1 << 20)
 
 /* The scavenger ends after this long with nothing to do, and the next
- * wish starts another: a thread of tide's must not keep alive a process
- * whose first thread called pthread_exit, and an idle process has no
- * thread of tide's waking it.  A program busy in bursts starts it at most
- * once per burst. */
-#define TIDE_SCAV_LINGER_MS      1000
+ * wish starts another, so that an idle process keeps no thread of tide's;
+ * after the program's first thread has ended (pthread_exit from main),
+ * after TIDE_SCAV_LINGER_GONE_MS: a thread of tide's must not keep such a
+ * process alive once its last thread ended without tide seeing it (one
+ * that never allocated).  Long enough that a program busy in bursts
+ * seconds apart keeps the same thread. */
+#define TIDE_SCAV_LINGER_MS      10000
+#define TIDE_SCAV_LINGER_GONE_MS 1000
 /* After the program's first thread ends, the scavenger looks whether it
  * is alone this many times, 1, 2, 4 ... ms apart, after each thread that
  * ends (the thread is still there when its key destructor runs). */

@@ -60,7 +60,7 @@ static void tls_scavenger_runs(void)
     int scavengers = n_scavengers();
     tide_stats_get(&b);
     st_check_errors();
-    /* it goes 1 s after it has nothing left to do (TIDE_SCAV_LINGER_MS) */
+    /* it goes once it has had nothing to do for a while (TIDE_SCAV_LINGER_MS) */
     CHECKF(scavengers <= 1, "%d threads named tide-scavenger 3 s after the frees: want 0 or 1", scavengers);
     CHECKF(b.returned_bytes - a.returned_bytes >= BURST / 2,
            "%zu bytes given back to the OS after freeing a burst of %zu: the scavenger did not run",

@@ -26,7 +26,8 @@
  *                               process's threads during the collection
  *                               beyond main and the scavenger
  *   lastthread_prog linger      frees a burst, waits until no scavenger is
- *                               left (prints "gone MS"), frees a second
+ *                               left, at most 20 s (prints "gone MS", the
+ *                               linger is 10 s), frees a second
  *                               burst and prints "returned" once tide says
  *                               it gave its pages back (within 5 s)
  * The first three and gc print "scavenger up" once the scavenger runs, and
@@ -206,7 +207,7 @@ int main(int argc, char **argv)
             return 1;
         }
         double t0 = now_s();
-        while (n_scavengers() > 0 && now_s() < t0 + 10)
+        while (n_scavengers() > 0 && now_s() < t0 + 20)
             usleep(10000);
         say("gone %.0f\n", n_scavengers() ? -1.0 : (now_s() - t0) * 1000);
         say("%s\n", burst_returned(256) ? "returned" : "second burst not returned");
