@@ -452,14 +452,15 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
         a->large_pages -= n;
     }
     tidei_pagemap_set(start, n, NULL);
-    /* With decay_ms=0 the freed pages are purged now: these pages only, not
+    /* With decay_ms=0 (or no scavenger: tidei_purge_at_free) the freed
+     * pages are purged now: these pages only, not
      * the neighbours they merge with (those keep their own time).  Pages
      * due_now are due at once: the scavenger purges them, merged, in its
      * next round. */
     bool is_zero = false;
     uint64_t now = tidei_os_now_ms();
     dirty_age_t age = { 0, 0 };
-    if (tidei_decay() == 0 && pages_back(c, start, n, tidei_opt.purge == 0))
+    if (tidei_purge_at_free() && pages_back(c, start, n, tidei_opt.purge == 0))
         is_zero = tidei_opt.purge == 0;
     else
         dirty_age_add(&age, now, n);
@@ -500,7 +501,7 @@ void tidei_arena_free_run(tide_span_t *s, bool due_now)
     bool released = false;
     if (n == TIDE_CHUNK_PAGES) {
         a->n_empty_chunks++;
-        if (tidei_decay() == 0 && a->n_empty_chunks > (size_t)tidei_opt.chunk_cache) {
+        if (tidei_purge_at_free() && a->n_empty_chunks > (size_t)tidei_opt.chunk_cache) {
             chunk_release(c, s);
             released = true;
         }

@@ -60,10 +60,11 @@ typedef struct huge_cut {
     size_t bytes;                /* length (page multiple) */
 } huge_cut_t;
 
-/* Whether freed huge blocks are cached (decay_ms=0 or huge_cache_mb=0: no). */
+/* Whether freed huge blocks are cached (decay_ms=0, no scavenger, or
+ * huge_cache_mb=0: no). */
 static bool cache_on(void)
 {
-    return tidei_decay() != 0 && tidei_opt.huge_cache_mb != 0;
+    return !tidei_purge_at_free() && tidei_opt.huge_cache_mb != 0;
 }
 
 /* The recent peak of live huge bytes: the highest of the current and the

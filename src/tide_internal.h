@@ -750,6 +750,14 @@ void tidei_scav_start_slow(void);
 void tidei_scav_after_fork_child(void);
 void tidei_scav_thread_exits(void);
 bool tidei_scav_stack(uintptr_t *lo, uintptr_t *hi);
+/* Whether freed pages go back at free, in the freeing thread: with
+ * decay_ms=0, and when no scavenger can run (pthread_create refused it:
+ * a sandbox that forbids new threads), rather than never. */
+tide_inline bool tidei_purge_at_free(void)
+{
+    return tidei_decay() == 0 || atomic_load_explicit(&tidei_scav_state, relaxed) == TIDE_SCAV_FAILED;
+}
+
 /* Starts the scavenger if something waits for it: only from entry points
  * with no tide lock held and no heap operation under way. */
 tide_inline void tidei_scav_start(void)

@@ -14,6 +14,7 @@
 #   - a forked child whose first thread (a thread of the parent) and a
 #     second one end with pthread_exit.
 # The leak check at exit sees the roots when the last thread runs it.
+# Where no scavenger can start, pages go back at free.
 # And the scavenger goes once it has nothing to do, and the next burst
 # starts another, whose pages still go back (lastthread_linger).
 # th-timeout: 200
@@ -56,7 +57,7 @@ ends() {
 # process alive without tide too, and refuses threads after a fork.
 if [ "${SANITIZE:-}" = thread ]; then
     for n in small_workers large_workers huge_workers heapless_workers main_alone gc_helpers \
-             leak_check_by_scavenger leak_check_by_worker fork_child; do
+             leak_check_by_scavenger leak_check_by_worker no_threads fork_child; do
         skip lastthread_$n "ThreadSanitizer's own thread keeps the process alive (and no thread after fork)"
     done
     run lastthread_linger linger
@@ -85,6 +86,23 @@ for who in scavenger:leak_check=full worker:leak_check=full,decay_ms=-1; do
     result "$name" "$([ "$st" -eq 0 ] || echo "status $st")$(grep -q '^tide: leak check: no leaks; [1-9]' "$name.err" ||
         echo " want no leaks: $(grep '^tide: leak check' "$name.err")")"
 done
+
+# No scavenger can start (a seccomp filter refuses new threads, as a
+# sandbox does): freed pages go back at free, as with decay_ms=0, rather
+# than never (the build before kept the whole burst).
+run lastthread_no_threads nothreads
+burst=$(sed -n 's/^burst //p' lastthread_no_threads.out)
+kept=$(sed -n 's/^kept //p' lastthread_no_threads.out)
+if grep -q '^filter refused\|^thread made' lastthread_no_threads.out; then
+    skip lastthread_no_threads "$(head -n 1 lastthread_no_threads.out)"
+else
+    result lastthread_no_threads "$(
+        if [ "$st" -ne 0 ] || [ -z "$burst" ] || [ -z "$kept" ]; then
+            echo "status $st: $(snip lastthread_no_threads.out)"
+        elif [ "$kept" -gt $((burst / 8)) ]; then
+            echo "$kept KiB of a burst of $burst KiB still resident 100 ms after the frees"
+        fi)"
+fi
 
 run lastthread_fork_child fork
 result lastthread_fork_child "$(grep -q '^child 0$' lastthread_fork_child.out ||

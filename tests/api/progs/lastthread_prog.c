@@ -25,6 +25,14 @@
  *                               pthread_exit; prints "helpers N", the
  *                               process's threads during the collection
  *                               beyond main and the scavenger
+ *   lastthread_prog nothreads   a seccomp filter refuses new threads (clone,
+ *                               clone3: EPERM), as a sandbox does, before
+ *                               the scavenger ever ran; then a burst of
+ *                               64 MiB of 64 KiB blocks and 8 MiB ones,
+ *                               freed: prints "kept KB", the RSS above the
+ *                               start 100 ms after the frees, and "burst
+ *                               KB" ("filter refused" or "thread made" if
+ *                               the filter could not be shown to work)
  *   lastthread_prog linger      frees a burst, waits until no scavenger is
  *                               left, at most 20 s (prints "gone MS", the
  *                               linger is 10 s), frees a second
@@ -37,6 +45,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -176,6 +188,46 @@ static void *forker(void *arg)
     return NULL;
 }
 
+/* The resident set, in KiB (/proc/self/statm). */
+static long rss_kb(void)
+{
+    char b[128];
+    int fd = open("/proc/self/statm", O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
+    if (fd >= 0)
+        close(fd);
+    b[n > 0 ? n : 0] = 0;
+    long size = 0, res = 0;
+    sscanf(b, "%ld %ld", &size, &res);
+    return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* New threads refused from here on, as a sandbox does: 0, or why not. */
+static const char *deny_threads(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog prog = { (unsigned short)(sizeof f / sizeof f[0]), f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return "filter refused";
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) == 0) {
+        pthread_join(t, NULL);
+        return "thread made";
+    }
+    return NULL;
+}
+
 /* A burst of n blocks of 64 KiB, written and freed; true once tide's
  * returned_bytes grew by half of it (within 5 s). */
 static bool burst_returned(int n)
@@ -213,6 +265,26 @@ int main(int argc, char **argv)
         say("%s\n", burst_returned(256) ? "returned" : "second burst not returned");
         return 0;
     }
+    if (strcmp(mode, "nothreads") == 0) {
+        const char *why = deny_threads();
+        if (why) {
+            say("%s\n", why);
+            return 0;
+        }
+        long base = rss_kb();
+        enum { N_MID = 1024, N_BIG = 8 };
+        void *p[N_MID + N_BIG];
+        for (int i = 0; i < N_MID + N_BIG; i++) {
+            size_t n = i < N_MID ? 65536 : (size_t)8 << 20;
+            memset(p[i] = xmalloc(n), 1, n);
+        }
+        long peak = rss_kb();
+        for (int i = 0; i < N_MID + N_BIG; i++)
+            free(p[i]);
+        usleep(100000);
+        say("burst %ld\nkept %ld\n", peak - base, rss_kb() - base);
+        return 0;
+    }
     atexit(say_atexit);
     if (strcmp(mode, "workers") == 0 && argc > 2) {
         size_t n = strtoul(argv[2], NULL, 10);
@@ -237,7 +309,7 @@ int main(int argc, char **argv)
         pthread_join(t, NULL);
         return 0;
     } else {
-        fprintf(stderr, "usage: lastthread_prog workers N|heapless|alone|gc|fork|linger\n");
+        fprintf(stderr, "usage: lastthread_prog workers N|heapless|alone|gc|fork|nothreads|linger\n");
         return 2;
     }
     pthread_exit(NULL);
