@@ -350,32 +350,31 @@ static bool scav_leave(void)
     return false;
 }
 
+/* Reads the start of /proc file path into b (size bytes, a string); false
+ * if it cannot.  No allocation, no descriptor kept. */
+static bool read_proc(const char *path, char *b, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, b, size - 1);
+    close(fd);
+    b[n > 0 ? n : 0] = 0;
+    return n > 0;
+}
+
 /* Whether every thread of the program has ended and the scavenger is the
  * only one left: the first thread is a zombie (it called pthread_exit)
- * and the process has two threads, it and this one.  Reads two files of
- * /proc (no allocation, no descriptor kept); false if it cannot. */
+ * and the process has two threads, it and this one.  /proc/self is the
+ * first thread's on purpose (its state); false if it cannot tell. */
 static bool scav_alone(void)
 {
     char b[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (!read_proc("/proc/self/stat", b, sizeof b))
         return false;
-    ssize_t n = read(fd, b, sizeof b - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    b[n] = 0;
     const char *p = strrchr(b, ')');  /* the name may hold spaces and parentheses */
-    if (!p || p[1] != ' ' || p[2] != 'Z')
+    if (!p || p[1] != ' ' || p[2] != 'Z' || !read_proc("/proc/self/status", b, sizeof b))
         return false;
-    fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    n = read(fd, b, sizeof b - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    b[n] = 0;
     p = strstr(b, "\nThreads:");
     return p && strtol(p + 9, NULL, 10) == 2;
 }

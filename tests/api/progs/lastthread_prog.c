@@ -97,16 +97,23 @@ static int n_scavengers(void)
     return n;
 }
 
+/* The start of file path (a file of /proc) in b, as a string ("" if it
+ * cannot be read).  Allocates nothing. */
+static char *read_small(const char *path, char *b, size_t size)
+{
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd < 0 ? -1 : read(fd, b, size - 1);
+    if (fd >= 0)
+        close(fd);
+    b[n > 0 ? n : 0] = 0;
+    return b;
+}
+
 /* Threads of the process (the Threads line of /proc/self/status). */
 static int n_threads(void)
 {
     char b[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
-    if (fd >= 0)
-        close(fd);
-    b[n > 0 ? n : 0] = 0;
-    const char *p = strstr(b, "\nThreads:");
+    const char *p = strstr(read_small("/proc/self/status", b, sizeof b), "\nThreads:");
     return p ? atoi(p + 9) : -1;
 }
 
@@ -192,13 +199,8 @@ static void *forker(void *arg)
 static long rss_kb(void)
 {
     char b[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof b - 1);
-    if (fd >= 0)
-        close(fd);
-    b[n > 0 ? n : 0] = 0;
     long size = 0, res = 0;
-    sscanf(b, "%ld %ld", &size, &res);
+    sscanf(read_small("/proc/self/statm", b, sizeof b), "%ld %ld", &size, &res);
     return res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
