@@ -66,6 +66,9 @@ typedef struct leak {
     tidei_scratch_t stack;       /* blocks marked, not yet scanned (size_t) */
     tidei_scratch_t skip;        /* tide's own ranges (leak_range_t), sorted */
     uintptr_t maps_guard_end;    /* scan_maps: the end of the last line if it was guard pages */
+    int pagemap;                 /* /proc/self/pagemap, or -1: every page is scanned */
+    uintptr_t os_page;           /* the kernel's page size */
+    uintptr_t step;              /* scan_words reads a word every step bytes: 8, or 1 in code */
 } leak_t;
 
 /* ---- sorting without qsort (which may allocate) ---- */
@@ -139,15 +142,17 @@ static size_t find_block(const leak_t *l, uintptr_t v)
     return v >= start && v - start < l->b[lo].size ? lo : SIZE_MAX;
 }
 
-/* Scans [lo, hi) word by word: blocks it points to whose mark is `from`
- * get mark `to` (and go on the stack when to is REACHABLE).  `self` is
- * never marked (a block pointing to itself). */
-__attribute__((no_sanitize("address", "thread"))) static void scan(leak_t *l, uintptr_t lo, uintptr_t hi,
-                                                                   uint8_t from, uint8_t to, size_t self)
+/* Scans [lo, hi) word by word (the words at every l->step bytes): blocks
+ * it points to whose mark is `from` get mark `to` (and go on the stack
+ * when to is REACHABLE).  `self` is never marked (a block pointing to
+ * itself). */
+__attribute__((no_sanitize("address", "thread"))) static void scan_words(leak_t *l, uintptr_t lo, uintptr_t hi,
+                                                                         uint8_t from, uint8_t to, size_t self)
 {
-    lo = (lo + 7) & ~(uintptr_t)7;
-    for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
-        uintptr_t v = *(const volatile uintptr_t *)a;
+    lo = (lo + l->step - 1) & ~(l->step - 1);
+    for (uintptr_t a = lo; a + 8 <= hi; a += l->step) {
+        uintptr_t v;
+        __builtin_memcpy(&v, (const void *)a, sizeof v);
         size_t i = find_block(l, v);
         if (i == SIZE_MAX || i == self || l->mark[i] != from)
             continue;
@@ -156,6 +161,42 @@ __attribute__((no_sanitize("address", "thread"))) static void scan(leak_t *l, ui
             size_t *e = tidei_scratch_push(&l->stack);
             if (e)
                 *e = i;
+        }
+    }
+}
+
+enum { SPARSE_MIN = 64 * 1024, PAGEMAP_BATCH = 256 };
+
+/* scan_words over the pages of [lo, hi) that have been written: those
+ * /proc/self/pagemap shows resident or swapped out.  Any other page reads
+ * as zeros (anonymous memory) or as its file, and cannot hold a block's
+ * address; reading it would fault it in.  A program that maps gigabytes
+ * and uses a little (the JVM's heap reservation, a sparse table, a huge
+ * block from calloc) would otherwise have it all made resident, and wait
+ * seconds for it, at the check.  Short ranges, and every range when the
+ * pagemap cannot be read, are scanned whole. */
+static void scan(leak_t *l, uintptr_t lo, uintptr_t hi, uint8_t from, uint8_t to, size_t self)
+{
+    if (l->pagemap < 0 || hi - lo < SPARSE_MIN)
+        return scan_words(l, lo, hi, from, to, self);
+    uint64_t e[PAGEMAP_BATCH];
+    uintptr_t page = lo & ~(l->os_page - 1);
+    while (page < hi) {
+        size_t n = (hi - page + l->os_page - 1) / l->os_page;
+        if (n > PAGEMAP_BATCH)
+            n = PAGEMAP_BATCH;
+        off_t at = (off_t)(page / l->os_page * sizeof *e);
+        ssize_t r;
+        do
+            r = pread(l->pagemap, e, n * sizeof *e, at);
+        while (r < 0 && errno == EINTR);
+        if (r != (ssize_t)(n * sizeof *e))
+            return scan_words(l, page > lo ? page : lo, hi, from, to, self);
+        for (size_t k = 0; k < n; k++, page += l->os_page) {
+            if (!(e[k] >> 62))  /* bit 63 resident, bit 62 swapped */
+                continue;
+            uintptr_t a = page > lo ? page : lo, b = page + l->os_page < hi ? page + l->os_page : hi;
+            scan_words(l, a, b, from, to, self);
         }
     }
 }
@@ -170,9 +211,12 @@ static void drain(leak_t *l)
     }
 }
 
-/* Scans [lo, hi) minus tide's own ranges as a root. */
-static void scan_root(leak_t *l, uintptr_t lo, uintptr_t hi)
+/* Scans [lo, hi) minus tide's own ranges as a root; code (a writable,
+ * executable mapping: a JIT's) at every byte, since the address of a block
+ * an instruction uses is an immediate at any offset. */
+static void scan_root(leak_t *l, uintptr_t lo, uintptr_t hi, bool code)
 {
+    l->step = code ? 1 : 8;
     const leak_range_t *sk = l->skip.p;
     for (size_t k = 0; k < l->skip.n && lo < hi; k++) {
         if (sk[k].hi <= lo)
@@ -185,6 +229,7 @@ static void scan_root(leak_t *l, uintptr_t lo, uintptr_t hi)
     }
     if (lo < hi)
         scan(l, lo, hi, UNMARKED, REACHABLE, SIZE_MAX);
+    l->step = 8;
     drain(l);
 }
 
@@ -288,7 +333,7 @@ static void scan_maps_line(leak_t *l, const char *line, uintptr_t sp)
         lo = sp & ~(uintptr_t)7;
     else if (above_guard || strncmp(path, "[stack]", 7) == 0)
         lo = stack_floor(lo, hi);
-    scan_root(l, lo, hi);
+    scan_root(l, lo, hi, s[2] == 'x');
 }
 
 /* Scans every root listed in /proc/self/maps. */
@@ -617,6 +662,8 @@ static tide_noinline long leak_run_with(const thread_roots_t *t)
 {
     leak_t l;
     memset(&l, 0, sizeof l);
+    l.pagemap = -1;
+    l.step = 8;
     l.stack.elem = sizeof(size_t);
     l.skip.elem = sizeof(leak_range_t);
     if (!tidei_walk_live_blocks(&l.blocks)) {
@@ -638,8 +685,10 @@ static tide_noinline long leak_run_with(const thread_roots_t *t)
     collect_skips(&l);
     if (l.stack.failed || l.skip.failed)
         goto out;
+    l.os_page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    l.pagemap = tidei_os_open_proc("pagemap", 0);
     if (l.n) {
-        scan_root(&l, (uintptr_t)t->regs, (uintptr_t)t->regs + t->regs_bytes);
+        scan_root(&l, (uintptr_t)t->regs, (uintptr_t)t->regs + t->regs_bytes, false);
         if (!scan_maps(&l, t->sp))
             goto out;
     }
@@ -658,6 +707,8 @@ static tide_noinline long leak_run_with(const thread_roots_t *t)
 out:
     if (result < 0)
         errno = ENOMEM;
+    if (l.pagemap >= 0)
+        close(l.pagemap);
     if (l.mark)
         tidei_scratch_unmap(l.mark, l.mark_bytes);
     tidei_scratch_free(&l.stack);
@@ -741,6 +792,7 @@ static tide_noinline long leak_run(bool at_exit)
 static tide_noinline long leak_check(bool at_exit)
 {
     static pthread_mutex_t one_at_a_time = PTHREAD_MUTEX_INITIALIZER;
+    int saved = errno;  /* the /proc reads may fail on the way (thread-self, pagemap) */
     pthread_mutex_lock(&one_at_a_time);
     park_all();
     long n = leak_run(at_exit);
@@ -749,6 +801,8 @@ static tide_noinline long leak_check(bool at_exit)
     pthread_mutex_unlock(&one_at_a_time);
     if (n < 0)
         tidei_warn("tide: leak check: no memory for the check\n");
+    else
+        errno = saved;
     if (at_exit && n > 0 && tidei_opt.leak_exitcode) {
         fflush(NULL);
         _exit((int)tidei_opt.leak_exitcode);

@@ -29,6 +29,13 @@
  *                       its frame, one in a callee-saved register only
  *                       (x86-64; elsewhere in a second variable); nothing
  *                       leaks
+ *   leak_prog sparse    keeps three blocks (see keep_sparse below) through
+ *                       memory that is mostly never written: a 4 GiB
+ *                       anonymous mapping, a 1 GiB block from calloc, and
+ *                       an unaligned word of a writable, executable mapping
+ *                       (a JIT's code); runs tide_leak_check() and prints
+ *                       "check N", then "pte_kb GROWTH" and "rss_kb
+ *                       GROWTH" (what the check added to VmPTE and VmRSS)
  *   leak_prog parked    leaks blocks whose last pointers are in dead frames
  *                       of threads the check stops (see leak_deep below);
  *                       prints "expect BYTES BLOCKS" and "check N" (the
@@ -167,6 +174,63 @@ __attribute__((noinline, noclone)) void mmap_root(void)
     void **page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) { perror("mmap"); abort(); }
     page[7] = fill(malloc(128), 128);
+}
+
+/* ---- sparse: roots and blocks mostly never written ------------------------ */
+
+void **g_sparse_block;  /* the 1 GiB block (not static: a static one, never read, is optimized away) */
+
+/* A line "Name:  N kB" of /proc/self/status, in KiB. */
+static long status_kb(const char *name)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t len = strlen(name);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, name, len) == 0 && line[len] == ':')
+            v = strtol(line + len + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Three blocks, each reachable only through one word in memory that is
+ * otherwise never written, so the check must scan its written pages (and
+ * should scan nothing else: every page it reads, it maps):
+ *   - a block whose address is in one page, 3 GiB into a 4 GiB anonymous
+ *     mapping;
+ *   - a block whose address is 512 MiB into a 1 GiB block from calloc
+ *     (huge: a mapping of its own), itself held by a global;
+ *   - a block whose address is at byte 3 of a writable, executable page,
+ *     as a JIT writes an immediate operand (skipped, "norwx", if the
+ *     system refuses such a mapping). */
+__attribute__((noinline, noclone)) void keep_sparse(void)
+{
+    size_t big = (size_t)4 << 30;
+    char *m = mmap(NULL, big, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) { perror("mmap"); abort(); }
+    ((void **)(m + ((size_t)3 << 30)))[3] = fill(malloc(128), 128);
+    g_sparse_block = calloc(1, (size_t)1 << 30);
+    if (!g_sparse_block) { perror("calloc"); abort(); }
+    g_sparse_block[(512 << 20) / sizeof(void *) + 1] = fill(malloc(96), 96);
+    char *x = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (x == MAP_FAILED) {
+        printf("norwx\n");
+        return;
+    }
+    void *c = fill(malloc(80), 80);
+    memset(x, 0x90, 64);
+    memcpy(x + 3, &c, sizeof c);
+}
+
+static void leak_sparse(void)
+{
+    keep_sparse();
+    ctx_scrub_stack();
+    long pte = status_kb("VmPTE"), rss = status_kb("VmRSS");
+    printf("check %ld\n", tide_leak_check());
+    printf("pte_kb %ld\nrss_kb %ld\n", status_kb("VmPTE") - pte, status_kb("VmRSS") - rss);
 }
 
 /* ---- ranges: leaks of every size, entry point and thread state ----------- */
@@ -526,6 +590,11 @@ int main(int argc, char **argv)
         leak_parked();
         return 0;
     }
-    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|one-N|dead-N|exit-live|parked\n");
+    if (strcmp(mode, "sparse") == 0) {
+        leak_sparse();
+        ctx_scrub_stack();
+        return 0;
+    }
+    fprintf(stderr, "usage: leak_prog leaks|clean|exit|twice|mmap|_exit|ranges|reused|one-N|dead-N|exit-live|parked|sparse\n");
     return 2;
 }
