@@ -67,7 +67,6 @@ typedef struct leak {
     tidei_scratch_t skip;        /* tide's own ranges (leak_range_t), sorted */
     uintptr_t maps_guard_end;    /* scan_maps: the end of the last line if it was guard pages */
     int pagemap;                 /* /proc/self/pagemap, or -1: every page is scanned */
-    uintptr_t os_page;           /* the kernel's page size */
     uintptr_t step;              /* scan_words reads a word every step bytes: 8, or 1 in code */
 } leak_t;
 
@@ -165,40 +164,30 @@ __attribute__((no_sanitize("address", "thread"))) static void scan_words(leak_t 
     }
 }
 
-enum { SPARSE_MIN = 64 * 1024, PAGEMAP_BATCH = 256 };
 
-/* scan_words over the pages of [lo, hi) that have been written: those
- * /proc/self/pagemap shows resident or swapped out.  Any other page reads
- * as zeros (anonymous memory) or as its file, and cannot hold a block's
- * address; reading it would fault it in.  A program that maps gigabytes
- * and uses a little (the JVM's heap reservation, a sparse table, a huge
- * block from calloc) would otherwise have it all made resident, and wait
- * seconds for it, at the check.  Short ranges, and every range when the
- * pagemap cannot be read, are scanned whole. */
+typedef struct scan_args {
+    leak_t *l;
+    uint8_t from, to;
+    size_t self;
+} scan_args_t;
+
+static void scan_run(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    scan_args_t *a = arg;
+    scan_words(a->l, lo, hi, a->from, a->to, a->self);
+}
+
+/* scan_words over the pages of [lo, hi) that have been written
+ * (tidei_os_each_written).  A program that maps gigabytes and uses a
+ * little (the JVM's heap reservation, a sparse table, a huge block from
+ * calloc) would otherwise have it all made resident, and wait seconds for
+ * it, at the check.  Short ranges are scanned whole. */
 static void scan(leak_t *l, uintptr_t lo, uintptr_t hi, uint8_t from, uint8_t to, size_t self)
 {
-    if (l->pagemap < 0 || hi - lo < SPARSE_MIN)
+    if (hi - lo < TIDE_SPARSE_MIN)
         return scan_words(l, lo, hi, from, to, self);
-    uint64_t e[PAGEMAP_BATCH];
-    uintptr_t page = lo & ~(l->os_page - 1);
-    while (page < hi) {
-        size_t n = (hi - page + l->os_page - 1) / l->os_page;
-        if (n > PAGEMAP_BATCH)
-            n = PAGEMAP_BATCH;
-        off_t at = (off_t)(page / l->os_page * sizeof *e);
-        ssize_t r;
-        do
-            r = pread(l->pagemap, e, n * sizeof *e, at);
-        while (r < 0 && errno == EINTR);
-        if (r != (ssize_t)(n * sizeof *e))
-            return scan_words(l, page > lo ? page : lo, hi, from, to, self);
-        for (size_t k = 0; k < n; k++, page += l->os_page) {
-            if (!(e[k] >> 62))  /* bit 63 resident, bit 62 swapped */
-                continue;
-            uintptr_t a = page > lo ? page : lo, b = page + l->os_page < hi ? page + l->os_page : hi;
-            scan_words(l, a, b, from, to, self);
-        }
-    }
+    scan_args_t a = { l, from, to, self };
+    tidei_os_each_written(l->pagemap, lo, hi, scan_run, &a);
 }
 
 /* Marks everything reachable from the blocks on the stack. */
@@ -685,7 +674,6 @@ static tide_noinline long leak_run_with(const thread_roots_t *t)
     collect_skips(&l);
     if (l.stack.failed || l.skip.failed)
         goto out;
-    l.os_page = (uintptr_t)sysconf(_SC_PAGESIZE);
     l.pagemap = tidei_os_open_proc("pagemap", 0);
     if (l.n) {
         scan_root(&l, (uintptr_t)t->regs, (uintptr_t)t->regs + t->regs_bytes, false);

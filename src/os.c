@@ -319,6 +319,55 @@ int tidei_os_open_proc(const char *name, int flags)
     return fd;
 }
 
+enum { PAGEMAP_BATCH = 256 };
+
+/* Calls fn(a, b, arg) for each run [a, b) of the pages of [lo, hi) that
+ * were ever written: resident or swapped out, as fd (/proc/self/pagemap,
+ * tidei_os_open_proc) says.  Any other page of a private mapping reads as
+ * zeros, or as its file, and cannot hold an address the program stored;
+ * reading it would fault it in (a real page on kernels that map no zero
+ * page).  All of [lo, hi) at once when fd < 0 or the pagemap cannot be
+ * read.  errno is kept. */
+void tidei_os_each_written(int fd, uintptr_t lo, uintptr_t hi, void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
+{
+    if (hi <= lo)
+        return;
+    if (fd < 0)
+        return fn(lo, hi, arg);
+    int saved = errno;
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uint64_t e[PAGEMAP_BATCH];
+    uintptr_t page = lo & ~(pg - 1), run = 0;
+    bool in_run = false;
+    while (page < hi) {
+        size_t n = (hi - page + pg - 1) / pg;
+        if (n > PAGEMAP_BATCH)
+            n = PAGEMAP_BATCH;
+        ssize_t r;
+        do
+            r = pread(fd, e, n * sizeof *e, (off_t)(page / pg * sizeof *e));
+        while (r < 0 && errno == EINTR);
+        if (r != (ssize_t)(n * sizeof *e)) {  /* unreadable: the rest whole */
+            fn(in_run ? run : page > lo ? page : lo, hi, arg);
+            errno = saved;
+            return;
+        }
+        for (size_t k = 0; k < n; k++, page += pg) {
+            bool written = (e[k] >> 62) != 0;  /* bit 63 resident, bit 62 swapped */
+            if (written && !in_run) {
+                run = page > lo ? page : lo;
+                in_run = true;
+            } else if (!written && in_run) {
+                fn(run, page, arg);
+                in_run = false;
+            }
+        }
+    }
+    if (in_run)
+        fn(run, hi, arg);
+    errno = saved;
+}
+
 /* readlink of /proc's link name (exe) of the process, the calling
  * thread's first (tidei_os_open_proc says why). */
 ssize_t tidei_os_readlink_proc(const char *name, char *buf, size_t size)

@@ -191,6 +191,10 @@ int tidei_os_gettid(void);
 void *tidei_os_map_file(int fd, size_t size);
 int tidei_os_open_proc(const char *name, int flags);
 ssize_t tidei_os_readlink_proc(const char *name, char *buf, size_t size);
+/* Ranges at least this long are read only where written (tidei_os_each_written:
+ * the leak check's and the GC's scans); shorter ones whole. */
+#define TIDE_SPARSE_MIN (64 * 1024)
+void tidei_os_each_written(int fd, uintptr_t lo, uintptr_t hi, void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
 void tidei_os_unmap_file(void *p, size_t size);
 bool tidei_os_mprotect(void *p, size_t size, int prot);
 extern _Atomic size_t tidei_os_calls;

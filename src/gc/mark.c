@@ -73,6 +73,24 @@ static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
     m->stk[m->n++] = (gc_range_t){ lo, hi };
 }
 
+/* Ranges of at least TIDE_SPARSE_MIN bytes are read only where their pages
+ * were ever written (tidei_os_each_written, through the pagemap opened
+ * for the collection): a big block from GC_MALLOC, a large static array
+ * of the program, a GC_add_roots range that is mostly untouched would
+ * otherwise be faulted in, and read, at every collection. */
+static int pagemap_fd = -1;  /* /proc/self/pagemap during a collection, or -1 */
+
+static void push_run(uintptr_t lo, uintptr_t hi, void *m)
+{
+    push_m(m, lo, hi);
+}
+
+/* push_m of the written parts of [lo, hi). */
+static tide_noinline void push_written(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
+{
+    tidei_os_each_written(pagemap_fd, lo, hi, push_run, m);
+}
+
 /* Marks the block of GC span g (descriptor s) that w, an address inside
  * the span, points into, if it is allocated and was not marked yet: then
  * true, with the block's extent to scan in *r.  Markers in parallel may
@@ -132,15 +150,28 @@ static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
             return;
     }
     gc_range_t r;
-    if (mark_block(g, s, w, &r) && g->kind != GK_ATOMIC)
-        push_m(m, r.lo, r.hi);
+    if (mark_block(g, s, w, &r) && g->kind != GK_ATOMIC) {
+        if (tide_unlikely(r.hi - r.lo >= TIDE_SPARSE_MIN))
+            push_written(m, r.lo, r.hi);
+        else
+            push_m(m, r.lo, r.hi);
+    }
+}
+
+static void scan_words_m(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    gc_marker_t *m = arg;
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t p = lo; p + 8 <= hi; p += 8)
+        mark_word_m(m, *(const uintptr_t *)p);
 }
 
 static void scan_range_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
 {
-    lo = (lo + 7) & ~(uintptr_t)7;
-    for (uintptr_t p = lo; p + 8 <= hi; p += 8)
-        mark_word_m(m, *(const uintptr_t *)p);
+    if (hi - lo >= TIDE_SPARSE_MIN)
+        tidei_os_each_written(pagemap_fd, lo, hi, scan_words_m, m);
+    else
+        scan_words_m(lo, hi, m);
 }
 
 /* Moves the older half of m's stack to the pool, for an idle marker. */
@@ -230,6 +261,14 @@ static void drain_m(gc_marker_t *m)
             gc_range_t blk;
             if (!mark_block(g, cs, w, &blk) || g->kind == GK_ATOMIC)
                 continue;
+            if (tide_unlikely(blk.hi - blk.lo >= TIDE_SPARSE_MIN)) {
+                m->n = n;
+                push_written(m, blk.lo, blk.hi);
+                stk = m->stk;
+                n = m->n;
+                cap = m->cap;
+                continue;
+            }
             if (tide_unlikely(n == cap)) {
                 m->n = n;
                 bool grown = stack_grow(&m->stk, &m->cap);
@@ -426,6 +465,7 @@ void tidei_gc_mark_start(void)
     mark_hi = atomic_load_explicit(&tidei_gc_heap_hi, relaxed);
     if (mark_hi < mark_lo)
         mark_hi = mark_lo;
+    pagemap_fd = tidei_os_open_proc("pagemap", 0);
     mk0.overflow = false;
     mk0.settled = false;
     mk0.cpage = 0;
@@ -465,6 +505,10 @@ void tidei_gc_mark_drain(void) { drain_m(&mk0); }
  * no shared counter).  World stopped. */
 size_t tidei_gc_mark_count(void)
 {
+    if (pagemap_fd >= 0) {
+        close(pagemap_fd);
+        pagemap_fd = -1;
+    }
     size_t bytes = 0;
     for (gc_span_t *g = tidei_gc_all_spans; g; g = g->next) {
         uint32_t n = 0;
@@ -483,7 +527,7 @@ size_t tidei_gc_mark_count(void)
 void tidei_gc_push_range(void *lo, void *hi)
 {
     if ((uintptr_t)lo < (uintptr_t)hi)
-        push_m(&mk0, (uintptr_t)lo, (uintptr_t)hi);
+        push_written(&mk0, (uintptr_t)lo, (uintptr_t)hi);
 }
 
 /* Marks obj (a GC block or not) and what it reaches. */
