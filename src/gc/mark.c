@@ -77,19 +77,10 @@ static inline void push_m(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
  * were ever written (tidei_os_each_written, through the pagemap opened
  * for the collection): a big block from GC_MALLOC, a large static array
  * of the program, a GC_add_roots range that is mostly untouched would
- * otherwise be faulted in, and read, at every collection. */
+ * otherwise be faulted in, and read, at every collection.  Roots are cut
+ * so in scan_range_m, pushed ranges (blocks, GC_push_all) when the drain
+ * takes them. */
 static int pagemap_fd = -1;  /* /proc/self/pagemap during a collection, or -1 */
-
-static void push_run(uintptr_t lo, uintptr_t hi, void *m)
-{
-    push_m(m, lo, hi);
-}
-
-/* push_m of the written parts of [lo, hi). */
-static tide_noinline void push_written(gc_marker_t *m, uintptr_t lo, uintptr_t hi)
-{
-    tidei_os_each_written(pagemap_fd, lo, hi, push_run, m);
-}
 
 /* Marks the block of GC span g (descriptor s) that w, an address inside
  * the span, points into, if it is allocated and was not marked yet: then
@@ -150,12 +141,8 @@ static inline void mark_word_m(gc_marker_t *m, uintptr_t w)
             return;
     }
     gc_range_t r;
-    if (mark_block(g, s, w, &r) && g->kind != GK_ATOMIC) {
-        if (tide_unlikely(r.hi - r.lo >= TIDE_SPARSE_MIN))
-            push_written(m, r.lo, r.hi);
-        else
-            push_m(m, r.lo, r.hi);
-    }
+    if (mark_block(g, s, w, &r) && g->kind != GK_ATOMIC)
+        push_m(m, r.lo, r.hi);
 }
 
 static void scan_words_m(uintptr_t lo, uintptr_t hi, void *arg)
@@ -238,6 +225,14 @@ static void drain_m(gc_marker_t *m)
         gc_range_t r = q[head];
         head = (head + 1) % PF_N;
         nq--;
+        if (tide_unlikely(r.hi - r.lo >= TIDE_SPARSE_MIN)) {  /* its written pages only */
+            m->n = n;
+            scan_range_m(m, r.lo, r.hi);
+            stk = m->stk;
+            n = m->n;
+            cap = m->cap;
+            continue;
+        }
         for (uintptr_t p = (r.lo + 7) & ~(uintptr_t)7; p + 8 <= r.hi; p += 8) {
             uintptr_t w = *(const uintptr_t *)p;
             if (w - lo0 >= ext)
@@ -261,14 +256,6 @@ static void drain_m(gc_marker_t *m)
             gc_range_t blk;
             if (!mark_block(g, cs, w, &blk) || g->kind == GK_ATOMIC)
                 continue;
-            if (tide_unlikely(blk.hi - blk.lo >= TIDE_SPARSE_MIN)) {
-                m->n = n;
-                push_written(m, blk.lo, blk.hi);
-                stk = m->stk;
-                n = m->n;
-                cap = m->cap;
-                continue;
-            }
             if (tide_unlikely(n == cap)) {
                 m->n = n;
                 bool grown = stack_grow(&m->stk, &m->cap);
@@ -527,7 +514,7 @@ size_t tidei_gc_mark_count(void)
 void tidei_gc_push_range(void *lo, void *hi)
 {
     if ((uintptr_t)lo < (uintptr_t)hi)
-        push_written(&mk0, (uintptr_t)lo, (uintptr_t)hi);
+        push_m(&mk0, (uintptr_t)lo, (uintptr_t)hi);
 }
 
 /* Marks obj (a GC block or not) and what it reaches. */
